@@ -1,0 +1,64 @@
+/* sc-handler.h — the one interface every stage handler implements.
+ *
+ * A handler runs on a worker thread with a self-contained ScStageContext:
+ * copies and references, never pointers into runner state.  It reports ok
+ * (return TRUE), or fails with SC_STAGE_ERROR_TRANSIENT (retry later) or
+ * SC_STAGE_ERROR_PERMANENT (no retry can help).  Its side effect must be
+ * safe to repeat: a crash can fall between it and the commit that records it.
+ */
+#pragma once
+
+#include <gio/gio.h>
+
+#include "sc-clock.h"
+#include "sc-config.h"
+#include "sc-error.h"
+
+G_BEGIN_DECLS
+
+typedef struct {
+	/* Inputs: owned by the runner, valid for the whole run, read-only. */
+	const char *queue_id;
+	const char *stage;            /* full stage name, e.g. "exec:spamcheck" */
+	const char *stage_argument;   /* (nullable) "spamcheck" for exec:spamcheck */
+	const char *list_id;
+	const char *sender;           /* envelope sender, may be "" */
+	const char *const *recipients; /* envelope recipients, NULL-terminated */
+	GBytes *raw;                  /* the message as injected */
+	GBytes *current;              /* output of the latest stage that had one, else raw */
+	ScConfig *config;             /* snapshot taken when the message was claimed */
+	const ScListConfig *list;     /* inside config; never NULL */
+	ScClock *clock;
+	GCancellable *cancellable;    /* cancelled on shutdown: give up as transient */
+
+	/* Outputs: set by the handler, owned by the context afterwards. */
+	GBytes *output; /* (nullable) the message as later stages must see it */
+	char *note;     /* (nullable) recorded with the stage, e.g. why a message was passed through */
+} ScStageContext;
+
+typedef struct {
+	const char *name; /* "decorate"; "exec" handles every "exec:NAME" */
+	gboolean (*run) (ScStageContext *context, GError **error);
+	/* (nullable) Checks a list's settings for this stage at config load;
+	 * the error names the key and says what is wrong, without file. */
+	gboolean (*check) (const ScConfig *config,
+			   const ScListConfig *list,
+			   const char *stage_argument,
+			   GError **error);
+} ScHandler;
+
+/* Built-in handlers, one per file in handlers/. */
+extern const ScHandler sc_handler_decorate;
+extern const ScHandler sc_handler_archive;
+extern const ScHandler sc_handler_exec;
+
+/* Finds the handler for a pipeline stage name ("archive", "exec:NAME").
+ * @out_argument: (out) (optional) (transfer full): the part after ':' */
+const ScHandler *sc_handler_registry_lookup (const char *stage,
+					     char **out_argument,
+					     GError **error);
+
+/* Frees the outputs (the inputs belong to whoever filled them in). */
+void sc_stage_context_clear_outputs (ScStageContext *context);
+
+G_END_DECLS
