@@ -16,11 +16,11 @@ static const struct {
 } duration_units[] = {
     /* longest suffix first so "ms" is not read as "m" */
     {"ms", 1000},
-    {"s", G_USEC_PER_SEC},
-    {"m", 60 * G_USEC_PER_SEC},
-    {"h", 3600 * G_USEC_PER_SEC},
-    {"d", 86400 * G_USEC_PER_SEC},
-    {"w", 7 * 86400 * G_USEC_PER_SEC},
+    {"s", G_GINT64_CONSTANT (1000000)},
+    {"m", G_GINT64_CONSTANT (60000000)},
+    {"h", G_GINT64_CONSTANT (3600) * 1000000},
+    {"d", G_GINT64_CONSTANT (86400) * 1000000},
+    {"w", G_GINT64_CONSTANT (604800) * 1000000},
 };
 
 gboolean
