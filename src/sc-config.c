@@ -1,9 +1,609 @@
-/* placeholder: the loader is being written */
+/* sc-config.c — load, check and hold the configuration file.
+ *
+ * A GKeyFile read once into plain structs.  Every problem is collected, not
+ * just the first, so `check-config` can show them all; each names the file,
+ * the section and the key.  Unknown sections and keys are errors: a typo in
+ * a retry setting must not silently leave the default in force.  Relative
+ * paths are resolved against the config file's folder.
+ */
 #include "config.h"
+
 #include "sc-config.h"
-char *sc_config_find_path (const char *p) { return g_strdup (p); }
-ScConfig *sc_config_load (const char *path, GError **error) { return NULL; }
-ScConfig *sc_config_ref (ScConfig *c) { return c; }
-void sc_config_unref (ScConfig *c) { }
-const ScListConfig *sc_config_get_list (const ScConfig *c, const char *id) { return NULL; }
-const ScExecConfig *sc_config_get_exec (const ScConfig *c, const char *n) { return NULL; }
+
+#include <gio/gio.h>
+
+#include "sc-duration.h"
+#include "sc-error.h"
+#include "sc-handler.h"
+#include "sc-i18n.h"
+
+typedef struct {
+	const char *path;     /* for messages */
+	const char *base_dir; /* for relative paths */
+	GKeyFile *keyfile;
+	GPtrArray *problems;  /* (element-type utf8) */
+} ScConfigLoader;
+
+static void G_GNUC_PRINTF (4, 5)
+    add_problem (ScConfigLoader *loader, const char *section, const char *key, const char *format, ...)
+{
+	va_list args;
+	g_autofree char *reason = NULL;
+
+	va_start (args, format);
+	reason = g_strdup_vprintf (format, args);
+	va_end (args);
+	if (key != NULL)
+		g_ptr_array_add (loader->problems,
+				 g_strdup_printf ("%s: [%s] %s: %s", loader->path, section, key, reason));
+	else
+		g_ptr_array_add (loader->problems,
+				 g_strdup_printf ("%s: [%s]: %s", loader->path, section, reason));
+}
+
+static char *
+get_string (ScConfigLoader *loader, const char *section, const char *key, const char *fallback)
+{
+	g_autofree char *value = NULL;
+
+	if (!g_key_file_has_key (loader->keyfile, section, key, NULL))
+		return g_strdup (fallback);
+	value = g_key_file_get_string (loader->keyfile, section, key, NULL);
+	if (value == NULL) {
+		add_problem (loader, section, key, _("not valid UTF-8"));
+		return g_strdup (fallback);
+	}
+	return g_strstrip (g_steal_pointer (&value));
+}
+
+static char *
+resolve_path (ScConfigLoader *loader, const char *path)
+{
+	if (path == NULL || *path == '\0')
+		return g_strdup (path);
+	return g_canonicalize_filename (path, loader->base_dir);
+}
+
+static gint64
+get_duration (ScConfigLoader *loader, const char *section, const char *key, const char *fallback)
+{
+	g_autofree char *text = get_string (loader, section, key, fallback);
+	g_autoptr(GError) error_local = NULL;
+	gint64 value = 0;
+
+	if (!sc_duration_parse (text, &value, &error_local)) {
+		add_problem (loader, section, key, "%s", error_local->message);
+		(void) sc_duration_parse (fallback, &value, NULL);
+	}
+	return value;
+}
+
+static guint64
+get_size (ScConfigLoader *loader, const char *section, const char *key, const char *fallback)
+{
+	g_autofree char *text = get_string (loader, section, key, fallback);
+	g_autoptr(GError) error_local = NULL;
+	guint64 value = 0;
+
+	if (!sc_size_parse (text, &value, &error_local)) {
+		add_problem (loader, section, key, "%s", error_local->message);
+		(void) sc_size_parse (fallback, &value, NULL);
+	}
+	return value;
+}
+
+static guint
+get_uint (ScConfigLoader *loader,
+	  const char *section,
+	  const char *key,
+	  guint fallback,
+	  guint minimum,
+	  guint maximum)
+{
+	g_autofree char *text = get_string (loader, section, key, NULL);
+	guint64 value = 0;
+
+	if (text == NULL)
+		return fallback;
+	if (!g_ascii_string_to_unsigned (text, 10, minimum, maximum, &value, NULL)) {
+		add_problem (loader,
+			     section,
+			     key,
+			     _("“%s” is not a whole number from %u to %u"),
+			     text,
+			     minimum,
+			     maximum);
+		return fallback;
+	}
+	return (guint) value;
+}
+
+static double
+get_double (ScConfigLoader *loader,
+	    const char *section,
+	    const char *key,
+	    double fallback,
+	    double minimum,
+	    double maximum)
+{
+	g_autofree char *text = get_string (loader, section, key, NULL);
+	char *end = NULL;
+	double value;
+
+	if (text == NULL)
+		return fallback;
+	value = g_ascii_strtod (text, &end);
+	if (end == text || *end != '\0' || !(value >= minimum && value <= maximum)) {
+		add_problem (loader,
+			     section,
+			     key,
+			     _("“%s” is not a number from %g to %g"),
+			     text,
+			     minimum,
+			     maximum);
+		return fallback;
+	}
+	return value;
+}
+
+static gboolean
+get_boolean (ScConfigLoader *loader, const char *section, const char *key, gboolean fallback)
+{
+	g_autofree char *text = get_string (loader, section, key, NULL);
+
+	if (text == NULL)
+		return fallback;
+	if (g_ascii_strcasecmp (text, "true") == 0 || g_ascii_strcasecmp (text, "yes") == 0 ||
+	    strcmp (text, "1") == 0)
+		return TRUE;
+	if (g_ascii_strcasecmp (text, "false") == 0 || g_ascii_strcasecmp (text, "no") == 0 ||
+	    strcmp (text, "0") == 0)
+		return FALSE;
+	add_problem (loader, section, key, _("“%s” is not true or false"), text);
+	return fallback;
+}
+
+/* Keys a section may hold; anything else is reported. */
+static void
+check_known_keys (ScConfigLoader *loader, const char *section, const char *const *known)
+{
+	g_auto(GStrv) keys = g_key_file_get_keys (loader->keyfile, section, NULL, NULL);
+
+	for (gsize i = 0; keys != NULL && keys[i] != NULL; i++) {
+		if (!g_strv_contains (known, keys[i]))
+			add_problem (loader, section, keys[i], _("unknown key"));
+	}
+}
+
+static char **
+split_list (const char *text)
+{
+	g_autoptr(GStrvBuilder) builder = g_strv_builder_new ();
+	g_auto(GStrv) parts = g_strsplit (text != NULL ? text : "", ";", -1);
+
+	for (gsize i = 0; parts[i] != NULL; i++) {
+		g_strstrip (parts[i]);
+		if (*parts[i] != '\0')
+			g_strv_builder_add (builder, parts[i]);
+	}
+	return g_strv_builder_end (builder);
+}
+
+static void
+list_config_free (ScListConfig *list)
+{
+	g_free (list->id);
+	g_strfreev (list->pipeline);
+	g_free (list->pipeline_text);
+	g_free (list->name);
+	g_free (list->subject_prefix);
+	g_free (list->header_path);
+	g_free (list->header_template);
+	g_free (list->footer_path);
+	g_free (list->footer_template);
+	g_free (list->archive);
+	g_free (list->post);
+	g_free (list->help);
+	g_free (list->archive_url);
+	g_strfreev (list->unsubscribe);
+	g_free (list);
+}
+
+static void
+exec_config_free (ScExecConfig *exec)
+{
+	g_free (exec->name);
+	g_strfreev (exec->argv);
+	g_free (exec);
+}
+
+static char *
+read_template (ScConfigLoader *loader, const char *section, const char *key, const char *path)
+{
+	g_autoptr(GError) error_local = NULL;
+	g_autofree char *contents = NULL;
+
+	if (!g_file_get_contents (path, &contents, NULL, &error_local)) {
+		add_problem (loader, section, key, "%s", error_local->message);
+		return NULL;
+	}
+	if (!g_utf8_validate (contents, -1, NULL)) {
+		add_problem (loader, section, key, _("template %s is not valid UTF-8"), path);
+		return NULL;
+	}
+	return g_steal_pointer (&contents);
+}
+
+static const char *const main_keys[] = {
+    SC_KEY_SPOOL,
+    SC_KEY_WORKERS,
+    SC_KEY_LEASE,
+    SC_KEY_BUSY_TIMEOUT,
+    SC_KEY_MAX_MESSAGE_SIZE,
+    SC_KEY_DEFAULT_LIST,
+    SC_KEY_RESCAN,
+    SC_KEY_CLAIM_BATCH,
+    NULL,
+};
+
+static const char *const retry_keys[] = {
+    SC_KEY_RETRY_INITIAL,
+    SC_KEY_RETRY_FACTOR,
+    SC_KEY_RETRY_MAX_DELAY,
+    SC_KEY_RETRY_JITTER,
+    SC_KEY_RETRY_MAX_AGE,
+    SC_KEY_RETRY_MAX_ATTEMPTS,
+    NULL,
+};
+
+static const char *const list_keys[] = {
+    SC_KEY_LIST_PIPELINE,
+    SC_KEY_LIST_NAME,
+    SC_KEY_LIST_SUBJECT_PREFIX,
+    SC_KEY_LIST_HEADER,
+    SC_KEY_LIST_FOOTER,
+    SC_KEY_LIST_ARCHIVE,
+    SC_KEY_LIST_POST,
+    SC_KEY_LIST_HELP,
+    SC_KEY_LIST_ARCHIVE_URL,
+    SC_KEY_LIST_UNSUBSCRIBE,
+    SC_KEY_LIST_UNSUBSCRIBE_POST,
+    NULL,
+};
+
+static const char *const handler_keys[] = {
+    SC_KEY_HANDLER_COMMAND,
+    SC_KEY_HANDLER_REPLACE,
+    SC_KEY_HANDLER_TIMEOUT,
+    NULL,
+};
+
+static void
+load_main (ScConfigLoader *loader, ScConfig *config)
+{
+	const char *section = SC_CONFIG_SECTION_MAIN;
+	g_autofree char *spool = get_string (loader, section, SC_KEY_SPOOL, SC_DEF_SPOOL);
+
+	check_known_keys (loader, section, main_keys);
+	if (*spool == '\0')
+		add_problem (loader, section, SC_KEY_SPOOL, _("must not be empty"));
+	config->spool = resolve_path (loader, *spool != '\0' ? spool : SC_DEF_SPOOL);
+	config->workers = get_uint (loader, section, SC_KEY_WORKERS, SC_DEF_WORKERS, 1, 256);
+	config->lease = get_duration (loader, section, SC_KEY_LEASE, SC_DEF_LEASE);
+	if (config->lease < 5 * G_USEC_PER_SEC) {
+		add_problem (loader, section, SC_KEY_LEASE, _("must be at least 5s"));
+		(void) sc_duration_parse (SC_DEF_LEASE, &config->lease, NULL);
+	}
+	config->busy_timeout = get_duration (loader, section, SC_KEY_BUSY_TIMEOUT, SC_DEF_BUSY_TIMEOUT);
+	config->rescan = get_duration (loader, section, SC_KEY_RESCAN, SC_DEF_RESCAN);
+	if (config->rescan < G_USEC_PER_SEC) {
+		add_problem (loader, section, SC_KEY_RESCAN, _("must be at least 1s"));
+		(void) sc_duration_parse (SC_DEF_RESCAN, &config->rescan, NULL);
+	}
+	config->claim_batch =
+	    get_uint (loader, section, SC_KEY_CLAIM_BATCH, SC_DEF_CLAIM_BATCH, 1, 10000);
+	config->max_message_size =
+	    get_size (loader, section, SC_KEY_MAX_MESSAGE_SIZE, SC_DEF_MAX_MESSAGE_SIZE);
+	config->default_list = get_string (loader, section, SC_KEY_DEFAULT_LIST, NULL);
+}
+
+static void
+load_retry (ScConfigLoader *loader, ScConfig *config)
+{
+	const char *section = SC_CONFIG_SECTION_RETRY;
+	ScRetryPolicy *retry = &config->retry;
+
+	check_known_keys (loader, section, retry_keys);
+	retry->initial = get_duration (loader, section, SC_KEY_RETRY_INITIAL, SC_DEF_RETRY_INITIAL);
+	retry->factor =
+	    get_double (loader, section, SC_KEY_RETRY_FACTOR, SC_DEF_RETRY_FACTOR, 1.0, 100.0);
+	retry->max_delay =
+	    get_duration (loader, section, SC_KEY_RETRY_MAX_DELAY, SC_DEF_RETRY_MAX_DELAY);
+	retry->jitter =
+	    get_double (loader, section, SC_KEY_RETRY_JITTER, SC_DEF_RETRY_JITTER, 0.0, 1.0);
+	retry->max_age = get_duration (loader, section, SC_KEY_RETRY_MAX_AGE, SC_DEF_RETRY_MAX_AGE);
+	retry->max_attempts = get_uint (loader,
+					section,
+					SC_KEY_RETRY_MAX_ATTEMPTS,
+					SC_DEF_RETRY_MAX_ATTEMPTS,
+					0,
+					G_MAXINT);
+	if (retry->max_delay < retry->initial)
+		add_problem (loader,
+			     section,
+			     SC_KEY_RETRY_MAX_DELAY,
+			     _("must not be shorter than %s"),
+			     SC_KEY_RETRY_INITIAL);
+}
+
+static ScListConfig *
+load_list (ScConfigLoader *loader, const char *section, const char *list_id)
+{
+	ScListConfig *list = g_new0 (ScListConfig, 1);
+	g_autofree char *pipeline = NULL;
+	g_autofree char *unsubscribe = NULL;
+	g_autofree char *archive = NULL;
+
+	check_known_keys (loader, section, list_keys);
+	list->id = g_strdup (list_id);
+	if (*list_id == '\0' || strchr (list_id, ' ') != NULL || strchr (list_id, '<') != NULL ||
+	    strchr (list_id, '>') != NULL)
+		add_problem (loader, section, NULL, _("“%s” is not a valid list id"), list_id);
+	pipeline = get_string (loader, section, SC_KEY_LIST_PIPELINE, SC_DEF_LIST_PIPELINE);
+	list->pipeline = split_list (pipeline);
+	list->pipeline_text = g_strjoinv (";", list->pipeline);
+	if (list->pipeline[0] == NULL)
+		add_problem (loader, section, SC_KEY_LIST_PIPELINE, _("names no stage"));
+	for (gsize i = 0; list->pipeline[i] != NULL; i++) {
+		for (gsize j = 0; j < i; j++) {
+			if (strcmp (list->pipeline[i], list->pipeline[j]) == 0)
+				add_problem (loader,
+					     section,
+					     SC_KEY_LIST_PIPELINE,
+					     _("stage “%s” appears twice"),
+					     list->pipeline[i]);
+		}
+	}
+	list->name = get_string (loader, section, SC_KEY_LIST_NAME, NULL);
+	if (list->name == NULL) {
+		const char *dot = strchr (list_id, '.');
+		list->name = dot != NULL ? g_strndup (list_id, dot - list_id) : g_strdup (list_id);
+	}
+	list->subject_prefix = get_string (loader, section, SC_KEY_LIST_SUBJECT_PREFIX, NULL);
+	list->header_path = get_string (loader, section, SC_KEY_LIST_HEADER, NULL);
+	list->footer_path = get_string (loader, section, SC_KEY_LIST_FOOTER, NULL);
+	if (list->header_path != NULL && *list->header_path != '\0') {
+		char *resolved = resolve_path (loader, list->header_path);
+		g_free (list->header_path);
+		list->header_path = resolved;
+		list->header_template =
+		    read_template (loader, section, SC_KEY_LIST_HEADER, list->header_path);
+	}
+	if (list->footer_path != NULL && *list->footer_path != '\0') {
+		char *resolved = resolve_path (loader, list->footer_path);
+		g_free (list->footer_path);
+		list->footer_path = resolved;
+		list->footer_template =
+		    read_template (loader, section, SC_KEY_LIST_FOOTER, list->footer_path);
+	}
+	archive = get_string (loader, section, SC_KEY_LIST_ARCHIVE, NULL);
+	if (archive != NULL && (g_str_has_prefix (archive, "maildir:") ||
+				g_str_has_prefix (archive, "mbox:"))) {
+		const char *colon = strchr (archive, ':');
+		g_autofree char *scheme = g_strndup (archive, colon - archive);
+		g_autofree char *path = resolve_path (loader, colon + 1);
+		list->archive = g_strdup_printf ("%s:%s", scheme, path);
+	} else {
+		list->archive = g_steal_pointer (&archive);
+	}
+	list->post = get_string (loader, section, SC_KEY_LIST_POST, NULL);
+	list->help = get_string (loader, section, SC_KEY_LIST_HELP, NULL);
+	list->archive_url = get_string (loader, section, SC_KEY_LIST_ARCHIVE_URL, NULL);
+	unsubscribe = get_string (loader, section, SC_KEY_LIST_UNSUBSCRIBE, NULL);
+	if (unsubscribe != NULL)
+		list->unsubscribe = split_list (unsubscribe);
+	list->unsubscribe_one_click =
+	    get_boolean (loader, section, SC_KEY_LIST_UNSUBSCRIBE_POST, FALSE);
+	return list;
+}
+
+static ScExecConfig *
+load_exec (ScConfigLoader *loader, const char *section, const char *name)
+{
+	ScExecConfig *exec = g_new0 (ScExecConfig, 1);
+	g_autofree char *command = NULL;
+	g_autoptr(GError) error_local = NULL;
+
+	check_known_keys (loader, section, handler_keys);
+	exec->name = g_strdup (name);
+	command = get_string (loader, section, SC_KEY_HANDLER_COMMAND, NULL);
+	if (command == NULL || *command == '\0') {
+		add_problem (loader, section, SC_KEY_HANDLER_COMMAND, _("missing"));
+	} else if (!g_shell_parse_argv (command, NULL, &exec->argv, &error_local)) {
+		add_problem (loader, section, SC_KEY_HANDLER_COMMAND, "%s", error_local->message);
+	} else if (!g_path_is_absolute (exec->argv[0]) && strchr (exec->argv[0], '/') != NULL) {
+		char *resolved = resolve_path (loader, exec->argv[0]);
+		g_free (exec->argv[0]);
+		exec->argv[0] = resolved;
+	}
+	exec->replace = get_boolean (loader, section, SC_KEY_HANDLER_REPLACE, FALSE);
+	exec->timeout =
+	    get_duration (loader, section, SC_KEY_HANDLER_TIMEOUT, SC_DEF_HANDLER_TIMEOUT);
+	return exec;
+}
+
+/* Each stage of each list is looked up and its handler checks the list. */
+static void
+check_pipelines (ScConfigLoader *loader, ScConfig *config)
+{
+	GHashTableIter iter;
+	gpointer value;
+
+	g_hash_table_iter_init (&iter, config->lists);
+	while (g_hash_table_iter_next (&iter, NULL, &value)) {
+		const ScListConfig *list = value;
+		g_autofree char *section =
+		    g_strconcat (SC_CONFIG_SECTION_LIST_PREFIX, list->id, NULL);
+
+		for (gsize i = 0; list->pipeline[i] != NULL; i++) {
+			g_autoptr(GError) error_local = NULL;
+			g_autofree char *argument = NULL;
+			const ScHandler *handler =
+			    sc_handler_registry_lookup (list->pipeline[i], &argument, &error_local);
+
+			if (handler == NULL) {
+				add_problem (loader,
+					     section,
+					     SC_KEY_LIST_PIPELINE,
+					     "%s",
+					     error_local->message);
+				continue;
+			}
+			if (handler->check != NULL &&
+			    !handler->check (config, list, argument, &error_local))
+				add_problem (loader, section, NULL, "%s", error_local->message);
+		}
+	}
+}
+
+static ScConfig *
+config_new (void)
+{
+	ScConfig *config = g_new0 (ScConfig, 1);
+
+	config->ref_count = 1;
+	config->lists = g_hash_table_new_full (g_str_hash,
+					       g_str_equal,
+					       NULL,
+					       (GDestroyNotify) list_config_free);
+	config->execs = g_hash_table_new_full (g_str_hash,
+					       g_str_equal,
+					       NULL,
+					       (GDestroyNotify) exec_config_free);
+	return config;
+}
+
+ScConfig *
+sc_config_load (const char *path, GError **error)
+{
+	g_autoptr(ScConfig) config = config_new ();
+	g_autoptr(GKeyFile) keyfile = g_key_file_new ();
+	g_autoptr(GPtrArray) problems = g_ptr_array_new_with_free_func (g_free);
+	g_autofree char *base_dir = NULL;
+	g_auto(GStrv) groups = NULL;
+	ScConfigLoader loader = {0};
+
+	if (path != NULL) {
+		g_autoptr(GError) error_local = NULL;
+		if (!g_key_file_load_from_file (keyfile, path, G_KEY_FILE_NONE, &error_local)) {
+			g_set_error (error,
+				     SC_CONFIG_ERROR,
+				     SC_CONFIG_ERROR_INVALID,
+				     "%s: %s",
+				     path,
+				     error_local->message);
+			return NULL;
+		}
+		config->path = g_canonicalize_filename (path, NULL);
+		base_dir = g_path_get_dirname (config->path);
+	} else {
+		base_dir = g_get_current_dir ();
+	}
+	loader.path = path != NULL ? path : _("(built-in defaults)");
+	loader.base_dir = base_dir;
+	loader.keyfile = keyfile;
+	loader.problems = problems;
+
+	load_main (&loader, config);
+	load_retry (&loader, config);
+	groups = g_key_file_get_groups (keyfile, NULL);
+	for (gsize i = 0; groups[i] != NULL; i++) {
+		const char *group = groups[i];
+		if (strcmp (group, SC_CONFIG_SECTION_MAIN) == 0 ||
+		    strcmp (group, SC_CONFIG_SECTION_RETRY) == 0)
+			continue;
+		if (g_str_has_prefix (group, SC_CONFIG_SECTION_LIST_PREFIX)) {
+			ScListConfig *list =
+			    load_list (&loader, group, group + strlen (SC_CONFIG_SECTION_LIST_PREFIX));
+			g_hash_table_replace (config->lists, list->id, list);
+		} else if (g_str_has_prefix (group, SC_CONFIG_SECTION_HANDLER_PREFIX)) {
+			const char *name = group + strlen (SC_CONFIG_SECTION_HANDLER_PREFIX);
+			ScExecConfig *exec = load_exec (&loader, group, name);
+			g_hash_table_replace (config->execs, exec->name, exec);
+		} else {
+			add_problem (&loader, group, NULL, _("unknown section"));
+		}
+	}
+	if (config->default_list != NULL &&
+	    !g_hash_table_contains (config->lists, config->default_list))
+		add_problem (&loader,
+			     SC_CONFIG_SECTION_MAIN,
+			     SC_KEY_DEFAULT_LIST,
+			     _("no section [list:%s]"),
+			     config->default_list);
+	check_pipelines (&loader, config);
+
+	if (problems->len > 0) {
+		g_autofree char *joined = NULL;
+		g_ptr_array_add (problems, NULL);
+		joined = g_strjoinv ("\n", (char **) problems->pdata);
+		g_set_error_literal (error, SC_CONFIG_ERROR, SC_CONFIG_ERROR_INVALID, joined);
+		return NULL;
+	}
+	return g_steal_pointer (&config);
+}
+
+char *
+sc_config_find_path (const char *explicit_path)
+{
+	const char *env = g_getenv ("STAGECOACH_CONFIG");
+	g_autofree char *system_path = NULL;
+
+	if (explicit_path != NULL)
+		return g_strdup (explicit_path);
+	if (env != NULL && *env != '\0')
+		return g_strdup (env);
+	system_path = g_build_filename (SYSCONFDIR, "stagecoach", "stagecoach.conf", NULL);
+	if (g_file_test (system_path, G_FILE_TEST_EXISTS))
+		return g_steal_pointer (&system_path);
+	return NULL;
+}
+
+ScConfig *
+sc_config_ref (ScConfig *config)
+{
+	g_return_val_if_fail (config != NULL, NULL);
+	g_atomic_int_inc (&config->ref_count);
+	return config;
+}
+
+void
+sc_config_unref (ScConfig *config)
+{
+	if (config == NULL || !g_atomic_int_dec_and_test (&config->ref_count))
+		return;
+	g_free (config->path);
+	g_free (config->spool);
+	g_free (config->default_list);
+	g_hash_table_unref (config->lists);
+	g_hash_table_unref (config->execs);
+	g_free (config);
+}
+
+const ScListConfig *
+sc_config_get_list (const ScConfig *config, const char *list_id)
+{
+	g_return_val_if_fail (config != NULL, NULL);
+	if (list_id == NULL)
+		return NULL;
+	return g_hash_table_lookup (config->lists, list_id);
+}
+
+const ScExecConfig *
+sc_config_get_exec (const ScConfig *config, const char *name)
+{
+	g_return_val_if_fail (config != NULL, NULL);
+	if (name == NULL)
+		return NULL;
+	return g_hash_table_lookup (config->execs, name);
+}
