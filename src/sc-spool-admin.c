@@ -1,0 +1,271 @@
+/* sc-spool-admin.c — operator actions on the spool: retry, hold, release,
+ * delete.  Each checks the message's state, changes it and writes an audit
+ * row in one transaction, so the log never claims an action that did not
+ * happen.  A message leased by a runner is never touched: the runner's
+ * result would overwrite the operator's decision. */
+#include "config.h"
+
+#include "sc-i18n.h"
+#include "sc-spool-private.h"
+
+static gboolean
+write_audit (ScSpool *spool,
+	     const ScAuditContext *audit,
+	     const char *action,
+	     const char *queue_id,
+	     const char *detail,
+	     GError **error)
+{
+	g_autoptr(ScStatement) stmt = sc_spool_statement (spool, SC_SQL_INSERT_AUDIT, error);
+
+	if (stmt == NULL)
+		return FALSE;
+	sc_bind_int64 (stmt, ":now", audit->now);
+	sc_bind_text (stmt, ":actor", audit->actor != NULL ? audit->actor : "local");
+	sc_bind_text (stmt, ":remote", audit->remote);
+	sc_bind_text (stmt, ":action", action);
+	sc_bind_text (stmt, ":queue_id", queue_id);
+	sc_bind_text (stmt, ":detail", detail);
+	return sc_spool_step_done (spool, stmt, error, "audit");
+}
+
+static gboolean
+update_by_id (ScSpool *spool, ScSql sql, gint64 rowid, gint64 now, const char *reason, GError **error)
+{
+	g_autoptr(ScStatement) stmt = sc_spool_statement (spool, sql, error);
+
+	if (stmt == NULL)
+		return FALSE;
+	sc_bind_int64 (stmt, ":id", rowid);
+	if (sql != SC_SQL_DELETE_MESSAGE)
+		sc_bind_int64 (stmt, ":now", now);
+	if (sql == SC_SQL_HOLD)
+		sc_bind_text (stmt, ":reason", reason);
+	return sc_spool_step_done (spool, stmt, error, "update");
+}
+
+static gboolean
+refuse_state (const ScMessageSummary *summary, const char *action, GError **error)
+{
+	g_set_error (error,
+		     SC_SPOOL_ERROR,
+		     SC_SPOOL_ERROR_INVALID,
+		     /* TRANSLATORS: "cannot hold 1a2b…: it is done" */
+		     _("cannot %s %s: it is %s"),
+		     action,
+		     summary->queue_id,
+		     sc_message_state_to_string (summary->state));
+	return FALSE;
+}
+
+/* Forgets the records of @from_stage and every later stage in the pipeline. */
+static gboolean
+forget_stages_from (ScSpool *spool, const ScMessageSummary *summary, const char *from_stage, GError **error)
+{
+	g_auto(GStrv) pipeline = g_strsplit (summary->pipeline, ";", -1);
+	gboolean found = FALSE;
+
+	for (guint i = 0; pipeline[i] != NULL; i++) {
+		g_autoptr(ScStatement) stmt = NULL;
+		if (!found && strcmp (pipeline[i], from_stage) != 0)
+			continue;
+		found = TRUE;
+		stmt = sc_spool_statement (spool, SC_SQL_DELETE_STAGE, error);
+		if (stmt == NULL)
+			return FALSE;
+		sc_bind_int64 (stmt, ":id", summary->rowid);
+		sc_bind_text (stmt, ":stage", pipeline[i]);
+		if (!sc_spool_step_done (spool, stmt, error, "retry"))
+			return FALSE;
+	}
+	if (!found) {
+		g_set_error (error,
+			     SC_SPOOL_ERROR,
+			     SC_SPOOL_ERROR_INVALID,
+			     _("stage %s is not in the pipeline of %s (%s)"),
+			     from_stage,
+			     summary->queue_id,
+			     summary->pipeline);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+static gboolean
+retry_locked (ScSpool *spool,
+	      const char *queue_id,
+	      const char *from_stage,
+	      const ScAuditContext *audit,
+	      GError **error)
+{
+	g_autoptr(ScMessageSummary) summary = sc_spool_get_summary (spool, queue_id, error);
+
+	if (summary == NULL)
+		return FALSE;
+	if (summary->state == SC_STATE_ACTIVE)
+		return refuse_state (summary, "retry", error);
+	if (summary->state == SC_STATE_DONE && from_stage == NULL) {
+		g_set_error (error,
+			     SC_SPOOL_ERROR,
+			     SC_SPOOL_ERROR_INVALID,
+			     _("%s is done; use --from-stage to run stages again"),
+			     queue_id);
+		return FALSE;
+	}
+	if (from_stage != NULL && !forget_stages_from (spool, summary, from_stage, error))
+		return FALSE;
+	if (!update_by_id (spool, SC_SQL_RETRY, summary->rowid, audit->now, NULL, error))
+		return FALSE;
+	return write_audit (spool, audit, "retry", queue_id, from_stage, error);
+}
+
+gboolean
+sc_spool_retry (ScSpool *spool,
+		const char *queue_id,
+		const char *from_stage,
+		const ScAuditContext *audit,
+		GError **error)
+{
+	if (!sc_spool_begin (spool, error))
+		return FALSE;
+	if (!retry_locked (spool, queue_id, from_stage, audit, error)) {
+		sc_spool_rollback (spool);
+		return FALSE;
+	}
+	return sc_spool_commit (spool, error);
+}
+
+gboolean
+sc_spool_retry_matching (ScSpool *spool,
+			 ScMessageState state,
+			 const char *list_id,
+			 const ScAuditContext *audit,
+			 guint *out_count,
+			 GError **error)
+{
+	g_autoptr(GPtrArray) queue_ids = g_ptr_array_new_with_free_func (g_free);
+	g_autofree char *detail = NULL;
+
+	if (!sc_spool_begin (spool, error))
+		return FALSE;
+	{
+		g_autoptr(ScStatement) stmt = sc_spool_statement (spool, SC_SQL_SELECT_MATCHING, error);
+		int rc;
+		if (stmt == NULL) {
+			sc_spool_rollback (spool);
+			return FALSE;
+		}
+		sc_bind_text (stmt, ":state", sc_message_state_to_string (state));
+		sc_bind_text (stmt, ":list_id", list_id);
+		while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+			g_ptr_array_add (queue_ids, sc_column_dup (stmt, 0));
+		if (rc != SQLITE_DONE) {
+			sc_spool_set_error (spool, rc, error, "retry");
+			sc_spool_rollback (spool);
+			return FALSE;
+		}
+	}
+	for (guint i = 0; i < queue_ids->len; i++) {
+		g_autoptr(ScMessageSummary) summary =
+		    sc_spool_get_summary (spool, queue_ids->pdata[i], error);
+		if (summary == NULL ||
+		    !update_by_id (spool, SC_SQL_RETRY, summary->rowid, audit->now, NULL, error)) {
+			sc_spool_rollback (spool);
+			return FALSE;
+		}
+	}
+	detail = g_strdup_printf ("state=%s list=%s count=%u",
+				  sc_message_state_to_string (state),
+				  list_id != NULL ? list_id : "*",
+				  queue_ids->len);
+	if (!write_audit (spool, audit, "retry-bulk", NULL, detail, error)) {
+		sc_spool_rollback (spool);
+		return FALSE;
+	}
+	if (!sc_spool_commit (spool, error))
+		return FALSE;
+	if (out_count != NULL)
+		*out_count = queue_ids->len;
+	return TRUE;
+}
+
+typedef enum {
+	ACTION_HOLD,
+	ACTION_RELEASE,
+	ACTION_DELETE,
+} Action;
+
+static gboolean
+act_locked (ScSpool *spool,
+	    Action action,
+	    const char *queue_id,
+	    const char *reason,
+	    const ScAuditContext *audit,
+	    GError **error)
+{
+	g_autoptr(ScMessageSummary) summary = sc_spool_get_summary (spool, queue_id, error);
+
+	if (summary == NULL)
+		return FALSE;
+	switch (action) {
+	case ACTION_HOLD:
+		if (summary->state != SC_STATE_QUEUED && summary->state != SC_STATE_DEFERRED &&
+		    summary->state != SC_STATE_DEAD)
+			return refuse_state (summary, "hold", error);
+		if (!update_by_id (spool, SC_SQL_HOLD, summary->rowid, audit->now, reason, error))
+			return FALSE;
+		return write_audit (spool, audit, "hold", queue_id, reason, error);
+	case ACTION_RELEASE:
+		if (summary->state != SC_STATE_HELD)
+			return refuse_state (summary, "release", error);
+		if (!update_by_id (spool, SC_SQL_RELEASE, summary->rowid, audit->now, NULL, error))
+			return FALSE;
+		return write_audit (spool, audit, "release", queue_id, NULL, error);
+	case ACTION_DELETE:
+	default:
+		if (summary->state == SC_STATE_ACTIVE)
+			return refuse_state (summary, "delete", error);
+		if (!update_by_id (spool, SC_SQL_DELETE_MESSAGE, summary->rowid, audit->now, NULL, error))
+			return FALSE;
+		return write_audit (spool, audit, "delete", queue_id, summary->subject, error);
+	}
+}
+
+static gboolean
+act (ScSpool *spool,
+     Action action,
+     const char *queue_id,
+     const char *reason,
+     const ScAuditContext *audit,
+     GError **error)
+{
+	if (!sc_spool_begin (spool, error))
+		return FALSE;
+	if (!act_locked (spool, action, queue_id, reason, audit, error)) {
+		sc_spool_rollback (spool);
+		return FALSE;
+	}
+	return sc_spool_commit (spool, error);
+}
+
+gboolean
+sc_spool_hold (ScSpool *spool,
+	       const char *queue_id,
+	       const char *reason,
+	       const ScAuditContext *audit,
+	       GError **error)
+{
+	return act (spool, ACTION_HOLD, queue_id, reason != NULL ? reason : _("held by an operator"), audit, error);
+}
+
+gboolean
+sc_spool_release (ScSpool *spool, const char *queue_id, const ScAuditContext *audit, GError **error)
+{
+	return act (spool, ACTION_RELEASE, queue_id, NULL, audit, error);
+}
+
+gboolean
+sc_spool_delete (ScSpool *spool, const char *queue_id, const ScAuditContext *audit, GError **error)
+{
+	return act (spool, ACTION_DELETE, queue_id, NULL, audit, error);
+}

@@ -1,0 +1,85 @@
+/* sc-spool-private.h — what the spool's own files share: the connection,
+ * the statement cache and the error conversion.  Not for other modules. */
+#pragma once
+
+#include <sqlite3.h>
+
+#include "sc-spool.h"
+
+G_BEGIN_DECLS
+
+/* Every SQL statement the spool runs, prepared once on first use. */
+typedef enum {
+	SC_SQL_BEGIN_IMMEDIATE,
+	SC_SQL_COMMIT,
+	SC_SQL_ROLLBACK,
+	SC_SQL_INSERT_MESSAGE,
+	SC_SQL_INSERT_BODY,
+	SC_SQL_INSERT_RECIPIENT,
+	SC_SQL_CLAIM,
+	SC_SQL_SELECT_CLAIMED,
+	SC_SQL_SELECT_RECIPIENT_ADDRESSES,
+	SC_SQL_SELECT_COMPLETED,
+	SC_SQL_SELECT_BODY,
+	SC_SQL_SELECT_CURRENT_OUTPUT,
+	SC_SQL_UPDATE_RESULT,
+	SC_SQL_INSERT_STAGE,
+	SC_SQL_INSERT_ATTEMPT,
+	SC_SQL_INSERT_NOTIFICATION,
+	SC_SQL_RENEW_LEASES,
+	SC_SQL_RELEASE_OWNER,
+	SC_SQL_SELECT_ACTIVE,
+	SC_SQL_RECLAIM_ONE,
+	SC_SQL_NEXT_DUE,
+	SC_SQL_COUNT_ALL,
+	SC_SQL_COUNT_LIST,
+	SC_SQL_LIST,
+	SC_SQL_SUMMARY_BY_QUEUE_ID,
+	SC_SQL_SELECT_STAGES,
+	SC_SQL_SELECT_ATTEMPTS,
+	SC_SQL_SELECT_RECIPIENTS,
+	SC_SQL_SELECT_STAGE_OUTPUT,
+	SC_SQL_DELETE_STAGE,
+	SC_SQL_RETRY,
+	SC_SQL_SELECT_MATCHING,
+	SC_SQL_HOLD,
+	SC_SQL_RELEASE,
+	SC_SQL_DELETE_MESSAGE,
+	SC_SQL_INSERT_AUDIT,
+	SC_SQL_LAST,
+} ScSql;
+
+struct _ScSpool {
+	sqlite3 *db;                     /* (owned) */
+	char *folder;                    /* (owned) */
+	sqlite3_stmt *stmts[SC_SQL_LAST]; /* (owned) prepared lazily */
+};
+
+/* Resets and clears a cached statement when it goes out of scope. */
+typedef sqlite3_stmt ScStatement;
+void sc_statement_reset (ScStatement *stmt);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (ScStatement, sc_statement_reset)
+
+ScStatement *sc_spool_statement (ScSpool *spool, ScSql sql, GError **error);
+
+/* Named-parameter binding; a name the SQL lacks is a programming error. */
+void sc_bind_text (ScStatement *stmt, const char *name, const char *value);
+void sc_bind_int64 (ScStatement *stmt, const char *name, gint64 value);
+void sc_bind_bytes (ScStatement *stmt, const char *name, GBytes *value);
+char *sc_column_dup (ScStatement *stmt, int column);
+
+/* SQLite result code → SC_SPOOL_ERROR, with what was being done. */
+void sc_spool_set_error (ScSpool *spool, int rc, GError **error, const char *doing);
+gboolean sc_spool_exec_simple (ScSpool *spool, ScSql sql, GError **error);
+/* Steps a write statement to completion. */
+gboolean sc_spool_step_done (ScSpool *spool, ScStatement *stmt, GError **error, const char *doing);
+
+gboolean sc_spool_begin (ScSpool *spool, GError **error);
+gboolean sc_spool_commit (ScSpool *spool, GError **error);
+void sc_spool_rollback (ScSpool *spool);
+
+/* sc-spool-schema.c */
+gboolean sc_spool_schema_migrate (sqlite3 *db, GError **error);
+extern const int sc_spool_schema_version;
+
+G_END_DECLS

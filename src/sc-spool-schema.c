@@ -1,0 +1,228 @@
+/* sc-spool-schema.c — the spool's tables, why each index exists, and the
+ * forward migrations.
+ *
+ * Version log (PRAGMA user_version):
+ *   v1  messages, bodies, stages, attempts, recipients, notifications,
+ *       audit, state_counts (+ triggers)
+ *
+ * messages      one row per accepted message; small, so scans of it never
+ *               drag the bodies along.  `state` is one of queued, active,
+ *               deferred, held, done, dead.  Invariants: active ⇒ lease_owner
+ *               and lease_expires_at set; queued/deferred ⇒ next_attempt_at
+ *               set; other states ⇒ no lease.
+ * bodies        the bytes as injected, apart from the row.
+ * stages        one row per completed stage, with its output (decorated
+ *               bytes) and a note; UNIQUE (message_id, stage) is what makes
+ *               "a completed stage never runs again" hold.
+ * attempts      every try of every stage, with outcome and error: history is
+ *               kept across retries (cycle tells them apart).
+ * recipients    per-recipient delivery state (pending, sent, deferred,
+ *               failed) with the last SMTP code, reply and mailer.
+ * notifications the durable outbox of admin notifications.
+ * audit         every operator action: who, when, from where, what.
+ * state_counts  per (state, list) message counts kept by triggers, so
+ *               `status` costs the same with 10 or 1,000,000 messages.
+ *
+ * Indexes:
+ *   messages_due       partial on next_attempt_at for queued/deferred: the
+ *                      claim and the runner's "when is the next one due"
+ *                      read the head of this index, never scan the queue.
+ *   messages_active    partial on lease_owner for active rows: reclaim and
+ *                      lease renewal touch only messages in flight.
+ *   messages_state     (state, id): listing one state newest first, keyset
+ *                      paginated.
+ *   messages_list      (list_id, id): the same per list.
+ *   attempts_message, stages' UNIQUE, recipients' PRIMARY KEY: per-message reads.
+ *   notifications_due  partial for pending ones: the notifier's outbox head.
+ */
+#include "config.h"
+
+#include "sc-i18n.h"
+#include "sc-spool-private.h"
+
+static const char *const migrations[] = {
+    /* v0 → v1 */
+    "CREATE TABLE messages ("
+    "  id INTEGER PRIMARY KEY,"
+    "  queue_id TEXT NOT NULL UNIQUE,"
+    "  list_id TEXT NOT NULL,"
+    "  sender TEXT NOT NULL,"
+    "  subject TEXT,"
+    "  message_id TEXT,"
+    "  pipeline TEXT NOT NULL,"
+    "  state TEXT NOT NULL CHECK (state IN"
+    "    ('queued','active','deferred','held','done','dead')),"
+    "  created_at INTEGER NOT NULL,"
+    "  updated_at INTEGER NOT NULL,"
+    "  cycle INTEGER NOT NULL DEFAULT 1,"
+    "  cycle_started_at INTEGER NOT NULL,"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  crashes INTEGER NOT NULL DEFAULT 0,"
+    "  next_attempt_at INTEGER,"
+    "  lease_owner TEXT,"
+    "  lease_expires_at INTEGER,"
+    "  last_error TEXT,"
+    "  hold_reason TEXT,"
+    "  size INTEGER NOT NULL"
+    ");"
+    "CREATE INDEX messages_due ON messages (next_attempt_at)"
+    "  WHERE state IN ('queued','deferred');"
+    "CREATE INDEX messages_active ON messages (lease_owner) WHERE state = 'active';"
+    "CREATE INDEX messages_state ON messages (state, id);"
+    "CREATE INDEX messages_list ON messages (list_id, id);"
+    "CREATE TABLE bodies ("
+    "  message_id INTEGER PRIMARY KEY REFERENCES messages (id) ON DELETE CASCADE,"
+    "  raw BLOB NOT NULL"
+    ");"
+    "CREATE TABLE stages ("
+    "  id INTEGER PRIMARY KEY,"
+    "  message_id INTEGER NOT NULL REFERENCES messages (id) ON DELETE CASCADE,"
+    "  stage TEXT NOT NULL,"
+    "  completed_at INTEGER NOT NULL,"
+    "  note TEXT,"
+    "  output BLOB,"
+    "  UNIQUE (message_id, stage)"
+    ");"
+    "CREATE TABLE attempts ("
+    "  id INTEGER PRIMARY KEY,"
+    "  message_id INTEGER NOT NULL REFERENCES messages (id) ON DELETE CASCADE,"
+    "  cycle INTEGER NOT NULL,"
+    "  stage TEXT NOT NULL,"
+    "  outcome TEXT NOT NULL,"
+    "  error TEXT,"
+    "  mailer TEXT,"
+    "  started_at INTEGER NOT NULL,"
+    "  finished_at INTEGER NOT NULL"
+    ");"
+    "CREATE INDEX attempts_message ON attempts (message_id, id);"
+    "CREATE TABLE recipients ("
+    "  message_id INTEGER NOT NULL REFERENCES messages (id) ON DELETE CASCADE,"
+    "  position INTEGER NOT NULL,"
+    "  address TEXT NOT NULL,"
+    "  status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN"
+    "    ('pending','sent','deferred','failed')),"
+    "  code INTEGER,"
+    "  reply TEXT,"
+    "  mailer TEXT,"
+    "  updated_at INTEGER,"
+    "  PRIMARY KEY (message_id, position)"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE notifications ("
+    "  id INTEGER PRIMARY KEY,"
+    "  kind TEXT NOT NULL,"
+    "  message_id INTEGER REFERENCES messages (id) ON DELETE SET NULL,"
+    "  queue_id TEXT,"
+    "  detail TEXT,"
+    "  created_at INTEGER NOT NULL,"
+    "  state TEXT NOT NULL DEFAULT 'pending',"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  next_attempt_at INTEGER NOT NULL,"
+    "  sent_at INTEGER,"
+    "  last_error TEXT"
+    ");"
+    "CREATE INDEX notifications_due ON notifications (next_attempt_at)"
+    "  WHERE state = 'pending';"
+    "CREATE TABLE audit ("
+    "  id INTEGER PRIMARY KEY,"
+    "  at INTEGER NOT NULL,"
+    "  actor TEXT NOT NULL,"
+    "  remote TEXT,"
+    "  action TEXT NOT NULL,"
+    "  queue_id TEXT,"
+    "  detail TEXT"
+    ");"
+    "CREATE INDEX audit_queue_id ON audit (queue_id);"
+    "CREATE TABLE state_counts ("
+    "  state TEXT NOT NULL,"
+    "  list_id TEXT NOT NULL,"
+    "  count INTEGER NOT NULL,"
+    "  PRIMARY KEY (state, list_id)"
+    ") WITHOUT ROWID;"
+    "CREATE TRIGGER messages_count_insert AFTER INSERT ON messages BEGIN"
+    "  INSERT INTO state_counts (state, list_id, count) VALUES (NEW.state, NEW.list_id, 1)"
+    "    ON CONFLICT (state, list_id) DO UPDATE SET count = count + 1;"
+    "END;"
+    "CREATE TRIGGER messages_count_update AFTER UPDATE OF state ON messages"
+    "  WHEN OLD.state IS NOT NEW.state BEGIN"
+    "  UPDATE state_counts SET count = count - 1"
+    "    WHERE state = OLD.state AND list_id = OLD.list_id;"
+    "  INSERT INTO state_counts (state, list_id, count) VALUES (NEW.state, NEW.list_id, 1)"
+    "    ON CONFLICT (state, list_id) DO UPDATE SET count = count + 1;"
+    "END;"
+    "CREATE TRIGGER messages_count_delete AFTER DELETE ON messages BEGIN"
+    "  UPDATE state_counts SET count = count - 1"
+    "    WHERE state = OLD.state AND list_id = OLD.list_id;"
+    "END;",
+};
+
+const int sc_spool_schema_version = G_N_ELEMENTS (migrations);
+
+static int
+read_version (sqlite3 *db)
+{
+	sqlite3_stmt *stmt = NULL;
+	int version = -1;
+
+	if (sqlite3_prepare_v2 (db, "PRAGMA user_version", -1, &stmt, NULL) != SQLITE_OK)
+		return -1;
+	if (sqlite3_step (stmt) == SQLITE_ROW)
+		version = sqlite3_column_int (stmt, 0);
+	sqlite3_finalize (stmt);
+	return version;
+}
+
+/* Each step runs with its version bump in one transaction, so a crash
+ * mid-migration leaves the previous version intact. */
+gboolean
+sc_spool_schema_migrate (sqlite3 *db, GError **error)
+{
+	int version;
+
+	if (sqlite3_exec (db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+		int rc = sqlite3_errcode (db);
+		g_set_error (error,
+			     SC_SPOOL_ERROR,
+			     rc == SQLITE_BUSY || rc == SQLITE_LOCKED || rc == SQLITE_FULL ||
+				     rc == SQLITE_IOERR || rc == SQLITE_CANTOPEN
+				 ? SC_SPOOL_ERROR_TEMPORARY
+				 : SC_SPOOL_ERROR_FAILED,
+			     _("cannot start a migration: %s"),
+			     sqlite3_errmsg (db));
+		return FALSE;
+	}
+	version = read_version (db);
+	if (version > sc_spool_schema_version) {
+		sqlite3_exec (db, "ROLLBACK", NULL, NULL, NULL);
+		g_set_error (error,
+			     SC_SPOOL_ERROR,
+			     SC_SPOOL_ERROR_FAILED,
+			     _("spool schema version %d is newer than this stagecoach knows (%d)"),
+			     version,
+			     sc_spool_schema_version);
+		return FALSE;
+	}
+	for (; version < sc_spool_schema_version; version++) {
+		g_autofree char *bump = g_strdup_printf ("PRAGMA user_version = %d", version + 1);
+		if (sqlite3_exec (db, migrations[version], NULL, NULL, NULL) != SQLITE_OK ||
+		    sqlite3_exec (db, bump, NULL, NULL, NULL) != SQLITE_OK) {
+			g_set_error (error,
+				     SC_SPOOL_ERROR,
+				     SC_SPOOL_ERROR_FAILED,
+				     _("migrating the spool to version %d failed: %s"),
+				     version + 1,
+				     sqlite3_errmsg (db));
+			sqlite3_exec (db, "ROLLBACK", NULL, NULL, NULL);
+			return FALSE;
+		}
+	}
+	if (sqlite3_exec (db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		g_set_error (error,
+			     SC_SPOOL_ERROR,
+			     SC_SPOOL_ERROR_TEMPORARY,
+			     _("cannot commit the spool migration: %s"),
+			     sqlite3_errmsg (db));
+		sqlite3_exec (db, "ROLLBACK", NULL, NULL, NULL);
+		return FALSE;
+	}
+	return TRUE;
+}

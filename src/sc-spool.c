@@ -1,0 +1,921 @@
+/* sc-spool.c — the spool connection and the runner's verbs.
+ *
+ * Message life, and the function behind each transition:
+ *
+ *   (new)     -> queued     [sc_spool_inject]
+ *   queued    -> active     [sc_spool_claim]             lease taken
+ *   deferred  -> active     [sc_spool_claim]             when next_attempt_at ≤ now
+ *   active    -> active     [sc_spool_record_results]    stage ok, next stage follows
+ *   active    -> done       [sc_spool_record_results]    last stage ok
+ *   active    -> deferred   [sc_spool_record_results]    transient failure
+ *   active    -> dead       [sc_spool_record_results]    permanent, or out of time
+ *   active    -> queued/deferred [sc_spool_release_owner] runner stopping
+ *   active    -> queued/deferred/held [sc_spool_reclaim] runner died
+ *   dead/deferred/held/done -> queued [sc_spool_retry]    new cycle
+ *   queued/deferred/dead -> held [sc_spool_hold];  held -> queued [sc_spool_release]
+ *
+ * Guarantees: active ⇒ a lease; a result is applied only while its runner
+ * still holds the lease (a runner that lost it to reclaim cannot overwrite
+ * the new owner's work); a stage record, its attempt and the message's new
+ * state are one transaction.  Writes begin IMMEDIATE: a deferred transaction
+ * that upgrades to write can get SQLITE_BUSY that busy_timeout does not retry.
+ */
+#include "config.h"
+
+#include "sc-i18n.h"
+#include "sc-spool-private.h"
+
+static const char *const state_names[SC_STATE_LAST] = {
+    [SC_STATE_QUEUED] = "queued",
+    [SC_STATE_ACTIVE] = "active",
+    [SC_STATE_DEFERRED] = "deferred",
+    [SC_STATE_HELD] = "held",
+    [SC_STATE_DONE] = "done",
+    [SC_STATE_DEAD] = "dead",
+};
+
+const char *
+sc_message_state_to_string (ScMessageState state)
+{
+	g_return_val_if_fail (state < SC_STATE_LAST, "unknown");
+	return state_names[state];
+}
+
+gboolean
+sc_message_state_from_string (const char *text, ScMessageState *out_state)
+{
+	for (guint i = 0; i < SC_STATE_LAST; i++) {
+		if (g_strcmp0 (text, state_names[i]) == 0) {
+			*out_state = i;
+			return TRUE;
+		}
+	}
+	return FALSE;
+}
+
+const char *
+sc_outcome_to_string (ScOutcome outcome)
+{
+	switch (outcome) {
+	case SC_OUTCOME_OK:
+		return "ok";
+	case SC_OUTCOME_TRANSIENT:
+		return "transient";
+	case SC_OUTCOME_PERMANENT:
+		return "permanent";
+	case SC_OUTCOME_CRASHED:
+		return "crashed";
+	case SC_OUTCOME_RELEASED:
+		return "released";
+	default:
+		return "unknown";
+	}
+}
+
+static const char *const sql_text[SC_SQL_LAST] = {
+    [SC_SQL_BEGIN_IMMEDIATE] = "BEGIN IMMEDIATE",
+    [SC_SQL_COMMIT] = "COMMIT",
+    [SC_SQL_ROLLBACK] = "ROLLBACK",
+    [SC_SQL_INSERT_MESSAGE] =
+	"INSERT INTO messages (queue_id, list_id, sender, subject, message_id, pipeline, state,"
+	" created_at, updated_at, cycle_started_at, next_attempt_at, size)"
+	" VALUES (:queue_id, :list_id, :sender, :subject, :message_id, :pipeline, 'queued',"
+	" :now, :now, :now, :now, :size)",
+    [SC_SQL_INSERT_BODY] = "INSERT INTO bodies (message_id, raw) VALUES (:message_id, :raw)",
+    [SC_SQL_INSERT_RECIPIENT] =
+	"INSERT INTO recipients (message_id, position, address) VALUES (:message_id, :position, "
+	":address)",
+    /* The subquery reads the head of messages_due; nothing scans the queue. */
+    [SC_SQL_CLAIM] =
+	"UPDATE messages SET state = 'active', lease_owner = :owner,"
+	" lease_expires_at = :lease_expires_at, updated_at = :now"
+	" WHERE id IN (SELECT id FROM messages"
+	"  WHERE state IN ('queued','deferred') AND next_attempt_at <= :now"
+	"  ORDER BY next_attempt_at LIMIT :limit)"
+	" RETURNING id",
+    [SC_SQL_SELECT_CLAIMED] =
+	"SELECT queue_id, list_id, sender, pipeline, attempts, crashes, cycle_started_at"
+	" FROM messages WHERE id = :id",
+    [SC_SQL_SELECT_RECIPIENT_ADDRESSES] =
+	"SELECT address FROM recipients WHERE message_id = :id ORDER BY position",
+    [SC_SQL_SELECT_COMPLETED] = "SELECT stage FROM stages WHERE message_id = :id ORDER BY id",
+    [SC_SQL_SELECT_BODY] = "SELECT raw FROM bodies WHERE message_id = :id",
+    [SC_SQL_SELECT_CURRENT_OUTPUT] =
+	"SELECT output FROM stages WHERE message_id = :id AND output IS NOT NULL"
+	" ORDER BY id DESC LIMIT 1",
+    [SC_SQL_UPDATE_RESULT] =
+	"UPDATE messages SET state = :state, updated_at = :now, attempts = :attempts,"
+	" next_attempt_at = :next_attempt_at, last_error = :last_error,"
+	" lease_owner = CASE WHEN :state = 'active' THEN lease_owner END,"
+	" lease_expires_at = CASE WHEN :state = 'active' THEN lease_expires_at END"
+	" WHERE id = :id AND state = 'active' AND lease_owner = :owner",
+    [SC_SQL_INSERT_STAGE] =
+	"INSERT OR IGNORE INTO stages (message_id, stage, completed_at, note, output)"
+	" VALUES (:message_id, :stage, :completed_at, :note, :output)",
+    [SC_SQL_INSERT_ATTEMPT] =
+	"INSERT INTO attempts (message_id, cycle, stage, outcome, error, mailer, started_at,"
+	" finished_at) SELECT :message_id, cycle, :stage, :outcome, :error, :mailer, :started_at,"
+	" :finished_at FROM messages WHERE id = :message_id",
+    [SC_SQL_INSERT_NOTIFICATION] =
+	"INSERT INTO notifications (kind, message_id, queue_id, detail, created_at,"
+	" next_attempt_at) SELECT :kind, id, queue_id, :detail, :now, :now FROM messages"
+	" WHERE id = :message_id",
+    [SC_SQL_RENEW_LEASES] =
+	"UPDATE messages SET lease_expires_at = :lease_expires_at"
+	" WHERE state = 'active' AND lease_owner = :owner",
+    [SC_SQL_RELEASE_OWNER] =
+	"UPDATE messages SET state = CASE WHEN attempts > 0 THEN 'deferred' ELSE 'queued' END,"
+	" next_attempt_at = :now, updated_at = :now, lease_owner = NULL, lease_expires_at = NULL"
+	" WHERE state = 'active' AND lease_owner = :owner",
+    [SC_SQL_SELECT_ACTIVE] =
+	"SELECT id, lease_owner, lease_expires_at, pipeline, crashes FROM messages"
+	" WHERE state = 'active'",
+    [SC_SQL_RECLAIM_ONE] =
+	"UPDATE messages SET state = :state, crashes = crashes + 1, updated_at = :now,"
+	" next_attempt_at = CASE WHEN :state = 'held' THEN NULL ELSE :now END,"
+	" hold_reason = :hold_reason, last_error = :last_error,"
+	" lease_owner = NULL, lease_expires_at = NULL"
+	" WHERE id = :id AND state = 'active' AND lease_owner = :owner",
+    [SC_SQL_NEXT_DUE] =
+	"SELECT next_attempt_at FROM messages WHERE state IN ('queued','deferred')"
+	" ORDER BY next_attempt_at LIMIT 1",
+    [SC_SQL_COUNT_ALL] = "SELECT state, SUM(count) FROM state_counts GROUP BY state",
+    [SC_SQL_COUNT_LIST] = "SELECT state, count FROM state_counts WHERE list_id = :list_id",
+    [SC_SQL_LIST] =
+	"SELECT id, queue_id, state, list_id, sender, subject, message_id, last_error,"
+	" hold_reason, pipeline, attempts, cycle, created_at, next_attempt_at, updated_at, size"
+	" FROM messages"
+	" WHERE (:state IS NULL OR state = :state) AND (:list_id IS NULL OR list_id = :list_id)"
+	"  AND id < :after ORDER BY id DESC LIMIT :limit",
+    [SC_SQL_SUMMARY_BY_QUEUE_ID] =
+	"SELECT id, queue_id, state, list_id, sender, subject, message_id, last_error,"
+	" hold_reason, pipeline, attempts, cycle, created_at, next_attempt_at, updated_at, size"
+	" FROM messages WHERE queue_id = :queue_id",
+    [SC_SQL_SELECT_STAGES] =
+	"SELECT stage, completed_at, note, length(output) FROM stages WHERE message_id = :id"
+	" ORDER BY id",
+    [SC_SQL_SELECT_ATTEMPTS] =
+	"SELECT stage, outcome, error, mailer, cycle, started_at, finished_at FROM attempts"
+	" WHERE message_id = :id ORDER BY id",
+    [SC_SQL_SELECT_RECIPIENTS] =
+	"SELECT address, status, code, reply, mailer, updated_at FROM recipients"
+	" WHERE message_id = :id ORDER BY position",
+    [SC_SQL_SELECT_STAGE_OUTPUT] =
+	"SELECT output FROM stages WHERE message_id = :id AND stage = :stage",
+    [SC_SQL_DELETE_STAGE] = "DELETE FROM stages WHERE message_id = :id AND stage = :stage",
+    [SC_SQL_RETRY] =
+	"UPDATE messages SET state = 'queued', cycle = cycle + 1, cycle_started_at = :now,"
+	" attempts = 0, crashes = 0, next_attempt_at = :now, updated_at = :now,"
+	" hold_reason = NULL WHERE id = :id",
+    [SC_SQL_SELECT_MATCHING] =
+	"SELECT queue_id FROM messages WHERE state = :state"
+	" AND (:list_id IS NULL OR list_id = :list_id) ORDER BY id",
+    [SC_SQL_HOLD] =
+	"UPDATE messages SET state = 'held', hold_reason = :reason, next_attempt_at = NULL,"
+	" updated_at = :now WHERE id = :id",
+    [SC_SQL_RELEASE] =
+	"UPDATE messages SET state = CASE WHEN attempts > 0 THEN 'deferred' ELSE 'queued' END,"
+	" hold_reason = NULL, crashes = 0, next_attempt_at = :now, updated_at = :now"
+	" WHERE id = :id",
+    [SC_SQL_DELETE_MESSAGE] = "DELETE FROM messages WHERE id = :id",
+    [SC_SQL_INSERT_AUDIT] =
+	"INSERT INTO audit (at, actor, remote, action, queue_id, detail)"
+	" VALUES (:now, :actor, :remote, :action, :queue_id, :detail)",
+};
+
+void
+sc_statement_reset (ScStatement *stmt)
+{
+	sqlite3_reset (stmt);
+	sqlite3_clear_bindings (stmt);
+}
+
+static gboolean
+rc_is_temporary (int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+	case SQLITE_FULL:
+	case SQLITE_IOERR:
+	case SQLITE_CANTOPEN:
+	case SQLITE_NOMEM:
+	case SQLITE_PROTOCOL:
+	case SQLITE_READONLY:
+		return TRUE;
+	default:
+		return FALSE;
+	}
+}
+
+void
+sc_spool_set_error (ScSpool *spool, int rc, GError **error, const char *doing)
+{
+	g_set_error (error,
+		     SC_SPOOL_ERROR,
+		     rc_is_temporary (rc) ? SC_SPOOL_ERROR_TEMPORARY : SC_SPOOL_ERROR_FAILED,
+		     /* TRANSLATORS: "spool /var/spool/stagecoach: inject: database is locked" */
+		     _("spool %s: %s: %s"),
+		     spool->folder,
+		     doing,
+		     spool->db != NULL ? sqlite3_errmsg (spool->db) : sqlite3_errstr (rc));
+}
+
+ScStatement *
+sc_spool_statement (ScSpool *spool, ScSql sql, GError **error)
+{
+	g_return_val_if_fail (sql < SC_SQL_LAST, NULL);
+	if (spool->stmts[sql] == NULL) {
+		int rc = sqlite3_prepare_v3 (spool->db,
+					     sql_text[sql],
+					     -1,
+					     SQLITE_PREPARE_PERSISTENT,
+					     &spool->stmts[sql],
+					     NULL);
+		if (rc != SQLITE_OK) {
+			sc_spool_set_error (spool, rc, error, "prepare");
+			return NULL;
+		}
+	}
+	return spool->stmts[sql];
+}
+
+static int
+parameter_index (ScStatement *stmt, const char *name)
+{
+	int index = sqlite3_bind_parameter_index (stmt, name);
+	if (index == 0)
+		g_critical ("no such bind parameter %s in: %s", name, sqlite3_sql (stmt));
+	return index;
+}
+
+void
+sc_bind_text (ScStatement *stmt, const char *name, const char *value)
+{
+	int index = parameter_index (stmt, name);
+	if (value == NULL)
+		sqlite3_bind_null (stmt, index);
+	else
+		sqlite3_bind_text (stmt, index, value, -1, SQLITE_TRANSIENT);
+}
+
+void
+sc_bind_int64 (ScStatement *stmt, const char *name, gint64 value)
+{
+	sqlite3_bind_int64 (stmt, parameter_index (stmt, name), value);
+}
+
+void
+sc_bind_bytes (ScStatement *stmt, const char *name, GBytes *value)
+{
+	int index = parameter_index (stmt, name);
+	gsize size = 0;
+	gconstpointer data;
+
+	if (value == NULL) {
+		sqlite3_bind_null (stmt, index);
+		return;
+	}
+	data = g_bytes_get_data (value, &size);
+	/* SQLITE_STATIC: the caller keeps @value alive until the step */
+	sqlite3_bind_blob64 (stmt, index, data != NULL ? data : "", size, SQLITE_STATIC);
+}
+
+char *
+sc_column_dup (ScStatement *stmt, int column)
+{
+	const unsigned char *text = sqlite3_column_text (stmt, column);
+	return text != NULL ? g_strdup ((const char *) text) : NULL;
+}
+
+gboolean
+sc_spool_step_done (ScSpool *spool, ScStatement *stmt, GError **error, const char *doing)
+{
+	int rc = sqlite3_step (stmt);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+		sc_spool_set_error (spool, rc, error, doing);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+gboolean
+sc_spool_exec_simple (ScSpool *spool, ScSql sql, GError **error)
+{
+	g_autoptr(ScStatement) stmt = sc_spool_statement (spool, sql, error);
+	if (stmt == NULL)
+		return FALSE;
+	return sc_spool_step_done (spool, stmt, error, sql_text[sql]);
+}
+
+gboolean
+sc_spool_begin (ScSpool *spool, GError **error)
+{
+	return sc_spool_exec_simple (spool, SC_SQL_BEGIN_IMMEDIATE, error);
+}
+
+gboolean
+sc_spool_commit (ScSpool *spool, GError **error)
+{
+	if (!sc_spool_exec_simple (spool, SC_SQL_COMMIT, error)) {
+		sc_spool_rollback (spool);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+void
+sc_spool_rollback (ScSpool *spool)
+{
+	if (!sqlite3_get_autocommit (spool->db))
+		(void) sc_spool_exec_simple (spool, SC_SQL_ROLLBACK, NULL);
+}
+
+ScSpool *
+sc_spool_open (const char *folder, gint64 busy_timeout, GError **error)
+{
+	g_autoptr(ScSpool) spool = g_new0 (ScSpool, 1);
+	g_autofree char *path = NULL;
+	int rc;
+
+	spool->folder = g_strdup (folder);
+	if (g_mkdir_with_parents (folder, 0750) != 0) {
+		int saved_errno = errno;
+		g_set_error (error,
+			     SC_SPOOL_ERROR,
+			     SC_SPOOL_ERROR_TEMPORARY,
+			     _("spool %s: cannot create the folder: %s"),
+			     folder,
+			     g_strerror (saved_errno));
+		return NULL;
+	}
+	path = g_build_filename (folder, "spool.db", NULL);
+	rc = sqlite3_open_v2 (path,
+			      &spool->db,
+			      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+			      NULL);
+	if (rc != SQLITE_OK) {
+		sc_spool_set_error (spool, rc, error, "open");
+		return NULL;
+	}
+	sqlite3_extended_result_codes (spool->db, 0);
+	sqlite3_busy_timeout (spool->db, (int) MIN (busy_timeout / 1000, G_MAXINT));
+	/* synchronous=FULL: inject promises the message is on disk; WAL with
+	 * NORMAL can lose the last commits on power loss. */
+	rc = sqlite3_exec (spool->db,
+			   "PRAGMA journal_mode = WAL;"
+			   "PRAGMA synchronous = FULL;"
+			   "PRAGMA foreign_keys = ON;",
+			   NULL,
+			   NULL,
+			   NULL);
+	if (rc != SQLITE_OK) {
+		sc_spool_set_error (spool, rc, error, "configure");
+		return NULL;
+	}
+	if (!sc_spool_schema_migrate (spool->db, error)) {
+		g_prefix_error (error, _("spool %s: "), folder);
+		return NULL;
+	}
+	return g_steal_pointer (&spool);
+}
+
+void
+sc_spool_close (ScSpool *spool)
+{
+	if (spool == NULL)
+		return;
+	for (guint i = 0; i < SC_SQL_LAST; i++)
+		sqlite3_finalize (spool->stmts[i]);
+	if (spool->db != NULL)
+		sqlite3_close_v2 (spool->db);
+	g_free (spool->folder);
+	g_free (spool);
+}
+
+const char *
+sc_spool_get_folder (ScSpool *spool)
+{
+	return spool->folder;
+}
+
+/* ---- ingress ---- */
+
+static char *
+new_queue_id (void)
+{
+	/* 64 random bits from GLib's /dev/urandom-seeded generator; the UNIQUE
+	 * constraint catches the astronomically unlikely collision. */
+	return g_strdup_printf ("%08x%08x", g_random_int (), g_random_int ());
+}
+
+static gboolean
+insert_message (ScSpool *spool, const ScNewMessage *message, const char *queue_id, GError **error)
+{
+	g_autoptr(ScStatement) stmt = sc_spool_statement (spool, SC_SQL_INSERT_MESSAGE, error);
+	gint64 rowid;
+
+	if (stmt == NULL)
+		return FALSE;
+	sc_bind_text (stmt, ":queue_id", queue_id);
+	sc_bind_text (stmt, ":list_id", message->list_id);
+	sc_bind_text (stmt, ":sender", message->sender != NULL ? message->sender : "");
+	sc_bind_text (stmt, ":subject", message->subject);
+	sc_bind_text (stmt, ":message_id", message->message_id);
+	sc_bind_text (stmt, ":pipeline", message->pipeline);
+	sc_bind_int64 (stmt, ":now", message->now);
+	sc_bind_int64 (stmt, ":size", (gint64) g_bytes_get_size (message->raw));
+	if (!sc_spool_step_done (spool, stmt, error, "inject"))
+		return FALSE;
+	rowid = sqlite3_last_insert_rowid (spool->db);
+	{
+		g_autoptr(ScStatement) body = sc_spool_statement (spool, SC_SQL_INSERT_BODY, error);
+		if (body == NULL)
+			return FALSE;
+		sc_bind_int64 (body, ":message_id", rowid);
+		sc_bind_bytes (body, ":raw", message->raw);
+		if (!sc_spool_step_done (spool, body, error, "inject"))
+			return FALSE;
+	}
+	for (guint i = 0; message->recipients[i] != NULL; i++) {
+		g_autoptr(ScStatement) rcpt = sc_spool_statement (spool, SC_SQL_INSERT_RECIPIENT, error);
+		if (rcpt == NULL)
+			return FALSE;
+		sc_bind_int64 (rcpt, ":message_id", rowid);
+		sc_bind_int64 (rcpt, ":position", i);
+		sc_bind_text (rcpt, ":address", message->recipients[i]);
+		if (!sc_spool_step_done (spool, rcpt, error, "inject"))
+			return FALSE;
+	}
+	return TRUE;
+}
+
+char *
+sc_spool_inject (ScSpool *spool, const ScNewMessage *message, GError **error)
+{
+	g_autofree char *queue_id = new_queue_id ();
+
+	g_return_val_if_fail (message->raw != NULL && message->recipients != NULL, NULL);
+	if (!sc_spool_begin (spool, error))
+		return NULL;
+	if (!insert_message (spool, message, queue_id, error)) {
+		sc_spool_rollback (spool);
+		return NULL;
+	}
+	/* The caller may say "accepted" only after this returns. */
+	if (!sc_spool_commit (spool, error))
+		return NULL;
+	return g_steal_pointer (&queue_id);
+}
+
+/* ---- the runner's verbs ---- */
+
+void
+sc_message_free (ScMessage *message)
+{
+	if (message == NULL)
+		return;
+	g_free (message->queue_id);
+	g_free (message->list_id);
+	g_free (message->sender);
+	g_strfreev (message->recipients);
+	g_strfreev (message->pipeline);
+	g_strfreev (message->completed);
+	g_clear_pointer (&message->raw, g_bytes_unref);
+	g_clear_pointer (&message->current, g_bytes_unref);
+	g_free (message);
+}
+
+const char *
+sc_message_next_stage (const ScMessage *message)
+{
+	for (guint i = 0; message->pipeline[i] != NULL; i++) {
+		if (message->completed == NULL ||
+		    !g_strv_contains ((const char *const *) message->completed, message->pipeline[i]))
+			return message->pipeline[i];
+	}
+	return NULL;
+}
+
+static char **
+select_strings (ScSpool *spool, ScSql sql, gint64 rowid, GError **error)
+{
+	g_autoptr(ScStatement) stmt = sc_spool_statement (spool, sql, error);
+	g_autoptr(GStrvBuilder) builder = g_strv_builder_new ();
+	int rc;
+
+	if (stmt == NULL)
+		return NULL;
+	sc_bind_int64 (stmt, ":id", rowid);
+	while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+		g_strv_builder_add (builder, (const char *) sqlite3_column_text (stmt, 0));
+	if (rc != SQLITE_DONE) {
+		sc_spool_set_error (spool, rc, error, "read");
+		return NULL;
+	}
+	return g_strv_builder_end (builder);
+}
+
+static GBytes *
+select_blob (ScSpool *spool, ScSql sql, gint64 rowid, const char *stage, GError **error)
+{
+	g_autoptr(ScStatement) stmt = sc_spool_statement (spool, sql, error);
+	int rc;
+
+	if (stmt == NULL)
+		return NULL;
+	sc_bind_int64 (stmt, ":id", rowid);
+	if (stage != NULL)
+		sc_bind_text (stmt, ":stage", stage);
+	rc = sqlite3_step (stmt);
+	if (rc == SQLITE_ROW && sqlite3_column_type (stmt, 0) != SQLITE_NULL)
+		return g_bytes_new (sqlite3_column_blob (stmt, 0), sqlite3_column_bytes (stmt, 0));
+	if (rc == SQLITE_ROW || rc == SQLITE_DONE) {
+		g_set_error (error,
+			     SC_SPOOL_ERROR,
+			     SC_SPOOL_ERROR_NOT_FOUND,
+			     stage != NULL ? _("no output recorded for stage %s")
+					   : _("no message body"),
+			     stage);
+		return NULL;
+	}
+	sc_spool_set_error (spool, rc, error, "read");
+	return NULL;
+}
+
+GBytes *
+sc_spool_get_raw (ScSpool *spool, gint64 rowid, GError **error)
+{
+	return select_blob (spool, SC_SQL_SELECT_BODY, rowid, NULL, error);
+}
+
+GBytes *
+sc_spool_get_stage_output (ScSpool *spool, gint64 rowid, const char *stage, GError **error)
+{
+	g_return_val_if_fail (stage != NULL, NULL);
+	return select_blob (spool, SC_SQL_SELECT_STAGE_OUTPUT, rowid, stage, error);
+}
+
+static ScMessage *
+load_claimed (ScSpool *spool, gint64 rowid, GError **error)
+{
+	g_autoptr(ScMessage) message = g_new0 (ScMessage, 1);
+	g_autoptr(GError) error_local = NULL;
+
+	{
+		g_autoptr(ScStatement) stmt = sc_spool_statement (spool, SC_SQL_SELECT_CLAIMED, error);
+		int rc;
+		if (stmt == NULL)
+			return NULL;
+		sc_bind_int64 (stmt, ":id", rowid);
+		rc = sqlite3_step (stmt);
+		if (rc != SQLITE_ROW) {
+			sc_spool_set_error (spool, rc, error, "claim");
+			return NULL;
+		}
+		message->rowid = rowid;
+		message->queue_id = sc_column_dup (stmt, 0);
+		message->list_id = sc_column_dup (stmt, 1);
+		message->sender = sc_column_dup (stmt, 2);
+		message->pipeline = g_strsplit ((const char *) sqlite3_column_text (stmt, 3), ";", -1);
+		message->attempts = sqlite3_column_int (stmt, 4);
+		message->crashes = sqlite3_column_int (stmt, 5);
+		message->cycle_started_at = sqlite3_column_int64 (stmt, 6);
+	}
+	message->recipients = select_strings (spool, SC_SQL_SELECT_RECIPIENT_ADDRESSES, rowid, error);
+	if (message->recipients == NULL)
+		return NULL;
+	message->completed = select_strings (spool, SC_SQL_SELECT_COMPLETED, rowid, error);
+	if (message->completed == NULL)
+		return NULL;
+	message->raw = sc_spool_get_raw (spool, rowid, error);
+	if (message->raw == NULL)
+		return NULL;
+	message->current =
+	    select_blob (spool, SC_SQL_SELECT_CURRENT_OUTPUT, rowid, NULL, &error_local);
+	if (message->current == NULL) {
+		if (!g_error_matches (error_local, SC_SPOOL_ERROR, SC_SPOOL_ERROR_NOT_FOUND)) {
+			g_propagate_error (error, g_steal_pointer (&error_local));
+			return NULL;
+		}
+		message->current = g_bytes_ref (message->raw);
+	}
+	return g_steal_pointer (&message);
+}
+
+GPtrArray *
+sc_spool_claim (ScSpool *spool,
+		const char *owner,
+		gint64 now,
+		gint64 lease_expires_at,
+		guint limit,
+		GError **error)
+{
+	g_autoptr(GPtrArray) messages = g_ptr_array_new_with_free_func ((GDestroyNotify) sc_message_free);
+	g_autoptr(GArray) rowids = g_array_new (FALSE, FALSE, sizeof (gint64));
+
+	if (!sc_spool_begin (spool, error))
+		return NULL;
+	{
+		g_autoptr(ScStatement) stmt = sc_spool_statement (spool, SC_SQL_CLAIM, error);
+		int rc;
+		if (stmt == NULL) {
+			sc_spool_rollback (spool);
+			return NULL;
+		}
+		sc_bind_text (stmt, ":owner", owner);
+		sc_bind_int64 (stmt, ":lease_expires_at", lease_expires_at);
+		sc_bind_int64 (stmt, ":now", now);
+		sc_bind_int64 (stmt, ":limit", limit);
+		while ((rc = sqlite3_step (stmt)) == SQLITE_ROW) {
+			gint64 rowid = sqlite3_column_int64 (stmt, 0);
+			g_array_append_val (rowids, rowid);
+		}
+		if (rc != SQLITE_DONE) {
+			sc_spool_set_error (spool, rc, error, "claim");
+			sc_spool_rollback (spool);
+			return NULL;
+		}
+	}
+	for (guint i = 0; i < rowids->len; i++) {
+		ScMessage *message = load_claimed (spool, g_array_index (rowids, gint64, i), error);
+		if (message == NULL) {
+			sc_spool_rollback (spool);
+			return NULL;
+		}
+		g_ptr_array_add (messages, message);
+	}
+	if (!sc_spool_commit (spool, error))
+		return NULL;
+	return g_steal_pointer (&messages);
+}
+
+static gboolean
+apply_result (ScSpool *spool, const char *owner, const ScStageResult *result, gboolean *out_applied, GError **error)
+{
+	const char *last_error = result->outcome == SC_OUTCOME_OK ? NULL : result->error;
+
+	*out_applied = FALSE;
+	{
+		g_autoptr(ScStatement) stmt = sc_spool_statement (spool, SC_SQL_UPDATE_RESULT, error);
+		if (stmt == NULL)
+			return FALSE;
+		sc_bind_text (stmt, ":state", sc_message_state_to_string (result->next_state));
+		sc_bind_int64 (stmt, ":now", result->finished_at);
+		sc_bind_int64 (stmt, ":attempts", result->attempts);
+		if (result->next_state == SC_STATE_DEFERRED || result->next_state == SC_STATE_QUEUED)
+			sc_bind_int64 (stmt, ":next_attempt_at", result->next_attempt_at);
+		else
+			sc_bind_text (stmt, ":next_attempt_at", NULL);
+		sc_bind_text (stmt, ":last_error", last_error);
+		sc_bind_int64 (stmt, ":id", result->rowid);
+		sc_bind_text (stmt, ":owner", owner);
+		if (!sc_spool_step_done (spool, stmt, error, "record result"))
+			return FALSE;
+		if (sqlite3_changes (spool->db) == 0)
+			return TRUE; /* lease lost: the new owner's work stands */
+	}
+	if (result->outcome == SC_OUTCOME_OK) {
+		g_autoptr(ScStatement) stmt = sc_spool_statement (spool, SC_SQL_INSERT_STAGE, error);
+		if (stmt == NULL)
+			return FALSE;
+		sc_bind_int64 (stmt, ":message_id", result->rowid);
+		sc_bind_text (stmt, ":stage", result->stage);
+		sc_bind_int64 (stmt, ":completed_at", result->finished_at);
+		sc_bind_text (stmt, ":note", result->note);
+		sc_bind_bytes (stmt, ":output", result->output);
+		if (!sc_spool_step_done (spool, stmt, error, "record stage"))
+			return FALSE;
+	}
+	{
+		g_autoptr(ScStatement) stmt = sc_spool_statement (spool, SC_SQL_INSERT_ATTEMPT, error);
+		if (stmt == NULL)
+			return FALSE;
+		sc_bind_int64 (stmt, ":message_id", result->rowid);
+		sc_bind_text (stmt, ":stage", result->stage);
+		sc_bind_text (stmt, ":outcome", sc_outcome_to_string (result->outcome));
+		sc_bind_text (stmt, ":error", result->outcome == SC_OUTCOME_OK ? result->note : result->error);
+		sc_bind_text (stmt, ":mailer", result->mailer);
+		sc_bind_int64 (stmt, ":started_at", result->started_at);
+		sc_bind_int64 (stmt, ":finished_at", result->finished_at);
+		if (!sc_spool_step_done (spool, stmt, error, "record attempt"))
+			return FALSE;
+	}
+	if (result->next_state == SC_STATE_DEAD) {
+		g_autoptr(ScStatement) stmt =
+		    sc_spool_statement (spool, SC_SQL_INSERT_NOTIFICATION, error);
+		if (stmt == NULL)
+			return FALSE;
+		sc_bind_text (stmt, ":kind", "message.dead");
+		sc_bind_int64 (stmt, ":message_id", result->rowid);
+		sc_bind_text (stmt, ":detail", result->error);
+		sc_bind_int64 (stmt, ":now", result->finished_at);
+		if (!sc_spool_step_done (spool, stmt, error, "record notification"))
+			return FALSE;
+	}
+	*out_applied = TRUE;
+	return TRUE;
+}
+
+gboolean
+sc_spool_record_results (ScSpool *spool,
+			 const char *owner,
+			 ScStageResult *const *results,
+			 guint n_results,
+			 guint *out_stale,
+			 GError **error)
+{
+	guint stale = 0;
+
+	if (n_results == 0)
+		return TRUE;
+	if (!sc_spool_begin (spool, error))
+		return FALSE;
+	for (guint i = 0; i < n_results; i++) {
+		gboolean applied = FALSE;
+		if (!apply_result (spool, owner, results[i], &applied, error)) {
+			sc_spool_rollback (spool);
+			return FALSE;
+		}
+		if (!applied)
+			stale++;
+	}
+	if (!sc_spool_commit (spool, error))
+		return FALSE;
+	if (out_stale != NULL)
+		*out_stale = stale;
+	return TRUE;
+}
+
+gboolean
+sc_spool_renew_leases (ScSpool *spool, const char *owner, gint64 lease_expires_at, GError **error)
+{
+	g_autoptr(ScStatement) stmt = sc_spool_statement (spool, SC_SQL_RENEW_LEASES, error);
+
+	if (stmt == NULL)
+		return FALSE;
+	sc_bind_text (stmt, ":owner", owner);
+	sc_bind_int64 (stmt, ":lease_expires_at", lease_expires_at);
+	return sc_spool_step_done (spool, stmt, error, "renew leases");
+}
+
+gboolean
+sc_spool_release_owner (ScSpool *spool, const char *owner, gint64 now, GError **error)
+{
+	g_autoptr(ScStatement) stmt = sc_spool_statement (spool, SC_SQL_RELEASE_OWNER, error);
+
+	if (stmt == NULL)
+		return FALSE;
+	sc_bind_text (stmt, ":owner", owner);
+	sc_bind_int64 (stmt, ":now", now);
+	return sc_spool_step_done (spool, stmt, error, "release");
+}
+
+typedef struct {
+	gint64 rowid;
+	char *owner;
+	gint64 lease_expires_at;
+	char *pipeline;
+	guint crashes;
+} ActiveRow;
+
+static void
+active_row_clear (gpointer data)
+{
+	ActiveRow *row = data;
+	g_free (row->owner);
+	g_free (row->pipeline);
+}
+
+static gboolean
+reclaim_one (ScSpool *spool, const ActiveRow *row, gint64 now, guint crash_limit, GError **error)
+{
+	ScMessage probe = {0};
+	g_auto(GStrv) pipeline = g_strsplit (row->pipeline, ";", -1);
+	g_auto(GStrv) completed = select_strings (spool, SC_SQL_SELECT_COMPLETED, row->rowid, error);
+	g_autofree char *reason = NULL;
+	const char *stage;
+	gboolean hold = row->crashes + 1 >= crash_limit;
+
+	if (completed == NULL)
+		return FALSE;
+	probe.pipeline = pipeline;
+	probe.completed = completed;
+	stage = sc_message_next_stage (&probe);
+	reason = g_strdup_printf (_("runner %s stopped while working on it (lease expired or process gone)"),
+				  row->owner);
+	{
+		g_autoptr(ScStatement) stmt = sc_spool_statement (spool, SC_SQL_RECLAIM_ONE, error);
+		g_autofree char *hold_reason = NULL;
+		if (stmt == NULL)
+			return FALSE;
+		if (hold)
+			hold_reason = g_strdup_printf (_("held after crashing the runner %u times"),
+						       row->crashes + 1);
+		sc_bind_text (stmt, ":state", hold ? "held" : "queued");
+		sc_bind_int64 (stmt, ":now", now);
+		sc_bind_text (stmt, ":hold_reason", hold_reason);
+		sc_bind_text (stmt, ":last_error", reason);
+		sc_bind_int64 (stmt, ":id", row->rowid);
+		sc_bind_text (stmt, ":owner", row->owner);
+		if (!sc_spool_step_done (spool, stmt, error, "reclaim"))
+			return FALSE;
+	}
+	{
+		g_autoptr(ScStatement) stmt = sc_spool_statement (spool, SC_SQL_INSERT_ATTEMPT, error);
+		if (stmt == NULL)
+			return FALSE;
+		sc_bind_int64 (stmt, ":message_id", row->rowid);
+		sc_bind_text (stmt, ":stage", stage != NULL ? stage : "");
+		sc_bind_text (stmt, ":outcome", sc_outcome_to_string (SC_OUTCOME_CRASHED));
+		sc_bind_text (stmt, ":error", reason);
+		sc_bind_text (stmt, ":mailer", NULL);
+		sc_bind_int64 (stmt, ":started_at", now);
+		sc_bind_int64 (stmt, ":finished_at", now);
+		if (!sc_spool_step_done (spool, stmt, error, "reclaim"))
+			return FALSE;
+	}
+	return TRUE;
+}
+
+guint
+sc_spool_reclaim (ScSpool *spool,
+		  const char *self_owner,
+		  ScOwnerAliveFunc owner_alive,
+		  gpointer user_data,
+		  gint64 now,
+		  guint crash_limit,
+		  GError **error)
+{
+	g_autoptr(GArray) rows = g_array_new (FALSE, TRUE, sizeof (ActiveRow));
+	g_autoptr(GHashTable) alive = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+	guint reclaimed = 0;
+
+	g_array_set_clear_func (rows, active_row_clear);
+	if (!sc_spool_begin (spool, error))
+		return 0;
+	{
+		g_autoptr(ScStatement) stmt = sc_spool_statement (spool, SC_SQL_SELECT_ACTIVE, error);
+		int rc;
+		if (stmt == NULL) {
+			sc_spool_rollback (spool);
+			return 0;
+		}
+		while ((rc = sqlite3_step (stmt)) == SQLITE_ROW) {
+			ActiveRow row = {
+			    .rowid = sqlite3_column_int64 (stmt, 0),
+			    .owner = sc_column_dup (stmt, 1),
+			    .lease_expires_at = sqlite3_column_int64 (stmt, 2),
+			    .pipeline = sc_column_dup (stmt, 3),
+			    .crashes = sqlite3_column_int (stmt, 4),
+			};
+			g_array_append_val (rows, row);
+		}
+		if (rc != SQLITE_DONE) {
+			sc_spool_set_error (spool, rc, error, "reclaim");
+			sc_spool_rollback (spool);
+			return 0;
+		}
+	}
+	for (guint i = 0; i < rows->len; i++) {
+		ActiveRow *row = &g_array_index (rows, ActiveRow, i);
+		gboolean owner_is_alive;
+
+		if (row->owner == NULL || g_strcmp0 (row->owner, self_owner) == 0)
+			continue;
+		if (!g_hash_table_lookup_extended (alive, row->owner, NULL, (gpointer *) &owner_is_alive)) {
+			owner_is_alive = owner_alive (row->owner, user_data);
+			g_hash_table_insert (alive, g_strdup (row->owner), GINT_TO_POINTER (owner_is_alive));
+		} else {
+			owner_is_alive = GPOINTER_TO_INT (g_hash_table_lookup (alive, row->owner));
+		}
+		if (owner_is_alive && row->lease_expires_at > now)
+			continue;
+		if (!reclaim_one (spool, row, now, crash_limit, error)) {
+			sc_spool_rollback (spool);
+			return 0;
+		}
+		reclaimed++;
+	}
+	if (!sc_spool_commit (spool, error))
+		return 0;
+	return reclaimed;
+}
+
+gboolean
+sc_spool_next_due (ScSpool *spool, gint64 *out_time, GError **error)
+{
+	g_autoptr(ScStatement) stmt = sc_spool_statement (spool, SC_SQL_NEXT_DUE, error);
+	int rc;
+
+	if (stmt == NULL)
+		return FALSE;
+	rc = sqlite3_step (stmt);
+	if (rc == SQLITE_ROW) {
+		*out_time = sqlite3_column_int64 (stmt, 0);
+		return TRUE;
+	}
+	if (rc != SQLITE_DONE)
+		sc_spool_set_error (spool, rc, error, "next due");
+	return FALSE;
+}

@@ -1,0 +1,262 @@
+/* sc-spool.h — the spool: every piece of stagecoach's state, behind verbs.
+ *
+ * Kept as narrow as OpenSMTPD's scheduler backend so another store (a
+ * PostgreSQL one, claiming with FOR UPDATE SKIP LOCKED) could sit behind
+ * it: callers see messages, stages, attempts and recipients, never SQL.
+ * An ScSpool is one connection and belongs to the thread that opened it.
+ * Times are µs since the epoch; every write is one transaction.
+ */
+#pragma once
+
+#include <glib.h>
+
+#include "sc-error.h"
+
+G_BEGIN_DECLS
+
+typedef enum {
+	SC_STATE_QUEUED,   /* due for its next stage (new, retried, released) */
+	SC_STATE_ACTIVE,   /* leased by a runner */
+	SC_STATE_DEFERRED, /* waiting for next_attempt_at after a transient failure */
+	SC_STATE_HELD,     /* paused by an operator or after crashing runners */
+	SC_STATE_DONE,
+	SC_STATE_DEAD, /* gave up; needs a person */
+	SC_STATE_LAST,
+} ScMessageState;
+
+const char *sc_message_state_to_string (ScMessageState state);
+gboolean sc_message_state_from_string (const char *text, ScMessageState *out_state);
+
+typedef enum {
+	SC_OUTCOME_OK,
+	SC_OUTCOME_TRANSIENT,
+	SC_OUTCOME_PERMANENT,
+	SC_OUTCOME_CRASHED,  /* the runner died or hung while the stage ran */
+	SC_OUTCOME_RELEASED, /* the runner stopped (SIGTERM) before the stage ended */
+} ScOutcome;
+
+const char *sc_outcome_to_string (ScOutcome outcome);
+
+typedef struct _ScSpool ScSpool;
+
+/* Opens (creating and migrating) folder/spool.db.  A locked or full spool
+ * is SC_SPOOL_ERROR_TEMPORARY; a spool newer than this program knows is
+ * SC_SPOOL_ERROR_FAILED. */
+ScSpool *sc_spool_open (const char *folder, gint64 busy_timeout, GError **error);
+void sc_spool_close (ScSpool *spool);
+const char *sc_spool_get_folder (ScSpool *spool);
+
+/* ---- ingress ---- */
+
+typedef struct {
+	const char *list_id;
+	const char *sender;            /* "" for the null sender */
+	const char *const *recipients; /* NULL-terminated, validated by the caller */
+	const char *pipeline;          /* "decorate;archive", copied from the list */
+	const char *subject;           /* (nullable) decoded, for listing and search */
+	const char *message_id;        /* (nullable) */
+	GBytes *raw;
+	gint64 now;
+} ScNewMessage;
+
+/* Commits the message, durably; returns its queue id. (transfer full) */
+char *sc_spool_inject (ScSpool *spool, const ScNewMessage *message, GError **error);
+
+/* ---- the runner's verbs ---- */
+
+typedef struct {
+	gint64 rowid;
+	char *queue_id;
+	char *list_id;
+	char *sender;
+	char **recipients;
+	char **pipeline;
+	char **completed;        /* stages with a record, in completion order */
+	guint attempts;          /* failures in the current cycle */
+	guint crashes;
+	gint64 cycle_started_at;
+	GBytes *raw;
+	GBytes *current;         /* latest stage output, else raw */
+} ScMessage;
+
+void sc_message_free (ScMessage *message);
+/* (nullable) the first pipeline stage without a record */
+const char *sc_message_next_stage (const ScMessage *message);
+
+/* Leases up to @limit due messages to @owner, oldest due first, in one
+ * transaction. (transfer full) (element-type ScMessage) */
+GPtrArray *sc_spool_claim (ScSpool *spool,
+			   const char *owner,
+			   gint64 now,
+			   gint64 lease_expires_at,
+			   guint limit,
+			   GError **error);
+
+/* One stage's end, and what becomes of the message, as the runner decided. */
+typedef struct {
+	gint64 rowid;
+	const char *stage;
+	ScOutcome outcome;
+	gint64 started_at;
+	gint64 finished_at;
+	const char *error;   /* (nullable) */
+	const char *note;    /* (nullable) kept with the stage record */
+	const char *mailer;  /* (nullable) */
+	GBytes *output;      /* (nullable) ok only */
+	ScMessageState next_state; /* ACTIVE: keeps the lease and goes on */
+	gint64 next_attempt_at;    /* DEFERRED */
+	guint attempts;            /* failures in this cycle after this result */
+} ScStageResult;
+
+/* Commits many results in one transaction (group commit).  A result whose
+ * lease this owner no longer holds is skipped and counted in @out_stale. */
+gboolean sc_spool_record_results (ScSpool *spool,
+				  const char *owner,
+				  ScStageResult *const *results,
+				  guint n_results,
+				  guint *out_stale,
+				  GError **error);
+
+gboolean sc_spool_renew_leases (ScSpool *spool,
+				const char *owner,
+				gint64 lease_expires_at,
+				GError **error);
+
+/* Gives this owner's leased messages back, due at @now (SIGTERM). */
+gboolean sc_spool_release_owner (ScSpool *spool, const char *owner, gint64 now, GError **error);
+
+typedef gboolean (*ScOwnerAliveFunc) (const char *owner, gpointer user_data);
+
+/* Takes back messages whose owner is dead or whose lease expired, recording a
+ * `crashed` attempt for the stage that was running; after @crash_limit crashes
+ * the message is held instead (a poison message must not crash-loop).
+ * Returns how many were taken back. */
+guint sc_spool_reclaim (ScSpool *spool,
+			const char *self_owner,
+			ScOwnerAliveFunc owner_alive,
+			gpointer user_data,
+			gint64 now,
+			guint crash_limit,
+			GError **error);
+
+/* Earliest next_attempt_at of a queued/deferred message; FALSE if none. */
+gboolean sc_spool_next_due (ScSpool *spool, gint64 *out_time, GError **error);
+
+/* ---- reading ---- */
+
+/* counts[state] for all lists, or one list. */
+gboolean sc_spool_count_states (ScSpool *spool,
+				const char *list_id,
+				gint64 counts[SC_STATE_LAST],
+				GError **error);
+
+typedef struct {
+	gboolean has_state;
+	ScMessageState state;
+	const char *list_id; /* (nullable) */
+	gint64 after_rowid;  /* keyset pagination: rows with a smaller id come next */
+	guint limit;         /* 0: no limit */
+} ScMessageFilter;
+
+typedef struct {
+	gint64 rowid;
+	char *queue_id;
+	ScMessageState state;
+	char *list_id;
+	char *sender;
+	char *subject;
+	char *message_id;
+	char *last_error;
+	char *hold_reason;
+	char *pipeline;
+	guint attempts;
+	guint cycle;
+	gint64 created_at;
+	gint64 next_attempt_at;
+	gint64 updated_at;
+	gint64 size;
+} ScMessageSummary;
+
+void sc_message_summary_free (ScMessageSummary *summary);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (ScMessageSummary, sc_message_summary_free)
+
+/* Newest first. (transfer full) (element-type ScMessageSummary) */
+GPtrArray *sc_spool_list (ScSpool *spool, const ScMessageFilter *filter, GError **error);
+ScMessageSummary *sc_spool_get_summary (ScSpool *spool, const char *queue_id, GError **error);
+
+typedef struct {
+	char *stage;
+	gint64 completed_at;
+	char *note;
+	gint64 output_size; /* -1: no output */
+} ScStageRecord;
+
+typedef struct {
+	char *stage;
+	ScOutcome outcome;
+	char *error;
+	char *mailer;
+	guint cycle;
+	gint64 started_at;
+	gint64 finished_at;
+} ScAttemptRecord;
+
+typedef struct {
+	char *address;
+	char *status;
+	int code;
+	char *reply;
+	char *mailer;
+	gint64 updated_at;
+} ScRecipientRecord;
+
+/* (transfer full) (element-type ScStageRecord) in completion order */
+GPtrArray *sc_spool_get_stages (ScSpool *spool, gint64 rowid, GError **error);
+/* (transfer full) (element-type ScAttemptRecord) oldest first */
+GPtrArray *sc_spool_get_attempts (ScSpool *spool, gint64 rowid, GError **error);
+/* (transfer full) (element-type ScRecipientRecord) */
+GPtrArray *sc_spool_get_recipients (ScSpool *spool, gint64 rowid, GError **error);
+/* The injected bytes, or one stage's output. */
+GBytes *sc_spool_get_raw (ScSpool *spool, gint64 rowid, GError **error);
+GBytes *sc_spool_get_stage_output (ScSpool *spool, gint64 rowid, const char *stage, GError **error);
+
+/* ---- operator actions; each writes an audit row in its transaction ---- */
+
+typedef struct {
+	const char *actor;  /* "local", a token name */
+	const char *remote; /* (nullable) remote address */
+	gint64 now;
+} ScAuditContext;
+
+/* New cycle, due now.  @from_stage: (nullable) forget that stage's record
+ * and every later stage's first. */
+gboolean sc_spool_retry (ScSpool *spool,
+			 const char *queue_id,
+			 const char *from_stage,
+			 const ScAuditContext *audit,
+			 GError **error);
+/* Retries every message in @state (dead or deferred), optionally of one list. */
+gboolean sc_spool_retry_matching (ScSpool *spool,
+				  ScMessageState state,
+				  const char *list_id,
+				  const ScAuditContext *audit,
+				  guint *out_count,
+				  GError **error);
+gboolean sc_spool_hold (ScSpool *spool,
+			const char *queue_id,
+			const char *reason,
+			const ScAuditContext *audit,
+			GError **error);
+gboolean sc_spool_release (ScSpool *spool,
+			   const char *queue_id,
+			   const ScAuditContext *audit,
+			   GError **error);
+gboolean sc_spool_delete (ScSpool *spool,
+			  const char *queue_id,
+			  const ScAuditContext *audit,
+			  GError **error);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (ScSpool, sc_spool_close)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (ScMessage, sc_message_free)
+
+G_END_DECLS
