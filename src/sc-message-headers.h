@@ -1,0 +1,40 @@
+/* sc-message-headers.h — just enough RFC 5322 header reading for ingress:
+ * is this a message at all, what are its Subject, Message-ID, List-Id and
+ * recipient headers, and small edits (add Message-ID, drop Bcc) that leave
+ * every other byte as it was.  Never parses the body (50 MB messages pass
+ * through here). */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+typedef struct _ScMessageHeaders ScMessageHeaders;
+
+/* FALSE with SC_INPUT_ERROR_DATA when @raw is not a message: empty, binary,
+ * no header field on the first line, NUL bytes among the headers. */
+ScMessageHeaders *sc_message_headers_parse (GBytes *raw, GError **error);
+void sc_message_headers_free (ScMessageHeaders *headers);
+
+/* (nullable) the unfolded raw value of the first such field. */
+const char *sc_message_headers_get (ScMessageHeaders *headers, const char *name);
+/* (transfer full) (nullable) RFC 2047-decoded, valid UTF-8. */
+char *sc_message_headers_get_decoded (ScMessageHeaders *headers, const char *name);
+/* (transfer full) addr-specs from every field of that name (To, Cc, Bcc). */
+GPtrArray *sc_message_headers_get_addresses (ScMessageHeaders *headers, const char *name);
+
+/* (transfer full) @raw with "Message-ID: <@message_id>" added on top of
+ * the header block, in the message's own line-ending style. */
+GBytes *sc_message_headers_add_message_id (ScMessageHeaders *headers, const char *message_id);
+/* (transfer full) @raw without its Bcc fields (sendmail -t). */
+GBytes *sc_message_headers_remove (ScMessageHeaders *headers, const char *name);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (ScMessageHeaders, sc_message_headers_free)
+
+/* Recipient and sender addresses: 1–254 octets, local@domain, no spaces,
+ * controls, CR, LF, angle brackets or NUL; so nothing typed here can ever
+ * split an SMTP command line.  An empty sender (null reverse-path) is
+ * allowed with @allow_empty. */
+gboolean sc_address_validate (const char *address, gboolean allow_empty, GError **error);
+
+G_END_DECLS

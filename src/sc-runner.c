@@ -1,0 +1,650 @@
+/* sc-runner.c — claim, dispatch, group-commit, sleep.
+ *
+ * The main thread alone touches the spool (one connection); handlers run
+ * on a private GThreadPool with self-contained jobs and hand their results
+ * back through a queue.  Every time the main loop drains that queue it
+ * commits all results it finds in one transaction (group commit: while one
+ * fsync runs, the next batch gathers), then sends messages whose stage
+ * succeeded straight on to their next stage, still under the same lease.
+ *
+ * It never polls on a tick: one timer is set to the earliest due time
+ * (capped by the rescan interval, the safety net for lost wakeups), and a
+ * datagram from `inject` fires it at once.  Leases are renewed while work
+ * runs; dead runners' leases are taken back at start and at every rescan.
+ */
+#include "config.h"
+
+#include "sc-runner.h"
+
+#include <glib-unix.h>
+#include <glib/gstdio.h>
+
+#include "sc-duration.h"
+#include "sc-handler.h"
+#include "sc-i18n.h"
+#include "sc-owner.h"
+#include "sc-retry.h"
+#include "sc-spool.h"
+#include "sc-wake.h"
+
+/* How long SIGTERM waits for in-flight stages before releasing them. */
+#define SC_RUNNER_STOP_GRACE (30 * G_USEC_PER_SEC)
+
+typedef struct {
+	ScRunner *runner;       /* (unowned) */
+	ScMessage *message;     /* (owned) */
+	ScConfig *config;       /* (owned) snapshot taken at claim */
+	char *stage;            /* (owned) */
+	gint64 started_at;
+	/* filled in by the worker */
+	gint64 finished_at;
+	GError *error;          /* (owned) (nullable) */
+	GBytes *output;         /* (owned) (nullable) */
+	char *note;             /* (owned) (nullable) */
+} ScJob;
+
+struct _ScRunner {
+	ScConfig *config;          /* (owned) for new claims */
+	ScClock *clock;            /* (owned) */
+	ScSpool *spool;            /* (owned) main thread only */
+	ScOwner *owner;            /* (owned) */
+	GThreadPool *pool;         /* (owned) */
+	GAsyncQueue *finished;     /* (owned) ScJob* from workers */
+	GMainContext *context;     /* (unowned) the thread-default context at new() */
+	GMainLoop *loop;           /* (owned) (nullable) while running */
+	GCancellable *cancellable; /* (owned) cancelled by stop */
+	GSource *timer;            /* (owned) ready time = next claim */
+	GSource *wake_source;      /* (owned) (nullable) */
+	GSocket *wake_socket;      /* (owned) (nullable) */
+	char *wake_path;           /* (owned) (nullable) */
+	guint renew_id;
+	guint drain_id;            /* idle that drains `finished` */
+	GMutex drain_lock;         /* guards drain_id across threads */
+	guint in_flight;           /* jobs handed to workers, main thread */
+	gboolean once;
+	gboolean stopping;
+	gint64 stop_deadline;
+	gint64 once_started_at;
+	gint64 last_rescan;
+	gint64 last_renew;
+	GError *fatal;             /* (owned) (nullable) a spool error that ends run() */
+};
+
+static void runner_schedule (ScRunner *runner, gint64 ready_time_real);
+static void runner_claim (ScRunner *runner);
+
+/* ---- jobs ---- */
+
+static void
+job_free (ScJob *job)
+{
+	sc_message_free (job->message);
+	sc_config_unref (job->config);
+	g_free (job->stage);
+	g_clear_error (&job->error);
+	g_clear_pointer (&job->output, g_bytes_unref);
+	g_free (job->note);
+	g_free (job);
+}
+
+static gboolean drain_cb (gpointer user_data);
+
+/* Worker thread: run one stage, hand the job back to the main thread. */
+static void
+worker_cb (gpointer data, gpointer user_data)
+{
+	ScJob *job = data;
+	ScRunner *runner = user_data;
+	g_autofree char *argument = NULL;
+	const ScHandler *handler;
+	const ScListConfig *list = sc_config_get_list (job->config, job->message->list_id);
+	g_autoptr(GError) error_local = NULL;
+
+	handler = sc_handler_registry_lookup (job->stage, &argument, &error_local);
+	if (handler == NULL) {
+		g_set_error (&job->error, SC_STAGE_ERROR, SC_STAGE_ERROR_TRANSIENT,
+			     "%s", error_local->message);
+	} else if (list == NULL) {
+		/* The operator removed the list: wait for the fix, never die of it. */
+		g_set_error (&job->error, SC_STAGE_ERROR, SC_STAGE_ERROR_TRANSIENT,
+			     _("list %s is not in the configuration"), job->message->list_id);
+	} else {
+		ScStageContext context = {
+		    .queue_id = job->message->queue_id,
+		    .stage = job->stage,
+		    .stage_argument = argument,
+		    .list_id = job->message->list_id,
+		    .sender = job->message->sender,
+		    .recipients = (const char *const *) job->message->recipients,
+		    .raw = job->message->raw,
+		    .current = job->message->current,
+		    .config = job->config,
+		    .list = list,
+		    .clock = runner->clock,
+		    .cancellable = runner->cancellable,
+		};
+		if (!handler->run (&context, &job->error) && job->error == NULL)
+			g_set_error (&job->error, SC_STAGE_ERROR, SC_STAGE_ERROR_TRANSIENT,
+				     _("stage %s failed without saying why"), job->stage);
+		job->output = g_steal_pointer (&context.output);
+		job->note = g_steal_pointer (&context.note);
+		/* A handler that reports a non-stage error gets it classified. */
+		if (job->error != NULL && job->error->domain != SC_STAGE_ERROR) {
+			GError *foreign = job->error;
+			job->error = NULL;
+			sc_stage_error_propagate (&job->error, foreign, NULL);
+			g_error_free (foreign);
+		}
+	}
+	job->finished_at = sc_clock_now (runner->clock);
+	g_async_queue_push (runner->finished, job);
+	g_mutex_lock (&runner->drain_lock);
+	if (runner->drain_id == 0) {
+		GSource *idle = g_idle_source_new ();
+		g_source_set_priority (idle, G_PRIORITY_DEFAULT);
+		g_source_set_callback (idle, drain_cb, runner, NULL);
+		g_source_set_static_name (idle, "stagecoach-drain");
+		runner->drain_id = g_source_attach (idle, runner->context);
+		g_source_unref (idle);
+	}
+	g_mutex_unlock (&runner->drain_lock);
+}
+
+static void
+dispatch (ScRunner *runner, ScMessage *message, ScConfig *config)
+{
+	ScJob *job = g_new0 (ScJob, 1);
+
+	job->runner = runner;
+	job->message = message;
+	job->config = sc_config_ref (config);
+	job->stage = g_strdup (sc_message_next_stage (message));
+	job->started_at = sc_clock_now (runner->clock);
+	runner->in_flight++;
+	g_thread_pool_push (runner->pool, job, NULL);
+}
+
+/* ---- outcomes ---- */
+
+static char *
+escape_for_log (const char *text)
+{
+	return g_strescape (text != NULL ? text : "", NULL);
+}
+
+/* Decides what becomes of the message after one stage's end. */
+static void
+decide (ScRunner *runner, ScJob *job, ScStageResult *result)
+{
+	ScMessage *message = job->message;
+	const ScRetryPolicy *policy = &job->config->retry;
+
+	result->rowid = message->rowid;
+	result->stage = job->stage;
+	result->started_at = job->started_at;
+	result->finished_at = job->finished_at;
+	result->output = job->output;
+	result->note = job->note;
+	result->attempts = message->attempts;
+
+	if (job->error == NULL) {
+		result->outcome = SC_OUTCOME_OK;
+		g_autoptr(GStrvBuilder) builder = g_strv_builder_new ();
+		g_strv_builder_addv (builder, (const char **) message->completed);
+		g_strv_builder_add (builder, job->stage);
+		g_strfreev (message->completed);
+		message->completed = g_strv_builder_end (builder);
+		result->next_state = sc_message_next_stage (message) != NULL && !runner->stopping
+					 ? SC_STATE_ACTIVE
+				     : sc_message_next_stage (message) != NULL ? SC_STATE_QUEUED
+									    : SC_STATE_DONE;
+		result->next_attempt_at = job->finished_at;
+		return;
+	}
+	result->error = job->error->message;
+	if (g_cancellable_is_cancelled (runner->cancellable) &&
+	    g_error_matches (job->error, SC_STAGE_ERROR, SC_STAGE_ERROR_TRANSIENT)) {
+		/* Interrupted by shutdown: not the message's fault, no attempt used. */
+		result->outcome = SC_OUTCOME_RELEASED;
+		result->next_state = message->attempts > 0 ? SC_STATE_DEFERRED : SC_STATE_QUEUED;
+		result->next_attempt_at = job->finished_at;
+		return;
+	}
+	if (g_error_matches (job->error, SC_STAGE_ERROR, SC_STAGE_ERROR_PERMANENT)) {
+		result->outcome = SC_OUTCOME_PERMANENT;
+		result->next_state = SC_STATE_DEAD;
+		result->attempts = message->attempts + 1;
+		return;
+	}
+	result->outcome = SC_OUTCOME_TRANSIENT;
+	result->attempts = message->attempts + 1;
+	if (sc_retry_next_attempt (policy,
+				   result->attempts,
+				   message->cycle_started_at,
+				   job->finished_at,
+				   g_random_double (),
+				   &result->next_attempt_at)) {
+		result->next_state = SC_STATE_DEFERRED;
+	} else {
+		result->next_state = SC_STATE_DEAD;
+	}
+}
+
+static void
+log_result (ScJob *job, const ScStageResult *result)
+{
+	g_autofree char *error = escape_for_log (result->error != NULL ? result->error : result->note);
+	g_autofree char *delay = NULL;
+
+	if (result->next_state == SC_STATE_DEFERRED)
+		delay = sc_duration_format (result->next_attempt_at - result->finished_at);
+	g_log_structured (G_LOG_DOMAIN,
+			  result->outcome == SC_OUTCOME_OK ? G_LOG_LEVEL_INFO : G_LOG_LEVEL_MESSAGE,
+			  "SC_QUEUE_ID", job->message->queue_id,
+			  "SC_STAGE", job->stage,
+			  "SC_OUTCOME", sc_outcome_to_string (result->outcome),
+			  "MESSAGE", "%s stage=%s outcome=%s state=%s%s%s%s%s%s",
+			  job->message->queue_id,
+			  job->stage,
+			  sc_outcome_to_string (result->outcome),
+			  sc_message_state_to_string (result->next_state),
+			  delay != NULL ? " delay=" : "",
+			  delay != NULL ? delay : "",
+			  *error != '\0' ? " error=\"" : "",
+			  error,
+			  *error != '\0' ? "\"" : "");
+}
+
+static void
+runner_fail (ScRunner *runner, GError *error)
+{
+	g_warning ("%s", error->message);
+	if (runner->fatal == NULL)
+		runner->fatal = g_error_copy (error);
+	if (runner->loop != NULL)
+		g_main_loop_quit (runner->loop);
+}
+
+/* Main thread: commit every finished job in one transaction, then move on. */
+static gboolean
+drain_cb (gpointer user_data)
+{
+	ScRunner *runner = user_data;
+	g_autoptr(GPtrArray) jobs = g_ptr_array_new ();
+	g_autoptr(GPtrArray) results = g_ptr_array_new_with_free_func (g_free);
+	g_autoptr(GError) error_local = NULL;
+	ScJob *job;
+
+	g_mutex_lock (&runner->drain_lock);
+	runner->drain_id = 0;
+	g_mutex_unlock (&runner->drain_lock);
+
+	while ((job = g_async_queue_try_pop (runner->finished)) != NULL) {
+		ScStageResult *result = g_new0 (ScStageResult, 1);
+		decide (runner, job, result);
+		g_ptr_array_add (jobs, job);
+		g_ptr_array_add (results, result);
+	}
+	if (jobs->len == 0)
+		return G_SOURCE_REMOVE;
+	runner->in_flight -= jobs->len;
+
+	if (!sc_spool_record_results (runner->spool,
+				      sc_owner_get_name (runner->owner),
+				      (ScStageResult *const *) results->pdata,
+				      results->len,
+				      NULL,
+				      &error_local)) {
+		/* Nothing was recorded: the leases expire and the stages run
+		 * again (they are idempotent).  Give the messages back now if
+		 * the spool lets us, so they do not wait out the lease. */
+		g_warning ("cannot record %u stage results: %s", results->len, error_local->message);
+		(void) sc_spool_release_owner (runner->spool,
+					       sc_owner_get_name (runner->owner),
+					       sc_clock_now (runner->clock),
+					       NULL);
+		for (guint i = 0; i < jobs->len; i++)
+			job_free (jobs->pdata[i]);
+		runner_schedule (runner, sc_clock_now (runner->clock) + G_USEC_PER_SEC);
+		return G_SOURCE_REMOVE;
+	}
+	for (guint i = 0; i < jobs->len; i++) {
+		ScJob *done = jobs->pdata[i];
+		ScStageResult *result = results->pdata[i];
+
+		log_result (done, result);
+		if (result->next_state == SC_STATE_ACTIVE) {
+			ScMessage *message = g_steal_pointer (&done->message);
+			if (done->output != NULL) {
+				g_bytes_unref (message->current);
+				message->current = g_bytes_ref (done->output);
+			}
+			dispatch (runner, message, done->config);
+		}
+		job_free (done);
+	}
+	runner_claim (runner);
+	return G_SOURCE_REMOVE;
+}
+
+/* ---- claiming and sleeping ---- */
+
+static guint
+capacity (ScRunner *runner)
+{
+	/* Two per worker keeps the pool busy while results are committed. */
+	guint limit = runner->config->workers * 2;
+	return runner->in_flight >= limit ? 0 : MIN (limit - runner->in_flight, runner->config->claim_batch);
+}
+
+static void
+maybe_quit (ScRunner *runner)
+{
+	if (runner->in_flight > 0 || runner->loop == NULL)
+		return;
+	if (runner->stopping) {
+		g_main_loop_quit (runner->loop);
+		return;
+	}
+	if (runner->once) {
+		gint64 next_due = 0;
+		g_autoptr(GError) error_local = NULL;
+		if (!sc_spool_next_due (runner->spool, &next_due, &error_local) ||
+		    next_due > runner->once_started_at) {
+			if (error_local != NULL)
+				runner_fail (runner, error_local);
+			g_main_loop_quit (runner->loop);
+		}
+	}
+}
+
+static gboolean
+owner_alive_cb (const char *owner, gpointer user_data)
+{
+	return sc_owner_is_alive (user_data, owner);
+}
+
+static void
+reclaim_dead_owners (ScRunner *runner)
+{
+	g_autoptr(GError) error_local = NULL;
+	guint count = sc_spool_reclaim (runner->spool,
+					sc_owner_get_name (runner->owner),
+					owner_alive_cb,
+					(gpointer) sc_spool_get_folder (runner->spool),
+					sc_clock_now (runner->clock),
+					SC_RUNNER_CRASH_LIMIT,
+					&error_local);
+
+	if (error_local != NULL)
+		g_warning ("reclaiming dead runners' messages: %s", error_local->message);
+	else if (count > 0)
+		g_message ("took back %u message(s) from runners that stopped", count);
+	runner->last_rescan = sc_clock_now (runner->clock);
+}
+
+static void
+runner_claim (ScRunner *runner)
+{
+	gint64 now = sc_clock_now (runner->clock);
+	gint64 next_due = 0;
+	g_autoptr(GError) error_local = NULL;
+	guint room;
+
+	if (runner->stopping) {
+		maybe_quit (runner);
+		return;
+	}
+	if (now - runner->last_rescan >= runner->config->rescan)
+		reclaim_dead_owners (runner);
+	while ((room = capacity (runner)) > 0) {
+		g_autoptr(GPtrArray) messages = NULL;
+		gint64 claim_time = runner->once ? MIN (now, runner->once_started_at) : now;
+
+		messages = sc_spool_claim (runner->spool,
+					   sc_owner_get_name (runner->owner),
+					   claim_time,
+					   now + runner->config->lease,
+					   room,
+					   &error_local);
+		if (messages == NULL) {
+			g_warning ("cannot claim messages: %s", error_local->message);
+			/* A locked or full spool passes; try again shortly. */
+			runner_schedule (runner, now + G_USEC_PER_SEC);
+			return;
+		}
+		for (guint i = 0; i < messages->len; i++) {
+			ScMessage *message = g_steal_pointer (&messages->pdata[i]);
+			if (sc_message_next_stage (message) == NULL) {
+				/* Every stage recorded but not marked done (an
+				 * interrupted commit cannot cause this, but a
+				 * pipeline edit by hand could): finish it. */
+				ScStageResult result = {
+				    .rowid = message->rowid,
+				    .stage = "",
+				    .outcome = SC_OUTCOME_OK,
+				    .started_at = now,
+				    .finished_at = now,
+				    .next_state = SC_STATE_DONE,
+				    .attempts = message->attempts,
+				};
+				ScStageResult *one = &result;
+				(void) sc_spool_record_results (runner->spool,
+								sc_owner_get_name (runner->owner),
+								&one, 1, NULL, NULL);
+				sc_message_free (message);
+				continue;
+			}
+			dispatch (runner, message, runner->config);
+		}
+		if (messages->len < room)
+			break;
+	}
+	if (!sc_spool_next_due (runner->spool, &next_due, &error_local)) {
+		if (error_local != NULL)
+			g_warning ("cannot read the next due time: %s", error_local->message);
+		next_due = G_MAXINT64;
+	}
+	if (runner->once) {
+		maybe_quit (runner);
+		if (next_due > runner->once_started_at)
+			next_due = G_MAXINT64;
+	}
+	/* Due now but no room: the next drain claims; else sleep till due. */
+	runner_schedule (runner, MIN (MAX (next_due, now), runner->last_rescan + runner->config->rescan));
+}
+
+static void
+runner_schedule (ScRunner *runner, gint64 ready_time_real)
+{
+	gint64 delay = ready_time_real - sc_clock_now (runner->clock);
+	g_source_set_ready_time (runner->timer, g_get_monotonic_time () + MAX (delay, 0));
+}
+
+static gboolean
+timer_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
+{
+	g_source_set_ready_time (source, -1);
+	return callback (user_data);
+}
+
+static GSourceFuncs timer_funcs = {
+    .dispatch = timer_dispatch,
+};
+
+static gboolean
+timer_cb (gpointer user_data)
+{
+	runner_claim (user_data);
+	return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+wake_cb (GSocket *socket, GIOCondition condition, gpointer user_data)
+{
+	ScRunner *runner = user_data;
+
+	sc_wake_drain (socket);
+	runner_claim (runner);
+	return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+renew_cb (gpointer user_data)
+{
+	ScRunner *runner = user_data;
+	g_autoptr(GError) error_local = NULL;
+
+	gint64 now = sc_clock_now (runner->clock);
+
+	if (runner->in_flight > 0 && now - runner->last_renew >= runner->config->lease / 3) {
+		runner->last_renew = now;
+		if (!sc_spool_renew_leases (runner->spool,
+				    sc_owner_get_name (runner->owner),
+					    now + runner->config->lease,
+					    &error_local))
+			g_warning ("cannot renew leases: %s", error_local->message);
+	}
+	if (runner->stopping && sc_clock_now (runner->clock) >= runner->stop_deadline) {
+		/* Workers did not finish in time: give their messages back. */
+		g_message ("releasing %u message(s) still in flight", runner->in_flight);
+		if (!sc_spool_release_owner (runner->spool,
+					     sc_owner_get_name (runner->owner),
+					     sc_clock_now (runner->clock),
+					     &error_local))
+			g_warning ("cannot release messages: %s", error_local->message);
+		runner->in_flight = 0;
+		g_main_loop_quit (runner->loop);
+	}
+	return G_SOURCE_CONTINUE;
+}
+
+/* ---- life ---- */
+
+ScRunner *
+sc_runner_new (ScConfig *config, ScClock *clock, GError **error)
+{
+	g_autoptr(ScRunner) runner = g_new0 (ScRunner, 1);
+	g_autoptr(GError) error_local = NULL;
+
+	g_mutex_init (&runner->drain_lock);
+	runner->config = sc_config_ref (config);
+	runner->clock = sc_clock_ref (clock);
+	runner->context = g_main_context_ref_thread_default ();
+	runner->cancellable = g_cancellable_new ();
+	runner->finished = g_async_queue_new ();
+	runner->spool = sc_spool_open (config->spool, config->busy_timeout, error);
+	if (runner->spool == NULL)
+		return NULL;
+	runner->owner = sc_owner_register (config->spool, error);
+	if (runner->owner == NULL)
+		return NULL;
+	runner->pool = g_thread_pool_new (worker_cb, runner, (int) config->workers, FALSE, error);
+	if (runner->pool == NULL)
+		return NULL;
+	runner->timer = g_source_new (&timer_funcs, sizeof (GSource));
+	g_source_set_callback (runner->timer, timer_cb, runner, NULL);
+	g_source_set_static_name (runner->timer, "stagecoach-claim-timer");
+	g_source_attach (runner->timer, runner->context);
+	runner->wake_socket = sc_wake_listen (config->spool, &runner->wake_path, &error_local);
+	if (runner->wake_socket == NULL) {
+		g_warning ("no instant wakeups, rescanning every %" G_GINT64_FORMAT "s: %s",
+			   config->rescan / G_USEC_PER_SEC, error_local->message);
+	} else {
+		runner->wake_source = g_socket_create_source (runner->wake_socket, G_IO_IN, NULL);
+		g_source_set_callback (runner->wake_source, (GSourceFunc) (void (*) (void)) wake_cb, runner, NULL);
+		g_source_set_static_name (runner->wake_source, "stagecoach-wake");
+		g_source_attach (runner->wake_source, runner->context);
+	}
+	return g_steal_pointer (&runner);
+}
+
+void
+sc_runner_free (ScRunner *runner)
+{
+	if (runner == NULL)
+		return;
+	if (runner->pool != NULL)
+		g_thread_pool_free (runner->pool, FALSE, TRUE);
+	/* jobs that finished after the loop stopped */
+	if (runner->finished != NULL) {
+		ScJob *job;
+		while ((job = g_async_queue_try_pop (runner->finished)) != NULL)
+			job_free (job);
+		g_async_queue_unref (runner->finished);
+	}
+	if (runner->drain_id != 0)
+		g_source_remove (runner->drain_id);
+	if (runner->renew_id != 0)
+		g_source_remove (runner->renew_id);
+	if (runner->timer != NULL) {
+		g_source_destroy (runner->timer);
+		g_source_unref (runner->timer);
+	}
+	if (runner->wake_source != NULL) {
+		g_source_destroy (runner->wake_source);
+		g_source_unref (runner->wake_source);
+	}
+	if (runner->wake_path != NULL)
+		(void) g_unlink (runner->wake_path);
+	g_free (runner->wake_path);
+	g_clear_object (&runner->wake_socket);
+	if (runner->spool != NULL && runner->owner != NULL)
+		(void) sc_spool_release_owner (runner->spool,
+					       sc_owner_get_name (runner->owner),
+					       sc_clock_now (runner->clock),
+					       NULL);
+	sc_owner_free (runner->owner);
+	sc_spool_close (runner->spool);
+	g_clear_object (&runner->cancellable);
+	g_main_context_unref (runner->context);
+	sc_clock_unref (runner->clock);
+	sc_config_unref (runner->config);
+	g_clear_error (&runner->fatal);
+	g_mutex_clear (&runner->drain_lock);
+	g_free (runner);
+}
+
+gboolean
+sc_runner_run (ScRunner *runner, gboolean once, GError **error)
+{
+	runner->once = once;
+	runner->loop = g_main_loop_new (runner->context, FALSE);
+	runner->renew_id = g_timeout_add_seconds (1, renew_cb, runner);
+	reclaim_dead_owners (runner);
+	runner->once_started_at = sc_clock_now (runner->clock);
+	runner_claim (runner);
+	g_main_loop_run (runner->loop);
+	g_clear_pointer (&runner->loop, g_main_loop_unref);
+	g_source_remove (runner->renew_id);
+	runner->renew_id = 0;
+	if (runner->fatal != NULL) {
+		g_propagate_error (error, g_steal_pointer (&runner->fatal));
+		return FALSE;
+	}
+	return TRUE;
+}
+
+void
+sc_runner_stop (ScRunner *runner)
+{
+	if (runner->stopping) {
+		/* Asked twice: do not wait for the grace period. */
+		runner->stop_deadline = sc_clock_now (runner->clock);
+		return;
+	}
+	g_message ("stopping: finishing %u stage(s) in flight", runner->in_flight);
+	runner->stopping = TRUE;
+	runner->stop_deadline = sc_clock_now (runner->clock) + SC_RUNNER_STOP_GRACE;
+	g_cancellable_cancel (runner->cancellable);
+	maybe_quit (runner);
+}
+
+void
+sc_runner_set_config (ScRunner *runner, ScConfig *config)
+{
+	ScConfig *old = runner->config;
+	runner->config = sc_config_ref (config);
+	sc_config_unref (old);
+	runner_claim (runner);
+}

@@ -1,0 +1,32 @@
+/* sc-runner.h — the daemon's heart: claims due messages, runs their stages
+ * on worker threads, commits outcomes in groups, sleeps until the next due
+ * time.  Lives on the thread that created it (the main context's).
+ */
+#pragma once
+
+#include "sc-clock.h"
+#include "sc-config.h"
+
+G_BEGIN_DECLS
+
+typedef struct _ScRunner ScRunner;
+
+/* Opens the spool and registers as an owner. */
+ScRunner *sc_runner_new (ScConfig *config, ScClock *clock, GError **error);
+void sc_runner_free (ScRunner *runner);
+
+/* Runs the main loop until sc_runner_stop() (or, with @once, until nothing
+ * is due any more: everything due at the start, retries that came due
+ * included, has been processed). */
+gboolean sc_runner_run (ScRunner *runner, gboolean once, GError **error);
+/* Finish in-flight work (or release it after a grace period), then return. */
+void sc_runner_stop (ScRunner *runner);
+/* New claims use @config; work already claimed keeps its snapshot. */
+void sc_runner_set_config (ScRunner *runner, ScConfig *config);
+
+/* Messages whose processing crashed a runner this many times are held. */
+#define SC_RUNNER_CRASH_LIMIT 3
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (ScRunner, sc_runner_free)
+
+G_END_DECLS
