@@ -7,6 +7,8 @@
 
 #include "sc-duration.h"
 
+#include <errno.h>
+
 #include "sc-error.h"
 #include "sc-i18n.h"
 
@@ -28,6 +30,7 @@ sc_duration_parse (const char *text, gint64 *out_duration, GError **error)
 {
 	const char *cursor = text;
 	gint64 total = 0;
+	gboolean any_unit = FALSE;
 
 	g_return_val_if_fail (text != NULL, FALSE);
 	while (g_ascii_isspace (*cursor))
@@ -51,13 +54,14 @@ sc_duration_parse (const char *text, gint64 *out_duration, GError **error)
 				unit = duration_units[i].unit;
 				cursor += length;
 				matched = TRUE;
+				any_unit = TRUE;
 				break;
 			}
 		}
 		if (!matched && *cursor != '\0' && !g_ascii_isspace (*cursor))
 			goto invalid;
-		if (!matched && total != 0)
-			goto invalid; /* "1h30" is ambiguous */
+		if (!matched && any_unit)
+			goto invalid; /* "1h30" (and "0h30") is ambiguous */
 		if (number > (guint64) (G_MAXINT64 / unit) || total > G_MAXINT64 - (gint64) number * unit)
 			goto invalid;
 		total += (gint64) number * unit;
@@ -92,9 +96,8 @@ sc_duration_format (gint64 duration)
 		g_string_append_printf (text, "%" G_GINT64_FORMAT "ms", duration / 1000);
 		return g_string_free (text, FALSE);
 	}
-	duration /= G_USEC_PER_SEC; /* whole seconds from here on */
-	for (gssize i = G_N_ELEMENTS (duration_units) - 2; i >= 1; i--) {
-		gint64 unit = duration_units[i].unit / G_USEC_PER_SEC;
+	for (gssize i = G_N_ELEMENTS (duration_units) - 2; i >= 0; i--) {
+		gint64 unit = duration_units[i].unit;
 		if (duration >= unit) {
 			g_string_append_printf (text,
 						"%" G_GINT64_FORMAT "%s",
@@ -116,7 +119,10 @@ sc_size_parse (const char *text, guint64 *out_size, GError **error)
 	g_return_val_if_fail (text != NULL, FALSE);
 	if (!g_ascii_isdigit (*text))
 		goto invalid;
+	errno = 0;
 	number = g_ascii_strtoull (text, &end, 10);
+	if (errno == ERANGE)
+		goto invalid; /* saturated at G_MAXUINT64 */
 	switch (g_ascii_toupper (*end)) {
 	case 'K':
 		unit = 1024, end++;

@@ -1,2 +1,133 @@
+/* sc-main.c — the stagecoach binary: global options and the table of
+ * subcommands (as OpenSMTPD's smtpctl).  Every subcommand here must appear
+ * in doc/stagecoach.1; a test checks it. */
 #include "config.h"
-int main (void) { return 0; }
+
+#include <curl/curl.h>
+#include <locale.h>
+#include <stdio.h>
+#include <sysexits.h>
+
+#include "sc-cli.h"
+#include "sc-error.h"
+#include "sc-i18n.h"
+
+typedef struct {
+	const char *name;
+	ScCliFunc func;
+	const char *summary; /* translated at print time */
+} ScCliCommand;
+
+static const ScCliCommand commands[] = {
+    {"run", sc_cli_run, N_("Run the daemon (or --once: process what is due, then exit)")},
+    {"inject", sc_cli_inject, N_("Accept a message on standard input; print its queue id")},
+    {"sendmail", sc_cli_sendmail, N_("Accept a message the way a sendmail program does")},
+    {"status", sc_cli_status, N_("Count messages per state")},
+    {"list", sc_cli_list, N_("List messages")},
+    {"show", sc_cli_show, N_("Show one message's stages, attempts and recipients")},
+    {"retry", sc_cli_retry, N_("Make messages due now in a new cycle")},
+    {"hold", sc_cli_hold, N_("Pause messages")},
+    {"release", sc_cli_release, N_("Resume held messages")},
+    {"delete", sc_cli_delete, N_("Delete messages")},
+    {"export", sc_cli_export, N_("Write a message's raw or a stage's output bytes")},
+    {"check-config", sc_cli_check_config, N_("Check the configuration and report every problem")},
+};
+
+static void
+print_usage (FILE *stream)
+{
+	fprintf (stream, "%s\n\n", _("Usage: stagecoach [--config FILE] COMMAND [OPTIONS…]"));
+	fprintf (stream, "%s\n", _("Commands:"));
+	for (gsize i = 0; i < G_N_ELEMENTS (commands); i++)
+		fprintf (stream, "  %-14s %s\n", commands[i].name, _(commands[i].summary));
+	fprintf (stream, "\n%s\n", _("Run “stagecoach COMMAND --help” for a command's options."));
+}
+
+/* Takes --config/--verbose from anywhere on the line, so that both
+ * `stagecoach --config F show X` and `stagecoach show X --config F` work. */
+static gboolean
+take_global_options (ScCli *cli, int *argc, char **argv)
+{
+	int out = 1;
+
+	for (int i = 1; i < *argc; i++) {
+		const char *arg = argv[i];
+		if (strcmp (arg, "--") == 0) {
+			while (i < *argc)
+				argv[out++] = argv[i++];
+			break;
+		}
+		if (strcmp (arg, "--config") == 0 || strcmp (arg, "-c") == 0) {
+			if (i + 1 >= *argc) {
+				fprintf (stderr, "stagecoach: %s\n", _("--config needs a file"));
+				return FALSE;
+			}
+			g_free (cli->config_path);
+			cli->config_path = g_strdup (argv[++i]);
+		} else if (g_str_has_prefix (arg, "--config=")) {
+			g_free (cli->config_path);
+			cli->config_path = g_strdup (arg + strlen ("--config="));
+		} else if (strcmp (arg, "--verbose") == 0 || strcmp (arg, "-v") == 0) {
+			cli->verbose = TRUE;
+		} else {
+			argv[out++] = argv[i];
+		}
+	}
+	*argc = out;
+	argv[out] = NULL;
+	return TRUE;
+}
+
+int
+main (int argc, char **argv)
+{
+	ScCli cli = {0};
+	g_autofree char *program = NULL;
+	int status = EX_USAGE;
+
+	setlocale (LC_ALL, "");
+	bindtextdomain (GETTEXT_PACKAGE, LOCALEDIR);
+	bind_textdomain_codeset (GETTEXT_PACKAGE, "UTF-8");
+	textdomain (GETTEXT_PACKAGE);
+	/* once, before any thread exists */
+	curl_global_init (CURL_GLOBAL_DEFAULT);
+
+	program = g_path_get_basename (argv[0]);
+	if (strcmp (program, "sendmail") == 0) {
+		/* installed as a sendmail path: the whole line is sendmail's */
+		cli.command = "sendmail";
+		status = sc_cli_sendmail (&cli, argc, argv);
+		goto done;
+	}
+	if (!take_global_options (&cli, &argc, argv))
+		goto done;
+	if (cli.verbose)
+		g_log_set_debug_enabled (TRUE);
+	if (argc < 2 || strcmp (argv[1], "--help") == 0 || strcmp (argv[1], "-h") == 0 ||
+	    strcmp (argv[1], "help") == 0) {
+		print_usage (argc < 2 ? stderr : stdout);
+		status = argc < 2 ? EX_USAGE : EX_OK;
+		goto done;
+	}
+	if (strcmp (argv[1], "--version") == 0) {
+		printf ("stagecoach %s\n", PACKAGE_VERSION);
+		status = EX_OK;
+		goto done;
+	}
+	for (gsize i = 0; i < G_N_ELEMENTS (commands); i++) {
+		if (strcmp (argv[1], commands[i].name) == 0) {
+			cli.command = commands[i].name;
+			status = commands[i].func (&cli, argc - 1, argv + 1);
+			goto done;
+		}
+	}
+	fprintf (stderr, "stagecoach: %s\n", _("unknown command"));
+	print_usage (stderr);
+
+done:
+	g_clear_pointer (&cli.spool, sc_spool_close);
+	g_clear_pointer (&cli.config, sc_config_unref);
+	g_free (cli.config_path);
+	curl_global_cleanup ();
+	return status;
+}

@@ -613,7 +613,8 @@ sc_runner_run (ScRunner *runner, gboolean once, GError **error)
 	runner->renew_id = g_timeout_add_seconds (1, renew_cb, runner);
 	reclaim_dead_owners (runner);
 	runner->once_started_at = sc_clock_now (runner->clock);
-	runner_claim (runner);
+	/* first claim from inside the loop: a quit before g_main_loop_run() is lost */
+	runner_schedule (runner, runner->once_started_at);
 	g_main_loop_run (runner->loop);
 	g_clear_pointer (&runner->loop, g_main_loop_unref);
 	g_source_remove (runner->renew_id);

@@ -78,6 +78,11 @@ gboolean sc_spool_begin (ScSpool *spool, GError **error);
 gboolean sc_spool_commit (ScSpool *spool, GError **error);
 void sc_spool_rollback (ScSpool *spool);
 
+/* For tests: the statement text and the connection, to check query plans
+ * and to set limits (PRAGMA max_page_count) on the spool's own connection. */
+const char *sc_spool_sql_text (ScSql sql);
+sqlite3 *sc_spool_get_db (ScSpool *spool);
+
 /* sc-spool-schema.c */
 gboolean sc_spool_schema_migrate (sqlite3 *db, GError **error);
 extern const int sc_spool_schema_version;

@@ -183,6 +183,20 @@ static const char *const sql_text[SC_SQL_LAST] = {
 	" VALUES (:now, :actor, :remote, :action, :queue_id, :detail)",
 };
 
+const char *
+sc_spool_sql_text (ScSql sql)
+{
+	g_return_val_if_fail (sql < SC_SQL_LAST, NULL);
+	return sql_text[sql];
+}
+
+sqlite3 *
+sc_spool_get_db (ScSpool *spool)
+{
+	g_return_val_if_fail (spool != NULL, NULL);
+	return spool->db;
+}
+
 void
 sc_statement_reset (ScStatement *stmt)
 {

@@ -108,3 +108,139 @@ sc_test_write_file (const char *dir, const char *name, const char *contents)
 	g_assert_no_error (error);
 	return path;
 }
+
+static GSubprocessLauncher *
+launcher_for (const char *config_path, GSubprocessFlags flags)
+{
+	GSubprocessLauncher *launcher = g_subprocess_launcher_new (flags);
+	g_subprocess_launcher_setenv (launcher, "STAGECOACH_CONFIG", config_path, TRUE);
+	g_subprocess_launcher_setenv (launcher, "LC_ALL", "C.UTF-8", TRUE);
+	return launcher;
+}
+
+static GPtrArray *
+collect_args (const char *first_arg, va_list args)
+{
+	GPtrArray *argv = g_ptr_array_new ();
+	const char *arg;
+
+	g_ptr_array_add (argv, (gpointer) sc_test_binary ());
+	for (arg = first_arg; arg != NULL; arg = va_arg (args, const char *))
+		g_ptr_array_add (argv, (gpointer) arg);
+	g_ptr_array_add (argv, NULL);
+	return argv;
+}
+
+int
+sc_test_run (const char *config_path,
+	     GBytes *input,
+	     char **out_stdout,
+	     char **out_stderr,
+	     const char *first_arg,
+	     ...)
+{
+	g_autoptr(GSubprocessLauncher) launcher =
+	    launcher_for (config_path,
+			  G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE |
+			      G_SUBPROCESS_FLAGS_STDERR_PIPE);
+	g_autoptr(GPtrArray) argv = NULL;
+	g_autoptr(GSubprocess) process = NULL;
+	g_autoptr(GBytes) stdout_bytes = NULL;
+	g_autoptr(GBytes) stderr_bytes = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GBytes) empty = g_bytes_new_static ("", 0);
+	va_list args;
+
+	va_start (args, first_arg);
+	argv = collect_args (first_arg, args);
+	va_end (args);
+	process = g_subprocess_launcher_spawnv (launcher, (const char *const *) argv->pdata, &error);
+	g_assert_no_error (error);
+	g_subprocess_communicate (process, input != NULL ? input : empty, NULL, &stdout_bytes,
+				  &stderr_bytes, &error);
+	g_assert_no_error (error);
+	if (out_stdout != NULL)
+		*out_stdout = g_strndup (g_bytes_get_data (stdout_bytes, NULL), g_bytes_get_size (stdout_bytes));
+	if (out_stderr != NULL)
+		*out_stderr = g_strndup (g_bytes_get_data (stderr_bytes, NULL), g_bytes_get_size (stderr_bytes));
+	if (g_subprocess_get_if_signaled (process))
+		return 128 + g_subprocess_get_term_sig (process);
+	return g_subprocess_get_exit_status (process);
+}
+
+GSubprocess *
+sc_test_spawn (const char *config_path, const char *log_path, const char *first_arg, ...)
+{
+	g_autoptr(GSubprocessLauncher) launcher =
+	    launcher_for (config_path, G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDERR_MERGE);
+	g_autoptr(GPtrArray) argv = NULL;
+	g_autoptr(GError) error = NULL;
+	GSubprocess *process;
+	va_list args;
+
+	va_start (args, first_arg);
+	argv = collect_args (first_arg, args);
+	va_end (args);
+	g_subprocess_launcher_set_stdout_file_path (launcher, log_path);
+	process = g_subprocess_launcher_spawnv (launcher, (const char *const *) argv->pdata, &error);
+	g_assert_no_error (error);
+	return process;
+}
+
+char *
+sc_test_inject (const char *config_path, const char *list, const char *message)
+{
+	g_autoptr(GBytes) input = g_bytes_new (message, strlen (message));
+	g_autofree char *out = NULL;
+	g_autofree char *err = NULL;
+	int status = sc_test_run (config_path, input, &out, &err, "inject", "--list", list,
+				  "rcpt@example.org", NULL);
+	if (status != 0)
+		g_error ("inject failed (%d): %s", status, err);
+	return g_strstrip (g_steal_pointer (&out));
+}
+
+JsonObject *
+sc_test_show (const char *config_path, const char *queue_id)
+{
+	g_autofree char *out = NULL;
+	g_autofree char *err = NULL;
+	g_autoptr(JsonParser) parser = json_parser_new ();
+	g_autoptr(GError) error = NULL;
+	int status = sc_test_run (config_path, NULL, &out, &err, "show", queue_id, "--json", NULL);
+
+	if (status != 0)
+		g_error ("show failed (%d): %s", status, err);
+	json_parser_load_from_data (parser, out, -1, &error);
+	g_assert_no_error (error);
+	return json_object_ref (json_node_get_object (json_parser_get_root (parser)));
+}
+
+gint64
+sc_test_count (const char *config_path, const char *state)
+{
+	g_autofree char *out = NULL;
+	g_autofree char *err = NULL;
+	g_autoptr(JsonParser) parser = json_parser_new ();
+	g_autoptr(GError) error = NULL;
+	int status = sc_test_run (config_path, NULL, &out, &err, "status", "--json", NULL);
+
+	if (status != 0)
+		g_error ("status failed (%d): %s", status, err);
+	json_parser_load_from_data (parser, out, -1, &error);
+	g_assert_no_error (error);
+	return json_object_get_int_member (json_node_get_object (json_parser_get_root (parser)), state);
+}
+
+gboolean
+sc_test_wait_count (const char *config_path, const char *state, gint64 count, guint timeout_ms)
+{
+	gint64 deadline = g_get_monotonic_time () + (gint64) timeout_ms * 1000;
+
+	while (g_get_monotonic_time () < deadline) {
+		if (sc_test_count (config_path, state) == count)
+			return TRUE;
+		g_usleep (50 * 1000);
+	}
+	return sc_test_count (config_path, state) == count;
+}

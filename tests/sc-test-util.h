@@ -1,7 +1,8 @@
 /* sc-test-util.h — helpers shared by the GTest binaries. */
 #pragma once
 
-#include <glib.h>
+#include <gio/gio.h>
+#include <json-glib/json-glib.h>
 
 G_BEGIN_DECLS
 
@@ -17,5 +18,30 @@ char *sc_test_make_tmpdir (const char *prefix);
 void sc_test_remove_tree (const char *path);
 /* Writes text to dir/name, returns the path. (transfer full) */
 char *sc_test_write_file (const char *dir, const char *name, const char *contents);
+
+G_END_DECLS
+
+G_BEGIN_DECLS
+
+/* Runs the stagecoach binary with STAGECOACH_CONFIG=@config_path, feeding
+ * @input (nullable) on stdin; returns its exit status.  @out_stdout and
+ * @out_stderr: (optional) (transfer full).  Arguments end with NULL. */
+int sc_test_run (const char *config_path,
+		 GBytes *input,
+		 char **out_stdout,
+		 char **out_stderr,
+		 const char *first_arg,
+		 ...) G_GNUC_NULL_TERMINATED;
+/* Starts it in the background (stdout/stderr to @log_path). (transfer full) */
+GSubprocess *sc_test_spawn (const char *config_path, const char *log_path, const char *first_arg, ...)
+    G_GNUC_NULL_TERMINATED;
+/* Injects @message to @list for one recipient; returns the queue id. */
+char *sc_test_inject (const char *config_path, const char *list, const char *message);
+/* The parsed `show ID --json` object. (transfer full) */
+JsonObject *sc_test_show (const char *config_path, const char *queue_id);
+/* `status --json` member @state. */
+gint64 sc_test_count (const char *config_path, const char *state);
+/* Waits up to @timeout_ms for `status --json` to report @count in @state. */
+gboolean sc_test_wait_count (const char *config_path, const char *state, gint64 count, guint timeout_ms);
 
 G_END_DECLS

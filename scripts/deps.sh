@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# scripts/deps.sh — installs the Debian 12 packages stagecoach needs, and
+# only those that are missing.  Sourced by run.sh and test.sh.
+#   install_deps build   — compiler, meson, libraries
+#   install_deps test    — the above plus the real servers the tests use
+set -euo pipefail
+
+STAGECOACH_BUILD_PACKAGES=(
+  gcc pkg-config meson ninja-build gettext
+  libglib2.0-dev libsoup-3.0-dev libsqlite3-dev libcurl4-openssl-dev
+  libgmime-3.0-dev libjson-glib-dev
+  sqlite3 ca-certificates
+)
+STAGECOACH_TEST_PACKAGES=(
+  postfix      # smtp-sink, smtp-source and a real smtpd for the SMTP tests
+  mandoc       # man page lint
+  openssl      # self-signed certificates for the TLS tests
+  python3      # the test-summary script
+)
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+missing_packages() {
+  local pkg
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || echo "$pkg"
+  done
+}
+
+install_deps() {
+  local want=("${STAGECOACH_BUILD_PACKAGES[@]}")
+  if [ "${1:-build}" = test ]; then
+    want+=("${STAGECOACH_TEST_PACKAGES[@]}")
+  fi
+  local missing
+  missing=$(missing_packages "${want[@]}")
+  if [ -z "$missing" ]; then
+    return 0
+  fi
+  echo "==> installing: $(echo $missing | tr '\n' ' ')"
+  # Postfix must not configure or start a system mail server: the tests
+  # run private instances.
+  echo 'postfix postfix/main_mailer_type select No configuration' | as_root debconf-set-selections
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+  # shellcheck disable=SC2086
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing
+}

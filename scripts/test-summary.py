@@ -1,0 +1,34 @@
+#!/usr/bin/env python3
+"""Counts GTest cases from meson's testlog.json (TAP output of each binary).
+
+Prints one line: "N passed, N failed[, N skipped]".  A binary that died
+without reporting a failing case counts as one failure, so a crash can
+never disappear from the count.
+"""
+import json
+import re
+import sys
+
+passed = failed = skipped = 0
+with open(sys.argv[1], encoding="utf-8") as log:
+    for line in log:
+        test = json.loads(line)
+        cases_failed = 0
+        for out in (test.get("stdout") or "").splitlines():
+            if re.match(r"^ok \d+", out):
+                if re.search(r"#\s*SKIP", out, re.I):
+                    skipped += 1
+                else:
+                    passed += 1
+            elif re.match(r"^not ok \d+", out):
+                if re.search(r"#\s*TODO", out, re.I):
+                    skipped += 1
+                else:
+                    failed += 1
+                    cases_failed += 1
+        if test.get("result") not in ("OK", "SKIP", "EXPECTEDFAIL") and cases_failed == 0:
+            failed += 1
+line = f"{passed} passed, {failed} failed"
+if skipped:
+    line += f", {skipped} skipped"
+print(line)

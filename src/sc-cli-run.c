@@ -1,0 +1,102 @@
+/* sc-cli-run.c — `run` (the daemon) and `check-config`.
+ * Signals go through the main loop (g_unix_signal_add): SIGTERM and SIGINT
+ * finish or release in-flight work, SIGHUP reloads the configuration and
+ * keeps the old one if the new one has errors. */
+#include "config.h"
+
+#include <glib-unix.h>
+#include <stdio.h>
+#include <sysexits.h>
+
+#include "sc-cli.h"
+#include "sc-error.h"
+#include "sc-i18n.h"
+#include "sc-runner.h"
+
+typedef struct {
+	ScCli *cli;
+	ScRunner *runner;
+} ScDaemon;
+
+static gboolean
+stop_cb (gpointer user_data)
+{
+	ScDaemon *daemon = user_data;
+	sc_runner_stop (daemon->runner);
+	return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+reload_cb (gpointer user_data)
+{
+	ScDaemon *daemon = user_data;
+	g_autoptr(GError) error = NULL;
+	g_autofree char *path = sc_config_find_path (daemon->cli->config_path);
+	g_autoptr(ScConfig) config = sc_config_load (path, &error);
+
+	if (config == NULL) {
+		g_warning ("SIGHUP: keeping the running configuration, the new one has errors:\n%s",
+			   error->message);
+		return G_SOURCE_CONTINUE;
+	}
+	if (g_strcmp0 (config->spool, daemon->cli->config->spool) != 0)
+		g_warning ("SIGHUP: the spool folder changed; that takes a restart");
+	g_message ("configuration reloaded from %s", path != NULL ? path : "(defaults)");
+	sc_runner_set_config (daemon->runner, config);
+	return G_SOURCE_CONTINUE;
+}
+
+int
+sc_cli_run (ScCli *cli, int argc, char **argv)
+{
+	gboolean once = FALSE;
+	g_autoptr(ScRunner) runner = NULL;
+	g_autoptr(ScClock) clock = sc_clock_new_system ();
+	g_autoptr(GError) error = NULL;
+	ScDaemon daemon = {.cli = cli};
+	guint signal_ids[3];
+	const GOptionEntry entries[] = {
+	    {"once", 0, 0, G_OPTION_ARG_NONE, &once, N_("Process everything due now, then exit"), NULL},
+	    {NULL},
+	};
+
+	if (!sc_cli_parse (cli, "", _("Run the pipeline."), entries, &argc, &argv))
+		return EX_USAGE;
+	if (sc_cli_get_config (cli) == NULL)
+		return EX_CONFIG;
+	runner = sc_runner_new (cli->config, clock, &error);
+	if (runner == NULL)
+		return sc_cli_fail (cli, error);
+	daemon.runner = runner;
+	signal_ids[0] = g_unix_signal_add (SIGTERM, stop_cb, &daemon);
+	signal_ids[1] = g_unix_signal_add (SIGINT, stop_cb, &daemon);
+	signal_ids[2] = g_unix_signal_add (SIGHUP, reload_cb, &daemon);
+	if (!once)
+		g_message ("stagecoach %s running on spool %s", PACKAGE_VERSION, cli->config->spool);
+	if (!sc_runner_run (runner, once, &error)) {
+		for (gsize i = 0; i < G_N_ELEMENTS (signal_ids); i++)
+			g_source_remove (signal_ids[i]);
+		return sc_cli_fail (cli, error);
+	}
+	for (gsize i = 0; i < G_N_ELEMENTS (signal_ids); i++)
+		g_source_remove (signal_ids[i]);
+	return EX_OK;
+}
+
+int
+sc_cli_check_config (ScCli *cli, int argc, char **argv)
+{
+	const GOptionEntry entries[] = {{NULL}};
+	g_autofree char *path = NULL;
+
+	if (!sc_cli_parse (cli, "", _("Check the configuration."), entries, &argc, &argv))
+		return EX_USAGE;
+	if (sc_cli_get_config (cli) == NULL)
+		return EX_CONFIG;
+	path = sc_config_find_path (cli->config_path);
+	printf (g_dngettext (GETTEXT_PACKAGE, "%s: OK (%u list)\n", "%s: OK (%u lists)\n",
+			     g_hash_table_size (cli->config->lists)),
+		path != NULL ? path : _("built-in defaults"),
+		g_hash_table_size (cli->config->lists));
+	return EX_OK;
+}

@@ -1,0 +1,49 @@
+/* sc-cli.h — what every subcommand gets: parsed global options and lazy
+ * access to the configuration and the spool.  Subcommands return a
+ * sysexits.h code; they print their own output and errors. */
+#pragma once
+
+#include "sc-config.h"
+#include "sc-spool.h"
+
+G_BEGIN_DECLS
+
+typedef struct {
+	const char *command;     /* "inject" */
+	char *config_path;       /* (nullable) --config */
+	ScConfig *config;        /* (nullable) loaded on first use */
+	ScSpool *spool;          /* (nullable) opened on first use */
+	gboolean verbose;
+} ScCli;
+
+typedef int (*ScCliFunc) (ScCli *cli, int argc, char **argv);
+
+/* Loads the configuration once; prints the problems and returns NULL. */
+ScConfig *sc_cli_get_config (ScCli *cli);
+/* Loads the configuration and opens its spool (cli->config, cli->spool);
+ * on failure prints why and sets @out_status to the exit code. */
+gboolean sc_cli_open (ScCli *cli, int *out_status);
+/* Prints "stagecoach COMMAND: message" and returns the error's exit code. */
+int sc_cli_fail (ScCli *cli, const GError *error);
+/* Parses @entries (a subcommand's options); on error prints usage, FALSE. */
+gboolean sc_cli_parse (ScCli *cli,
+		       const char *parameters,
+		       const char *summary,
+		       const GOptionEntry *entries,
+		       int *argc,
+		       char ***argv);
+
+int sc_cli_inject (ScCli *cli, int argc, char **argv);
+int sc_cli_sendmail (ScCli *cli, int argc, char **argv);
+int sc_cli_status (ScCli *cli, int argc, char **argv);
+int sc_cli_list (ScCli *cli, int argc, char **argv);
+int sc_cli_show (ScCli *cli, int argc, char **argv);
+int sc_cli_export (ScCli *cli, int argc, char **argv);
+int sc_cli_retry (ScCli *cli, int argc, char **argv);
+int sc_cli_hold (ScCli *cli, int argc, char **argv);
+int sc_cli_release (ScCli *cli, int argc, char **argv);
+int sc_cli_delete (ScCli *cli, int argc, char **argv);
+int sc_cli_run (ScCli *cli, int argc, char **argv);
+int sc_cli_check_config (ScCli *cli, int argc, char **argv);
+
+G_END_DECLS

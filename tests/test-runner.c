@@ -1,0 +1,497 @@
+/* test-runner.c — the pipeline end to end through the real binary:
+ * inject → run → done; failures, retries and resumption at the failed
+ * stage; a runner killed with SIGKILL; two runners on one spool; SIGTERM;
+ * wakeups from inject. */
+#include "config.h"
+
+#include <glib/gstdio.h>
+#include <signal.h>
+#include <sqlite3.h>
+
+#include "sc-test-util.h"
+
+typedef struct {
+	char *dir;
+	char *config;
+	char *spool;
+	char *archive;
+} Fixture;
+
+static const char *message_text =
+    "From: Alice <alice@example.org>\r\n"
+    "To: test@example.org\r\n"
+    "Subject: hello list\r\n"
+    "Message-ID: <m1@example.org>\r\n"
+    "Content-Type: text/plain; charset=utf-8\r\n"
+    "\r\n"
+    "Hello everyone.\r\n";
+
+static void
+write_config_full (Fixture *fixture,
+		   const char *archive,
+		   const char *pipeline,
+		   const char *extra,
+		   const char *retry_extra)
+{
+	g_autofree char *text = g_strdup_printf ("[stagecoach]\n"
+						 "spool=spool\n"
+						 "workers=2\n"
+						 "lease=10s\n"
+						 "busy-timeout=5s\n"
+						 "rescan=30s\n"
+						 "[retry]\n"
+						 "initial=1s\n"
+						 "max-delay=2s\n"
+						 "jitter=0\n"
+						 "max-age=1h\n"
+						 "%s"
+						 "[list:test.example.org]\n"
+						 "pipeline=%s\n"
+						 "subject-prefix=[test]\n"
+						 "footer=footer.txt\n"
+						 "archive=%s\n"
+						 "%s",
+						 retry_extra != NULL ? retry_extra : "",
+						 pipeline, archive, extra != NULL ? extra : "");
+	g_autofree char *path = sc_test_write_file (fixture->dir, "stagecoach.conf", text);
+}
+
+static void
+write_config (Fixture *fixture, const char *archive, const char *pipeline, const char *extra)
+{
+	write_config_full (fixture, archive, pipeline, extra, NULL);
+}
+
+static void
+setup (Fixture *fixture, gconstpointer data)
+{
+	g_autofree char *footer = NULL;
+
+	fixture->dir = sc_test_make_tmpdir ("sc-runner");
+	fixture->config = g_build_filename (fixture->dir, "stagecoach.conf", NULL);
+	fixture->spool = g_build_filename (fixture->dir, "spool", NULL);
+	fixture->archive = g_build_filename (fixture->dir, "archive", NULL);
+	footer = sc_test_write_file (fixture->dir, "footer.txt", "-- \nposted to $list_name\n");
+	write_config (fixture, "maildir:archive", "decorate;archive", NULL);
+}
+
+static void
+teardown (Fixture *fixture, gconstpointer data)
+{
+	sc_test_remove_tree (fixture->dir);
+	g_free (fixture->dir);
+	g_free (fixture->config);
+	g_free (fixture->spool);
+	g_free (fixture->archive);
+}
+
+static int
+run_once (Fixture *fixture)
+{
+	g_autofree char *err = NULL;
+	int status = sc_test_run (fixture->config, NULL, NULL, &err, "run", "--once", NULL);
+	if (status != 0)
+		g_printerr ("run --once: %s\n", err);
+	return status;
+}
+
+static const char *
+member (JsonObject *object, const char *name)
+{
+	JsonNode *node = json_object_get_member (object, name);
+	return node != NULL && !json_node_is_null (node) ? json_node_get_string (node) : NULL;
+}
+
+static guint
+count_files (const char *dir)
+{
+	g_autoptr(GDir) handle = g_dir_open (dir, 0, NULL);
+	guint count = 0;
+
+	while (handle != NULL && g_dir_read_name (handle) != NULL)
+		count++;
+	return count;
+}
+
+static void
+test_pipeline_done (Fixture *fixture, gconstpointer data)
+{
+	g_autofree char *queue_id = sc_test_inject (fixture->config, "test.example.org", message_text);
+	g_autoptr(JsonObject) shown = NULL;
+	g_autofree char *new_dir = g_build_filename (fixture->archive, "new", NULL);
+	g_autofree char *decorated = NULL;
+	JsonArray *stages;
+
+	g_assert_true (g_regex_match_simple ("^[0-9a-f]{16}$", queue_id, 0, 0));
+	g_assert_cmpint (sc_test_count (fixture->config, "queued"), ==, 1);
+	g_assert_cmpint (run_once (fixture), ==, 0);
+
+	shown = sc_test_show (fixture->config, queue_id);
+	g_assert_cmpstr (member (shown, "state"), ==, "done");
+	stages = json_object_get_array_member (shown, "stages");
+	g_assert_cmpuint (json_array_get_length (stages), ==, 2);
+	g_assert_cmpstr (member (json_array_get_object_element (stages, 0), "stage"), ==, "decorate");
+	g_assert_cmpstr (member (json_array_get_object_element (stages, 1), "stage"), ==, "archive");
+	g_assert_nonnull (member (json_array_get_object_element (stages, 0), "completed_at"));
+	g_assert_cmpuint (json_array_get_length (json_object_get_array_member (shown, "attempts")), ==, 2);
+	g_assert_cmpint (sc_test_count (fixture->config, "done"), ==, 1);
+	g_assert_cmpint (sc_test_count (fixture->config, "queued"), ==, 0);
+
+	/* the archive holds the decorated message, once */
+	g_assert_cmpuint (count_files (new_dir), ==, 1);
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, &decorated, NULL, "export", queue_id,
+				      "--stage", "decorate", NULL), ==, 0);
+	g_assert_nonnull (strstr (decorated, "Subject: [test] hello list"));
+	g_assert_nonnull (strstr (decorated, "posted to test"));
+}
+
+/* An archive that cannot be written defers the message; after the fix and
+ * a retry it resumes at archive: decorate is not run again. */
+static void
+test_archive_failure_resumes (Fixture *fixture, gconstpointer data)
+{
+	g_autofree char *blocker = sc_test_write_file (fixture->dir, "not-a-dir", "x");
+	g_autofree char *queue_id = NULL;
+	g_autoptr(JsonObject) first = NULL;
+	g_autoptr(JsonObject) second = NULL;
+	g_autofree char *decorate_done_at = NULL;
+	g_autofree char *out = NULL;
+
+	write_config (fixture, "maildir:not-a-dir/archive", "decorate;archive", NULL);
+	queue_id = sc_test_inject (fixture->config, "test.example.org", message_text);
+	g_assert_cmpint (run_once (fixture), ==, 0);
+	first = sc_test_show (fixture->config, queue_id);
+	g_assert_cmpstr (member (first, "state"), ==, "deferred");
+	g_assert_nonnull (strstr (member (first, "last_error"), "not-a-dir"));
+	g_assert_nonnull (member (first, "next_attempt_at"));
+	g_assert_cmpuint (json_array_get_length (json_object_get_array_member (first, "stages")), ==, 1);
+	decorate_done_at = g_strdup (member (json_array_get_object_element (
+	    json_object_get_array_member (first, "stages"), 0), "completed_at"));
+
+	/* fix the path, retry: due now, new cycle */
+	write_config (fixture, "maildir:archive", "decorate;archive", NULL);
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, &out, NULL, "retry", queue_id, NULL), ==, 0);
+	g_assert_cmpint (run_once (fixture), ==, 0);
+	second = sc_test_show (fixture->config, queue_id);
+	g_assert_cmpstr (member (second, "state"), ==, "done");
+	g_assert_cmpstr (member (json_array_get_object_element (
+	    json_object_get_array_member (second, "stages"), 0), "completed_at"), ==, decorate_done_at);
+	/* decorate ran once, archive twice (a transient failure, then ok) */
+	{
+		JsonArray *attempts = json_object_get_array_member (second, "attempts");
+		guint decorate_runs = 0;
+		for (guint i = 0; i < json_array_get_length (attempts); i++) {
+			if (g_strcmp0 (member (json_array_get_object_element (attempts, i), "stage"), "decorate") == 0)
+				decorate_runs++;
+		}
+		g_assert_cmpuint (decorate_runs, ==, 1);
+		g_assert_cmpuint (json_array_get_length (attempts), ==, 3);
+	}
+}
+
+static void
+test_retry_from_stage (Fixture *fixture, gconstpointer data)
+{
+	g_autofree char *queue_id = sc_test_inject (fixture->config, "test.example.org", message_text);
+	g_autoptr(JsonObject) before = NULL;
+	g_autoptr(JsonObject) after = NULL;
+	g_autofree char *err = NULL;
+
+	g_assert_cmpint (run_once (fixture), ==, 0);
+	before = sc_test_show (fixture->config, queue_id);
+	g_assert_cmpstr (member (before, "state"), ==, "done");
+	/* a done message needs --from-stage */
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, NULL, &err, "retry", queue_id, NULL), ==, 65);
+	g_assert_nonnull (strstr (err, "--from-stage"));
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, NULL, NULL, "retry", queue_id,
+				      "--from-stage", "nonsense", NULL), ==, 65);
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, NULL, NULL, "retry", queue_id,
+				      "--from-stage", "decorate", NULL), ==, 0);
+	g_assert_cmpint (sc_test_count (fixture->config, "queued"), ==, 1);
+	g_assert_cmpint (run_once (fixture), ==, 0);
+	after = sc_test_show (fixture->config, queue_id);
+	g_assert_cmpstr (member (after, "state"), ==, "done");
+	g_assert_cmpuint (json_array_get_length (json_object_get_array_member (after, "attempts")), ==, 4);
+	g_assert_cmpint (json_object_get_int_member (after, "cycle"), ==, 2);
+	/* the archive is idempotent per queue id: still one copy */
+	{
+		g_autofree char *new_dir = g_build_filename (fixture->archive, "new", NULL);
+		g_assert_cmpuint (count_files (new_dir), ==, 1);
+	}
+}
+
+/* A permanent failure (exec exit 1) is dead at once, with a notification. */
+static void
+test_permanent_dead (Fixture *fixture, gconstpointer data)
+{
+	g_autofree char *script = sc_test_write_file (fixture->dir, "reject.sh",
+						      "#!/bin/sh\necho 'policy says no' >&2\nexit 1\n");
+	g_autofree char *queue_id = NULL;
+	g_autoptr(JsonObject) shown = NULL;
+	g_autofree char *db_path = g_build_filename (fixture->spool, "spool.db", NULL);
+	sqlite3 *db = NULL;
+	sqlite3_stmt *stmt = NULL;
+
+	g_assert_cmpint (g_chmod (script, 0755), ==, 0);
+	write_config (fixture, "maildir:archive", "decorate;exec:reject;archive",
+		      "[handler:reject]\ncommand=./reject.sh\n");
+	queue_id = sc_test_inject (fixture->config, "test.example.org", message_text);
+	g_assert_cmpint (run_once (fixture), ==, 0);
+	shown = sc_test_show (fixture->config, queue_id);
+	g_assert_cmpstr (member (shown, "state"), ==, "dead");
+	g_assert_nonnull (strstr (member (shown, "last_error"), "policy says no"));
+	g_assert_cmpint (sqlite3_open (db_path, &db), ==, SQLITE_OK);
+	g_assert_cmpint (sqlite3_prepare_v2 (db, "SELECT kind, queue_id FROM notifications", -1, &stmt, NULL), ==, SQLITE_OK);
+	g_assert_cmpint (sqlite3_step (stmt), ==, SQLITE_ROW);
+	g_assert_cmpstr ((const char *) sqlite3_column_text (stmt, 0), ==, "message.dead");
+	g_assert_cmpstr ((const char *) sqlite3_column_text (stmt, 1), ==, queue_id);
+	sqlite3_finalize (stmt);
+	sqlite3_close (db);
+}
+
+/* Transient failures back off, then give up at max-attempts. */
+static void
+test_transient_then_dead (Fixture *fixture, gconstpointer data)
+{
+	g_autofree char *script = sc_test_write_file (fixture->dir, "later.sh",
+						      "#!/bin/sh\necho 'try later' >&2\nexit 75\n");
+	g_autofree char *queue_id = NULL;
+	g_autoptr(JsonObject) first = NULL;
+	g_autoptr(JsonObject) last = NULL;
+
+	g_assert_cmpint (g_chmod (script, 0755), ==, 0);
+	write_config_full (fixture, "maildir:archive", "exec:later",
+			   "[handler:later]\ncommand=./later.sh\n", "max-attempts=2\n");
+	queue_id = sc_test_inject (fixture->config, "test.example.org", message_text);
+	g_assert_cmpint (run_once (fixture), ==, 0);
+	first = sc_test_show (fixture->config, queue_id);
+	g_assert_cmpstr (member (first, "state"), ==, "deferred");
+	/* not due yet: run --once leaves it alone */
+	g_assert_cmpint (run_once (fixture), ==, 0);
+	g_assert_cmpint (sc_test_count (fixture->config, "deferred"), ==, 1);
+	g_usleep (1200 * 1000); /* initial=1s, jitter=0: due now */
+	g_assert_cmpint (run_once (fixture), ==, 0);
+	last = sc_test_show (fixture->config, queue_id);
+	g_assert_cmpstr (member (last, "state"), ==, "dead");
+	g_assert_cmpuint (json_array_get_length (json_object_get_array_member (last, "attempts")), ==, 2);
+}
+
+static void
+test_hold_release_delete (Fixture *fixture, gconstpointer data)
+{
+	g_autofree char *queue_id = sc_test_inject (fixture->config, "test.example.org", message_text);
+	g_autofree char *err = NULL;
+
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, NULL, NULL, "hold", queue_id, "--reason", "checking", NULL), ==, 0);
+	g_assert_cmpint (sc_test_count (fixture->config, "held"), ==, 1);
+	g_assert_cmpint (run_once (fixture), ==, 0);
+	g_assert_cmpint (sc_test_count (fixture->config, "held"), ==, 1); /* not processed */
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, NULL, NULL, "release", queue_id, NULL), ==, 0);
+	g_assert_cmpint (run_once (fixture), ==, 0);
+	g_assert_cmpint (sc_test_count (fixture->config, "done"), ==, 1);
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, NULL, &err, "release", queue_id, NULL), ==, 65);
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, NULL, NULL, "delete", queue_id, NULL), ==, 0);
+	g_assert_cmpint (sc_test_count (fixture->config, "total"), ==, 0);
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, NULL, NULL, "show", queue_id, NULL), ==, 66);
+}
+
+/* Writes an exec stage that logs "QUEUE_ID PID" and sleeps a little. */
+static void
+write_logging_stage (Fixture *fixture, const char *sleep_seconds, const char *workers)
+{
+	g_autofree char *script_text = g_strdup_printf ("#!/bin/sh\n"
+							"echo \"$STAGECOACH_QUEUE_ID $PPID\" >> %s/stage.log\n"
+							"sleep %s\n",
+							fixture->dir, sleep_seconds);
+	g_autofree char *script = sc_test_write_file (fixture->dir, "slow.sh", script_text);
+	g_autofree char *extra = g_strdup_printf ("[handler:slow]\ncommand=./slow.sh\ntimeout=1m\n");
+	g_autofree char *text = NULL;
+	g_autofree char *patched = NULL;
+
+	g_assert_cmpint (g_chmod (script, 0755), ==, 0);
+	write_config (fixture, "maildir:archive", "decorate;exec:slow;archive", extra);
+	g_assert_true (g_file_get_contents (fixture->config, &text, NULL, NULL));
+	{
+		g_autofree char *workers_line = g_strdup_printf ("workers=%s\n", workers);
+		GRegex *regex = g_regex_new ("workers=2\n", 0, 0, NULL);
+		patched = g_regex_replace_literal (regex, text, -1, 0, workers_line, 0, NULL);
+		g_regex_unref (regex);
+	}
+	g_assert_true (g_file_set_contents (fixture->config, patched, -1, NULL));
+}
+
+static GHashTable *
+count_log_lines (Fixture *fixture, guint *out_total)
+{
+	g_autofree char *path = g_build_filename (fixture->dir, "stage.log", NULL);
+	g_autofree char *text = NULL;
+	g_auto(GStrv) lines = NULL;
+	GHashTable *counts = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+
+	*out_total = 0;
+	if (!g_file_get_contents (path, &text, NULL, NULL))
+		return counts;
+	lines = g_strsplit (text, "\n", -1);
+	for (guint i = 0; lines[i] != NULL; i++) {
+		g_auto(GStrv) words = g_strsplit (lines[i], " ", 2);
+		if (words[0] == NULL || *words[0] == '\0')
+			continue;
+		g_hash_table_insert (counts, g_strdup (words[0]),
+				     GUINT_TO_POINTER (GPOINTER_TO_UINT (g_hash_table_lookup (counts, words[0])) + 1));
+		(*out_total)++;
+	}
+	return counts;
+}
+
+static GPtrArray *
+inject_many (Fixture *fixture, guint n)
+{
+	GPtrArray *ids = g_ptr_array_new_with_free_func (g_free);
+	for (guint i = 0; i < n; i++)
+		g_ptr_array_add (ids, sc_test_inject (fixture->config, "test.example.org", message_text));
+	return ids;
+}
+
+/* kill -9 while stages run → restart → everything done, and no stage that
+ * had been recorded as completed ran again. */
+static void
+test_kill9_resumes (Fixture *fixture, gconstpointer data)
+{
+	g_autoptr(GPtrArray) ids = NULL;
+	g_autofree char *log = g_build_filename (fixture->dir, "run1.log", NULL);
+	g_autoptr(GSubprocess) runner = NULL;
+	g_autoptr(GHashTable) runs = NULL;
+	guint total = 0;
+
+	write_logging_stage (fixture, "0.2", "2");
+	ids = inject_many (fixture, 12);
+	runner = sc_test_spawn (fixture->config, log, "run", NULL);
+	/* let a few finish, then kill it in the middle of the rest */
+	g_assert_true (sc_test_wait_count (fixture->config, "done", 2, 20000) ||
+		       sc_test_count (fixture->config, "done") >= 2);
+	g_subprocess_send_signal (runner, SIGKILL);
+	g_subprocess_wait (runner, NULL, NULL);
+	g_assert_cmpint (sc_test_count (fixture->config, "done"), <, 12);
+
+	/* the restart reclaims the dead runner's leases at once */
+	g_assert_cmpint (run_once (fixture), ==, 0);
+	g_assert_cmpint (sc_test_count (fixture->config, "done"), ==, 12);
+
+	runs = count_log_lines (fixture, &total);
+	for (guint i = 0; i < ids->len; i++) {
+		g_autoptr(JsonObject) shown = sc_test_show (fixture->config, ids->pdata[i]);
+		JsonArray *attempts = json_object_get_array_member (shown, "attempts");
+		guint ok_per_stage[3] = {0};
+		guint crashed_slow = 0;
+		const char *stages[] = {"decorate", "exec:slow", "archive"};
+
+		for (guint a = 0; a < json_array_get_length (attempts); a++) {
+			JsonObject *attempt = json_array_get_object_element (attempts, a);
+			for (guint s = 0; s < 3; s++) {
+				if (g_strcmp0 (member (attempt, "stage"), stages[s]) != 0)
+					continue;
+				if (g_strcmp0 (member (attempt, "outcome"), "ok") == 0)
+					ok_per_stage[s]++;
+				else if (g_strcmp0 (member (attempt, "outcome"), "crashed") == 0 && s == 1)
+					crashed_slow++;
+			}
+		}
+		for (guint s = 0; s < 3; s++)
+			g_assert_cmpuint (ok_per_stage[s], ==, 1);
+		/* the stage ran once, plus once per run the crash interrupted */
+		g_assert_cmpuint (GPOINTER_TO_UINT (g_hash_table_lookup (runs, ids->pdata[i])), <=, 1 + crashed_slow);
+		g_assert_cmpuint (GPOINTER_TO_UINT (g_hash_table_lookup (runs, ids->pdata[i])), >=, 1);
+	}
+}
+
+/* Two runners on one spool: every message processed by exactly one. */
+static void
+test_two_runners (Fixture *fixture, gconstpointer data)
+{
+	g_autoptr(GPtrArray) ids = NULL;
+	g_autofree char *log1 = g_build_filename (fixture->dir, "run1.log", NULL);
+	g_autofree char *log2 = g_build_filename (fixture->dir, "run2.log", NULL);
+	g_autoptr(GSubprocess) runner1 = NULL;
+	g_autoptr(GSubprocess) runner2 = NULL;
+	g_autoptr(GHashTable) runs = NULL;
+	guint total = 0;
+	const guint n = 60;
+
+	write_logging_stage (fixture, "0.05", "3");
+	runner1 = sc_test_spawn (fixture->config, log1, "run", NULL);
+	runner2 = sc_test_spawn (fixture->config, log2, "run", NULL);
+	ids = inject_many (fixture, n);
+	g_assert_true (sc_test_wait_count (fixture->config, "done", n, 60000));
+	g_subprocess_send_signal (runner1, SIGTERM);
+	g_subprocess_send_signal (runner2, SIGTERM);
+	g_assert_true (g_subprocess_wait (runner1, NULL, NULL));
+	g_assert_true (g_subprocess_wait (runner2, NULL, NULL));
+	g_assert_cmpint (g_subprocess_get_exit_status (runner1), ==, 0);
+	g_assert_cmpint (g_subprocess_get_exit_status (runner2), ==, 0);
+
+	runs = count_log_lines (fixture, &total);
+	g_assert_cmpuint (total, ==, n);
+	g_assert_cmpuint (g_hash_table_size (runs), ==, n);
+}
+
+/* A running daemon is woken by inject: done long before the rescan (30s). */
+static void
+test_wakeup (Fixture *fixture, gconstpointer data)
+{
+	g_autofree char *log = g_build_filename (fixture->dir, "run.log", NULL);
+	g_autoptr(GSubprocess) runner = sc_test_spawn (fixture->config, log, "run", NULL);
+	g_autofree char *queue_id = NULL;
+
+	g_usleep (300 * 1000); /* let it go to sleep */
+	queue_id = sc_test_inject (fixture->config, "test.example.org", message_text);
+	g_assert_true (sc_test_wait_count (fixture->config, "done", 1, 5000));
+	g_subprocess_send_signal (runner, SIGTERM);
+	g_assert_true (g_subprocess_wait (runner, NULL, NULL));
+	g_assert_cmpint (g_subprocess_get_exit_status (runner), ==, 0);
+}
+
+/* SIGTERM during a long stage: the runner exits promptly and the message
+ * is given back, not lost and not counted as a failure. */
+static void
+test_sigterm_releases (Fixture *fixture, gconstpointer data)
+{
+	g_autofree char *log = g_build_filename (fixture->dir, "run.log", NULL);
+	g_autoptr(GSubprocess) runner = NULL;
+	g_autofree char *queue_id = NULL;
+	g_autoptr(JsonObject) shown = NULL;
+	gint64 started;
+
+	write_logging_stage (fixture, "30", "2");
+	queue_id = sc_test_inject (fixture->config, "test.example.org", message_text);
+	runner = sc_test_spawn (fixture->config, log, "run", NULL);
+	g_assert_true (sc_test_wait_count (fixture->config, "active", 1, 5000));
+	g_usleep (500 * 1000); /* the exec stage is sleeping now */
+	started = g_get_monotonic_time ();
+	g_subprocess_send_signal (runner, SIGTERM);
+	g_assert_true (g_subprocess_wait (runner, NULL, NULL));
+	g_assert_cmpint (g_subprocess_get_exit_status (runner), ==, 0);
+	g_assert_cmpint (g_get_monotonic_time () - started, <, 10 * G_USEC_PER_SEC);
+	shown = sc_test_show (fixture->config, queue_id);
+	g_assert_cmpstr (member (shown, "state"), ==, "queued");
+	g_assert_cmpint (json_object_get_int_member (shown, "failures"), ==, 0);
+}
+
+int
+main (int argc, char **argv)
+{
+	g_test_init (&argc, &argv, G_TEST_OPTION_ISOLATE_DIRS, NULL);
+	g_test_add ("/runner/pipeline/done", Fixture, NULL, setup, test_pipeline_done, teardown);
+	g_test_add ("/runner/archive-failure/resumes-at-archive", Fixture, NULL, setup,
+		    test_archive_failure_resumes, teardown);
+	g_test_add ("/runner/retry/from-stage", Fixture, NULL, setup, test_retry_from_stage, teardown);
+	g_test_add ("/runner/permanent/dead-with-notification", Fixture, NULL, setup,
+		    test_permanent_dead, teardown);
+	g_test_add ("/runner/transient/backoff-then-dead", Fixture, NULL, setup,
+		    test_transient_then_dead, teardown);
+	g_test_add ("/runner/hold-release-delete", Fixture, NULL, setup, test_hold_release_delete, teardown);
+	g_test_add ("/runner/crash/kill-9-resumes", Fixture, NULL, setup, test_kill9_resumes, teardown);
+	g_test_add ("/runner/concurrency/two-runners", Fixture, NULL, setup, test_two_runners, teardown);
+	g_test_add ("/runner/wakeup/inject-wakes-daemon", Fixture, NULL, setup, test_wakeup, teardown);
+	g_test_add ("/runner/signal/sigterm-releases", Fixture, NULL, setup, test_sigterm_releases, teardown);
+	return g_test_run ();
+}
