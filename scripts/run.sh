@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# scripts/run.sh — install what is missing, build, and run stagecoach on
+# the embedded default (a SQLite spool in ./demo, archive in a Maildir),
+# showing messages move through decorate → archive.
+#
+# Interactive: the daemon keeps running in the foreground (Ctrl-C stops
+# it).  Without a terminal (or with STAGECOACH_DEMO_EXIT=1) it stops after
+# the tour.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/deps.sh
+install_deps build
+
+BUILD=${BUILD:-build}
+if [ ! -f "$BUILD/build.ninja" ]; then
+  meson setup "$BUILD" --buildtype=debugoptimized
+fi
+ninja -C "$BUILD"
+
+SC=$PWD/$BUILD/stagecoach
+DEMO=${STAGECOACH_DEMO_DIR:-$PWD/demo}
+mkdir -p "$DEMO"
+cp data/stagecoach.conf.example "$DEMO/stagecoach.conf"
+cp data/footer.txt.example "$DEMO/footer.txt"
+export STAGECOACH_CONFIG=$DEMO/stagecoach.conf
+"$SC" check-config
+
+echo "==> starting the daemon (log: $DEMO/stagecoach.log)"
+"$SC" run --verbose >"$DEMO/stagecoach.log" 2>&1 &
+daemon=$!
+trap 'kill -TERM $daemon 2>/dev/null; wait $daemon 2>/dev/null || true' EXIT
+sleep 0.5
+
+echo "==> injecting three messages for demo.example.org"
+ids=()
+for n in 1 2 3; do
+  id=$(printf 'From: Alice <alice@example.org>\nTo: demo@example.org\nSubject: Hello number %s\n\nHello, list! This is message %s.\n' "$n" "$n" |
+       "$SC" inject --list demo.example.org --from alice@example.org bob@example.net carol@example.com)
+  echo "    queued as $id"
+  ids+=("$id")
+done
+
+for _ in $(seq 50); do
+  [ "$("$SC" status --json | grep -c '"done" : 3')" -eq 1 ] && break
+  sleep 0.1
+done
+echo "==> what the daemon logged"
+sed 's/^/    /' "$DEMO/stagecoach.log"
+echo "==> stagecoach status"
+"$SC" status | sed 's/^/    /'
+echo "==> stagecoach show ${ids[0]}"
+"$SC" show "${ids[0]}" | sed 's/^/    /'
+echo "==> the archived copy (decorated: subject prefix, list headers, footer)"
+first=$(ls "$DEMO"/archive/demo/new/* 2>/dev/null | head -1 || true)
+if [ -n "$first" ]; then tr -d "\r" <"$first" | head -40 | sed "s/^/    /"; else echo "    (nothing archived yet: see the log above)"; fi
+
+if [ -t 0 ] && [ -t 1 ] && [ -z "${STAGECOACH_DEMO_EXIT:-}" ] && [ -z "${CI:-}" ]; then
+  cat <<MSG
+
+The daemon is still running (pid $daemon) on $DEMO/spool.
+In another terminal try:
+    export STAGECOACH_CONFIG=$DEMO/stagecoach.conf
+    echo -e 'Subject: hi\n\nbody' | $SC inject --list demo.example.org you@example.org
+    $SC list
+Ctrl-C stops it.
+MSG
+  wait $daemon
+fi
