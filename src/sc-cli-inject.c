@@ -27,6 +27,7 @@ read_stdin (guint64 limit, GError **error)
 	g_autoptr(GInputStream) input = g_unix_input_stream_new (STDIN_FILENO, FALSE);
 	g_autoptr(GByteArray) data = g_byte_array_new ();
 	guint8 buffer[65536];
+	gboolean too_big = FALSE;
 
 	for (;;) {
 		gssize n = g_input_stream_read (input, buffer, sizeof buffer, NULL, error);
@@ -34,13 +35,19 @@ read_stdin (guint64 limit, GError **error)
 			return NULL;
 		if (n == 0)
 			break;
+		if (too_big)
+			continue; /* drain: the writer must not die of SIGPIPE */
 		g_byte_array_append (data, buffer, n);
 		if (data->len > limit) {
-			g_autofree char *size = g_format_size_full (limit, G_FORMAT_SIZE_IEC_UNITS);
-			g_set_error (error, SC_INPUT_ERROR, SC_INPUT_ERROR_DATA,
-				     _("the message is larger than max-message-size (%s)"), size);
-			return NULL;
+			too_big = TRUE;
+			g_byte_array_set_size (data, 0);
 		}
+	}
+	if (too_big) {
+		g_autofree char *size = g_format_size_full (limit, G_FORMAT_SIZE_IEC_UNITS);
+		g_set_error (error, SC_INPUT_ERROR, SC_INPUT_ERROR_DATA,
+			     _("the message is larger than max-message-size (%s)"), size);
+		return NULL;
 	}
 	return g_byte_array_free_to_bytes (g_steal_pointer (&data));
 }

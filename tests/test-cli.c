@@ -1,0 +1,399 @@
+/* test-cli.c — the command-line contract through the real binary: what
+ * inject and sendmail accept and refuse (and that a refusal stores
+ * nothing), the exit codes, the JSON shapes, config errors. */
+#include "config.h"
+
+#include <sqlite3.h>
+#include <sysexits.h>
+
+#include "sc-test-util.h"
+
+typedef struct {
+	char *dir;
+	char *config;
+	char *spool_db;
+} Fixture;
+
+static const char *message_text = "From: Alice <alice@example.org>\n"
+				  "To: test@example.org\n"
+				  "Subject: =?utf-8?q?caf=C3=A9?= talk\n"
+				  "Message-ID: <m1@example.org>\n"
+				  "\n"
+				  "Hello.\n";
+
+static void
+write_config (Fixture *fixture, const char *extra)
+{
+	g_autofree char *text = g_strdup_printf ("[stagecoach]\n"
+						 "spool=spool\n"
+						 "busy-timeout=300ms\n"
+						 "max-message-size=60M\n"
+						 "%s"
+						 "[list:test.example.org]\n"
+						 "pipeline=decorate;archive\n"
+						 "archive=maildir:archive\n"
+						 "[list:other.example.org]\n"
+						 "pipeline=archive\n"
+						 "archive=\n",
+						 extra != NULL ? extra : "");
+	g_autofree char *path = sc_test_write_file (fixture->dir, "stagecoach.conf", text);
+}
+
+static void
+setup (Fixture *fixture, gconstpointer data)
+{
+	fixture->dir = sc_test_make_tmpdir ("sc-cli");
+	fixture->config = g_build_filename (fixture->dir, "stagecoach.conf", NULL);
+	fixture->spool_db = g_build_filename (fixture->dir, "spool", "spool.db", NULL);
+	write_config (fixture, NULL);
+}
+
+static void
+teardown (Fixture *fixture, gconstpointer data)
+{
+	sc_test_remove_tree (fixture->dir);
+	g_free (fixture->dir);
+	g_free (fixture->config);
+	g_free (fixture->spool_db);
+}
+
+static int
+inject_bytes (Fixture *fixture, GBytes *input, char **out_stderr, const char *first_rcpt, ...)
+{
+	g_autofree char *out = NULL;
+	/* up to three recipients are enough here */
+	va_list args;
+	const char *rcpt[3] = {first_rcpt, NULL, NULL};
+
+	va_start (args, first_rcpt);
+	if (first_rcpt != NULL && (rcpt[1] = va_arg (args, const char *)) != NULL)
+		rcpt[2] = va_arg (args, const char *);
+	va_end (args);
+	return sc_test_run (fixture->config, input, &out, out_stderr, "inject", "--list",
+			    "test.example.org", rcpt[0], rcpt[1], rcpt[2], NULL);
+}
+
+static gint64
+total (Fixture *fixture)
+{
+	return sc_test_count (fixture->config, "total");
+}
+
+static void
+test_inject_prints_id (Fixture *fixture, gconstpointer data)
+{
+	g_autoptr(GBytes) input = g_bytes_new_static (message_text, strlen (message_text));
+	g_autofree char *out = NULL;
+	g_autofree char *err = NULL;
+	g_autoptr(JsonObject) shown = NULL;
+	int status = sc_test_run (fixture->config, input, &out, &err, "inject", "--list",
+				  "test.example.org", "--from", "owner@example.org",
+				  "a@example.net", "b@example.com", NULL);
+
+	g_assert_cmpint (status, ==, 0);
+	g_assert_true (g_regex_match_simple ("^[0-9a-f]{16}\n$", out, 0, 0));
+	g_strstrip (out);
+	shown = sc_test_show (fixture->config, out);
+	g_assert_cmpstr (json_object_get_string_member (shown, "id"), ==, out);
+	g_assert_cmpstr (json_object_get_string_member (shown, "state"), ==, "queued");
+	g_assert_cmpstr (json_object_get_string_member (shown, "list"), ==, "test.example.org");
+	g_assert_cmpstr (json_object_get_string_member (shown, "subject"), ==, "café talk");
+	g_assert_cmpstr (json_object_get_string_member (shown, "sender"), ==, "owner@example.org");
+	g_assert_cmpuint (json_array_get_length (json_object_get_array_member (shown, "pipeline")), ==, 2);
+	g_assert_cmpuint (json_array_get_length (json_object_get_array_member (shown, "recipients")), ==, 2);
+	g_assert_true (json_object_has_member (shown, "next_attempt_at"));
+	g_assert_true (json_object_has_member (shown, "last_error"));
+	g_assert_true (g_str_has_suffix (json_object_get_string_member (shown, "created_at"), "Z"));
+}
+
+static void
+test_inject_refusals (Fixture *fixture, gconstpointer data)
+{
+	g_autoptr(GBytes) good = g_bytes_new_static (message_text, strlen (message_text));
+	g_autoptr(GBytes) empty = g_bytes_new_static ("", 0);
+	g_autoptr(GBytes) binary = g_bytes_new_static ("\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1\0\0\0", 11);
+	g_autoptr(GBytes) no_headers = g_bytes_new_static ("\nJust a body\n", 13);
+	g_autoptr(GBytes) nul_header = g_bytes_new_static ("Subject: a\0b\n\nbody\n", 19);
+	g_autofree char *long_local = g_strnfill (250, 'a');
+	g_autofree char *too_long = g_strdup_printf ("%s@example.org", long_local);
+	g_autofree char *err = NULL;
+
+	g_assert_cmpint (inject_bytes (fixture, empty, &err, "a@example.org", NULL), ==, EX_DATAERR);
+	g_assert_nonnull (strstr (err, "empty"));
+	g_clear_pointer (&err, g_free);
+	g_assert_cmpint (inject_bytes (fixture, binary, &err, "a@example.org", NULL), ==, EX_DATAERR);
+	g_assert_nonnull (strstr (err, "not a message"));
+	g_clear_pointer (&err, g_free);
+	g_assert_cmpint (inject_bytes (fixture, no_headers, NULL, "a@example.org", NULL), ==, EX_DATAERR);
+	g_assert_cmpint (inject_bytes (fixture, nul_header, NULL, "a@example.org", NULL), ==, EX_DATAERR);
+	/* no recipients; bad recipients: no @, CR/LF inside, over 254 octets */
+	g_assert_cmpint (inject_bytes (fixture, good, NULL, NULL), ==, EX_USAGE);
+	g_assert_cmpint (inject_bytes (fixture, good, NULL, "nobody", NULL), ==, EX_DATAERR);
+	g_assert_cmpint (inject_bytes (fixture, good, &err, "a@example.org\r\nRCPT TO:<x@evil.example>", NULL), ==, EX_DATAERR);
+	g_assert_nonnull (strstr (err, "invalid address"));
+	g_assert_cmpint (inject_bytes (fixture, good, NULL, too_long, NULL), ==, EX_DATAERR);
+	g_assert_cmpint (inject_bytes (fixture, good, NULL, "ok@example.org", "<x>@example.org", NULL), ==, EX_DATAERR);
+	/* unknown list; missing --list */
+	g_assert_cmpint (sc_test_run (fixture->config, good, NULL, NULL, "inject", "--list",
+				      "nope.example.org", "a@example.org", NULL), ==, EX_USAGE);
+	g_assert_cmpint (sc_test_run (fixture->config, good, NULL, NULL, "inject", "a@example.org", NULL), ==, EX_USAGE);
+	/* a bad sender */
+	g_assert_cmpint (sc_test_run (fixture->config, good, NULL, NULL, "inject", "--list",
+				      "test.example.org", "--from", "a b@example.org", "a@example.org", NULL), ==, EX_DATAERR);
+	/* nothing of all that was stored */
+	g_assert_cmpint (total (fixture), ==, 0);
+}
+
+static void
+test_inject_adds_message_id (Fixture *fixture, gconstpointer data)
+{
+	const char *text = "From: a@example.org\r\nSubject: no id\r\n\r\nbody\r\n";
+	g_autofree char *queue_id = sc_test_inject (fixture->config, "test.example.org", text);
+	g_autofree char *raw = NULL;
+	g_autoptr(JsonObject) shown = sc_test_show (fixture->config, queue_id);
+
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, &raw, NULL, "export", queue_id, NULL), ==, 0);
+	g_assert_true (g_str_has_prefix (raw, "Message-ID: <"));
+	g_assert_nonnull (strstr (raw, ">\r\nFrom: a@example.org\r\n")); /* CRLF kept */
+	g_assert_true (g_str_has_suffix (raw, text));
+	g_assert_nonnull (json_object_get_string_member (shown, "message_id"));
+}
+
+static void
+test_inject_odd_but_acceptable (Fixture *fixture, gconstpointer data)
+{
+	/* 8-bit header bytes (not UTF-8), NUL bytes in the body, no blank line */
+	static const char eight_bit[] = "Subject: caf\xe9 \xff\nFrom: x@example.org\n\nbody\0with nul\n";
+	g_autoptr(GBytes) input = g_bytes_new_static (eight_bit, sizeof eight_bit - 1);
+	g_autoptr(GBytes) no_blank = g_bytes_new_static ("Subject: x\nbody without blank line\n", 35);
+	g_autofree char *out = NULL;
+	g_autofree char *raw = NULL;
+
+	g_assert_cmpint (sc_test_run (fixture->config, input, &out, NULL, "inject", "--list",
+				      "test.example.org", "a@example.org", NULL), ==, 0);
+	g_strstrip (out);
+	{
+		g_autoptr(GSubprocess) process = NULL;
+		g_autoptr(GBytes) stdout_bytes = NULL;
+		g_autoptr(GError) error = NULL;
+		g_autoptr(GSubprocessLauncher) launcher = g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE);
+		g_subprocess_launcher_setenv (launcher, "STAGECOACH_CONFIG", fixture->config, TRUE);
+		process = g_subprocess_launcher_spawn (launcher, &error, sc_test_binary (), "export", out, NULL);
+		g_assert_no_error (error);
+		g_subprocess_communicate (process, NULL, NULL, &stdout_bytes, NULL, &error);
+		g_assert_no_error (error);
+		/* byte-identical, NUL included (a Message-ID was added on top) */
+		g_assert_cmpuint (g_bytes_get_size (stdout_bytes), >, sizeof eight_bit - 1);
+		g_assert_cmpmem ((const char *) g_bytes_get_data (stdout_bytes, NULL) +
+				     g_bytes_get_size (stdout_bytes) - (sizeof eight_bit - 1),
+				 sizeof eight_bit - 1, eight_bit, sizeof eight_bit - 1);
+	}
+	g_assert_cmpint (inject_bytes (fixture, no_blank, NULL, "a@example.org", NULL), ==, 0);
+	g_assert_cmpint (total (fixture), ==, 2);
+}
+
+static void
+test_inject_too_big (Fixture *fixture, gconstpointer data)
+{
+	gsize size = 50 * 1024 * 1024;
+	char *big = g_malloc (size);
+	g_autoptr(GBytes) input = NULL;
+	g_autofree char *out = NULL;
+	g_autofree char *err = NULL;
+	const char *head = "From: a@example.org\nSubject: big\nContent-Type: text/plain\n\n";
+
+	memset (big, 'x', size);
+	for (gsize i = 76; i < size; i += 77)
+		big[i] = '\n';
+	memcpy (big, head, strlen (head));
+	input = g_bytes_new_take (big, size);
+	/* 50 MB fits under max-message-size=60M and is accepted whole */
+	g_assert_cmpint (sc_test_run (fixture->config, input, &out, &err, "inject", "--list",
+				      "test.example.org", "a@example.org", NULL), ==, 0);
+	g_strstrip (out);
+	{
+		g_autoptr(JsonObject) shown = sc_test_show (fixture->config, out);
+		g_assert_cmpint (json_object_get_int_member (shown, "size"), >=, (gint64) size);
+	}
+	/* over the limit: refused, nothing stored */
+	write_config (fixture, "");
+	{
+		g_autofree char *small_config = NULL;
+		g_autofree char *text = NULL;
+		g_assert_true (g_file_get_contents (fixture->config, &text, NULL, NULL));
+		small_config = g_strjoinv ("max-message-size=1M", g_strsplit (text, "max-message-size=60M", 2));
+		g_assert_true (g_file_set_contents (fixture->config, small_config, -1, NULL));
+	}
+	g_clear_pointer (&err, g_free);
+	g_assert_cmpint (sc_test_run (fixture->config, input, NULL, &err, "inject", "--list",
+				      "test.example.org", "a@example.org", NULL), ==, EX_DATAERR);
+	g_assert_nonnull (strstr (err, "max-message-size"));
+	g_assert_cmpint (total (fixture), ==, 1);
+}
+
+/* Another process holds the spool's write lock past busy-timeout: inject
+ * says "temporary failure" (75) and stores nothing. */
+static void
+test_inject_locked_spool (Fixture *fixture, gconstpointer data)
+{
+	g_autoptr(GBytes) input = g_bytes_new_static (message_text, strlen (message_text));
+	g_autofree char *err = NULL;
+	sqlite3 *db = NULL;
+
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, NULL, NULL, "status", NULL), ==, 0); /* creates it */
+	g_assert_cmpint (sqlite3_open (fixture->spool_db, &db), ==, SQLITE_OK);
+	g_assert_cmpint (sqlite3_exec (db, "BEGIN IMMEDIATE", NULL, NULL, NULL), ==, SQLITE_OK);
+	g_assert_cmpint (inject_bytes (fixture, input, &err, "a@example.org", NULL), ==, EX_TEMPFAIL);
+	g_assert_nonnull (strstr (err, "locked"));
+	g_assert_cmpint (sqlite3_exec (db, "ROLLBACK", NULL, NULL, NULL), ==, SQLITE_OK);
+	sqlite3_close (db);
+	g_assert_cmpint (total (fixture), ==, 0);
+	g_assert_cmpint (inject_bytes (fixture, input, NULL, "a@example.org", NULL), ==, 0);
+}
+
+static void
+test_sendmail_t (Fixture *fixture, gconstpointer data)
+{
+	const char *text = "From: a@example.org\n"
+			   "To: One <one@example.org>, two@example.net\n"
+			   "Cc: three@example.com\n"
+			   "Bcc: hidden@example.org,\n  also-hidden@example.org\n"
+			   "List-Id: Other list <other.example.org>\n"
+			   "Subject: via sendmail\n"
+			   "\n"
+			   "body\n"
+			   ".\n"
+			   "after the dot\n";
+	g_autoptr(GBytes) input = g_bytes_new_static (text, strlen (text));
+	g_autofree char *out = NULL;
+	g_autofree char *raw = NULL;
+	g_autoptr(JsonObject) shown = NULL;
+	JsonArray *recipients;
+
+	g_assert_cmpint (sc_test_run (fixture->config, input, &out, NULL, "sendmail", "-t", "-f",
+				      "bounces@example.org", "-F", "Ignored Name", "-oem", NULL), ==, 0);
+	g_strstrip (out);
+	shown = sc_test_show (fixture->config, out);
+	g_assert_cmpstr (json_object_get_string_member (shown, "list"), ==, "other.example.org");
+	g_assert_cmpstr (json_object_get_string_member (shown, "sender"), ==, "bounces@example.org");
+	recipients = json_object_get_array_member (shown, "recipients");
+	g_assert_cmpuint (json_array_get_length (recipients), ==, 5);
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, &raw, NULL, "export", out, NULL), ==, 0);
+	g_assert_null (strstr (raw, "Bcc"));
+	g_assert_null (strstr (raw, "hidden"));
+	g_assert_null (strstr (raw, "after the dot")); /* no -i: "." ended it */
+	g_assert_nonnull (strstr (raw, "Subject: via sendmail\n"));
+	g_clear_pointer (&out, g_free);
+	g_clear_pointer (&raw, g_free);
+	/* -oi keeps the dot line; recipients from the command line; --list */
+	g_assert_cmpint (sc_test_run (fixture->config, input, &out, NULL, "sendmail", "-oi",
+				      "--list", "test.example.org", "x@example.org", NULL), ==, 0);
+	g_strstrip (out);
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, &raw, NULL, "export", out, NULL), ==, 0);
+	g_assert_nonnull (strstr (raw, "after the dot"));
+	g_assert_nonnull (strstr (raw, "Bcc:")); /* only -t strips Bcc */
+	/* no list anywhere and no default-list */
+	{
+		const char *plain = "Subject: x\n\nbody\n";
+		g_autoptr(GBytes) plain_input = g_bytes_new_static (plain, strlen (plain));
+		g_autofree char *err = NULL;
+		g_assert_cmpint (sc_test_run (fixture->config, plain_input, NULL, &err, "sendmail",
+					      "x@example.org", NULL), ==, EX_USAGE);
+		g_assert_nonnull (strstr (err, "default-list"));
+		write_config (fixture, "default-list=test.example.org\n");
+		g_assert_cmpint (sc_test_run (fixture->config, plain_input, NULL, NULL, "sendmail",
+					      "x@example.org", NULL), ==, 0);
+	}
+}
+
+static void
+test_config_errors (Fixture *fixture, gconstpointer data)
+{
+	g_autofree char *err = NULL;
+	g_autofree char *out = NULL;
+
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, &out, NULL, "check-config", NULL), ==, 0);
+	g_assert_nonnull (strstr (out, "OK"));
+	write_config (fixture, "workerz=4\n[retry]\ninitial=soon\n");
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, NULL, &err, "check-config", NULL), ==, EX_CONFIG);
+	g_assert_nonnull (strstr (err, fixture->config));
+	g_assert_nonnull (strstr (err, "[stagecoach] workerz: unknown key"));
+	g_assert_nonnull (strstr (err, "[retry] initial:"));
+	g_clear_pointer (&err, g_free);
+	/* every command refuses to work on a broken configuration */
+	{
+		g_autoptr(GBytes) input = g_bytes_new_static (message_text, strlen (message_text));
+		g_assert_cmpint (sc_test_run (fixture->config, input, NULL, &err, "inject", "--list",
+					      "test.example.org", "a@example.org", NULL), ==, EX_CONFIG);
+		g_assert_cmpint (sc_test_run (fixture->config, NULL, NULL, NULL, "run", "--once", NULL), ==, EX_CONFIG);
+	}
+	/* a config file that does not exist */
+	g_assert_cmpint (sc_test_run ("/nonexistent/stagecoach.conf", NULL, NULL, NULL, "status", NULL), ==, EX_CONFIG);
+}
+
+static void
+test_usage_errors (Fixture *fixture, gconstpointer data)
+{
+	g_autofree char *out = NULL;
+
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, NULL, NULL, NULL, NULL), ==, EX_USAGE);
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, NULL, NULL, "frobnicate", NULL), ==, EX_USAGE);
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, NULL, NULL, "list", "--state", "sleeping", NULL), ==, EX_USAGE);
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, NULL, NULL, "show", NULL), ==, EX_USAGE);
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, NULL, NULL, "show", "0000000000000000", NULL), ==, EX_NOINPUT);
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, NULL, NULL, "retry", "--state", "done", NULL), ==, EX_USAGE);
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, &out, NULL, "--help", NULL), ==, 0);
+	for (const char *const *name = (const char *const[]) {"run", "inject", "sendmail", "status", "list", "show", "retry", "hold", "release", "delete", "export", "check-config", NULL}; *name != NULL; name++)
+		g_assert_nonnull (strstr (out, *name));
+}
+
+static void
+test_status_and_list_json (Fixture *fixture, gconstpointer data)
+{
+	g_autofree char *first = sc_test_inject (fixture->config, "test.example.org", message_text);
+	g_autofree char *second = sc_test_inject (fixture->config, "other.example.org", message_text);
+	g_autofree char *out = NULL;
+	g_autoptr(JsonParser) parser = json_parser_new ();
+	g_autoptr(GError) error = NULL;
+	JsonArray *array;
+	const char *keys[] = {"queued", "active", "deferred", "held", "done", "dead"};
+
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, &out, NULL, "status", "--json", NULL), ==, 0);
+	json_parser_load_from_data (parser, out, -1, &error);
+	g_assert_no_error (error);
+	for (gsize i = 0; i < G_N_ELEMENTS (keys); i++)
+		g_assert_true (json_object_has_member (json_node_get_object (json_parser_get_root (parser)), keys[i]));
+	g_assert_cmpint (sc_test_count (fixture->config, "queued"), ==, 2);
+	g_clear_pointer (&out, g_free);
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, &out, NULL, "list", "--json", "--list",
+				      "other.example.org", NULL), ==, 0);
+	json_parser_load_from_data (parser, out, -1, &error);
+	g_assert_no_error (error);
+	array = json_node_get_array (json_parser_get_root (parser));
+	g_assert_cmpuint (json_array_get_length (array), ==, 1);
+	{
+		JsonObject *item = json_array_get_object_element (array, 0);
+		g_assert_cmpstr (json_object_get_string_member (item, "id"), ==, second);
+		g_assert_cmpstr (json_object_get_string_member (item, "state"), ==, "queued");
+		g_assert_cmpstr (json_object_get_string_member (item, "subject"), ==, "café talk");
+		g_assert_true (json_object_has_member (item, "last_error"));
+		g_assert_true (json_object_has_member (item, "list"));
+	}
+}
+
+int
+main (int argc, char **argv)
+{
+	g_test_init (&argc, &argv, G_TEST_OPTION_ISOLATE_DIRS, NULL);
+	g_test_add ("/cli/inject/prints-queue-id", Fixture, NULL, setup, test_inject_prints_id, teardown);
+	g_test_add ("/cli/inject/refusals-store-nothing", Fixture, NULL, setup, test_inject_refusals, teardown);
+	g_test_add ("/cli/inject/adds-message-id", Fixture, NULL, setup, test_inject_adds_message_id, teardown);
+	g_test_add ("/cli/inject/odd-but-acceptable", Fixture, NULL, setup, test_inject_odd_but_acceptable, teardown);
+	g_test_add ("/cli/inject/50mb-and-too-big", Fixture, NULL, setup, test_inject_too_big, teardown);
+	g_test_add ("/cli/inject/locked-spool", Fixture, NULL, setup, test_inject_locked_spool, teardown);
+	g_test_add ("/cli/sendmail/t-and-dot", Fixture, NULL, setup, test_sendmail_t, teardown);
+	g_test_add ("/cli/config/errors", Fixture, NULL, setup, test_config_errors, teardown);
+	g_test_add ("/cli/usage/errors", Fixture, NULL, setup, test_usage_errors, teardown);
+	g_test_add ("/cli/json/status-and-list", Fixture, NULL, setup, test_status_and_list_json, teardown);
+	return g_test_run ();
+}
