@@ -3,6 +3,7 @@
  * nothing), the exit codes, the JSON shapes, config errors. */
 #include "config.h"
 
+#include <glib/gstdio.h>
 #include <sqlite3.h>
 #include <sysexits.h>
 
@@ -51,6 +52,13 @@ setup (Fixture *fixture, gconstpointer data)
 static void
 teardown (Fixture *fixture, gconstpointer data)
 {
+	g_autofree char *mount_point = g_build_filename (fixture->dir, "small", NULL);
+
+	if (g_file_test (mount_point, G_FILE_TEST_IS_DIR)) {
+		/* a failed disk-full test must not leave its tmpfs mounted */
+		g_autofree char *command = g_strdup_printf ("umount -q %s", mount_point);
+		(void) g_spawn_command_line_sync (command, NULL, NULL, NULL, NULL);
+	}
 	sc_test_remove_tree (fixture->dir);
 	g_free (fixture->dir);
 	g_free (fixture->config);
@@ -251,6 +259,47 @@ test_inject_locked_spool (Fixture *fixture, gconstpointer data)
 	g_assert_cmpint (inject_bytes (fixture, input, NULL, "a@example.org", NULL), ==, 0);
 }
 
+/* A spool on a full file system: inject says 75, stores nothing, and the
+ * spool works again once there is room.  Needs a tmpfs: root only. */
+static void
+test_inject_disk_full (Fixture *fixture, gconstpointer data)
+{
+	g_autofree char *mount_point = g_build_filename (fixture->dir, "small", NULL);
+	g_autofree char *command = NULL;
+	g_autofree char *err = NULL;
+	g_autoptr(GBytes) small = g_bytes_new_static (message_text, strlen (message_text));
+	g_autoptr(GBytes) big = NULL;
+	GString *text = g_string_new ("From: a@example.org\nSubject: big\n\n");
+	int wait_status = 0;
+
+	g_assert_cmpint (g_mkdir (mount_point, 0755), ==, 0);
+	command = g_strdup_printf ("mount -t tmpfs -o size=1m tmpfs %s", mount_point);
+	if (!g_spawn_command_line_sync (command, NULL, NULL, &wait_status, NULL) ||
+	    !g_spawn_check_wait_status (wait_status, NULL)) {
+		g_test_skip ("cannot mount a small tmpfs here (needs root)");
+		return;
+	}
+	{
+		g_autofree char *config_text = g_strdup_printf ("[stagecoach]\nspool=%s/spool\nbusy-timeout=300ms\n"
+								"[list:test.example.org]\npipeline=archive\narchive=\n",
+								mount_point);
+		g_assert_true (g_file_set_contents (fixture->config, config_text, -1, NULL));
+	}
+	g_assert_cmpint (inject_bytes (fixture, small, NULL, "a@example.org", NULL), ==, 0);
+	while (text->len < 1500 * 1024)
+		g_string_append (text, "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789\n");
+	big = g_string_free_to_bytes (text);
+	g_assert_cmpint (inject_bytes (fixture, big, &err, "a@example.org", NULL), ==, EX_TEMPFAIL);
+	g_assert_nonnull (strstr (err, "spool"));
+	g_assert_cmpint (total (fixture), ==, 1);
+	/* the spool still accepts what fits */
+	g_assert_cmpint (inject_bytes (fixture, small, NULL, "a@example.org", NULL), ==, 0);
+	g_assert_cmpint (total (fixture), ==, 2);
+	g_free (command);
+	command = g_strdup_printf ("umount %s", mount_point);
+	g_assert_true (g_spawn_command_line_sync (command, NULL, NULL, &wait_status, NULL));
+}
+
 static void
 test_sendmail_t (Fixture *fixture, gconstpointer data)
 {
@@ -391,6 +440,7 @@ main (int argc, char **argv)
 	g_test_add ("/cli/inject/odd-but-acceptable", Fixture, NULL, setup, test_inject_odd_but_acceptable, teardown);
 	g_test_add ("/cli/inject/50mb-and-too-big", Fixture, NULL, setup, test_inject_too_big, teardown);
 	g_test_add ("/cli/inject/locked-spool", Fixture, NULL, setup, test_inject_locked_spool, teardown);
+	g_test_add ("/cli/inject/disk-full", Fixture, NULL, setup, test_inject_disk_full, teardown);
 	g_test_add ("/cli/sendmail/t-and-dot", Fixture, NULL, setup, test_sendmail_t, teardown);
 	g_test_add ("/cli/config/errors", Fixture, NULL, setup, test_config_errors, teardown);
 	g_test_add ("/cli/usage/errors", Fixture, NULL, setup, test_usage_errors, teardown);
