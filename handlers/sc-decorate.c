@@ -1,10 +1,384 @@
-/* placeholder: replaced by the real handler */
+/* sc-decorate.c — the decorate stage: list headers, subject prefix, header and footer texts.
+ *
+ * Pure bytes in, bytes out.  The message is put in CRLF form, its header
+ * block split off (sc-decorate-headers.c) and GMime asked what it is; the
+ * list fields and subject prefix are set, the templates expanded
+ * (sc-decorate-template.c) and placed (sc-decorate-mime.c).  What comes out
+ * is parsed again and must show the texts where they were put; if not, the
+ * message is wrapped instead, and if that fails too it passes through.
+ *
+ * It must never corrupt a message and never fail one: anything it cannot
+ * parse — no header block, a GMime failure, nesting beyond
+ * SC_DECORATE_MAX_DEPTH, a message/partial fragment that would no longer
+ * reassemble — goes on exactly as it came, with the reason in the note.
+ */
 #include "config.h"
-#include "sc-handler.h"
-static gboolean
-run (ScStageContext *context, GError **error)
+
+#include "sc-decorate-private.h"
+#include "sc-gmime.h"
+#include "sc-i18n.h"
+
+static void
+decorate_init (void)
 {
-	g_set_error (error, SC_STAGE_ERROR, SC_STAGE_ERROR_TRANSIENT, "not implemented yet");
+	sc_gmime_init ();
+}
+
+static GMimeMessage *
+parse_message (GBytes *message, gint64 *out_headers_end)
+{
+	gsize length = 0;
+	const char *data = g_bytes_get_data (message, &length);
+	g_autoptr(GMimeStream) stream = g_mime_stream_mem_new_with_buffer (data, length);
+	g_autoptr(GMimeParser) parser = g_mime_parser_new_with_stream (stream);
+	GMimeMessage *result;
+
+	g_mime_parser_set_format (parser, GMIME_FORMAT_MESSAGE);
+	result = g_mime_parser_construct_message (parser, NULL);
+	if (out_headers_end != NULL)
+		*out_headers_end = g_mime_parser_get_headers_end (parser);
+	return result;
+}
+
+/* Deepest nesting of multiparts and enclosed messages, counted without
+ * recursion and given up on past the limit. */
+static guint
+mime_depth (GMimeObject *top)
+{
+	g_autoptr(GPtrArray) objects = g_ptr_array_new ();
+	g_autoptr(GArray) depths = g_array_new (FALSE, FALSE, sizeof (guint));
+	guint deepest = 0;
+	guint one = 1;
+
+	g_ptr_array_add (objects, top);
+	g_array_append_val (depths, one);
+	while (objects->len > 0) {
+		GMimeObject *object = g_ptr_array_steal_index (objects, objects->len - 1);
+		guint depth = g_array_index (depths, guint, depths->len - 1);
+		guint child_depth = depth + 1;
+
+		g_array_set_size (depths, depths->len - 1);
+		deepest = MAX (deepest, depth);
+		if (deepest > SC_DECORATE_MAX_DEPTH)
+			return deepest;
+		if (GMIME_IS_MULTIPART (object)) {
+			GMimeMultipart *multipart = GMIME_MULTIPART (object);
+			for (int i = 0; i < g_mime_multipart_get_count (multipart); i++) {
+				g_ptr_array_add (objects, g_mime_multipart_get_part (multipart, i));
+				g_array_append_val (depths, child_depth);
+			}
+		} else if (GMIME_IS_MESSAGE_PART (object)) {
+			GMimeMessage *inner =
+			    g_mime_message_part_get_message (GMIME_MESSAGE_PART (object));
+			GMimeObject *inner_top =
+			    inner != NULL ? g_mime_message_get_mime_part (inner) : NULL;
+			if (inner_top != NULL) {
+				g_ptr_array_add (objects, inner_top);
+				g_array_append_val (depths, child_depth);
+			}
+		}
+	}
+	return deepest;
+}
+
+static char *
+strip_cr (const char *text)
+{
+	GString *result = g_string_sized_new (strlen (text));
+
+	for (const char *p = text; *p != '\0'; p++) {
+		if (*p != '\r')
+			g_string_append_c (result, *p);
+	}
+	return g_string_free (result, FALSE);
+}
+
+/* Whether @object is a text part whose decoded text holds @text. */
+static gboolean
+text_part_contains (GMimeObject *object, const char *text)
+{
+	g_autofree char *content = NULL;
+	g_autofree char *plain = NULL;
+	g_autofree char *needle = NULL;
+
+	if (text == NULL)
+		return TRUE;
+	if (object == NULL || !GMIME_IS_TEXT_PART (object))
+		return FALSE;
+	content = g_mime_text_part_get_text (GMIME_TEXT_PART (object));
+	if (content == NULL)
+		return FALSE;
+	plain = strip_cr (content);
+	needle = g_strchomp (strip_cr (text));
+	return strstr (plain, needle) != NULL;
+}
+
+/* Parses the output and checks the texts are where the placement put them. */
+static gboolean
+decorate_verify (GBytes *output,
+		 ScDecoratePlacement placement,
+		 int children_before,
+		 const ScDecorateTexts *texts)
+{
+	g_autoptr(GMimeMessage) message = parse_message (output, NULL);
+	GMimeObject *top = message != NULL ? g_mime_message_get_mime_part (message) : NULL;
+	GMimeMultipart *multipart;
+	int added = (texts->header_text != NULL ? 1 : 0) + (texts->footer_text != NULL ? 1 : 0);
+	int count;
+
+	if (top == NULL)
+		return FALSE;
+	switch (placement) {
+	case SC_DECORATE_PLACEMENT_NONE:
+		return TRUE;
+	case SC_DECORATE_PLACEMENT_INLINE:
+		return text_part_contains (top, texts->header_text) &&
+		       text_part_contains (top, texts->footer_text);
+	case SC_DECORATE_PLACEMENT_PART:
+	case SC_DECORATE_PLACEMENT_WRAP:
+		if (!GMIME_IS_MULTIPART (top))
+			return FALSE;
+		multipart = GMIME_MULTIPART (top);
+		count = g_mime_multipart_get_count (multipart);
+		if (count !=
+		    added + (placement == SC_DECORATE_PLACEMENT_WRAP ? 1 : children_before))
+			return FALSE;
+		if (texts->header_text != NULL &&
+		    !text_part_contains (g_mime_multipart_get_part (multipart, 0),
+					 texts->header_text))
+			return FALSE;
+		if (texts->footer_text != NULL &&
+		    !text_part_contains (g_mime_multipart_get_part (multipart, count - 1),
+					 texts->footer_text))
+			return FALSE;
+		return TRUE;
+	default:
+		g_assert_not_reached ();
+	}
+}
+
+static ScDecoratePlacement
+decorate_choose (GMimeObject *top, const ScDecorateTexts *texts)
+{
+	GMimeContentType *content_type = g_mime_object_get_content_type (top);
+
+	if (sc_decorate_texts_empty (texts))
+		return SC_DECORATE_PLACEMENT_NONE;
+	if (GMIME_IS_TEXT_PART (top) && g_mime_content_type_is_type (content_type, "text", "plain"))
+		return SC_DECORATE_PLACEMENT_INLINE;
+	if (GMIME_IS_MULTIPART (top) && !GMIME_IS_MULTIPART_SIGNED (top) &&
+	    !GMIME_IS_MULTIPART_ENCRYPTED (top) &&
+	    g_mime_content_type_is_type (content_type, "multipart", "mixed"))
+		return SC_DECORATE_PLACEMENT_PART;
+	return SC_DECORATE_PLACEMENT_WRAP;
+}
+
+/* The decorated message, or NULL with @out_note saying why it passes
+ * through.  @out_note may also be set with a result, to say the preferred
+ * placement did not work out. */
+static GBytes *
+decorate_message (GBytes *input, const ScListConfig *list, GHashTable *variables, char **out_note)
+{
+	g_autoptr(GBytes) message = sc_decorate_normalize (input);
+	g_autoptr(ScDecorateHeaders) headers = NULL;
+	g_autoptr(GMimeMessage) parsed = NULL;
+	g_autofree char *reason = NULL;
+	g_autofree char *header_text = NULL;
+	g_autofree char *footer_text = NULL;
+	ScDecorateTexts texts = {NULL, NULL};
+	ScDecoratePlacement placement;
+	GMimeObject *top;
+	gint64 headers_end = -1;
+	int children_before = 0;
+
+	headers = sc_decorate_headers_parse (message, &reason);
+	if (headers == NULL) {
+		*out_note = g_steal_pointer (&reason);
+		return NULL;
+	}
+	parsed = parse_message (message, &headers_end);
+	if (parsed == NULL) {
+		*out_note = g_strdup (_("GMime could not parse it as a message"));
+		return NULL;
+	}
+	/* Both readings must agree on where the body starts, or the splice
+	 * would cut where GMime did not look. */
+	if (headers_end >= 0 && (gsize) headers_end + 2 != headers->body_offset) {
+		*out_note = g_strdup (_("the end of the header block is ambiguous"));
+		return NULL;
+	}
+	top = g_mime_message_get_mime_part (parsed);
+	if (top == NULL) {
+		*out_note = g_strdup (_("GMime found no body part in it"));
+		return NULL;
+	}
+	if (mime_depth (top) > SC_DECORATE_MAX_DEPTH) {
+		*out_note = g_strdup_printf (_("parts are nested more than %u deep"),
+					     (guint) SC_DECORATE_MAX_DEPTH);
+		return NULL;
+	}
+	if (g_mime_content_type_is_type (g_mime_object_get_content_type (top),
+					 "message",
+					 "partial")) {
+		*out_note = g_strdup (_("a message/partial fragment would no longer reassemble"));
+		return NULL;
+	}
+
+	header_text = sc_decorate_template_expand (list->header_template, variables);
+	footer_text = sc_decorate_template_expand (list->footer_template, variables);
+	texts.header_text = header_text;
+	texts.footer_text = footer_text;
+	sc_decorate_headers_set_list_fields (headers, list);
+	(void) sc_decorate_headers_prefix_subject (headers, list->subject_prefix);
+
+	placement = decorate_choose (top, &texts);
+	if (GMIME_IS_MULTIPART (top))
+		children_before = g_mime_multipart_get_count (GMIME_MULTIPART (top));
+	for (;;) {
+		g_autofree char *why = NULL;
+		g_autoptr(GBytes) output =
+		    sc_decorate_mime_place (placement, headers, message, top, &texts, &why);
+
+		if (output != NULL &&
+		    decorate_verify (output, placement, children_before, &texts)) {
+			if (reason != NULL)
+				*out_note = g_strdup_printf (
+				    /* TRANSLATORS: the reason follows the colon */
+				    _("texts added in a new multipart/mixed around the message: "
+				       "%s"),
+				    reason);
+			return g_steal_pointer (&output);
+		}
+		if (why == NULL)
+			why = g_strdup (_("the decorated message did not parse back as expected"));
+		g_debug ("placement %d not possible: %s", (int) placement, why);
+		if (placement == SC_DECORATE_PLACEMENT_WRAP ||
+		    placement == SC_DECORATE_PLACEMENT_NONE) {
+			*out_note = g_steal_pointer (&why);
+			return NULL;
+		}
+		g_free (reason);
+		reason = g_steal_pointer (&why);
+		placement = SC_DECORATE_PLACEMENT_WRAP;
+	}
+}
+
+static gboolean
+decorate_run (ScStageContext *context, GError **error)
+{
+	g_autoptr(GHashTable) variables = NULL;
+	g_autoptr(GBytes) output = NULL;
+	g_autofree char *note = NULL;
+
+	if (context->current == NULL || context->list == NULL) {
+		g_set_error_literal (error,
+				     SC_STAGE_ERROR,
+				     SC_STAGE_ERROR_PERMANENT,
+				     "decorate: no message or no list in the stage context");
+		return FALSE;
+	}
+	if (context->cancellable != NULL && g_cancellable_is_cancelled (context->cancellable)) {
+		g_set_error_literal (error,
+				     SC_STAGE_ERROR,
+				     SC_STAGE_ERROR_TRANSIENT,
+				     _("cancelled"));
+		return FALSE;
+	}
+	decorate_init ();
+
+	variables =
+	    sc_decorate_template_variables_new (context->list, context->queue_id, context->sender);
+	output = decorate_message (context->current, context->list, variables, &note);
+	g_clear_pointer (&context->output, g_bytes_unref);
+	g_clear_pointer (&context->note, g_free);
+	if (output == NULL) {
+		g_debug ("%s passed through: %s",
+			 context->queue_id != NULL ? context->queue_id : "-",
+			 note);
+		context->output = g_bytes_ref (context->current);
+		context->note = g_strdup_printf (_("passed through unchanged: %s"), note);
+		return TRUE;
+	}
+	context->output = g_steal_pointer (&output);
+	context->note = g_steal_pointer (&note);
+	return TRUE;
+}
+
+/* Header values are written between angle brackets or as words. */
+static gboolean
+value_fits_header (const char *value, gboolean uri)
+{
+	for (const guchar *p = (const guchar *) value; *p != '\0'; p++) {
+		if (*p < 0x20 || *p == 0x7f)
+			return FALSE;
+		if (uri && (*p == ' ' || *p == '<' || *p == '>' || *p == '"' || *p == ','))
+			return FALSE;
+	}
+	return TRUE;
+}
+
+static void
+check_value (GPtrArray *problems, const char *key, const char *value, gboolean uri)
+{
+	if (value == NULL || value_fits_header (value, uri))
+		return;
+	g_ptr_array_add (problems,
+			 g_strdup_printf (uri ? _("%s: “%s” cannot go in a header: a URL or "
+						   "address has no spaces, control characters, "
+						   "quotes, commas or angle brackets")
+					      : _("%s: “%s” cannot go in a header: it contains "
+						   "a control character"),
+					  key,
+					  value));
+}
+
+static gboolean
+decorate_check (const ScConfig *config,
+		const ScListConfig *list,
+		const char *stage_argument,
+		GError **error)
+{
+	g_autoptr(GPtrArray) problems = g_ptr_array_new_with_free_func (g_free);
+	g_autofree char *joined = NULL;
+	gboolean has_https = FALSE;
+
+	g_return_val_if_fail (list != NULL, FALSE);
+
+	for (guint i = 0; i < 2; i++) {
+		const char *key = i == 0 ? SC_KEY_LIST_HEADER : SC_KEY_LIST_FOOTER;
+		const char *text = i == 0 ? list->header_template : list->footer_template;
+		g_autoptr(GError) error_local = NULL;
+
+		if (!sc_decorate_template_check (text, key, &error_local))
+			g_ptr_array_add (problems, g_strdup (error_local->message));
+	}
+	check_value (problems, SC_KEY_LIST_NAME, list->name, FALSE);
+	check_value (problems, SC_KEY_LIST_SUBJECT_PREFIX, list->subject_prefix, FALSE);
+	check_value (problems, SC_KEY_LIST_POST, list->post, TRUE);
+	check_value (problems, SC_KEY_LIST_HELP, list->help, TRUE);
+	check_value (problems, SC_KEY_LIST_ARCHIVE_URL, list->archive_url, TRUE);
+	for (gsize i = 0; list->unsubscribe != NULL && list->unsubscribe[i] != NULL; i++) {
+		check_value (problems, SC_KEY_LIST_UNSUBSCRIBE, list->unsubscribe[i], TRUE);
+		if (g_ascii_strncasecmp (list->unsubscribe[i], "https:", 6) == 0)
+			has_https = TRUE;
+	}
+	if (list->unsubscribe_one_click && !has_https)
+		g_ptr_array_add (
+		    problems,
+		    g_strdup_printf (_("%s: one-click unsubscribe (RFC 8058) needs an "
+					"https:// URL in %s"),
+				     SC_KEY_LIST_UNSUBSCRIBE_POST,
+				     SC_KEY_LIST_UNSUBSCRIBE));
+	if (problems->len == 0)
+		return TRUE;
+	g_ptr_array_add (problems, NULL);
+	joined = g_strjoinv ("; ", (char **) problems->pdata);
+	g_set_error_literal (error, SC_CONFIG_ERROR, SC_CONFIG_ERROR_INVALID, joined);
 	return FALSE;
 }
-const ScHandler sc_handler_decorate = {.name = "decorate", .run = run};
+
+const ScHandler sc_handler_decorate = {
+    .name = "decorate",
+    .run = decorate_run,
+    .check = decorate_check,
+};

@@ -102,6 +102,8 @@ accept_message (ScCli *cli,
 	const char *message_id_raw;
 	int status;
 
+	if (strcmp (sender, "<>") == 0)
+		sender = ""; /* the null reverse-path, as sendmail -f '<>' */
 	if (!sc_address_validate (sender, TRUE, &error))
 		return sc_cli_fail (cli, error);
 	if (recipients->len == 0) {
@@ -151,7 +153,9 @@ accept_message (ScCli *cli,
 	g_ptr_array_remove_index (recipients, recipients->len - 1);
 	if (queue_id == NULL)
 		return sc_cli_fail (cli, error);
-	printf ("%s\n", queue_id);
+	/* sendmail prints nothing on success; list software may treat output as an error */
+	if (strcmp (cli->command, "sendmail") != 0)
+		printf ("%s\n", queue_id);
 	if (fflush (stdout) != 0)
 		return EX_IOERR; /* committed, but the caller cannot know: it retries, we dedup nothing */
 	sc_wake_notify (cli->config->spool);
@@ -238,7 +242,8 @@ sc_cli_sendmail (ScCli *cli, int argc, char **argv)
 		} else if (strcmp (arg, "-i") == 0 || strcmp (arg, "-oi") == 0) {
 			dot_ends = FALSE;
 		} else if (strcmp (arg, "--list") == 0 || strcmp (arg, "-f") == 0 ||
-			   strcmp (arg, "-F") == 0) {
+			   strcmp (arg, "-F") == 0 || strcmp (arg, "-B") == 0 ||
+			   strcmp (arg, "-N") == 0) {
 			if (i + 1 >= argc) {
 				g_set_error (&error, SC_INPUT_ERROR, SC_INPUT_ERROR_USAGE,
 					     _("%s needs a value"), arg);
@@ -249,7 +254,7 @@ sc_cli_sendmail (ScCli *cli, int argc, char **argv)
 			else if (strcmp (arg, "-f") == 0)
 				set_string (&sender, argv[++i]);
 			else
-				i++; /* full name: the From header is the list software's */
+				i++; /* -F name, -B body type, -N dsn: nothing to do here */
 		} else if (g_str_has_prefix (arg, "--list=")) {
 			set_string (&list_id, arg + strlen ("--list="));
 		} else if (g_str_has_prefix (arg, "-f")) {
@@ -266,8 +271,6 @@ sc_cli_sendmail (ScCli *cli, int argc, char **argv)
 			return sc_cli_fail (cli, error);
 		}
 	}
-	if (sender != NULL && (strcmp (sender, "<>") == 0))
-		set_string (&sender, "");
 	if (sc_cli_get_config (cli) == NULL)
 		return EX_CONFIG;
 	input = read_stdin (cli->config->max_message_size, &error);
@@ -293,6 +296,12 @@ sc_cli_sendmail (ScCli *cli, int argc, char **argv)
 			if (headers == NULL)
 				return sc_cli_fail (cli, error);
 		}
+	}
+	if (list_id != NULL && sc_config_get_list (cli->config, list_id) == NULL) {
+		/* named explicitly: a typo must not land on another list */
+		g_set_error (&error, SC_INPUT_ERROR, SC_INPUT_ERROR_USAGE,
+			     _("unknown list “%s” (no [list:%s] in the configuration)"), list_id, list_id);
+		return sc_cli_fail (cli, error);
 	}
 	if (list_id == NULL)
 		list_id = list_id_from_header (sc_message_headers_get (headers, "List-Id"));

@@ -10,13 +10,11 @@
 
 #include "sc-message-headers.h"
 
-#include <gmime/gmime.h>
 
 #include "sc-error.h"
+#include "sc-gmime.h"
 #include "sc-i18n.h"
 
-/* GMime 3.2 declares no autoptr cleanups of its own. */
-G_DEFINE_AUTOPTR_CLEANUP_FUNC (InternetAddressList, g_object_unref)
 
 typedef struct {
 	char *name;
@@ -59,16 +57,6 @@ field_name_length (const char *line, gsize length)
 	return i > 0 && i < length && line[i] == ':' ? i : 0;
 }
 
-static gboolean
-ensure_one_time_init (void)
-{
-	static gsize initialized = 0;
-	if (g_once_init_enter (&initialized)) {
-		g_mime_init ();
-		g_once_init_leave (&initialized, 1);
-	}
-	return TRUE;
-}
 
 ScMessageHeaders *
 sc_message_headers_parse (GBytes *raw, GError **error)
@@ -155,7 +143,7 @@ sc_message_headers_get_decoded (ScMessageHeaders *headers, const char *name)
 
 	if (value == NULL)
 		return NULL;
-	ensure_one_time_init ();
+	sc_gmime_init ();
 	decoded = g_mime_utils_header_decode_text (NULL, value);
 	if (decoded == NULL)
 		return NULL;
@@ -167,7 +155,7 @@ sc_message_headers_get_addresses (ScMessageHeaders *headers, const char *name)
 {
 	GPtrArray *addresses = g_ptr_array_new_with_free_func (g_free);
 
-	ensure_one_time_init ();
+	sc_gmime_init ();
 	for (guint i = 0; i < headers->fields->len; i++) {
 		Field *field = &g_array_index (headers->fields, Field, i);
 		g_autoptr(InternetAddressList) list = NULL;

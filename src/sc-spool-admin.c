@@ -146,6 +146,15 @@ sc_spool_retry_matching (ScSpool *spool,
 	g_autoptr(GPtrArray) queue_ids = g_ptr_array_new_with_free_func (g_free);
 	g_autofree char *detail = NULL;
 
+	/* as sc_spool_retry: leased messages are the runner's, done ones need --from-stage */
+	if (state == SC_STATE_ACTIVE || state == SC_STATE_DONE) {
+		g_set_error (error,
+			     SC_SPOOL_ERROR,
+			     SC_SPOOL_ERROR_INVALID,
+			     _("cannot retry every %s message"),
+			     sc_message_state_to_string (state));
+		return FALSE;
+	}
 	if (!sc_spool_begin (spool, error))
 		return FALSE;
 	{

@@ -131,6 +131,14 @@ collect_args (const char *first_arg, va_list args)
 	return argv;
 }
 
+static char *
+bytes_to_string (GBytes *bytes)
+{
+	gsize size = 0;
+	const char *data = g_bytes_get_data (bytes, &size);
+	return size > 0 ? g_strndup (data, size) : g_strdup ("");
+}
+
 int
 sc_test_run (const char *config_path,
 	     GBytes *input,
@@ -160,9 +168,9 @@ sc_test_run (const char *config_path,
 				  &stderr_bytes, &error);
 	g_assert_no_error (error);
 	if (out_stdout != NULL)
-		*out_stdout = g_strndup (g_bytes_get_data (stdout_bytes, NULL), g_bytes_get_size (stdout_bytes));
+		*out_stdout = bytes_to_string (stdout_bytes);
 	if (out_stderr != NULL)
-		*out_stderr = g_strndup (g_bytes_get_data (stderr_bytes, NULL), g_bytes_get_size (stderr_bytes));
+		*out_stderr = bytes_to_string (stderr_bytes);
 	if (g_subprocess_get_if_signaled (process))
 		return 128 + g_subprocess_get_term_sig (process);
 	return g_subprocess_get_exit_status (process);
@@ -232,15 +240,29 @@ sc_test_count (const char *config_path, const char *state)
 	return json_object_get_int_member (json_node_get_object (json_parser_get_root (parser)), state);
 }
 
-gboolean
-sc_test_wait_count (const char *config_path, const char *state, gint64 count, guint timeout_ms)
+static gboolean
+wait_for (const char *config_path, const char *state, gint64 count, gboolean at_least, guint timeout_ms)
 {
 	gint64 deadline = g_get_monotonic_time () + (gint64) timeout_ms * 1000;
 
-	while (g_get_monotonic_time () < deadline) {
-		if (sc_test_count (config_path, state) == count)
+	for (;;) {
+		gint64 now_count = sc_test_count (config_path, state);
+		if (now_count == count || (at_least && now_count >= count))
 			return TRUE;
-		g_usleep (50 * 1000);
+		if (g_get_monotonic_time () >= deadline)
+			return FALSE;
+		g_usleep (20 * 1000);
 	}
-	return sc_test_count (config_path, state) == count;
+}
+
+gboolean
+sc_test_wait_count (const char *config_path, const char *state, gint64 count, guint timeout_ms)
+{
+	return wait_for (config_path, state, count, FALSE, timeout_ms);
+}
+
+gboolean
+sc_test_wait_at_least (const char *config_path, const char *state, gint64 count, guint timeout_ms)
+{
+	return wait_for (config_path, state, count, TRUE, timeout_ms);
 }

@@ -43,5 +43,7 @@ JsonObject *sc_test_show (const char *config_path, const char *queue_id);
 gint64 sc_test_count (const char *config_path, const char *state);
 /* Waits up to @timeout_ms for `status --json` to report @count in @state. */
 gboolean sc_test_wait_count (const char *config_path, const char *state, gint64 count, guint timeout_ms);
+/* … or more than @count. */
+gboolean sc_test_wait_at_least (const char *config_path, const char *state, gint64 count, guint timeout_ms);
 
 G_END_DECLS

@@ -1,0 +1,133 @@
+/* sc-decorate-private.h — the pieces of the decorate handler, shared between its files.
+ *
+ * sc-decorate.c is the glue (parse, choose, self-check, pass through);
+ * sc-decorate-headers.c edits the top-level header block (list headers,
+ * subject prefix); sc-decorate-template.c expands $variables;
+ * sc-decorate-mime.c places the header and footer texts in the body.
+ *
+ * All of it works on the message as raw CRLF bytes and copies every byte
+ * it does not mean to change: GMime is asked what the message is, never
+ * trusted to write back what it parsed (it drops lines of malformed parts).
+ * Nothing here keeps state between calls; every function may run on any
+ * worker thread once g_mime_init() has run.
+ */
+#pragma once
+
+#include <gmime/gmime.h>
+
+#include "sc-handler.h"
+
+G_BEGIN_DECLS
+
+/* GMime 3.2 declares no cleanup functions of its own. */
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (GMimeContentType, g_object_unref)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (GMimeDataWrapper, g_object_unref)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (GMimeHeaderList, g_object_unref)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (GMimeMessage, g_object_unref)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (GMimeParser, g_object_unref)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (GMimeStream, g_object_unref)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (GMimeTextPart, g_object_unref)
+
+/* Nesting deeper than this (multiparts and enclosed messages) is treated as
+ * hostile and the message is passed through.  Real mail rarely goes past
+ * ten; GMime itself stops at 512 enclosed messages. */
+#define SC_DECORATE_MAX_DEPTH 64
+
+/* sc-decorate-template.c */
+
+/* Checks a template's $variables; @key ("header" or "footer") starts the
+ * message, which names every unknown variable. */
+gboolean sc_decorate_template_check (const char *text, const char *key, GError **error);
+/* name → value for every known variable. (transfer full) */
+GHashTable *sc_decorate_template_variables_new (const ScListConfig *list,
+						const char *queue_id,
+						const char *sender);
+/* The expanded text, UTF-8 with LF line ends and a final LF, or NULL when
+ * the template is NULL or expands to nothing but white space.  Unknown
+ * variables are kept literally (check rejects them at load). */
+char *sc_decorate_template_expand (const char *text, GHashTable *variables);
+
+/* sc-decorate-headers.c */
+
+/* CRLF line ends, RFC 2047 where needed; shared by every thread, never
+ * modified after creation. (transfer none) */
+GMimeFormatOptions *sc_decorate_format_options (void);
+
+typedef struct {
+	char *name;  /* (owned) the field name as written, e.g. "Content-Type" */
+	GBytes *raw; /* (owned) the whole field: name, value, folded lines, final CRLF */
+} ScDecorateField;
+
+typedef struct {
+	GPtrArray *fields; /* (owned) (element-type ScDecorateField) in order */
+	gsize body_offset; /* where the body starts in the message bytes */
+} ScDecorateHeaders;
+
+/* Splits the header block off a CRLF message.  Returns NULL with
+ * @out_reason set (transfer full, translated) when there is none: no field
+ * on the first line, or a line that is neither field, continuation nor
+ * the blank line ending the block. */
+ScDecorateHeaders *sc_decorate_headers_parse (GBytes *message, char **out_reason);
+ScDecorateHeaders *sc_decorate_headers_copy (const ScDecorateHeaders *headers);
+void sc_decorate_headers_free (ScDecorateHeaders *headers);
+/* The first field named @name (any case), unfolded, trimmed; raw bytes, so
+ * possibly not UTF-8.  (transfer full) (nullable) */
+char *sc_decorate_headers_get (const ScDecorateHeaders *headers, const char *name);
+/* Removes every field named @name, or starting with @name when @prefix. */
+guint sc_decorate_headers_remove (ScDecorateHeaders *headers, const char *name, gboolean prefix);
+/* Appends "Name: value", encoded (RFC 2047) and folded by GMime. */
+void sc_decorate_headers_append (ScDecorateHeaders *headers, const char *name, const char *value);
+/* Appends a field already in wire form (CRLF line ends, final CRLF). */
+void sc_decorate_headers_append_raw (ScDecorateHeaders *headers, const char *name, const char *raw);
+/* Replaces the first field named @name in place (appends when absent). */
+void sc_decorate_headers_replace (ScDecorateHeaders *headers, const char *name, const char *value);
+/* Fields, then the blank line. */
+void sc_decorate_headers_write (const ScDecorateHeaders *headers, GByteArray *out);
+
+/* RFC 2369/2919/8058 fields and Precedence, replacing the poster's List-*. */
+void sc_decorate_headers_set_list_fields (ScDecorateHeaders *headers, const ScListConfig *list);
+/* Puts @prefix in front of the Subject exactly once.  Returns FALSE when
+ * the subject already had the prefix in the right place. */
+gboolean sc_decorate_headers_prefix_subject (ScDecorateHeaders *headers, const char *prefix);
+/* The subject with @prefix once in front, reply and forward markers
+ * ("Re:", "RE:", "Aw:", "Fwd:", "Re[2]:" …) folded into one each after it,
+ * or NULL when @subject is already in that form.  Bytes other than ASCII
+ * markers are copied, so it works on raw 8-bit subjects too. */
+char *sc_decorate_subject_normalize (const char *subject, const char *prefix);
+/* "<mailto:…>" for an address, "<…>" for a URL. (transfer full) */
+char *sc_decorate_angle_uri (const char *value);
+
+/* sc-decorate-mime.c */
+
+typedef enum {
+	SC_DECORATE_PLACEMENT_NONE,   /* no header or footer text: headers only */
+	SC_DECORATE_PLACEMENT_INLINE, /* a single text/plain body: in its charset and encoding */
+	SC_DECORATE_PLACEMENT_PART,   /* multipart/mixed: a new text/plain part */
+	SC_DECORATE_PLACEMENT_WRAP,   /* anything else: new multipart/mixed around the original */
+} ScDecoratePlacement;
+
+typedef struct {
+	const char *header_text; /* (nullable) expanded, UTF-8, LF */
+	const char *footer_text; /* (nullable) expanded, UTF-8, LF */
+} ScDecorateTexts;
+
+/* Line ends to CRLF, a leading mbox "From " line dropped. (transfer full) */
+GBytes *sc_decorate_normalize (GBytes *message);
+/* Whole output message for one placement, or NULL with @out_reason
+ * (transfer full, translated) when that placement cannot take the message.
+ * @top is GMime's view of the top-level part.  A new boundary is derived
+ * from the message's checksum, so a retry yields the same bytes. */
+GBytes *sc_decorate_mime_place (ScDecoratePlacement placement,
+				const ScDecorateHeaders *headers,
+				GBytes *message,
+				GMimeObject *top,
+				const ScDecorateTexts *texts,
+				char **out_reason);
+/* Whether the texts need the body at all. */
+gboolean sc_decorate_texts_empty (const ScDecorateTexts *texts);
+/* Whether a decoded text body is inline-PGP signed or encrypted. */
+gboolean sc_decorate_mime_is_inline_pgp (const guint8 *data, gsize length);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (ScDecorateHeaders, sc_decorate_headers_free)
+
+G_END_DECLS
