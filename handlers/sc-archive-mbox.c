@@ -129,6 +129,25 @@ sc_archive_mbox_prepare (ScArchiveMbox *mbox, const char *sql, GError **error)
 	return statement;
 }
 
+/* Binds by name, as Fossil's paramIdx(): a misspelt name is a bug, loudly. */
+static void
+sc_archive_mbox_bind_int64 (sqlite3_stmt *statement, const char *name, gint64 value)
+{
+	int index = sqlite3_bind_parameter_index (statement, name);
+
+	g_return_if_fail (index > 0);
+	sqlite3_bind_int64 (statement, index, value);
+}
+
+static void
+sc_archive_mbox_bind_text (sqlite3_stmt *statement, const char *name, const char *value)
+{
+	int index = sqlite3_bind_parameter_index (statement, name);
+
+	g_return_if_fail (index > 0);
+	sqlite3_bind_text (statement, index, value, -1, SQLITE_STATIC);
+}
+
 /* Runs a statement that returns no rows. */
 static gboolean
 sc_archive_mbox_step_done (ScArchiveMbox *mbox, sqlite3_stmt *statement, GError **error)
@@ -174,9 +193,9 @@ sc_archive_mbox_set_seen (ScArchiveMbox *mbox, GError **error)
 					     error);
 	if (statement == NULL)
 		return FALSE;
-	sqlite3_bind_int64 (statement, 1, (sqlite3_int64) mbox->info.st_dev);
-	sqlite3_bind_int64 (statement, 2, (sqlite3_int64) mbox->info.st_ino);
-	sqlite3_bind_int64 (statement, 3, (sqlite3_int64) mbox->info.st_size);
+	sc_archive_mbox_bind_int64 (statement, ":device", (gint64) mbox->info.st_dev);
+	sc_archive_mbox_bind_int64 (statement, ":inode", (gint64) mbox->info.st_ino);
+	sc_archive_mbox_bind_int64 (statement, ":size", (gint64) mbox->info.st_size);
 	return sc_archive_mbox_step_done (mbox, statement, error);
 }
 
@@ -195,8 +214,8 @@ sc_archive_mbox_add_entry (ScArchiveMbox *mbox,
 					     error);
 	if (statement == NULL)
 		return FALSE;
-	sqlite3_bind_text (statement, 1, queue_id, -1, SQLITE_STATIC);
-	sqlite3_bind_int64 (statement, 2, offset);
+	sc_archive_mbox_bind_text (statement, ":queue_id", queue_id);
+	sc_archive_mbox_bind_int64 (statement, ":offset", offset);
 	return sc_archive_mbox_step_done (mbox, statement, error);
 }
 
@@ -368,7 +387,7 @@ sc_archive_mbox_index_has (ScArchiveMbox *mbox,
 					     error);
 	if (statement == NULL)
 		return FALSE;
-	sqlite3_bind_text (statement, 1, queue_id, -1, SQLITE_STATIC);
+	sc_archive_mbox_bind_text (statement, ":queue_id", queue_id);
 	rc = sqlite3_step (statement);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return sc_archive_mbox_index_error (mbox, error);

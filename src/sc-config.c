@@ -328,6 +328,11 @@ load_retry (ScConfigLoader *loader, ScConfig *config)
 					SC_DEF_RETRY_MAX_ATTEMPTS,
 					0,
 					G_MAXINT);
+	if (retry->initial < G_USEC_PER_SEC) {
+		/* 0s would retry in a tight loop until max-age */
+		add_problem (loader, section, SC_KEY_RETRY_INITIAL, _("must be at least 1s"));
+		(void) sc_duration_parse (SC_DEF_RETRY_INITIAL, &retry->initial, NULL);
+	}
 	if (retry->max_delay < retry->initial)
 		add_problem (loader,
 			     section,

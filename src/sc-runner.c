@@ -421,7 +421,7 @@ runner_claim (ScRunner *runner)
 				 * pipeline edit by hand could): finish it. */
 				ScStageResult result = {
 				    .rowid = message->rowid,
-				    .stage = "",
+				    .stage = NULL,
 				    .outcome = SC_OUTCOME_OK,
 				    .started_at = now,
 				    .finished_at = now,

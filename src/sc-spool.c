@@ -133,7 +133,9 @@ static const char *const sql_text[SC_SQL_LAST] = {
 	"SELECT id, lease_owner, lease_expires_at, pipeline, crashes FROM messages"
 	" WHERE state = 'active'",
     [SC_SQL_RECLAIM_ONE] =
-	"UPDATE messages SET state = :state, crashes = crashes + 1, updated_at = :now,"
+	"UPDATE messages SET state = CASE WHEN :state = 'held' THEN 'held'"
+	"  WHEN attempts > 0 THEN 'deferred' ELSE 'queued' END,"
+	" crashes = crashes + 1, updated_at = :now,"
 	" next_attempt_at = CASE WHEN :state = 'held' THEN NULL ELSE :now END,"
 	" hold_reason = :hold_reason, last_error = :last_error,"
 	" lease_owner = NULL, lease_expires_at = NULL"
@@ -146,12 +148,27 @@ static const char *const sql_text[SC_SQL_LAST] = {
 	" ORDER BY next_attempt_at LIMIT 1",
     [SC_SQL_COUNT_ALL] = "SELECT state, SUM(count) FROM state_counts GROUP BY state",
     [SC_SQL_COUNT_LIST] = "SELECT state, count FROM state_counts WHERE list_id = :list_id",
+    /* One statement per filter shape, so each walks its own index
+     * backwards from :after (keyset pagination) and stops at :limit. */
     [SC_SQL_LIST] =
 	"SELECT id, queue_id, state, list_id, sender, subject, message_id, last_error,"
 	" hold_reason, pipeline, attempts, cycle, created_at, next_attempt_at, updated_at, size"
-	" FROM messages"
-	" WHERE (:state IS NULL OR state = :state) AND (:list_id IS NULL OR list_id = :list_id)"
-	"  AND id < :after ORDER BY id DESC LIMIT :limit",
+	" FROM messages WHERE id < :after ORDER BY id DESC LIMIT :limit",
+    [SC_SQL_LIST_STATE] =
+	"SELECT id, queue_id, state, list_id, sender, subject, message_id, last_error,"
+	" hold_reason, pipeline, attempts, cycle, created_at, next_attempt_at, updated_at, size"
+	" FROM messages INDEXED BY messages_state WHERE state = :state AND id < :after"
+	" ORDER BY id DESC LIMIT :limit",
+    [SC_SQL_LIST_LIST] =
+	"SELECT id, queue_id, state, list_id, sender, subject, message_id, last_error,"
+	" hold_reason, pipeline, attempts, cycle, created_at, next_attempt_at, updated_at, size"
+	" FROM messages INDEXED BY messages_list WHERE list_id = :list_id AND id < :after"
+	" ORDER BY id DESC LIMIT :limit",
+    [SC_SQL_LIST_STATE_LIST] =
+	"SELECT id, queue_id, state, list_id, sender, subject, message_id, last_error,"
+	" hold_reason, pipeline, attempts, cycle, created_at, next_attempt_at, updated_at, size"
+	" FROM messages INDEXED BY messages_state WHERE state = :state AND list_id = :list_id"
+	" AND id < :after ORDER BY id DESC LIMIT :limit",
     [SC_SQL_SUMMARY_BY_QUEUE_ID] =
 	"SELECT id, queue_id, state, list_id, sender, subject, message_id, last_error,"
 	" hold_reason, pipeline, attempts, cycle, created_at, next_attempt_at, updated_at, size"
@@ -693,6 +710,11 @@ apply_result (ScSpool *spool, const char *owner, const ScStageResult *result, gb
 			return FALSE;
 		if (sqlite3_changes (spool->db) == 0)
 			return TRUE; /* lease lost: the new owner's work stands */
+	}
+	if (result->stage == NULL) {
+		/* no stage ran: the message only changes state */
+		*out_applied = TRUE;
+		return TRUE;
 	}
 	if (result->outcome == SC_OUTCOME_OK) {
 		g_autoptr(ScStatement) stmt = sc_spool_statement (spool, SC_SQL_INSERT_STAGE, error);

@@ -95,7 +95,7 @@ GPtrArray *sc_spool_claim (ScSpool *spool,
 /* One stage's end, and what becomes of the message, as the runner decided. */
 typedef struct {
 	gint64 rowid;
-	const char *stage;
+	const char *stage;   /* (nullable) NULL: no stage ran, only the state changes */
 	ScOutcome outcome;
 	gint64 started_at;
 	gint64 finished_at;

@@ -1741,6 +1741,9 @@ assert_plans (sqlite3 *db)
 	    {SC_SQL_RENEW_LEASES, NULL},
 	    {SC_SQL_RELEASE_OWNER, NULL},
 	    {SC_SQL_SUMMARY_BY_QUEUE_ID, NULL},
+	    {SC_SQL_LIST_STATE, "messages_state"},
+	    {SC_SQL_LIST_LIST, "messages_list"},
+	    {SC_SQL_LIST_STATE_LIST, "messages_state"},
 	};
 
 	for (gsize i = 0; i < G_N_ELEMENTS (checked); i++) {
