@@ -176,6 +176,51 @@ test_every_config_key_documented (void)
 	assert_none_missing (keys, missing, "keys", "doc/stagecoach.conf.5 (as .It Cm KEY Ns =)");
 }
 
+/* Every source file with translatable strings is in po/POTFILES.in, and
+ * every file listed there exists: otherwise its strings never reach a
+ * translator (or xgettext fails). */
+static void
+test_potfiles_current (void)
+{
+	g_autofree char *potfiles_path = g_test_build_filename (G_TEST_DIST, "..", "po", "POTFILES.in", NULL);
+	g_autofree char *potfiles = NULL;
+	g_auto(GStrv) listed = NULL;
+	const char *folders[] = {"src", "handlers"};
+
+	g_assert_true (g_file_get_contents (potfiles_path, &potfiles, NULL, NULL));
+	listed = g_strsplit (potfiles, "\n", -1);
+	for (guint i = 0; listed[i] != NULL; i++) {
+		g_autofree char *path = NULL;
+		if (*listed[i] == '\0' || *listed[i] == '#')
+			continue;
+		path = g_test_build_filename (G_TEST_DIST, "..", listed[i], NULL);
+		if (!g_file_test (path, G_FILE_TEST_EXISTS))
+			g_error ("po/POTFILES.in lists %s, which does not exist", listed[i]);
+	}
+	for (gsize f = 0; f < G_N_ELEMENTS (folders); f++) {
+		g_autofree char *dir_path = g_test_build_filename (G_TEST_DIST, "..", folders[f], NULL);
+		g_autoptr(GDir) dir = g_dir_open (dir_path, 0, NULL);
+		const char *name;
+
+		g_assert_nonnull (dir);
+		while ((name = g_dir_read_name (dir)) != NULL) {
+			g_autofree char *path = NULL;
+			g_autofree char *text = NULL;
+			g_autofree char *relative = NULL;
+			if (!g_str_has_suffix (name, ".c"))
+				continue;
+			path = g_build_filename (dir_path, name, NULL);
+			g_assert_true (g_file_get_contents (path, &text, NULL, NULL));
+			if (strstr (text, " _(") == NULL && strstr (text, "N_(") == NULL &&
+			    strstr (text, "(_(") == NULL && strstr (text, "\t_(") == NULL)
+				continue;
+			relative = g_strdup_printf ("%s/%s", folders[f], name);
+			if (!g_strv_contains ((const char *const *) listed, relative))
+				g_error ("%s has translatable strings but is not in po/POTFILES.in", relative);
+		}
+	}
+}
+
 int
 main (int argc, char **argv)
 {
@@ -183,5 +228,6 @@ main (int argc, char **argv)
 	g_test_add_func ("/doc/every-command-documented", test_every_command_documented);
 	g_test_add_func ("/doc/every-option-documented", test_every_option_documented);
 	g_test_add_func ("/doc/every-config-key-documented", test_every_config_key_documented);
+	g_test_add_func ("/doc/potfiles-current", test_potfiles_current);
 	return g_test_run ();
 }

@@ -476,6 +476,92 @@ test_sigterm_releases (Fixture *fixture, gconstpointer data)
 	g_assert_cmpint (json_object_get_int_member (shown, "failures"), ==, 0);
 }
 
+static gboolean
+log_contains (const char *path, const char *needle, guint timeout_ms)
+{
+	gint64 deadline = g_get_monotonic_time () + (gint64) timeout_ms * 1000;
+
+	for (;;) {
+		g_autofree char *text = NULL;
+		if (g_file_get_contents (path, &text, NULL, NULL) && strstr (text, needle) != NULL)
+			return TRUE;
+		if (g_get_monotonic_time () >= deadline)
+			return FALSE;
+		g_usleep (20 * 1000);
+	}
+}
+
+static char *
+decorated_subject_line (Fixture *fixture, const char *queue_id)
+{
+	g_autofree char *out = NULL;
+	const char *start;
+
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, &out, NULL, "export", queue_id, "--stage",
+				      "decorate", NULL), ==, 0);
+	start = strstr (out, "Subject: ");
+	g_assert_nonnull (start);
+	return g_strndup (start, strcspn (start, "\r\n"));
+}
+
+/* SIGHUP loads the new configuration; a broken one is refused and the
+ * daemon goes on with the old. */
+static void
+test_sighup_reloads (Fixture *fixture, gconstpointer data)
+{
+	g_autofree char *log = g_build_filename (fixture->dir, "run.log", NULL);
+	g_autoptr(GSubprocess) runner = sc_test_spawn (fixture->config, log, "run", NULL);
+	g_autofree char *first = NULL;
+	g_autofree char *second = NULL;
+	g_autofree char *third = NULL;
+	g_autofree char *subject = NULL;
+	g_autofree char *good_config = NULL;
+
+	first = sc_test_inject (fixture->config, "test.example.org", message_text);
+	g_assert_true (sc_test_wait_count (fixture->config, "done", 1, 5000));
+	subject = decorated_subject_line (fixture, first);
+	g_assert_cmpstr (subject, ==, "Subject: [test] hello list");
+
+	g_assert_true (g_file_get_contents (fixture->config, &good_config, NULL, NULL));
+	{
+		GRegex *regex = g_regex_new ("subject-prefix=\\[test\\]", 0, 0, NULL);
+		g_autofree char *renamed = g_regex_replace_literal (regex, good_config, -1, 0,
+								   "subject-prefix=[renamed]", 0, NULL);
+		g_regex_unref (regex);
+		g_assert_true (g_file_set_contents (fixture->config, renamed, -1, NULL));
+	}
+	g_subprocess_send_signal (runner, SIGHUP);
+	g_assert_true (log_contains (log, "configuration reloaded", 5000));
+	second = sc_test_inject (fixture->config, "test.example.org", message_text);
+	g_assert_true (sc_test_wait_count (fixture->config, "done", 2, 5000));
+	g_free (subject);
+	subject = decorated_subject_line (fixture, second);
+	g_assert_cmpstr (subject, ==, "Subject: [renamed] hello list");
+
+	/* a broken file: refused, the daemon keeps the running configuration
+	 * (inject reads the file too, so it goes through the spool by hand) */
+	g_assert_true (g_file_set_contents (fixture->config, "[stagecoach]\nspool=spool\nworkerz=1\n", -1, NULL));
+	g_subprocess_send_signal (runner, SIGHUP);
+	g_assert_true (log_contains (log, "keeping the running configuration", 5000));
+	g_assert_true (log_contains (log, "workerz", 100));
+	{
+		g_autofree char *restored = NULL;
+		GRegex *regex = g_regex_new ("subject-prefix=\\[test\\]", 0, 0, NULL);
+		restored = g_regex_replace_literal (regex, good_config, -1, 0, "subject-prefix=[file]", 0, NULL);
+		g_regex_unref (regex);
+		g_assert_true (g_file_set_contents (fixture->config, restored, -1, NULL));
+	}
+	third = sc_test_inject (fixture->config, "test.example.org", message_text);
+	g_assert_true (sc_test_wait_count (fixture->config, "done", 3, 5000));
+	g_free (subject);
+	subject = decorated_subject_line (fixture, third);
+	g_assert_cmpstr (subject, ==, "Subject: [renamed] hello list"); /* not reloaded: no SIGHUP */
+
+	g_subprocess_send_signal (runner, SIGTERM);
+	g_assert_true (g_subprocess_wait (runner, NULL, NULL));
+	g_assert_cmpint (g_subprocess_get_exit_status (runner), ==, 0);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -493,5 +579,6 @@ main (int argc, char **argv)
 	g_test_add ("/runner/concurrency/two-runners", Fixture, NULL, setup, test_two_runners, teardown);
 	g_test_add ("/runner/wakeup/inject-wakes-daemon", Fixture, NULL, setup, test_wakeup, teardown);
 	g_test_add ("/runner/signal/sigterm-releases", Fixture, NULL, setup, test_sigterm_releases, teardown);
+	g_test_add ("/runner/signal/sighup-reloads", Fixture, NULL, setup, test_sighup_reloads, teardown);
 	return g_test_run ();
 }
