@@ -30,6 +30,10 @@ typedef struct {
 	const ScListConfig *list;     /* inside config; never NULL */
 	ScClock *clock;
 	GCancellable *cancellable;    /* cancelled on shutdown: give up as transient */
+	guint previous_attempts;      /* earlier tries of this stage for this message,
+				       * crashes included: 0 means no side effect of
+				       * this stage can exist yet, so an idempotency
+				       * check may be skipped */
 
 	/* Outputs: set by the handler, owned by the context afterwards. */
 	GBytes *output; /* (nullable) the message as later stages must see it */

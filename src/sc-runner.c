@@ -27,6 +27,9 @@
 #include "sc-spool.h"
 #include "sc-wake.h"
 
+/* How long a finished stage waits for others to share its commit. */
+#define SC_RUNNER_COMMIT_DELAY_MS 2
+
 /* How long SIGTERM waits for in-flight stages before releasing them. */
 #define SC_RUNNER_STOP_GRACE (30 * G_USEC_PER_SEC)
 
@@ -35,6 +38,8 @@ typedef struct {
 	ScMessage *message;     /* (owned) */
 	ScConfig *config;       /* (owned) snapshot taken at claim */
 	char *stage;            /* (owned) */
+	guint stage_index;      /* position in the pipeline */
+	guint64 sequence;       /* dispatch order */
 	gint64 started_at;
 	/* filled in by the worker */
 	gint64 finished_at;
@@ -61,6 +66,8 @@ struct _ScRunner {
 	guint drain_id;            /* idle that drains `finished` */
 	GMutex drain_lock;         /* guards drain_id across threads */
 	guint in_flight;           /* jobs handed to workers, main thread */
+	guint64 next_sequence;
+	gint running;              /* jobs pushed and not yet finished; atomic */
 	gboolean once;
 	gboolean stopping;
 	gint64 stop_deadline;
@@ -122,6 +129,7 @@ worker_cb (gpointer data, gpointer user_data)
 		    .list = list,
 		    .clock = runner->clock,
 		    .cancellable = runner->cancellable,
+		    .previous_attempts = sc_message_previous_attempts (job->message, job->stage),
 		};
 		if (!handler->run (&context, &job->error) && job->error == NULL)
 			g_set_error (&job->error, SC_STAGE_ERROR, SC_STAGE_ERROR_TRANSIENT,
@@ -137,17 +145,37 @@ worker_cb (gpointer data, gpointer user_data)
 		}
 	}
 	job->finished_at = sc_clock_now (runner->clock);
+	g_atomic_int_dec_and_test (&runner->running);
 	g_async_queue_push (runner->finished, job);
 	g_mutex_lock (&runner->drain_lock);
 	if (runner->drain_id == 0) {
-		GSource *idle = g_idle_source_new ();
-		g_source_set_priority (idle, G_PRIORITY_DEFAULT);
-		g_source_set_callback (idle, drain_cb, runner, NULL);
-		g_source_set_static_name (idle, "stagecoach-drain");
-		runner->drain_id = g_source_attach (idle, runner->context);
-		g_source_unref (idle);
+		/* Group commit: while other stages are still running, wait a
+		 * moment so their results share this commit's fsync; alone,
+		 * commit at once (latency on an idle daemon). */
+		gboolean others_running = g_atomic_int_get (&runner->running) > 0;
+		GSource *source = others_running ? g_timeout_source_new (SC_RUNNER_COMMIT_DELAY_MS)
+						 : g_idle_source_new ();
+		g_source_set_priority (source, G_PRIORITY_DEFAULT);
+		g_source_set_callback (source, drain_cb, runner, NULL);
+		g_source_set_static_name (source, "stagecoach-drain");
+		runner->drain_id = g_source_attach (source, runner->context);
+		g_source_unref (source);
 	}
 	g_mutex_unlock (&runner->drain_lock);
+}
+
+/* The pool's queue order: later stages first, then first come first
+ * served.  A message that has started goes on to done before new ones
+ * start, so a large claim does not finish all at once at the very end. */
+static gint
+job_compare (gconstpointer a, gconstpointer b, gpointer user_data)
+{
+	const ScJob *job_a = a;
+	const ScJob *job_b = b;
+
+	if (job_a->stage_index != job_b->stage_index)
+		return job_a->stage_index > job_b->stage_index ? -1 : 1;
+	return job_a->sequence < job_b->sequence ? -1 : job_a->sequence > job_b->sequence;
 }
 
 static void
@@ -159,8 +187,11 @@ dispatch (ScRunner *runner, ScMessage *message, ScConfig *config)
 	job->message = message;
 	job->config = sc_config_ref (config);
 	job->stage = g_strdup (sc_message_next_stage (message));
+	job->stage_index = g_strv_length (message->completed);
+	job->sequence = runner->next_sequence++;
 	job->started_at = sc_clock_now (runner->clock);
 	runner->in_flight++;
+	g_atomic_int_inc (&runner->running);
 	g_thread_pool_push (runner->pool, job, NULL);
 }
 
@@ -332,9 +363,15 @@ drain_cb (gpointer user_data)
 static guint
 capacity (ScRunner *runner)
 {
-	/* Two per worker keeps the pool busy while results are committed. */
-	guint limit = runner->config->workers * 2;
-	return runner->in_flight >= limit ? 0 : MIN (limit - runner->in_flight, runner->config->claim_batch);
+	/* A claim batch in flight keeps the pool busy while results are
+	 * committed, and makes each claim transaction (an fsync) count:
+	 * refill only once half the batch has drained, never one by one. */
+	guint limit = MAX (runner->config->workers * 2, runner->config->claim_batch);
+	guint room = runner->in_flight >= limit ? 0 : limit - runner->in_flight;
+
+	if (runner->in_flight > runner->config->workers && room < limit / 2)
+		return 0;
+	return MIN (room, runner->config->claim_batch);
 }
 
 static void
@@ -542,6 +579,7 @@ sc_runner_new (ScConfig *config, ScClock *clock, GError **error)
 	runner->pool = g_thread_pool_new (worker_cb, runner, (int) config->workers, FALSE, error);
 	if (runner->pool == NULL)
 		return NULL;
+	g_thread_pool_set_sort_function (runner->pool, job_compare, NULL);
 	runner->timer = g_source_new (&timer_funcs, sizeof (GSource));
 	g_source_set_callback (runner->timer, timer_cb, runner, NULL);
 	g_source_set_static_name (runner->timer, "stagecoach-claim-timer");

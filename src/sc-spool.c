@@ -101,6 +101,8 @@ static const char *const sql_text[SC_SQL_LAST] = {
     [SC_SQL_SELECT_RECIPIENT_ADDRESSES] =
 	"SELECT address FROM recipients WHERE message_id = :id ORDER BY position",
     [SC_SQL_SELECT_COMPLETED] = "SELECT stage FROM stages WHERE message_id = :id ORDER BY id",
+    [SC_SQL_SELECT_ATTEMPT_COUNTS] =
+	"SELECT stage, count(*) FROM attempts WHERE message_id = :id GROUP BY stage",
     [SC_SQL_SELECT_BODY] = "SELECT raw FROM bodies WHERE message_id = :id",
     [SC_SQL_SELECT_CURRENT_OUTPUT] =
 	"SELECT output FROM stages WHERE message_id = :id AND output IS NOT NULL"
@@ -517,6 +519,7 @@ sc_message_free (ScMessage *message)
 	g_strfreev (message->recipients);
 	g_strfreev (message->pipeline);
 	g_strfreev (message->completed);
+	g_clear_pointer (&message->stage_attempts, g_hash_table_unref);
 	g_clear_pointer (&message->raw, g_bytes_unref);
 	g_clear_pointer (&message->current, g_bytes_unref);
 	g_free (message);
@@ -531,6 +534,34 @@ sc_message_next_stage (const ScMessage *message)
 			return message->pipeline[i];
 	}
 	return NULL;
+}
+
+guint
+sc_message_previous_attempts (const ScMessage *message, const char *stage)
+{
+	if (message->stage_attempts == NULL)
+		return 0;
+	return GPOINTER_TO_UINT (g_hash_table_lookup (message->stage_attempts, stage));
+}
+
+static GHashTable *
+select_attempt_counts (ScSpool *spool, gint64 rowid, GError **error)
+{
+	g_autoptr(ScStatement) stmt = sc_spool_statement (spool, SC_SQL_SELECT_ATTEMPT_COUNTS, error);
+	g_autoptr(GHashTable) counts = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+	int rc;
+
+	if (stmt == NULL)
+		return NULL;
+	sc_bind_int64 (stmt, ":id", rowid);
+	while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+		g_hash_table_insert (counts, sc_column_dup (stmt, 0),
+				     GUINT_TO_POINTER ((guint) sqlite3_column_int (stmt, 1)));
+	if (rc != SQLITE_DONE) {
+		sc_spool_set_error (spool, rc, error, "read");
+		return NULL;
+	}
+	return g_steal_pointer (&counts);
 }
 
 static char **
@@ -623,6 +654,9 @@ load_claimed (ScSpool *spool, gint64 rowid, GError **error)
 		return NULL;
 	message->completed = select_strings (spool, SC_SQL_SELECT_COMPLETED, rowid, error);
 	if (message->completed == NULL)
+		return NULL;
+	message->stage_attempts = select_attempt_counts (spool, rowid, error);
+	if (message->stage_attempts == NULL)
 		return NULL;
 	message->raw = sc_spool_get_raw (spool, rowid, error);
 	if (message->raw == NULL)

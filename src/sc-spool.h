@@ -72,6 +72,7 @@ typedef struct {
 	char **recipients;
 	char **pipeline;
 	char **completed;        /* stages with a record, in completion order */
+	GHashTable *stage_attempts; /* stage → earlier tries (any cycle, crashes included) */
 	guint attempts;          /* failures in the current cycle */
 	guint crashes;
 	gint64 cycle_started_at;
@@ -82,6 +83,8 @@ typedef struct {
 void sc_message_free (ScMessage *message);
 /* (nullable) the first pipeline stage without a record */
 const char *sc_message_next_stage (const ScMessage *message);
+/* Earlier tries of @stage, as known at claim time. */
+guint sc_message_previous_attempts (const ScMessage *message, const char *stage);
 
 /* Leases up to @limit due messages to @owner, oldest due first, in one
  * transaction. (transfer full) (element-type ScMessage) */
