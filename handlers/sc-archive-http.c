@@ -4,9 +4,10 @@
  * (to a HyperKitty-style archiver), with an Idempotency-Key and
  * X-Stagecoach-Queue-Id of the queue id, so a rerun after a crash is one the
  * archiver can recognise, plus X-Stagecoach-List-Id and, when the message
- * has one, X-Message-Id.  2xx is done.  408, 429, 5xx, redirects and every
- * connection or TLS failure are transient (the archiver or its address can
- * be fixed); any other 4xx is permanent: the archiver refuses this message.
+ * has one, X-Message-Id.  2xx is done.  408, 409, 429, 5xx, redirects and
+ * every connection or TLS failure are transient (the archiver or its address
+ * can be fixed); any other 4xx is permanent: the archiver refuses this
+ * message.
  *
  * One CURL easy handle per worker thread, kept in a GPrivate so connections
  * are reused and freed when the thread ends; curl_global_init() is main()'s.
@@ -95,6 +96,15 @@ sc_archive_http_get_handle (void)
 	return curl;
 }
 
+/* A refusal worth retrying: the archiver is slow, busy or broken, not the
+ * message.  409 is what the Idempotency-Key draft answers while a first
+ * request with the same key is still being processed — after a crash, ours. */
+static gboolean
+sc_archive_http_status_is_transient (long status)
+{
+	return status == 408 || status == 409 || status == 429 || status >= 500 || status < 200;
+}
+
 /* "HTTP 503: first line of the body". (transfer full) */
 static char *
 sc_archive_http_describe (long status, GString *body)
@@ -120,6 +130,7 @@ sc_archive_http_store (const char *url, ScStageContext *context, GError **error)
 	gsize size = 0;
 	const char *data = g_bytes_get_data (context->current, &size);
 	g_autofree char *description = NULL;
+	struct curl_slist *list;
 	long status = 0;
 	CURLcode rc;
 	CURL *curl;
@@ -140,7 +151,9 @@ sc_archive_http_store (const char *url, ScStageContext *context, GError **error)
 	}
 	/* no "Expect: 100-continue": some servers never answer it, which
 	 * stalls every large message by a second */
-	headers.list = curl_slist_append (headers.list, "Expect:");
+	list = curl_slist_append (headers.list, "Expect:");
+	if (list != NULL)
+		headers.list = list;
 
 	curl_easy_setopt (curl, CURLOPT_URL, url);
 	curl_easy_setopt (curl, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -209,9 +222,8 @@ sc_archive_http_store (const char *url, ScStageContext *context, GError **error)
 	description = sc_archive_http_describe (status, body);
 	g_set_error_literal (error,
 			     SC_STAGE_ERROR,
-			     status == 408 || status == 429 || status >= 500 || status < 200
-				 ? SC_STAGE_ERROR_TRANSIENT
-				 : SC_STAGE_ERROR_PERMANENT,
+			     sc_archive_http_status_is_transient (status) ? SC_STAGE_ERROR_TRANSIENT
+								  : SC_STAGE_ERROR_PERMANENT,
 			     description);
 	return FALSE;
 }

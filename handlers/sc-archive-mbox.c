@@ -167,9 +167,12 @@ sc_archive_mbox_open_index (ScArchiveMbox *mbox, GError **error)
 	if (rc != SQLITE_OK)
 		return sc_archive_mbox_index_error (mbox, error);
 	sqlite3_busy_timeout (mbox->db, SC_ARCHIVE_MBOX_BUSY_TIMEOUT_MS);
-	/* NORMAL, not FULL: a commit lost to a power cut is found again by the scan */
+	/* No fsync: the index only ever records entries already fsynced in the
+	 * mbox, so a power cut can only make it older (the scan catches up) or
+	 * damaged (it is rebuilt); a crashed process loses nothing either way.
+	 * This halves the cost of a message. */
 	return sc_archive_mbox_exec (mbox,
-				     "PRAGMA synchronous = NORMAL;"
+				     "PRAGMA synchronous = OFF;"
 				     "BEGIN IMMEDIATE;"
 				     "CREATE TABLE IF NOT EXISTS seen ("
 				     "  id INTEGER PRIMARY KEY CHECK (id = 1),"

@@ -217,12 +217,18 @@ sc_exec_spawn (const ScExecConfig *exec, ScStageContext *context, GError **error
 					      G_SUBPROCESS_FLAGS_STDOUT_PIPE |
 					      G_SUBPROCESS_FLAGS_STDERR_PIPE);
 	g_subprocess_launcher_setenv (launcher, "STAGECOACH_QUEUE_ID", context->queue_id, TRUE);
-	g_subprocess_launcher_setenv (launcher, "STAGECOACH_LIST_ID", context->list_id, TRUE);
+	g_subprocess_launcher_setenv (launcher,
+				      "STAGECOACH_LIST_ID",
+				      context->list_id != NULL ? context->list_id : "",
+				      TRUE);
 	g_subprocess_launcher_setenv (launcher,
 				      "STAGECOACH_SENDER",
 				      context->sender != NULL ? context->sender : "",
 				      TRUE);
-	g_subprocess_launcher_setenv (launcher, "STAGECOACH_STAGE", context->stage, TRUE);
+	g_subprocess_launcher_setenv (launcher,
+				      "STAGECOACH_STAGE",
+				      context->stage != NULL ? context->stage : "",
+				      TRUE);
 	g_subprocess_launcher_set_child_setup (launcher, sc_exec_child_setup, NULL, NULL);
 	return g_subprocess_launcher_spawnv (launcher, (const char *const *) exec->argv, error);
 }

@@ -293,6 +293,7 @@ test_archive_maildir_rerun (Fixture *fixture, gconstpointer user_data)
 	g_autofree char *new_path = g_build_filename (fixture->dir, "new", "q-1.stagecoach", NULL);
 	g_autofree char *cur_path =
 	    g_build_filename (fixture->dir, "cur", "q-1.stagecoach:2,RS", NULL);
+	g_autofree char *index = NULL;
 	g_autofree char *names = NULL;
 
 	set_archive (fixture, "maildir:%s", fixture->dir);
@@ -320,6 +321,17 @@ test_archive_maildir_rerun (Fixture *fixture, gconstpointer user_data)
 	g_clear_pointer (&names, g_free);
 	names = list_folder (fixture->dir, "cur");
 	g_assert_cmpstr (names, ==, "q-1.stagecoach:2,RS");
+	g_clear_pointer (&names, g_free);
+
+	/* a damaged index is replaced, and the message at hand still found */
+	index = g_build_filename (fixture->dir, "stagecoach.idx", NULL);
+	g_assert_true (g_file_set_contents (index, "garbage, not SQLite at all, no", -1, NULL));
+	fixture->context.queue_id = "q-1";
+	expect_warning ("*deleting the damaged index*");
+	run_ok (fixture);
+	assert_warned ();
+	names = list_folder (fixture->dir, "new");
+	g_assert_cmpstr (names, ==, "q-10.stagecoach q=2F=2E=2E=2F2=3Ax.stagecoach");
 }
 
 static void
@@ -864,8 +876,13 @@ test_archive_http_refused (Fixture *fixture, gconstpointer user_data)
 int
 main (int argc, char **argv)
 {
+	static const char *const proxy_variables[] =
+	    {"http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"};
 	int status;
 
+	/* the archiver is on 127.0.0.1: no proxy of the environment in between */
+	for (gsize i = 0; i < G_N_ELEMENTS (proxy_variables); i++)
+		g_unsetenv (proxy_variables[i]);
 	curl_global_init (CURL_GLOBAL_DEFAULT);
 	g_log_set_writer_func (test_log_writer, NULL, NULL);
 	g_test_init (&argc, &argv, G_TEST_OPTION_ISOLATE_DIRS, NULL);
