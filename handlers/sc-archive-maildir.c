@@ -12,12 +12,10 @@
  * nothing.  new/ is one lookup, but the flags in cur/ cannot be guessed
  * (":2,S", ":2,RS", Dovecot keywords …), so cur/ must be read whole: about
  * 30 ms per message at 100,000 messages, measured on the reference box.
- * Only a rerun needs that, and PATH/stagecoach.idx, a one-table SQLite file,
- * says which runs are reruns: it records each queue id before its first
- * write (one small commit per message, not fsynced), so a queue id found
- * there has been tried before and its copy is looked for in cur/ too; one
- * not found cannot have a copy anywhere but new/.  A damaged index is
- * replaced, and the message at hand then searched for.
+ * Only a rerun needs that, and the runner says which runs are reruns:
+ * context->previous_attempts counts every earlier try of this stage for
+ * this message, crashes included, so 0 means no copy can exist anywhere
+ * and neither folder is searched.
  *
  * Must never: leave a partial file in new/ (readers take everything there
  * as complete), or name a file after anything but the queue id.
@@ -27,7 +25,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <sqlite3.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -38,7 +35,6 @@
  * often runs as another user of the same group; the umask applies on top. */
 #define SC_ARCHIVE_MAILDIR_DIR_MODE 0770
 #define SC_ARCHIVE_MAILDIR_FILE_MODE 0660
-#define SC_ARCHIVE_MAILDIR_BUSY_TIMEOUT_MS 10000
 
 static const char *const maildir_schemes[] = {"maildir", NULL};
 
@@ -142,93 +138,6 @@ sc_archive_maildir_find (const char *path,
 }
 
 static gboolean
-sc_archive_maildir_index_try (const char *index_path,
-			      const char *queue_id,
-			      gboolean *out_tried_before,
-			      int *out_code,
-			      GError **error)
-{
-	sqlite3 *db = NULL;
-	sqlite3_stmt *statement = NULL;
-	int rc = sqlite3_open_v2 (index_path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
-
-	if (rc == SQLITE_OK) {
-		sqlite3_busy_timeout (db, SC_ARCHIVE_MAILDIR_BUSY_TIMEOUT_MS);
-		/* No fsync: a crashed process loses nothing the kernel has, and
-		 * only a power cut between this write and a reader's move from
-		 * new/ to cur/ could cost a duplicate — not worth an fsync per
-		 * message. */
-		rc = sqlite3_exec (db,
-				   "PRAGMA synchronous = OFF;"
-				   "CREATE TABLE IF NOT EXISTS attempted ("
-				   "  queue_id TEXT PRIMARY KEY) WITHOUT ROWID;",
-				   NULL,
-				   NULL,
-				   NULL);
-	}
-	if (rc == SQLITE_OK)
-		rc = sqlite3_prepare_v2 (db,
-					 "INSERT OR IGNORE INTO attempted (queue_id) VALUES (:queue_id)",
-					 -1,
-					 &statement,
-					 NULL);
-	if (rc == SQLITE_OK) {
-		sqlite3_bind_text (statement,
-				   sqlite3_bind_parameter_index (statement, ":queue_id"),
-				   queue_id,
-				   -1,
-				   SQLITE_STATIC);
-		rc = sqlite3_step (statement);
-		if (rc == SQLITE_DONE) {
-			rc = SQLITE_OK;
-			*out_tried_before = sqlite3_changes (db) == 0;
-		}
-	}
-	*out_code = db != NULL ? sqlite3_errcode (db) : rc;
-	if (rc != SQLITE_OK)
-		g_set_error (error,
-			     SC_STAGE_ERROR,
-			     SC_STAGE_ERROR_TRANSIENT,
-			     _("index %s: %s"),
-			     index_path,
-			     db != NULL ? sqlite3_errmsg (db) : sqlite3_errstr (rc));
-	sqlite3_finalize (statement);
-	sqlite3_close (db);
-	return rc == SQLITE_OK;
-}
-
-/* Records that @queue_id is being archived; @out_tried_before: whether it
- * had been already, i.e. whether a copy may exist. */
-static gboolean
-sc_archive_maildir_note_attempt (const char *path,
-				 const char *queue_id,
-				 gboolean *out_tried_before,
-				 GError **error)
-{
-	g_autofree char *index_path = g_build_filename (path, "stagecoach.idx", NULL);
-	g_autofree char *journal_path = NULL;
-	g_autoptr(GError) error_local = NULL;
-	int code = SQLITE_OK;
-
-	if (sc_archive_maildir_index_try (index_path, queue_id, out_tried_before, &code, &error_local))
-		return TRUE;
-	if (code != SQLITE_CORRUPT && code != SQLITE_NOTADB) {
-		g_propagate_error (error, g_steal_pointer (&error_local));
-		return FALSE;
-	}
-	g_warning ("maildir %s: deleting the damaged index: %s", path, error_local->message);
-	g_clear_error (&error_local);
-	journal_path = g_strconcat (index_path, "-journal", NULL);
-	(void) unlink (index_path);
-	(void) unlink (journal_path);
-	if (!sc_archive_maildir_index_try (index_path, queue_id, out_tried_before, &code, error))
-		return FALSE;
-	/* the new index knows nothing: search for this one to be safe */
-	*out_tried_before = TRUE;
-	return TRUE;
-}
-
-static gboolean
 sc_archive_maildir_write (const char *tmp_path, GBytes *message)
 {
 	FILE *stream;
@@ -264,14 +173,12 @@ sc_archive_maildir_store (const char *path, ScStageContext *context, GError **er
 	g_autofree char *tmp_path = g_build_filename (path, "tmp", name, NULL);
 	g_autofree char *new_path = g_build_filename (path, "new", name, NULL);
 	g_autofree char *new_dir = g_build_filename (path, "new", NULL);
-	gboolean tried_before = TRUE;
+	gboolean tried_before = context->previous_attempts > 0;
 	gboolean found = FALSE;
 
 	if (!sc_archive_maildir_prepare (path, error))
 		return FALSE;
-	if (!sc_archive_maildir_note_attempt (path, context->queue_id, &tried_before, error))
-		return FALSE;
-	if (!sc_archive_maildir_find (path, name, tried_before, &found, error))
+	if (tried_before && !sc_archive_maildir_find (path, name, TRUE, &found, error))
 		return FALSE;
 	if (found) {
 		g_debug ("%s: already in maildir %s as %s", context->queue_id, path, name);

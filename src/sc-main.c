@@ -5,6 +5,7 @@
 
 #include <curl/curl.h>
 #include <locale.h>
+#include <signal.h>
 #include <stdio.h>
 #include <sysexits.h>
 
@@ -97,6 +98,8 @@ main (int argc, char **argv)
 	textdomain (GETTEXT_PACKAGE);
 	/* once, before any thread exists */
 	curl_global_init (CURL_GLOBAL_DEFAULT);
+	/* a peer that hangs up must be an error return, never our death */
+	signal (SIGPIPE, SIG_IGN);
 
 	program = g_path_get_basename (argv[0]);
 	if (strcmp (program, "sendmail") == 0) {

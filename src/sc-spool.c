@@ -374,6 +374,7 @@ sc_spool_open (const char *folder, gint64 busy_timeout, GError **error)
 {
 	g_autoptr(ScSpool) spool = g_new0 (ScSpool, 1);
 	g_autofree char *path = NULL;
+	gint64 deadline;
 	int rc;
 
 	spool->folder = g_strdup (folder);
@@ -400,13 +401,22 @@ sc_spool_open (const char *folder, gint64 busy_timeout, GError **error)
 	sqlite3_busy_timeout (spool->db, (int) MIN (busy_timeout / 1000, G_MAXINT));
 	/* synchronous=FULL: inject promises the message is on disk; WAL with
 	 * NORMAL can lose the last commits on power loss. */
-	rc = sqlite3_exec (spool->db,
-			   "PRAGMA journal_mode = WAL;"
-			   "PRAGMA synchronous = FULL;"
-			   "PRAGMA foreign_keys = ON;",
-			   NULL,
-			   NULL,
-			   NULL);
+	/* Switching a new file to WAL takes a lock the busy handler does not
+	 * wait for: two processes creating the spool at once (a daemon and
+	 * an inject) get SQLITE_BUSY here, so wait out busy_timeout by hand. */
+	deadline = g_get_monotonic_time () + busy_timeout;
+	for (;;) {
+		rc = sqlite3_exec (spool->db,
+				   "PRAGMA journal_mode = WAL;"
+				   "PRAGMA synchronous = FULL;"
+				   "PRAGMA foreign_keys = ON;",
+				   NULL,
+				   NULL,
+				   NULL);
+		if ((rc != SQLITE_BUSY && rc != SQLITE_LOCKED) || g_get_monotonic_time () >= deadline)
+			break;
+		g_usleep (5000);
+	}
 	if (rc != SQLITE_OK) {
 		sc_spool_set_error (spool, rc, error, "configure");
 		return NULL;

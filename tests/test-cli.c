@@ -259,6 +259,33 @@ test_inject_locked_spool (Fixture *fixture, gconstpointer data)
 	g_assert_cmpint (inject_bytes (fixture, input, NULL, "a@example.org", NULL), ==, 0);
 }
 
+/* Several processes creating the spool at the same moment (a daemon
+ * starting while list software injects) all succeed. */
+static void
+test_inject_concurrent_first_open (Fixture *fixture, gconstpointer data)
+{
+	GSubprocess *processes[8];
+	g_autoptr(GBytes) input = g_bytes_new_static (message_text, strlen (message_text));
+
+	for (guint i = 0; i < G_N_ELEMENTS (processes); i++) {
+		g_autoptr(GSubprocessLauncher) launcher =
+		    g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_SILENCE);
+		g_autoptr(GError) error = NULL;
+		g_subprocess_launcher_setenv (launcher, "STAGECOACH_CONFIG", fixture->config, TRUE);
+		processes[i] = g_subprocess_launcher_spawn (launcher, &error, sc_test_binary (), "inject",
+							    "--list", "test.example.org", "a@example.org", NULL);
+		g_assert_no_error (error);
+	}
+	for (guint i = 0; i < G_N_ELEMENTS (processes); i++) {
+		g_autoptr(GError) error = NULL;
+		g_subprocess_communicate (processes[i], input, NULL, NULL, NULL, &error);
+		g_assert_no_error (error);
+		g_assert_cmpint (g_subprocess_get_exit_status (processes[i]), ==, 0);
+		g_object_unref (processes[i]);
+	}
+	g_assert_cmpint (total (fixture), ==, G_N_ELEMENTS (processes));
+}
+
 /* A spool on a full file system: inject says 75, stores nothing, and the
  * spool works again once there is room.  Needs a tmpfs: root only. */
 static void
@@ -461,6 +488,8 @@ main (int argc, char **argv)
 	g_test_add ("/cli/inject/odd-but-acceptable", Fixture, NULL, setup, test_inject_odd_but_acceptable, teardown);
 	g_test_add ("/cli/inject/50mb-and-too-big", Fixture, NULL, setup, test_inject_too_big, teardown);
 	g_test_add ("/cli/inject/locked-spool", Fixture, NULL, setup, test_inject_locked_spool, teardown);
+	g_test_add ("/cli/inject/concurrent-first-open", Fixture, NULL, setup,
+		    test_inject_concurrent_first_open, teardown);
 	g_test_add ("/cli/inject/disk-full", Fixture, NULL, setup, test_inject_disk_full, teardown);
 	g_test_add ("/cli/sendmail/t-and-dot", Fixture, NULL, setup, test_sendmail_t, teardown);
 	g_test_add ("/cli/config/errors", Fixture, NULL, setup, test_config_errors, teardown);
