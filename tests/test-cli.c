@@ -228,8 +228,10 @@ test_inject_too_big (Fixture *fixture, gconstpointer data)
 	{
 		g_autofree char *small_config = NULL;
 		g_autofree char *text = NULL;
+		g_auto(GStrv) halves = NULL;
 		g_assert_true (g_file_get_contents (fixture->config, &text, NULL, NULL));
-		small_config = g_strjoinv ("max-message-size=1M", g_strsplit (text, "max-message-size=60M", 2));
+		halves = g_strsplit (text, "max-message-size=60M", 2);
+		small_config = g_strjoinv ("max-message-size=1M", halves);
 		g_assert_true (g_file_set_contents (fixture->config, small_config, -1, NULL));
 	}
 	g_clear_pointer (&err, g_free);
