@@ -3,6 +3,7 @@
 # only those that are missing.  Sourced by run.sh and test.sh.
 #   install_deps build   — compiler, meson, libraries
 #   install_deps test    — the above plus the real servers the tests use
+#   build_project DIR    — meson setup (once) and ninja
 set -euo pipefail
 
 STAGECOACH_BUILD_PACKAGES=(
@@ -46,4 +47,13 @@ install_deps() {
   as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
   # shellcheck disable=SC2086
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing
+}
+
+# build_project DIR — configure once, then build.
+build_project() {
+  local dir=$1
+  if [ ! -f "$dir/build.ninja" ]; then
+    meson setup "$dir" --buildtype=debugoptimized
+  fi
+  ninja -C "$dir"
 }

@@ -12,10 +12,7 @@ cd "$(dirname "$0")/.."
 install_deps build
 
 BUILD=${BUILD:-build}
-if [ ! -f "$BUILD/build.ninja" ]; then
-  meson setup "$BUILD" --buildtype=debugoptimized
-fi
-ninja -C "$BUILD"
+build_project "$BUILD"
 
 SC=$PWD/$BUILD/stagecoach
 DEMO=${STAGECOACH_DEMO_DIR:-$PWD/demo}

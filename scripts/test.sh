@@ -9,10 +9,7 @@ cd "$(dirname "$0")/.."
 install_deps test
 
 BUILD=${BUILD:-build}
-if [ ! -f "$BUILD/build.ninja" ]; then
-  meson setup "$BUILD" --buildtype=debugoptimized
-fi
-ninja -C "$BUILD"
+build_project "$BUILD"
 
 status=0
 meson test -C "$BUILD" --print-errorlogs --no-suite slow "$@" || status=$?
