@@ -64,6 +64,9 @@ sc_cli_run (ScCli *cli, int argc, char **argv)
 		return EX_USAGE;
 	if (sc_cli_get_config (cli) == NULL)
 		return EX_CONFIG;
+	for (guint i = 0; cli->config->warnings != NULL && i < cli->config->warnings->len; i++)
+		g_warning ("configuration: %s (deliveries through it fail until fixed)",
+			   (const char *) cli->config->warnings->pdata[i]);
 	runner = sc_runner_new (cli->config, clock, &error);
 	if (runner == NULL)
 		return sc_cli_fail (cli, error);
@@ -94,6 +97,12 @@ sc_cli_check_config (ScCli *cli, int argc, char **argv)
 	if (sc_cli_get_config (cli) == NULL)
 		return EX_CONFIG;
 	path = sc_config_find_path (cli->config_path);
+	if (cli->config->warnings != NULL && cli->config->warnings->len > 0) {
+		fprintf (stderr, "stagecoach %s: %s\n", cli->command, _("the configuration has errors:"));
+		for (guint i = 0; i < cli->config->warnings->len; i++)
+			fprintf (stderr, "%s\n", (const char *) cli->config->warnings->pdata[i]);
+		return EX_CONFIG;
+	}
 	printf (g_dngettext (GETTEXT_PACKAGE, "%s: OK (%u list)\n", "%s: OK (%u lists)\n",
 			     g_hash_table_size (cli->config->lists)),
 		path != NULL ? path : _("built-in defaults"),

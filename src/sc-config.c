@@ -10,18 +10,23 @@
 
 #include "sc-config.h"
 
+#include <errno.h>
 #include <gio/gio.h>
+#include <glib/gstdio.h>
+#include <unistd.h>
 
 #include "sc-duration.h"
 #include "sc-error.h"
 #include "sc-handler.h"
 #include "sc-i18n.h"
+#include "sc-message-headers.h"
 
 typedef struct {
 	const char *path;     /* for messages */
 	const char *base_dir; /* for relative paths */
 	GKeyFile *keyfile;
 	GPtrArray *problems;  /* (element-type utf8) */
+	GPtrArray *warnings;  /* (element-type utf8) the config's own */
 } ScConfigLoader;
 
 static void G_GNUC_PRINTF (4, 5)
@@ -206,6 +211,8 @@ list_config_free (ScListConfig *list)
 	g_free (list->help);
 	g_free (list->archive_url);
 	g_strfreev (list->unsubscribe);
+	g_strfreev (list->mailers);
+	g_free (list->bounces);
 	g_free (list);
 }
 
@@ -268,6 +275,29 @@ static const char *const list_keys[] = {
     SC_KEY_LIST_ARCHIVE_URL,
     SC_KEY_LIST_UNSUBSCRIBE,
     SC_KEY_LIST_UNSUBSCRIBE_POST,
+    SC_KEY_LIST_MAILERS,
+    SC_KEY_LIST_BOUNCES,
+    SC_KEY_LIST_VERP,
+    NULL,
+};
+
+static const char *const deliver_keys[] = {
+    SC_KEY_DELIVER_CIRCUIT_FAILURES,
+    SC_KEY_DELIVER_CIRCUIT_COOLDOWN,
+    NULL,
+};
+
+static const char *const mailer_keys[] = {
+    SC_KEY_MAILER_URL,
+    SC_KEY_MAILER_PRIORITY,
+    SC_KEY_MAILER_STARTTLS,
+    SC_KEY_MAILER_TLS_VERIFY,
+    SC_KEY_MAILER_USERNAME,
+    SC_KEY_MAILER_PASSWORD_FILE,
+    SC_KEY_MAILER_MAX_RECIPIENTS,
+    SC_KEY_MAILER_MAX_CONNECTIONS,
+    SC_KEY_MAILER_TIMEOUT,
+    SC_KEY_MAILER_HELO,
     NULL,
 };
 
@@ -409,7 +439,108 @@ load_list (ScConfigLoader *loader, const char *section, const char *list_id)
 		list->unsubscribe = split_list (unsubscribe);
 	list->unsubscribe_one_click =
 	    get_boolean (loader, section, SC_KEY_LIST_UNSUBSCRIBE_POST, FALSE);
+	{
+		g_autofree char *mailers = get_string (loader, section, SC_KEY_LIST_MAILERS, NULL);
+		if (mailers != NULL)
+			list->mailers = split_list (mailers);
+	}
+	list->bounces = get_string (loader, section, SC_KEY_LIST_BOUNCES, NULL);
+	if (list->bounces != NULL && *list->bounces != '\0') {
+		g_autoptr(GError) error_local = NULL;
+		if (!sc_address_validate (list->bounces, FALSE, &error_local))
+			add_problem (loader, section, SC_KEY_LIST_BOUNCES, "%s", error_local->message);
+	}
+	list->verp = get_boolean (loader, section, SC_KEY_LIST_VERP, FALSE);
+	if (list->verp && (list->bounces == NULL || *list->bounces == '\0'))
+		add_problem (loader, section, SC_KEY_LIST_VERP, _("needs %s"), SC_KEY_LIST_BOUNCES);
 	return list;
+}
+
+static void
+mailer_config_free (ScMailerConfig *mailer)
+{
+	g_free (mailer->name);
+	g_free (mailer->url);
+	g_free (mailer->username);
+	g_free (mailer->password_file);
+	g_free (mailer->helo);
+	g_free (mailer);
+}
+
+static ScMailerConfig *
+load_mailer (ScConfigLoader *loader, const char *section, const char *name)
+{
+	ScMailerConfig *mailer = g_new0 (ScMailerConfig, 1);
+	g_autofree char *starttls = NULL;
+	g_autofree char *password_file = NULL;
+
+	check_known_keys (loader, section, mailer_keys);
+	mailer->name = g_strdup (name);
+	if (*name == '\0' || strchr (name, ';') != NULL || strchr (name, ' ') != NULL)
+		add_problem (loader, section, NULL, _("“%s” is not a valid mailer name"), name);
+	mailer->url = get_string (loader, section, SC_KEY_MAILER_URL, NULL);
+	if (mailer->url == NULL || *mailer->url == '\0') {
+		add_problem (loader, section, SC_KEY_MAILER_URL, _("missing"));
+	} else {
+		g_autoptr(GUri) uri = g_uri_parse (mailer->url, G_URI_FLAGS_NONE, NULL);
+		if (uri == NULL || (g_strcmp0 (g_uri_get_scheme (uri), "smtp") != 0 &&
+				    g_strcmp0 (g_uri_get_scheme (uri), "smtps") != 0) ||
+		    g_uri_get_host (uri) == NULL || *g_uri_get_host (uri) == '\0')
+			add_problem (loader, section, SC_KEY_MAILER_URL,
+				     _("“%s” is not smtp://HOST[:PORT] or smtps://HOST[:PORT]"), mailer->url);
+		else if (g_uri_get_user (uri) != NULL || g_uri_get_password (uri) != NULL)
+			add_problem (loader, section, SC_KEY_MAILER_URL,
+				     _("must not hold credentials: use %s and %s"),
+				     SC_KEY_MAILER_USERNAME, SC_KEY_MAILER_PASSWORD_FILE);
+	}
+	mailer->priority = get_uint (loader, section, SC_KEY_MAILER_PRIORITY, SC_DEF_MAILER_PRIORITY, 0, 1000000);
+	starttls = get_string (loader, section, SC_KEY_MAILER_STARTTLS, SC_DEF_MAILER_STARTTLS);
+	if (strcmp (starttls, "opportunistic") == 0)
+		mailer->starttls = SC_STARTTLS_OPPORTUNISTIC;
+	else if (strcmp (starttls, "required") == 0)
+		mailer->starttls = SC_STARTTLS_REQUIRED;
+	else if (strcmp (starttls, "off") == 0)
+		mailer->starttls = SC_STARTTLS_OFF;
+	else
+		add_problem (loader, section, SC_KEY_MAILER_STARTTLS,
+			     _("“%s” is not required, opportunistic or off"), starttls);
+	mailer->tls_verify = get_boolean (loader, section, SC_KEY_MAILER_TLS_VERIFY, TRUE);
+	mailer->username = get_string (loader, section, SC_KEY_MAILER_USERNAME, NULL);
+	password_file = get_string (loader, section, SC_KEY_MAILER_PASSWORD_FILE, NULL);
+	if (password_file != NULL && *password_file != '\0') {
+		mailer->password_file = resolve_path (loader, password_file);
+		/* checked here, read at each connection: a rotated secret needs no reload */
+		if (g_access (mailer->password_file, R_OK) != 0)
+			g_ptr_array_add (loader->warnings,
+					 g_strdup_printf ("%s: [%s] %s: %s", loader->path, section,
+							  SC_KEY_MAILER_PASSWORD_FILE,
+							  g_strerror (errno)));
+	}
+	if (mailer->username != NULL && mailer->password_file == NULL)
+		add_problem (loader, section, SC_KEY_MAILER_PASSWORD_FILE,
+			     _("needed with %s"), SC_KEY_MAILER_USERNAME);
+	mailer->max_recipients = get_uint (loader, section, SC_KEY_MAILER_MAX_RECIPIENTS,
+					   SC_DEF_MAILER_MAX_RECIPIENTS, 1, 100000);
+	mailer->max_connections = get_uint (loader, section, SC_KEY_MAILER_MAX_CONNECTIONS,
+					    SC_DEF_MAILER_MAX_CONNECTIONS, 1, 1000);
+	mailer->timeout = get_duration (loader, section, SC_KEY_MAILER_TIMEOUT, SC_DEF_MAILER_TIMEOUT);
+	if (mailer->timeout < G_USEC_PER_SEC) {
+		add_problem (loader, section, SC_KEY_MAILER_TIMEOUT, _("must be at least 1s"));
+		(void) sc_duration_parse (SC_DEF_MAILER_TIMEOUT, &mailer->timeout, NULL);
+	}
+	mailer->helo = get_string (loader, section, SC_KEY_MAILER_HELO, NULL);
+	return mailer;
+}
+
+static int
+compare_mailers (gconstpointer a, gconstpointer b)
+{
+	const ScMailerConfig *mailer_a = *(const ScMailerConfig *const *) a;
+	const ScMailerConfig *mailer_b = *(const ScMailerConfig *const *) b;
+
+	if (mailer_a->priority != mailer_b->priority)
+		return mailer_a->priority < mailer_b->priority ? -1 : 1;
+	return strcmp (mailer_a->name, mailer_b->name);
 }
 
 static ScExecConfig *
@@ -435,6 +566,38 @@ load_exec (ScConfigLoader *loader, const char *section, const char *name)
 	exec->timeout =
 	    get_duration (loader, section, SC_KEY_HANDLER_TIMEOUT, SC_DEF_HANDLER_TIMEOUT);
 	return exec;
+}
+
+static void
+load_deliver (ScConfigLoader *loader, ScConfig *config)
+{
+	const char *section = SC_CONFIG_SECTION_DELIVER;
+
+	check_known_keys (loader, section, deliver_keys);
+	config->circuit_failures = get_uint (loader, section, SC_KEY_DELIVER_CIRCUIT_FAILURES,
+					     SC_DEF_DELIVER_CIRCUIT_FAILURES, 1, 1000);
+	config->circuit_cooldown = get_duration (loader, section, SC_KEY_DELIVER_CIRCUIT_COOLDOWN,
+						 SC_DEF_DELIVER_CIRCUIT_COOLDOWN);
+}
+
+/* A list's mailers= must name [mailer:NAME] sections. */
+static void
+check_list_mailers (ScConfigLoader *loader, ScConfig *config)
+{
+	GHashTableIter iter;
+	gpointer value;
+
+	g_hash_table_iter_init (&iter, config->lists);
+	while (g_hash_table_iter_next (&iter, NULL, &value)) {
+		const ScListConfig *list = value;
+		g_autofree char *section = g_strconcat (SC_CONFIG_SECTION_LIST_PREFIX, list->id, NULL);
+
+		for (guint i = 0; list->mailers != NULL && list->mailers[i] != NULL; i++) {
+			if (sc_config_get_mailer (config, list->mailers[i]) == NULL)
+				add_problem (loader, section, SC_KEY_LIST_MAILERS,
+					     _("no section [mailer:%s]"), list->mailers[i]);
+		}
+	}
 }
 
 /* Each stage of each list is looked up and its handler checks the list. */
@@ -485,6 +648,8 @@ config_new (void)
 					       g_str_equal,
 					       NULL,
 					       (GDestroyNotify) exec_config_free);
+	config->mailers = g_ptr_array_new_with_free_func ((GDestroyNotify) mailer_config_free);
+	config->warnings = g_ptr_array_new_with_free_func (g_free);
 	return config;
 }
 
@@ -518,19 +683,25 @@ sc_config_load (const char *path, GError **error)
 	loader.base_dir = base_dir;
 	loader.keyfile = keyfile;
 	loader.problems = problems;
+	loader.warnings = config->warnings;
 
 	load_main (&loader, config);
 	load_retry (&loader, config);
+	load_deliver (&loader, config);
 	groups = g_key_file_get_groups (keyfile, NULL);
 	for (gsize i = 0; groups[i] != NULL; i++) {
 		const char *group = groups[i];
 		if (strcmp (group, SC_CONFIG_SECTION_MAIN) == 0 ||
-		    strcmp (group, SC_CONFIG_SECTION_RETRY) == 0)
+		    strcmp (group, SC_CONFIG_SECTION_RETRY) == 0 ||
+		    strcmp (group, SC_CONFIG_SECTION_DELIVER) == 0)
 			continue;
 		if (g_str_has_prefix (group, SC_CONFIG_SECTION_LIST_PREFIX)) {
 			ScListConfig *list =
 			    load_list (&loader, group, group + strlen (SC_CONFIG_SECTION_LIST_PREFIX));
 			g_hash_table_replace (config->lists, list->id, list);
+		} else if (g_str_has_prefix (group, SC_CONFIG_SECTION_MAILER_PREFIX)) {
+			const char *name = group + strlen (SC_CONFIG_SECTION_MAILER_PREFIX);
+			g_ptr_array_add (config->mailers, load_mailer (&loader, group, name));
 		} else if (g_str_has_prefix (group, SC_CONFIG_SECTION_HANDLER_PREFIX)) {
 			const char *name = group + strlen (SC_CONFIG_SECTION_HANDLER_PREFIX);
 			ScExecConfig *exec = load_exec (&loader, group, name);
@@ -546,6 +717,8 @@ sc_config_load (const char *path, GError **error)
 			     SC_KEY_DEFAULT_LIST,
 			     _("no section [list:%s]"),
 			     config->default_list);
+	g_ptr_array_sort (config->mailers, compare_mailers);
+	check_list_mailers (&loader, config);
 	check_pipelines (&loader, config);
 
 	if (problems->len > 0) {
@@ -592,6 +765,8 @@ sc_config_unref (ScConfig *config)
 	g_free (config->default_list);
 	g_hash_table_unref (config->lists);
 	g_hash_table_unref (config->execs);
+	g_clear_pointer (&config->mailers, g_ptr_array_unref); /* hand-built configs have none */
+	g_clear_pointer (&config->warnings, g_ptr_array_unref);
 	g_free (config);
 }
 
@@ -611,4 +786,34 @@ sc_config_get_exec (const ScConfig *config, const char *name)
 	if (name == NULL)
 		return NULL;
 	return g_hash_table_lookup (config->execs, name);
+}
+
+const ScMailerConfig *
+sc_config_get_mailer (const ScConfig *config, const char *name)
+{
+	g_return_val_if_fail (config != NULL, NULL);
+	for (guint i = 0; name != NULL && config->mailers != NULL && i < config->mailers->len; i++) {
+		const ScMailerConfig *mailer = config->mailers->pdata[i];
+		if (strcmp (mailer->name, name) == 0)
+			return mailer;
+	}
+	return NULL;
+}
+
+GPtrArray *
+sc_config_list_mailers (const ScConfig *config, const ScListConfig *list)
+{
+	GPtrArray *mailers = g_ptr_array_new ();
+
+	if (list != NULL && list->mailers != NULL) {
+		for (guint i = 0; list->mailers[i] != NULL; i++) {
+			const ScMailerConfig *mailer = sc_config_get_mailer (config, list->mailers[i]);
+			if (mailer != NULL)
+				g_ptr_array_add (mailers, (gpointer) mailer);
+		}
+		return mailers;
+	}
+	for (guint i = 0; config->mailers != NULL && i < config->mailers->len; i++)
+		g_ptr_array_add (mailers, config->mailers->pdata[i]);
+	return mailers;
 }

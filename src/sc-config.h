@@ -60,6 +60,35 @@ G_BEGIN_DECLS
 #define SC_KEY_LIST_UNSUBSCRIBE "unsubscribe" /* List-Unsubscribe URLs, ';'-separated */
 #define SC_KEY_LIST_UNSUBSCRIBE_POST "unsubscribe-one-click" /* RFC 8058 */
 
+#define SC_KEY_LIST_MAILERS "mailers" /* ';'-separated mailer names; default: all, by priority */
+#define SC_KEY_LIST_BOUNCES "bounces" /* envelope sender for deliveries */
+#define SC_KEY_LIST_VERP "verp" /* bounces=list-bounces@x → list-bounces+rcpt=dom@x per recipient */
+
+/* [deliver] */
+#define SC_CONFIG_SECTION_DELIVER "deliver"
+#define SC_KEY_DELIVER_CIRCUIT_FAILURES "circuit-failures" /* consecutive failures that open it */
+#define SC_DEF_DELIVER_CIRCUIT_FAILURES 3
+#define SC_KEY_DELIVER_CIRCUIT_COOLDOWN "circuit-cooldown" /* how long an open mailer is skipped */
+#define SC_DEF_DELIVER_CIRCUIT_COOLDOWN "1m"
+
+/* [mailer:NAME] */
+#define SC_CONFIG_SECTION_MAILER_PREFIX "mailer:"
+#define SC_KEY_MAILER_URL "url" /* smtp://host:port or smtps://host:port */
+#define SC_KEY_MAILER_PRIORITY "priority" /* lower first */
+#define SC_DEF_MAILER_PRIORITY 10
+#define SC_KEY_MAILER_STARTTLS "starttls" /* required | opportunistic | off */
+#define SC_DEF_MAILER_STARTTLS "opportunistic"
+#define SC_KEY_MAILER_TLS_VERIFY "tls-verify"
+#define SC_KEY_MAILER_USERNAME "username"
+#define SC_KEY_MAILER_PASSWORD_FILE "password-file" /* read at each connection, never logged */
+#define SC_KEY_MAILER_MAX_RECIPIENTS "max-recipients" /* per transaction */
+#define SC_DEF_MAILER_MAX_RECIPIENTS 100
+#define SC_KEY_MAILER_MAX_CONNECTIONS "max-connections"
+#define SC_DEF_MAILER_MAX_CONNECTIONS 4
+#define SC_KEY_MAILER_TIMEOUT "timeout" /* per SMTP command and for connecting */
+#define SC_DEF_MAILER_TIMEOUT "60s"
+#define SC_KEY_MAILER_HELO "helo" /* name sent in EHLO; default: this host's name */
+
 /* [handler:NAME] for exec:NAME stages */
 #define SC_CONFIG_SECTION_HANDLER_PREFIX "handler:"
 #define SC_KEY_HANDLER_COMMAND "command"
@@ -92,7 +121,30 @@ typedef struct {
 	char *archive_url;     /* (nullable) */
 	char **unsubscribe;    /* (nullable) */
 	gboolean unsubscribe_one_click;
+	char **mailers;        /* (nullable) names, in the order to try; NULL: all by priority */
+	char *bounces;         /* (nullable) envelope sender; else the message's sender */
+	gboolean verp;
 } ScListConfig;
+
+typedef enum {
+	SC_STARTTLS_OPPORTUNISTIC,
+	SC_STARTTLS_REQUIRED,
+	SC_STARTTLS_OFF,
+} ScStartTls;
+
+typedef struct {
+	char *name;
+	char *url;            /* smtp:// or smtps:// */
+	guint priority;
+	ScStartTls starttls;  /* smtps:// is TLS from the first byte whatever this says */
+	gboolean tls_verify;
+	char *username;       /* (nullable) */
+	char *password_file;  /* (nullable) absolute */
+	guint max_recipients;
+	guint max_connections;
+	gint64 timeout;       /* µs */
+	char *helo;           /* (nullable) */
+} ScMailerConfig;
 
 typedef struct {
 	char *name;
@@ -115,6 +167,14 @@ typedef struct {
 	ScRetryPolicy retry;
 	GHashTable *lists;    /* (owned) LIST-ID → ScListConfig* */
 	GHashTable *execs;    /* (owned) NAME → ScExecConfig* */
+	GPtrArray *mailers;   /* (owned) ScMailerConfig*, by priority then name */
+	/* (owned) problems that only hurt at run time and that the daemon
+	 * survives (a mailer's unreadable password file: that mailer fails
+	 * transiently, the others work): `check-config` fails on them, `run`
+	 * logs them and starts. */
+	GPtrArray *warnings;
+	guint circuit_failures;
+	gint64 circuit_cooldown;
 } ScConfig;
 
 /* The file to use: explicit, else $STAGECOACH_CONFIG, else the system
@@ -130,6 +190,10 @@ void sc_config_unref (ScConfig *config);
 
 const ScListConfig *sc_config_get_list (const ScConfig *config, const char *list_id);
 const ScExecConfig *sc_config_get_exec (const ScConfig *config, const char *name);
+const ScMailerConfig *sc_config_get_mailer (const ScConfig *config, const char *name);
+/* The mailers a list delivers through, in the order to try them.
+ * (transfer container) (element-type ScMailerConfig) */
+GPtrArray *sc_config_list_mailers (const ScConfig *config, const ScListConfig *list);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (ScConfig, sc_config_unref)
 

@@ -12,6 +12,7 @@ static const ScHandler *const builtin_handlers[] = {
     &sc_handler_decorate,
     &sc_handler_archive,
     &sc_handler_exec,
+    &sc_handler_deliver,
 };
 
 const ScHandler *
@@ -48,9 +49,18 @@ sc_handler_registry_lookup (const char *stage, char **out_argument, GError **err
 	g_set_error (error,
 		     SC_CONFIG_ERROR,
 		     SC_CONFIG_ERROR_INVALID,
-		     _("unknown stage “%s” (known: decorate, archive, exec:NAME)"),
+		     _("unknown stage “%s” (known: decorate, archive, deliver, exec:NAME)"),
 		     stage);
 	return NULL;
+}
+
+void
+sc_handler_registry_shutdown (void)
+{
+	for (gsize i = 0; i < G_N_ELEMENTS (builtin_handlers); i++) {
+		if (builtin_handlers[i]->shutdown != NULL)
+			builtin_handlers[i]->shutdown ();
+	}
 }
 
 void
@@ -58,4 +68,7 @@ sc_stage_context_clear_outputs (ScStageContext *context)
 {
 	g_clear_pointer (&context->output, g_bytes_unref);
 	g_clear_pointer (&context->note, g_free);
+	g_clear_pointer (&context->mailer, g_free);
+	g_clear_pointer (&context->notification_kind, g_free);
+	g_clear_pointer (&context->notification_detail, g_free);
 }

@@ -13,6 +13,7 @@
 #include "sc-clock.h"
 #include "sc-config.h"
 #include "sc-error.h"
+#include "sc-spool.h"
 
 G_BEGIN_DECLS
 
@@ -30,6 +31,16 @@ typedef struct {
 	const ScListConfig *list;     /* inside config; never NULL */
 	ScClock *clock;
 	GCancellable *cancellable;    /* cancelled on shutdown: give up as transient */
+	GPtrArray *recipient_records; /* (element-type ScRecipientRecord) state at claim */
+	/* Commits recipient states durably before returning (deliver calls it
+	 * right after each SMTP transaction).  FALSE when the message's lease
+	 * is lost: stop at once, another runner owns the message now.  The
+	 * updates' rowid field is filled in by the callee. */
+	gboolean (*record_recipients) (gpointer data,
+				       ScRecipientUpdate *updates,
+				       guint n_updates,
+				       GError **error);
+	gpointer record_recipients_data;
 	guint previous_attempts;      /* earlier tries of this stage for this message,
 				       * crashes included: 0 means no side effect of
 				       * this stage can exist yet, so an idempotency
@@ -38,6 +49,9 @@ typedef struct {
 	/* Outputs: set by the handler, owned by the context afterwards. */
 	GBytes *output; /* (nullable) the message as later stages must see it */
 	char *note;     /* (nullable) recorded with the stage, e.g. why a message was passed through */
+	char *mailer;   /* (nullable) recorded with the attempt: the mailer(s) used */
+	char *notification_kind;   /* (nullable) ask for an admin notification, */
+	char *notification_detail; /* e.g. "recipients.failed" with who and why */
 } ScStageContext;
 
 typedef struct {
@@ -49,18 +63,25 @@ typedef struct {
 			   const ScListConfig *list,
 			   const char *stage_argument,
 			   GError **error);
+	/* (nullable) Called once when the runner stops, after every worker
+	 * has finished: close connections, log totals. */
+	void (*shutdown) (void);
 } ScHandler;
 
 /* Built-in handlers, one per file in handlers/. */
 extern const ScHandler sc_handler_decorate;
 extern const ScHandler sc_handler_archive;
 extern const ScHandler sc_handler_exec;
+extern const ScHandler sc_handler_deliver;
 
 /* Finds the handler for a pipeline stage name ("archive", "exec:NAME").
  * @out_argument: (out) (optional) (transfer full): the part after ':' */
 const ScHandler *sc_handler_registry_lookup (const char *stage,
 					     char **out_argument,
 					     GError **error);
+
+/* Calls every built-in handler's shutdown (main thread, workers idle). */
+void sc_handler_registry_shutdown (void);
 
 /* Frees the outputs (the inputs belong to whoever filled them in). */
 void sc_stage_context_clear_outputs (ScStageContext *context);

@@ -46,7 +46,18 @@ typedef struct {
 	GError *error;          /* (owned) (nullable) */
 	GBytes *output;         /* (owned) (nullable) */
 	char *note;             /* (owned) (nullable) */
+	char *mailer;           /* (owned) (nullable) */
+	char *notification_kind;   /* (owned) (nullable) */
+	char *notification_detail; /* (owned) (nullable) */
 } ScJob;
+
+/* A worker's request to commit recipient states, waited for. */
+typedef struct {
+	ScRecipientUpdate *updates; /* (unowned) the worker's */
+	guint n_updates;
+	gboolean done;              /* guarded by the runner's commit_lock */
+	GError *error;              /* (owned) (nullable) set before done */
+} ScRecipientCommit;
 
 struct _ScRunner {
 	ScConfig *config;          /* (owned) for new claims */
@@ -55,6 +66,9 @@ struct _ScRunner {
 	ScOwner *owner;            /* (owned) */
 	GThreadPool *pool;         /* (owned) */
 	GAsyncQueue *finished;     /* (owned) ScJob* from workers */
+	GAsyncQueue *recipient_commits; /* (owned) ScRecipientCommit* from workers */
+	GMutex commit_lock;        /* with commit_cond: workers wait for their commit */
+	GCond commit_cond;
 	GMainContext *context;     /* (unowned) the thread-default context at new() */
 	GMainLoop *loop;           /* (owned) (nullable) while running */
 	GCancellable *cancellable; /* (owned) cancelled by stop */
@@ -91,10 +105,38 @@ job_free (ScJob *job)
 	g_clear_error (&job->error);
 	g_clear_pointer (&job->output, g_bytes_unref);
 	g_free (job->note);
+	g_free (job->mailer);
+	g_free (job->notification_kind);
+	g_free (job->notification_detail);
 	g_free (job);
 }
 
 static gboolean drain_cb (gpointer user_data);
+static void schedule_drain (ScRunner *runner);
+
+/* Worker thread: hand recipient states to the main thread's next group
+ * commit and wait until they are on disk. */
+static gboolean
+record_recipients_cb (gpointer data, ScRecipientUpdate *updates, guint n_updates, GError **error)
+{
+	ScJob *job = data;
+	ScRunner *runner = job->runner;
+	ScRecipientCommit commit = {.updates = updates, .n_updates = n_updates};
+
+	for (guint i = 0; i < n_updates; i++)
+		updates[i].rowid = job->message->rowid;
+	g_async_queue_push (runner->recipient_commits, &commit);
+	schedule_drain (runner);
+	g_mutex_lock (&runner->commit_lock);
+	while (!commit.done)
+		g_cond_wait (&runner->commit_cond, &runner->commit_lock);
+	g_mutex_unlock (&runner->commit_lock);
+	if (commit.error != NULL) {
+		g_propagate_error (error, commit.error);
+		return FALSE;
+	}
+	return TRUE;
+}
 
 /* Worker thread: run one stage, hand the job back to the main thread. */
 static void
@@ -130,12 +172,18 @@ worker_cb (gpointer data, gpointer user_data)
 		    .clock = runner->clock,
 		    .cancellable = runner->cancellable,
 		    .previous_attempts = sc_message_previous_attempts (job->message, job->stage),
+		    .recipient_records = job->message->recipient_records,
+		    .record_recipients = record_recipients_cb,
+		    .record_recipients_data = job,
 		};
 		if (!handler->run (&context, &job->error) && job->error == NULL)
 			g_set_error (&job->error, SC_STAGE_ERROR, SC_STAGE_ERROR_TRANSIENT,
 				     _("stage %s failed without saying why"), job->stage);
 		job->output = g_steal_pointer (&context.output);
 		job->note = g_steal_pointer (&context.note);
+		job->mailer = g_steal_pointer (&context.mailer);
+		job->notification_kind = g_steal_pointer (&context.notification_kind);
+		job->notification_detail = g_steal_pointer (&context.notification_detail);
 		/* A handler that reports a non-stage error gets it classified. */
 		if (job->error != NULL && job->error->domain != SC_STAGE_ERROR) {
 			GError *foreign = job->error;
@@ -147,6 +195,12 @@ worker_cb (gpointer data, gpointer user_data)
 	job->finished_at = sc_clock_now (runner->clock);
 	g_atomic_int_dec_and_test (&runner->running);
 	g_async_queue_push (runner->finished, job);
+	schedule_drain (runner);
+}
+
+static void
+schedule_drain (ScRunner *runner)
+{
 	g_mutex_lock (&runner->drain_lock);
 	if (runner->drain_id == 0) {
 		/* Group commit: while other stages are still running, wait a
@@ -216,6 +270,9 @@ decide (ScRunner *runner, ScJob *job, ScStageResult *result)
 	result->finished_at = job->finished_at;
 	result->output = job->output;
 	result->note = job->note;
+	result->mailer = job->mailer;
+	result->notification_kind = job->notification_kind;
+	result->notification_detail = job->notification_detail;
 	result->attempts = message->attempts;
 
 	if (job->error == NULL) {
@@ -296,6 +353,65 @@ runner_fail (ScRunner *runner, GError *error)
 		g_main_loop_quit (runner->loop);
 }
 
+static void
+release_commits (ScRunner *runner, GPtrArray *commits, const GError *error)
+{
+	g_mutex_lock (&runner->commit_lock);
+	for (guint i = 0; i < commits->len; i++) {
+		ScRecipientCommit *commit = commits->pdata[i];
+		if (error != NULL && commit->error == NULL)
+			commit->error = g_error_copy (error);
+		commit->done = TRUE;
+	}
+	g_cond_broadcast (&runner->commit_cond);
+	g_mutex_unlock (&runner->commit_lock);
+}
+
+/* One transaction for every recipient commit and stage result at hand.
+ * A recipient batch whose lease is gone is undone alone (its worker is
+ * told); any other failure undoes everything and every waiter is told. */
+static gboolean
+record_all (ScRunner *runner, GPtrArray *commits, GPtrArray *results, GError **error)
+{
+	const char *owner = sc_owner_get_name (runner->owner);
+
+	if (!sc_spool_record_begin (runner->spool, error)) {
+		release_commits (runner, commits, *error);
+		return FALSE;
+	}
+	for (guint i = 0; i < commits->len; i++) {
+		ScRecipientCommit *commit = commits->pdata[i];
+		g_autoptr(GError) error_local = NULL;
+
+		if (!sc_spool_savepoint (runner->spool, "recipients", error))
+			goto failed;
+		if (!sc_spool_record_recipients (runner->spool, owner, commit->updates,
+						 commit->n_updates, &error_local)) {
+			if (!g_error_matches (error_local, SC_SPOOL_ERROR, SC_SPOOL_ERROR_INVALID)) {
+				g_propagate_error (error, g_steal_pointer (&error_local));
+				goto failed;
+			}
+			sc_spool_savepoint_rollback (runner->spool, "recipients");
+			commit->error = g_steal_pointer (&error_local);
+		}
+	}
+	if (!sc_spool_record_apply_results (runner->spool, owner,
+					    (ScStageResult *const *) results->pdata,
+					    results->len, NULL, error))
+		goto failed;
+	if (!sc_spool_record_commit (runner->spool, error)) {
+		release_commits (runner, commits, *error);
+		return FALSE;
+	}
+	release_commits (runner, commits, NULL);
+	return TRUE;
+
+failed:
+	sc_spool_record_rollback (runner->spool);
+	release_commits (runner, commits, *error);
+	return FALSE;
+}
+
 /* Main thread: commit every finished job in one transaction, then move on. */
 static gboolean
 drain_cb (gpointer user_data)
@@ -303,7 +419,9 @@ drain_cb (gpointer user_data)
 	ScRunner *runner = user_data;
 	g_autoptr(GPtrArray) jobs = g_ptr_array_new ();
 	g_autoptr(GPtrArray) results = g_ptr_array_new_with_free_func (g_free);
+	g_autoptr(GPtrArray) commits = g_ptr_array_new ();
 	g_autoptr(GError) error_local = NULL;
+	ScRecipientCommit *commit;
 	ScJob *job;
 
 	g_mutex_lock (&runner->drain_lock);
@@ -316,16 +434,13 @@ drain_cb (gpointer user_data)
 		g_ptr_array_add (jobs, job);
 		g_ptr_array_add (results, result);
 	}
-	if (jobs->len == 0)
+	while ((commit = g_async_queue_try_pop (runner->recipient_commits)) != NULL)
+		g_ptr_array_add (commits, commit);
+	if (jobs->len == 0 && commits->len == 0)
 		return G_SOURCE_REMOVE;
 	runner->in_flight -= jobs->len;
 
-	if (!sc_spool_record_results (runner->spool,
-				      sc_owner_get_name (runner->owner),
-				      (ScStageResult *const *) results->pdata,
-				      results->len,
-				      NULL,
-				      &error_local)) {
+	if (!record_all (runner, commits, results, &error_local)) {
 		/* Nothing was recorded: the leases expire and the stages run
 		 * again (they are idempotent).  Give the messages back now if
 		 * the spool lets us, so they do not wait out the lease. */
@@ -570,6 +685,9 @@ sc_runner_new (ScConfig *config, ScClock *clock, GError **error)
 	runner->context = g_main_context_ref_thread_default ();
 	runner->cancellable = g_cancellable_new ();
 	runner->finished = g_async_queue_new ();
+	runner->recipient_commits = g_async_queue_new ();
+	g_mutex_init (&runner->commit_lock);
+	g_cond_init (&runner->commit_cond);
 	runner->spool = sc_spool_open (config->spool, config->busy_timeout, error);
 	if (runner->spool == NULL)
 		return NULL;
@@ -602,8 +720,10 @@ sc_runner_free (ScRunner *runner)
 {
 	if (runner == NULL)
 		return;
-	if (runner->pool != NULL)
+	if (runner->pool != NULL) {
 		g_thread_pool_free (runner->pool, FALSE, TRUE);
+		sc_handler_registry_shutdown ();
+	}
 	/* jobs that finished after the loop stopped */
 	if (runner->finished != NULL) {
 		ScJob *job;
@@ -640,6 +760,10 @@ sc_runner_free (ScRunner *runner)
 	sc_config_unref (runner->config);
 	g_clear_error (&runner->fatal);
 	g_mutex_clear (&runner->drain_lock);
+	g_mutex_clear (&runner->commit_lock);
+	g_cond_clear (&runner->commit_cond);
+	if (runner->recipient_commits != NULL)
+		g_async_queue_unref (runner->recipient_commits);
 	g_free (runner);
 }
 

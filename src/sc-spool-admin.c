@@ -44,6 +44,19 @@ update_by_id (ScSpool *spool, ScSql sql, gint64 rowid, gint64 now, const char *r
 	return sc_spool_step_done (spool, stmt, error, "update");
 }
 
+/* A new cycle gives refused recipients another chance (the operator fixed
+ * the cause); recipients already sent are never sent again. */
+static gboolean
+reset_recipients (ScSpool *spool, gint64 rowid, GError **error)
+{
+	g_autoptr(ScStatement) stmt = sc_spool_statement (spool, SC_SQL_RESET_RECIPIENTS, error);
+
+	if (stmt == NULL)
+		return FALSE;
+	sc_bind_int64 (stmt, ":id", rowid);
+	return sc_spool_step_done (spool, stmt, error, "retry");
+}
+
 static gboolean
 refuse_state (const ScMessageSummary *summary, const char *action, GError **error)
 {
@@ -116,6 +129,8 @@ retry_locked (ScSpool *spool,
 		return FALSE;
 	if (!update_by_id (spool, SC_SQL_RETRY, summary->rowid, audit->now, NULL, error))
 		return FALSE;
+	if (!reset_recipients (spool, summary->rowid, error))
+		return FALSE;
 	return write_audit (spool, audit, "retry", queue_id, from_stage, error);
 }
 
@@ -178,7 +193,8 @@ sc_spool_retry_matching (ScSpool *spool,
 		g_autoptr(ScMessageSummary) summary =
 		    sc_spool_get_summary (spool, queue_ids->pdata[i], error);
 		if (summary == NULL ||
-		    !update_by_id (spool, SC_SQL_RETRY, summary->rowid, audit->now, NULL, error)) {
+		    !update_by_id (spool, SC_SQL_RETRY, summary->rowid, audit->now, NULL, error) ||
+		    !reset_recipients (spool, summary->rowid, error)) {
 			sc_spool_rollback (spool);
 			return FALSE;
 		}

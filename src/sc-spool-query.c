@@ -139,8 +139,8 @@ attempt_record_free (ScAttemptRecord *record)
 	g_free (record);
 }
 
-static void
-recipient_record_free (ScRecipientRecord *record)
+void
+sc_recipient_record_free (ScRecipientRecord *record)
 {
 	g_free (record->address);
 	g_free (record->status);
@@ -214,6 +214,7 @@ recipient_from_row (ScStatement *stmt)
 	record->reply = sc_column_dup (stmt, 3);
 	record->mailer = sc_column_dup (stmt, 4);
 	record->updated_at = sqlite3_column_int64 (stmt, 5);
+	record->position = sqlite3_column_int (stmt, 6);
 	return record;
 }
 
@@ -246,6 +247,6 @@ sc_spool_get_recipients (ScSpool *spool, gint64 rowid, GError **error)
 			    SC_SQL_SELECT_RECIPIENTS,
 			    rowid,
 			    recipient_from_row,
-			    (GDestroyNotify) recipient_record_free,
+			    (GDestroyNotify) sc_recipient_record_free,
 			    error);
 }

@@ -100,6 +100,15 @@ static const char *const sql_text[SC_SQL_LAST] = {
 	" FROM messages WHERE id = :id",
     [SC_SQL_SELECT_RECIPIENT_ADDRESSES] =
 	"SELECT address FROM recipients WHERE message_id = :id ORDER BY position",
+    [SC_SQL_UPDATE_RECIPIENT] =
+	"UPDATE recipients SET status = :status, code = :code, reply = :reply, mailer = :mailer,"
+	" updated_at = :at WHERE message_id = :id AND position = :position"
+	" AND EXISTS (SELECT 1 FROM messages WHERE id = :id AND state = 'active'"
+	"  AND lease_owner = :owner)",
+    /* a new cycle tries every recipient not yet sent again */
+    [SC_SQL_RESET_RECIPIENTS] =
+	"UPDATE recipients SET status = 'pending' WHERE message_id = :id"
+	" AND status IN ('failed', 'deferred')",
     [SC_SQL_SELECT_COMPLETED] = "SELECT stage FROM stages WHERE message_id = :id ORDER BY id",
     [SC_SQL_SELECT_ATTEMPT_COUNTS] =
 	"SELECT stage, count(*) FROM attempts WHERE message_id = :id GROUP BY stage",
@@ -182,7 +191,7 @@ static const char *const sql_text[SC_SQL_LAST] = {
 	"SELECT stage, outcome, error, mailer, cycle, started_at, finished_at FROM attempts"
 	" WHERE message_id = :id ORDER BY id",
     [SC_SQL_SELECT_RECIPIENTS] =
-	"SELECT address, status, code, reply, mailer, updated_at FROM recipients"
+	"SELECT address, status, code, reply, mailer, updated_at, position FROM recipients"
 	" WHERE message_id = :id ORDER BY position",
     [SC_SQL_SELECT_STAGE_OUTPUT] =
 	"SELECT output FROM stages WHERE message_id = :id AND stage = :stage",
@@ -530,6 +539,7 @@ sc_message_free (ScMessage *message)
 	g_strfreev (message->pipeline);
 	g_strfreev (message->completed);
 	g_clear_pointer (&message->stage_attempts, g_hash_table_unref);
+	g_clear_pointer (&message->recipient_records, g_ptr_array_unref);
 	g_clear_pointer (&message->raw, g_bytes_unref);
 	g_clear_pointer (&message->current, g_bytes_unref);
 	g_free (message);
@@ -665,6 +675,9 @@ load_claimed (ScSpool *spool, gint64 rowid, GError **error)
 	message->completed = select_strings (spool, SC_SQL_SELECT_COMPLETED, rowid, error);
 	if (message->completed == NULL)
 		return NULL;
+	message->recipient_records = sc_spool_get_recipients (spool, rowid, error);
+	if (message->recipient_records == NULL)
+		return NULL;
 	message->stage_attempts = select_attempt_counts (spool, rowid, error);
 	if (message->stage_attempts == NULL)
 		return NULL;
@@ -731,6 +744,24 @@ sc_spool_claim (ScSpool *spool,
 }
 
 static gboolean
+insert_notification (ScSpool *spool,
+		     const ScStageResult *result,
+		     const char *kind,
+		     const char *detail,
+		     GError **error)
+{
+	g_autoptr(ScStatement) stmt = sc_spool_statement (spool, SC_SQL_INSERT_NOTIFICATION, error);
+
+	if (stmt == NULL)
+		return FALSE;
+	sc_bind_text (stmt, ":kind", kind);
+	sc_bind_int64 (stmt, ":message_id", result->rowid);
+	sc_bind_text (stmt, ":detail", detail);
+	sc_bind_int64 (stmt, ":now", result->finished_at);
+	return sc_spool_step_done (spool, stmt, error, "record notification");
+}
+
+static gboolean
 apply_result (ScSpool *spool, const char *owner, const ScStageResult *result, gboolean *out_applied, GError **error)
 {
 	const char *last_error = result->outcome == SC_OUTCOME_OK ? NULL : result->error;
@@ -786,18 +817,16 @@ apply_result (ScSpool *spool, const char *owner, const ScStageResult *result, gb
 		if (!sc_spool_step_done (spool, stmt, error, "record attempt"))
 			return FALSE;
 	}
-	if (result->next_state == SC_STATE_DEAD) {
-		g_autoptr(ScStatement) stmt =
-		    sc_spool_statement (spool, SC_SQL_INSERT_NOTIFICATION, error);
-		if (stmt == NULL)
-			return FALSE;
-		sc_bind_text (stmt, ":kind", "message.dead");
-		sc_bind_int64 (stmt, ":message_id", result->rowid);
-		sc_bind_text (stmt, ":detail", result->error);
-		sc_bind_int64 (stmt, ":now", result->finished_at);
-		if (!sc_spool_step_done (spool, stmt, error, "record notification"))
-			return FALSE;
-	}
+	if (result->next_state == SC_STATE_DEAD &&
+	    !insert_notification (spool, result, "message.dead",
+				  result->notification_detail != NULL ? result->notification_detail
+								      : result->error,
+				  error))
+		return FALSE;
+	if (result->notification_kind != NULL &&
+	    !insert_notification (spool, result, result->notification_kind,
+				  result->notification_detail, error))
+		return FALSE;
 	*out_applied = TRUE;
 	return TRUE;
 }
@@ -810,27 +839,106 @@ sc_spool_record_results (ScSpool *spool,
 			 guint *out_stale,
 			 GError **error)
 {
-	guint stale = 0;
-
 	if (out_stale != NULL)
 		*out_stale = 0;
 	if (n_results == 0)
 		return TRUE;
 	if (!sc_spool_begin (spool, error))
 		return FALSE;
+	if (!sc_spool_record_apply_results (spool, owner, results, n_results, out_stale, error)) {
+		sc_spool_rollback (spool);
+		return FALSE;
+	}
+	return sc_spool_commit (spool, error);
+}
+
+gboolean
+sc_spool_record_apply_results (ScSpool *spool,
+			       const char *owner,
+			       ScStageResult *const *results,
+			       guint n_results,
+			       guint *out_stale,
+			       GError **error)
+{
+	guint stale = 0;
+
 	for (guint i = 0; i < n_results; i++) {
 		gboolean applied = FALSE;
-		if (!apply_result (spool, owner, results[i], &applied, error)) {
-			sc_spool_rollback (spool);
+		if (!apply_result (spool, owner, results[i], &applied, error))
 			return FALSE;
-		}
 		if (!applied)
 			stale++;
 	}
-	if (!sc_spool_commit (spool, error))
-		return FALSE;
 	if (out_stale != NULL)
 		*out_stale = stale;
+	return TRUE;
+}
+
+gboolean
+sc_spool_record_begin (ScSpool *spool, GError **error)
+{
+	return sc_spool_begin (spool, error);
+}
+
+gboolean
+sc_spool_record_commit (ScSpool *spool, GError **error)
+{
+	return sc_spool_commit (spool, error);
+}
+
+void
+sc_spool_record_rollback (ScSpool *spool)
+{
+	sc_spool_rollback (spool);
+}
+
+gboolean
+sc_spool_savepoint (ScSpool *spool, const char *name, GError **error)
+{
+	g_autofree char *sql = g_strdup_printf ("SAVEPOINT %s", name);
+	int rc = sqlite3_exec (spool->db, sql, NULL, NULL, NULL);
+
+	if (rc != SQLITE_OK) {
+		sc_spool_set_error (spool, rc, error, "savepoint");
+		return FALSE;
+	}
+	return TRUE;
+}
+
+void
+sc_spool_savepoint_rollback (ScSpool *spool, const char *name)
+{
+	g_autofree char *sql = g_strdup_printf ("ROLLBACK TO %s; RELEASE %s", name, name);
+	(void) sqlite3_exec (spool->db, sql, NULL, NULL, NULL);
+}
+
+gboolean
+sc_spool_record_recipients (ScSpool *spool,
+			    const char *owner,
+			    const ScRecipientUpdate *updates,
+			    guint n_updates,
+			    GError **error)
+{
+	for (guint i = 0; i < n_updates; i++) {
+		g_autoptr(ScStatement) stmt = sc_spool_statement (spool, SC_SQL_UPDATE_RECIPIENT, error);
+		if (stmt == NULL)
+			return FALSE;
+		sc_bind_text (stmt, ":status", updates[i].status);
+		sc_bind_int64 (stmt, ":code", updates[i].code);
+		sc_bind_text (stmt, ":reply", updates[i].reply);
+		sc_bind_text (stmt, ":mailer", updates[i].mailer);
+		sc_bind_int64 (stmt, ":at", updates[i].at);
+		sc_bind_int64 (stmt, ":id", updates[i].rowid);
+		sc_bind_int64 (stmt, ":position", updates[i].position);
+		sc_bind_text (stmt, ":owner", owner);
+		if (!sc_spool_step_done (spool, stmt, error, "record recipients"))
+			return FALSE;
+		if (sqlite3_changes (spool->db) == 0) {
+			g_set_error (error, SC_SPOOL_ERROR, SC_SPOOL_ERROR_INVALID,
+				     _("the message is no longer leased to this runner"));
+			return FALSE;
+		}
+	}
 	return TRUE;
 }
 

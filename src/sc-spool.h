@@ -78,6 +78,7 @@ typedef struct {
 	gint64 cycle_started_at;
 	GBytes *raw;
 	GBytes *current;         /* latest stage output, else raw */
+	GPtrArray *recipient_records; /* (element-type ScRecipientRecord) as at claim */
 } ScMessage;
 
 void sc_message_free (ScMessage *message);
@@ -109,7 +110,21 @@ typedef struct {
 	ScMessageState next_state; /* ACTIVE: keeps the lease and goes on */
 	gint64 next_attempt_at;    /* DEFERRED */
 	guint attempts;            /* failures in this cycle after this result */
+	const char *notification_kind;   /* (nullable) an extra admin notification, */
+	const char *notification_detail; /* e.g. "recipients.failed" and who and why */
 } ScStageResult;
+
+/* One recipient's new delivery state, committed right after its SMTP
+ * transaction, only while @lease_owner still holds the message. */
+typedef struct {
+	gint64 rowid;
+	guint position;
+	const char *status;  /* sent, deferred, failed */
+	int code;
+	const char *reply;   /* (nullable) verbatim */
+	const char *mailer;  /* (nullable) */
+	gint64 at;
+} ScRecipientUpdate;
 
 /* Commits many results in one transaction (group commit).  A result whose
  * lease this owner no longer holds is skipped and counted in @out_stale. */
@@ -119,6 +134,28 @@ gboolean sc_spool_record_results (ScSpool *spool,
 				  guint n_results,
 				  guint *out_stale,
 				  GError **error);
+
+/* Applies recipient updates inside the caller's transaction (between
+ * sc_spool_record_begin/_commit): the runner commits them with the stage
+ * results.  Returns FALSE with SC_SPOOL_ERROR_INVALID when the lease is
+ * gone (nothing of @updates applied). */
+gboolean sc_spool_record_begin (ScSpool *spool, GError **error);
+gboolean sc_spool_record_apply_results (ScSpool *spool,
+					const char *owner,
+					ScStageResult *const *results,
+					guint n_results,
+					guint *out_stale,
+					GError **error);
+gboolean sc_spool_record_recipients (ScSpool *spool,
+				     const char *owner,
+				     const ScRecipientUpdate *updates,
+				     guint n_updates,
+				     GError **error);
+gboolean sc_spool_record_commit (ScSpool *spool, GError **error);
+void sc_spool_record_rollback (ScSpool *spool);
+/* Savepoints, so one stale recipient batch can be undone alone. */
+gboolean sc_spool_savepoint (ScSpool *spool, const char *name, GError **error);
+void sc_spool_savepoint_rollback (ScSpool *spool, const char *name);
 
 gboolean sc_spool_renew_leases (ScSpool *spool,
 				const char *owner,
@@ -205,13 +242,16 @@ typedef struct {
 } ScAttemptRecord;
 
 typedef struct {
+	guint position;   /* order given at inject; the recipient's key */
 	char *address;
-	char *status;
+	char *status;     /* pending, sent, deferred, failed */
 	int code;
 	char *reply;
 	char *mailer;
 	gint64 updated_at;
 } ScRecipientRecord;
+
+void sc_recipient_record_free (ScRecipientRecord *record);
 
 /* (transfer full) (element-type ScStageRecord) in completion order */
 GPtrArray *sc_spool_get_stages (ScSpool *spool, gint64 rowid, GError **error);

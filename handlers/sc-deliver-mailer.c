@@ -1,0 +1,244 @@
+/* sc-deliver-mailer.c — per-mailer circuit breakers and connection pools.
+ *
+ * Circuit: after `circuit-failures` consecutive mailer-level failures
+ * (connect, TLS, AUTH, server-wide 4xx/5xx) the mailer is skipped for
+ * `circuit-cooldown`, so a dead relay does not add its timeout to every
+ * message.  When the cool-down is over, one transaction is let through
+ * (half-open); its success closes the circuit, its failure opens it again.
+ *
+ * Pool: idle ScSmtpConnection handles are kept per mailer so consecutive
+ * messages reuse the TCP/TLS connection (no new EHLO), and no more than
+ * `max-connections` transactions run against one mailer at once.
+ *
+ * Must never: hold the lock while talking SMTP.
+ */
+#include "config.h"
+
+#include "sc-deliver-mailer.h"
+
+struct _ScMailerState {
+	char *name;
+	char *fingerprint;     /* url + TLS + credentials settings: a change drops the pool */
+	GMutex lock;
+	GCond available;
+	GPtrArray *idle;       /* (element-type ScSmtpConnection) guarded by lock */
+	guint in_use;
+	guint consecutive_failures;
+	gint64 open_until;     /* 0: closed */
+	gboolean trial_running; /* half-open: one transaction is testing it */
+	guint transactions;
+	guint connects;
+	guint failures;
+	char *last_error;
+};
+
+static GMutex registry_lock;
+static GHashTable *registry; /* name → ScMailerState*, guarded by registry_lock */
+
+static char *
+fingerprint_for (const ScMailerConfig *mailer)
+{
+	return g_strdup_printf ("%s|%d|%d|%s|%s|%s", mailer->url, mailer->starttls,
+				mailer->tls_verify, mailer->username != NULL ? mailer->username : "",
+				mailer->password_file != NULL ? mailer->password_file : "",
+				mailer->helo != NULL ? mailer->helo : "");
+}
+
+static void
+state_free (ScMailerState *state)
+{
+	g_ptr_array_unref (state->idle);
+	g_mutex_clear (&state->lock);
+	g_cond_clear (&state->available);
+	g_free (state->name);
+	g_free (state->fingerprint);
+	g_free (state->last_error);
+	g_free (state);
+}
+
+ScMailerState *
+sc_mailer_state_get (const ScMailerConfig *mailer)
+{
+	ScMailerState *state;
+	g_autofree char *fingerprint = fingerprint_for (mailer);
+
+	g_mutex_lock (&registry_lock);
+	if (registry == NULL)
+		registry = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, (GDestroyNotify) state_free);
+	state = g_hash_table_lookup (registry, mailer->name);
+	if (state == NULL) {
+		state = g_new0 (ScMailerState, 1);
+		state->name = g_strdup (mailer->name);
+		state->fingerprint = g_steal_pointer (&fingerprint);
+		state->idle = g_ptr_array_new_with_free_func ((GDestroyNotify) sc_smtp_connection_free);
+		g_mutex_init (&state->lock);
+		g_cond_init (&state->available);
+		g_hash_table_insert (registry, state->name, state);
+	} else {
+		g_mutex_lock (&state->lock);
+		if (strcmp (state->fingerprint, fingerprint) != 0) {
+			/* reconfigured: old connections go to the old place */
+			g_ptr_array_set_size (state->idle, 0);
+			g_free (state->fingerprint);
+			state->fingerprint = g_steal_pointer (&fingerprint);
+			state->consecutive_failures = 0;
+			state->open_until = 0;
+		}
+		g_mutex_unlock (&state->lock);
+	}
+	g_mutex_unlock (&registry_lock);
+	return state;
+}
+
+gboolean
+sc_mailer_state_try_use (ScMailerState *state, gint64 now)
+{
+	gboolean usable;
+
+	g_mutex_lock (&state->lock);
+	if (state->open_until == 0) {
+		usable = TRUE;
+	} else if (now >= state->open_until && !state->trial_running) {
+		state->trial_running = TRUE; /* half-open: this caller tests it */
+		usable = TRUE;
+	} else {
+		usable = FALSE;
+	}
+	g_mutex_unlock (&state->lock);
+	return usable;
+}
+
+gint64
+sc_mailer_state_get_open_until (ScMailerState *state)
+{
+	gint64 open_until;
+
+	g_mutex_lock (&state->lock);
+	open_until = state->open_until;
+	g_mutex_unlock (&state->lock);
+	return open_until;
+}
+
+ScSmtpConnection *
+sc_mailer_state_acquire (ScMailerState *state, const ScMailerConfig *mailer, GCancellable *cancellable)
+{
+	ScSmtpConnection *connection = NULL;
+
+	g_mutex_lock (&state->lock);
+	while (state->in_use >= mailer->max_connections) {
+		gint64 until = g_get_monotonic_time () + 100 * G_TIME_SPAN_MILLISECOND;
+		if (cancellable != NULL && g_cancellable_is_cancelled (cancellable)) {
+			g_mutex_unlock (&state->lock);
+			return NULL;
+		}
+		g_cond_wait_until (&state->available, &state->lock, until);
+	}
+	state->in_use++;
+	if (state->idle->len > 0)
+		connection = g_ptr_array_steal_index (state->idle, state->idle->len - 1);
+	g_mutex_unlock (&state->lock);
+	if (connection == NULL)
+		connection = sc_smtp_connection_new (mailer);
+	return connection;
+}
+
+void
+sc_mailer_state_release (ScMailerState *state, ScSmtpConnection *connection, gboolean reusable)
+{
+	g_mutex_lock (&state->lock);
+	state->in_use--;
+	state->transactions++;
+	if (reusable) {
+		g_ptr_array_add (state->idle, connection);
+	} else {
+		state->connects += sc_smtp_connection_get_connects (connection);
+		sc_smtp_connection_free (connection);
+	}
+	g_cond_signal (&state->available);
+	g_mutex_unlock (&state->lock);
+}
+
+void
+sc_mailer_state_record_success (ScMailerState *state)
+{
+	g_mutex_lock (&state->lock);
+	if (state->open_until != 0)
+		g_message ("mailer %s: circuit closed, it works again", state->name);
+	state->consecutive_failures = 0;
+	state->open_until = 0;
+	state->trial_running = FALSE;
+	g_mutex_unlock (&state->lock);
+}
+
+gboolean
+sc_mailer_state_record_failure (ScMailerState *state,
+				const char *reply,
+				guint threshold,
+				gint64 cooldown,
+				gint64 now)
+{
+	gboolean opened = FALSE;
+
+	g_mutex_lock (&state->lock);
+	state->failures++;
+	state->consecutive_failures++;
+	g_free (state->last_error);
+	state->last_error = g_strdup (reply);
+	if (state->trial_running || (state->open_until == 0 && state->consecutive_failures >= threshold)) {
+		opened = state->open_until == 0 || state->trial_running;
+		state->open_until = now + cooldown;
+		state->trial_running = FALSE;
+	}
+	g_mutex_unlock (&state->lock);
+	if (opened) {
+		g_autofree char *shown = g_strescape (reply != NULL ? reply : "", NULL);
+		g_message ("mailer %s: circuit open after %u failure(s), skipped for %" G_GINT64_FORMAT
+			   "s: %s", state->name, state->consecutive_failures,
+			   cooldown / G_USEC_PER_SEC, shown);
+	}
+	return opened;
+}
+
+void
+sc_mailer_state_get_stats (ScMailerState *state, ScMailerStats *out_stats)
+{
+	g_mutex_lock (&state->lock);
+	out_stats->transactions = state->transactions;
+	out_stats->failures = state->failures;
+	out_stats->consecutive_failures = state->consecutive_failures;
+	out_stats->open_until = state->open_until;
+	out_stats->last_error = g_strdup (state->last_error);
+	out_stats->connects = state->connects;
+	for (guint i = 0; i < state->idle->len; i++)
+		out_stats->connects += sc_smtp_connection_get_connects (state->idle->pdata[i]);
+	g_mutex_unlock (&state->lock);
+}
+
+void
+sc_mailer_state_log_all (void)
+{
+	GHashTableIter iter;
+	gpointer value;
+
+	g_mutex_lock (&registry_lock);
+	if (registry != NULL) {
+		g_hash_table_iter_init (&iter, registry);
+		while (g_hash_table_iter_next (&iter, NULL, &value)) {
+			ScMailerState *state = value;
+			ScMailerStats stats = {0};
+			sc_mailer_state_get_stats (state, &stats);
+			g_message ("mailer %s: transactions=%u connections=%u failures=%u",
+				   state->name, stats.transactions, stats.connects, stats.failures);
+			g_free (stats.last_error);
+		}
+	}
+	g_mutex_unlock (&registry_lock);
+}
+
+void
+sc_mailer_state_reset_all (void)
+{
+	g_mutex_lock (&registry_lock);
+	g_clear_pointer (&registry, g_hash_table_unref);
+	g_mutex_unlock (&registry_lock);
+}

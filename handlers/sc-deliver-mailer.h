@@ -1,0 +1,56 @@
+/* sc-deliver-mailer.h — what the deliver stage remembers about each mailer
+ * across messages and threads: its circuit breaker and its pool of open
+ * SMTP connections.  Process-wide, thread-safe. */
+#pragma once
+
+#include "sc-config.h"
+#include "sc-deliver-smtp.h"
+
+G_BEGIN_DECLS
+
+typedef struct _ScMailerState ScMailerState;
+
+/* The state of the mailer named in @mailer (created on first use; a mailer
+ * whose url or TLS settings changed in a reload starts with fresh
+ * connections).  (transfer none): lives as long as the process. */
+ScMailerState *sc_mailer_state_get (const ScMailerConfig *mailer);
+
+/* FALSE while the circuit is open (too many failures, cool-down not over).
+ * After the cool-down one caller at a time is let through to try it. */
+gboolean sc_mailer_state_try_use (ScMailerState *state, gint64 now);
+/* The time the circuit closes again, 0 if closed. */
+gint64 sc_mailer_state_get_open_until (ScMailerState *state);
+
+/* A connection to use now; waits while max-connections are busy. NULL
+ * when @cancellable fires. (transfer full) give it back with release(). */
+ScSmtpConnection *sc_mailer_state_acquire (ScMailerState *state,
+					   const ScMailerConfig *mailer,
+					   GCancellable *cancellable);
+/* @reusable: FALSE after a failure, so the next use reconnects. */
+void sc_mailer_state_release (ScMailerState *state, ScSmtpConnection *connection, gboolean reusable);
+
+void sc_mailer_state_record_success (ScMailerState *state);
+/* Returns TRUE when this failure opened the circuit. */
+gboolean sc_mailer_state_record_failure (ScMailerState *state,
+					 const char *reply,
+					 guint threshold,
+					 gint64 cooldown,
+					 gint64 now);
+
+typedef struct {
+	guint transactions;
+	guint connects;     /* TCP connections opened */
+	guint failures;     /* mailer-level failures */
+	guint consecutive_failures;
+	gint64 open_until;
+	char *last_error;   /* (nullable) */
+} ScMailerStats;
+
+/* A snapshot for logs, metrics and tests.  @out_stats->last_error: (transfer full) */
+void sc_mailer_state_get_stats (ScMailerState *state, ScMailerStats *out_stats);
+/* One log line per mailer used: transactions, connections, failures. */
+void sc_mailer_state_log_all (void);
+/* Drops every state and connection (tests; process exit). */
+void sc_mailer_state_reset_all (void);
+
+G_END_DECLS

@@ -1,0 +1,890 @@
+/* sc-deliver-smtp.c — one SMTP transaction over libcurl, every reply kept verbatim.
+ *
+ * sc_smtp_send() hands one message, one envelope sender and a batch of
+ * recipients to libcurl's SMTP client and turns what happened into an
+ * ScSmtpResult: which recipients the server took, each RCPT reply word for
+ * word, and, when it failed, how far the transaction got.  How far matters
+ * more than why: before DATA nobody has the message (try another mailer),
+ * after the final "." was sent but before its reply somebody may have it
+ * (sending again may duplicate it).
+ *
+ * libcurl does not report per-command replies, so the transaction is
+ * followed through its debug callback (CURLOPT_VERBOSE): every command line
+ * curl writes arrives as CURLINFO_HEADER_OUT, every reply line as
+ * CURLINFO_HEADER_IN, in protocol order (curl does not pipeline SMTP
+ * commands).  Commands move the phase:
+ *
+ *	CONNECT   -> EHLO      "EHLO x" / "HELO x" (after the greeting)
+ *	EHLO      -> STARTTLS  "STARTTLS"          (back to EHLO after TLS)
+ *	EHLO      -> AUTH      "AUTH …"            (continuation lines stay AUTH)
+ *	*         -> MAIL      "MAIL FROM:"        (first command on a reused connection)
+ *	MAIL      -> RCPT      "RCPT TO:"          (one per recipient, counted)
+ *	RCPT      -> DATA      "DATA"
+ *	DATA      -> BODY      354 reply           [sc_smtp_reply_done]
+ *	BODY      -> DOT       read callback at EOF [sc_smtp_read_cb]
+ *	DOT       -> DONE      the reply after "." [sc_smtp_reply_done]
+ *
+ * and each complete reply (a "ddd-" line continues, "ddd " ends it) is
+ * recorded for the phase it answers.  "QUIT" (curl closing after an error)
+ * freezes the phase: its 221 answers nothing we asked.
+ *
+ * Detecting "the final '.' went out" (DOT): libcurl calls the read callback
+ * only when its upload buffer is empty, that is when everything read before
+ * has been written to the socket (transfer.c readwrite_upload: "only read
+ * more data if there's no upload data already present").  So the read
+ * callback being asked for more after the last byte is the proof that the
+ * whole body was written; curl then ends the upload and smtp_done() writes
+ * "\r\n.\r\n" (not shown to the debug callback) and waits for the reply.
+ * In DOT, a send error means the dot itself could not be written: the
+ * server cannot have ended the transaction (DATA_FAILED); any other failure
+ * — no reply, a reset, a timeout, cancellation — means the dot may have
+ * arrived (DATA_UNKNOWN).  The one imprecision is on the safe side: a
+ * cancellation in the instant between EOF and the dot is reported as
+ * DATA_UNKNOWN although the server has no dot.
+ *
+ * Must never: put a CR or LF from an address into a command, show or log a
+ * password or an AUTH line, report DATA_FAILED or MAILER_FAILED when the
+ * final "." may have been received, or block without a deadline.
+ */
+#include "config.h"
+
+#include <curl/curl.h>
+
+#include "sc-deliver-reply.h"
+#include "sc-deliver-smtp.h"
+#include "sc-i18n.h"
+
+/* RFC 5321 section 4.5.3.2 asks for minutes per command; a mailer without
+ * a timeout gets five */
+#define SC_SMTP_DEFAULT_TIMEOUT (300 * G_USEC_PER_SEC)
+/* a reply longer than this is cut: a hostile server must not fill the spool */
+#define SC_SMTP_REPLY_MAX 4096
+
+/* renamed in libcurl 8.2 (the old name stays, deprecated) */
+#if LIBCURL_VERSION_NUM >= 0x080200
+#define SC_CURLOPT_MAIL_RCPT_ALLOWFAILS CURLOPT_MAIL_RCPT_ALLOWFAILS
+#else
+#define SC_CURLOPT_MAIL_RCPT_ALLOWFAILS CURLOPT_MAIL_RCPT_ALLLOWFAILS
+#endif
+
+struct _ScSmtpConnection {
+	CURL *curl;          /* (owned) (nullable) its connection cache is what is reused */
+	char *name;          /* (owned) the mailer's name */
+	char *url;           /* (owned) the mailer's url with the EHLO name as its path */
+	ScStartTls starttls;
+	gboolean tls_verify;
+	char *username;      /* (owned) (nullable) */
+	char *password_file; /* (owned) (nullable) read at each send */
+	gint64 timeout;      /* µs, per command and for connecting */
+	guint connects;      /* TCP connections opened, summed over performs */
+};
+
+typedef enum {
+	SC_SMTP_PHASE_CONNECT,  /* TCP, TLS for smtps://, the greeting */
+	SC_SMTP_PHASE_EHLO,
+	SC_SMTP_PHASE_STARTTLS,
+	SC_SMTP_PHASE_AUTH,
+	SC_SMTP_PHASE_MAIL,
+	SC_SMTP_PHASE_RCPT,
+	SC_SMTP_PHASE_DATA,     /* DATA sent, its 354 not yet received */
+	SC_SMTP_PHASE_BODY,     /* 354 received, the body is being written */
+	SC_SMTP_PHASE_DOT,      /* the whole body was written; "." and its reply follow */
+	SC_SMTP_PHASE_DONE,     /* the reply to "." arrived */
+} ScSmtpPhase;
+
+/* what an operator reads in "during %s: …" */
+static const char *const phase_names[] = {
+    [SC_SMTP_PHASE_CONNECT] = "connect",
+    [SC_SMTP_PHASE_EHLO] = "EHLO",
+    [SC_SMTP_PHASE_STARTTLS] = "STARTTLS",
+    [SC_SMTP_PHASE_AUTH] = "AUTH",
+    [SC_SMTP_PHASE_MAIL] = "MAIL FROM",
+    [SC_SMTP_PHASE_RCPT] = "RCPT TO",
+    [SC_SMTP_PHASE_DATA] = "DATA",
+    [SC_SMTP_PHASE_BODY] = "message body",
+    [SC_SMTP_PHASE_DOT] = "end of data",
+    [SC_SMTP_PHASE_DONE] = "end of data",
+};
+
+/* One curl_easy_perform(): lives on sc_smtp_send()'s stack, reached by the
+ * callbacks through their user data, on the calling thread only. */
+typedef struct {
+	ScSmtpResult *result;       /* (not owned) recipients[] is filled in as RCPT replies come */
+	const guint *rcpt_index;    /* (not owned) n-th RCPT sent -> index in result->recipients */
+	guint n_rcpt;               /* RCPT commands curl will send */
+	const guint8 *body;         /* (not owned) CRLF message */
+	gsize body_size;
+	gsize body_offset;          /* bytes handed to curl so far */
+	GCancellable *cancellable;  /* (not owned) (nullable) */
+
+	ScSmtpPhase phase;
+	gboolean quitting;          /* "QUIT" was written: later replies answer nothing of ours */
+	guint rcpt_sent;            /* RCPT commands written */
+	guint replies;              /* complete replies received */
+	GString *line;              /* (owned) a reply line not yet ended by LF */
+	GString *reply;             /* (owned) the lines of the reply being read */
+	gboolean reply_truncated;
+	int last_code;              /* the last complete reply … */
+	char *last_reply;           /* (owned) (nullable) … verbatim … */
+	ScSmtpPhase last_phase;     /* … and the phase it answered */
+} ScSmtpTransfer;
+
+static void
+sc_smtp_recipient_result_free (ScSmtpRecipientResult *recipient)
+{
+	g_free (recipient->address);
+	g_free (recipient->reply);
+	g_free (recipient);
+}
+
+void
+sc_smtp_result_free (ScSmtpResult *result)
+{
+	if (result == NULL)
+		return;
+	g_free (result->reply);
+	g_clear_pointer (&result->recipients, g_ptr_array_unref);
+	g_free (result);
+}
+
+static void
+sc_smtp_transfer_clear (ScSmtpTransfer *transfer)
+{
+	if (transfer->line != NULL)
+		g_string_free (transfer->line, TRUE);
+	if (transfer->reply != NULL)
+		g_string_free (transfer->reply, TRUE);
+	g_free (transfer->last_reply);
+}
+
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (ScSmtpTransfer, sc_smtp_transfer_clear)
+
+/* "smtp://host:port/EHLO-NAME": libcurl takes the EHLO name from the URL's
+ * path (and its own host name when there is none).  An explicit helo
+ * replaces any path; without one a path already in the URL is kept.
+ * (transfer full) */
+static char *
+sc_smtp_build_url (const char *url, const char *helo)
+{
+	CURLU *handle = curl_url ();
+	char *path = NULL;
+	char *full = NULL;
+	char *built = NULL;
+
+	if (handle == NULL)
+		return g_strdup (url);
+	if (curl_url_set (handle, CURLUPART_URL, url, 0) != CURLUE_OK) {
+		/* curl_easy_perform() reports it, without our help */
+		curl_url_cleanup (handle);
+		return g_strdup (url);
+	}
+	(void) curl_url_get (handle, CURLUPART_PATH, &path, 0);
+	if (helo != NULL || path == NULL || path[0] == '\0' || g_strcmp0 (path, "/") == 0) {
+		g_autofree char *new_path =
+		    g_strconcat ("/", helo != NULL ? helo : g_get_host_name (), NULL);
+		(void) curl_url_set (handle, CURLUPART_PATH, new_path, CURLU_URLENCODE);
+	}
+	if (curl_url_get (handle, CURLUPART_URL, &full, 0) == CURLUE_OK)
+		built = g_strdup (full);
+	else
+		built = g_strdup (url);
+	curl_free (full);
+	curl_free (path);
+	curl_url_cleanup (handle);
+	return built;
+}
+
+ScSmtpConnection *
+sc_smtp_connection_new (const ScMailerConfig *mailer)
+{
+	ScSmtpConnection *connection;
+
+	g_return_val_if_fail (mailer != NULL, NULL);
+	g_return_val_if_fail (mailer->url != NULL, NULL);
+
+	connection = g_new0 (ScSmtpConnection, 1);
+	connection->curl = curl_easy_init ();
+	connection->name = g_strdup (mailer->name != NULL ? mailer->name : "");
+	connection->url = sc_smtp_build_url (mailer->url, mailer->helo);
+	connection->starttls = mailer->starttls;
+	connection->tls_verify = mailer->tls_verify;
+	connection->username = g_strdup (mailer->username);
+	connection->password_file = g_strdup (mailer->password_file);
+	connection->timeout = mailer->timeout > 0 ? mailer->timeout : SC_SMTP_DEFAULT_TIMEOUT;
+	return connection;
+}
+
+void
+sc_smtp_connection_free (ScSmtpConnection *connection)
+{
+	if (connection == NULL)
+		return;
+	/* sends QUIT on a cached connection; no callback of ours is set any more */
+	if (connection->curl != NULL)
+		curl_easy_cleanup (connection->curl);
+	g_free (connection->name);
+	g_free (connection->url);
+	g_free (connection->username);
+	g_free (connection->password_file);
+	g_free (connection);
+}
+
+const char *
+sc_smtp_connection_get_mailer_name (ScSmtpConnection *connection)
+{
+	g_return_val_if_fail (connection != NULL, NULL);
+	return connection->name;
+}
+
+guint
+sc_smtp_connection_get_connects (ScSmtpConnection *connection)
+{
+	g_return_val_if_fail (connection != NULL, 0);
+	return connection->connects;
+}
+
+/* An address curl would put between "<" and ">" on a command line. */
+static gboolean
+sc_smtp_address_is_safe (const char *address)
+{
+	return strpbrk (address, "\r\n<>") == NULL;
+}
+
+/* The password file's first line, without its line end.  The error names
+ * the file, never its contents.  (transfer full) */
+static char *
+sc_smtp_read_password (const char *path, GError **error)
+{
+	g_autofree char *contents = NULL;
+	gsize length = 0;
+
+	if (!g_file_get_contents (path, &contents, &length, error))
+		return NULL;
+	while (length > 0 && (contents[length - 1] == '\n' || contents[length - 1] == '\r'))
+		contents[--length] = '\0';
+	return g_steal_pointer (&contents);
+}
+
+static void
+sc_smtp_wipe_free (char *secret)
+{
+	if (secret == NULL)
+		return;
+	memset (secret, 0, strlen (secret));
+	g_free (secret);
+}
+
+/* @message with every bare LF made CRLF (ref'd when there is none).  A
+ * bare CR is left alone: it is not a line end to SMTP, and making it one
+ * could end a header block early. */
+static GBytes *
+sc_smtp_normalize_crlf (GBytes *message)
+{
+	gsize size = 0;
+	const char *data = g_bytes_get_data (message, &size);
+	gsize bare = 0;
+	GByteArray *out;
+
+	for (gsize i = 0; i < size; i++) {
+		if (data[i] == '\n' && (i == 0 || data[i - 1] != '\r'))
+			bare++;
+	}
+	if (bare == 0)
+		return g_bytes_ref (message);
+	out = g_byte_array_sized_new (size + bare);
+	for (gsize i = 0; i < size; i++) {
+		if (data[i] == '\n' && (i == 0 || data[i - 1] != '\r'))
+			g_byte_array_append (out, (const guint8 *) "\r", 1);
+		g_byte_array_append (out, (const guint8 *) &data[i], 1);
+	}
+	return g_byte_array_free_to_bytes (out);
+}
+
+/* Called with a complete reply; @text: (transfer full) */
+static void
+sc_smtp_reply_done (ScSmtpTransfer *transfer, int code, char *text)
+{
+	transfer->replies++;
+	g_free (transfer->last_reply);
+	transfer->last_reply = text;
+	transfer->last_code = code;
+	transfer->last_phase = transfer->phase;
+
+	switch (transfer->phase) {
+	case SC_SMTP_PHASE_RCPT:
+		if (transfer->rcpt_sent > 0 && transfer->rcpt_sent <= transfer->n_rcpt) {
+			guint index = transfer->rcpt_index[transfer->rcpt_sent - 1];
+			ScSmtpRecipientResult *recipient = transfer->result->recipients->pdata[index];
+
+			recipient->code = code;
+			g_free (recipient->reply);
+			recipient->reply = g_strdup (text);
+			recipient->accepted = code >= 200 && code < 300;
+		}
+		break;
+	case SC_SMTP_PHASE_DATA:
+		if (code == 354)
+			transfer->phase = SC_SMTP_PHASE_BODY;
+		break;
+	case SC_SMTP_PHASE_DOT:
+		transfer->phase = SC_SMTP_PHASE_DONE;
+		break;
+	default:
+		break;
+	}
+}
+
+/* One reply line, CR LF stripped. */
+static void
+sc_smtp_reply_line (ScSmtpTransfer *transfer, const char *line, gsize length)
+{
+	gboolean continued;
+	int code = 0;
+
+	continued = length >= 4 && g_ascii_isdigit (line[0]) && g_ascii_isdigit (line[1]) &&
+		    g_ascii_isdigit (line[2]) && line[3] == '-';
+	if (transfer->reply->len + length + 1 > SC_SMTP_REPLY_MAX) {
+		transfer->reply_truncated = TRUE;
+	} else {
+		if (transfer->reply->len > 0)
+			g_string_append_c (transfer->reply, '\n');
+		g_string_append_len (transfer->reply, line, length);
+	}
+	if (continued)
+		return;
+
+	if (length >= 3 && g_ascii_isdigit (line[0]) && g_ascii_isdigit (line[1]) &&
+	    g_ascii_isdigit (line[2]))
+		code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
+	if (transfer->reply_truncated)
+		g_string_append (transfer->reply, "\n[…]");
+	/* verbatim except for bytes that are not UTF-8: the reply is stored
+	 * as text and shown in JSON and HTML */
+	sc_smtp_reply_done (transfer,
+			    code,
+			    g_utf8_make_valid (transfer->reply->str, (gssize) transfer->reply->len));
+	g_string_truncate (transfer->reply, 0);
+	transfer->reply_truncated = FALSE;
+}
+
+static void
+sc_smtp_header_in (ScSmtpTransfer *transfer, const char *data, gsize size)
+{
+	/* curl passes one line per call; a split line is joined all the same */
+	for (gsize i = 0; i < size; i++) {
+		if (data[i] != '\n') {
+			if (transfer->line->len < SC_SMTP_REPLY_MAX)
+				g_string_append_c (transfer->line, data[i]);
+			continue;
+		}
+		if (transfer->line->len > 0 && transfer->line->str[transfer->line->len - 1] == '\r')
+			g_string_truncate (transfer->line, transfer->line->len - 1);
+		if (!transfer->quitting)
+			sc_smtp_reply_line (transfer, transfer->line->str, transfer->line->len);
+		g_string_truncate (transfer->line, 0);
+	}
+}
+
+/* A command curl wrote.  Only its verb is looked at: AUTH lines carry the
+ * credentials and are neither kept nor logged. */
+static void
+sc_smtp_header_out (ScSmtpTransfer *transfer, const char *data, gsize size)
+{
+	g_autofree char *command = NULL;
+
+	if (transfer->quitting)
+		return;
+	command = g_ascii_strup (data, (gssize) MIN (size, (gsize) 16));
+	if (g_str_has_prefix (command, "QUIT\r\n")) {
+		transfer->quitting = TRUE;
+	} else if (g_str_has_prefix (command, "MAIL FROM:")) {
+		transfer->phase = SC_SMTP_PHASE_MAIL;
+	} else if (transfer->phase == SC_SMTP_PHASE_AUTH) {
+		/* a SASL continuation: base64, or "*" */
+	} else if (g_str_has_prefix (command, "EHLO ") || g_str_has_prefix (command, "HELO ")) {
+		transfer->phase = SC_SMTP_PHASE_EHLO;
+	} else if (g_str_has_prefix (command, "STARTTLS\r\n")) {
+		transfer->phase = SC_SMTP_PHASE_STARTTLS;
+	} else if (g_str_has_prefix (command, "AUTH ")) {
+		transfer->phase = SC_SMTP_PHASE_AUTH;
+	} else if (g_str_has_prefix (command, "RCPT TO:")) {
+		transfer->phase = SC_SMTP_PHASE_RCPT;
+		transfer->rcpt_sent++;
+	} else if (g_str_has_prefix (command, "DATA\r\n")) {
+		transfer->phase = SC_SMTP_PHASE_DATA;
+	}
+}
+
+static int
+sc_smtp_debug_cb (CURL *curl, curl_infotype type, char *data, size_t size, void *user_data)
+{
+	ScSmtpTransfer *transfer = user_data;
+
+	if (type == CURLINFO_HEADER_IN)
+		sc_smtp_header_in (transfer, data, size);
+	else if (type == CURLINFO_HEADER_OUT)
+		sc_smtp_header_out (transfer, data, size);
+	return 0;
+}
+
+static size_t
+sc_smtp_read_cb (char *buffer, size_t size, size_t count, void *user_data)
+{
+	ScSmtpTransfer *transfer = user_data;
+	gsize length = MIN (size * count, transfer->body_size - transfer->body_offset);
+
+	/* asked again after the last byte: all of it is on the socket (see top) */
+	if (length == 0) {
+		if (transfer->phase == SC_SMTP_PHASE_BODY)
+			transfer->phase = SC_SMTP_PHASE_DOT;
+		return 0;
+	}
+	memcpy (buffer, transfer->body + transfer->body_offset, length);
+	transfer->body_offset += length;
+	return length;
+}
+
+static int
+sc_smtp_progress_cb (void *user_data,
+		     curl_off_t download_total,
+		     curl_off_t downloaded,
+		     curl_off_t upload_total,
+		     curl_off_t uploaded)
+{
+	ScSmtpTransfer *transfer = user_data;
+
+	/* non-zero aborts the transfer with CURLE_ABORTED_BY_CALLBACK */
+	return g_cancellable_is_cancelled (transfer->cancellable) ? 1 : 0;
+}
+
+static void
+sc_smtp_result_set (ScSmtpResult *result,
+		    ScSmtpStatus status,
+		    int code,
+		    const char *reply,
+		    gboolean transient)
+{
+	result->status = status;
+	result->code = code;
+	g_free (result->reply);
+	result->reply = g_strdup (reply);
+	result->transient = transient;
+}
+
+/* "during MAIL FROM: Timeout was reached" (transfer full) */
+static char *
+sc_smtp_describe_failure (ScSmtpPhase phase, CURLcode rc, const char *error_buffer)
+{
+	const char *what = rc == CURLE_ABORTED_BY_CALLBACK ? _("cancelled")
+			   : error_buffer[0] != '\0'	    ? error_buffer
+							    : curl_easy_strerror (rc);
+
+	/* TRANSLATORS: "during MAIL FROM: Timeout was reached"; the first %s
+	 * is an SMTP command or "connect", "message body", "end of data" */
+	return g_strdup_printf (_("during %s: %s"), phase_names[phase], what);
+}
+
+/* The last reply, when it is a refusal of the phase the transfer failed in. */
+static gboolean
+sc_smtp_transfer_has_refusal (ScSmtpTransfer *transfer)
+{
+	return transfer->last_reply != NULL && transfer->last_phase == transfer->phase &&
+	       transfer->last_code >= 400;
+}
+
+/* Turns the perform's outcome into the result's status. */
+static void
+sc_smtp_decide (ScSmtpTransfer *transfer,
+		ScSmtpResult *result,
+		CURLcode rc,
+		const char *error_buffer)
+{
+	g_autofree char *description = sc_smtp_describe_failure (transfer->phase, rc, error_buffer);
+	gboolean cancelled = rc == CURLE_ABORTED_BY_CALLBACK;
+
+	switch (transfer->phase) {
+	case SC_SMTP_PHASE_DONE:
+		if (transfer->last_code >= 200 && transfer->last_code < 300) {
+			sc_smtp_result_set (result,
+					    SC_SMTP_SENT,
+					    transfer->last_code,
+					    transfer->last_reply,
+					    FALSE);
+		} else {
+			/* refused after ".": nobody has it, whatever the code */
+			sc_smtp_result_set (result,
+					    SC_SMTP_DATA_FAILED,
+					    transfer->last_code,
+					    transfer->last_reply,
+					    sc_smtp_reply_classify (transfer->last_code,
+								    transfer->last_reply) !=
+						SC_REPLY_PERMANENT);
+		}
+		return;
+	case SC_SMTP_PHASE_DOT:
+		if (rc == CURLE_SEND_ERROR) {
+			/* the socket refused the "." itself: no end of data arrived */
+			sc_smtp_result_set (result, SC_SMTP_DATA_FAILED, 0, description, TRUE);
+		} else {
+			g_autofree char *unknown = g_strdup_printf (
+			    /* TRANSLATORS: %s is "during end of data: Failure when
+			     * receiving data from the peer" */
+			    _("%s; the connection broke after the final \".\" was sent: the "
+			      "server may have accepted the message"),
+			    description);
+			sc_smtp_result_set (result, SC_SMTP_DATA_UNKNOWN, 0, unknown, TRUE);
+		}
+		return;
+	case SC_SMTP_PHASE_BODY:
+		sc_smtp_result_set (result, SC_SMTP_DATA_FAILED, 0, description, TRUE);
+		return;
+	case SC_SMTP_PHASE_DATA:
+		if (!cancelled && sc_smtp_transfer_has_refusal (transfer)) {
+			sc_smtp_result_set (result,
+					    SC_SMTP_DATA_FAILED,
+					    transfer->last_code,
+					    transfer->last_reply,
+					    sc_smtp_reply_classify (transfer->last_code,
+								    transfer->last_reply) !=
+						SC_REPLY_PERMANENT);
+		} else {
+			sc_smtp_result_set (result, SC_SMTP_DATA_FAILED, 0, description, TRUE);
+		}
+		return;
+	case SC_SMTP_PHASE_RCPT:
+		/* every RCPT answered, none taken: curl gave up before DATA */
+		if (!cancelled && transfer->rcpt_sent == transfer->n_rcpt &&
+		    transfer->last_phase == SC_SMTP_PHASE_RCPT && transfer->last_code >= 400) {
+			gboolean transient = FALSE;
+			gboolean all_answered = TRUE;
+
+			for (guint i = 0; i < result->recipients->len; i++) {
+				ScSmtpRecipientResult *recipient = result->recipients->pdata[i];
+
+				if (recipient->code == 0 || recipient->accepted) {
+					all_answered = FALSE;
+					break;
+				}
+				if (sc_smtp_reply_classify (recipient->code, recipient->reply) !=
+				    SC_REPLY_PERMANENT)
+					transient = TRUE;
+			}
+			if (all_answered) {
+				sc_smtp_result_set (result,
+						    SC_SMTP_ALL_REFUSED,
+						    transfer->last_code,
+						    transfer->last_reply,
+						    transient);
+				return;
+			}
+		}
+		/* the connection broke among the RCPTs (a 421 closes it):
+		 * DATA never went out, so this is the mailer's failure */
+		if (!cancelled && sc_smtp_transfer_has_refusal (transfer)) {
+			sc_smtp_result_set (result,
+					    SC_SMTP_MAILER_FAILED,
+					    transfer->last_code,
+					    transfer->last_reply,
+					    TRUE);
+		} else {
+			sc_smtp_result_set (result, SC_SMTP_MAILER_FAILED, 0, description, TRUE);
+		}
+		return;
+	case SC_SMTP_PHASE_MAIL:
+		/* MAIL FROM refused: about the sender (or the message's SIZE),
+		 * so the reply's own class says whether it can change */
+		if (!cancelled && sc_smtp_transfer_has_refusal (transfer)) {
+			sc_smtp_result_set (result,
+					    SC_SMTP_MAILER_FAILED,
+					    transfer->last_code,
+					    transfer->last_reply,
+					    sc_smtp_reply_classify (transfer->last_code,
+								    transfer->last_reply) !=
+						SC_REPLY_PERMANENT);
+		} else {
+			sc_smtp_result_set (result, SC_SMTP_MAILER_FAILED, 0, description, TRUE);
+		}
+		return;
+	case SC_SMTP_PHASE_CONNECT:
+	case SC_SMTP_PHASE_EHLO:
+	case SC_SMTP_PHASE_STARTTLS:
+	case SC_SMTP_PHASE_AUTH:
+	default:
+		/* a refused greeting, EHLO, TLS or login is the mailer's state
+		 * or its configuration: an operator can fix it, so transient
+		 * even when the server said 5xx */
+		if (!cancelled && sc_smtp_transfer_has_refusal (transfer)) {
+			sc_smtp_result_set (result,
+					    SC_SMTP_MAILER_FAILED,
+					    transfer->last_code,
+					    transfer->last_reply,
+					    TRUE);
+		} else {
+			sc_smtp_result_set (result, SC_SMTP_MAILER_FAILED, 0, description, TRUE);
+		}
+		return;
+	}
+}
+
+/* Sets the options of one transaction; the per-call pointers are dropped
+ * again by sc_smtp_clear_options(). */
+static void
+sc_smtp_set_options (ScSmtpConnection *connection,
+		     ScSmtpTransfer *transfer,
+		     const char *sender,
+		     struct curl_slist *rcpt,
+		     const char *password,
+		     char *error_buffer)
+{
+	CURL *curl = connection->curl;
+	long timeout_s = (long) MAX (1, (connection->timeout + G_USEC_PER_SEC - 1) / G_USEC_PER_SEC);
+	long timeout_ms = (long) MAX (1, connection->timeout / 1000);
+
+	curl_easy_setopt (curl, CURLOPT_URL, connection->url);
+	curl_easy_setopt (curl, CURLOPT_PROTOCOLS_STR, "smtp,smtps");
+	curl_easy_setopt (curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt (curl, CURLOPT_ERRORBUFFER, error_buffer);
+	switch (connection->starttls) {
+	case SC_STARTTLS_REQUIRED:
+		curl_easy_setopt (curl, CURLOPT_USE_SSL, (long) CURLUSESSL_ALL);
+		break;
+	case SC_STARTTLS_OFF:
+		curl_easy_setopt (curl, CURLOPT_USE_SSL, (long) CURLUSESSL_NONE);
+		break;
+	case SC_STARTTLS_OPPORTUNISTIC:
+	default:
+		curl_easy_setopt (curl, CURLOPT_USE_SSL, (long) CURLUSESSL_TRY);
+		break;
+	}
+	curl_easy_setopt (curl, CURLOPT_SSL_VERIFYPEER, connection->tls_verify ? 1L : 0L);
+	curl_easy_setopt (curl, CURLOPT_SSL_VERIFYHOST, connection->tls_verify ? 2L : 0L);
+	curl_easy_setopt (curl, CURLOPT_USERNAME, connection->username);
+	curl_easy_setopt (curl, CURLOPT_PASSWORD, password);
+
+	/* connecting (TCP, TLS, greeting, EHLO, AUTH) and every reply each get
+	 * the mailer's timeout; a body that stops moving for as long too */
+	curl_easy_setopt (curl, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
+	curl_easy_setopt (curl, CURLOPT_SERVER_RESPONSE_TIMEOUT, timeout_s);
+	curl_easy_setopt (curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	curl_easy_setopt (curl, CURLOPT_LOW_SPEED_TIME, timeout_s);
+
+	curl_easy_setopt (curl, CURLOPT_MAIL_FROM, sender);
+	curl_easy_setopt (curl, CURLOPT_MAIL_RCPT, rcpt);
+	/* refused recipients are recorded; the others still get the message */
+	curl_easy_setopt (curl, SC_CURLOPT_MAIL_RCPT_ALLOWFAILS, 1L);
+	curl_easy_setopt (curl, CURLOPT_UPLOAD, 1L);
+	curl_easy_setopt (curl, CURLOPT_INFILESIZE_LARGE, (curl_off_t) transfer->body_size);
+	curl_easy_setopt (curl, CURLOPT_READFUNCTION, sc_smtp_read_cb);
+	curl_easy_setopt (curl, CURLOPT_READDATA, transfer);
+
+	curl_easy_setopt (curl, CURLOPT_VERBOSE, 1L);
+	curl_easy_setopt (curl, CURLOPT_DEBUGFUNCTION, sc_smtp_debug_cb);
+	curl_easy_setopt (curl, CURLOPT_DEBUGDATA, transfer);
+	if (transfer->cancellable != NULL) {
+		curl_easy_setopt (curl, CURLOPT_NOPROGRESS, 0L);
+		curl_easy_setopt (curl, CURLOPT_XFERINFOFUNCTION, sc_smtp_progress_cb);
+		curl_easy_setopt (curl, CURLOPT_XFERINFODATA, transfer);
+	} else {
+		curl_easy_setopt (curl, CURLOPT_NOPROGRESS, 1L);
+	}
+}
+
+/* The handle outlives this call (and sends QUIT from
+ * sc_smtp_connection_free()): no pointer to our stack may stay in it. */
+static void
+sc_smtp_clear_options (ScSmtpConnection *connection)
+{
+	CURL *curl = connection->curl;
+
+	curl_easy_setopt (curl, CURLOPT_VERBOSE, 0L);
+	curl_easy_setopt (curl, CURLOPT_DEBUGFUNCTION, NULL);
+	curl_easy_setopt (curl, CURLOPT_DEBUGDATA, NULL);
+	curl_easy_setopt (curl, CURLOPT_NOPROGRESS, 1L);
+	curl_easy_setopt (curl, CURLOPT_XFERINFOFUNCTION, NULL);
+	curl_easy_setopt (curl, CURLOPT_XFERINFODATA, NULL);
+	curl_easy_setopt (curl, CURLOPT_READFUNCTION, NULL);
+	curl_easy_setopt (curl, CURLOPT_READDATA, NULL);
+	curl_easy_setopt (curl, CURLOPT_MAIL_RCPT, NULL);
+	curl_easy_setopt (curl, CURLOPT_ERRORBUFFER, NULL);
+}
+
+static ScSmtpResult *
+sc_smtp_result_new (const char *const *recipients)
+{
+	ScSmtpResult *result = g_new0 (ScSmtpResult, 1);
+
+	result->recipients =
+	    g_ptr_array_new_with_free_func ((GDestroyNotify) sc_smtp_recipient_result_free);
+	for (guint i = 0; recipients[i] != NULL; i++) {
+		ScSmtpRecipientResult *recipient = g_new0 (ScSmtpRecipientResult, 1);
+
+		recipient->address = g_strdup (recipients[i]);
+		g_ptr_array_add (result->recipients, recipient);
+	}
+	return result;
+}
+
+/* One curl_easy_perform() of the whole transaction. */
+static CURLcode
+sc_smtp_perform (ScSmtpConnection *connection,
+		 ScSmtpTransfer *transfer,
+		 const char *sender,
+		 struct curl_slist *rcpt,
+		 const char *password,
+		 char *error_buffer,
+		 long *out_connects)
+{
+	long connects = 0;
+	CURLcode rc;
+
+	error_buffer[0] = '\0';
+	sc_smtp_set_options (connection, transfer, sender, rcpt, password, error_buffer);
+	rc = curl_easy_perform (connection->curl);
+	sc_smtp_clear_options (connection);
+	if (curl_easy_getinfo (connection->curl, CURLINFO_NUM_CONNECTS, &connects) != CURLE_OK)
+		connects = 0;
+	connection->connects += (guint) MAX (connects, 0);
+	*out_connects = connects;
+	return rc;
+}
+
+ScSmtpResult *
+sc_smtp_send (ScSmtpConnection *connection,
+	      const char *sender,
+	      const char *const *recipients,
+	      GBytes *message,
+	      GCancellable *cancellable)
+{
+	g_autoptr(ScSmtpResult) result = NULL;
+	g_autoptr(GBytes) body = NULL;
+	g_autoptr(GArray) rcpt_index = NULL;
+	g_autoptr(GError) error_local = NULL;
+	struct curl_slist *rcpt = NULL;
+	char *password = NULL;
+	char error_buffer[CURL_ERROR_SIZE] = "";
+	const guint8 *body_data;
+	gsize body_size = 0;
+	long connects = 0;
+	CURLcode rc;
+
+	g_return_val_if_fail (connection != NULL, NULL);
+	g_return_val_if_fail (sender != NULL, NULL);
+	g_return_val_if_fail (recipients != NULL && recipients[0] != NULL, NULL);
+	g_return_val_if_fail (message != NULL, NULL);
+
+	result = sc_smtp_result_new (recipients);
+
+	/* the caller validated the envelope; an address that would still
+	 * split a command line is refused here, never sent */
+	if (!sc_smtp_address_is_safe (sender)) {
+		g_autofree char *reply = g_strdup_printf (
+		    "553 5.1.7 %s",
+		    _("refused by stagecoach, not sent: the sender contains CR, LF, '<' or '>'"));
+		g_debug ("%s: sender refused locally", connection->name);
+		sc_smtp_result_set (result, SC_SMTP_MAILER_FAILED, 553, reply, FALSE);
+		return g_steal_pointer (&result);
+	}
+	rcpt_index = g_array_new (FALSE, FALSE, sizeof (guint));
+	for (guint i = 0; i < result->recipients->len; i++) {
+		ScSmtpRecipientResult *recipient = result->recipients->pdata[i];
+
+		if (recipient->address[0] == '\0' || !sc_smtp_address_is_safe (recipient->address)) {
+			recipient->code = 553;
+			recipient->reply = g_strdup_printf (
+			    "553 5.1.3 %s",
+			    _("refused by stagecoach, not sent: the address is empty or contains "
+			      "CR, LF, '<' or '>'"));
+			continue;
+		}
+		rcpt = curl_slist_append (rcpt, recipient->address);
+		g_array_append_val (rcpt_index, i);
+	}
+	if (rcpt_index->len == 0) {
+		ScSmtpRecipientResult *last = g_ptr_array_index (result->recipients,
+								 result->recipients->len - 1);
+		sc_smtp_result_set (result, SC_SMTP_ALL_REFUSED, last->code, last->reply, FALSE);
+		return g_steal_pointer (&result);
+	}
+
+	if (connection->curl == NULL) {
+		curl_slist_free_all (rcpt);
+		sc_smtp_result_set (result,
+				    SC_SMTP_MAILER_FAILED,
+				    0,
+				    _("cannot create a libcurl handle"),
+				    TRUE);
+		return g_steal_pointer (&result);
+	}
+	if (g_cancellable_is_cancelled (cancellable)) {
+		curl_slist_free_all (rcpt);
+		sc_smtp_result_set (result, SC_SMTP_MAILER_FAILED, 0, _("cancelled"), TRUE);
+		return g_steal_pointer (&result);
+	}
+	/* read at each send, so that a new password needs no reload */
+	if (connection->password_file != NULL) {
+		password = sc_smtp_read_password (connection->password_file, &error_local);
+		if (password == NULL) {
+			g_autofree char *reply =
+			    /* TRANSLATORS: "cannot read the password file /etc/…: No such file" */
+			    g_strdup_printf (_("cannot read the password file %s: %s"),
+					     connection->password_file,
+					     error_local->message);
+			curl_slist_free_all (rcpt);
+			sc_smtp_result_set (result, SC_SMTP_MAILER_FAILED, 0, reply, TRUE);
+			return g_steal_pointer (&result);
+		}
+	}
+
+	body = sc_smtp_normalize_crlf (message);
+	body_data = g_bytes_get_data (body, &body_size);
+	for (guint attempt = 0;; attempt++) {
+		g_auto(ScSmtpTransfer) transfer = {
+		    .result = result,
+		    .rcpt_index = (const guint *) rcpt_index->data,
+		    .n_rcpt = rcpt_index->len,
+		    .body = body_data,
+		    .body_size = body_size,
+		    .cancellable = cancellable,
+		    .phase = SC_SMTP_PHASE_CONNECT,
+		    .line = g_string_new (NULL),
+		    .reply = g_string_new (NULL),
+		};
+
+		rc = sc_smtp_perform (connection,
+				      &transfer,
+				      sender,
+				      rcpt,
+				      password,
+				      error_buffer,
+				      &connects);
+		/* A cached connection the server closed a moment ago fails on
+		 * its first command without a word: that is not the mailer
+		 * failing, so one more try on a fresh connection. */
+		if (rc != CURLE_OK && attempt == 0 && connects == 0 && transfer.replies == 0 &&
+		    transfer.phase == SC_SMTP_PHASE_MAIL &&
+		    (rc == CURLE_SEND_ERROR || rc == CURLE_RECV_ERROR || rc == CURLE_GOT_NOTHING)) {
+			g_debug ("%s: reused connection was dead, reconnecting", connection->name);
+			continue;
+		}
+		if (rc == CURLE_OK && transfer.phase != SC_SMTP_PHASE_DONE) {
+			/* cannot happen with curl's SMTP, but a 250 from curl
+			 * without a reply we saw must not become "sent" blindly */
+			long code = 0;
+
+			curl_easy_getinfo (connection->curl, CURLINFO_RESPONSE_CODE, &code);
+			transfer.phase = SC_SMTP_PHASE_DONE;
+			transfer.last_code = (int) code;
+		}
+		sc_smtp_decide (&transfer, result, rc, error_buffer);
+		break;
+	}
+	curl_slist_free_all (rcpt);
+	sc_smtp_wipe_free (password);
+
+	g_debug ("%s: status=%d code=%d connects=%u",
+		 connection->name,
+		 result->status,
+		 result->code,
+		 connection->connects);
+	return g_steal_pointer (&result);
+}

@@ -1,0 +1,342 @@
+/* sc-deliver.c — the deliver stage: every recipient not yet sent, over
+ * SMTP, through the list's mailers with failover.
+ *
+ * Recipients are grouped by domain into transactions of at most
+ * max-recipients.  Each transaction tries the mailers in order, skipping
+ * those whose circuit is open; a mailer that cannot be used at all
+ * (connect, TLS, AUTH, server-wide refusal) hands the same transaction to
+ * the next one.  Right after each transaction the recipients' new states
+ * (sent, deferred, failed, with the server's words) are committed, before
+ * the next transaction starts: a crash can then repeat at most the one
+ * transaction that was in flight, and a retry never sends to a recipient
+ * already `sent`.
+ *
+ * The stage is done when every recipient is sent or failed (with a
+ * recipients.failed notification when some failed); it fails transiently
+ * while any is pending or deferred; permanently only when no recipient was
+ * ever sent and every one failed.  No usable mailer is a transient failure:
+ * the message waits for the operator's fix, it never dies of it.
+ */
+#include "config.h"
+
+#include "sc-deliver-mailer.h"
+#include "sc-deliver-reply.h"
+#include "sc-deliver-smtp.h"
+#include "sc-handler.h"
+#include "sc-i18n.h"
+#include "sc-message-headers.h"
+
+typedef struct {
+	guint position;
+	const char *address; /* (unowned) */
+	const char *status;  /* (unowned) static string */
+} Pending;
+
+static const char *
+domain_of (const char *address)
+{
+	const char *at = strrchr (address, '@');
+	return at != NULL ? at + 1 : "";
+}
+
+static int
+compare_by_domain (gconstpointer a, gconstpointer b)
+{
+	const Pending *pa = a;
+	const Pending *pb = b;
+	int by_domain = g_ascii_strcasecmp (domain_of (pa->address), domain_of (pb->address));
+	return by_domain != 0 ? by_domain : (int) pa->position - (int) pb->position;
+}
+
+/* bounces=list-bounces@example.org, rcpt=joe@example.net →
+ * list-bounces+joe=example.net@example.org */
+static char *
+verp_sender (const char *bounces, const char *recipient)
+{
+	const char *at = strrchr (bounces, '@');
+	g_autofree char *encoded = g_strdup (recipient);
+
+	if (at == NULL)
+		return g_strdup (bounces);
+	g_strdelimit (encoded, "@", '=');
+	return g_strdup_printf ("%.*s+%s%s", (int) (at - bounces), bounces, encoded, at);
+}
+
+typedef struct {
+	ScStageContext *context;
+	GPtrArray *mailers;       /* (element-type ScMailerConfig) in order */
+	GString *mailer_failures; /* "a: 421 …; b: connection refused" */
+	GHashTable *used_mailers; /* names of mailers that took a transaction */
+	guint sent_now;
+	guint sent_before;
+	gboolean lease_lost;
+} Delivery;
+
+static void
+note_mailer_failure (Delivery *delivery, const char *name, const ScSmtpResult *result)
+{
+	if (delivery->mailer_failures->len > 0)
+		g_string_append (delivery->mailer_failures, "; ");
+	g_string_append_printf (delivery->mailer_failures, "%s: %s", name,
+				result->reply != NULL ? result->reply : _("failed"));
+}
+
+/* What one recipient's outcome in a transaction becomes. */
+static void
+fill_update (ScRecipientUpdate *update,
+	     const ScSmtpResult *result,
+	     const ScSmtpRecipientResult *recipient,
+	     const char *mailer_name,
+	     gint64 now)
+{
+	update->mailer = mailer_name;
+	update->at = now;
+	if (!recipient->accepted) {
+		ScReplyClass class = recipient->code > 0 ? sc_smtp_reply_classify (recipient->code, recipient->reply)
+							 : SC_REPLY_TRANSIENT;
+		update->status = class == SC_REPLY_PERMANENT ? "failed" : "deferred";
+		update->code = recipient->code;
+		update->reply = recipient->reply;
+		return;
+	}
+	update->code = result->code;
+	switch (result->status) {
+	case SC_SMTP_SENT:
+		update->status = "sent";
+		update->reply = result->reply;
+		break;
+	case SC_SMTP_DATA_UNKNOWN:
+		/* the server may have it: retried later, a possible duplicate */
+		update->status = "deferred";
+		update->reply = result->reply;
+		break;
+	default:
+		update->status = !result->transient && result->code >= 500 ? "failed" : "deferred";
+		update->reply = result->reply;
+		break;
+	}
+}
+
+/* Sends one batch (same domain, at most max-recipients), failing over
+ * across mailers; commits the recipients' new states.  FALSE only when the
+ * commit failed (the lease is gone or the spool refused). */
+static gboolean
+send_batch (Delivery *delivery, Pending *batch, guint n, const char *sender, GError **error)
+{
+	ScStageContext *context = delivery->context;
+	const ScConfig *config = context->config;
+	g_autoptr(GPtrArray) addresses = g_ptr_array_new ();
+	g_autofree ScRecipientUpdate *updates = g_new0 (ScRecipientUpdate, n);
+	g_autoptr(ScSmtpResult) last_failure = NULL;
+	g_autoptr(ScSmtpResult) result = NULL;
+	const char *used = NULL;
+	gboolean tried_any = FALSE;
+
+	for (guint i = 0; i < n; i++)
+		g_ptr_array_add (addresses, (gpointer) batch[i].address);
+	g_ptr_array_add (addresses, NULL);
+
+	for (guint m = 0; m < delivery->mailers->len && result == NULL; m++) {
+		const ScMailerConfig *mailer = delivery->mailers->pdata[m];
+		ScMailerState *state = sc_mailer_state_get (mailer);
+		gint64 now = sc_clock_now (context->clock);
+		ScSmtpConnection *connection;
+		g_autoptr(ScSmtpResult) attempt = NULL;
+
+		if (!sc_mailer_state_try_use (state, now))
+			continue; /* circuit open: skipped without its timeout */
+		tried_any = TRUE;
+		connection = sc_mailer_state_acquire (state, mailer, context->cancellable);
+		if (connection == NULL)
+			break; /* cancelled */
+		attempt = sc_smtp_send (connection, sender, (const char *const *) addresses->pdata,
+					context->current, context->cancellable);
+		sc_mailer_state_release (state, connection, attempt->status != SC_SMTP_MAILER_FAILED &&
+								 attempt->status != SC_SMTP_DATA_UNKNOWN &&
+								 attempt->status != SC_SMTP_DATA_FAILED);
+		if (attempt->status == SC_SMTP_MAILER_FAILED) {
+			note_mailer_failure (delivery, mailer->name, attempt);
+			sc_mailer_state_record_failure (state, attempt->reply, config->circuit_failures,
+							config->circuit_cooldown, sc_clock_now (context->clock));
+			g_clear_pointer (&last_failure, sc_smtp_result_free);
+			last_failure = g_steal_pointer (&attempt);
+			continue;
+		}
+		sc_mailer_state_record_success (state);
+		used = mailer->name;
+		result = g_steal_pointer (&attempt);
+	}
+
+	if (result == NULL) {
+		/* no mailer took it: every recipient waits, with the last reason */
+		g_autofree char *reason = NULL;
+		if (!tried_any)
+			reason = g_strdup (_("no usable mailer: every circuit is open or none is configured"));
+		for (guint i = 0; i < n; i++) {
+			updates[i].position = batch[i].position;
+			updates[i].status = "deferred";
+			updates[i].code = last_failure != NULL ? last_failure->code : 0;
+			updates[i].reply = last_failure != NULL ? last_failure->reply : reason;
+			updates[i].at = sc_clock_now (context->clock);
+		}
+		return context->record_recipients (context->record_recipients_data, updates, n, error);
+	}
+	g_hash_table_add (delivery->used_mailers, (gpointer) used);
+	for (guint i = 0; i < n; i++) {
+		const ScSmtpRecipientResult *recipient = result->recipients->pdata[i];
+		updates[i].position = batch[i].position;
+		fill_update (&updates[i], result, recipient, used, sc_clock_now (context->clock));
+		if (strcmp (updates[i].status, "sent") == 0)
+			delivery->sent_now++;
+		batch[i].status = updates[i].status;
+	}
+	return context->record_recipients (context->record_recipients_data, updates, n, error);
+}
+
+static gboolean
+sc_deliver_run (ScStageContext *context, GError **error)
+{
+	g_autoptr(GArray) pending = g_array_new (FALSE, TRUE, sizeof (Pending));
+	g_autoptr(GString) mailer_failures = g_string_new (NULL);
+	g_autoptr(GHashTable) used_mailers = g_hash_table_new (g_str_hash, g_str_equal);
+	g_autoptr(GPtrArray) mailers = sc_config_list_mailers (context->config, context->list);
+	g_autoptr(GString) failed = g_string_new (NULL);
+	g_autoptr(GString) deferred = g_string_new (NULL);
+	Delivery delivery = {
+	    .context = context,
+	    .mailers = mailers,
+	    .mailer_failures = mailer_failures,
+	    .used_mailers = used_mailers,
+	};
+	const char *bounces = context->list->bounces;
+	const char *sender = bounces != NULL && *bounces != '\0' ? bounces : context->sender;
+	guint batch_size = G_MAXUINT;
+	guint n_failed = 0;
+	guint n_deferred = 0;
+	guint n_total = 0;
+
+	g_return_val_if_fail (context->recipient_records != NULL && context->record_recipients != NULL, FALSE);
+	for (guint i = 0; i < context->recipient_records->len; i++) {
+		const ScRecipientRecord *record = context->recipient_records->pdata[i];
+		Pending item = {.position = record->position, .address = record->address, .status = "pending"};
+		n_total++;
+		if (g_strcmp0 (record->status, "sent") == 0) {
+			delivery.sent_before++;
+			continue;
+		}
+		if (g_strcmp0 (record->status, "failed") == 0)
+			continue; /* permanent: only an operator's retry resets it */
+		g_array_append_val (pending, item);
+	}
+	if (pending->len == 0 && n_total > 0) {
+		context->note = g_strdup (_("nothing left to send"));
+		return TRUE;
+	}
+	if (mailers->len == 0) {
+		g_set_error (error, SC_STAGE_ERROR, SC_STAGE_ERROR_TRANSIENT,
+			     _("no mailer configured for list %s ([mailer:NAME] sections)"), context->list_id);
+		return FALSE;
+	}
+	for (guint m = 0; m < mailers->len; m++)
+		batch_size = MIN (batch_size, ((const ScMailerConfig *) mailers->pdata[m])->max_recipients);
+	if (context->list->verp)
+		batch_size = 1; /* one envelope sender per recipient */
+	g_array_sort (pending, compare_by_domain);
+
+	for (guint start = 0; start < pending->len;) {
+		Pending *first = &g_array_index (pending, Pending, start);
+		guint n = 1;
+		g_autofree char *verp = NULL;
+		g_autoptr(GError) error_local = NULL;
+
+		while (start + n < pending->len && n < batch_size &&
+		       g_ascii_strcasecmp (domain_of (first->address),
+					   domain_of (g_array_index (pending, Pending, start + n).address)) == 0)
+			n++;
+		if (context->list->verp)
+			verp = verp_sender (bounces, first->address);
+		if (g_cancellable_is_cancelled (context->cancellable)) {
+			g_set_error (error, SC_STAGE_ERROR, SC_STAGE_ERROR_TRANSIENT, _("stopped"));
+			return FALSE;
+		}
+		if (!send_batch (&delivery, first, n, verp != NULL ? verp : sender, &error_local)) {
+			/* not committed: those recipients' states are unknown to the
+			 * spool, so stop; the next attempt starts from the truth */
+			g_set_error (error, SC_STAGE_ERROR, SC_STAGE_ERROR_TRANSIENT,
+				     _("cannot record delivery results: %s"), error_local->message);
+			return FALSE;
+		}
+		start += n;
+	}
+
+	for (guint i = 0; i < pending->len; i++) {
+		Pending *item = &g_array_index (pending, Pending, i);
+		if (strcmp (item->status, "failed") == 0) {
+			n_failed++;
+			g_string_append_printf (failed, "%s%s", failed->len > 0 ? ", " : "", item->address);
+		} else if (strcmp (item->status, "sent") != 0) {
+			n_deferred++;
+			if (n_deferred <= 5)
+				g_string_append_printf (deferred, "%s%s", deferred->len > 0 ? ", " : "", item->address);
+		}
+	}
+	{
+		GString *used = g_string_new (NULL);
+		GHashTableIter iter;
+		gpointer name;
+		g_hash_table_iter_init (&iter, used_mailers);
+		while (g_hash_table_iter_next (&iter, &name, NULL))
+			g_string_append_printf (used, "%s%s", used->len > 0 ? "," : "", (const char *) name);
+		context->mailer = g_string_free (used, used->len == 0);
+	}
+	if (n_failed > 0) {
+		g_autofree char *listed = g_strdup_printf (_("%u recipient(s) refused permanently: %s"),
+							   n_failed, failed->str);
+		context->notification_kind = g_strdup ("recipients.failed");
+		context->notification_detail = g_strdup (listed);
+	}
+	if (n_deferred > 0) {
+		g_set_error (error, SC_STAGE_ERROR, SC_STAGE_ERROR_TRANSIENT,
+			     _("%u of %u recipient(s) not delivered yet (%s%s)%s%s"),
+			     n_deferred, n_total, deferred->str, n_deferred > 5 ? ", …" : "",
+			     mailer_failures->len > 0 ? _("; mailers failed: ") : "",
+			     mailer_failures->str);
+		return FALSE;
+	}
+	if (n_failed > 0 && delivery.sent_now + delivery.sent_before == 0) {
+		g_set_error (error, SC_STAGE_ERROR, SC_STAGE_ERROR_PERMANENT,
+			     _("every recipient was refused: %s"), failed->str);
+		return FALSE;
+	}
+	if (mailer_failures->len > 0)
+		context->note = g_strdup_printf (_("delivered via %s after: %s"), context->mailer,
+						 mailer_failures->str);
+	return TRUE;
+}
+
+static gboolean
+sc_deliver_check (const ScConfig *config, const ScListConfig *list, const char *argument, GError **error)
+{
+	g_autoptr(GPtrArray) mailers = sc_config_list_mailers (config, list);
+
+	if (mailers->len == 0) {
+		g_set_error (error, SC_CONFIG_ERROR, SC_CONFIG_ERROR_INVALID,
+			     _("pipeline: deliver needs at least one [mailer:NAME] section"));
+		return FALSE;
+	}
+	return TRUE;
+}
+
+static void
+sc_deliver_shutdown (void)
+{
+	sc_mailer_state_log_all ();
+	sc_mailer_state_reset_all ();
+}
+
+const ScHandler sc_handler_deliver = {
+    .name = "deliver",
+    .run = sc_deliver_run,
+    .check = sc_deliver_check,
+    .shutdown = sc_deliver_shutdown,
+};

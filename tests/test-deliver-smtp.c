@@ -1,0 +1,1060 @@
+/* test-deliver-smtp.c — one SMTP transaction over libcurl against real smtp-sink instances.
+ *
+ * smtp-sink's fault options apply to every instance of a command, so each
+ * failure gets its own sink.  What smtp-sink cannot do (refuse some
+ * recipients and take others, multi-line replies, a reused connection
+ * the server has just dropped) is played by a small scripted server at the
+ * end of this file.
+ */
+#include "config.h"
+
+#include <curl/curl.h>
+#include <glib/gstdio.h>
+
+#include "sc-deliver-smtp.h"
+#include "sc-test-sink.h"
+#include "sc-test-util.h"
+
+#define TEST_HELO "stagecoach.test"
+
+typedef ScMailerConfig TestMailer;
+
+static void
+test_mailer_free (TestMailer *mailer)
+{
+	g_free (mailer->name);
+	g_free (mailer->url);
+	g_free (mailer->username);
+	g_free (mailer->password_file);
+	g_free (mailer->helo);
+	g_free (mailer);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (TestMailer, test_mailer_free)
+
+static TestMailer *
+test_mailer_new (const char *url)
+{
+	TestMailer *mailer = g_new0 (TestMailer, 1);
+
+	mailer->name = g_strdup ("test");
+	mailer->url = g_strdup (url);
+	mailer->priority = 10;
+	mailer->starttls = SC_STARTTLS_OFF;
+	mailer->tls_verify = TRUE;
+	mailer->max_recipients = 50;
+	mailer->max_connections = 1;
+	mailer->timeout = 10 * G_USEC_PER_SEC;
+	mailer->helo = g_strdup (TEST_HELO);
+	return mailer;
+}
+
+static TestMailer *
+test_mailer_for_sink (ScTestSink *sink)
+{
+	g_autofree char *url = sc_test_sink_get_url (sink);
+
+	return test_mailer_new (url);
+}
+
+/* A message with CRLF line ends: headers, then @n_lines body lines, one in
+ * ten starting with a dot (which libcurl must stuff and smtp-sink unstuff). */
+static GBytes *
+test_message (guint n_lines)
+{
+	GString *text = g_string_new ("From: Ann <ann@example.org>\r\n"
+				      "To: list@example.org\r\n"
+				      "Message-ID: <m1@example.org>\r\n"
+				      "Subject: hello\r\n"
+				      "\r\n");
+
+	for (guint i = 0; i < n_lines; i++) {
+		if (i % 10 == 3)
+			g_string_append_printf (text, ".line %u starts with a dot\r\n", i);
+		else
+			g_string_append_printf (text,
+						"line %u of the body, long enough to be a line\r\n",
+						i);
+	}
+	return g_string_free_to_bytes (text);
+}
+
+static const char *const three_recipients[] = {
+    "one@example.org",
+    "two@example.net",
+    "three@example.com",
+    NULL,
+};
+
+static ScSmtpRecipientResult *
+result_recipient (ScSmtpResult *result, guint index)
+{
+	g_assert_cmpuint (index, <, result->recipients->len);
+	return result->recipients->pdata[index];
+}
+
+static void
+assert_bytes_equal (GBytes *got, GBytes *expected)
+{
+	if (!g_bytes_equal (got, expected)) {
+		g_autofree char *got_text = g_strndup (g_bytes_get_data (got, NULL),
+						       g_bytes_get_size (got));
+		g_autofree char *expected_text = g_strndup (g_bytes_get_data (expected, NULL),
+							    g_bytes_get_size (expected));
+
+		g_assert_cmpstr (got_text, ==, expected_text);
+		g_assert_cmpuint (g_bytes_get_size (got), ==, g_bytes_get_size (expected));
+	}
+}
+
+/* The one complete dump of @sink. (transfer full) */
+static ScTestSinkMessage *
+sink_single_message (ScTestSink *sink)
+{
+	g_autoptr(GPtrArray) messages = NULL;
+
+	g_assert_true (sc_test_sink_wait_messages (sink, 1, 5000));
+	messages = sc_test_sink_get_messages (sink);
+	g_assert_cmpuint (messages->len, ==, 1);
+	return g_ptr_array_steal_index (messages, 0);
+}
+
+static void
+test_smtp_send_three (void)
+{
+	g_autoptr(ScTestSink) sink = sc_test_sink_start (NULL);
+	g_autoptr(TestMailer) mailer = NULL;
+	g_autoptr(ScSmtpConnection) connection = NULL;
+	g_autoptr(ScSmtpResult) result = NULL;
+	g_autoptr(ScTestSinkMessage) dump = NULL;
+	g_autoptr(GBytes) message = test_message (20);
+
+	if (sink == NULL)
+		return;
+	mailer = test_mailer_for_sink (sink);
+	connection = sc_smtp_connection_new (mailer);
+	g_assert_cmpstr (sc_smtp_connection_get_mailer_name (connection), ==, "test");
+	g_assert_cmpuint (sc_smtp_connection_get_connects (connection), ==, 0);
+
+	result = sc_smtp_send (connection, "bounces@example.org", three_recipients, message, NULL);
+	g_assert_cmpint (result->status, ==, SC_SMTP_SENT);
+	g_assert_cmpint (result->code, ==, 250);
+	g_assert_cmpstr (result->reply, ==, "250 2.0.0 Ok");
+	g_assert_cmpuint (result->recipients->len, ==, 3);
+	for (guint i = 0; i < 3; i++) {
+		ScSmtpRecipientResult *recipient = result_recipient (result, i);
+
+		g_assert_cmpstr (recipient->address, ==, three_recipients[i]);
+		g_assert_cmpint (recipient->code, ==, 250);
+		g_assert_cmpstr (recipient->reply, ==, "250 2.1.5 Ok");
+		g_assert_true (recipient->accepted);
+	}
+	g_assert_cmpuint (sc_smtp_connection_get_connects (connection), ==, 1);
+
+	dump = sink_single_message (sink);
+	g_assert_cmpstr (dump->helo, ==, TEST_HELO);
+	g_assert_cmpstr (dump->sender, ==, "bounces@example.org");
+	g_assert_cmpuint (dump->recipients->len, ==, 3);
+	for (guint i = 0; i < 3; i++)
+		g_assert_cmpstr (dump->recipients->pdata[i], ==, three_recipients[i]);
+	assert_bytes_equal (dump->data, message);
+}
+
+static void
+test_smtp_reuse (void)
+{
+	g_autoptr(ScTestSink) sink = sc_test_sink_start (NULL);
+	g_autoptr(TestMailer) mailer = NULL;
+	g_autoptr(ScSmtpConnection) connection = NULL;
+	g_autoptr(GBytes) message = test_message (5);
+	const char *const first[] = {"a@example.org", NULL};
+	const char *const second[] = {"b@example.org", NULL};
+
+	if (sink == NULL)
+		return;
+	mailer = test_mailer_for_sink (sink);
+	connection = sc_smtp_connection_new (mailer);
+	for (guint i = 0; i < 3; i++) {
+		g_autoptr(ScSmtpResult) result = NULL;
+
+		result = sc_smtp_send (connection,
+				       "bounces@example.org",
+				       i % 2 == 0 ? first : second,
+				       message,
+				       NULL);
+		g_assert_cmpint (result->status, ==, SC_SMTP_SENT);
+	}
+	g_assert_cmpuint (sc_smtp_connection_get_connects (connection), ==, 1);
+	g_assert_true (sc_test_sink_wait_messages (sink, 3, 5000));
+	g_assert_cmpuint (sc_test_sink_count_recipient (sink, "a@example.org"), ==, 2);
+	g_assert_cmpuint (sc_test_sink_count_recipient (sink, "b@example.org"), ==, 1);
+}
+
+/* The server went away between two transactions: the cached connection is
+ * seen dead and a new one opened, nothing is reported. */
+static void
+test_smtp_reuse_after_restart (void)
+{
+	g_autoptr(ScTestSink) sink = sc_test_sink_start (NULL);
+	g_autoptr(TestMailer) mailer = NULL;
+	g_autoptr(ScSmtpConnection) connection = NULL;
+	g_autoptr(ScSmtpResult) result1 = NULL;
+	g_autoptr(ScSmtpResult) result2 = NULL;
+	g_autoptr(GBytes) message = test_message (5);
+	const char *const recipients[] = {"a@example.org", NULL};
+
+	if (sink == NULL)
+		return;
+	mailer = test_mailer_for_sink (sink);
+	connection = sc_smtp_connection_new (mailer);
+	result1 = sc_smtp_send (connection, "", recipients, message, NULL);
+	g_assert_cmpint (result1->status, ==, SC_SMTP_SENT);
+	sc_test_sink_restart (sink, NULL);
+	result2 = sc_smtp_send (connection, "", recipients, message, NULL);
+	g_assert_cmpint (result2->status, ==, SC_SMTP_SENT);
+	g_assert_cmpuint (sc_smtp_connection_get_connects (connection), ==, 2);
+	g_assert_true (sc_test_sink_wait_messages (sink, 2, 5000));
+}
+
+static void
+test_smtp_all_refused_permanent (void)
+{
+	const char *const args[] = {"-f", "rcpt", NULL};
+	g_autoptr(ScTestSink) sink = sc_test_sink_start (args);
+	g_autoptr(TestMailer) mailer = NULL;
+	g_autoptr(ScSmtpConnection) connection = NULL;
+	g_autoptr(ScSmtpResult) result = NULL;
+	g_autoptr(GBytes) message = test_message (5);
+
+	if (sink == NULL)
+		return;
+	mailer = test_mailer_for_sink (sink);
+	connection = sc_smtp_connection_new (mailer);
+	result = sc_smtp_send (connection, "bounces@example.org", three_recipients, message, NULL);
+	g_assert_cmpint (result->status, ==, SC_SMTP_ALL_REFUSED);
+	g_assert_false (result->transient);
+	g_assert_cmpint (result->code, ==, 500);
+	for (guint i = 0; i < 3; i++) {
+		ScSmtpRecipientResult *recipient = result_recipient (result, i);
+
+		g_assert_cmpint (recipient->code, ==, 500);
+		g_assert_cmpstr (recipient->reply, ==, "500 5.3.0 Error: command failed");
+		g_assert_false (recipient->accepted);
+	}
+	g_assert_true (sc_test_sink_wait_dumps (sink, 0, 2000));
+}
+
+/* -r rcpt with our own soft-bounce text: transient, recorded verbatim */
+static void
+test_smtp_all_refused_transient (void)
+{
+	const char *const args[] = {"-r", "rcpt", "-b", "452 4.5.3 Too many recipients, slow down", NULL};
+	g_autoptr(ScTestSink) sink = sc_test_sink_start (args);
+	g_autoptr(TestMailer) mailer = NULL;
+	g_autoptr(ScSmtpConnection) connection = NULL;
+	g_autoptr(ScSmtpResult) result = NULL;
+	g_autoptr(GBytes) message = test_message (5);
+
+	if (sink == NULL)
+		return;
+	mailer = test_mailer_for_sink (sink);
+	connection = sc_smtp_connection_new (mailer);
+	result = sc_smtp_send (connection, "bounces@example.org", three_recipients, message, NULL);
+	g_assert_cmpint (result->status, ==, SC_SMTP_ALL_REFUSED);
+	g_assert_true (result->transient);
+	for (guint i = 0; i < 3; i++) {
+		ScSmtpRecipientResult *recipient = result_recipient (result, i);
+
+		g_assert_cmpint (recipient->code, ==, 452);
+		g_assert_cmpstr (recipient->reply, ==, "452 4.5.3 Too many recipients, slow down");
+	}
+}
+
+static void
+test_smtp_mail_soft_refused (void)
+{
+	const char *const args[] = {"-r", "mail", NULL};
+	g_autoptr(ScTestSink) sink = sc_test_sink_start (args);
+	g_autoptr(TestMailer) mailer = NULL;
+	g_autoptr(ScSmtpConnection) connection = NULL;
+	g_autoptr(ScSmtpResult) result = NULL;
+	g_autoptr(GBytes) message = test_message (5);
+
+	if (sink == NULL)
+		return;
+	mailer = test_mailer_for_sink (sink);
+	connection = sc_smtp_connection_new (mailer);
+	result = sc_smtp_send (connection, "bounces@example.org", three_recipients, message, NULL);
+	g_assert_cmpint (result->status, ==, SC_SMTP_MAILER_FAILED);
+	g_assert_true (result->transient);
+	g_assert_cmpint (result->code, ==, 450);
+	g_assert_cmpstr (result->reply, ==, "450 4.3.0 Error: command failed");
+	for (guint i = 0; i < 3; i++) {
+		g_assert_cmpint (result_recipient (result, i)->code, ==, 0);
+		g_assert_null (result_recipient (result, i)->reply);
+		g_assert_false (result_recipient (result, i)->accepted);
+	}
+}
+
+static void
+test_smtp_mail_hard_refused (void)
+{
+	const char *const args[] = {"-f", "mail", NULL};
+	g_autoptr(ScTestSink) sink = sc_test_sink_start (args);
+	g_autoptr(TestMailer) mailer = NULL;
+	g_autoptr(ScSmtpConnection) connection = NULL;
+	g_autoptr(ScSmtpResult) result = NULL;
+	g_autoptr(GBytes) message = test_message (5);
+
+	if (sink == NULL)
+		return;
+	mailer = test_mailer_for_sink (sink);
+	connection = sc_smtp_connection_new (mailer);
+	result = sc_smtp_send (connection, "bounces@example.org", three_recipients, message, NULL);
+	g_assert_cmpint (result->status, ==, SC_SMTP_MAILER_FAILED);
+	g_assert_false (result->transient);
+	g_assert_cmpint (result->code, ==, 500);
+	g_assert_cmpstr (result->reply, ==, "500 5.3.0 Error: command failed");
+}
+
+/* a refused greeting is the mailer's state: transient even for 5xx */
+static void
+test_smtp_greeting_refused (void)
+{
+	const char *const args[] = {"-f", "connect", NULL};
+	g_autoptr(ScTestSink) sink = sc_test_sink_start (args);
+	g_autoptr(TestMailer) mailer = NULL;
+	g_autoptr(ScSmtpConnection) connection = NULL;
+	g_autoptr(ScSmtpResult) result = NULL;
+	g_autoptr(GBytes) message = test_message (5);
+
+	if (sink == NULL)
+		return;
+	mailer = test_mailer_for_sink (sink);
+	connection = sc_smtp_connection_new (mailer);
+	result = sc_smtp_send (connection, "bounces@example.org", three_recipients, message, NULL);
+	g_assert_cmpint (result->status, ==, SC_SMTP_MAILER_FAILED);
+	g_assert_true (result->transient);
+	g_assert_cmpint (result->code, ==, 500);
+	g_assert_cmpstr (result->reply, ==, "500 5.3.0 Error: command failed");
+}
+
+static void
+test_smtp_nothing_listening (void)
+{
+	g_autoptr(GSocket) socket = NULL;
+	g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+	g_autoptr(GSocketAddress) address = g_inet_socket_address_new (loopback, 0);
+	g_autoptr(GSocketAddress) bound = NULL;
+	g_autoptr(TestMailer) mailer = NULL;
+	g_autoptr(ScSmtpConnection) connection = NULL;
+	g_autoptr(ScSmtpResult) result = NULL;
+	g_autoptr(GBytes) message = test_message (5);
+	g_autofree char *url = NULL;
+
+	/* a port bound but not listening: connections are refused */
+	socket = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, NULL);
+	g_assert_true (g_socket_bind (socket, address, FALSE, NULL));
+	bound = g_socket_get_local_address (socket, NULL);
+	url = g_strdup_printf ("smtp://127.0.0.1:%u",
+			       g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound)));
+	mailer = test_mailer_new (url);
+	connection = sc_smtp_connection_new (mailer);
+	result = sc_smtp_send (connection, "bounces@example.org", three_recipients, message, NULL);
+	g_assert_cmpint (result->status, ==, SC_SMTP_MAILER_FAILED);
+	g_assert_true (result->transient);
+	g_assert_cmpint (result->code, ==, 0);
+	g_assert_nonnull (result->reply);
+	g_assert_nonnull (strstr (result->reply, "connect"));
+	g_assert_cmpuint (result->recipients->len, ==, 3);
+	g_assert_cmpint (result_recipient (result, 0)->code, ==, 0);
+}
+
+static void
+test_smtp_data_hangup (void)
+{
+	const char *const args[] = {"-q", "data", NULL};
+	g_autoptr(ScTestSink) sink = sc_test_sink_start (args);
+	g_autoptr(TestMailer) mailer = NULL;
+	g_autoptr(ScSmtpConnection) connection = NULL;
+	g_autoptr(ScSmtpResult) result = NULL;
+	g_autoptr(GBytes) message = test_message (5);
+
+	if (sink == NULL)
+		return;
+	mailer = test_mailer_for_sink (sink);
+	connection = sc_smtp_connection_new (mailer);
+	result = sc_smtp_send (connection, "bounces@example.org", three_recipients, message, NULL);
+	g_assert_cmpint (result->status, ==, SC_SMTP_DATA_FAILED);
+	g_assert_true (result->transient);
+	g_assert_cmpint (result->code, ==, 0);
+	/* the RCPT replies are kept; nobody has the message all the same */
+	g_assert_true (result_recipient (result, 0)->accepted);
+	g_assert_true (sc_test_sink_wait_dumps (sink, 0, 2000));
+}
+
+static void
+test_smtp_data_421 (void)
+{
+	const char *const args[] = {"-Q", "data", NULL};
+	g_autoptr(ScTestSink) sink = sc_test_sink_start (args);
+	g_autoptr(TestMailer) mailer = NULL;
+	g_autoptr(ScSmtpConnection) connection = NULL;
+	g_autoptr(ScSmtpResult) result = NULL;
+	g_autoptr(GBytes) message = test_message (5);
+
+	if (sink == NULL)
+		return;
+	mailer = test_mailer_for_sink (sink);
+	connection = sc_smtp_connection_new (mailer);
+	result = sc_smtp_send (connection, "bounces@example.org", three_recipients, message, NULL);
+	g_assert_cmpint (result->status, ==, SC_SMTP_DATA_FAILED);
+	g_assert_true (result->transient);
+	g_assert_cmpint (result->code, ==, 421);
+	g_assert_cmpstr (result->reply, ==, "421 4.0.0 Server closing connection");
+	g_assert_true (sc_test_sink_wait_dumps (sink, 0, 2000));
+}
+
+/* smtp-sink got the whole message and "." and hung up without a reply: it
+ * has the message, and we must say we cannot know */
+static void
+test_smtp_dot_hangup (void)
+{
+	const char *const args[] = {"-q", ".", NULL};
+	g_autoptr(ScTestSink) sink = sc_test_sink_start (args);
+	g_autoptr(TestMailer) mailer = NULL;
+	g_autoptr(ScSmtpConnection) connection = NULL;
+	g_autoptr(ScSmtpResult) result = NULL;
+	g_autoptr(GBytes) message = test_message (5);
+
+	if (sink == NULL)
+		return;
+	mailer = test_mailer_for_sink (sink);
+	connection = sc_smtp_connection_new (mailer);
+	result = sc_smtp_send (connection, "bounces@example.org", three_recipients, message, NULL);
+	g_assert_cmpint (result->status, ==, SC_SMTP_DATA_UNKNOWN);
+	g_assert_true (result->transient);
+	g_assert_cmpint (result->code, ==, 0);
+	g_assert_nonnull (strstr (result->reply, "may have accepted"));
+	g_assert_true (sc_test_sink_wait_dumps (sink, 1, 2000));
+}
+
+static void
+test_smtp_dot_refused (void)
+{
+	const char *const hard[] = {"-f", ".", NULL};
+	const char *const soft[] = {"-r", ".", NULL};
+	g_autoptr(GBytes) message = test_message (5);
+
+	for (guint i = 0; i < 2; i++) {
+		g_autoptr(ScTestSink) sink = sc_test_sink_start (i == 0 ? hard : soft);
+		g_autoptr(TestMailer) mailer = NULL;
+		g_autoptr(ScSmtpConnection) connection = NULL;
+		g_autoptr(ScSmtpResult) result = NULL;
+
+		if (sink == NULL)
+			return;
+		mailer = test_mailer_for_sink (sink);
+		connection = sc_smtp_connection_new (mailer);
+		result = sc_smtp_send (connection, "", three_recipients, message, NULL);
+		g_assert_cmpint (result->status, ==, SC_SMTP_DATA_FAILED);
+		g_assert_cmpint (result->code, ==, i == 0 ? 500 : 450);
+		g_assert_true (result->transient == (i == 1));
+	}
+}
+
+/* one second per command: a 5 s pause before the reply to MAIL fails in about one */
+static void
+test_smtp_timeout (void)
+{
+	const char *const args[] = {"-W", "mail:5", NULL};
+	g_autoptr(ScTestSink) sink = sc_test_sink_start (args);
+	g_autoptr(TestMailer) mailer = NULL;
+	g_autoptr(ScSmtpConnection) connection = NULL;
+	g_autoptr(ScSmtpResult) result = NULL;
+	g_autoptr(GBytes) message = test_message (5);
+	gint64 start;
+	gint64 elapsed;
+
+	if (sink == NULL)
+		return;
+	mailer = test_mailer_for_sink (sink);
+	mailer->timeout = G_USEC_PER_SEC;
+	connection = sc_smtp_connection_new (mailer);
+	start = g_get_monotonic_time ();
+	result = sc_smtp_send (connection, "bounces@example.org", three_recipients, message, NULL);
+	elapsed = g_get_monotonic_time () - start;
+	g_assert_cmpint (result->status, ==, SC_SMTP_MAILER_FAILED);
+	g_assert_true (result->transient);
+	g_assert_cmpint (result->code, ==, 0);
+	g_assert_nonnull (strstr (result->reply, "MAIL FROM"));
+	g_assert_cmpint (elapsed, >=, G_USEC_PER_SEC / 2);
+	g_assert_cmpint (elapsed, <, 2500 * 1000);
+}
+
+static gpointer
+cancel_later_thread (gpointer user_data)
+{
+	g_usleep (300 * 1000);
+	g_cancellable_cancel (user_data);
+	return NULL;
+}
+
+/* cancelled while RCPT waits: before DATA, so the mailer "failed", transient */
+static void
+test_smtp_cancel (void)
+{
+	const char *const args[] = {"-W", "rcpt:5", NULL};
+	g_autoptr(ScTestSink) sink = sc_test_sink_start (args);
+	g_autoptr(TestMailer) mailer = NULL;
+	g_autoptr(ScSmtpConnection) connection = NULL;
+	g_autoptr(ScSmtpResult) result = NULL;
+	g_autoptr(ScSmtpResult) result_again = NULL;
+	g_autoptr(GBytes) message = test_message (5);
+	g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+	GThread *thread;
+	gint64 start;
+
+	if (sink == NULL)
+		return;
+	mailer = test_mailer_for_sink (sink);
+	connection = sc_smtp_connection_new (mailer);
+	thread = g_thread_new ("cancel", cancel_later_thread, cancellable);
+	start = g_get_monotonic_time ();
+	result = sc_smtp_send (connection,
+			       "bounces@example.org",
+			       three_recipients,
+			       message,
+			       cancellable);
+	g_thread_join (thread);
+	g_assert_cmpint (g_get_monotonic_time () - start, <, 2500 * 1000);
+	g_assert_cmpint (result->status, ==, SC_SMTP_MAILER_FAILED);
+	g_assert_true (result->transient);
+	g_assert_nonnull (strstr (result->reply, "cancelled"));
+
+	/* already cancelled: nothing is even tried */
+	result_again = sc_smtp_send (connection, "", three_recipients, message, cancellable);
+	g_assert_cmpint (result_again->status, ==, SC_SMTP_MAILER_FAILED);
+	g_assert_true (result_again->transient);
+	g_assert_cmpuint (sc_smtp_connection_get_connects (connection), ==, 1);
+}
+
+/* cancelled while waiting for the reply to ".": the server may have it */
+static void
+test_smtp_cancel_after_dot (void)
+{
+	const char *const args[] = {"-W", ".:5", NULL};
+	g_autoptr(ScTestSink) sink = sc_test_sink_start (args);
+	g_autoptr(TestMailer) mailer = NULL;
+	g_autoptr(ScSmtpConnection) connection = NULL;
+	g_autoptr(ScSmtpResult) result = NULL;
+	g_autoptr(GBytes) message = test_message (5);
+	g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+	GThread *thread;
+
+	if (sink == NULL)
+		return;
+	mailer = test_mailer_for_sink (sink);
+	connection = sc_smtp_connection_new (mailer);
+	thread = g_thread_new ("cancel", cancel_later_thread, cancellable);
+	result = sc_smtp_send (connection, "", three_recipients, message, cancellable);
+	g_thread_join (thread);
+	g_assert_cmpint (result->status, ==, SC_SMTP_DATA_UNKNOWN);
+	g_assert_true (result->transient);
+}
+
+static void
+test_smtp_password_missing (void)
+{
+	g_autoptr(ScTestSink) sink = sc_test_sink_start (NULL);
+	g_autoptr(TestMailer) mailer = NULL;
+	g_autoptr(ScSmtpConnection) connection = NULL;
+	g_autoptr(ScSmtpResult) result = NULL;
+	g_autoptr(GBytes) message = test_message (5);
+	g_autofree char *dir = sc_test_make_tmpdir ("sc-test-smtp");
+
+	if (sink == NULL)
+		return;
+	mailer = test_mailer_for_sink (sink);
+	mailer->username = g_strdup ("lists");
+	mailer->password_file = g_build_filename (dir, "no-such-password", NULL);
+	connection = sc_smtp_connection_new (mailer);
+	result = sc_smtp_send (connection, "bounces@example.org", three_recipients, message, NULL);
+	g_assert_cmpint (result->status, ==, SC_SMTP_MAILER_FAILED);
+	g_assert_true (result->transient);
+	g_assert_cmpint (result->code, ==, 0);
+	g_assert_nonnull (strstr (result->reply, mailer->password_file));
+	g_assert_cmpuint (sc_smtp_connection_get_connects (connection), ==, 0);
+	sc_test_remove_tree (dir);
+}
+
+/* smtp-sink answers AUTH with 250 where 334 is due: curl's "Login denied",
+ * transient, and neither the password nor its base64 shows anywhere */
+static void
+test_smtp_password_not_shown (void)
+{
+	g_autoptr(ScTestSink) sink = sc_test_sink_start (NULL);
+	g_autoptr(TestMailer) mailer = NULL;
+	g_autoptr(ScSmtpConnection) connection = NULL;
+	g_autoptr(ScSmtpResult) result = NULL;
+	g_autoptr(GBytes) message = test_message (5);
+	g_autofree char *dir = sc_test_make_tmpdir ("sc-test-smtp");
+	g_autofree char *encoded = g_base64_encode ((const guchar *) "\0lists\0s3cret-pw", 16);
+
+	if (sink == NULL)
+		return;
+	mailer = test_mailer_for_sink (sink);
+	mailer->username = g_strdup ("lists");
+	mailer->password_file = sc_test_write_file (dir, "password", "s3cret-pw\n");
+	connection = sc_smtp_connection_new (mailer);
+	result = sc_smtp_send (connection, "bounces@example.org", three_recipients, message, NULL);
+	g_assert_cmpint (result->status, ==, SC_SMTP_MAILER_FAILED);
+	g_assert_true (result->transient);
+	g_assert_nonnull (strstr (result->reply, "AUTH"));
+	g_assert_null (strstr (result->reply, "s3cret"));
+	g_assert_null (strstr (result->reply, encoded));
+	sc_test_remove_tree (dir);
+}
+
+static void
+test_smtp_null_sender (void)
+{
+	g_autoptr(ScTestSink) sink = sc_test_sink_start (NULL);
+	g_autoptr(TestMailer) mailer = NULL;
+	g_autoptr(ScSmtpConnection) connection = NULL;
+	g_autoptr(ScSmtpResult) result = NULL;
+	g_autoptr(ScTestSinkMessage) dump = NULL;
+	g_autoptr(GBytes) message = test_message (5);
+
+	if (sink == NULL)
+		return;
+	mailer = test_mailer_for_sink (sink);
+	connection = sc_smtp_connection_new (mailer);
+	result = sc_smtp_send (connection, "", three_recipients, message, NULL);
+	g_assert_cmpint (result->status, ==, SC_SMTP_SENT);
+	dump = sink_single_message (sink);
+	g_assert_cmpstr (dump->sender, ==, "");
+	assert_bytes_equal (dump->data, message);
+}
+
+static void
+test_smtp_large (void)
+{
+	g_autoptr(ScTestSink) sink = sc_test_sink_start (NULL);
+	g_autoptr(TestMailer) mailer = NULL;
+	g_autoptr(ScSmtpConnection) connection = NULL;
+	g_autoptr(ScSmtpResult) result = NULL;
+	g_autoptr(ScTestSinkMessage) dump = NULL;
+	g_autoptr(GBytes) message = test_message (22000);
+
+	if (sink == NULL)
+		return;
+	g_assert_cmpuint (g_bytes_get_size (message), >, 1000 * 1000);
+	mailer = test_mailer_for_sink (sink);
+	connection = sc_smtp_connection_new (mailer);
+	result = sc_smtp_send (connection, "bounces@example.org", three_recipients, message, NULL);
+	g_assert_cmpint (result->status, ==, SC_SMTP_SENT);
+	dump = sink_single_message (sink);
+	assert_bytes_equal (dump->data, message);
+}
+
+/* bare LF become CRLF; a message without a final line end gets one */
+static void
+test_smtp_bare_lf (void)
+{
+	g_autoptr(ScTestSink) sink = sc_test_sink_start (NULL);
+	g_autoptr(TestMailer) mailer = NULL;
+	g_autoptr(ScSmtpConnection) connection = NULL;
+	g_autoptr(ScSmtpResult) result = NULL;
+	g_autoptr(ScTestSinkMessage) dump = NULL;
+	const char lf[] = "Subject: lf\n\n.dot\nmixed\r\nend";
+	const char crlf[] = "Subject: lf\r\n\r\n.dot\r\nmixed\r\nend\r\n";
+	g_autoptr(GBytes) message = g_bytes_new_static (lf, strlen (lf));
+	g_autoptr(GBytes) expected = g_bytes_new_static (crlf, strlen (crlf));
+
+	if (sink == NULL)
+		return;
+	mailer = test_mailer_for_sink (sink);
+	connection = sc_smtp_connection_new (mailer);
+	result = sc_smtp_send (connection, "a@example.org", three_recipients, message, NULL);
+	g_assert_cmpint (result->status, ==, SC_SMTP_SENT);
+	dump = sink_single_message (sink);
+	assert_bytes_equal (dump->data, expected);
+}
+
+static void
+test_smtp_unsafe_addresses (void)
+{
+	g_autoptr(ScTestSink) sink = sc_test_sink_start (NULL);
+	g_autoptr(TestMailer) mailer = NULL;
+	g_autoptr(ScSmtpConnection) connection = NULL;
+	g_autoptr(ScSmtpResult) result = NULL;
+	g_autoptr(ScSmtpResult) none = NULL;
+	g_autoptr(ScSmtpResult) bad_sender = NULL;
+	g_autoptr(ScTestSinkMessage) dump = NULL;
+	g_autoptr(GBytes) message = test_message (5);
+	const char *const mixed[] = {
+	    "evil@example.org>\r\nRCPT TO:<victim@example.org",
+	    "ok@example.org",
+	    "<angle@example.org>",
+	    "",
+	    NULL,
+	};
+	const char *const all_bad[] = {"a\n@example.org", "b\r@example.org", NULL};
+
+	if (sink == NULL)
+		return;
+	mailer = test_mailer_for_sink (sink);
+	connection = sc_smtp_connection_new (mailer);
+	result = sc_smtp_send (connection, "bounces@example.org", mixed, message, NULL);
+	g_assert_cmpint (result->status, ==, SC_SMTP_SENT);
+	g_assert_cmpuint (result->recipients->len, ==, 4);
+	for (guint i = 0; i < 4; i++) {
+		ScSmtpRecipientResult *recipient = result_recipient (result, i);
+
+		g_assert_cmpstr (recipient->address, ==, mixed[i]);
+		if (i == 1) {
+			g_assert_true (recipient->accepted);
+			continue;
+		}
+		g_assert_false (recipient->accepted);
+		g_assert_cmpint (recipient->code, ==, 553);
+		g_assert_true (g_str_has_prefix (recipient->reply, "553 5.1.3 "));
+	}
+	dump = sink_single_message (sink);
+	g_assert_cmpuint (dump->recipients->len, ==, 1);
+	g_assert_cmpstr (dump->recipients->pdata[0], ==, "ok@example.org");
+	g_assert_cmpuint (sc_test_sink_count_recipient (sink, "victim@example.org"), ==, 0);
+
+	/* none left to send to: refused without a connection */
+	none = sc_smtp_send (connection, "bounces@example.org", all_bad, message, NULL);
+	g_assert_cmpint (none->status, ==, SC_SMTP_ALL_REFUSED);
+	g_assert_false (none->transient);
+	g_assert_cmpint (none->code, ==, 553);
+
+	bad_sender = sc_smtp_send (connection, "x@example.org>\r\nRSET", three_recipients, message, NULL);
+	g_assert_cmpint (bad_sender->status, ==, SC_SMTP_MAILER_FAILED);
+	g_assert_false (bad_sender->transient);
+	g_assert_cmpint (bad_sender->code, ==, 553);
+	g_assert_cmpuint (sc_smtp_connection_get_connects (connection), ==, 1);
+}
+
+/* without helo = the EHLO name is the host's name */
+static void
+test_smtp_helo_default (void)
+{
+	g_autoptr(ScTestSink) sink = sc_test_sink_start (NULL);
+	g_autoptr(TestMailer) mailer = NULL;
+	g_autoptr(ScSmtpConnection) connection = NULL;
+	g_autoptr(ScSmtpResult) result = NULL;
+	g_autoptr(ScTestSinkMessage) dump = NULL;
+	g_autoptr(GBytes) message = test_message (1);
+
+	if (sink == NULL)
+		return;
+	mailer = test_mailer_for_sink (sink);
+	g_clear_pointer (&mailer->helo, g_free);
+	connection = sc_smtp_connection_new (mailer);
+	result = sc_smtp_send (connection, "a@example.org", three_recipients, message, NULL);
+	g_assert_cmpint (result->status, ==, SC_SMTP_SENT);
+	dump = sink_single_message (sink);
+	g_assert_cmpstr (dump->helo, ==, g_get_host_name ());
+}
+
+/* A scripted server for what smtp-sink cannot do.  One thread, one
+ * connection at a time; replies come from the fields below. */
+typedef struct {
+	GSocketListener *listener;  /* (owned) */
+	GCancellable *cancellable;  /* (owned) stops the accept loop */
+	GThread *thread;            /* (owned) */
+	guint16 port;
+	GHashTable *rcpt_replies;   /* (owned) address -> whole reply, CRLF lines */
+	const char *dot_reply;      /* (nullable) reply to ".", default 250 */
+	gint hangup_at_mail;        /* close without a reply at this MAIL (1-based, all connections); 0 never */
+	gint connections;           /* accessed atomically */
+	gint mails;                 /* accessed atomically */
+	gint messages;              /* accessed atomically */
+} FakeServer;
+
+static gboolean
+fake_write (GOutputStream *output, const char *text)
+{
+	return g_output_stream_write_all (output, text, strlen (text), NULL, NULL, NULL);
+}
+
+static void
+fake_serve (FakeServer *fake, GSocketConnection *connection)
+{
+	GOutputStream *output = g_io_stream_get_output_stream (G_IO_STREAM (connection));
+	g_autoptr(GDataInputStream) input =
+	    g_data_input_stream_new (g_io_stream_get_input_stream (G_IO_STREAM (connection)));
+
+	g_data_input_stream_set_newline_type (input, G_DATA_STREAM_NEWLINE_TYPE_CR_LF);
+	if (!fake_write (output, "220 fake.test ESMTP\r\n"))
+		return;
+	for (;;) {
+		g_autofree char *line = g_data_input_stream_read_line (input, NULL, NULL, NULL);
+		g_autofree char *upper = NULL;
+
+		if (line == NULL)
+			return;
+		upper = g_ascii_strup (line, -1);
+		if (g_str_has_prefix (upper, "EHLO ")) {
+			fake_write (output, "250-fake.test\r\n250-PIPELINING\r\n250 ENHANCEDSTATUSCODES\r\n");
+		} else if (g_str_has_prefix (upper, "MAIL FROM:")) {
+			if (g_atomic_int_add (&fake->mails, 1) + 1 == fake->hangup_at_mail)
+				return;
+			fake_write (output, "250 2.1.0 Ok\r\n");
+		} else if (g_str_has_prefix (upper, "RCPT TO:<")) {
+			g_autofree char *address = g_strndup (line + 9, strcspn (line + 9, ">"));
+			const char *reply = g_hash_table_lookup (fake->rcpt_replies, address);
+
+			fake_write (output, reply != NULL ? reply : "250 2.1.5 Ok\r\n");
+		} else if (strcmp (upper, "DATA") == 0) {
+			fake_write (output, "354 End data with <CR><LF>.<CR><LF>\r\n");
+			for (;;) {
+				g_autofree char *body_line =
+				    g_data_input_stream_read_line (input, NULL, NULL, NULL);
+
+				if (body_line == NULL)
+					return;
+				if (strcmp (body_line, ".") == 0)
+					break;
+			}
+			g_atomic_int_inc (&fake->messages);
+			fake_write (output,
+				    fake->dot_reply != NULL ? fake->dot_reply
+							    : "250 2.0.0 Ok: queued as FAKE\r\n");
+		} else if (strcmp (upper, "QUIT") == 0) {
+			fake_write (output, "221 2.0.0 Bye\r\n");
+			return;
+		} else {
+			fake_write (output, "502 5.5.2 Error: command not recognized\r\n");
+		}
+	}
+}
+
+static gpointer
+fake_thread (gpointer user_data)
+{
+	FakeServer *fake = user_data;
+
+	for (;;) {
+		g_autoptr(GSocketConnection) connection =
+		    g_socket_listener_accept (fake->listener, NULL, fake->cancellable, NULL);
+
+		if (connection == NULL)
+			return NULL;
+		g_atomic_int_inc (&fake->connections);
+		fake_serve (fake, connection);
+		(void) g_io_stream_close (G_IO_STREAM (connection), NULL, NULL);
+	}
+}
+
+static FakeServer *
+fake_server_new (void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+	g_autoptr(GSocketAddress) address = g_inet_socket_address_new (loopback, 0);
+	g_autoptr(GSocketAddress) effective = NULL;
+	FakeServer *fake = g_new0 (FakeServer, 1);
+
+	fake->listener = g_socket_listener_new ();
+	fake->cancellable = g_cancellable_new ();
+	fake->rcpt_replies = g_hash_table_new (g_str_hash, g_str_equal);
+	g_socket_listener_add_address (fake->listener,
+				       address,
+				       G_SOCKET_TYPE_STREAM,
+				       G_SOCKET_PROTOCOL_TCP,
+				       NULL,
+				       &effective,
+				       &error);
+	g_assert_no_error (error);
+	fake->port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (effective));
+	return fake;
+}
+
+static void
+fake_server_start (FakeServer *fake)
+{
+	fake->thread = g_thread_new ("fake-smtp", fake_thread, fake);
+}
+
+static void
+fake_server_free (FakeServer *fake)
+{
+	g_cancellable_cancel (fake->cancellable);
+	if (fake->thread != NULL)
+		g_thread_join (fake->thread);
+	g_socket_listener_close (fake->listener);
+	g_object_unref (fake->listener);
+	g_object_unref (fake->cancellable);
+	g_hash_table_unref (fake->rcpt_replies);
+	g_free (fake);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (FakeServer, fake_server_free)
+
+static TestMailer *
+test_mailer_for_fake (FakeServer *fake)
+{
+	g_autofree char *url = g_strdup_printf ("smtp://127.0.0.1:%u", fake->port);
+
+	return test_mailer_new (url);
+}
+
+/* some recipients refused, one with a multi-line reply: the others get it */
+static void
+test_smtp_partial_multiline (void)
+{
+	g_autoptr(FakeServer) fake = fake_server_new ();
+	g_autoptr(TestMailer) mailer = test_mailer_for_fake (fake);
+	g_autoptr(ScSmtpConnection) connection = NULL;
+	g_autoptr(ScSmtpResult) result = NULL;
+	g_autoptr(GBytes) message = test_message (5);
+	const char *const recipients[] = {"ok@example.org", "gone@example.org", "busy@example.org", NULL};
+
+	g_hash_table_insert (fake->rcpt_replies,
+			     (gpointer) "gone@example.org",
+			     (gpointer) "550-5.1.1 The email account that you tried to reach does not exist.\r\n"
+					"550-5.1.1 Please try double-checking the recipient's email\r\n"
+					"550 5.1.1 address for typos.\r\n");
+	g_hash_table_insert (fake->rcpt_replies,
+			     (gpointer) "busy@example.org",
+			     (gpointer) "450 4.2.1 Mailbox busy\r\n");
+	fake_server_start (fake);
+	connection = sc_smtp_connection_new (mailer);
+	result = sc_smtp_send (connection, "bounces@example.org", recipients, message, NULL);
+	g_assert_cmpint (result->status, ==, SC_SMTP_SENT);
+	g_assert_cmpstr (result->reply, ==, "250 2.0.0 Ok: queued as FAKE");
+	g_assert_true (result_recipient (result, 0)->accepted);
+	g_assert_cmpint (result_recipient (result, 0)->code, ==, 250);
+	g_assert_false (result_recipient (result, 1)->accepted);
+	g_assert_cmpint (result_recipient (result, 1)->code, ==, 550);
+	g_assert_cmpstr (result_recipient (result, 1)->reply,
+			 ==,
+			 "550-5.1.1 The email account that you tried to reach does not exist.\n"
+			 "550-5.1.1 Please try double-checking the recipient's email\n"
+			 "550 5.1.1 address for typos.");
+	g_assert_false (result_recipient (result, 2)->accepted);
+	g_assert_cmpint (result_recipient (result, 2)->code, ==, 450);
+	g_assert_cmpstr (result_recipient (result, 2)->reply, ==, "450 4.2.1 Mailbox busy");
+	g_assert_cmpint (g_atomic_int_get (&fake->messages), ==, 1);
+}
+
+/* a hostile server's reply is cut, and made valid UTF-8 */
+static void
+test_smtp_reply_limits (void)
+{
+	g_autoptr(FakeServer) fake = fake_server_new ();
+	g_autoptr(TestMailer) mailer = test_mailer_for_fake (fake);
+	g_autoptr(ScSmtpConnection) connection = NULL;
+	g_autoptr(ScSmtpResult) result = NULL;
+	g_autoptr(GBytes) message = test_message (5);
+	g_autoptr(GString) long_reply = g_string_new (NULL);
+	const char *const recipients[] = {"long@example.org", "latin1@example.org", NULL};
+
+	for (guint i = 0; i < 200; i++)
+		g_string_append (long_reply,
+				 "550-5.1.1 this line is repeated to make the reply far too long\r\n");
+	g_string_append (long_reply, "550 5.1.1 end\r\n");
+	g_hash_table_insert (fake->rcpt_replies, (gpointer) "long@example.org", long_reply->str);
+	g_hash_table_insert (fake->rcpt_replies,
+			     (gpointer) "latin1@example.org",
+			     (gpointer) "550 5.1.1 Empf\xe4nger unbekannt\r\n");
+	fake_server_start (fake);
+	connection = sc_smtp_connection_new (mailer);
+	result = sc_smtp_send (connection, "bounces@example.org", recipients, message, NULL);
+	g_assert_cmpint (result->status, ==, SC_SMTP_ALL_REFUSED);
+	g_assert_false (result->transient);
+	g_assert_cmpint (result_recipient (result, 0)->code, ==, 550);
+	g_assert_cmpuint (strlen (result_recipient (result, 0)->reply), <=, 4096 + 8);
+	g_assert_true (g_str_has_suffix (result_recipient (result, 0)->reply, "\n[…]"));
+	g_assert_true (g_utf8_validate (result_recipient (result, 1)->reply, -1, NULL));
+	g_assert_true (g_str_has_prefix (result_recipient (result, 1)->reply, "550 5.1.1 Empf"));
+}
+
+/* 552 5.3.4 after ".": the message itself is refused for good */
+static void
+test_smtp_dot_552 (void)
+{
+	g_autoptr(FakeServer) fake = fake_server_new ();
+	g_autoptr(TestMailer) mailer = test_mailer_for_fake (fake);
+	g_autoptr(ScSmtpConnection) connection = NULL;
+	g_autoptr(ScSmtpResult) result = NULL;
+	g_autoptr(GBytes) message = test_message (5);
+
+	fake->dot_reply = "552 5.3.4 Message size exceeds fixed limit\r\n";
+	fake_server_start (fake);
+	connection = sc_smtp_connection_new (mailer);
+	result = sc_smtp_send (connection, "bounces@example.org", three_recipients, message, NULL);
+	g_assert_cmpint (result->status, ==, SC_SMTP_DATA_FAILED);
+	g_assert_false (result->transient);
+	g_assert_cmpint (result->code, ==, 552);
+	g_assert_cmpstr (result->reply, ==, "552 5.3.4 Message size exceeds fixed limit");
+}
+
+/* The server drops an idle connection just as it is reused, without a
+ * word: one silent retry on a new connection, not a mailer failure. */
+static void
+test_smtp_reuse_race (void)
+{
+	g_autoptr(FakeServer) fake = fake_server_new ();
+	g_autoptr(TestMailer) mailer = test_mailer_for_fake (fake);
+	g_autoptr(ScSmtpConnection) connection = NULL;
+	g_autoptr(ScSmtpResult) result1 = NULL;
+	g_autoptr(ScSmtpResult) result2 = NULL;
+	g_autoptr(GBytes) message = test_message (5);
+
+	fake->hangup_at_mail = 2;
+	fake_server_start (fake);
+	connection = sc_smtp_connection_new (mailer);
+	result1 = sc_smtp_send (connection, "bounces@example.org", three_recipients, message, NULL);
+	g_assert_cmpint (result1->status, ==, SC_SMTP_SENT);
+	result2 = sc_smtp_send (connection, "bounces@example.org", three_recipients, message, NULL);
+	g_assert_cmpint (result2->status, ==, SC_SMTP_SENT);
+	g_assert_cmpuint (sc_smtp_connection_get_connects (connection), ==, 2);
+	g_assert_cmpint (g_atomic_int_get (&fake->messages), ==, 2);
+	g_assert_cmpint (g_atomic_int_get (&fake->connections), ==, 2);
+}
+
+int
+main (int argc, char **argv)
+{
+	int rc;
+
+	g_test_init (&argc, &argv, G_TEST_OPTION_ISOLATE_DIRS, NULL);
+	curl_global_init (CURL_GLOBAL_DEFAULT);
+
+	g_test_add_func ("/deliver-smtp/send/three-recipients", test_smtp_send_three);
+	g_test_add_func ("/deliver-smtp/send/null-sender", test_smtp_null_sender);
+	g_test_add_func ("/deliver-smtp/send/large", test_smtp_large);
+	g_test_add_func ("/deliver-smtp/send/bare-lf", test_smtp_bare_lf);
+	g_test_add_func ("/deliver-smtp/send/helo-default", test_smtp_helo_default);
+	g_test_add_func ("/deliver-smtp/send/unsafe-addresses", test_smtp_unsafe_addresses);
+	g_test_add_func ("/deliver-smtp/reuse/same-connection", test_smtp_reuse);
+	g_test_add_func ("/deliver-smtp/reuse/after-restart", test_smtp_reuse_after_restart);
+	g_test_add_func ("/deliver-smtp/reuse/race", test_smtp_reuse_race);
+	g_test_add_func ("/deliver-smtp/rcpt/all-refused-permanent", test_smtp_all_refused_permanent);
+	g_test_add_func ("/deliver-smtp/rcpt/all-refused-transient", test_smtp_all_refused_transient);
+	g_test_add_func ("/deliver-smtp/rcpt/partial-multiline", test_smtp_partial_multiline);
+	g_test_add_func ("/deliver-smtp/rcpt/reply-limits", test_smtp_reply_limits);
+	g_test_add_func ("/deliver-smtp/mailer/mail-soft-refused", test_smtp_mail_soft_refused);
+	g_test_add_func ("/deliver-smtp/mailer/mail-hard-refused", test_smtp_mail_hard_refused);
+	g_test_add_func ("/deliver-smtp/mailer/greeting-refused", test_smtp_greeting_refused);
+	g_test_add_func ("/deliver-smtp/mailer/nothing-listening", test_smtp_nothing_listening);
+	g_test_add_func ("/deliver-smtp/mailer/timeout", test_smtp_timeout);
+	g_test_add_func ("/deliver-smtp/mailer/cancel", test_smtp_cancel);
+	g_test_add_func ("/deliver-smtp/mailer/password-missing", test_smtp_password_missing);
+	g_test_add_func ("/deliver-smtp/mailer/password-not-shown", test_smtp_password_not_shown);
+	g_test_add_func ("/deliver-smtp/data/hangup", test_smtp_data_hangup);
+	g_test_add_func ("/deliver-smtp/data/421", test_smtp_data_421);
+	g_test_add_func ("/deliver-smtp/data/dot-hangup", test_smtp_dot_hangup);
+	g_test_add_func ("/deliver-smtp/data/dot-refused", test_smtp_dot_refused);
+	g_test_add_func ("/deliver-smtp/data/dot-552", test_smtp_dot_552);
+	g_test_add_func ("/deliver-smtp/data/cancel-after-dot", test_smtp_cancel_after_dot);
+	rc = g_test_run ();
+	curl_global_cleanup ();
+	return rc;
+}

@@ -1,0 +1,638 @@
+/* test-deliver.c — the deliver stage end to end through the real binary
+ * against real SMTP servers on 127.0.0.1: Postfix's smtp-sink (faults on
+ * demand) and a private Postfix smtpd (per-address refusals, STARTTLS).
+ * What arrived is read from the sinks' dumps. */
+#include "config.h"
+
+#include <glib/gstdio.h>
+#include <signal.h>
+#include <sqlite3.h>
+
+#include "sc-test-postfix.h"
+#include "sc-test-sink.h"
+#include "sc-test-util.h"
+
+typedef struct {
+	char *dir;
+	char *config;
+	char *spool_db;
+} Fixture;
+
+static void
+setup (Fixture *fixture, gconstpointer data)
+{
+	fixture->dir = sc_test_make_tmpdir ("sc-deliver");
+	fixture->config = g_build_filename (fixture->dir, "stagecoach.conf", NULL);
+	fixture->spool_db = g_build_filename (fixture->dir, "spool", "spool.db", NULL);
+	g_free (sc_test_write_file (fixture->dir, "footer.txt", "-- \nfooter of $list_name\n"));
+}
+
+static void
+teardown (Fixture *fixture, gconstpointer data)
+{
+	sc_test_remove_tree (fixture->dir);
+	g_free (fixture->dir);
+	g_free (fixture->config);
+	g_free (fixture->spool_db);
+}
+
+/* @mailers: "[mailer:a]\nurl=…\n…" sections; @list_extra: more list keys. */
+static void
+write_config (Fixture *fixture, const char *mailers, const char *list_extra)
+{
+	g_autofree char *text = g_strdup_printf ("[stagecoach]\n"
+						 "spool=spool\n"
+						 "workers=4\n"
+						 "lease=30s\n"
+						 "[retry]\n"
+						 "initial=1s\n"
+						 "max-delay=2s\n"
+						 "jitter=0\n"
+						 "[deliver]\n"
+						 "circuit-failures=3\n"
+						 "circuit-cooldown=1m\n"
+						 "%s"
+						 "[list:test.example.org]\n"
+						 "pipeline=decorate;deliver\n"
+						 "subject-prefix=[test]\n"
+						 "footer=footer.txt\n"
+						 "bounces=bounces@test.example.org\n"
+						 "%s",
+						 mailers, list_extra != NULL ? list_extra : "");
+	g_assert_true (g_file_set_contents (fixture->config, text, -1, NULL));
+}
+
+static char *
+mailer_section (const char *name, const char *url, guint priority, const char *extra)
+{
+	return g_strdup_printf ("[mailer:%s]\nurl=%s\npriority=%u\ntimeout=3s\nstarttls=off\n%s",
+				name, url, priority, extra != NULL ? extra : "");
+}
+
+static const char *message_text = "From: Alice <alice@example.org>\r\n"
+				  "To: test@example.org\r\n"
+				  "Subject: deliver me\r\n"
+				  "Message-ID: <d1@example.org>\r\n"
+				  "\r\n"
+				  "Hello, list.\r\n";
+
+/* Injects to @recipients (NULL-terminated). */
+static char *
+inject_to (Fixture *fixture, const char *const *recipients)
+{
+	g_autoptr(GPtrArray) argv = g_ptr_array_new ();
+	g_autoptr(GSubprocessLauncher) launcher =
+	    g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE);
+	g_autoptr(GSubprocess) process = NULL;
+	g_autoptr(GBytes) input = g_bytes_new_static (message_text, strlen (message_text));
+	g_autoptr(GBytes) out = NULL;
+	g_autoptr(GError) error = NULL;
+
+	g_ptr_array_add (argv, (gpointer) sc_test_binary ());
+	g_ptr_array_add (argv, "inject");
+	g_ptr_array_add (argv, "--list");
+	g_ptr_array_add (argv, "test.example.org");
+	for (guint i = 0; recipients[i] != NULL; i++)
+		g_ptr_array_add (argv, (gpointer) recipients[i]);
+	g_ptr_array_add (argv, NULL);
+	g_subprocess_launcher_setenv (launcher, "STAGECOACH_CONFIG", fixture->config, TRUE);
+	process = g_subprocess_launcher_spawnv (launcher, (const char *const *) argv->pdata, &error);
+	g_assert_no_error (error);
+	g_subprocess_communicate (process, input, NULL, &out, NULL, &error);
+	g_assert_no_error (error);
+	g_assert_cmpint (g_subprocess_get_exit_status (process), ==, 0);
+	return g_strstrip (g_strndup (g_bytes_get_data (out, NULL), g_bytes_get_size (out)));
+}
+
+static GPtrArray *
+make_recipients (guint n, guint domains)
+{
+	GPtrArray *recipients = g_ptr_array_new_with_free_func (g_free);
+	for (guint i = 0; i < n; i++)
+		g_ptr_array_add (recipients, g_strdup_printf ("user%u@domain%u.example", i, i % domains));
+	g_ptr_array_add (recipients, NULL);
+	return recipients;
+}
+
+static int
+run_once (Fixture *fixture)
+{
+	g_autofree char *err = NULL;
+	int status = sc_test_run (fixture->config, NULL, NULL, &err, "run", "--once", NULL);
+	if (status != 0)
+		g_printerr ("run --once: %s\n", err);
+	return status;
+}
+
+static const char *
+member (JsonObject *object, const char *name)
+{
+	JsonNode *node = json_object_get_member (object, name);
+	return node != NULL && !json_node_is_null (node) ? json_node_get_string (node) : NULL;
+}
+
+/* Recipients of @shown with @status. */
+static guint
+count_status (JsonObject *shown, const char *status)
+{
+	JsonArray *recipients = json_object_get_array_member (shown, "recipients");
+	guint count = 0;
+
+	for (guint i = 0; i < json_array_get_length (recipients); i++) {
+		if (g_strcmp0 (member (json_array_get_object_element (recipients, i), "status"), status) == 0)
+			count++;
+	}
+	return count;
+}
+
+static JsonObject *
+recipient (JsonObject *shown, const char *address)
+{
+	JsonArray *recipients = json_object_get_array_member (shown, "recipients");
+	for (guint i = 0; i < json_array_get_length (recipients); i++) {
+		JsonObject *item = json_array_get_object_element (recipients, i);
+		if (g_strcmp0 (member (item, "address"), address) == 0)
+			return item;
+	}
+	g_error ("no recipient %s", address);
+}
+
+static ScTestSink *
+start_sink (const char *first_arg, ...)
+{
+	g_autoptr(GPtrArray) args = g_ptr_array_new ();
+	va_list ap;
+
+	va_start (ap, first_arg);
+	for (const char *arg = first_arg; arg != NULL; arg = va_arg (ap, const char *))
+		g_ptr_array_add (args, (gpointer) arg);
+	va_end (ap);
+	g_ptr_array_add (args, NULL);
+	return sc_test_sink_start ((const char *const *) args->pdata);
+}
+
+/* A port nothing listens on (bound and closed again). */
+static guint16
+dead_port (void)
+{
+	g_autoptr(GSocket) socket = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, 0, NULL);
+	g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+	g_autoptr(GSocketAddress) any = g_inet_socket_address_new (loopback, 0);
+	g_autoptr(GSocketAddress) bound = NULL;
+
+	g_assert_true (g_socket_bind (socket, any, FALSE, NULL));
+	bound = g_socket_get_local_address (socket, NULL);
+	return g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
+}
+
+/* 1. 250 recipients over 5 domains reach the sink, each exactly once, in
+ * transactions of at most max-recipients, with the decorated body. */
+static void
+test_happy_path (Fixture *fixture, gconstpointer data)
+{
+	g_autoptr(ScTestSink) sink = start_sink (NULL);
+	g_autofree char *url = NULL;
+	g_autofree char *mailer = NULL;
+	g_autoptr(GPtrArray) recipients = make_recipients (250, 5);
+	g_autofree char *queue_id = NULL;
+	g_autoptr(JsonObject) shown = NULL;
+	g_autoptr(GPtrArray) dumps = NULL;
+
+	if (sink == NULL)
+		return;
+	url = sc_test_sink_get_url (sink);
+	mailer = mailer_section ("main", url, 10, "max-recipients=20\n");
+	write_config (fixture, mailer, NULL);
+	queue_id = inject_to (fixture, (const char *const *) recipients->pdata);
+	g_assert_cmpint (run_once (fixture), ==, 0);
+	shown = sc_test_show (fixture->config, queue_id);
+	g_assert_cmpstr (member (shown, "state"), ==, "done");
+	g_assert_cmpuint (count_status (shown, "sent"), ==, 250);
+	{
+		JsonObject *first = recipient (shown, "user0@domain0.example");
+		g_assert_cmpint (json_object_get_int_member (first, "code"), ==, 250);
+		g_assert_cmpstr (member (first, "mailer"), ==, "main");
+		g_assert_nonnull (member (first, "reply"));
+	}
+	g_assert_true (sc_test_sink_wait_messages (sink, 15, 5000)); /* 5 domains × ceil(50/20) */
+	dumps = sc_test_sink_get_messages (sink);
+	g_assert_cmpuint (dumps->len, ==, 15);
+	for (guint i = 0; i < dumps->len; i++) {
+		ScTestSinkMessage *dump = dumps->pdata[i];
+		g_autofree char *body = g_strndup (g_bytes_get_data (dump->data, NULL), g_bytes_get_size (dump->data));
+		const char *domain = strrchr (dump->recipients->pdata[0], '@');
+		g_assert_cmpuint (dump->recipients->len, <=, 20);
+		g_assert_cmpstr (dump->sender, ==, "bounces@test.example.org");
+		for (guint r = 0; r < dump->recipients->len; r++) /* one domain per transaction */
+			g_assert_cmpstr (strrchr (dump->recipients->pdata[r], '@'), ==, domain);
+		g_assert_nonnull (strstr (body, "Subject: [test] deliver me\r\n"));
+		g_assert_nonnull (strstr (body, "footer of test\r\n"));
+	}
+	for (guint i = 0; i < 250; i++)
+		g_assert_cmpuint (sc_test_sink_count_recipient (sink, recipients->pdata[i]), ==, 1);
+}
+
+/* 2. The primary mailer is down (nothing listening, or 4xx to MAIL): the
+ * backup takes the message in the same attempt; the attempt names both. */
+static void
+test_failover (Fixture *fixture, gconstpointer data)
+{
+	g_autoptr(ScTestSink) backup = start_sink (NULL);
+	g_autoptr(ScTestSink) refusing = NULL;
+	const char *const rcpts[] = {"a@one.example", "b@two.example", NULL};
+
+	if (backup == NULL)
+		return;
+	for (guint round = 0; round < 2; round++) {
+		g_autofree char *backup_url = sc_test_sink_get_url (backup);
+		g_autofree char *primary_url = NULL;
+		g_autofree char *sections = NULL;
+		g_autofree char *primary = NULL;
+		g_autofree char *secondary = NULL;
+		g_autofree char *queue_id = NULL;
+		g_autoptr(JsonObject) shown = NULL;
+		JsonArray *attempts;
+		JsonObject *deliver;
+
+		if (round == 0) {
+			primary_url = g_strdup_printf ("smtp://127.0.0.1:%u", dead_port ());
+		} else {
+			refusing = start_sink ("-r", "mail", NULL);
+			primary_url = sc_test_sink_get_url (refusing);
+		}
+		primary = mailer_section ("primary", primary_url, 1, NULL);
+		secondary = mailer_section ("backup", backup_url, 2, NULL);
+		sections = g_strconcat (primary, secondary, NULL);
+		write_config (fixture, sections, NULL);
+		queue_id = inject_to (fixture, rcpts);
+		g_assert_cmpint (run_once (fixture), ==, 0);
+		shown = sc_test_show (fixture->config, queue_id);
+		g_assert_cmpstr (member (shown, "state"), ==, "done");
+		g_assert_cmpuint (count_status (shown, "sent"), ==, 2);
+		g_assert_cmpstr (member (recipient (shown, "a@one.example"), "mailer"), ==, "backup");
+		attempts = json_object_get_array_member (shown, "attempts");
+		deliver = json_array_get_object_element (attempts, json_array_get_length (attempts) - 1);
+		g_assert_cmpstr (member (deliver, "stage"), ==, "deliver");
+		g_assert_cmpstr (member (deliver, "mailer"), ==, "backup");
+		g_assert_nonnull (strstr (member (deliver, "error"), "primary: "));
+		if (round == 1)
+			g_assert_nonnull (strstr (member (deliver, "error"), "4")); /* the 4xx reply */
+	}
+	g_assert_cmpuint (sc_test_sink_count_recipient (backup, "a@one.example"), ==, 2);
+	if (refusing != NULL)
+		g_assert_cmpuint (sc_test_sink_count_dumps (refusing), ==, 0);
+}
+
+/* 3. Every mailer fails transiently → deferred; the sink comes back; after
+ * the retry delay the message is delivered, nobody twice. */
+static void
+test_all_down_then_back (Fixture *fixture, gconstpointer data)
+{
+	g_autoptr(ScTestSink) sink = start_sink ("-r", "mail", NULL);
+	g_autofree char *url = NULL;
+	g_autofree char *section = NULL;
+	g_autofree char *queue_id = NULL;
+	g_autoptr(JsonObject) first = NULL;
+	g_autoptr(JsonObject) last = NULL;
+	const char *const rcpts[] = {"a@one.example", "b@one.example", "c@two.example", NULL};
+
+	if (sink == NULL)
+		return;
+	url = sc_test_sink_get_url (sink);
+	section = mailer_section ("only", url, 1, NULL);
+	write_config (fixture, section, NULL);
+	queue_id = inject_to (fixture, rcpts);
+	g_assert_cmpint (run_once (fixture), ==, 0);
+	first = sc_test_show (fixture->config, queue_id);
+	g_assert_cmpstr (member (first, "state"), ==, "deferred");
+	g_assert_cmpuint (count_status (first, "deferred"), ==, 3);
+	g_assert_nonnull (strstr (member (first, "last_error"), "only: "));
+	g_assert_nonnull (member (recipient (first, "a@one.example"), "reply"));
+
+	sc_test_sink_restart (sink, NULL);
+	g_usleep (1100 * 1000); /* initial=1s, jitter=0 */
+	g_assert_cmpint (run_once (fixture), ==, 0);
+	last = sc_test_show (fixture->config, queue_id);
+	g_assert_cmpstr (member (last, "state"), ==, "done");
+	g_assert_cmpuint (count_status (last, "sent"), ==, 3);
+	for (guint i = 0; rcpts[i] != NULL; i++)
+		g_assert_cmpuint (sc_test_sink_count_recipient (sink, rcpts[i]), ==, 1);
+}
+
+/* 4. Every RCPT refused with 5xx → dead, a notification, replies shown. */
+static void
+test_permanent_refusal (Fixture *fixture, gconstpointer data)
+{
+	g_autoptr(ScTestSink) sink = start_sink ("-f", "rcpt", NULL);
+	g_autofree char *url = NULL;
+	g_autofree char *section = NULL;
+	g_autofree char *queue_id = NULL;
+	g_autoptr(JsonObject) shown = NULL;
+	const char *const rcpts[] = {"a@one.example", "b@two.example", NULL};
+	sqlite3 *db = NULL;
+	sqlite3_stmt *stmt = NULL;
+
+	if (sink == NULL)
+		return;
+	url = sc_test_sink_get_url (sink);
+	section = mailer_section ("only", url, 1, NULL);
+	write_config (fixture, section, NULL);
+	queue_id = inject_to (fixture, rcpts);
+	g_assert_cmpint (run_once (fixture), ==, 0);
+	shown = sc_test_show (fixture->config, queue_id);
+	g_assert_cmpstr (member (shown, "state"), ==, "dead");
+	g_assert_cmpuint (count_status (shown, "failed"), ==, 2);
+	g_assert_cmpint (json_object_get_int_member (recipient (shown, "b@two.example"), "code"), >=, 500);
+	g_assert_true (g_str_has_prefix (member (recipient (shown, "b@two.example"), "reply"), "5"));
+	g_assert_cmpint (sqlite3_open (fixture->spool_db, &db), ==, SQLITE_OK);
+	g_assert_cmpint (sqlite3_prepare_v2 (db, "SELECT kind, detail FROM notifications WHERE queue_id = ?1", -1, &stmt, NULL), ==, SQLITE_OK);
+	sqlite3_bind_text (stmt, 1, queue_id, -1, SQLITE_STATIC);
+	g_assert_cmpint (sqlite3_step (stmt), ==, SQLITE_ROW);
+	g_assert_cmpstr ((const char *) sqlite3_column_text (stmt, 0), ==, "message.dead");
+	g_assert_nonnull (strstr ((const char *) sqlite3_column_text (stmt, 1), "a@one.example"));
+	sqlite3_finalize (stmt);
+	sqlite3_close (db);
+	/* the operator fixes the cause and retries: delivered */
+	sc_test_sink_restart (sink, NULL);
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, NULL, NULL, "retry", queue_id, NULL), ==, 0);
+	g_assert_cmpint (run_once (fixture), ==, 0);
+	g_clear_pointer (&shown, json_object_unref);
+	shown = sc_test_show (fixture->config, queue_id);
+	g_assert_cmpstr (member (shown, "state"), ==, "done");
+	g_assert_cmpuint (sc_test_sink_count_recipient (sink, "a@one.example"), ==, 1);
+}
+
+/* 5. Some recipients refused (550), some deferred (450), the rest
+ * accepted, in one transaction, by a real Postfix; a later retry delivers
+ * the deferred one once the refusal is lifted; nobody gets two copies. */
+static void
+test_partial (Fixture *fixture, gconstpointer data)
+{
+	g_autoptr(ScTestSink) sink = start_sink (NULL);
+	const char *access[] = {"bad@one.example 550 5.1.1 no such user",
+				"later@one.example 450 4.2.0 mailbox busy", NULL};
+	ScTestPostfixOptions options = {0};
+	g_autoptr(ScTestPostfix) postfix = NULL;
+	g_autofree char *url = NULL;
+	g_autofree char *section = NULL;
+	g_autofree char *queue_id = NULL;
+	g_autoptr(JsonObject) first = NULL;
+	g_autoptr(JsonObject) last = NULL;
+	const char *const rcpts[] = {"good1@one.example", "bad@one.example", "later@one.example",
+				     "good2@one.example", NULL};
+
+	if (sink == NULL)
+		return;
+	options.relay_port = sc_test_sink_get_port (sink);
+	options.access = access;
+	postfix = sc_test_postfix_start (&options);
+	if (postfix == NULL)
+		return;
+	url = sc_test_postfix_get_url (postfix);
+	section = mailer_section ("postfix", url, 1, NULL);
+	write_config (fixture, section, NULL);
+	queue_id = inject_to (fixture, rcpts);
+	g_assert_cmpint (run_once (fixture), ==, 0);
+	first = sc_test_show (fixture->config, queue_id);
+	g_assert_cmpstr (member (first, "state"), ==, "deferred");
+	g_assert_cmpstr (member (recipient (first, "good1@one.example"), "status"), ==, "sent");
+	g_assert_cmpstr (member (recipient (first, "good2@one.example"), "status"), ==, "sent");
+	g_assert_cmpstr (member (recipient (first, "bad@one.example"), "status"), ==, "failed");
+	g_assert_cmpint (json_object_get_int_member (recipient (first, "bad@one.example"), "code"), ==, 550);
+	g_assert_nonnull (strstr (member (recipient (first, "bad@one.example"), "reply"), "no such user"));
+	g_assert_cmpstr (member (recipient (first, "later@one.example"), "status"), ==, "deferred");
+	g_assert_cmpint (json_object_get_int_member (recipient (first, "later@one.example"), "code"), ==, 450);
+	g_assert_nonnull (strstr (member (recipient (first, "later@one.example"), "reply"), "mailbox busy"));
+	g_assert_true (sc_test_postfix_wait_queue_empty (postfix, 10000));
+	g_assert_cmpuint (sc_test_sink_count_recipient (sink, "good1@one.example"), ==, 1);
+
+	/* the 450 is lifted: a Postfix without that entry on the same relay */
+	g_clear_pointer (&postfix, sc_test_postfix_free);
+	{
+		const char *fewer[] = {"bad@one.example 550 5.1.1 no such user", NULL};
+		g_autofree char *url2 = NULL;
+		g_autofree char *section2 = NULL;
+		options.access = fewer;
+		postfix = sc_test_postfix_start (&options);
+		g_assert_nonnull (postfix);
+		url2 = sc_test_postfix_get_url (postfix);
+		section2 = mailer_section ("postfix", url2, 1, NULL);
+		write_config (fixture, section2, NULL);
+	}
+	g_usleep (1100 * 1000);
+	g_assert_cmpint (run_once (fixture), ==, 0);
+	last = sc_test_show (fixture->config, queue_id);
+	g_assert_cmpstr (member (last, "state"), ==, "done");
+	g_assert_cmpstr (member (recipient (last, "later@one.example"), "status"), ==, "sent");
+	g_assert_cmpstr (member (recipient (last, "bad@one.example"), "status"), ==, "failed");
+	g_assert_true (sc_test_postfix_wait_queue_empty (postfix, 10000));
+	for (guint i = 0; rcpts[i] != NULL; i++)
+		g_assert_cmpuint (sc_test_sink_count_recipient (sink, rcpts[i]), ==,
+				  strcmp (rcpts[i], "bad@one.example") == 0 ? 0 : 1);
+}
+
+/* 6. The connection dies during DATA: transient, nobody marked sent. */
+static void
+test_dies_in_data (Fixture *fixture, gconstpointer data)
+{
+	g_autoptr(ScTestSink) sink = start_sink ("-q", "data", NULL);
+	g_autofree char *url = NULL;
+	g_autofree char *section = NULL;
+	g_autofree char *queue_id = NULL;
+	g_autoptr(JsonObject) shown = NULL;
+	const char *const rcpts[] = {"a@one.example", "b@one.example", NULL};
+
+	if (sink == NULL)
+		return;
+	url = sc_test_sink_get_url (sink);
+	section = mailer_section ("only", url, 1, NULL);
+	write_config (fixture, section, NULL);
+	queue_id = inject_to (fixture, rcpts);
+	g_assert_cmpint (run_once (fixture), ==, 0);
+	shown = sc_test_show (fixture->config, queue_id);
+	g_assert_cmpstr (member (shown, "state"), ==, "deferred");
+	g_assert_cmpuint (count_status (shown, "sent"), ==, 0);
+	g_assert_cmpuint (count_status (shown, "deferred"), ==, 2);
+}
+
+/* 7. A server that stalls: the timeout fires and the next mailer takes it. */
+static void
+test_slow_server_fails_over (Fixture *fixture, gconstpointer data)
+{
+	g_autoptr(ScTestSink) slow = start_sink ("-W", "mail:10", NULL);
+	g_autoptr(ScTestSink) backup = start_sink (NULL);
+	g_autofree char *slow_url = NULL;
+	g_autofree char *backup_url = NULL;
+	g_autofree char *sections = NULL;
+	g_autofree char *queue_id = NULL;
+	g_autoptr(JsonObject) shown = NULL;
+	const char *const rcpts[] = {"a@one.example", NULL};
+	gint64 started;
+
+	if (slow == NULL || backup == NULL)
+		return;
+	slow_url = sc_test_sink_get_url (slow);
+	backup_url = sc_test_sink_get_url (backup);
+	{
+		g_autofree char *first = g_strdup_printf ("[mailer:slow]\nurl=%s\npriority=1\ntimeout=1s\nstarttls=off\n", slow_url);
+		g_autofree char *second = mailer_section ("backup", backup_url, 2, NULL);
+		sections = g_strconcat (first, second, NULL);
+	}
+	write_config (fixture, sections, NULL);
+	queue_id = inject_to (fixture, rcpts);
+	started = g_get_monotonic_time ();
+	g_assert_cmpint (run_once (fixture), ==, 0);
+	g_assert_cmpint (g_get_monotonic_time () - started, <, 8 * G_USEC_PER_SEC);
+	shown = sc_test_show (fixture->config, queue_id);
+	g_assert_cmpstr (member (shown, "state"), ==, "done");
+	g_assert_cmpstr (member (recipient (shown, "a@one.example"), "mailer"), ==, "backup");
+	g_assert_cmpuint (sc_test_sink_count_recipient (backup, "a@one.example"), ==, 1);
+}
+
+/* 8. kill -9 in the middle of a large fan-out, restart: every recipient
+ * delivered; duplicates only from the one transaction in flight. */
+static void
+test_kill9_fanout (Fixture *fixture, gconstpointer data)
+{
+	g_autoptr(ScTestSink) sink = start_sink (NULL);
+	g_autofree char *url = NULL;
+	g_autofree char *section = NULL;
+	g_autofree char *log = g_build_filename (fixture->dir, "run.log", NULL);
+	g_autoptr(GPtrArray) recipients = make_recipients (3000, 100);
+	g_autofree char *queue_id = NULL;
+	g_autoptr(GSubprocess) runner = NULL;
+	g_autoptr(JsonObject) shown = NULL;
+	guint duplicates = 0;
+	guint sent_before_kill;
+
+	if (sink == NULL)
+		return;
+	url = sc_test_sink_get_url (sink);
+	section = mailer_section ("only", url, 1, "max-recipients=5\n");
+	write_config (fixture, section, NULL);
+	queue_id = inject_to (fixture, (const char *const *) recipients->pdata);
+	runner = sc_test_spawn (fixture->config, log, "run", NULL);
+	/* kill once a good part went out */
+	for (guint waited = 0; waited < 3000 && sc_test_sink_count_dumps (sink) < 100; waited++)
+		g_usleep (5 * 1000);
+	g_subprocess_send_signal (runner, SIGKILL);
+	g_subprocess_wait (runner, NULL, NULL);
+	shown = sc_test_show (fixture->config, queue_id);
+	sent_before_kill = count_status (shown, "sent");
+	g_assert_cmpuint (sent_before_kill, >, 0);
+	g_assert_cmpuint (sent_before_kill, <, 3000);
+	g_clear_pointer (&shown, json_object_unref);
+
+	g_assert_cmpint (run_once (fixture), ==, 0);
+	shown = sc_test_show (fixture->config, queue_id);
+	g_assert_cmpstr (member (shown, "state"), ==, "done");
+	g_assert_cmpuint (count_status (shown, "sent"), ==, 3000);
+	g_assert_true (sc_test_sink_wait_messages (sink, 600, 10000));
+	for (guint i = 0; i < 3000; i++) {
+		guint copies = sc_test_sink_count_recipient (sink, recipients->pdata[i]);
+		g_assert_cmpuint (copies, >=, 1);
+		duplicates += copies - 1;
+	}
+	/* at most the one transaction (5 recipients) in flight */
+	g_test_message ("duplicates after kill -9: %u (sent before the kill: %u)", duplicates, sent_before_kill);
+	g_print ("# duplicates after kill -9 in a 3000-recipient fan-out: %u\n", duplicates);
+	g_assert_cmpuint (duplicates, <=, 5);
+}
+
+/* 9. STARTTLS required against a real Postfix with a self-signed
+ * certificate: works with tls-verify=false, refused when verification is
+ * on (a transient failure shown to the operator). */
+static void
+test_starttls (Fixture *fixture, gconstpointer data)
+{
+	g_autoptr(ScTestSink) sink = start_sink (NULL);
+	ScTestPostfixOptions options = {.tls = TRUE, .tls_required = TRUE};
+	g_autoptr(ScTestPostfix) postfix = NULL;
+	g_autofree char *url = NULL;
+	g_autofree char *queue_id = NULL;
+	g_autoptr(JsonObject) shown = NULL;
+	const char *const rcpts[] = {"a@one.example", NULL};
+
+	if (sink == NULL)
+		return;
+	options.relay_port = sc_test_sink_get_port (sink);
+	postfix = sc_test_postfix_start (&options);
+	if (postfix == NULL)
+		return;
+	url = sc_test_postfix_get_url (postfix);
+	{
+		g_autofree char *section = g_strdup_printf ("[mailer:tls]\nurl=%s\nstarttls=required\ntls-verify=true\ntimeout=5s\n", url);
+		write_config (fixture, section, NULL);
+	}
+	queue_id = inject_to (fixture, rcpts);
+	g_assert_cmpint (run_once (fixture), ==, 0);
+	shown = sc_test_show (fixture->config, queue_id);
+	g_assert_cmpstr (member (shown, "state"), ==, "deferred");
+	g_assert_nonnull (member (shown, "last_error"));
+	g_test_message ("verification refused: %s", member (shown, "last_error"));
+	g_clear_pointer (&shown, json_object_unref);
+	{
+		g_autofree char *section = g_strdup_printf ("[mailer:tls]\nurl=%s\nstarttls=required\ntls-verify=false\ntimeout=5s\n", url);
+		write_config (fixture, section, NULL);
+	}
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, NULL, NULL, "retry", queue_id, NULL), ==, 0);
+	g_assert_cmpint (run_once (fixture), ==, 0);
+	shown = sc_test_show (fixture->config, queue_id);
+	g_assert_cmpstr (member (shown, "state"), ==, "done");
+	g_assert_true (sc_test_postfix_wait_queue_empty (postfix, 10000));
+	g_assert_cmpuint (sc_test_sink_count_recipient (sink, "a@one.example"), ==, 1);
+}
+
+/* A misconfigured mailer: check-config names it; at run time a missing
+ * password file is a transient failure the operator sees, not a death. */
+static void
+test_misconfigured_mailer (Fixture *fixture, gconstpointer data)
+{
+	g_autoptr(ScTestSink) sink = start_sink (NULL);
+	g_autofree char *url = NULL;
+	g_autofree char *password = sc_test_write_file (fixture->dir, "secret", "s3cret\n");
+	g_autofree char *err = NULL;
+	g_autofree char *queue_id = NULL;
+	g_autoptr(JsonObject) shown = NULL;
+	const char *const rcpts[] = {"a@one.example", NULL};
+
+	if (sink == NULL)
+		return;
+	url = sc_test_sink_get_url (sink);
+	write_config (fixture, "[mailer:bad]\nurl=htp://nowhere\n", NULL);
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, NULL, &err, "check-config", NULL), ==, 78);
+	g_assert_nonnull (strstr (err, "[mailer:bad] url:"));
+	g_clear_pointer (&err, g_free);
+	write_config (fixture, "[mailer:bad]\nurl=smtp://127.0.0.1:25\nusername=u\npassword-file=missing\n", NULL);
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, NULL, &err, "check-config", NULL), ==, 78);
+	g_assert_nonnull (strstr (err, "[mailer:bad] password-file:"));
+	g_clear_pointer (&err, g_free);
+	{
+		g_autofree char *section = g_strdup_printf ("[mailer:auth]\nurl=%s\nusername=u\npassword-file=secret\nstarttls=off\n", url);
+		write_config (fixture, section, NULL);
+	}
+	queue_id = inject_to (fixture, rcpts);
+	g_assert_cmpint (g_unlink (password), ==, 0); /* gone after the config was checked */
+	g_assert_cmpint (run_once (fixture), ==, 0);
+	shown = sc_test_show (fixture->config, queue_id);
+	g_assert_cmpstr (member (shown, "state"), ==, "deferred");
+	g_assert_nonnull (strstr (member (shown, "last_error"), "secret"));
+	g_assert_null (strstr (member (shown, "last_error"), "s3cret"));
+}
+
+int
+main (int argc, char **argv)
+{
+	g_test_init (&argc, &argv, G_TEST_OPTION_ISOLATE_DIRS, NULL);
+	g_test_add ("/deliver/happy-path/250-recipients", Fixture, NULL, setup, test_happy_path, teardown);
+	g_test_add ("/deliver/failover/primary-down", Fixture, NULL, setup, test_failover, teardown);
+	g_test_add ("/deliver/transient/all-down-then-back", Fixture, NULL, setup, test_all_down_then_back, teardown);
+	g_test_add ("/deliver/permanent/every-rcpt-refused", Fixture, NULL, setup, test_permanent_refusal, teardown);
+	g_test_add ("/deliver/partial/postfix-access-table", Fixture, NULL, setup, test_partial, teardown);
+	g_test_add ("/deliver/broken/dies-in-data", Fixture, NULL, setup, test_dies_in_data, teardown);
+	g_test_add ("/deliver/timeout/slow-server-fails-over", Fixture, NULL, setup, test_slow_server_fails_over, teardown);
+	g_test_add ("/deliver/crash/kill-9-fan-out", Fixture, NULL, setup, test_kill9_fanout, teardown);
+	g_test_add ("/deliver/tls/starttls-required", Fixture, NULL, setup, test_starttls, teardown);
+	g_test_add ("/deliver/config/misconfigured-mailer", Fixture, NULL, setup, test_misconfigured_mailer, teardown);
+	return g_test_run ();
+}
