@@ -8,7 +8,8 @@ G_BEGIN_DECLS
 
 typedef enum {
 	SC_REPLY_SUCCESS,   /* 2xx (and 3xx intermediate replies) */
-	SC_REPLY_TRANSIENT, /* try again later: 4xx, 552 without a permanent enhanced code, timeouts */
+	SC_REPLY_TRANSIENT, /* try again later: 4xx, 552 without a permanent enhanced
+			     * code, no reply at all (code 0) */
 	SC_REPLY_PERMANENT, /* 5xx: retrying cannot help */
 } ScReplyClass;
 
@@ -21,6 +22,9 @@ typedef enum {
  * itself is the problem (5.3.4 too big, 5.6.x content).  Any thread. */
 ScReplyClass sc_smtp_reply_classify (int code, const char *text);
 /* Parses "x.y.z" at the start of @text (after spaces); FALSE if none. */
-gboolean sc_smtp_enhanced_code (const char *text, int *out_class, int *out_subject, int *out_detail);
+gboolean sc_smtp_enhanced_code (const char *text,
+				int *out_class,
+				int *out_subject,
+				int *out_detail);
 
 G_END_DECLS

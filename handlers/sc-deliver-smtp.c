@@ -21,26 +21,36 @@
  *	MAIL      -> RCPT      "RCPT TO:"          (one per recipient, counted)
  *	RCPT      -> DATA      "DATA"
  *	DATA      -> BODY      354 reply           [sc_smtp_reply_done]
- *	BODY      -> DOT       read callback at EOF [sc_smtp_read_cb]
+ *	BODY      -> DOT       the whole body written [sc_smtp_body_check_written]
  *	DOT       -> DONE      the reply after "." [sc_smtp_reply_done]
  *
  * and each complete reply (a "ddd-" line continues, "ddd " ends it) is
  * recorded for the phase it answers.  "QUIT" (curl closing after an error)
  * freezes the phase: its 221 answers nothing we asked.
  *
- * Detecting "the final '.' went out" (DOT): libcurl calls the read callback
- * only when its upload buffer is empty, that is when everything read before
- * has been written to the socket (transfer.c readwrite_upload: "only read
- * more data if there's no upload data already present").  So the read
- * callback being asked for more after the last byte is the proof that the
- * whole body was written; curl then ends the upload and smtp_done() writes
+ * Detecting "the final '.' went out" (DOT): libcurl writes the body through
+ * the read callback, stuffing a dot at every line start ("\r\n." becomes
+ * "\r\n..", and a dot at offset 0 too), shows every chunk it wrote to the
+ * socket as CURLINFO_DATA_OUT, and then, in smtp_done(), writes
  * "\r\n.\r\n" (not shown to the debug callback) and waits for the reply.
- * In DOT, a send error means the dot itself could not be written: the
- * server cannot have ended the transaction (DATA_FAILED); any other failure
- * — no reply, a reset, a timeout, cancellation — means the dot may have
- * arrived (DATA_UNKNOWN).  The one imprecision is on the safe side: a
- * cancellation in the instant between EOF and the dot is reported as
- * DATA_UNKNOWN although the server has no dot.
+ * The read callback returning EOF alone proves nothing: libcurl 7.88 refills
+ * its upload buffer while up to 1/32 of it is still unsent.  So the body
+ * counts as written once EOF was returned and the DATA_OUT bytes add up to
+ * the stuffed size computed beforehand [sc_smtp_wire_size], and the phase
+ * moves to DOT.  In DOT a send error means the dot itself could not be
+ * written: the server cannot have ended the transaction (DATA_FAILED); any
+ * other failure — no reply, a reset, a timeout, cancellation — means the
+ * dot may have arrived (DATA_UNKNOWN).  The one imprecision is on the safe
+ * side: a cancellation in the instant between the last body byte and the
+ * dot is reported as DATA_UNKNOWN although the server has no dot.  Should
+ * a libcurl ever stuff differently, the sizes disagree and a warning says
+ * so (the tests turn it into a failure).
+ *
+ * CURLOPT_INFILESIZE is deliberately not set: libcurl 7.88 marks the upload
+ * done when the count of stuffed bytes written equals that size
+ * (transfer.c readwrite_upload), and with stuffed dots a partial write can
+ * hit it before the end: a silently truncated message.  The price is no
+ * SIZE= on MAIL FROM.
  *
  * Must never: put a CR or LF from an address into a command, show or log a
  * password or an AUTH line, report DATA_FAILED or MAILER_FAILED when the
@@ -115,6 +125,9 @@ typedef struct {
 	const guint8 *body;         /* (not owned) CRLF message */
 	gsize body_size;
 	gsize body_offset;          /* bytes handed to curl so far */
+	gsize wire_size;            /* body_size with libcurl's dot-stuffing */
+	gsize data_out;             /* body bytes libcurl wrote to the socket (stuffed) */
+	gboolean body_eof;          /* the read callback returned EOF */
 	GCancellable *cancellable;  /* (not owned) (nullable) */
 
 	ScSmtpPhase phase;
@@ -300,6 +313,33 @@ sc_smtp_normalize_crlf (GBytes *message)
 	return g_byte_array_free_to_bytes (out);
 }
 
+/* The body's size on the wire: libcurl doubles a dot at the start of the
+ * body and after every CRLF (smtp.c Curl_smtp_escape_eob(), checked
+ * against DATA_OUT totals by test-deliver-smtp and by the warning in
+ * sc_smtp_send()). */
+static gsize
+sc_smtp_wire_size (const guint8 *data, gsize size)
+{
+	gsize wire = size;
+
+	for (gsize i = 0; i < size; i++) {
+		gboolean line_start =
+		    i == 0 || (i >= 2 && data[i - 2] == '\r' && data[i - 1] == '\n');
+
+		if (data[i] == '.' && line_start)
+			wire++;
+	}
+	return wire;
+}
+
+static void
+sc_smtp_body_check_written (ScSmtpTransfer *transfer)
+{
+	if (transfer->phase == SC_SMTP_PHASE_BODY && transfer->body_eof &&
+	    transfer->data_out >= transfer->wire_size)
+		transfer->phase = SC_SMTP_PHASE_DOT;
+}
+
 /* Called with a complete reply; @text: (transfer full) */
 static void
 sc_smtp_reply_done (ScSmtpTransfer *transfer, int code, char *text)
@@ -314,7 +354,8 @@ sc_smtp_reply_done (ScSmtpTransfer *transfer, int code, char *text)
 	case SC_SMTP_PHASE_RCPT:
 		if (transfer->rcpt_sent > 0 && transfer->rcpt_sent <= transfer->n_rcpt) {
 			guint index = transfer->rcpt_index[transfer->rcpt_sent - 1];
-			ScSmtpRecipientResult *recipient = transfer->result->recipients->pdata[index];
+			ScSmtpRecipientResult *recipient =
+			    g_ptr_array_index (transfer->result->recipients, index);
 
 			recipient->code = code;
 			g_free (recipient->reply);
@@ -339,6 +380,7 @@ static void
 sc_smtp_reply_line (ScSmtpTransfer *transfer, const char *line, gsize length)
 {
 	gboolean continued;
+	char *text;
 	int code = 0;
 
 	continued = length >= 4 && g_ascii_isdigit (line[0]) && g_ascii_isdigit (line[1]) &&
@@ -360,9 +402,8 @@ sc_smtp_reply_line (ScSmtpTransfer *transfer, const char *line, gsize length)
 		g_string_append (transfer->reply, "\n[…]");
 	/* verbatim except for bytes that are not UTF-8: the reply is stored
 	 * as text and shown in JSON and HTML */
-	sc_smtp_reply_done (transfer,
-			    code,
-			    g_utf8_make_valid (transfer->reply->str, (gssize) transfer->reply->len));
+	text = g_utf8_make_valid (transfer->reply->str, (gssize) transfer->reply->len);
+	sc_smtp_reply_done (transfer, code, text);
 	g_string_truncate (transfer->reply, 0);
 	transfer->reply_truncated = FALSE;
 }
@@ -420,10 +461,14 @@ sc_smtp_debug_cb (CURL *curl, curl_infotype type, char *data, size_t size, void 
 {
 	ScSmtpTransfer *transfer = user_data;
 
-	if (type == CURLINFO_HEADER_IN)
+	if (type == CURLINFO_HEADER_IN) {
 		sc_smtp_header_in (transfer, data, size);
-	else if (type == CURLINFO_HEADER_OUT)
+	} else if (type == CURLINFO_HEADER_OUT) {
 		sc_smtp_header_out (transfer, data, size);
+	} else if (type == CURLINFO_DATA_OUT) {
+		transfer->data_out += size;
+		sc_smtp_body_check_written (transfer);
+	}
 	return 0;
 }
 
@@ -433,10 +478,10 @@ sc_smtp_read_cb (char *buffer, size_t size, size_t count, void *user_data)
 	ScSmtpTransfer *transfer = user_data;
 	gsize length = MIN (size * count, transfer->body_size - transfer->body_offset);
 
-	/* asked again after the last byte: all of it is on the socket (see top) */
+	/* EOF; libcurl may still hold the last bytes (see top) */
 	if (length == 0) {
-		if (transfer->phase == SC_SMTP_PHASE_BODY)
-			transfer->phase = SC_SMTP_PHASE_DOT;
+		transfer->body_eof = TRUE;
+		sc_smtp_body_check_written (transfer);
 		return 0;
 	}
 	memcpy (buffer, transfer->body + transfer->body_offset, length);
@@ -484,6 +529,12 @@ sc_smtp_describe_failure (ScSmtpPhase phase, CURLcode rc, const char *error_buff
 	return g_strdup_printf (_("during %s: %s"), phase_names[phase], what);
 }
 
+static gboolean
+sc_smtp_reply_is_transient (int code, const char *reply)
+{
+	return sc_smtp_reply_classify (code, reply) != SC_REPLY_PERMANENT;
+}
+
 /* The last reply, when it is a refusal of the phase the transfer failed in. */
 static gboolean
 sc_smtp_transfer_has_refusal (ScSmtpTransfer *transfer)
@@ -516,9 +567,8 @@ sc_smtp_decide (ScSmtpTransfer *transfer,
 					    SC_SMTP_DATA_FAILED,
 					    transfer->last_code,
 					    transfer->last_reply,
-					    sc_smtp_reply_classify (transfer->last_code,
-								    transfer->last_reply) !=
-						SC_REPLY_PERMANENT);
+					    sc_smtp_reply_is_transient (transfer->last_code,
+									transfer->last_reply));
 		}
 		return;
 	case SC_SMTP_PHASE_DOT:
@@ -529,8 +579,8 @@ sc_smtp_decide (ScSmtpTransfer *transfer,
 			g_autofree char *unknown = g_strdup_printf (
 			    /* TRANSLATORS: %s is "during end of data: Failure when
 			     * receiving data from the peer" */
-			    _("%s; the connection broke after the final \".\" was sent: the "
-			      "server may have accepted the message"),
+			    _("%s, after the final \".\" was sent: the server may have accepted "
+			      "the message"),
 			    description);
 			sc_smtp_result_set (result, SC_SMTP_DATA_UNKNOWN, 0, unknown, TRUE);
 		}
@@ -544,9 +594,8 @@ sc_smtp_decide (ScSmtpTransfer *transfer,
 					    SC_SMTP_DATA_FAILED,
 					    transfer->last_code,
 					    transfer->last_reply,
-					    sc_smtp_reply_classify (transfer->last_code,
-								    transfer->last_reply) !=
-						SC_REPLY_PERMANENT);
+					    sc_smtp_reply_is_transient (transfer->last_code,
+									transfer->last_reply));
 		} else {
 			sc_smtp_result_set (result, SC_SMTP_DATA_FAILED, 0, description, TRUE);
 		}
@@ -565,8 +614,7 @@ sc_smtp_decide (ScSmtpTransfer *transfer,
 					all_answered = FALSE;
 					break;
 				}
-				if (sc_smtp_reply_classify (recipient->code, recipient->reply) !=
-				    SC_REPLY_PERMANENT)
+				if (sc_smtp_reply_is_transient (recipient->code, recipient->reply))
 					transient = TRUE;
 			}
 			if (all_answered) {
@@ -598,9 +646,8 @@ sc_smtp_decide (ScSmtpTransfer *transfer,
 					    SC_SMTP_MAILER_FAILED,
 					    transfer->last_code,
 					    transfer->last_reply,
-					    sc_smtp_reply_classify (transfer->last_code,
-								    transfer->last_reply) !=
-						SC_REPLY_PERMANENT);
+					    sc_smtp_reply_is_transient (transfer->last_code,
+									transfer->last_reply));
 		} else {
 			sc_smtp_result_set (result, SC_SMTP_MAILER_FAILED, 0, description, TRUE);
 		}
@@ -637,8 +684,9 @@ sc_smtp_set_options (ScSmtpConnection *connection,
 		     char *error_buffer)
 {
 	CURL *curl = connection->curl;
-	long timeout_s = (long) MAX (1, (connection->timeout + G_USEC_PER_SEC - 1) / G_USEC_PER_SEC);
-	long timeout_ms = (long) MAX (1, connection->timeout / 1000);
+	gint64 timeout = connection->timeout;
+	long timeout_s = (long) MAX (1, (timeout + G_USEC_PER_SEC - 1) / G_USEC_PER_SEC);
+	long timeout_ms = (long) MAX (1, timeout / 1000);
 
 	curl_easy_setopt (curl, CURLOPT_URL, connection->url);
 	curl_easy_setopt (curl, CURLOPT_PROTOCOLS_STR, "smtp,smtps");
@@ -673,7 +721,7 @@ sc_smtp_set_options (ScSmtpConnection *connection,
 	/* refused recipients are recorded; the others still get the message */
 	curl_easy_setopt (curl, SC_CURLOPT_MAIL_RCPT_ALLOWFAILS, 1L);
 	curl_easy_setopt (curl, CURLOPT_UPLOAD, 1L);
-	curl_easy_setopt (curl, CURLOPT_INFILESIZE_LARGE, (curl_off_t) transfer->body_size);
+	/* no CURLOPT_INFILESIZE: see top */
 	curl_easy_setopt (curl, CURLOPT_READFUNCTION, sc_smtp_read_cb);
 	curl_easy_setopt (curl, CURLOPT_READDATA, transfer);
 
@@ -706,6 +754,9 @@ sc_smtp_clear_options (ScSmtpConnection *connection)
 	curl_easy_setopt (curl, CURLOPT_READDATA, NULL);
 	curl_easy_setopt (curl, CURLOPT_MAIL_RCPT, NULL);
 	curl_easy_setopt (curl, CURLOPT_ERRORBUFFER, NULL);
+	/* curl's copy; the next send sets it again (a cached connection is
+	 * only reused for the same credentials) */
+	curl_easy_setopt (curl, CURLOPT_PASSWORD, NULL);
 }
 
 static ScSmtpResult *
@@ -764,6 +815,7 @@ sc_smtp_send (ScSmtpConnection *connection,
 	char error_buffer[CURL_ERROR_SIZE] = "";
 	const guint8 *body_data;
 	gsize body_size = 0;
+	gsize wire_size;
 	long connects = 0;
 	CURLcode rc;
 
@@ -788,7 +840,9 @@ sc_smtp_send (ScSmtpConnection *connection,
 	for (guint i = 0; i < result->recipients->len; i++) {
 		ScSmtpRecipientResult *recipient = result->recipients->pdata[i];
 
-		if (recipient->address[0] == '\0' || !sc_smtp_address_is_safe (recipient->address)) {
+		const char *address = recipient->address;
+
+		if (address[0] == '\0' || !sc_smtp_address_is_safe (address)) {
 			recipient->code = 553;
 			recipient->reply = g_strdup_printf (
 			    "553 5.1.3 %s",
@@ -796,7 +850,7 @@ sc_smtp_send (ScSmtpConnection *connection,
 			      "CR, LF, '<' or '>'"));
 			continue;
 		}
-		rcpt = curl_slist_append (rcpt, recipient->address);
+		rcpt = curl_slist_append (rcpt, address);
 		g_array_append_val (rcpt_index, i);
 	}
 	if (rcpt_index->len == 0) {
@@ -824,10 +878,10 @@ sc_smtp_send (ScSmtpConnection *connection,
 	if (connection->password_file != NULL) {
 		password = sc_smtp_read_password (connection->password_file, &error_local);
 		if (password == NULL) {
+			/* GLib's message names the file (never its contents) */
 			g_autofree char *reply =
-			    /* TRANSLATORS: "cannot read the password file /etc/…: No such file" */
-			    g_strdup_printf (_("cannot read the password file %s: %s"),
-					     connection->password_file,
+			    /* TRANSLATORS: %s is GLib's "Failed to open file “/etc/…”: …" */
+			    g_strdup_printf (_("cannot read the password file: %s"),
 					     error_local->message);
 			curl_slist_free_all (rcpt);
 			sc_smtp_result_set (result, SC_SMTP_MAILER_FAILED, 0, reply, TRUE);
@@ -837,6 +891,7 @@ sc_smtp_send (ScSmtpConnection *connection,
 
 	body = sc_smtp_normalize_crlf (message);
 	body_data = g_bytes_get_data (body, &body_size);
+	wire_size = sc_smtp_wire_size (body_data, body_size);
 	for (guint attempt = 0;; attempt++) {
 		g_auto(ScSmtpTransfer) transfer = {
 		    .result = result,
@@ -844,6 +899,7 @@ sc_smtp_send (ScSmtpConnection *connection,
 		    .n_rcpt = rcpt_index->len,
 		    .body = body_data,
 		    .body_size = body_size,
+		    .wire_size = wire_size,
 		    .cancellable = cancellable,
 		    .phase = SC_SMTP_PHASE_CONNECT,
 		    .line = g_string_new (NULL),
@@ -865,6 +921,14 @@ sc_smtp_send (ScSmtpConnection *connection,
 		    (rc == CURLE_SEND_ERROR || rc == CURLE_RECV_ERROR || rc == CURLE_GOT_NOTHING)) {
 			g_debug ("%s: reused connection was dead, reconnecting", connection->name);
 			continue;
+		}
+		if (rc == CURLE_OK && transfer.data_out != wire_size) {
+			g_warning ("%s: libcurl wrote %" G_GSIZE_FORMAT " body bytes where "
+				   "%" G_GSIZE_FORMAT " were expected: its dot-stuffing has "
+				   "changed, DATA_UNKNOWN detection is unreliable",
+				   connection->name,
+				   transfer.data_out,
+				   wire_size);
 		}
 		if (rc == CURLE_OK && transfer.phase != SC_SMTP_PHASE_DONE) {
 			/* cannot happen with curl's SMTP, but a 250 from curl

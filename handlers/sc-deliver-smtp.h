@@ -32,14 +32,24 @@ typedef enum {
 
 typedef struct {
 	char *address;
-	int code;          /* the RCPT reply code; 0 when RCPT was never sent */
-	char *reply;       /* (nullable) the whole reply, verbatim, lines joined by "\n" */
-	gboolean accepted; /* 2xx to RCPT */
+	/* the RCPT reply code; 0 when RCPT was never sent (the transaction
+	 * failed before it).  An address refused locally, never sent (empty,
+	 * or containing CR, LF, '<' or '>'), gets 553 and a reply
+	 * "553 5.1.3 refused by stagecoach, not sent: …", so that
+	 * sc_smtp_reply_classify() calls it permanent like any other 553. */
+	int code;
+	/* (nullable) the whole reply, verbatim, lines joined by "\n"; bytes
+	 * that are not UTF-8 replaced, cut after 4 KiB with a last line "[…]" */
+	char *reply;
+	/* 2xx to RCPT; the recipient has the message only if the status is
+	 * SC_SMTP_SENT */
+	gboolean accepted;
 } ScSmtpRecipientResult;
 
 typedef struct {
 	ScSmtpStatus status;
-	int code;            /* the reply that decided the status, 0 for local/network errors */
+	int code;            /* the reply that decided the status, 0 for local/network errors
+			      * (553 for a sender refused locally, see recipients) */
 	char *reply;         /* (nullable) that reply verbatim, or curl's error text */
 	gboolean transient;  /* for MAILER_FAILED, ALL_REFUSED, DATA_*: worth retrying later */
 	GPtrArray *recipients; /* (element-type ScSmtpRecipientResult), in the order given */
@@ -50,7 +60,7 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (ScSmtpResult, sc_smtp_result_free)
 
 typedef struct _ScSmtpConnection ScSmtpConnection;
 
-/* Nothing is sent until the first sc_smtp_send(). */
+/* Nothing is sent until the first sc_smtp_send().  @mailer is copied. */
 ScSmtpConnection *sc_smtp_connection_new (const ScMailerConfig *mailer);
 void sc_smtp_connection_free (ScSmtpConnection *connection);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (ScSmtpConnection, sc_smtp_connection_free)
@@ -63,7 +73,10 @@ guint sc_smtp_connection_get_connects (ScSmtpConnection *connection);
  * @recipients (already validated: no CR/LF/<>).  Never fails with an
  * error: every outcome, a missing password file included, is a result.
  * @cancellable: (nullable) aborts the transfer (result MAILER_FAILED or
- * DATA_*, transient). */
+ * DATA_*, transient).  A cached connection that turns out dead at its
+ * first command is replaced once, silently.  Blocks up to the mailer's
+ * timeout per command; call it from a worker thread.  Returns: (transfer
+ * full) */
 ScSmtpResult *sc_smtp_send (ScSmtpConnection *connection,
 			    const char *sender,
 			    const char *const *recipients,

@@ -30,7 +30,15 @@ typedef struct {
 	guint position;
 	const char *address; /* (unowned) */
 	const char *status;  /* (unowned) static string */
+	char *reply;         /* (owned) (nullable) the last reply for it */
 } Pending;
+
+static void
+pending_clear (gpointer data)
+{
+	Pending *item = data;
+	g_clear_pointer (&item->reply, g_free);
+}
 
 static const char *
 domain_of (const char *address)
@@ -131,6 +139,7 @@ send_batch (Delivery *delivery, Pending *batch, guint n, const char *sender, GEr
 	g_autoptr(ScSmtpResult) result = NULL;
 	const char *used = NULL;
 	gboolean tried_any = FALSE;
+	gboolean all_permanent = TRUE; /* every mailer tried refused for good (MAIL FROM 5xx) */
 
 	for (guint i = 0; i < n; i++)
 		g_ptr_array_add (addresses, (gpointer) batch[i].address);
@@ -156,6 +165,8 @@ send_batch (Delivery *delivery, Pending *batch, guint n, const char *sender, GEr
 								 attempt->status != SC_SMTP_DATA_FAILED);
 		if (attempt->status == SC_SMTP_MAILER_FAILED) {
 			note_mailer_failure (delivery, mailer->name, attempt);
+			if (attempt->transient)
+				all_permanent = FALSE;
 			sc_mailer_state_record_failure (state, attempt->reply, config->circuit_failures,
 							config->circuit_cooldown, sc_clock_now (context->clock));
 			g_clear_pointer (&last_failure, sc_smtp_result_free);
@@ -172,9 +183,15 @@ send_batch (Delivery *delivery, Pending *batch, guint n, const char *sender, GEr
 		g_autofree char *reason = NULL;
 		if (!tried_any)
 			reason = g_strdup (_("no usable mailer: every circuit is open or none is configured"));
+		/* refused for good by every mailer (e.g. 5xx to MAIL FROM
+		 * everywhere): no retry can help these recipients */
+		gboolean refused = tried_any && last_failure != NULL && all_permanent;
 		for (guint i = 0; i < n; i++) {
 			updates[i].position = batch[i].position;
-			updates[i].status = "deferred";
+			updates[i].status = refused ? "failed" : "deferred";
+			batch[i].status = updates[i].status;
+			g_free (batch[i].reply);
+			batch[i].reply = g_strdup (last_failure != NULL ? last_failure->reply : reason);
 			updates[i].code = last_failure != NULL ? last_failure->code : 0;
 			updates[i].reply = last_failure != NULL ? last_failure->reply : reason;
 			updates[i].at = sc_clock_now (context->clock);
@@ -189,6 +206,8 @@ send_batch (Delivery *delivery, Pending *batch, guint n, const char *sender, GEr
 		if (strcmp (updates[i].status, "sent") == 0)
 			delivery->sent_now++;
 		batch[i].status = updates[i].status;
+		g_free (batch[i].reply);
+		batch[i].reply = g_strdup (updates[i].reply);
 	}
 	return context->record_recipients (context->record_recipients_data, updates, n, error);
 }
@@ -197,6 +216,7 @@ static gboolean
 sc_deliver_run (ScStageContext *context, GError **error)
 {
 	g_autoptr(GArray) pending = g_array_new (FALSE, TRUE, sizeof (Pending));
+	g_array_set_clear_func (pending, pending_clear);
 	g_autoptr(GString) mailer_failures = g_string_new (NULL);
 	g_autoptr(GHashTable) used_mailers = g_hash_table_new (g_str_hash, g_str_equal);
 	g_autoptr(GPtrArray) mailers = sc_config_list_mailers (context->config, context->list);
@@ -273,7 +293,8 @@ sc_deliver_run (ScStageContext *context, GError **error)
 		Pending *item = &g_array_index (pending, Pending, i);
 		if (strcmp (item->status, "failed") == 0) {
 			n_failed++;
-			g_string_append_printf (failed, "%s%s", failed->len > 0 ? ", " : "", item->address);
+			g_string_append_printf (failed, "%s%s (%s)", failed->len > 0 ? "; " : "", item->address,
+						item->reply != NULL ? item->reply : "");
 		} else if (strcmp (item->status, "sent") != 0) {
 			n_deferred++;
 			if (n_deferred <= 5)

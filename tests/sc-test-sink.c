@@ -6,8 +6,11 @@
  * A dump is smtp-sink's X-Client-Addr, X-Client-Proto, X-Helo-Args,
  * X-Mail-Args and one X-Rcpt-Args line per RCPT, a three-line Received:
  * header, the message with LF line ends and dots unstuffed, and an empty
- * line.  As root smtp-sink must drop to a user ("-u nobody"), so the folder
- * is made traversable and dump/ is given to that user.
+ * line.  As root, smtp-sink is started as nobody (set in the child before
+ * exec, rather than with "-u", which would clear the parent-death signal):
+ * the folder is made traversable and dump/ is given to nobody.  The
+ * parent-death signal (SIGTERM) ends the sink when a failed assertion
+ * aborts the test without running its cleanup.
  *
  * Must never: listen beyond 127.0.0.1, signal any process but the one it
  * started (by PID), or leave that process running after stop()/free().
@@ -18,8 +21,10 @@
 #include <fcntl.h>
 #include <gio/gio.h>
 #include <glib/gstdio.h>
+#include <grp.h>
 #include <pwd.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -36,7 +41,26 @@ struct _ScTestSink {
 	char *log_path; /* (owned) dir/sink.log */
 	guint16 port;
 	GPid pid;       /* 0 when not running */
+	gboolean drop_privileges; /* running as root: the sink runs as nobody */
+	uid_t uid;      /* nobody's, with drop_privileges */
+	gid_t gid;
+	pid_t parent;   /* our PID, for the child to check it still has us */
 };
+
+/* In the child between fork and exec: only async-signal-safe calls. */
+static void
+sink_child_setup (gpointer user_data)
+{
+	ScTestSink *sink = user_data;
+
+	if (sink->drop_privileges) {
+		if (setgroups (0, NULL) != 0 || setgid (sink->gid) != 0 || setuid (sink->uid) != 0)
+			_exit (127);
+	}
+	/* after the credential change, which would clear it */
+	if (prctl (PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid () != sink->parent)
+		_exit (127);
+}
 
 void
 sc_test_sink_message_free (ScTestSinkMessage *message)
@@ -119,10 +143,6 @@ sink_spawn (ScTestSink *sink, const char *const *extra_args)
 	int log_fd;
 
 	g_ptr_array_add (argv, g_strdup (SMTP_SINK_PATH));
-	if (geteuid () == 0) {
-		g_ptr_array_add (argv, g_strdup ("-u"));
-		g_ptr_array_add (argv, g_strdup ("nobody"));
-	}
 	g_ptr_array_add (argv, g_strdup ("-4"));
 	g_ptr_array_add (argv, g_strdup ("-d"));
 	g_ptr_array_add (argv, g_build_filename (sink->dump_dir, "%H%M%S.", NULL));
@@ -138,8 +158,8 @@ sink_spawn (ScTestSink *sink, const char *const *extra_args)
 				(char **) argv->pdata,
 				NULL,
 				G_SPAWN_DO_NOT_REAP_CHILD,
-				NULL,
-				NULL,
+				sink_child_setup,
+				sink,
 				&sink->pid,
 				-1,
 				log_fd,
@@ -156,7 +176,9 @@ sink_spawn (ScTestSink *sink, const char *const *extra_args)
 			return TRUE;
 		g_usleep (20 * 1000);
 	}
-	g_error ("smtp-sink did not listen on port %u within %d ms", sink->port, SINK_READY_TIMEOUT_MS);
+	g_error ("smtp-sink did not listen on port %u within %d ms",
+		 sink->port,
+		 SINK_READY_TIMEOUT_MS);
 	return FALSE;
 }
 
@@ -174,12 +196,16 @@ sc_test_sink_start (const char *const *extra_args)
 	sink->dump_dir = g_build_filename (sink->dir, "dump", NULL);
 	sink->log_path = g_build_filename (sink->dir, "sink.log", NULL);
 	g_assert_cmpint (g_mkdir (sink->dump_dir, 0755), ==, 0);
+	sink->parent = getpid ();
 	if (geteuid () == 0) {
 		struct passwd *nobody = getpwnam ("nobody");
 
 		g_assert_nonnull (nobody);
+		sink->drop_privileges = TRUE;
+		sink->uid = nobody->pw_uid;
+		sink->gid = nobody->pw_gid;
 		g_assert_cmpint (g_chmod (sink->dir, 0755), ==, 0);
-		g_assert_cmpint (chown (sink->dump_dir, nobody->pw_uid, nobody->pw_gid), ==, 0);
+		g_assert_cmpint (chown (sink->dump_dir, sink->uid, sink->gid), ==, 0);
 	}
 	for (guint i = 0; i < SINK_START_TRIES; i++) {
 		sink->port = sink_pick_port ();

@@ -24,8 +24,9 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (ScTestSinkMessage, sc_test_sink_message_free)
  * with @extra_args (NULL-terminated, e.g. {"-r", "mail", NULL}; nullable)
  * added to the command line; returns once it accepts connections (that
  * probe is one SMTP session of its own: mind "-n").  As root the sink runs
- * as nobody.  Returns NULL after g_test_skip() when smtp-sink is not
- * installed. (transfer full) */
+ * as nobody.  It gets SIGTERM if the calling thread ends first, so call it
+ * from the test's main thread.  Returns NULL after g_test_skip() when
+ * smtp-sink is not installed. (transfer full) */
 ScTestSink *sc_test_sink_start (const char *const *extra_args);
 /* Stops it (if running) and starts it again on the same port with other
  * @extra_args; earlier dumps are kept. */

@@ -2,9 +2,10 @@
  *
  * smtp-sink's fault options apply to every instance of a command, so each
  * failure gets its own sink.  What smtp-sink cannot do (refuse some
- * recipients and take others, multi-line replies, a reused connection
- * the server has just dropped) is played by a small scripted server at the
- * end of this file.
+ * recipients and take others, multi-line and non-UTF-8 replies, 552 after
+ * ".", a reused connection the server has just dropped) is played by a
+ * small scripted server at the end of this file.  TLS with a real
+ * certificate is left to the private Postfix of sc-test-postfix.
  */
 #include "config.h"
 
@@ -137,6 +138,7 @@ test_smtp_send_three (void)
 	g_assert_cmpuint (sc_smtp_connection_get_connects (connection), ==, 0);
 
 	result = sc_smtp_send (connection, "bounces@example.org", three_recipients, message, NULL);
+	g_test_message ("%s: %s", G_STRFUNC, result->reply);
 	g_assert_cmpint (result->status, ==, SC_SMTP_SENT);
 	g_assert_cmpint (result->code, ==, 250);
 	g_assert_cmpstr (result->reply, ==, "250 2.0.0 Ok");
@@ -182,6 +184,7 @@ test_smtp_reuse (void)
 				       i % 2 == 0 ? first : second,
 				       message,
 				       NULL);
+		g_test_message ("%s: %s", G_STRFUNC, result->reply);
 		g_assert_cmpint (result->status, ==, SC_SMTP_SENT);
 	}
 	g_assert_cmpuint (sc_smtp_connection_get_connects (connection), ==, 1);
@@ -208,9 +211,11 @@ test_smtp_reuse_after_restart (void)
 	mailer = test_mailer_for_sink (sink);
 	connection = sc_smtp_connection_new (mailer);
 	result1 = sc_smtp_send (connection, "", recipients, message, NULL);
+	g_test_message ("%s: %s", G_STRFUNC, result1->reply);
 	g_assert_cmpint (result1->status, ==, SC_SMTP_SENT);
 	sc_test_sink_restart (sink, NULL);
 	result2 = sc_smtp_send (connection, "", recipients, message, NULL);
+	g_test_message ("%s: %s", G_STRFUNC, result2->reply);
 	g_assert_cmpint (result2->status, ==, SC_SMTP_SENT);
 	g_assert_cmpuint (sc_smtp_connection_get_connects (connection), ==, 2);
 	g_assert_true (sc_test_sink_wait_messages (sink, 2, 5000));
@@ -231,6 +236,7 @@ test_smtp_all_refused_permanent (void)
 	mailer = test_mailer_for_sink (sink);
 	connection = sc_smtp_connection_new (mailer);
 	result = sc_smtp_send (connection, "bounces@example.org", three_recipients, message, NULL);
+	g_test_message ("%s: %s", G_STRFUNC, result->reply);
 	g_assert_cmpint (result->status, ==, SC_SMTP_ALL_REFUSED);
 	g_assert_false (result->transient);
 	g_assert_cmpint (result->code, ==, 500);
@@ -248,7 +254,9 @@ test_smtp_all_refused_permanent (void)
 static void
 test_smtp_all_refused_transient (void)
 {
-	const char *const args[] = {"-r", "rcpt", "-b", "452 4.5.3 Too many recipients, slow down", NULL};
+	const char *const args[] = {
+	    "-r", "rcpt", "-b", "452 4.5.3 Too many recipients, slow down", NULL,
+	};
 	g_autoptr(ScTestSink) sink = sc_test_sink_start (args);
 	g_autoptr(TestMailer) mailer = NULL;
 	g_autoptr(ScSmtpConnection) connection = NULL;
@@ -260,6 +268,7 @@ test_smtp_all_refused_transient (void)
 	mailer = test_mailer_for_sink (sink);
 	connection = sc_smtp_connection_new (mailer);
 	result = sc_smtp_send (connection, "bounces@example.org", three_recipients, message, NULL);
+	g_test_message ("%s: %s", G_STRFUNC, result->reply);
 	g_assert_cmpint (result->status, ==, SC_SMTP_ALL_REFUSED);
 	g_assert_true (result->transient);
 	for (guint i = 0; i < 3; i++) {
@@ -285,6 +294,7 @@ test_smtp_mail_soft_refused (void)
 	mailer = test_mailer_for_sink (sink);
 	connection = sc_smtp_connection_new (mailer);
 	result = sc_smtp_send (connection, "bounces@example.org", three_recipients, message, NULL);
+	g_test_message ("%s: %s", G_STRFUNC, result->reply);
 	g_assert_cmpint (result->status, ==, SC_SMTP_MAILER_FAILED);
 	g_assert_true (result->transient);
 	g_assert_cmpint (result->code, ==, 450);
@@ -311,6 +321,7 @@ test_smtp_mail_hard_refused (void)
 	mailer = test_mailer_for_sink (sink);
 	connection = sc_smtp_connection_new (mailer);
 	result = sc_smtp_send (connection, "bounces@example.org", three_recipients, message, NULL);
+	g_test_message ("%s: %s", G_STRFUNC, result->reply);
 	g_assert_cmpint (result->status, ==, SC_SMTP_MAILER_FAILED);
 	g_assert_false (result->transient);
 	g_assert_cmpint (result->code, ==, 500);
@@ -333,10 +344,55 @@ test_smtp_greeting_refused (void)
 	mailer = test_mailer_for_sink (sink);
 	connection = sc_smtp_connection_new (mailer);
 	result = sc_smtp_send (connection, "bounces@example.org", three_recipients, message, NULL);
+	g_test_message ("%s: %s", G_STRFUNC, result->reply);
 	g_assert_cmpint (result->status, ==, SC_SMTP_MAILER_FAILED);
 	g_assert_true (result->transient);
 	g_assert_cmpint (result->code, ==, 500);
 	g_assert_cmpstr (result->reply, ==, "500 5.3.0 Error: command failed");
+}
+
+/* smtp-sink offers no STARTTLS: required refuses to go on in clear,
+ * opportunistic sends in clear, smtps:// fails its handshake */
+static void
+test_smtp_starttls (void)
+{
+	g_autoptr(ScTestSink) sink = sc_test_sink_start (NULL);
+	g_autoptr(TestMailer) mailer = NULL;
+	g_autoptr(TestMailer) mailer_tls = NULL;
+	g_autoptr(ScSmtpConnection) connection = NULL;
+	g_autoptr(ScSmtpConnection) connection_tls = NULL;
+	g_autoptr(ScSmtpResult) result = NULL;
+	g_autoptr(ScSmtpResult) result_try = NULL;
+	g_autoptr(ScSmtpResult) result_tls = NULL;
+	g_autoptr(GBytes) message = test_message (5);
+	g_autofree char *url_tls = NULL;
+
+	if (sink == NULL)
+		return;
+	mailer = test_mailer_for_sink (sink);
+	mailer->starttls = SC_STARTTLS_REQUIRED;
+	connection = sc_smtp_connection_new (mailer);
+	result = sc_smtp_send (connection, "a@example.org", three_recipients, message, NULL);
+	g_test_message ("%s: %s", G_STRFUNC, result->reply);
+	g_assert_cmpint (result->status, ==, SC_SMTP_MAILER_FAILED);
+	g_assert_true (result->transient);
+	g_assert_true (sc_test_sink_wait_dumps (sink, 0, 2000));
+	g_clear_pointer (&connection, sc_smtp_connection_free);
+
+	mailer->starttls = SC_STARTTLS_OPPORTUNISTIC;
+	connection = sc_smtp_connection_new (mailer);
+	result_try = sc_smtp_send (connection, "a@example.org", three_recipients, message, NULL);
+	g_assert_cmpint (result_try->status, ==, SC_SMTP_SENT);
+
+	url_tls = g_strdup_printf ("smtps://127.0.0.1:%u", sc_test_sink_get_port (sink));
+	mailer_tls = test_mailer_new (url_tls);
+	connection_tls = sc_smtp_connection_new (mailer_tls);
+	result_tls =
+	    sc_smtp_send (connection_tls, "a@example.org", three_recipients, message, NULL);
+	g_test_message ("%s: %s", G_STRFUNC, result_tls->reply);
+	g_assert_cmpint (result_tls->status, ==, SC_SMTP_MAILER_FAILED);
+	g_assert_true (result_tls->transient);
+	g_assert_cmpint (result_tls->code, ==, 0);
 }
 
 static void
@@ -353,7 +409,10 @@ test_smtp_nothing_listening (void)
 	g_autofree char *url = NULL;
 
 	/* a port bound but not listening: connections are refused */
-	socket = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, NULL);
+	socket = g_socket_new (G_SOCKET_FAMILY_IPV4,
+			       G_SOCKET_TYPE_STREAM,
+			       G_SOCKET_PROTOCOL_TCP,
+			       NULL);
 	g_assert_true (g_socket_bind (socket, address, FALSE, NULL));
 	bound = g_socket_get_local_address (socket, NULL);
 	url = g_strdup_printf ("smtp://127.0.0.1:%u",
@@ -361,6 +420,7 @@ test_smtp_nothing_listening (void)
 	mailer = test_mailer_new (url);
 	connection = sc_smtp_connection_new (mailer);
 	result = sc_smtp_send (connection, "bounces@example.org", three_recipients, message, NULL);
+	g_test_message ("%s: %s", G_STRFUNC, result->reply);
 	g_assert_cmpint (result->status, ==, SC_SMTP_MAILER_FAILED);
 	g_assert_true (result->transient);
 	g_assert_cmpint (result->code, ==, 0);
@@ -385,6 +445,7 @@ test_smtp_data_hangup (void)
 	mailer = test_mailer_for_sink (sink);
 	connection = sc_smtp_connection_new (mailer);
 	result = sc_smtp_send (connection, "bounces@example.org", three_recipients, message, NULL);
+	g_test_message ("%s: %s", G_STRFUNC, result->reply);
 	g_assert_cmpint (result->status, ==, SC_SMTP_DATA_FAILED);
 	g_assert_true (result->transient);
 	g_assert_cmpint (result->code, ==, 0);
@@ -408,10 +469,34 @@ test_smtp_data_421 (void)
 	mailer = test_mailer_for_sink (sink);
 	connection = sc_smtp_connection_new (mailer);
 	result = sc_smtp_send (connection, "bounces@example.org", three_recipients, message, NULL);
+	g_test_message ("%s: %s", G_STRFUNC, result->reply);
 	g_assert_cmpint (result->status, ==, SC_SMTP_DATA_FAILED);
 	g_assert_true (result->transient);
 	g_assert_cmpint (result->code, ==, 421);
 	g_assert_cmpstr (result->reply, ==, "421 4.0.0 Server closing connection");
+	g_assert_true (sc_test_sink_wait_dumps (sink, 0, 2000));
+}
+
+/* smtp-sink answers DATA, then 550 and stops reading: the body never ends */
+static void
+test_smtp_body_aborted (void)
+{
+	const char *const args[] = {"-A", "0", NULL};
+	g_autoptr(ScTestSink) sink = sc_test_sink_start (args);
+	g_autoptr(TestMailer) mailer = NULL;
+	g_autoptr(ScSmtpConnection) connection = NULL;
+	g_autoptr(ScSmtpResult) result = NULL;
+	g_autoptr(GBytes) message = test_message (100000);
+
+	if (sink == NULL)
+		return;
+	mailer = test_mailer_for_sink (sink);
+	mailer->timeout = 2 * G_USEC_PER_SEC;
+	connection = sc_smtp_connection_new (mailer);
+	result = sc_smtp_send (connection, "bounces@example.org", three_recipients, message, NULL);
+	g_test_message ("%s: %s", G_STRFUNC, result->reply);
+	g_assert_cmpint (result->status, ==, SC_SMTP_DATA_FAILED);
+	g_assert_true (result->transient);
 	g_assert_true (sc_test_sink_wait_dumps (sink, 0, 2000));
 }
 
@@ -432,6 +517,7 @@ test_smtp_dot_hangup (void)
 	mailer = test_mailer_for_sink (sink);
 	connection = sc_smtp_connection_new (mailer);
 	result = sc_smtp_send (connection, "bounces@example.org", three_recipients, message, NULL);
+	g_test_message ("%s: %s", G_STRFUNC, result->reply);
 	g_assert_cmpint (result->status, ==, SC_SMTP_DATA_UNKNOWN);
 	g_assert_true (result->transient);
 	g_assert_cmpint (result->code, ==, 0);
@@ -457,13 +543,15 @@ test_smtp_dot_refused (void)
 		mailer = test_mailer_for_sink (sink);
 		connection = sc_smtp_connection_new (mailer);
 		result = sc_smtp_send (connection, "", three_recipients, message, NULL);
+		g_test_message ("%s: %s", G_STRFUNC, result->reply);
 		g_assert_cmpint (result->status, ==, SC_SMTP_DATA_FAILED);
 		g_assert_cmpint (result->code, ==, i == 0 ? 500 : 450);
 		g_assert_true (result->transient == (i == 1));
 	}
 }
 
-/* one second per command: a 5 s pause before the reply to MAIL fails in about one */
+/* one second per command: a 5 s pause before the reply to MAIL fails in one
+ * to two (libcurl 7.88 looks at the reply timeout about once a second) */
 static void
 test_smtp_timeout (void)
 {
@@ -483,13 +571,15 @@ test_smtp_timeout (void)
 	connection = sc_smtp_connection_new (mailer);
 	start = g_get_monotonic_time ();
 	result = sc_smtp_send (connection, "bounces@example.org", three_recipients, message, NULL);
+	g_test_message ("%s: %s", G_STRFUNC, result->reply);
 	elapsed = g_get_monotonic_time () - start;
+	g_test_message ("timed out after %" G_GINT64_FORMAT " ms", elapsed / 1000);
 	g_assert_cmpint (result->status, ==, SC_SMTP_MAILER_FAILED);
 	g_assert_true (result->transient);
 	g_assert_cmpint (result->code, ==, 0);
 	g_assert_nonnull (strstr (result->reply, "MAIL FROM"));
 	g_assert_cmpint (elapsed, >=, G_USEC_PER_SEC / 2);
-	g_assert_cmpint (elapsed, <, 2500 * 1000);
+	g_assert_cmpint (elapsed, <, 3 * G_USEC_PER_SEC);
 }
 
 static gpointer
@@ -526,14 +616,16 @@ test_smtp_cancel (void)
 			       three_recipients,
 			       message,
 			       cancellable);
+	g_test_message ("%s: %s", G_STRFUNC, result->reply);
 	g_thread_join (thread);
-	g_assert_cmpint (g_get_monotonic_time () - start, <, 2500 * 1000);
+	g_assert_cmpint (g_get_monotonic_time () - start, <, 3 * G_USEC_PER_SEC);
 	g_assert_cmpint (result->status, ==, SC_SMTP_MAILER_FAILED);
 	g_assert_true (result->transient);
 	g_assert_nonnull (strstr (result->reply, "cancelled"));
 
 	/* already cancelled: nothing is even tried */
 	result_again = sc_smtp_send (connection, "", three_recipients, message, cancellable);
+	g_test_message ("%s: %s", G_STRFUNC, result_again->reply);
 	g_assert_cmpint (result_again->status, ==, SC_SMTP_MAILER_FAILED);
 	g_assert_true (result_again->transient);
 	g_assert_cmpuint (sc_smtp_connection_get_connects (connection), ==, 1);
@@ -558,6 +650,7 @@ test_smtp_cancel_after_dot (void)
 	connection = sc_smtp_connection_new (mailer);
 	thread = g_thread_new ("cancel", cancel_later_thread, cancellable);
 	result = sc_smtp_send (connection, "", three_recipients, message, cancellable);
+	g_test_message ("%s: %s", G_STRFUNC, result->reply);
 	g_thread_join (thread);
 	g_assert_cmpint (result->status, ==, SC_SMTP_DATA_UNKNOWN);
 	g_assert_true (result->transient);
@@ -580,10 +673,12 @@ test_smtp_password_missing (void)
 	mailer->password_file = g_build_filename (dir, "no-such-password", NULL);
 	connection = sc_smtp_connection_new (mailer);
 	result = sc_smtp_send (connection, "bounces@example.org", three_recipients, message, NULL);
+	g_test_message ("%s: %s", G_STRFUNC, result->reply);
 	g_assert_cmpint (result->status, ==, SC_SMTP_MAILER_FAILED);
 	g_assert_true (result->transient);
 	g_assert_cmpint (result->code, ==, 0);
 	g_assert_nonnull (strstr (result->reply, mailer->password_file));
+	g_assert_nonnull (strstr (result->reply, "password file"));
 	g_assert_cmpuint (sc_smtp_connection_get_connects (connection), ==, 0);
 	sc_test_remove_tree (dir);
 }
@@ -608,6 +703,7 @@ test_smtp_password_not_shown (void)
 	mailer->password_file = sc_test_write_file (dir, "password", "s3cret-pw\n");
 	connection = sc_smtp_connection_new (mailer);
 	result = sc_smtp_send (connection, "bounces@example.org", three_recipients, message, NULL);
+	g_test_message ("%s: %s", G_STRFUNC, result->reply);
 	g_assert_cmpint (result->status, ==, SC_SMTP_MAILER_FAILED);
 	g_assert_true (result->transient);
 	g_assert_nonnull (strstr (result->reply, "AUTH"));
@@ -631,6 +727,7 @@ test_smtp_null_sender (void)
 	mailer = test_mailer_for_sink (sink);
 	connection = sc_smtp_connection_new (mailer);
 	result = sc_smtp_send (connection, "", three_recipients, message, NULL);
+	g_test_message ("%s: %s", G_STRFUNC, result->reply);
 	g_assert_cmpint (result->status, ==, SC_SMTP_SENT);
 	dump = sink_single_message (sink);
 	g_assert_cmpstr (dump->sender, ==, "");
@@ -653,6 +750,7 @@ test_smtp_large (void)
 	mailer = test_mailer_for_sink (sink);
 	connection = sc_smtp_connection_new (mailer);
 	result = sc_smtp_send (connection, "bounces@example.org", three_recipients, message, NULL);
+	g_test_message ("%s: %s", G_STRFUNC, result->reply);
 	g_assert_cmpint (result->status, ==, SC_SMTP_SENT);
 	dump = sink_single_message (sink);
 	assert_bytes_equal (dump->data, message);
@@ -671,6 +769,32 @@ test_smtp_bare_lf (void)
 	const char crlf[] = "Subject: lf\r\n\r\n.dot\r\nmixed\r\nend\r\n";
 	g_autoptr(GBytes) message = g_bytes_new_static (lf, strlen (lf));
 	g_autoptr(GBytes) expected = g_bytes_new_static (crlf, strlen (crlf));
+
+	if (sink == NULL)
+		return;
+	mailer = test_mailer_for_sink (sink);
+	connection = sc_smtp_connection_new (mailer);
+	result = sc_smtp_send (connection, "a@example.org", three_recipients, message, NULL);
+	g_test_message ("%s: %s", G_STRFUNC, result->reply);
+	g_assert_cmpint (result->status, ==, SC_SMTP_SENT);
+	dump = sink_single_message (sink);
+	assert_bytes_equal (dump->data, expected);
+}
+
+/* dots where libcurl must stuff them: first byte, a lone ".", "..", and a
+ * last line "." without CRLF (libcurl ends it before its own ".") */
+static void
+test_smtp_dots (void)
+{
+	g_autoptr(ScTestSink) sink = sc_test_sink_start (NULL);
+	g_autoptr(TestMailer) mailer = NULL;
+	g_autoptr(ScSmtpConnection) connection = NULL;
+	g_autoptr(ScSmtpResult) result = NULL;
+	g_autoptr(ScTestSinkMessage) dump = NULL;
+	const char text[] = ".first: line\r\n\r\n.\r\n..two\r\n\r\n.\r\nend\r\n.";
+	const char received[] = ".first: line\r\n\r\n.\r\n..two\r\n\r\n.\r\nend\r\n.\r\n";
+	g_autoptr(GBytes) message = g_bytes_new_static (text, strlen (text));
+	g_autoptr(GBytes) expected = g_bytes_new_static (received, strlen (received));
 
 	if (sink == NULL)
 		return;
@@ -707,6 +831,7 @@ test_smtp_unsafe_addresses (void)
 	mailer = test_mailer_for_sink (sink);
 	connection = sc_smtp_connection_new (mailer);
 	result = sc_smtp_send (connection, "bounces@example.org", mixed, message, NULL);
+	g_test_message ("%s: %s", G_STRFUNC, result->reply);
 	g_assert_cmpint (result->status, ==, SC_SMTP_SENT);
 	g_assert_cmpuint (result->recipients->len, ==, 4);
 	for (guint i = 0; i < 4; i++) {
@@ -728,11 +853,14 @@ test_smtp_unsafe_addresses (void)
 
 	/* none left to send to: refused without a connection */
 	none = sc_smtp_send (connection, "bounces@example.org", all_bad, message, NULL);
+	g_test_message ("%s: %s", G_STRFUNC, none->reply);
 	g_assert_cmpint (none->status, ==, SC_SMTP_ALL_REFUSED);
 	g_assert_false (none->transient);
 	g_assert_cmpint (none->code, ==, 553);
 
-	bad_sender = sc_smtp_send (connection, "x@example.org>\r\nRSET", three_recipients, message, NULL);
+	bad_sender =
+	    sc_smtp_send (connection, "x@example.org>\r\nRSET", three_recipients, message, NULL);
+	g_test_message ("%s: %s", G_STRFUNC, bad_sender->reply);
 	g_assert_cmpint (bad_sender->status, ==, SC_SMTP_MAILER_FAILED);
 	g_assert_false (bad_sender->transient);
 	g_assert_cmpint (bad_sender->code, ==, 553);
@@ -756,6 +884,7 @@ test_smtp_helo_default (void)
 	g_clear_pointer (&mailer->helo, g_free);
 	connection = sc_smtp_connection_new (mailer);
 	result = sc_smtp_send (connection, "a@example.org", three_recipients, message, NULL);
+	g_test_message ("%s: %s", G_STRFUNC, result->reply);
 	g_assert_cmpint (result->status, ==, SC_SMTP_SENT);
 	dump = sink_single_message (sink);
 	g_assert_cmpstr (dump->helo, ==, g_get_host_name ());
@@ -770,7 +899,8 @@ typedef struct {
 	guint16 port;
 	GHashTable *rcpt_replies;   /* (owned) address -> whole reply, CRLF lines */
 	const char *dot_reply;      /* (nullable) reply to ".", default 250 */
-	gint hangup_at_mail;        /* close without a reply at this MAIL (1-based, all connections); 0 never */
+	gint hangup_at_mail;        /* hang up at this MAIL, counted over all connections
+				     * from 1, instead of replying; 0 never */
 	gint connections;           /* accessed atomically */
 	gint mails;                 /* accessed atomically */
 	gint messages;              /* accessed atomically */
@@ -800,7 +930,10 @@ fake_serve (FakeServer *fake, GSocketConnection *connection)
 			return;
 		upper = g_ascii_strup (line, -1);
 		if (g_str_has_prefix (upper, "EHLO ")) {
-			fake_write (output, "250-fake.test\r\n250-PIPELINING\r\n250 ENHANCEDSTATUSCODES\r\n");
+			fake_write (output,
+				    "250-fake.test\r\n"
+				    "250-PIPELINING\r\n"
+				    "250 ENHANCEDSTATUSCODES\r\n");
 		} else if (g_str_has_prefix (upper, "MAIL FROM:")) {
 			if (g_atomic_int_add (&fake->mails, 1) + 1 == fake->hangup_at_mail)
 				return;
@@ -913,19 +1046,27 @@ test_smtp_partial_multiline (void)
 	g_autoptr(ScSmtpConnection) connection = NULL;
 	g_autoptr(ScSmtpResult) result = NULL;
 	g_autoptr(GBytes) message = test_message (5);
-	const char *const recipients[] = {"ok@example.org", "gone@example.org", "busy@example.org", NULL};
+	const char *gone_reply =
+	    "550-5.1.1 The email account that you tried to reach does not exist.\r\n"
+	    "550-5.1.1 Please try double-checking the recipient's email\r\n"
+	    "550 5.1.1 address for typos.\r\n";
+	const char *const recipients[] = {
+	    "ok@example.org",
+	    "gone@example.org",
+	    "busy@example.org",
+	    NULL,
+	};
 
 	g_hash_table_insert (fake->rcpt_replies,
 			     (gpointer) "gone@example.org",
-			     (gpointer) "550-5.1.1 The email account that you tried to reach does not exist.\r\n"
-					"550-5.1.1 Please try double-checking the recipient's email\r\n"
-					"550 5.1.1 address for typos.\r\n");
+			     (gpointer) gone_reply);
 	g_hash_table_insert (fake->rcpt_replies,
 			     (gpointer) "busy@example.org",
 			     (gpointer) "450 4.2.1 Mailbox busy\r\n");
 	fake_server_start (fake);
 	connection = sc_smtp_connection_new (mailer);
 	result = sc_smtp_send (connection, "bounces@example.org", recipients, message, NULL);
+	g_test_message ("%s: %s", G_STRFUNC, result->reply);
 	g_assert_cmpint (result->status, ==, SC_SMTP_SENT);
 	g_assert_cmpstr (result->reply, ==, "250 2.0.0 Ok: queued as FAKE");
 	g_assert_true (result_recipient (result, 0)->accepted);
@@ -956,8 +1097,7 @@ test_smtp_reply_limits (void)
 	const char *const recipients[] = {"long@example.org", "latin1@example.org", NULL};
 
 	for (guint i = 0; i < 200; i++)
-		g_string_append (long_reply,
-				 "550-5.1.1 this line is repeated to make the reply far too long\r\n");
+		g_string_append (long_reply, "550-5.1.1 repeated to make it far too long\r\n");
 	g_string_append (long_reply, "550 5.1.1 end\r\n");
 	g_hash_table_insert (fake->rcpt_replies, (gpointer) "long@example.org", long_reply->str);
 	g_hash_table_insert (fake->rcpt_replies,
@@ -966,6 +1106,7 @@ test_smtp_reply_limits (void)
 	fake_server_start (fake);
 	connection = sc_smtp_connection_new (mailer);
 	result = sc_smtp_send (connection, "bounces@example.org", recipients, message, NULL);
+	g_test_message ("%s: %s", G_STRFUNC, result->reply);
 	g_assert_cmpint (result->status, ==, SC_SMTP_ALL_REFUSED);
 	g_assert_false (result->transient);
 	g_assert_cmpint (result_recipient (result, 0)->code, ==, 550);
@@ -989,6 +1130,7 @@ test_smtp_dot_552 (void)
 	fake_server_start (fake);
 	connection = sc_smtp_connection_new (mailer);
 	result = sc_smtp_send (connection, "bounces@example.org", three_recipients, message, NULL);
+	g_test_message ("%s: %s", G_STRFUNC, result->reply);
 	g_assert_cmpint (result->status, ==, SC_SMTP_DATA_FAILED);
 	g_assert_false (result->transient);
 	g_assert_cmpint (result->code, ==, 552);
@@ -1011,8 +1153,10 @@ test_smtp_reuse_race (void)
 	fake_server_start (fake);
 	connection = sc_smtp_connection_new (mailer);
 	result1 = sc_smtp_send (connection, "bounces@example.org", three_recipients, message, NULL);
+	g_test_message ("%s: %s", G_STRFUNC, result1->reply);
 	g_assert_cmpint (result1->status, ==, SC_SMTP_SENT);
 	result2 = sc_smtp_send (connection, "bounces@example.org", three_recipients, message, NULL);
+	g_test_message ("%s: %s", G_STRFUNC, result2->reply);
 	g_assert_cmpint (result2->status, ==, SC_SMTP_SENT);
 	g_assert_cmpuint (sc_smtp_connection_get_connects (connection), ==, 2);
 	g_assert_cmpint (g_atomic_int_get (&fake->messages), ==, 2);
@@ -1031,25 +1175,30 @@ main (int argc, char **argv)
 	g_test_add_func ("/deliver-smtp/send/null-sender", test_smtp_null_sender);
 	g_test_add_func ("/deliver-smtp/send/large", test_smtp_large);
 	g_test_add_func ("/deliver-smtp/send/bare-lf", test_smtp_bare_lf);
+	g_test_add_func ("/deliver-smtp/send/dots", test_smtp_dots);
 	g_test_add_func ("/deliver-smtp/send/helo-default", test_smtp_helo_default);
 	g_test_add_func ("/deliver-smtp/send/unsafe-addresses", test_smtp_unsafe_addresses);
 	g_test_add_func ("/deliver-smtp/reuse/same-connection", test_smtp_reuse);
 	g_test_add_func ("/deliver-smtp/reuse/after-restart", test_smtp_reuse_after_restart);
 	g_test_add_func ("/deliver-smtp/reuse/race", test_smtp_reuse_race);
-	g_test_add_func ("/deliver-smtp/rcpt/all-refused-permanent", test_smtp_all_refused_permanent);
-	g_test_add_func ("/deliver-smtp/rcpt/all-refused-transient", test_smtp_all_refused_transient);
+	g_test_add_func ("/deliver-smtp/rcpt/all-refused-permanent",
+			 test_smtp_all_refused_permanent);
+	g_test_add_func ("/deliver-smtp/rcpt/all-refused-transient",
+			 test_smtp_all_refused_transient);
 	g_test_add_func ("/deliver-smtp/rcpt/partial-multiline", test_smtp_partial_multiline);
 	g_test_add_func ("/deliver-smtp/rcpt/reply-limits", test_smtp_reply_limits);
 	g_test_add_func ("/deliver-smtp/mailer/mail-soft-refused", test_smtp_mail_soft_refused);
 	g_test_add_func ("/deliver-smtp/mailer/mail-hard-refused", test_smtp_mail_hard_refused);
 	g_test_add_func ("/deliver-smtp/mailer/greeting-refused", test_smtp_greeting_refused);
 	g_test_add_func ("/deliver-smtp/mailer/nothing-listening", test_smtp_nothing_listening);
+	g_test_add_func ("/deliver-smtp/mailer/starttls", test_smtp_starttls);
 	g_test_add_func ("/deliver-smtp/mailer/timeout", test_smtp_timeout);
 	g_test_add_func ("/deliver-smtp/mailer/cancel", test_smtp_cancel);
 	g_test_add_func ("/deliver-smtp/mailer/password-missing", test_smtp_password_missing);
 	g_test_add_func ("/deliver-smtp/mailer/password-not-shown", test_smtp_password_not_shown);
 	g_test_add_func ("/deliver-smtp/data/hangup", test_smtp_data_hangup);
 	g_test_add_func ("/deliver-smtp/data/421", test_smtp_data_421);
+	g_test_add_func ("/deliver-smtp/data/body-aborted", test_smtp_body_aborted);
 	g_test_add_func ("/deliver-smtp/data/dot-hangup", test_smtp_dot_hangup);
 	g_test_add_func ("/deliver-smtp/data/dot-refused", test_smtp_dot_refused);
 	g_test_add_func ("/deliver-smtp/data/dot-552", test_smtp_dot_552);

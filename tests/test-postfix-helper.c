@@ -49,6 +49,8 @@ port_accepts (guint16 port)
 	g_autoptr(GSocketClient) client = g_socket_client_new ();
 	g_autoptr(GSocketConnection) connection = NULL;
 
+	/* no proxy lookup: it needs GSettings schemas, hidden by G_TEST_OPTION_ISOLATE_DIRS */
+	g_socket_client_set_enable_proxy (client, FALSE);
 	connection = g_socket_client_connect_to_host (client, "127.0.0.1", port, NULL, NULL);
 	return connection != NULL;
 }
@@ -73,12 +75,14 @@ sink_start (void)
 
 		sink->port = free_port ();
 		where = g_strdup_printf ("127.0.0.1:%u", sink->port);
-		sink->process = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_SILENCE, &error,
+		/* silenced: should the test die, an orphaned sink must not hold its pipes */
+		sink->process = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_SILENCE |
+						  G_SUBPROCESS_FLAGS_STDERR_SILENCE, &error,
 						  "/usr/sbin/smtp-sink", "-u", "nobody", "-c",
 						  "-d", template, where, "64", NULL);
 		g_assert_no_error (error);
 		while (!port_accepts (sink->port) && g_get_monotonic_time () < deadline) {
-			if (g_subprocess_get_if_exited (sink->process))
+			if (g_subprocess_get_identifier (sink->process) == NULL) /* exited */
 				break;
 			g_usleep (10 * 1000);
 		}
@@ -168,6 +172,7 @@ smtp_connect (guint16 port, const char *expect_banner)
 	Smtp *smtp = g_new0 (Smtp, 1);
 
 	smtp->client = g_socket_client_new ();
+	g_socket_client_set_enable_proxy (smtp->client, FALSE);
 	g_socket_client_set_timeout (smtp->client, SMTP_TIMEOUT_S);
 	smtp->connection = g_socket_client_connect_to_host (smtp->client, "127.0.0.1", port, NULL, &error);
 	g_assert_no_error (error);
