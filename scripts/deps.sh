@@ -2,6 +2,7 @@
 # scripts/deps.sh — installs the Debian 12 packages stagecoach needs, and
 # only those that are missing.  Sourced by run.sh and test.sh.
 #   install_deps build   — compiler, meson, libraries
+#   install_deps run     — the above plus smtp-sink (postfix) for the demo mailer
 #   install_deps test    — the above plus the real servers the tests use
 #   build_project DIR    — meson setup (once) and ninja
 set -euo pipefail
@@ -32,9 +33,10 @@ missing_packages() {
 
 install_deps() {
   local want=("${STAGECOACH_BUILD_PACKAGES[@]}")
-  if [ "${1:-build}" = test ]; then
-    want+=("${STAGECOACH_TEST_PACKAGES[@]}")
-  fi
+  case "${1:-build}" in
+    run) want+=(postfix) ;;
+    test) want+=("${STAGECOACH_TEST_PACKAGES[@]}") ;;
+  esac
   local missing
   missing=$(missing_packages "${want[@]}")
   if [ -z "$missing" ]; then

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # scripts/run.sh — install what is missing, build, and run stagecoach on
-# the embedded default (a SQLite spool in ./demo, archive in a Maildir),
-# showing messages move through decorate → archive.
+# the embedded default (a SQLite spool in ./demo, archive in a Maildir,
+# delivery to a local smtp-sink), showing messages move through
+# decorate → archive → deliver.
 #
 # Interactive: the daemon keeps running in the foreground (Ctrl-C stops
 # it).  Without a terminal (or with STAGECOACH_DEMO_EXIT=1) it stops after
@@ -9,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
-install_deps build
+install_deps run
 
 BUILD=${BUILD:-build}
 build_project "$BUILD"
@@ -17,15 +18,24 @@ build_project "$BUILD"
 SC=$PWD/$BUILD/stagecoach
 DEMO=${STAGECOACH_DEMO_DIR:-$PWD/demo}
 mkdir -p "$DEMO"
-cp data/stagecoach.conf.example "$DEMO/stagecoach.conf"
 cp data/footer.txt.example "$DEMO/footer.txt"
+# A stand-in relay: Postfix's smtp-sink keeps every message it accepts in
+# demo/delivered/ (one file per SMTP transaction).
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+sed "s|^url=smtp://127.0.0.1:2525|url=smtp://127.0.0.1:$port|" data/stagecoach.conf.example >"$DEMO/stagecoach.conf"
+mkdir -p "$DEMO/delivered"
+chmod 0777 "$DEMO/delivered"
+sink_user=()
+[ "$(id -u)" -eq 0 ] && sink_user=(-u nobody)
+/usr/sbin/smtp-sink "${sink_user[@]}" -d "$DEMO/delivered/%M." "127.0.0.1:$port" 64 >/dev/null 2>&1 &
+sink=$!
 export STAGECOACH_CONFIG=$DEMO/stagecoach.conf
 "$SC" check-config
 
 echo "==> starting the daemon (log: $DEMO/stagecoach.log)"
 "$SC" run --verbose >"$DEMO/stagecoach.log" 2>&1 &
 daemon=$!
-trap 'kill -TERM $daemon 2>/dev/null; wait $daemon 2>/dev/null || true' EXIT
+trap 'kill -TERM $daemon $sink 2>/dev/null; wait $daemon $sink 2>/dev/null || true' EXIT
 sleep 0.5
 
 echo "==> injecting three messages for demo.example.org"
@@ -47,6 +57,8 @@ echo "==> stagecoach status"
 "$SC" status | sed 's/^/    /'
 echo "==> stagecoach show ${ids[0]}"
 "$SC" show "${ids[0]}" | sed 's/^/    /'
+echo "==> what the relay received ($(ls "$DEMO/delivered" | wc -l) SMTP transactions in $DEMO/delivered)"
+grep -h '^X-Rcpt-Args' "$DEMO"/delivered/* | sort | uniq -c | sed 's/^/    /'
 echo "==> the archived copy (decorated: subject prefix, list headers, footer)"
 first=$(ls "$DEMO"/archive/demo/new/* 2>/dev/null | head -1 || true)
 if [ -n "$first" ]; then tr -d "\r" <"$first" | head -40 | sed "s/^/    /"; else echo "    (nothing archived yet: see the log above)"; fi

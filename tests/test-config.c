@@ -705,6 +705,93 @@ test_error_many (void)
 	}
 }
 
+/* ---- mailers and the deliver stage ---- */
+
+static void
+test_mailers (Fixture *fixture, gconstpointer user_data)
+{
+	g_autofree char *secret = sc_test_write_file (fixture->dir, "secret", "pw\n");
+	g_autofree char *path = sc_test_write_file (fixture->dir, "stagecoach.conf",
+						    "[deliver]\ncircuit-failures=5\ncircuit-cooldown=2m\n"
+						    "[mailer:z-backup]\nurl=smtps://relay2.example:465\npriority=20\n"
+						    "[mailer:primary]\nurl=smtp://relay.example:587\npriority=5\n"
+						    "starttls=required\ntls-verify=false\nusername=list\n"
+						    "password-file=secret\nmax-recipients=50\nmax-connections=8\n"
+						    "timeout=10s\nhelo=lists.example\n"
+						    "[mailer:a-backup]\nurl=smtp://relay3.example\npriority=20\n"
+						    "[list:all.example.org]\npipeline=deliver\n"
+						    "[list:some.example.org]\npipeline=deliver\nmailers=z-backup;primary\n"
+						    "bounces=some-bounces@example.org\nverp=true\n");
+	g_autoptr(ScConfig) config = load_ok (path);
+	const ScMailerConfig *primary = sc_config_get_mailer (config, "primary");
+	g_autoptr(GPtrArray) all = sc_config_list_mailers (config, sc_config_get_list (config, "all.example.org"));
+	g_autoptr(GPtrArray) some = sc_config_list_mailers (config, sc_config_get_list (config, "some.example.org"));
+	const ScListConfig *list = sc_config_get_list (config, "some.example.org");
+
+	g_assert_cmpuint (config->circuit_failures, ==, 5);
+	g_assert_cmpint (config->circuit_cooldown, ==, 120 * G_USEC_PER_SEC);
+	g_assert_nonnull (primary);
+	g_assert_cmpint (primary->starttls, ==, SC_STARTTLS_REQUIRED);
+	g_assert_false (primary->tls_verify);
+	g_assert_cmpstr (primary->password_file, ==, secret);
+	g_assert_cmpuint (primary->max_recipients, ==, 50);
+	g_assert_cmpuint (primary->max_connections, ==, 8);
+	g_assert_cmpint (primary->timeout, ==, 10 * G_USEC_PER_SEC);
+	g_assert_cmpstr (primary->helo, ==, "lists.example");
+	g_assert_cmpuint (config->warnings->len, ==, 0);
+	/* all mailers by priority, then name */
+	g_assert_cmpuint (all->len, ==, 3);
+	g_assert_cmpstr (((ScMailerConfig *) all->pdata[0])->name, ==, "primary");
+	g_assert_cmpstr (((ScMailerConfig *) all->pdata[1])->name, ==, "a-backup");
+	g_assert_cmpstr (((ScMailerConfig *) all->pdata[2])->name, ==, "z-backup");
+	/* a list's own order */
+	g_assert_cmpuint (some->len, ==, 2);
+	g_assert_cmpstr (((ScMailerConfig *) some->pdata[0])->name, ==, "z-backup");
+	g_assert_cmpstr (list->bounces, ==, "some-bounces@example.org");
+	g_assert_true (list->verp);
+	/* defaults */
+	g_assert_cmpint (sc_config_get_mailer (config, "a-backup")->starttls, ==, SC_STARTTLS_OPPORTUNISTIC);
+	g_assert_true (sc_config_get_mailer (config, "a-backup")->tls_verify);
+	g_assert_cmpuint (sc_config_get_mailer (config, "a-backup")->max_recipients, ==, 100);
+}
+
+static void
+test_error_mailers (Fixture *fixture, gconstpointer user_data)
+{
+	assert_one_problem (fixture, "[mailer:m]\npriority=1\n", "mailer:m", "url", "missing");
+	assert_one_problem (fixture, "[mailer:m]\nurl=http://relay.example\n", "mailer:m", "url", "smtp://");
+	assert_one_problem (fixture, "[mailer:m]\nurl=smtp://user:pw@relay.example\n", "mailer:m", "url", "credentials");
+	assert_one_problem (fixture, "[mailer:m]\nurl=smtp://r.example\nstarttls=maybe\n", "mailer:m", "starttls", "maybe");
+	assert_one_problem (fixture, "[mailer:m]\nurl=smtp://r.example\ntimeout=0s\n", "mailer:m", "timeout", "1s");
+	assert_one_problem (fixture, "[mailer:m]\nurl=smtp://r.example\nusername=u\n", "mailer:m", "password-file", "username");
+	assert_one_problem (fixture, "[mailer:m]\nurl=smtp://r.example\nmax-recipients=0\n", "mailer:m", "max-recipients", NULL);
+	assert_one_problem (fixture, "[mailer:m]\nurl=smtp://r.example\nport=25\n", "mailer:m", "port", "unknown key");
+	assert_one_problem (fixture, "[deliver]\ncircuit-cooldown=later\n", "deliver", "circuit-cooldown", NULL);
+	assert_one_problem (fixture, "[mailer:m]\nurl=smtp://r.example\n[list:l.example]\npipeline=deliver\nmailers=m;nope\n",
+			    "list:l.example", "mailers", "[mailer:nope]");
+	assert_one_problem (fixture, "[mailer:m]\nurl=smtp://r.example\n[list:l.example]\npipeline=deliver\nverp=true\n",
+			    "list:l.example", "verp", "bounces");
+	assert_one_problem (fixture, "[mailer:m]\nurl=smtp://r.example\n[list:l.example]\npipeline=deliver\nbounces=not an address\n",
+			    "list:l.example", "bounces", "invalid address");
+	/* deliver without any mailer: the list's pipeline is named */
+	assert_one_problem (fixture, "[list:l.example]\npipeline=deliver\n", "list:l.example", NULL, "mailer");
+}
+
+/* An unreadable password file is not a load error (the daemon starts and
+ * that mailer fails transiently) but a warning check-config reports. */
+static void
+test_password_file_warning (Fixture *fixture, gconstpointer user_data)
+{
+	g_autofree char *path = sc_test_write_file (fixture->dir, "stagecoach.conf",
+						    "[mailer:m]\nurl=smtp://r.example\nusername=u\n"
+						    "password-file=/nonexistent/secret\n");
+	g_autoptr(ScConfig) config = load_ok (path);
+
+	g_assert_cmpuint (config->warnings->len, ==, 1);
+	g_assert_nonnull (strstr (config->warnings->pdata[0], "[mailer:m] password-file:"));
+	g_assert_nonnull (strstr (config->warnings->pdata[0], path));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -743,6 +830,9 @@ main (int argc, char **argv)
 	g_test_add_func ("/config/error/unparsable", test_error_unparsable);
 	ADD ("/config/error/missing-file", test_error_missing_file);
 	g_test_add_func ("/config/error/many", test_error_many);
+	ADD ("/config/load/mailers", test_mailers);
+	ADD ("/config/error/mailers", test_error_mailers);
+	ADD ("/config/warning/password-file", test_password_file_warning);
 #undef ADD
 	return g_test_run ();
 }

@@ -232,6 +232,39 @@ test_happy_path (Fixture *fixture, gconstpointer data)
 		g_assert_cmpuint (sc_test_sink_count_recipient (sink, recipients->pdata[i]), ==, 1);
 }
 
+/* Messages flowing to one mailer share its connections: no new TCP
+ * connection and EHLO per message. */
+static void
+test_connections_reused (Fixture *fixture, gconstpointer data)
+{
+	g_autoptr(ScTestSink) sink = start_sink (NULL);
+	g_autofree char *url = NULL;
+	g_autofree char *section = NULL;
+	g_autofree char *err = NULL;
+	g_autoptr(GRegex) regex = g_regex_new ("mailer pool: transactions=(\\d+) connections=(\\d+)", 0, 0, NULL);
+	g_autoptr(GMatchInfo) match = NULL;
+	const char *const rcpts[] = {"a@one.example", NULL};
+
+	if (sink == NULL)
+		return;
+	url = sc_test_sink_get_url (sink);
+	section = mailer_section ("pool", url, 1, "max-connections=2\n");
+	write_config (fixture, section, NULL);
+	for (guint i = 0; i < 30; i++)
+		g_free (inject_to (fixture, rcpts));
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, NULL, &err, "run", "--once", NULL), ==, 0);
+	g_assert_cmpint (sc_test_count (fixture->config, "done"), ==, 30);
+	g_assert_true (g_regex_match (regex, err, 0, &match));
+	{
+		g_autofree char *transactions = g_match_info_fetch (match, 1);
+		g_autofree char *connections = g_match_info_fetch (match, 2);
+		g_assert_cmpstr (transactions, ==, "30");
+		g_assert_cmpint (atoi (connections), >=, 1);
+		g_assert_cmpint (atoi (connections), <=, 2); /* max-connections */
+	}
+	g_assert_true (sc_test_sink_wait_messages (sink, 30, 5000));
+}
+
 /* 2. The primary mailer is down (nothing listening, or 4xx to MAIL): the
  * backup takes the message in the same attempt; the attempt names both. */
 static void
@@ -661,6 +694,7 @@ main (int argc, char **argv)
 {
 	g_test_init (&argc, &argv, G_TEST_OPTION_ISOLATE_DIRS, NULL);
 	g_test_add ("/deliver/happy-path/250-recipients", Fixture, NULL, setup, test_happy_path, teardown);
+	g_test_add ("/deliver/connections/reused-across-messages", Fixture, NULL, setup, test_connections_reused, teardown);
 	g_test_add ("/deliver/failover/primary-down", Fixture, NULL, setup, test_failover, teardown);
 	g_test_add ("/deliver/transient/all-down-then-back", Fixture, NULL, setup, test_all_down_then_back, teardown);
 	g_test_add ("/deliver/permanent/every-rcpt-refused", Fixture, NULL, setup, test_permanent_refusal, teardown);
