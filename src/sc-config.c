@@ -287,6 +287,23 @@ static const char *const deliver_keys[] = {
     NULL,
 };
 
+static const char *const admin_keys[] = {
+    SC_KEY_ADMIN_LISTEN,
+    SC_KEY_ADMIN_TOKEN_FILE,
+    SC_KEY_ADMIN_PUBLIC_URL,
+    NULL,
+};
+
+static const char *const notify_keys[] = {
+    SC_KEY_NOTIFY_WEBHOOK,
+    SC_KEY_NOTIFY_SECRET_FILE,
+    SC_KEY_NOTIFY_DIGEST_INTERVAL,
+    SC_KEY_NOTIFY_DIGEST_THRESHOLD,
+    SC_KEY_NOTIFY_BACKLOG_THRESHOLD,
+    SC_KEY_NOTIFY_TIMEOUT,
+    NULL,
+};
+
 static const char *const mailer_keys[] = {
     SC_KEY_MAILER_URL,
     SC_KEY_MAILER_PRIORITY,
@@ -580,6 +597,91 @@ load_deliver (ScConfigLoader *loader, ScConfig *config)
 						 SC_DEF_DELIVER_CIRCUIT_COOLDOWN);
 }
 
+static gboolean
+host_is_loopback (const char *host)
+{
+	g_autoptr(GInetAddress) address = g_inet_address_new_from_string (host);
+	if (address != NULL)
+		return g_inet_address_get_is_loopback (address);
+	return g_ascii_strcasecmp (host, "localhost") == 0;
+}
+
+static void
+load_admin (ScConfigLoader *loader, ScConfig *config)
+{
+	const char *section = SC_CONFIG_SECTION_ADMIN;
+	g_autofree char *listen = NULL;
+	g_autofree char *token_file = NULL;
+
+	check_known_keys (loader, section, admin_keys);
+	listen = get_string (loader, section, SC_KEY_ADMIN_LISTEN, SC_DEF_ADMIN_LISTEN);
+	token_file = get_string (loader, section, SC_KEY_ADMIN_TOKEN_FILE, NULL);
+	if (token_file != NULL && *token_file != '\0') {
+		config->admin_token_file = resolve_path (loader, token_file);
+		if (g_access (config->admin_token_file, R_OK) != 0)
+			add_problem (loader, section, SC_KEY_ADMIN_TOKEN_FILE, _("cannot read %s: %s"),
+				     config->admin_token_file, g_strerror (errno));
+	}
+	if (*listen != '\0') {
+		const char *colon = strrchr (listen, ':');
+		guint64 port = 0;
+		g_autofree char *host = colon != NULL ? g_strndup (listen, colon - listen) : NULL;
+		if (host != NULL && host[0] == '[' && g_str_has_suffix (host, "]")) {
+			char *bare = g_strndup (host + 1, strlen (host) - 2);
+			g_free (host);
+			host = bare;
+		}
+		if (colon == NULL || *host == '\0' ||
+		    !g_ascii_string_to_unsigned (colon + 1, 10, 0, 65535, &port, NULL)) {
+			add_problem (loader, section, SC_KEY_ADMIN_LISTEN,
+				     _("“%s” is not HOST:PORT"), listen);
+		} else if (!host_is_loopback (host) && config->admin_token_file == NULL) {
+			/* anyone who can reach it could retry and delete mail */
+			add_problem (loader, section, SC_KEY_ADMIN_LISTEN,
+				     _("%s is not a loopback address: set %s"), host, SC_KEY_ADMIN_TOKEN_FILE);
+		}
+		config->admin_listen = g_steal_pointer (&listen);
+	}
+	config->admin_public_url = get_string (loader, section, SC_KEY_ADMIN_PUBLIC_URL, NULL);
+}
+
+static void
+load_notify (ScConfigLoader *loader, ScConfig *config)
+{
+	const char *section = SC_CONFIG_SECTION_NOTIFY;
+	g_autofree char *webhook = NULL;
+	g_autofree char *secret_file = NULL;
+
+	check_known_keys (loader, section, notify_keys);
+	webhook = get_string (loader, section, SC_KEY_NOTIFY_WEBHOOK, NULL);
+	if (webhook != NULL && *webhook != '\0') {
+		g_autoptr(GUri) uri = g_uri_parse (webhook, G_URI_FLAGS_NONE, NULL);
+		if (uri == NULL || (g_strcmp0 (g_uri_get_scheme (uri), "http") != 0 &&
+				    g_strcmp0 (g_uri_get_scheme (uri), "https") != 0))
+			add_problem (loader, section, SC_KEY_NOTIFY_WEBHOOK,
+				     _("“%s” is not an http:// or https:// URL"), webhook);
+		config->notify_webhook = g_steal_pointer (&webhook);
+	}
+	secret_file = get_string (loader, section, SC_KEY_NOTIFY_SECRET_FILE, NULL);
+	if (secret_file != NULL && *secret_file != '\0') {
+		config->notify_secret_file = resolve_path (loader, secret_file);
+		if (g_access (config->notify_secret_file, R_OK) != 0)
+			add_problem (loader, section, SC_KEY_NOTIFY_SECRET_FILE, _("cannot read %s: %s"),
+				     config->notify_secret_file, g_strerror (errno));
+	} else if (config->notify_webhook != NULL) {
+		add_problem (loader, section, SC_KEY_NOTIFY_SECRET_FILE,
+			     _("needed with %s: receivers must be able to verify the sender"),
+			     SC_KEY_NOTIFY_WEBHOOK);
+	}
+	config->notify_digest_interval = get_duration (loader, section, SC_KEY_NOTIFY_DIGEST_INTERVAL,
+						       SC_DEF_NOTIFY_DIGEST_INTERVAL);
+	config->notify_digest_threshold = get_uint (loader, section, SC_KEY_NOTIFY_DIGEST_THRESHOLD,
+						    SC_DEF_NOTIFY_DIGEST_THRESHOLD, 1, 1000000);
+	config->notify_backlog_threshold = get_uint (loader, section, SC_KEY_NOTIFY_BACKLOG_THRESHOLD,
+						     SC_DEF_NOTIFY_BACKLOG_THRESHOLD, 0, G_MAXINT);
+	config->notify_timeout = get_duration (loader, section, SC_KEY_NOTIFY_TIMEOUT, SC_DEF_NOTIFY_TIMEOUT);
+}
+
 /* A list's mailers= must name [mailer:NAME] sections. */
 static void
 check_list_mailers (ScConfigLoader *loader, ScConfig *config)
@@ -688,12 +790,16 @@ sc_config_load (const char *path, GError **error)
 	load_main (&loader, config);
 	load_retry (&loader, config);
 	load_deliver (&loader, config);
+	load_admin (&loader, config);
+	load_notify (&loader, config);
 	groups = g_key_file_get_groups (keyfile, NULL);
 	for (gsize i = 0; groups[i] != NULL; i++) {
 		const char *group = groups[i];
 		if (strcmp (group, SC_CONFIG_SECTION_MAIN) == 0 ||
 		    strcmp (group, SC_CONFIG_SECTION_RETRY) == 0 ||
-		    strcmp (group, SC_CONFIG_SECTION_DELIVER) == 0)
+		    strcmp (group, SC_CONFIG_SECTION_DELIVER) == 0 ||
+		    strcmp (group, SC_CONFIG_SECTION_ADMIN) == 0 ||
+		    strcmp (group, SC_CONFIG_SECTION_NOTIFY) == 0)
 			continue;
 		if (g_str_has_prefix (group, SC_CONFIG_SECTION_LIST_PREFIX)) {
 			ScListConfig *list =
@@ -767,6 +873,11 @@ sc_config_unref (ScConfig *config)
 	g_hash_table_unref (config->execs);
 	g_clear_pointer (&config->mailers, g_ptr_array_unref); /* hand-built configs have none */
 	g_clear_pointer (&config->warnings, g_ptr_array_unref);
+	g_free (config->admin_listen);
+	g_free (config->admin_token_file);
+	g_free (config->admin_public_url);
+	g_free (config->notify_webhook);
+	g_free (config->notify_secret_file);
 	g_free (config);
 }
 

@@ -71,6 +71,26 @@ G_BEGIN_DECLS
 #define SC_KEY_DELIVER_CIRCUIT_COOLDOWN "circuit-cooldown" /* how long an open mailer is skipped */
 #define SC_DEF_DELIVER_CIRCUIT_COOLDOWN "1m"
 
+/* [admin] */
+#define SC_CONFIG_SECTION_ADMIN "admin"
+#define SC_KEY_ADMIN_LISTEN "listen" /* HOST:PORT; empty: no admin server */
+#define SC_DEF_ADMIN_LISTEN "127.0.0.1:8470"
+#define SC_KEY_ADMIN_TOKEN_FILE "token-file" /* lines "NAME TOKEN"; required off loopback */
+#define SC_KEY_ADMIN_PUBLIC_URL "public-url" /* base of links in notifications */
+
+/* [notify] */
+#define SC_CONFIG_SECTION_NOTIFY "notify"
+#define SC_KEY_NOTIFY_WEBHOOK "webhook" /* http(s)://URL; empty: notifications stay in the spool */
+#define SC_KEY_NOTIFY_SECRET_FILE "secret-file" /* HMAC-SHA256 key for X-Stagecoach-Signature */
+#define SC_KEY_NOTIFY_DIGEST_INTERVAL "digest-interval" /* roll notifications up this long */
+#define SC_DEF_NOTIFY_DIGEST_INTERVAL "1m"
+#define SC_KEY_NOTIFY_DIGEST_THRESHOLD "digest-threshold" /* more pending than this: one digest */
+#define SC_DEF_NOTIFY_DIGEST_THRESHOLD 5
+#define SC_KEY_NOTIFY_BACKLOG_THRESHOLD "backlog-threshold" /* due messages that raise backlog.high; 0 off */
+#define SC_DEF_NOTIFY_BACKLOG_THRESHOLD 10000
+#define SC_KEY_NOTIFY_TIMEOUT "timeout"
+#define SC_DEF_NOTIFY_TIMEOUT "30s"
+
 /* [mailer:NAME] */
 #define SC_CONFIG_SECTION_MAILER_PREFIX "mailer:"
 #define SC_KEY_MAILER_URL "url" /* smtp://host:port or smtps://host:port */
@@ -175,6 +195,15 @@ typedef struct {
 	GPtrArray *warnings;
 	guint circuit_failures;
 	gint64 circuit_cooldown;
+	char *admin_listen;        /* (nullable) "127.0.0.1:8470"; NULL: off */
+	char *admin_token_file;    /* (nullable) absolute */
+	char *admin_public_url;    /* (nullable) */
+	char *notify_webhook;      /* (nullable) */
+	char *notify_secret_file;  /* (nullable) absolute */
+	gint64 notify_digest_interval;
+	guint notify_digest_threshold;
+	guint notify_backlog_threshold;
+	gint64 notify_timeout;
 } ScConfig;
 
 /* The file to use: explicit, else $STAGECOACH_CONFIG, else the system

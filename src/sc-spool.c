@@ -214,6 +214,102 @@ static const char *const sql_text[SC_SQL_LAST] = {
     [SC_SQL_INSERT_AUDIT] =
 	"INSERT INTO audit (at, actor, remote, action, queue_id, detail)"
 	" VALUES (:now, :actor, :remote, :action, :queue_id, :detail)",
+    /* sc-spool-notify.c: every read walks the partial index notifications_due */
+    [SC_SQL_NOTIFY_CLAIM] =
+	"SELECT id, kind, message_id, queue_id, detail, created_at, attempts"
+	" FROM notifications INDEXED BY notifications_due"
+	" WHERE state = 'pending' AND next_attempt_at <= :now"
+	" ORDER BY next_attempt_at, id LIMIT :limit",
+    [SC_SQL_NOTIFY_MARK_SENT] =
+	"UPDATE notifications SET state = 'sent', sent_at = :now, attempts = attempts + 1,"
+	" last_error = NULL WHERE id = :id AND state = 'pending'",
+    [SC_SQL_NOTIFY_MARK_FAILED] =
+	"UPDATE notifications SET attempts = attempts + 1, next_attempt_at = :next_attempt_at,"
+	" last_error = :last_error WHERE id = :id AND state = 'pending'",
+    [SC_SQL_NOTIFY_COUNT_DUE] =
+	"SELECT count(*) FROM notifications INDEXED BY notifications_due"
+	" WHERE state = 'pending' AND next_attempt_at <= :now",
+    [SC_SQL_NOTIFY_NEXT_DUE] =
+	"SELECT next_attempt_at FROM notifications INDEXED BY notifications_due"
+	" WHERE state = 'pending' ORDER BY next_attempt_at LIMIT 1",
+    [SC_SQL_NOTIFY_INSERT_EVENT] =
+	"INSERT INTO notifications (kind, detail, created_at, next_attempt_at)"
+	" VALUES (:kind, :detail, :now, :now)",
+    /* bounded: stops counting past the threshold */
+    [SC_SQL_NOTIFY_COUNT_BACKLOG] =
+	"SELECT count(*) FROM (SELECT 1 FROM messages INDEXED BY messages_due"
+	" WHERE state IN ('queued','deferred') AND next_attempt_at <= :now LIMIT :limit)",
+    /* sc-spool-search.c: the admin API's reads.  Each search shape walks
+     * its own index backwards from :after (keyset) like SC_SQL_LIST*; q and
+     * stage only filter the rows that walk meets (a LIKE per row, no index). */
+    [SC_SQL_SEARCH] =
+	"SELECT id, queue_id, state, list_id, sender, subject, message_id, last_error,"
+	" hold_reason, pipeline, attempts, cycle, created_at, next_attempt_at, updated_at, size"
+	" FROM messages WHERE id < :after"
+	" AND (:query IS NULL OR subject LIKE :query ESCAPE '\\' OR sender LIKE :query ESCAPE '\\'"
+	" OR message_id LIKE :query ESCAPE '\\' OR last_error LIKE :query ESCAPE '\\'"
+	" OR queue_id LIKE :query ESCAPE '\\')"
+	" AND (:stage IS NULL OR :stage = COALESCE((SELECT stage FROM attempts"
+	" WHERE attempts.message_id = messages.id ORDER BY attempts.id DESC LIMIT 1),"
+	" substr(pipeline, 1, instr(pipeline || ';', ';') - 1)))"
+	" ORDER BY id DESC LIMIT :limit",
+    [SC_SQL_SEARCH_STATE] =
+	"SELECT id, queue_id, state, list_id, sender, subject, message_id, last_error,"
+	" hold_reason, pipeline, attempts, cycle, created_at, next_attempt_at, updated_at, size"
+	" FROM messages INDEXED BY messages_state WHERE state = :state AND id < :after"
+	" AND (:query IS NULL OR subject LIKE :query ESCAPE '\\' OR sender LIKE :query ESCAPE '\\'"
+	" OR message_id LIKE :query ESCAPE '\\' OR last_error LIKE :query ESCAPE '\\'"
+	" OR queue_id LIKE :query ESCAPE '\\')"
+	" AND (:stage IS NULL OR :stage = COALESCE((SELECT stage FROM attempts"
+	" WHERE attempts.message_id = messages.id ORDER BY attempts.id DESC LIMIT 1),"
+	" substr(pipeline, 1, instr(pipeline || ';', ';') - 1)))"
+	" ORDER BY id DESC LIMIT :limit",
+    [SC_SQL_SEARCH_LIST] =
+	"SELECT id, queue_id, state, list_id, sender, subject, message_id, last_error,"
+	" hold_reason, pipeline, attempts, cycle, created_at, next_attempt_at, updated_at, size"
+	" FROM messages INDEXED BY messages_list WHERE list_id = :list_id AND id < :after"
+	" AND (:query IS NULL OR subject LIKE :query ESCAPE '\\' OR sender LIKE :query ESCAPE '\\'"
+	" OR message_id LIKE :query ESCAPE '\\' OR last_error LIKE :query ESCAPE '\\'"
+	" OR queue_id LIKE :query ESCAPE '\\')"
+	" AND (:stage IS NULL OR :stage = COALESCE((SELECT stage FROM attempts"
+	" WHERE attempts.message_id = messages.id ORDER BY attempts.id DESC LIMIT 1),"
+	" substr(pipeline, 1, instr(pipeline || ';', ';') - 1)))"
+	" ORDER BY id DESC LIMIT :limit",
+    [SC_SQL_SEARCH_STATE_LIST] =
+	"SELECT id, queue_id, state, list_id, sender, subject, message_id, last_error,"
+	" hold_reason, pipeline, attempts, cycle, created_at, next_attempt_at, updated_at, size"
+	" FROM messages INDEXED BY messages_state WHERE state = :state AND list_id = :list_id"
+	" AND id < :after"
+	" AND (:query IS NULL OR subject LIKE :query ESCAPE '\\' OR sender LIKE :query ESCAPE '\\'"
+	" OR message_id LIKE :query ESCAPE '\\' OR last_error LIKE :query ESCAPE '\\'"
+	" OR queue_id LIKE :query ESCAPE '\\')"
+	" AND (:stage IS NULL OR :stage = COALESCE((SELECT stage FROM attempts"
+	" WHERE attempts.message_id = messages.id ORDER BY attempts.id DESC LIMIT 1),"
+	" substr(pipeline, 1, instr(pipeline || ';', ';') - 1)))"
+	" ORDER BY id DESC LIMIT :limit",
+    /* state_counts holds one row per (state, list): small whatever the queue */
+    [SC_SQL_COUNT_BY_LIST] =
+	"SELECT state, list_id, count FROM state_counts WHERE count > 0 ORDER BY list_id",
+    [SC_SQL_AUDIT_PAGE] =
+	"SELECT id, at, actor, remote, action, queue_id, detail FROM audit"
+	" WHERE id < :after ORDER BY id DESC LIMIT :limit",
+    [SC_SQL_NOTIFICATIONS_PAGE] =
+	"SELECT id, kind, queue_id, detail, created_at, state, attempts, sent_at, last_error,"
+	" next_attempt_at FROM notifications WHERE id < :after ORDER BY id DESC LIMIT :limit",
+    [SC_SQL_COUNT_NOTIFICATIONS_PENDING] =
+	"SELECT count(*) FROM notifications INDEXED BY notifications_due WHERE state = 'pending'",
+    /* Newest first by rowid; the caller stops at the first row older than
+     * its window, so only the last hour's attempts are read.  The third
+     * column: was this the pipeline's last stage (the message is done)? */
+    [SC_SQL_RECENT_ATTEMPTS] =
+	"SELECT a.finished_at, a.outcome, m.pipeline = a.stage"
+	" OR substr(m.pipeline, -length(a.stage) - 1) = ';' || a.stage"
+	" FROM attempts AS a LEFT JOIN messages AS m ON m.id = a.message_id"
+	" ORDER BY a.id DESC",
+    /* attempts is append-only: /metrics folds in what is new since its last read */
+    [SC_SQL_ATTEMPTS_SINCE] =
+	"SELECT id, stage, outcome, mailer, finished_at - started_at FROM attempts"
+	" WHERE id > :after ORDER BY id LIMIT :limit",
 };
 
 const char *

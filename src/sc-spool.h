@@ -302,4 +302,134 @@ gboolean sc_spool_delete (ScSpool *spool,
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (ScSpool, sc_spool_close)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (ScMessage, sc_message_free)
 
+/* ---- the admin notification outbox (sc-spool-notify.c) ----
+ * Only the notifier (main thread of `run`) sends; rows stay pending until
+ * a receiver acknowledged them with a 2xx. */
+
+typedef struct {
+	gint64 id;
+	char *kind;          /* message.dead, recipients.failed, backlog.high, … */
+	gint64 message_rowid; /* 0: not about a message, or the message was deleted */
+	char *queue_id;      /* (nullable) */
+	char *detail;        /* (nullable) */
+	gint64 created_at;
+	guint attempts;      /* failed sends so far */
+} ScNotification;
+
+void sc_notification_free (ScNotification *notification);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (ScNotification, sc_notification_free)
+
+/* Up to @limit pending notifications due at @now, earliest due first.
+ * Reads only: the single notifier needs no lease. (transfer full)
+ * (element-type ScNotification) */
+GPtrArray *sc_spool_notify_claim (ScSpool *spool, gint64 now, guint limit, GError **error);
+/* Marks rows sent, in one transaction. */
+gboolean sc_spool_notify_mark_sent (ScSpool *spool,
+				    const gint64 *ids,
+				    guint n_ids,
+				    gint64 now,
+				    GError **error);
+/* Counts a failed try and makes the rows due again at @next_attempt_at. */
+gboolean sc_spool_notify_mark_failed (ScSpool *spool,
+				      const gint64 *ids,
+				      guint n_ids,
+				      gint64 next_attempt_at,
+				      const char *last_error,
+				      GError **error);
+/* Pending rows due at @now (G_MAXINT64: all pending). */
+gboolean sc_spool_notify_count_pending (ScSpool *spool, gint64 now, guint64 *out_count, GError **error);
+/* Earliest next_attempt_at of a pending row; FALSE without error if none. */
+gboolean sc_spool_notify_next_due (ScSpool *spool, gint64 *out_time, GError **error);
+/* Queues an event not tied to a message (backlog.high, mailer.*). */
+gboolean sc_spool_notify_insert_event (ScSpool *spool,
+				       const char *kind,
+				       const char *detail,
+				       gint64 now,
+				       GError **error);
+/* Queued and deferred messages due at @now, counting no further than
+ * @limit (cheap to ask "more than N?"). */
+gboolean sc_spool_notify_count_backlog (ScSpool *spool, gint64 now, guint64 limit, guint64 *out_count, GError **error);
+
+/* ---- the admin API's reads (sc-spool-search.c); main thread ---- */
+
+typedef struct {
+	gboolean has_state;
+	ScMessageState state;
+	const char *list_id; /* (nullable) */
+	const char *stage;   /* (nullable) last attempt's stage, else the first one */
+	const char *query;   /* (nullable) substring of subject, sender, Message-ID,
+			      * last error or queue id; ASCII case-insensitive */
+	gint64 after_rowid;  /* keyset: rows with a smaller id come next; 0: newest */
+	guint limit;         /* 0: no limit */
+} ScMessageSearch;
+
+/* Newest first. (transfer full) (element-type ScMessageSummary) */
+GPtrArray *sc_spool_search (ScSpool *spool, const ScMessageSearch *search, GError **error);
+
+typedef struct {
+	char *list_id;
+	gint64 counts[SC_STATE_LAST];
+} ScListCounts;
+
+void sc_list_counts_free (ScListCounts *counts);
+/* Per list, lists with no messages left out. (transfer full) (element-type ScListCounts) */
+GPtrArray *sc_spool_count_by_list (ScSpool *spool, GError **error);
+
+typedef struct {
+	gint64 id;
+	gint64 at;
+	char *actor;
+	char *remote;   /* (nullable) */
+	char *action;
+	char *queue_id; /* (nullable) */
+	char *detail;   /* (nullable) */
+} ScAuditEntry;
+
+void sc_audit_entry_free (ScAuditEntry *entry);
+/* Newest first, ids below @after_id (0: from the newest).
+ * (transfer full) (element-type ScAuditEntry) */
+GPtrArray *sc_spool_list_audit (ScSpool *spool, gint64 after_id, guint limit, GError **error);
+
+typedef struct {
+	gint64 id;
+	char *kind;
+	char *queue_id; /* (nullable) */
+	char *detail;   /* (nullable) */
+	gint64 created_at;
+	char *state;    /* pending, sent, ... as the notifier writes it */
+	guint attempts;
+	gint64 sent_at; /* 0: not sent */
+	char *last_error;
+	gint64 next_attempt_at;
+} ScNotificationEntry;
+
+void sc_notification_entry_free (ScNotificationEntry *entry);
+/* Newest first. (transfer full) (element-type ScNotificationEntry) */
+GPtrArray *sc_spool_list_notifications (ScSpool *spool, gint64 after_id, guint limit, GError **error);
+gboolean sc_spool_count_notifications_pending (ScSpool *spool, gint64 *out_count, GError **error);
+
+typedef struct {
+	gint64 at;     /* the minute's start */
+	guint done;    /* messages whose last stage completed */
+	guint failed;  /* failed attempts: transient, permanent, crashed */
+} ScThroughput;
+
+/* @n_minutes per-minute buckets ending with the one holding @now, oldest
+ * first; reads only the attempts of that window. (transfer full) */
+GArray *sc_spool_throughput (ScSpool *spool, gint64 now, guint n_minutes, GError **error);
+
+/* Attempts with ids above *@inout_after_id, at most @limit, oldest first;
+ * *@inout_after_id advances to the last one read.  For /metrics. */
+typedef void (*ScAttemptFunc) (const char *stage,
+			       const char *outcome,
+			       const char *mailer,
+			       gint64 duration,
+			       gpointer user_data);
+gboolean sc_spool_fold_attempts (ScSpool *spool,
+				 gint64 *inout_after_id,
+				 guint limit,
+				 ScAttemptFunc func,
+				 gpointer user_data,
+				 GError **error);
+
 G_END_DECLS

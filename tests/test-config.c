@@ -792,6 +792,47 @@ test_password_file_warning (Fixture *fixture, gconstpointer user_data)
 	g_assert_nonnull (strstr (config->warnings->pdata[0], path));
 }
 
+static void
+test_admin_and_notify (Fixture *fixture, gconstpointer user_data)
+{
+	g_autofree char *tokens = sc_test_write_file (fixture->dir, "tokens", "ops s3cret\n");
+	g_autofree char *secret = sc_test_write_file (fixture->dir, "hook.key", "k\n");
+	g_autofree char *path = sc_test_write_file (fixture->dir, "stagecoach.conf",
+						    "[admin]\nlisten=0.0.0.0:8470\ntoken-file=tokens\n"
+						    "public-url=https://mail.example/admin\n"
+						    "[notify]\nwebhook=https://hooks.example/stagecoach\n"
+						    "secret-file=hook.key\ndigest-interval=5m\n"
+						    "digest-threshold=10\nbacklog-threshold=0\ntimeout=5s\n");
+	g_autoptr(ScConfig) config = load_ok (path);
+	g_autofree char *empty = sc_test_write_file (fixture->dir, "empty.conf", "");
+	g_autoptr(ScConfig) defaults = load_ok (empty);
+
+	g_assert_cmpstr (config->admin_listen, ==, "0.0.0.0:8470");
+	g_assert_cmpstr (config->admin_token_file, ==, tokens);
+	g_assert_cmpstr (config->notify_webhook, ==, "https://hooks.example/stagecoach");
+	g_assert_cmpstr (config->notify_secret_file, ==, secret);
+	g_assert_cmpint (config->notify_digest_interval, ==, 300 * G_USEC_PER_SEC);
+	g_assert_cmpuint (config->notify_digest_threshold, ==, 10);
+	g_assert_cmpuint (config->notify_backlog_threshold, ==, 0);
+	/* defaults: loopback dashboard, no webhook */
+	g_assert_cmpstr (defaults->admin_listen, ==, "127.0.0.1:8470");
+	g_assert_null (defaults->admin_token_file);
+	g_assert_null (defaults->notify_webhook);
+}
+
+static void
+test_error_admin_and_notify (Fixture *fixture, gconstpointer user_data)
+{
+	/* anyone who can reach a public port could delete mail */
+	assert_one_problem (fixture, "[admin]\nlisten=0.0.0.0:8470\n", "admin", "listen", "token-file");
+	assert_one_problem (fixture, "[admin]\nlisten=localhost\n", "admin", "listen", "HOST:PORT");
+	assert_one_problem (fixture, "[admin]\nlisten=127.0.0.1:99999\n", "admin", "listen", "HOST:PORT");
+	assert_one_problem (fixture, "[admin]\ntoken-file=/nonexistent/tokens\n", "admin", "token-file", "cannot read");
+	assert_one_problem (fixture, "[notify]\nwebhook=https://hooks.example/x\n", "notify", "secret-file", "webhook");
+	assert_one_problem (fixture, "[notify]\nwebhook=ftp://hooks.example/x\nsecret-file=/etc/hostname\n",
+			    "notify", "webhook", "http");
+}
+
 int
 main (int argc, char **argv)
 {
@@ -833,6 +874,8 @@ main (int argc, char **argv)
 	ADD ("/config/load/mailers", test_mailers);
 	ADD ("/config/error/mailers", test_error_mailers);
 	ADD ("/config/warning/password-file", test_password_file_warning);
+	ADD ("/config/load/admin-and-notify", test_admin_and_notify);
+	ADD ("/config/error/admin-and-notify", test_error_admin_and_notify);
 #undef ADD
 	return g_test_run ();
 }

@@ -1,0 +1,37 @@
+/* sc-admin-server.h — the admin HTTP server: dashboard, JSON API under
+ * /api/v1, /metrics and /healthz (the contract is doc/admin-api.md).
+ * Lives on the main context of the thread that created it, the thread
+ * that owns @spool; handlers never block it for long.
+ */
+#pragma once
+
+#include <glib.h>
+
+#include "sc-clock.h"
+#include "sc-config.h"
+#include "sc-spool.h"
+
+G_BEGIN_DECLS
+
+typedef struct _ScAdminServer ScAdminServer;
+
+/* Reads the token file (if any), binds config->admin_listen ("HOST:PORT";
+ * port 0 picks a free one) and listens.  @spool: (transfer none) must
+ * outlive the server.  Errors: the token file, the address, the bind. */
+ScAdminServer *sc_admin_server_new (ScConfig *config, ScSpool *spool, ScClock *clock, GError **error);
+void sc_admin_server_free (ScAdminServer *server);
+
+/* The port actually bound (useful after port 0). */
+guint16 sc_admin_server_get_port (ScAdminServer *server);
+
+/* @func is called (on the main context) after an action that made
+ * messages due: retry, release, bulk retry.  Its return value is ignored. */
+void sc_admin_server_set_kick (ScAdminServer *server, GSourceFunc func, gpointer data);
+
+/* After SIGHUP: mailers and the token file are read from @config from now
+ * on (sessions of tokens no longer listed end).  The address stays bound. */
+gboolean sc_admin_server_set_config (ScAdminServer *server, ScConfig *config, GError **error);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (ScAdminServer, sc_admin_server_free)
+
+G_END_DECLS
