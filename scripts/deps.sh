@@ -18,6 +18,7 @@ STAGECOACH_TEST_PACKAGES=(
   mandoc       # man page lint
   openssl      # self-signed certificates for the TLS tests
   python3      # the test-summary script
+  chromium nodejs npm  # the dashboard's browser test (tests/browser/)
 )
 
 as_root() {
@@ -27,6 +28,8 @@ as_root() {
 missing_packages() {
   local pkg
   for pkg in "$@"; do
+    # NodeSource's nodejs carries npm and conflicts with Debian's npm package.
+    if [ "$pkg" = npm ] && command -v npm >/dev/null; then continue; fi
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || echo "$pkg"
   done
 }
@@ -49,6 +52,19 @@ install_deps() {
   as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
   # shellcheck disable=SC2086
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing
+}
+
+# install_browser_deps — playwright-core for tests/browser/, pinned by its
+# package-lock.json; it drives the distribution's Chromium, so it must not
+# download a browser of its own.
+install_browser_deps() {
+  local dir
+  dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/tests/browser"
+  if [ -d "$dir/node_modules" ] || ! command -v npm >/dev/null; then
+    return 0
+  fi
+  echo "==> installing the browser test's node modules"
+  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --prefix "$dir" --no-audit --no-fund
 }
 
 # build_project DIR — configure once, then build.

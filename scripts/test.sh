@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/deps.sh
 install_deps test
+install_browser_deps
 
 BUILD=${BUILD:-build}
 build_project "$BUILD"

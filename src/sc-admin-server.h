@@ -29,7 +29,8 @@ guint16 sc_admin_server_get_port (ScAdminServer *server);
 void sc_admin_server_set_kick (ScAdminServer *server, GSourceFunc func, gpointer data);
 
 /* After SIGHUP: mailers and the token file are read from @config from now
- * on (sessions of tokens no longer listed end).  The address stays bound. */
+ * on; login sessions end (browsers log in again).  The address stays bound.
+ * On error (unreadable token file) the old tokens stay in force. */
 gboolean sc_admin_server_set_config (ScAdminServer *server, ScConfig *config, GError **error);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (ScAdminServer, sc_admin_server_free)

@@ -11,12 +11,30 @@
 #include "sc-cli.h"
 #include "sc-error.h"
 #include "sc-i18n.h"
+#include "sc-admin-server.h"
+#include "sc-notifier.h"
 #include "sc-runner.h"
 
 typedef struct {
 	ScCli *cli;
 	ScRunner *runner;
+	ScNotifier *notifier;     /* (nullable) */
+	ScAdminServer *admin;     /* (nullable) */
 } ScDaemon;
+
+static gboolean
+kick_runner_cb (gpointer user_data)
+{
+	sc_runner_kick (user_data);
+	return G_SOURCE_REMOVE;
+}
+
+static gboolean
+kick_notifier_cb (gpointer user_data)
+{
+	sc_notifier_kick (user_data);
+	return G_SOURCE_REMOVE;
+}
 
 static gboolean
 stop_cb (gpointer user_data)
@@ -43,6 +61,10 @@ reload_cb (gpointer user_data)
 		g_warning ("SIGHUP: the spool folder changed; that takes a restart");
 	g_message ("configuration reloaded from %s", path != NULL ? path : "(defaults)");
 	sc_runner_set_config (daemon->runner, config);
+	if (daemon->notifier != NULL)
+		sc_notifier_set_config (daemon->notifier, config);
+	if (daemon->admin != NULL && !sc_admin_server_set_config (daemon->admin, config, &error))
+		g_warning ("SIGHUP: admin server keeps its old settings: %s", error->message);
 	return G_SOURCE_CONTINUE;
 }
 
@@ -71,6 +93,21 @@ sc_cli_run (ScCli *cli, int argc, char **argv)
 	if (runner == NULL)
 		return sc_cli_fail (cli, error);
 	daemon.runner = runner;
+	if (!once) {
+		g_autoptr(GError) error_local = NULL;
+		ScSpool *spool = sc_runner_get_spool (runner);
+
+		daemon.notifier = sc_notifier_new (cli->config, spool, clock);
+		sc_runner_set_notify_hook (runner, kick_notifier_cb, daemon.notifier);
+		if (cli->config->admin_listen != NULL) {
+			/* mail keeps flowing without a dashboard: a busy port is a warning */
+			daemon.admin = sc_admin_server_new (cli->config, spool, clock, &error_local);
+			if (daemon.admin == NULL)
+				g_warning ("admin server not started: %s", error_local->message);
+			else
+				sc_admin_server_set_kick (daemon.admin, kick_runner_cb, runner);
+		}
+	}
 	signal_ids[0] = g_unix_signal_add (SIGTERM, stop_cb, &daemon);
 	signal_ids[1] = g_unix_signal_add (SIGINT, stop_cb, &daemon);
 	signal_ids[2] = g_unix_signal_add (SIGHUP, reload_cb, &daemon);
@@ -79,10 +116,14 @@ sc_cli_run (ScCli *cli, int argc, char **argv)
 	if (!sc_runner_run (runner, once, &error)) {
 		for (gsize i = 0; i < G_N_ELEMENTS (signal_ids); i++)
 			g_source_remove (signal_ids[i]);
+		g_clear_pointer (&daemon.admin, sc_admin_server_free);
+		g_clear_pointer (&daemon.notifier, sc_notifier_free);
 		return sc_cli_fail (cli, error);
 	}
 	for (gsize i = 0; i < G_N_ELEMENTS (signal_ids); i++)
 		g_source_remove (signal_ids[i]);
+	g_clear_pointer (&daemon.admin, sc_admin_server_free);
+	g_clear_pointer (&daemon.notifier, sc_notifier_free);
 	return EX_OK;
 }
 

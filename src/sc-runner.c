@@ -78,6 +78,8 @@ struct _ScRunner {
 	GMutex drain_lock;         /* guards drain_id across threads */
 	guint in_flight;           /* jobs handed to workers, main thread */
 	guint64 next_sequence;
+	GSourceFunc notify_hook;   /* (nullable) */
+	gpointer notify_hook_data;
 	gboolean once;
 	gboolean stopping;
 	gint64 stop_deadline;
@@ -446,6 +448,13 @@ drain_cb (gpointer user_data)
 		runner_schedule (runner, sc_clock_now (runner->clock) + G_USEC_PER_SEC);
 		return G_SOURCE_REMOVE;
 	}
+	for (guint i = 0; i < results->len && runner->notify_hook != NULL; i++) {
+		ScStageResult *result = results->pdata[i];
+		if (result->next_state == SC_STATE_DEAD || result->notification_kind != NULL) {
+			runner->notify_hook (runner->notify_hook_data);
+			break;
+		}
+	}
 	for (guint i = 0; i < jobs->len; i++) {
 		ScJob *done = jobs->pdata[i];
 		ScStageResult *result = results->pdata[i];
@@ -802,4 +811,23 @@ sc_runner_set_config (ScRunner *runner, ScConfig *config)
 	runner->config = sc_config_ref (config);
 	sc_config_unref (old);
 	runner_claim (runner);
+}
+
+ScSpool *
+sc_runner_get_spool (ScRunner *runner)
+{
+	return runner->spool;
+}
+
+void
+sc_runner_kick (ScRunner *runner)
+{
+	runner_schedule (runner, sc_clock_now (runner->clock));
+}
+
+void
+sc_runner_set_notify_hook (ScRunner *runner, GSourceFunc func, gpointer data)
+{
+	runner->notify_hook = func;
+	runner->notify_hook_data = data;
 }

@@ -6,6 +6,7 @@
 
 #include "sc-clock.h"
 #include "sc-config.h"
+#include "sc-spool.h"
 
 G_BEGIN_DECLS
 
@@ -23,6 +24,15 @@ gboolean sc_runner_run (ScRunner *runner, gboolean once, GError **error);
 void sc_runner_stop (ScRunner *runner);
 /* New claims use @config; work already claimed keeps its snapshot. */
 void sc_runner_set_config (ScRunner *runner, ScConfig *config);
+
+/* The runner's own spool connection, for others on the same main context
+ * (admin server, notifier).  (transfer none) */
+ScSpool *sc_runner_get_spool (ScRunner *runner);
+/* Called on the main thread after a commit that wrote admin
+ * notifications (a message died, recipients were refused). */
+void sc_runner_set_notify_hook (ScRunner *runner, GSourceFunc func, gpointer data);
+/* New work may be due (an operator's retry): claim now. */
+void sc_runner_kick (ScRunner *runner);
 
 /* Messages whose processing crashed a runner this many times are held. */
 #define SC_RUNNER_CRASH_LIMIT 3

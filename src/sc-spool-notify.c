@@ -10,7 +10,6 @@
  */
 #include "config.h"
 
-#include "sc-i18n.h"
 #include "sc-spool-private.h"
 
 void
@@ -147,13 +146,14 @@ sc_spool_notify_next_due (ScSpool *spool, gint64 *out_time, GError **error)
 	if (stmt == NULL)
 		return FALSE;
 	rc = sqlite3_step (stmt);
-	if (rc == SQLITE_ROW) {
-		*out_time = sqlite3_column_int64 (stmt, 0);
-		return TRUE;
-	}
-	if (rc != SQLITE_DONE)
+	if (rc != SQLITE_ROW) {
 		sc_spool_set_error (spool, rc, error, "next notification");
-	return FALSE;
+		return FALSE;
+	}
+	if (sqlite3_column_type (stmt, 0) == SQLITE_NULL)
+		return FALSE; /* none pending */
+	*out_time = sqlite3_column_int64 (stmt, 0);
+	return TRUE;
 }
 
 gboolean

@@ -229,9 +229,10 @@ static const char *const sql_text[SC_SQL_LAST] = {
     [SC_SQL_NOTIFY_COUNT_DUE] =
 	"SELECT count(*) FROM notifications INDEXED BY notifications_due"
 	" WHERE state = 'pending' AND next_attempt_at <= :now",
+    /* min() reads the index head: a SEARCH, where ORDER BY … LIMIT 1 plans a SCAN */
     [SC_SQL_NOTIFY_NEXT_DUE] =
-	"SELECT next_attempt_at FROM notifications INDEXED BY notifications_due"
-	" WHERE state = 'pending' ORDER BY next_attempt_at LIMIT 1",
+	"SELECT min(next_attempt_at) FROM notifications INDEXED BY notifications_due"
+	" WHERE state = 'pending'",
     [SC_SQL_NOTIFY_INSERT_EVENT] =
 	"INSERT INTO notifications (kind, detail, created_at, next_attempt_at)"
 	" VALUES (:kind, :detail, :now, :now)",

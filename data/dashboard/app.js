@@ -126,7 +126,7 @@
 
   // A <td> with a data-label (the narrow-screen layout shows it as a caption).
   function td(label, ...content) {
-    return h('td', { 'data-label': label }, ...content);
+    return h('td', { 'data-label': label }, h('div', { class: 'cell' }, ...content));
   }
 
   function flash(msg, kind) {
@@ -382,7 +382,7 @@
 
   function renderChart(section, throughput, backlog) {
     keepHeading(section);
-    const W = 600, H = 160, PAD_L = 36, PAD_B = 20, PAD_T = 10, PAD_R = 36;
+    const W = 900, H = 180, PAD_L = 36, PAD_B = 20, PAD_T = 10, PAD_R = 36;
     const plotW = W - PAD_L - PAD_R, plotH = H - PAD_T - PAD_B;
     const svg = s('svg', { viewBox: `0 0 ${W} ${H}`, class: 'chart', role: 'img', id: 'throughput-chart',
       'aria-label': 'Messages done and failed per minute over the last hour, and the backlog' });

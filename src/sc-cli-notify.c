@@ -1,0 +1,105 @@
+/* sc-cli-notify.c — `stagecoach notify-test`: one signed test POST to the
+ * admin webhook, built exactly as the daemon's notifier builds its own, and
+ * the receiver's answer printed, so an operator can check the URL, the
+ * secret and the receiver's verification before anything dies.
+ *
+ * It must never touch the spool or its outbox (the test is not queued and
+ * not retried): exit 0 on a 2xx answer, 75 (EX_TEMPFAIL) on any other
+ * answer or none, 78 when the configuration cannot send at all.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <sysexits.h>
+
+#include <json-glib/json-glib.h>
+
+#include "sc-cli.h"
+#include "sc-clock.h"
+#include "sc-error.h"
+#include "sc-i18n.h"
+#include "sc-notifier.h"
+
+static GBytes *
+test_body (const char *delivery)
+{
+	g_autoptr(JsonBuilder) builder = json_builder_new ();
+	g_autoptr(JsonGenerator) generator = json_generator_new ();
+	g_autoptr(JsonNode) root = NULL;
+	g_autofree char *time = sc_time_to_iso8601 (g_get_real_time ());
+	g_autofree char *detail =
+	    g_strdup_printf ("test notification from stagecoach notify-test on %s", g_get_host_name ());
+	gsize length = 0;
+	char *text;
+
+	json_builder_begin_object (builder);
+	json_builder_set_member_name (builder, "event");
+	json_builder_add_string_value (builder, "test");
+	json_builder_set_member_name (builder, "time");
+	json_builder_add_string_value (builder, time);
+	json_builder_set_member_name (builder, "delivery");
+	json_builder_add_string_value (builder, delivery);
+	json_builder_set_member_name (builder, "detail");
+	json_builder_add_string_value (builder, detail);
+	json_builder_set_member_name (builder, "message");
+	json_builder_add_null_value (builder);
+	json_builder_end_object (builder);
+	root = json_builder_get_root (builder);
+	json_generator_set_root (generator, root);
+	text = json_generator_to_data (generator, &length);
+	return g_bytes_new_take (text, length);
+}
+
+int
+sc_cli_notify_test (ScCli *cli, int argc, char **argv)
+{
+	const GOptionEntry entries[] = {{NULL}};
+	g_autoptr(GError) error = NULL;
+	g_autoptr(SoupSession) session = NULL;
+	g_autoptr(SoupMessage) message = NULL;
+	g_autoptr(GBytes) body = NULL;
+	g_autoptr(GBytes) answer = NULL;
+	g_autofree char *delivery = NULL;
+	ScConfig *config;
+	const char *data;
+	gsize size = 0;
+	guint status;
+
+	if (!sc_cli_parse (cli, "", _("Send a test notification to the admin webhook and show the answer."),
+			   entries, &argc, &argv))
+		return EX_USAGE;
+	if (argc > 1) {
+		g_set_error (&error, SC_INPUT_ERROR, SC_INPUT_ERROR_USAGE, _("takes no arguments"));
+		return sc_cli_fail (cli, error);
+	}
+	config = sc_cli_get_config (cli);
+	if (config == NULL)
+		return EX_CONFIG;
+	delivery = g_strdup_printf ("t-%08x%08x", g_random_int (), g_random_int ());
+	body = test_body (delivery);
+	message = sc_notifier_build_message (config, delivery, body, &error);
+	if (message == NULL)
+		return sc_cli_fail (cli, error);
+	session = sc_notifier_new_session (config);
+	/* a command, not the daemon: blocking here is fine */
+	answer = soup_session_send_and_read (session, message, NULL, &error);
+	if (answer == NULL) {
+		fprintf (stderr, "stagecoach %s: %s: %s\n", cli->command, config->notify_webhook,
+			 error->message);
+		return EX_TEMPFAIL;
+	}
+	status = soup_message_get_status (message);
+	printf ("%u %s\n", status, soup_message_get_reason_phrase (message));
+	data = g_bytes_get_data (answer, &size);
+	if (size > 0) {
+		fwrite (data, 1, size, stdout);
+		if (data[size - 1] != '\n')
+			putchar ('\n');
+	}
+	if (!SOUP_STATUS_IS_SUCCESSFUL (status)) {
+		fprintf (stderr, "stagecoach %s: %s\n", cli->command,
+			 _("the receiver did not accept the notification"));
+		return EX_TEMPFAIL;
+	}
+	return EX_OK;
+}
