@@ -16,6 +16,8 @@
 
 #include "sc-deliver-mailer.h"
 
+#include "sc-events.h"
+
 struct _ScMailerState {
 	char *name;
 	char *fingerprint;     /* url + TLS + credentials settings: a change drops the pool */
@@ -161,13 +163,19 @@ sc_mailer_state_release (ScMailerState *state, ScSmtpConnection *connection, gbo
 void
 sc_mailer_state_record_success (ScMailerState *state)
 {
+	gboolean closed;
+
 	g_mutex_lock (&state->lock);
-	if (state->open_until != 0)
-		g_message ("mailer %s: circuit closed, it works again", state->name);
+	closed = state->open_until != 0;
 	state->consecutive_failures = 0;
 	state->open_until = 0;
 	state->trial_running = FALSE;
 	g_mutex_unlock (&state->lock);
+	if (closed) {
+		g_autofree char *detail = g_strdup_printf ("mailer %s works again", state->name);
+		g_message ("mailer %s: circuit closed, it works again", state->name);
+		sc_events_push ("mailer.circuit_closed", detail);
+	}
 }
 
 gboolean
@@ -192,9 +200,14 @@ sc_mailer_state_record_failure (ScMailerState *state,
 	g_mutex_unlock (&state->lock);
 	if (opened) {
 		g_autofree char *shown = g_strescape (reply != NULL ? reply : "", NULL);
+		g_autofree char *detail = g_strdup_printf ("mailer %s skipped for %" G_GINT64_FORMAT
+							   "s after %u failure(s): %s", state->name,
+							   cooldown / G_USEC_PER_SEC,
+							   state->consecutive_failures, reply != NULL ? reply : "");
 		g_message ("mailer %s: circuit open after %u failure(s), skipped for %" G_GINT64_FORMAT
 			   "s: %s", state->name, state->consecutive_failures,
 			   cooldown / G_USEC_PER_SEC, shown);
+		sc_events_push ("mailer.circuit_open", detail);
 	}
 	return opened;
 }

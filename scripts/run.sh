@@ -63,6 +63,8 @@ echo "==> the archived copy (decorated: subject prefix, list headers, footer)"
 first=$(ls "$DEMO"/archive/demo/new/* 2>/dev/null | head -1 || true)
 if [ -n "$first" ]; then tr -d "\r" <"$first" | head -40 | sed "s/^/    /"; else echo "    (nothing archived yet: see the log above)"; fi
 
+echo "==> the dashboard: http://127.0.0.1:8470/ (from this machine; see the log above if the port was taken)"
+
 if [ -t 0 ] && [ -t 1 ] && [ -z "${STAGECOACH_DEMO_EXIT:-}" ] && [ -z "${CI:-}" ]; then
   cat <<MSG
 

@@ -20,6 +20,7 @@
 #include <glib/gstdio.h>
 
 #include "sc-duration.h"
+#include "sc-events.h"
 #include "sc-handler.h"
 #include "sc-i18n.h"
 #include "sc-owner.h"
@@ -448,6 +449,8 @@ drain_cb (gpointer user_data)
 		runner_schedule (runner, sc_clock_now (runner->clock) + G_USEC_PER_SEC);
 		return G_SOURCE_REMOVE;
 	}
+	if (sc_events_drain (runner->spool, sc_clock_now (runner->clock)) > 0 && runner->notify_hook != NULL)
+		runner->notify_hook (runner->notify_hook_data);
 	for (guint i = 0; i < results->len && runner->notify_hook != NULL; i++) {
 		ScStageResult *result = results->pdata[i];
 		if (result->next_state == SC_STATE_DEAD || result->notification_kind != NULL) {

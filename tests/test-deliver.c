@@ -338,6 +338,43 @@ test_failover (Fixture *fixture, gconstpointer data)
 		g_assert_true (sc_test_sink_wait_dumps (refusing, 0, 2000)); /* aborted dumps vanish late */
 }
 
+/* A mailer that keeps failing opens its circuit: later messages skip it
+ * without waiting for it, and the admin is told. */
+static void
+test_circuit_opens (Fixture *fixture, gconstpointer data)
+{
+	g_autoptr(ScTestSink) backup = start_sink (NULL);
+	g_autofree char *backup_url = NULL;
+	g_autofree char *primary_url = NULL;
+	g_autofree char *sections = NULL;
+	g_autofree char *primary = NULL;
+	g_autofree char *secondary = NULL;
+	const char *const rcpts[] = {"a@one.example", NULL};
+	sqlite3 *db = NULL;
+	sqlite3_stmt *stmt = NULL;
+
+	if (backup == NULL)
+		return;
+	backup_url = sc_test_sink_get_url (backup);
+	primary_url = g_strdup_printf ("smtp://127.0.0.1:%u", dead_port ());
+	primary = mailer_section ("primary", primary_url, 1, NULL);
+	secondary = mailer_section ("backup", backup_url, 2, NULL);
+	sections = g_strconcat (primary, secondary, NULL);
+	write_config (fixture, sections, NULL);
+	/* one run: three messages fail over (3 failures open it), then more */
+	for (guint i = 0; i < 3; i++)
+		g_free (inject_to (fixture, rcpts));
+	g_assert_cmpint (run_once (fixture), ==, 0);
+	g_assert_cmpint (sc_test_count (fixture->config, "done"), ==, 3);
+	g_assert_cmpint (sqlite3_open (fixture->spool_db, &db), ==, SQLITE_OK);
+	g_assert_cmpint (sqlite3_prepare_v2 (db, "SELECT detail FROM notifications WHERE kind = 'mailer.circuit_open'", -1, &stmt, NULL), ==, SQLITE_OK);
+	g_assert_cmpint (sqlite3_step (stmt), ==, SQLITE_ROW);
+	g_assert_nonnull (strstr ((const char *) sqlite3_column_text (stmt, 0), "primary"));
+	sqlite3_finalize (stmt);
+	sqlite3_close (db);
+	g_assert_cmpuint (sc_test_sink_count_recipient (backup, "a@one.example"), ==, 3);
+}
+
 /* 3. Every mailer fails transiently → deferred; the sink comes back; after
  * the retry delay the message is delivered, nobody twice. */
 static void
@@ -721,6 +758,7 @@ main (int argc, char **argv)
 	g_test_add ("/deliver/happy-path/250-recipients", Fixture, NULL, setup, test_happy_path, teardown);
 	g_test_add ("/deliver/connections/reused-across-messages", Fixture, NULL, setup, test_connections_reused, teardown);
 	g_test_add ("/deliver/failover/primary-down", Fixture, NULL, setup, test_failover, teardown);
+	g_test_add ("/deliver/failover/circuit-opens", Fixture, NULL, setup, test_circuit_opens, teardown);
 	g_test_add ("/deliver/transient/all-down-then-back", Fixture, NULL, setup, test_all_down_then_back, teardown);
 	g_test_add ("/deliver/permanent/every-rcpt-refused", Fixture, NULL, setup, test_permanent_refusal, teardown);
 	g_test_add ("/deliver/permanent/sender-refused", Fixture, NULL, setup, test_sender_refused, teardown);
