@@ -42,24 +42,6 @@ reply_spool_error (SoupServerMessage *message, const GError *error)
 }
 
 static void
-add_string (JsonBuilder *builder, const char *key, const char *value)
-{
-	json_builder_set_member_name (builder, key);
-	if (value != NULL)
-		json_builder_add_string_value (builder, value);
-	else
-		json_builder_add_null_value (builder);
-}
-
-static void
-add_time (JsonBuilder *builder, const char *key, gint64 time)
-{
-	g_autofree char *text = time > 0 ? sc_time_to_iso8601 (time) : NULL;
-
-	add_string (builder, key, text);
-}
-
-static void
 add_int (JsonBuilder *builder, const char *key, gint64 value)
 {
 	json_builder_set_member_name (builder, key);
@@ -71,7 +53,7 @@ add_cursor (JsonBuilder *builder, gboolean more, gint64 last_id)
 {
 	g_autofree char *text = more ? g_strdup_printf ("%" G_GINT64_FORMAT, last_id) : NULL;
 
-	add_string (builder, "next", text);
+	sc_json_add_string (builder, "next", text);
 }
 
 static void
@@ -191,8 +173,8 @@ handle_csrf (ScAdminServer *server, SoupServerMessage *message, const ScAdminIde
 	g_autofree char *token = sc_admin_auth_csrf_token (server->auth, identity);
 
 	json_builder_begin_object (builder);
-	add_string (builder, "token", token);
-	add_string (builder, "actor", identity->actor);
+	sc_json_add_string (builder, "token", token);
+	sc_json_add_string (builder, "actor", identity->actor);
 	json_builder_end_object (builder);
 	reply_builder (message, SOUP_STATUS_OK, builder);
 }
@@ -232,7 +214,7 @@ handle_status (ScAdminServer *server, SoupServerMessage *message)
 	for (guint i = 0; i < throughput->len; i++) {
 		ScThroughput *minute = &g_array_index (throughput, ScThroughput, i);
 		json_builder_begin_object (builder);
-		add_time (builder, "at", minute->at);
+		sc_json_add_time (builder, "at", minute->at);
 		add_int (builder, "done", minute->done);
 		add_int (builder, "failed", minute->failed);
 		json_builder_end_object (builder);
@@ -323,8 +305,8 @@ headers_to_json (GBytes *raw)
 			g_autofree char *decoded = g_mime_utils_header_decode_text (NULL, g_strstrip (value->str));
 			g_autofree char *valid = g_utf8_make_valid (decoded != NULL ? decoded : "", -1);
 			json_builder_begin_object (builder);
-			add_string (builder, "name", name->str);
-			add_string (builder, "value", valid);
+			sc_json_add_string (builder, "name", name->str);
+			sc_json_add_string (builder, "value", valid);
 			json_builder_end_object (builder);
 			g_string_free (name, TRUE);
 			g_string_free (value, TRUE);
@@ -443,8 +425,8 @@ reply_state (ScAdminServer *server, SoupServerMessage *message, const char *queu
 		return;
 	}
 	json_builder_begin_object (builder);
-	add_string (builder, "id", summary->queue_id);
-	add_string (builder, "state", sc_message_state_to_string (summary->state));
+	sc_json_add_string (builder, "id", summary->queue_id);
+	sc_json_add_string (builder, "state", sc_message_state_to_string (summary->state));
 	json_builder_end_object (builder);
 	reply_builder (message, SOUP_STATUS_OK, builder);
 }
@@ -480,7 +462,7 @@ handle_message_action (ScAdminServer *server,
 			return;
 		}
 		json_builder_begin_object (builder);
-		add_string (builder, "id", queue_id);
+		sc_json_add_string (builder, "id", queue_id);
 		json_builder_set_member_name (builder, "deleted");
 		json_builder_add_boolean_value (builder, TRUE);
 		json_builder_end_object (builder);
@@ -590,12 +572,12 @@ handle_mailers (ScAdminServer *server, SoupServerMessage *message)
 		sc_mailer_state_get_stats (sc_mailer_state_get (mailer), &stats);
 		open = stats.open_until > now;
 		json_builder_begin_object (builder);
-		add_string (builder, "name", mailer->name);
-		add_string (builder, "url", mailer->url);
+		sc_json_add_string (builder, "name", mailer->name);
+		sc_json_add_string (builder, "url", mailer->url);
 		add_int (builder, "priority", mailer->priority);
-		add_string (builder, "circuit", open ? "open" : "closed");
-		add_time (builder, "open_until", open ? stats.open_until : 0);
-		add_string (builder, "last_error", stats.last_error);
+		sc_json_add_string (builder, "circuit", open ? "open" : "closed");
+		sc_json_add_time (builder, "open_until", open ? stats.open_until : 0);
+		sc_json_add_string (builder, "last_error", stats.last_error);
 		add_int (builder, "transactions", stats.transactions);
 		add_int (builder, "connections", stats.connects);
 		add_int (builder, "failures", stats.failures);
@@ -607,19 +589,30 @@ handle_mailers (ScAdminServer *server, SoupServerMessage *message)
 	reply_builder (message, SOUP_STATUS_OK, builder);
 }
 
+typedef GPtrArray *(*PageFetchFunc) (ScSpool *spool, gint64 after, guint limit, GError **error);
+/* Writes one entry's object; returns its id (the keyset cursor). */
+typedef gint64 (*PageWriteFunc) (JsonBuilder *builder, gconstpointer entry);
+
+/* GET of a keyset-paginated list: {"MEMBER": [...], "next": cursor|null}. */
 static void
-handle_notifications (ScAdminServer *server, SoupServerMessage *message, GHashTable *query)
+reply_page (ScAdminServer *server,
+	    SoupServerMessage *message,
+	    GHashTable *query,
+	    const char *member,
+	    PageFetchFunc fetch,
+	    PageWriteFunc write)
 {
 	g_autoptr(JsonBuilder) builder = json_builder_new ();
 	g_autoptr(GPtrArray) entries = NULL;
 	g_autoptr(GError) error = NULL;
 	gint64 after;
+	gint64 last_id = 0;
 	guint limit;
 	gboolean more;
 
 	if (!parse_page (message, query, &after, &limit))
 		return;
-	entries = sc_spool_list_notifications (server->spool, after, limit + 1, &error);
+	entries = fetch (server->spool, after, limit + 1, &error);
 	if (entries == NULL) {
 		reply_spool_error (message, error);
 		return;
@@ -628,70 +621,65 @@ handle_notifications (ScAdminServer *server, SoupServerMessage *message, GHashTa
 	if (more)
 		g_ptr_array_set_size (entries, limit);
 	json_builder_begin_object (builder);
-	json_builder_set_member_name (builder, "notifications");
+	json_builder_set_member_name (builder, member);
 	json_builder_begin_array (builder);
 	for (guint i = 0; i < entries->len; i++) {
-		ScNotificationEntry *entry = entries->pdata[i];
 		json_builder_begin_object (builder);
-		add_int (builder, "id", entry->id);
-		add_string (builder, "kind", entry->kind);
-		add_string (builder, "queue_id", entry->queue_id);
-		add_string (builder, "detail", entry->detail);
-		add_time (builder, "created_at", entry->created_at);
-		add_string (builder, "state", entry->state);
-		add_int (builder, "attempts", entry->attempts);
-		add_time (builder, "sent_at", entry->sent_at);
-		add_string (builder, "last_error", entry->last_error);
-		add_time (builder,
-			  "next_attempt_at",
-			  g_strcmp0 (entry->state, "pending") == 0 ? entry->next_attempt_at : 0);
+		last_id = write (builder, entries->pdata[i]);
 		json_builder_end_object (builder);
 	}
 	json_builder_end_array (builder);
-	add_cursor (builder, more, entries->len > 0 ? ((ScNotificationEntry *) entries->pdata[entries->len - 1])->id : 0);
+	add_cursor (builder, more, last_id);
 	json_builder_end_object (builder);
 	reply_builder (message, SOUP_STATUS_OK, builder);
+}
+
+static gint64
+write_notification (JsonBuilder *builder, gconstpointer data)
+{
+	const ScNotificationEntry *entry = data;
+
+	add_int (builder, "id", entry->id);
+	sc_json_add_string (builder, "kind", entry->kind);
+	sc_json_add_string (builder, "queue_id", entry->queue_id);
+	sc_json_add_string (builder, "detail", entry->detail);
+	sc_json_add_time (builder, "created_at", entry->created_at);
+	sc_json_add_string (builder, "state", entry->state);
+	add_int (builder, "attempts", entry->attempts);
+	sc_json_add_time (builder, "sent_at", entry->sent_at);
+	sc_json_add_string (builder, "last_error", entry->last_error);
+	sc_json_add_time (builder,
+			  "next_attempt_at",
+			  g_strcmp0 (entry->state, "pending") == 0 ? entry->next_attempt_at : 0);
+	return entry->id;
+}
+
+static gint64
+write_audit (JsonBuilder *builder, gconstpointer data)
+{
+	const ScAuditEntry *entry = data;
+
+	add_int (builder, "id", entry->id);
+	sc_json_add_time (builder, "at", entry->at);
+	sc_json_add_string (builder, "actor", entry->actor);
+	sc_json_add_string (builder, "remote", entry->remote);
+	sc_json_add_string (builder, "action", entry->action);
+	sc_json_add_string (builder, "queue_id", entry->queue_id);
+	sc_json_add_string (builder, "detail", entry->detail);
+	return entry->id;
+}
+
+static void
+handle_notifications (ScAdminServer *server, SoupServerMessage *message, GHashTable *query)
+{
+	reply_page (server, message, query, "notifications", sc_spool_list_notifications,
+		    write_notification);
 }
 
 static void
 handle_audit (ScAdminServer *server, SoupServerMessage *message, GHashTable *query)
 {
-	g_autoptr(JsonBuilder) builder = json_builder_new ();
-	g_autoptr(GPtrArray) entries = NULL;
-	g_autoptr(GError) error = NULL;
-	gint64 after;
-	guint limit;
-	gboolean more;
-
-	if (!parse_page (message, query, &after, &limit))
-		return;
-	entries = sc_spool_list_audit (server->spool, after, limit + 1, &error);
-	if (entries == NULL) {
-		reply_spool_error (message, error);
-		return;
-	}
-	more = entries->len > limit;
-	if (more)
-		g_ptr_array_set_size (entries, limit);
-	json_builder_begin_object (builder);
-	json_builder_set_member_name (builder, "entries");
-	json_builder_begin_array (builder);
-	for (guint i = 0; i < entries->len; i++) {
-		ScAuditEntry *entry = entries->pdata[i];
-		json_builder_begin_object (builder);
-		add_int (builder, "id", entry->id);
-		add_time (builder, "at", entry->at);
-		add_string (builder, "actor", entry->actor);
-		add_string (builder, "remote", entry->remote);
-		add_string (builder, "action", entry->action);
-		add_string (builder, "queue_id", entry->queue_id);
-		add_string (builder, "detail", entry->detail);
-		json_builder_end_object (builder);
-	}
-	json_builder_end_array (builder);
-	add_cursor (builder, more, entries->len > 0 ? ((ScAuditEntry *) entries->pdata[entries->len - 1])->id : 0);
-	json_builder_end_object (builder);
-	reply_builder (message, SOUP_STATUS_OK, builder);
+	reply_page (server, message, query, "entries", sc_spool_list_audit, write_audit);
 }
 
 /* ---- routing ---- */

@@ -6,8 +6,8 @@
 
 #include "sc-clock.h"
 
-static void
-add_time (JsonBuilder *builder, const char *key, gint64 time)
+void
+sc_json_add_time (JsonBuilder *builder, const char *key, gint64 time)
 {
 	g_autofree char *text = sc_time_to_iso8601 (time);
 
@@ -18,8 +18,8 @@ add_time (JsonBuilder *builder, const char *key, gint64 time)
 		json_builder_add_null_value (builder);
 }
 
-static void
-add_string (JsonBuilder *builder, const char *key, const char *value)
+void
+sc_json_add_string (JsonBuilder *builder, const char *key, const char *value)
 {
 	json_builder_set_member_name (builder, key);
 	if (value != NULL)
@@ -31,14 +31,14 @@ add_string (JsonBuilder *builder, const char *key, const char *value)
 static void
 add_summary_members (JsonBuilder *builder, const ScMessageSummary *summary)
 {
-	add_string (builder, "id", summary->queue_id);
-	add_string (builder, "state", sc_message_state_to_string (summary->state));
-	add_string (builder, "list", summary->list_id);
-	add_string (builder, "sender", summary->sender);
-	add_string (builder, "subject", summary->subject);
-	add_string (builder, "message_id", summary->message_id);
-	add_string (builder, "last_error", summary->last_error);
-	add_string (builder, "hold_reason", summary->hold_reason);
+	sc_json_add_string (builder, "id", summary->queue_id);
+	sc_json_add_string (builder, "state", sc_message_state_to_string (summary->state));
+	sc_json_add_string (builder, "list", summary->list_id);
+	sc_json_add_string (builder, "sender", summary->sender);
+	sc_json_add_string (builder, "subject", summary->subject);
+	sc_json_add_string (builder, "message_id", summary->message_id);
+	sc_json_add_string (builder, "last_error", summary->last_error);
+	sc_json_add_string (builder, "hold_reason", summary->hold_reason);
 	/* failures in the current cycle; "attempts" is show's history array */
 	json_builder_set_member_name (builder, "failures");
 	json_builder_add_int_value (builder, summary->attempts);
@@ -46,9 +46,9 @@ add_summary_members (JsonBuilder *builder, const ScMessageSummary *summary)
 	json_builder_add_int_value (builder, summary->cycle);
 	json_builder_set_member_name (builder, "size");
 	json_builder_add_int_value (builder, summary->size);
-	add_time (builder, "created_at", summary->created_at);
-	add_time (builder, "updated_at", summary->updated_at);
-	add_time (builder,
+	sc_json_add_time (builder, "created_at", summary->created_at);
+	sc_json_add_time (builder, "updated_at", summary->updated_at);
+	sc_json_add_time (builder,
 		  "next_attempt_at",
 		  summary->state == SC_STATE_QUEUED || summary->state == SC_STATE_DEFERRED
 		      ? summary->next_attempt_at
@@ -103,9 +103,9 @@ sc_message_json_build (ScSpool *spool, const char *queue_id, GError **error)
 	for (guint i = 0; i < stages->len; i++) {
 		ScStageRecord *record = stages->pdata[i];
 		json_builder_begin_object (builder);
-		add_string (builder, "stage", record->stage);
-		add_time (builder, "completed_at", record->completed_at);
-		add_string (builder, "note", record->note);
+		sc_json_add_string (builder, "stage", record->stage);
+		sc_json_add_time (builder, "completed_at", record->completed_at);
+		sc_json_add_string (builder, "note", record->note);
 		json_builder_set_member_name (builder, "output_size");
 		if (record->output_size >= 0)
 			json_builder_add_int_value (builder, record->output_size);
@@ -120,14 +120,14 @@ sc_message_json_build (ScSpool *spool, const char *queue_id, GError **error)
 	for (guint i = 0; i < attempts->len; i++) {
 		ScAttemptRecord *record = attempts->pdata[i];
 		json_builder_begin_object (builder);
-		add_string (builder, "stage", record->stage);
-		add_string (builder, "outcome", sc_outcome_to_string (record->outcome));
-		add_string (builder, "error", record->error);
-		add_string (builder, "mailer", record->mailer);
+		sc_json_add_string (builder, "stage", record->stage);
+		sc_json_add_string (builder, "outcome", sc_outcome_to_string (record->outcome));
+		sc_json_add_string (builder, "error", record->error);
+		sc_json_add_string (builder, "mailer", record->mailer);
 		json_builder_set_member_name (builder, "cycle");
 		json_builder_add_int_value (builder, record->cycle);
-		add_time (builder, "started_at", record->started_at);
-		add_time (builder, "finished_at", record->finished_at);
+		sc_json_add_time (builder, "started_at", record->started_at);
+		sc_json_add_time (builder, "finished_at", record->finished_at);
 		json_builder_end_object (builder);
 	}
 	json_builder_end_array (builder);
@@ -137,16 +137,16 @@ sc_message_json_build (ScSpool *spool, const char *queue_id, GError **error)
 	for (guint i = 0; i < recipients->len; i++) {
 		ScRecipientRecord *record = recipients->pdata[i];
 		json_builder_begin_object (builder);
-		add_string (builder, "address", record->address);
-		add_string (builder, "status", record->status);
+		sc_json_add_string (builder, "address", record->address);
+		sc_json_add_string (builder, "status", record->status);
 		json_builder_set_member_name (builder, "code");
 		if (record->code > 0)
 			json_builder_add_int_value (builder, record->code);
 		else
 			json_builder_add_null_value (builder);
-		add_string (builder, "reply", record->reply);
-		add_string (builder, "mailer", record->mailer);
-		add_time (builder, "updated_at", record->updated_at);
+		sc_json_add_string (builder, "reply", record->reply);
+		sc_json_add_string (builder, "mailer", record->mailer);
+		sc_json_add_time (builder, "updated_at", record->updated_at);
 		json_builder_end_object (builder);
 	}
 	json_builder_end_array (builder);

@@ -15,6 +15,10 @@ JsonNode *sc_message_summary_to_json (const ScMessageSummary *summary);
 JsonNode *sc_message_json_build (ScSpool *spool, const char *queue_id, GError **error);
 /* {"queued":N,...,"total":N} */
 JsonNode *sc_status_json_build (const gint64 counts[SC_STATE_LAST]);
+/* Member helpers: NULL and 0 become JSON null. */
+void sc_json_add_string (JsonBuilder *builder, const char *key, const char *value);
+void sc_json_add_time (JsonBuilder *builder, const char *key, gint64 time);
+
 /* (transfer full) pretty or compact text of @node, newline-terminated. */
 char *sc_json_to_string (JsonNode *node, gboolean pretty);
 

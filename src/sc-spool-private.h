@@ -87,6 +87,10 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (ScStatement, sc_statement_reset)
 
 ScStatement *sc_spool_statement (ScSpool *spool, ScSql sql, GError **error);
 
+/* A row of the summary column list (id, queue_id, state, … size), shared
+ * by every query that lists messages. (transfer full) */
+ScMessageSummary *sc_spool_summary_from_row (ScStatement *stmt);
+
 /* Named-parameter binding; a name the SQL lacks is a programming error. */
 void sc_bind_text (ScStatement *stmt, const char *name, const char *value);
 void sc_bind_int64 (ScStatement *stmt, const char *name, gint64 value);

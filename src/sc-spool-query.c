@@ -47,8 +47,8 @@ sc_message_summary_free (ScMessageSummary *summary)
 	g_free (summary);
 }
 
-static ScMessageSummary *
-summary_from_row (ScStatement *stmt)
+ScMessageSummary *
+sc_spool_summary_from_row (ScStatement *stmt)
 {
 	ScMessageSummary *summary = g_new0 (ScMessageSummary, 1);
 
@@ -91,7 +91,7 @@ sc_spool_list (ScSpool *spool, const ScMessageFilter *filter, GError **error)
 	sc_bind_int64 (stmt, ":after", filter->after_rowid > 0 ? filter->after_rowid : G_MAXINT64);
 	sc_bind_int64 (stmt, ":limit", filter->limit > 0 ? (gint64) filter->limit : -1);
 	while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
-		g_ptr_array_add (summaries, summary_from_row (stmt));
+		g_ptr_array_add (summaries, sc_spool_summary_from_row (stmt));
 	if (rc != SQLITE_DONE) {
 		sc_spool_set_error (spool, rc, error, "list");
 		return NULL;
@@ -110,7 +110,7 @@ sc_spool_get_summary (ScSpool *spool, const char *queue_id, GError **error)
 	sc_bind_text (stmt, ":queue_id", queue_id);
 	rc = sqlite3_step (stmt);
 	if (rc == SQLITE_ROW)
-		return summary_from_row (stmt);
+		return sc_spool_summary_from_row (stmt);
 	if (rc == SQLITE_DONE)
 		g_set_error (error,
 			     SC_SPOOL_ERROR,

@@ -21,31 +21,6 @@
  * belong to the walk before it stops. */
 #define THROUGHPUT_SLACK (10 * G_USEC_PER_SEC * 60)
 
-static ScMessageSummary *
-summary_from_row (ScStatement *stmt)
-{
-	ScMessageSummary *summary = g_new0 (ScMessageSummary, 1);
-
-	summary->rowid = sqlite3_column_int64 (stmt, 0);
-	summary->queue_id = sc_column_dup (stmt, 1);
-	(void) sc_message_state_from_string ((const char *) sqlite3_column_text (stmt, 2),
-					     &summary->state);
-	summary->list_id = sc_column_dup (stmt, 3);
-	summary->sender = sc_column_dup (stmt, 4);
-	summary->subject = sc_column_dup (stmt, 5);
-	summary->message_id = sc_column_dup (stmt, 6);
-	summary->last_error = sc_column_dup (stmt, 7);
-	summary->hold_reason = sc_column_dup (stmt, 8);
-	summary->pipeline = sc_column_dup (stmt, 9);
-	summary->attempts = sqlite3_column_int (stmt, 10);
-	summary->cycle = sqlite3_column_int (stmt, 11);
-	summary->created_at = sqlite3_column_int64 (stmt, 12);
-	summary->next_attempt_at = sqlite3_column_int64 (stmt, 13);
-	summary->updated_at = sqlite3_column_int64 (stmt, 14);
-	summary->size = sqlite3_column_int64 (stmt, 15);
-	return summary;
-}
-
 /* "50%_off" → "%50\%\_off%" for LIKE … ESCAPE '\' */
 static char *
 like_pattern (const char *query)
@@ -90,7 +65,7 @@ sc_spool_search (ScSpool *spool, const ScMessageSearch *search, GError **error)
 	sc_bind_int64 (stmt, ":after", search->after_rowid > 0 ? search->after_rowid : G_MAXINT64);
 	sc_bind_int64 (stmt, ":limit", search->limit > 0 ? (gint64) search->limit : -1);
 	while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
-		g_ptr_array_add (summaries, summary_from_row (stmt));
+		g_ptr_array_add (summaries, sc_spool_summary_from_row (stmt));
 	if (rc != SQLITE_DONE) {
 		sc_spool_set_error (spool, rc, error, "search");
 		return NULL;
