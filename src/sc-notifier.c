@@ -15,6 +15,7 @@
  */
 #include "config.h"
 
+#include "sc-timer.h"
 #include "sc-notifier.h"
 
 #include <json-glib/json-glib.h>
@@ -318,11 +319,11 @@ notifier_schedule (ScNotifier *self, gint64 when)
 	if (self->config->notify_backlog_threshold > 0)
 		when = MIN (when, self->next_backlog_check);
 	if (when == G_MAXINT64) {
-		g_source_set_ready_time (self->timer, -1);
+		sc_timer_source_arm (self->timer, -1);
 		return;
 	}
 	delay = when - sc_clock_now (self->clock);
-	g_source_set_ready_time (self->timer, g_get_monotonic_time () + MAX (delay, 0));
+	sc_timer_source_arm (self->timer, MAX (delay, 0));
 }
 
 static void
@@ -554,17 +555,6 @@ notifier_drain (ScNotifier *self)
 }
 
 static gboolean
-timer_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
-{
-	g_source_set_ready_time (source, -1);
-	return callback (user_data);
-}
-
-static GSourceFuncs timer_funcs = {
-    .dispatch = timer_dispatch,
-};
-
-static gboolean
 timer_cb (gpointer user_data)
 {
 	notifier_drain (user_data);
@@ -586,10 +576,8 @@ sc_notifier_new (ScConfig *config, ScSpool *spool, ScClock *clock)
 	self->context = g_main_context_ref_thread_default ();
 	self->session = sc_notifier_new_session (config);
 	self->next_backlog_check = sc_clock_now (clock);
-	self->timer = g_source_new (&timer_funcs, sizeof (GSource));
-	g_source_set_callback (self->timer, timer_cb, self, NULL);
-	g_source_set_static_name (self->timer, "stagecoach-notify-timer");
-	g_source_set_ready_time (self->timer, 0);
+	self->timer = sc_timer_source_new (timer_cb, self, "stagecoach-notify-timer");
+	sc_timer_source_arm (self->timer, 0);
 	g_source_attach (self->timer, self->context);
 	return self;
 }
@@ -598,7 +586,7 @@ void
 sc_notifier_kick (ScNotifier *self)
 {
 	g_return_if_fail (self != NULL);
-	g_source_set_ready_time (self->timer, 0);
+	sc_timer_source_arm (self->timer, 0);
 }
 
 void

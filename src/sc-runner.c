@@ -26,6 +26,7 @@
 #include "sc-owner.h"
 #include "sc-retry.h"
 #include "sc-spool.h"
+#include "sc-timer.h"
 #include "sc-wake.h"
 
 /* How long SIGTERM waits for in-flight stages before releasing them. */
@@ -614,19 +615,8 @@ static void
 runner_schedule (ScRunner *runner, gint64 ready_time_real)
 {
 	gint64 delay = ready_time_real - sc_clock_now (runner->clock);
-	g_source_set_ready_time (runner->timer, g_get_monotonic_time () + MAX (delay, 0));
+	sc_timer_source_arm (runner->timer, MAX (delay, 0));
 }
-
-static gboolean
-timer_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
-{
-	g_source_set_ready_time (source, -1);
-	return callback (user_data);
-}
-
-static GSourceFuncs timer_funcs = {
-    .dispatch = timer_dispatch,
-};
 
 static gboolean
 timer_cb (gpointer user_data)
@@ -702,9 +692,7 @@ sc_runner_new (ScConfig *config, ScClock *clock, GError **error)
 	if (runner->pool == NULL)
 		return NULL;
 	g_thread_pool_set_sort_function (runner->pool, job_compare, NULL);
-	runner->timer = g_source_new (&timer_funcs, sizeof (GSource));
-	g_source_set_callback (runner->timer, timer_cb, runner, NULL);
-	g_source_set_static_name (runner->timer, "stagecoach-claim-timer");
+	runner->timer = sc_timer_source_new (timer_cb, runner, "stagecoach-claim-timer");
 	g_source_attach (runner->timer, runner->context);
 	runner->wake_socket = sc_wake_listen (config->spool, &runner->wake_path, &error_local);
 	if (runner->wake_socket == NULL) {
