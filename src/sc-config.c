@@ -250,6 +250,7 @@ static const char *const main_keys[] = {
     SC_KEY_DEFAULT_LIST,
     SC_KEY_RESCAN,
     SC_KEY_CLAIM_BATCH,
+    SC_KEY_CLAIM_MEMORY,
     NULL,
 };
 
@@ -349,6 +350,7 @@ load_main (ScConfigLoader *loader, ScConfig *config)
 	}
 	config->claim_batch =
 	    get_uint (loader, section, SC_KEY_CLAIM_BATCH, SC_DEF_CLAIM_BATCH, 1, 10000);
+	config->claim_memory = get_size (loader, section, SC_KEY_CLAIM_MEMORY, SC_DEF_CLAIM_MEMORY);
 	config->max_message_size =
 	    get_size (loader, section, SC_KEY_MAX_MESSAGE_SIZE, SC_DEF_MAX_MESSAGE_SIZE);
 	config->default_list = get_string (loader, section, SC_KEY_DEFAULT_LIST, NULL);

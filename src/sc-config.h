@@ -29,6 +29,8 @@ G_BEGIN_DECLS
 #define SC_DEF_RESCAN "30s"
 #define SC_KEY_CLAIM_BATCH "claim-batch" /* messages claimed per spool transaction */
 #define SC_DEF_CLAIM_BATCH 64
+#define SC_KEY_CLAIM_MEMORY "claim-memory" /* message bytes a runner holds in flight */
+#define SC_DEF_CLAIM_MEMORY "256M"
 
 /* [retry] */
 #define SC_CONFIG_SECTION_RETRY "retry"
@@ -182,6 +184,7 @@ typedef struct {
 	gint64 busy_timeout;
 	gint64 rescan;
 	guint claim_batch;
+	guint64 claim_memory;
 	guint64 max_message_size;
 	char *default_list;   /* (nullable) */
 	ScRetryPolicy retry;

@@ -79,6 +79,7 @@ struct _ScRunner {
 	guint drain_id;            /* idle that drains `finished` */
 	GMutex drain_lock;         /* guards drain_id across threads */
 	guint in_flight;           /* jobs handed to workers, main thread */
+	guint64 in_flight_bytes;   /* raw sizes of the messages claimed and not finished */
 	guint64 next_sequence;
 	GSourceFunc notify_hook;   /* (nullable) */
 	gpointer notify_hook_data;
@@ -445,8 +446,12 @@ drain_cb (gpointer user_data)
 					       sc_owner_get_name (runner->owner),
 					       sc_clock_now (runner->clock),
 					       NULL);
-		for (guint i = 0; i < jobs->len; i++)
-			job_free (jobs->pdata[i]);
+		for (guint i = 0; i < jobs->len; i++) {
+			ScJob *lost = jobs->pdata[i];
+			guint64 size = g_bytes_get_size (lost->message->raw);
+			runner->in_flight_bytes -= MIN (size, runner->in_flight_bytes);
+			job_free (lost);
+		}
 		runner_schedule (runner, sc_clock_now (runner->clock) + G_USEC_PER_SEC);
 		return G_SOURCE_REMOVE;
 	}
@@ -464,7 +469,10 @@ drain_cb (gpointer user_data)
 		ScStageResult *result = results->pdata[i];
 
 		log_result (done, result);
-		if (result->next_state == SC_STATE_ACTIVE) {
+		if (result->next_state != SC_STATE_ACTIVE) {
+			guint64 size = g_bytes_get_size (done->message->raw);
+			runner->in_flight_bytes -= MIN (size, runner->in_flight_bytes);
+		} else {
 			ScMessage *message = g_steal_pointer (&done->message);
 			if (done->output != NULL) {
 				g_bytes_unref (message->current);
@@ -489,6 +497,8 @@ capacity (ScRunner *runner)
 	guint limit = MAX (runner->config->workers * 2, runner->config->claim_batch);
 	guint room = runner->in_flight >= limit ? 0 : limit - runner->in_flight;
 
+	if (runner->in_flight > 0 && runner->in_flight_bytes >= runner->config->claim_memory)
+		return 0; /* big messages in flight: no more bodies in memory */
 	if (runner->in_flight > runner->config->workers && room < limit / 2)
 		return 0;
 	return MIN (room, runner->config->claim_batch);
@@ -558,12 +568,15 @@ runner_claim (ScRunner *runner)
 		g_autoptr(GPtrArray) messages = NULL;
 		gint64 claim_time = runner->once ? MIN (now, runner->once_started_at) : now;
 
-		messages = sc_spool_claim (runner->spool,
-					   sc_owner_get_name (runner->owner),
-					   claim_time,
-					   now + runner->config->lease,
-					   room,
-					   &error_local);
+		messages = sc_spool_claim_within (runner->spool,
+						  sc_owner_get_name (runner->owner),
+						  claim_time,
+						  now + runner->config->lease,
+						  room,
+						  runner->config->claim_memory > runner->in_flight_bytes
+						      ? runner->config->claim_memory - runner->in_flight_bytes
+						      : 0,
+						  &error_local);
 		if (messages == NULL) {
 			g_warning ("cannot claim messages: %s", error_local->message);
 			/* A locked or full spool passes; try again shortly. */
@@ -592,6 +605,7 @@ runner_claim (ScRunner *runner)
 				sc_message_free (message);
 				continue;
 			}
+			runner->in_flight_bytes += g_bytes_get_size (message->raw);
 			dispatch (runner, message, runner->config);
 		}
 		if (messages->len < room)
@@ -660,6 +674,7 @@ renew_cb (gpointer user_data)
 					     &error_local))
 			g_warning ("cannot release messages: %s", error_local->message);
 		runner->in_flight = 0;
+		runner->in_flight_bytes = 0;
 		g_main_loop_quit (runner->loop);
 	}
 	return G_SOURCE_CONTINUE;

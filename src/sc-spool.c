@@ -85,16 +85,17 @@ static const char *const sql_text[SC_SQL_LAST] = {
     [SC_SQL_INSERT_RECIPIENT] =
 	"INSERT INTO recipients (message_id, position, address) VALUES (:message_id, :position, "
 	":address)",
-    /* The subquery reads the head of messages_due; nothing scans the queue.
-     * INDEXED BY: without it the planner prefers messages_state and sorts
-     * every queued message in a temp b-tree on each claim. */
+    /* Reads the head of messages_due; nothing scans the queue.  INDEXED
+     * BY: without it the planner prefers messages_state and sorts every
+     * queued message in a temp b-tree on each claim.  The size lets the
+     * caller stop at a memory budget before taking the lease. */
     [SC_SQL_CLAIM] =
+	"SELECT id, size FROM messages INDEXED BY messages_due"
+	" WHERE state IN ('queued','deferred') AND next_attempt_at <= :now"
+	" ORDER BY next_attempt_at LIMIT :limit",
+    [SC_SQL_CLAIM_ONE] =
 	"UPDATE messages SET state = 'active', lease_owner = :owner,"
-	" lease_expires_at = :lease_expires_at, updated_at = :now"
-	" WHERE id IN (SELECT id FROM messages INDEXED BY messages_due"
-	"  WHERE state IN ('queued','deferred') AND next_attempt_at <= :now"
-	"  ORDER BY next_attempt_at LIMIT :limit)"
-	" RETURNING id",
+	" lease_expires_at = :lease_expires_at, updated_at = :now WHERE id = :id",
     [SC_SQL_SELECT_CLAIMED] =
 	"SELECT queue_id, list_id, sender, pipeline, attempts, crashes, cycle_started_at"
 	" FROM messages WHERE id = :id",
@@ -801,6 +802,18 @@ sc_spool_claim (ScSpool *spool,
 		guint limit,
 		GError **error)
 {
+	return sc_spool_claim_within (spool, owner, now, lease_expires_at, limit, G_MAXUINT64, error);
+}
+
+GPtrArray *
+sc_spool_claim_within (ScSpool *spool,
+		       const char *owner,
+		       gint64 now,
+		       gint64 lease_expires_at,
+		       guint limit,
+		       guint64 max_bytes,
+		       GError **error)
+{
 	g_autoptr(GPtrArray) messages = g_ptr_array_new_with_free_func ((GDestroyNotify) sc_message_free);
 	g_autoptr(GArray) rowids = g_array_new (FALSE, FALSE, sizeof (gint64));
 
@@ -808,7 +821,32 @@ sc_spool_claim (ScSpool *spool,
 		return NULL;
 	{
 		g_autoptr(ScStatement) stmt = sc_spool_statement (spool, SC_SQL_CLAIM, error);
+		guint64 bytes = 0;
 		int rc;
+		if (stmt == NULL) {
+			sc_spool_rollback (spool);
+			return NULL;
+		}
+		sc_bind_int64 (stmt, ":now", now);
+		sc_bind_int64 (stmt, ":limit", limit);
+		while ((rc = sqlite3_step (stmt)) == SQLITE_ROW) {
+			gint64 rowid = sqlite3_column_int64 (stmt, 0);
+			guint64 size = (guint64) sqlite3_column_int64 (stmt, 1);
+			/* the first always fits: a message larger than the budget
+			 * must not wait forever */
+			if (rowids->len > 0 && bytes + size > max_bytes)
+				break;
+			bytes += size;
+			g_array_append_val (rowids, rowid);
+		}
+		if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+			sc_spool_set_error (spool, rc, error, "claim");
+			sc_spool_rollback (spool);
+			return NULL;
+		}
+	}
+	for (guint i = 0; i < rowids->len; i++) {
+		g_autoptr(ScStatement) stmt = sc_spool_statement (spool, SC_SQL_CLAIM_ONE, error);
 		if (stmt == NULL) {
 			sc_spool_rollback (spool);
 			return NULL;
@@ -816,13 +854,8 @@ sc_spool_claim (ScSpool *spool,
 		sc_bind_text (stmt, ":owner", owner);
 		sc_bind_int64 (stmt, ":lease_expires_at", lease_expires_at);
 		sc_bind_int64 (stmt, ":now", now);
-		sc_bind_int64 (stmt, ":limit", limit);
-		while ((rc = sqlite3_step (stmt)) == SQLITE_ROW) {
-			gint64 rowid = sqlite3_column_int64 (stmt, 0);
-			g_array_append_val (rowids, rowid);
-		}
-		if (rc != SQLITE_DONE) {
-			sc_spool_set_error (spool, rc, error, "claim");
+		sc_bind_int64 (stmt, ":id", g_array_index (rowids, gint64, i));
+		if (!sc_spool_step_done (spool, stmt, error, "claim")) {
 			sc_spool_rollback (spool);
 			return NULL;
 		}

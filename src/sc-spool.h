@@ -96,6 +96,17 @@ GPtrArray *sc_spool_claim (ScSpool *spool,
 			   guint limit,
 			   GError **error);
 
+/* The same, stopping before the claimed messages' sizes add up to more
+ * than @max_bytes (the first is always taken): bounds the memory that
+ * message bodies in flight can take. */
+GPtrArray *sc_spool_claim_within (ScSpool *spool,
+				  const char *owner,
+				  gint64 now,
+				  gint64 lease_expires_at,
+				  guint limit,
+				  guint64 max_bytes,
+				  GError **error);
+
 /* One stage's end, and what becomes of the message, as the runner decided. */
 typedef struct {
 	gint64 rowid;

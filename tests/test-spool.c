@@ -1992,6 +1992,38 @@ test_state_out_of_range (void)
 	g_test_trap_assert_stderr ("*CRITICAL*state < SC_STATE_LAST*");
 }
 
+/* A memory budget stops a claim early, but never below one message. */
+static void
+test_claim_memory_budget (Fixture *fixture, gconstpointer user_data)
+{
+	g_autoptr(GError) error = NULL;
+	gint64 now;
+	g_autofree char *first = inject (fixture, "a.example.org");
+	g_autofree char *second = inject (fixture, "a.example.org");
+	g_autofree char *third = inject (fixture, "a.example.org");
+	g_autoptr(GPtrArray) one = NULL;
+	g_autoptr(GPtrArray) two = NULL;
+	g_autoptr(ScMessageSummary) s = summary (fixture, first);
+
+	now = sc_clock_now (fixture->clock);
+	/* no room at all still takes one: a big message must not wait forever */
+	one = sc_spool_claim_within (fixture->spool, "r", now, now + LEASE, 10, 0, &error);
+	g_assert_no_error (error);
+	g_assert_cmpuint (one->len, ==, 1);
+	/* room for one and a half messages: one */
+	g_clear_pointer (&one, g_ptr_array_unref);
+	one = sc_spool_claim_within (fixture->spool, "r", now, now + LEASE, 10, s->size + s->size / 2, &error);
+	g_assert_no_error (error);
+	g_assert_cmpuint (one->len, ==, 1);
+	g_assert_cmpint (state_of (fixture, third), ==, SC_STATE_QUEUED);
+	/* nothing left over was leased by the early stop */
+	two = sc_spool_claim_within (fixture->spool, "r", now, now + LEASE, 10, G_MAXUINT64, &error);
+	g_assert_no_error (error);
+	g_assert_cmpuint (two->len, ==, 1);
+	g_assert_cmpint (state_of (fixture, third), ==, SC_STATE_ACTIVE);
+	(void) second;
+}
+
 int
 main (int argc, char **argv)
 {
@@ -2034,5 +2066,6 @@ main (int argc, char **argv)
 	ADD ("/spool/bad/locked", test_bad_locked);
 	ADD ("/spool/bad/full", test_bad_full);
 #undef ADD
+	g_test_add ("/spool/claim/memory-budget", Fixture, NULL, fixture_setup, test_claim_memory_budget, fixture_teardown);
 	return g_test_run ();
 }
