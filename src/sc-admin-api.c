@@ -503,6 +503,8 @@ handle_bulk_retry (ScAdminServer *server, SoupServerMessage *message, const ScAd
 	g_autoptr(GError) error = NULL;
 	const char *state_text = NULL;
 	const char *list_id = NULL;
+	const char *stage = NULL;
+	const char *query = NULL;
 	ScMessageState state;
 	gboolean dry_run = FALSE;
 	gint64 count = 0;
@@ -511,8 +513,13 @@ handle_bulk_retry (ScAdminServer *server, SoupServerMessage *message, const ScAd
 	if (body == NULL)
 		return;
 	if (!body_string (message, body, "state", &state_text) ||
-	    !body_string (message, body, "list", &list_id))
+	    !body_string (message, body, "list", &list_id) ||
+	    !body_string (message, body, "stage", &stage) || !body_string (message, body, "q", &query))
 		return;
+	if (stage != NULL && *stage == '\0')
+		stage = NULL;
+	if (query != NULL && *query == '\0')
+		query = NULL;
 	if (state_text == NULL || !sc_message_state_from_string (state_text, &state) ||
 	    (state != SC_STATE_DEAD && state != SC_STATE_DEFERRED)) {
 		sc_admin_reply_error (message, SOUP_STATUS_BAD_REQUEST, _("state must be dead or deferred"));
@@ -526,7 +533,36 @@ handle_bulk_retry (ScAdminServer *server, SoupServerMessage *message, const ScAd
 		}
 		dry_run = json_node_get_boolean (node);
 	}
-	if (dry_run) {
+	if (stage != NULL || query != NULL) {
+		/* the same filter as the list the operator is looking at */
+		ScMessageSearch search = {.has_state = TRUE, .state = state, .list_id = list_id,
+					  .stage = stage, .query = query};
+		g_autoptr(GPtrArray) found = sc_spool_search (server->spool, &search, &error);
+		g_autoptr(GPtrArray) queue_ids = g_ptr_array_new ();
+		if (found == NULL) {
+			reply_spool_error (message, error);
+			return;
+		}
+		for (guint i = 0; i < found->len; i++)
+			g_ptr_array_add (queue_ids, ((ScMessageSummary *) found->pdata[i])->queue_id);
+		count = queue_ids->len;
+		if (!dry_run) {
+			ScAuditContext audit;
+			guint retried = 0;
+			g_autofree char *detail = g_strdup_printf ("state=%s list=%s stage=%s q=%s", state_text,
+								   list_id != NULL ? list_id : "*",
+								   stage != NULL ? stage : "*",
+								   query != NULL ? query : "");
+			audit_context (server, message, identity, &audit);
+			if (!sc_spool_retry_list (server->spool, queue_ids, detail, &audit, &retried, &error)) {
+				reply_spool_error (message, error);
+				return;
+			}
+			count = retried;
+			if (count > 0)
+				kick (server);
+		}
+	} else if (dry_run) {
 		gint64 counts[SC_STATE_LAST];
 		if (!sc_spool_count_states (server->spool, list_id, counts, &error)) {
 			reply_spool_error (message, error);

@@ -214,6 +214,46 @@ sc_spool_retry_matching (ScSpool *spool,
 	return TRUE;
 }
 
+gboolean
+sc_spool_retry_list (ScSpool *spool,
+		     GPtrArray *queue_ids,
+		     const char *detail,
+		     const ScAuditContext *audit,
+		     guint *out_count,
+		     GError **error)
+{
+	guint count = 0;
+	g_autofree char *summary = NULL;
+
+	if (!sc_spool_begin (spool, error))
+		return FALSE;
+	for (guint i = 0; i < queue_ids->len; i++) {
+		g_autoptr(ScMessageSummary) message = sc_spool_get_summary (spool, queue_ids->pdata[i], error);
+		if (message == NULL) {
+			sc_spool_rollback (spool);
+			return FALSE;
+		}
+		if (message->state != SC_STATE_DEAD && message->state != SC_STATE_DEFERRED)
+			continue; /* moved on since the search: not ours to retry */
+		if (!update_by_id (spool, SC_SQL_RETRY, message->rowid, audit->now, NULL, error) ||
+		    !reset_recipients (spool, message->rowid, error)) {
+			sc_spool_rollback (spool);
+			return FALSE;
+		}
+		count++;
+	}
+	summary = g_strdup_printf ("%s count=%u", detail != NULL ? detail : "", count);
+	if (!write_audit (spool, audit, "retry-bulk", NULL, summary, error)) {
+		sc_spool_rollback (spool);
+		return FALSE;
+	}
+	if (!sc_spool_commit (spool, error))
+		return FALSE;
+	if (out_count != NULL)
+		*out_count = count;
+	return TRUE;
+}
+
 typedef enum {
 	ACTION_HOLD,
 	ACTION_RELEASE,

@@ -296,6 +296,14 @@ gboolean sc_spool_retry_matching (ScSpool *spool,
 				  const ScAuditContext *audit,
 				  guint *out_count,
 				  GError **error);
+/* Retries each of @queue_ids (a search's result) in one transaction with
+ * one audit row; messages no longer retryable are skipped, not errors. */
+gboolean sc_spool_retry_list (ScSpool *spool,
+			      GPtrArray *queue_ids,
+			      const char *detail,
+			      const ScAuditContext *audit,
+			      guint *out_count,
+			      GError **error);
 gboolean sc_spool_hold (ScSpool *spool,
 			const char *queue_id,
 			const char *reason,

@@ -697,6 +697,29 @@ test_bulk_retry (Fixture *fixture, gconstpointer user_data)
 		g_assert_cmpint (db_int (fixture, "SELECT count(*) FROM audit"), ==, 1);
 		assert_last_audit (fixture, "retry-bulk", NULL, "local");
 	}
+	{
+		/* the same filter as the list: only what the search shows */
+		g_autofree char *needle = inject (fixture, "b.example.org", "needle in a haystack");
+		g_autofree char *hay = inject (fixture, "b.example.org", "just hay");
+		run_stage (fixture, needle, SC_OUTCOME_PERMANENT, SC_STATE_DEAD);
+		run_stage (fixture, hay, SC_OUTCOME_PERMANENT, SC_STATE_DEAD);
+		{
+			g_autoptr(Response) dry = post (fixture, "POST", "/api/v1/retry",
+							"{\"state\": \"dead\", \"q\": \"needle\", \"dry_run\": true}");
+			g_autoptr(JsonNode) node = response_json (dry);
+			g_assert_cmpint (json_object_get_int_member (json_node_get_object (node), "count"), ==, 1);
+		}
+		{
+			g_autoptr(Response) response = post (fixture, "POST", "/api/v1/retry",
+							     "{\"state\": \"dead\", \"q\": \"needle\"}");
+			g_autoptr(JsonNode) node = response_json (response);
+			g_assert_cmpuint (response->status, ==, 200);
+			g_assert_cmpint (json_object_get_int_member (json_node_get_object (node), "count"), ==, 1);
+			g_assert_cmpint (state_of (fixture, needle), ==, SC_STATE_QUEUED);
+			g_assert_cmpint (state_of (fixture, hay), ==, SC_STATE_DEAD);
+			assert_last_audit (fixture, "retry-bulk", NULL, "local");
+		}
+	}
 	for (guint i = 0; i < 4; i++) {
 		const char *body = (const char *[]){"{\"state\": \"done\"}", "{}", "{\"state\": \"dead\", \"dry_run\": 1}", "[1]"}[i];
 		g_autoptr(Response) response = post (fixture, "POST", "/api/v1/retry", body);

@@ -551,6 +551,8 @@
       try {
         const body = { state: f.state, dry_run: true };
         if (f.list) body.list = f.list;
+        if (f.stage) body.stage = f.stage;
+        if (f.q) body.q = f.q;
         const dry = await api('/api/v1/retry', { method: 'POST', body });
         const n = dry.count || 0;
         if (!n) {
@@ -559,7 +561,7 @@
         }
         let msg = `Retry ${n} ${f.state} message${n === 1 ? '' : 's'}${f.list ? ' of list ' + f.list : ''}? ` +
           'Each starts a new cycle and becomes due now.';
-        if (f.q || f.stage) msg += ' The search text and stage filters do not narrow a bulk retry.';
+        if (f.q || f.stage) msg += ' Only messages matching the current search are retried.';
         const ok = await ask(`Retry ${n} message${n === 1 ? '' : 's'}?`, msg, { ok: `Retry ${n}` });
         if (!ok) return;
         body.dry_run = false;
