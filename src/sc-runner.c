@@ -68,6 +68,8 @@ struct _ScRunner {
 	GAsyncQueue *recipient_commits; /* (owned) ScRecipientCommit* from workers */
 	GMutex commit_lock;        /* with commit_cond: workers wait for their commit */
 	GCond commit_cond;
+	gboolean closing;          /* guarded by commit_lock: no main loop will commit again */
+	gint abandoned;            /* atomic: leases given up; queued jobs must not run */
 	GMainContext *context;     /* (unowned) the thread-default context at new() */
 	GMainLoop *loop;           /* (owned) (nullable) while running */
 	GCancellable *cancellable; /* (owned) cancelled by stop */
@@ -126,7 +128,15 @@ record_recipients_cb (gpointer data, ScRecipientUpdate *updates, guint n_updates
 
 	for (guint i = 0; i < n_updates; i++)
 		updates[i].rowid = job->message->rowid;
+	g_mutex_lock (&runner->commit_lock);
+	if (runner->closing) {
+		g_mutex_unlock (&runner->commit_lock);
+		g_set_error (error, SC_SPOOL_ERROR, SC_SPOOL_ERROR_TEMPORARY,
+			     _("the runner is stopping; nothing more is recorded"));
+		return FALSE;
+	}
 	g_async_queue_push (runner->recipient_commits, &commit);
+	g_mutex_unlock (&runner->commit_lock);
 	schedule_drain (runner);
 	g_mutex_lock (&runner->commit_lock);
 	while (!commit.done)
@@ -146,6 +156,12 @@ worker_cb (gpointer data, gpointer user_data)
 	ScJob *job = data;
 	ScRunner *runner = user_data;
 	g_autofree char *argument = NULL;
+
+	if (g_atomic_int_get (&runner->abandoned)) {
+		/* its lease was released: another runner may own it now */
+		job_free (job);
+		return;
+	}
 	const ScHandler *handler;
 	const ScListConfig *list = sc_config_get_list (job->config, job->message->list_id);
 	g_autoptr(GError) error_local = NULL;
@@ -344,6 +360,7 @@ static void
 runner_fail (ScRunner *runner, GError *error)
 {
 	g_warning ("%s", error->message);
+	g_atomic_int_set (&runner->abandoned, 1);
 	if (runner->fatal == NULL)
 		runner->fatal = g_error_copy (error);
 	if (runner->loop != NULL)
@@ -673,6 +690,7 @@ renew_cb (gpointer user_data)
 					     sc_clock_now (runner->clock),
 					     &error_local))
 			g_warning ("cannot release messages: %s", error_local->message);
+		g_atomic_int_set (&runner->abandoned, 1);
 		runner->in_flight = 0;
 		runner->in_flight_bytes = 0;
 		g_main_loop_quit (runner->loop);
@@ -728,6 +746,19 @@ sc_runner_free (ScRunner *runner)
 	if (runner == NULL)
 		return;
 	if (runner->pool != NULL) {
+		/* A worker may be waiting for a commit that no loop will make
+		 * now (stop deadline, fatal spool error): tell it and every later
+		 * one, so the pool can be joined. */
+		ScRecipientCommit *commit;
+		g_mutex_lock (&runner->commit_lock);
+		runner->closing = TRUE;
+		while ((commit = g_async_queue_try_pop (runner->recipient_commits)) != NULL) {
+			g_set_error (&commit->error, SC_SPOOL_ERROR, SC_SPOOL_ERROR_TEMPORARY,
+				     _("the runner is stopping; nothing more is recorded"));
+			commit->done = TRUE;
+		}
+		g_cond_broadcast (&runner->commit_cond);
+		g_mutex_unlock (&runner->commit_lock);
 		g_thread_pool_free (runner->pool, FALSE, TRUE);
 		sc_handler_registry_shutdown ();
 	}
