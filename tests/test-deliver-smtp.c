@@ -555,7 +555,7 @@ test_smtp_dot_refused (void)
 static void
 test_smtp_timeout (void)
 {
-	const char *const args[] = {"-W", "mail:5", NULL};
+	const char *const args[] = {"-W", "mail:20", NULL};
 	g_autoptr(ScTestSink) sink = sc_test_sink_start (args);
 	g_autoptr(TestMailer) mailer = NULL;
 	g_autoptr(ScSmtpConnection) connection = NULL;
@@ -579,7 +579,10 @@ test_smtp_timeout (void)
 	g_assert_cmpint (result->code, ==, 0);
 	g_assert_nonnull (strstr (result->reply, "MAIL FROM"));
 	g_assert_cmpint (elapsed, >=, G_USEC_PER_SEC / 2);
-	g_assert_cmpint (elapsed, <, 3 * G_USEC_PER_SEC);
+	/* curl checks the response timeout about once a second, and shared CI
+	 * machines are slow: the bound only proves it did not wait for the
+	 * sink's reply */
+	g_assert_cmpint (elapsed, <, 8 * G_USEC_PER_SEC);
 }
 
 static gpointer
@@ -594,7 +597,7 @@ cancel_later_thread (gpointer user_data)
 static void
 test_smtp_cancel (void)
 {
-	const char *const args[] = {"-W", "rcpt:5", NULL};
+	const char *const args[] = {"-W", "rcpt:20", NULL};
 	g_autoptr(ScTestSink) sink = sc_test_sink_start (args);
 	g_autoptr(TestMailer) mailer = NULL;
 	g_autoptr(ScSmtpConnection) connection = NULL;
@@ -618,7 +621,7 @@ test_smtp_cancel (void)
 			       cancellable);
 	g_test_message ("%s: %s", G_STRFUNC, result->reply);
 	g_thread_join (thread);
-	g_assert_cmpint (g_get_monotonic_time () - start, <, 3 * G_USEC_PER_SEC);
+	g_assert_cmpint (g_get_monotonic_time () - start, <, 8 * G_USEC_PER_SEC); /* not the sink's 20 s */
 	g_assert_cmpint (result->status, ==, SC_SMTP_MAILER_FAILED);
 	g_assert_true (result->transient);
 	g_assert_nonnull (strstr (result->reply, "cancelled"));
@@ -635,7 +638,7 @@ test_smtp_cancel (void)
 static void
 test_smtp_cancel_after_dot (void)
 {
-	const char *const args[] = {"-W", ".:5", NULL};
+	const char *const args[] = {"-W", ".:20", NULL};
 	g_autoptr(ScTestSink) sink = sc_test_sink_start (args);
 	g_autoptr(TestMailer) mailer = NULL;
 	g_autoptr(ScSmtpConnection) connection = NULL;
