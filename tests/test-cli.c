@@ -6,6 +6,7 @@
 #include <glib/gstdio.h>
 #include <sqlite3.h>
 #include <sysexits.h>
+#include <unistd.h>
 
 #include "sc-test-util.h"
 
@@ -405,6 +406,36 @@ test_sendmail_t (Fixture *fixture, gconstpointer data)
 	}
 }
 
+/* Installed as a sendmail path: the binary called "sendmail" is sendmail. */
+static void
+test_sendmail_symlink (Fixture *fixture, gconstpointer data)
+{
+	g_autofree char *link = g_build_filename (fixture->dir, "sendmail", NULL);
+	const char *text = "To: one@example.org\nList-Id: <test.example.org>\nSubject: via a symlink\n\nbody\n";
+	g_autoptr(GBytes) input = g_bytes_new_static (text, strlen (text));
+	g_autoptr(GSubprocessLauncher) launcher =
+	    g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE);
+	g_autoptr(GSubprocess) process = NULL;
+	g_autoptr(GBytes) out = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autofree char *queue_id = NULL;
+	g_autoptr(JsonObject) shown = NULL;
+
+	g_assert_cmpint (symlink (sc_test_binary (), link), ==, 0);
+	g_subprocess_launcher_setenv (launcher, "STAGECOACH_CONFIG", fixture->config, TRUE);
+	process = g_subprocess_launcher_spawn (launcher, &error, link, "-t", "-oi", "-f", "owner@example.org", NULL);
+	g_assert_no_error (error);
+	g_subprocess_communicate (process, input, NULL, &out, NULL, &error);
+	g_assert_no_error (error);
+	g_assert_cmpint (g_subprocess_get_exit_status (process), ==, 0);
+	g_assert_cmpuint (g_bytes_get_size (out), ==, 0);
+	queue_id = newest_id (fixture);
+	shown = sc_test_show (fixture->config, queue_id);
+	g_assert_cmpstr (json_object_get_string_member (shown, "subject"), ==, "via a symlink");
+	g_assert_cmpstr (json_object_get_string_member (shown, "list"), ==, "test.example.org");
+	g_assert_cmpstr (json_object_get_string_member (shown, "sender"), ==, "owner@example.org");
+}
+
 static void
 test_config_errors (Fixture *fixture, gconstpointer data)
 {
@@ -494,6 +525,7 @@ main (int argc, char **argv)
 		    test_inject_concurrent_first_open, teardown);
 	g_test_add ("/cli/inject/disk-full", Fixture, NULL, setup, test_inject_disk_full, teardown);
 	g_test_add ("/cli/sendmail/t-and-dot", Fixture, NULL, setup, test_sendmail_t, teardown);
+	g_test_add ("/cli/sendmail/symlink", Fixture, NULL, setup, test_sendmail_symlink, teardown);
 	g_test_add ("/cli/config/errors", Fixture, NULL, setup, test_config_errors, teardown);
 	g_test_add ("/cli/usage/errors", Fixture, NULL, setup, test_usage_errors, teardown);
 	g_test_add ("/cli/json/status-and-list", Fixture, NULL, setup, test_status_and_list_json, teardown);
