@@ -11,6 +11,7 @@
 #include "sc-config.h"
 #include "sc-error.h"
 #include "sc-handler.h"
+#include "sc-test-http.h"
 #include "sc-test-util.h"
 
 /* Mon Nov 23 12:00:00 2026 UTC */
@@ -573,12 +574,9 @@ test_archive_mbox_locked (Fixture *fixture, gconstpointer user_data)
 
 /* An archiver on 127.0.0.1, served from its own thread and main context. */
 typedef struct {
-	GThread *thread;
-	GMainContext *context;
-	GMainLoop *loop;
+	ScTestHttpServer *http;
 	guint port;
 	GMutex mutex;
-	GCond cond;
 	/* the last request, under mutex */
 	guint requests;
 	char *method;
@@ -630,74 +628,26 @@ server_callback (SoupServer *server,
 					  strlen (reply));
 }
 
-static gpointer
-server_thread (gpointer user_data)
-{
-	TestServer *test_server = user_data;
-	g_autoptr(SoupServer) server = NULL;
-	g_autoptr(GError) error = NULL;
-	GSList *uris;
-
-	g_main_context_push_thread_default (test_server->context);
-	server = soup_server_new ("server-header", "test-archiver", NULL);
-	soup_server_add_handler (server, NULL, server_callback, test_server, NULL);
-	soup_server_listen_local (server, 0, SOUP_SERVER_LISTEN_IPV4_ONLY, &error);
-	g_assert_no_error (error);
-	uris = soup_server_get_uris (server);
-	g_assert_nonnull (uris);
-	g_mutex_lock (&test_server->mutex);
-	test_server->port = g_uri_get_port (uris->data);
-	g_cond_signal (&test_server->cond);
-	g_mutex_unlock (&test_server->mutex);
-	g_slist_free_full (uris, (GDestroyNotify) g_uri_unref);
-
-	g_main_loop_run (test_server->loop);
-	soup_server_disconnect (server);
-	g_clear_object (&server);
-	/* let the closed connections finish on this context */
-	while (g_main_context_iteration (test_server->context, FALSE))
-		;
-	g_main_context_pop_thread_default (test_server->context);
-	return NULL;
-}
-
 static TestServer *
 test_server_start (void)
 {
 	TestServer *test_server = g_new0 (TestServer, 1);
 
 	g_mutex_init (&test_server->mutex);
-	g_cond_init (&test_server->cond);
-	test_server->context = g_main_context_new ();
-	test_server->loop = g_main_loop_new (test_server->context, FALSE);
-	test_server->thread = g_thread_new ("archiver", server_thread, test_server);
-	g_mutex_lock (&test_server->mutex);
-	while (test_server->port == 0)
-		g_cond_wait (&test_server->cond, &test_server->mutex);
-	g_mutex_unlock (&test_server->mutex);
+	test_server->http = sc_test_http_server_start ("test-archiver", server_callback, test_server);
+	test_server->port = sc_test_http_server_get_port (test_server->http);
 	return test_server;
-}
-
-static gboolean
-quit_cb (gpointer user_data)
-{
-	g_main_loop_quit (user_data);
-	return G_SOURCE_REMOVE;
 }
 
 static void
 test_server_stop (TestServer *test_server)
 {
-	g_main_context_invoke (test_server->context, quit_cb, test_server->loop);
-	g_thread_join (test_server->thread);
-	g_main_loop_unref (test_server->loop);
-	g_main_context_unref (test_server->context);
+	sc_test_http_server_stop (test_server->http);
 	g_free (test_server->method);
 	g_free (test_server->path);
 	g_clear_pointer (&test_server->headers, soup_message_headers_unref);
 	g_clear_pointer (&test_server->body, g_bytes_unref);
 	g_mutex_clear (&test_server->mutex);
-	g_cond_clear (&test_server->cond);
 	g_free (test_server);
 }
 

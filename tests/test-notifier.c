@@ -22,6 +22,7 @@
 #include "sc-notifier.h"
 #include "sc-spool-private.h"
 #include "sc-spool.h"
+#include "sc-test-http.h"
 #include "sc-test-util.h"
 
 #define SEC G_GINT64_CONSTANT (1000000)
@@ -53,12 +54,9 @@ received_free (Received *received)
 }
 
 typedef struct {
-	GThread *thread;
-	GMainContext *context;
-	GMainLoop *loop;
+	ScTestHttpServer *http;
 	guint port;
 	GMutex mutex;
-	GCond cond;
 	/* under mutex */
 	guint answer; /* status to answer with */
 	GPtrArray *received; /* (element-type Received) */
@@ -92,72 +90,25 @@ receiver_callback (SoupServer *server,
 	soup_server_message_set_response (message, "text/plain", SOUP_MEMORY_COPY, reply, strlen (reply));
 }
 
-static gpointer
-receiver_thread (gpointer user_data)
-{
-	Receiver *receiver = user_data;
-	g_autoptr(SoupServer) server = NULL;
-	g_autoptr(GError) error = NULL;
-	GSList *uris;
-
-	g_main_context_push_thread_default (receiver->context);
-	server = soup_server_new ("server-header", "test-receiver", NULL);
-	soup_server_add_handler (server, NULL, receiver_callback, receiver, NULL);
-	soup_server_listen_local (server, 0, SOUP_SERVER_LISTEN_IPV4_ONLY, &error);
-	g_assert_no_error (error);
-	uris = soup_server_get_uris (server);
-	g_assert_nonnull (uris);
-	g_mutex_lock (&receiver->mutex);
-	receiver->port = g_uri_get_port (uris->data);
-	g_cond_signal (&receiver->cond);
-	g_mutex_unlock (&receiver->mutex);
-	g_slist_free_full (uris, (GDestroyNotify) g_uri_unref);
-
-	g_main_loop_run (receiver->loop);
-	soup_server_disconnect (server);
-	g_clear_object (&server);
-	while (g_main_context_iteration (receiver->context, FALSE))
-		;
-	g_main_context_pop_thread_default (receiver->context);
-	return NULL;
-}
-
 static Receiver *
 receiver_start (void)
 {
 	Receiver *receiver = g_new0 (Receiver, 1);
 
 	g_mutex_init (&receiver->mutex);
-	g_cond_init (&receiver->cond);
 	receiver->answer = SOUP_STATUS_OK;
 	receiver->received = g_ptr_array_new_with_free_func ((GDestroyNotify) received_free);
-	receiver->context = g_main_context_new ();
-	receiver->loop = g_main_loop_new (receiver->context, FALSE);
-	receiver->thread = g_thread_new ("receiver", receiver_thread, receiver);
-	g_mutex_lock (&receiver->mutex);
-	while (receiver->port == 0)
-		g_cond_wait (&receiver->cond, &receiver->mutex);
-	g_mutex_unlock (&receiver->mutex);
+	receiver->http = sc_test_http_server_start ("test-receiver", receiver_callback, receiver);
+	receiver->port = sc_test_http_server_get_port (receiver->http);
 	return receiver;
-}
-
-static gboolean
-quit_cb (gpointer user_data)
-{
-	g_main_loop_quit (user_data);
-	return G_SOURCE_REMOVE;
 }
 
 static void
 receiver_stop (Receiver *receiver)
 {
-	g_main_context_invoke (receiver->context, quit_cb, receiver->loop);
-	g_thread_join (receiver->thread);
-	g_main_loop_unref (receiver->loop);
-	g_main_context_unref (receiver->context);
+	sc_test_http_server_stop (receiver->http);
 	g_ptr_array_unref (receiver->received);
 	g_mutex_clear (&receiver->mutex);
-	g_cond_clear (&receiver->cond);
 	g_free (receiver);
 }
 
