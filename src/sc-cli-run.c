@@ -4,6 +4,7 @@
  * keeps the old one if the new one has errors. */
 #include "config.h"
 
+#include <curl/curl.h>
 #include <glib-unix.h>
 #include <stdio.h>
 #include <sysexits.h>
@@ -84,6 +85,10 @@ sc_cli_run (ScCli *cli, int argc, char **argv)
 
 	if (!sc_cli_parse (cli, "", _("Run the pipeline."), entries, &argc, &argv))
 		return EX_USAGE;
+	/* Once, before any worker thread exists; only the daemon's handlers use
+	 * curl, so inject and the other short commands skip its TLS start-up
+	 * (measured: most of a short command's run time). */
+	curl_global_init (CURL_GLOBAL_DEFAULT);
 	if (sc_cli_get_config (cli) == NULL)
 		return EX_CONFIG;
 	for (guint i = 0; cli->config->warnings != NULL && i < cli->config->warnings->len; i++)

@@ -3,7 +3,6 @@
  * in doc/stagecoach.1; a test checks it. */
 #include "config.h"
 
-#include <curl/curl.h>
 #include <locale.h>
 #include <signal.h>
 #include <stdio.h>
@@ -97,8 +96,6 @@ main (int argc, char **argv)
 	bindtextdomain (GETTEXT_PACKAGE, LOCALEDIR);
 	bind_textdomain_codeset (GETTEXT_PACKAGE, "UTF-8");
 	textdomain (GETTEXT_PACKAGE);
-	/* once, before any thread exists */
-	curl_global_init (CURL_GLOBAL_DEFAULT);
 	/* a peer that hangs up must be an error return, never our death */
 	signal (SIGPIPE, SIG_IGN);
 
@@ -138,6 +135,5 @@ done:
 	g_clear_pointer (&cli.spool, sc_spool_close);
 	g_clear_pointer (&cli.config, sc_config_unref);
 	g_free (cli.config_path);
-	curl_global_cleanup ();
 	return status;
 }
