@@ -92,6 +92,16 @@ ScStatement *sc_spool_statement (ScSpool *spool, ScSql sql, GError **error);
  * by every query that lists messages. (transfer full) */
 ScMessageSummary *sc_spool_summary_from_row (ScStatement *stmt);
 
+/* Steps @sql newest first from :after (0: from the newest) for at most
+ * :limit rows (0: all), one object per row from @from_row. (transfer full) */
+GPtrArray *sc_spool_select_page (ScSpool *spool,
+				 ScSql sql,
+				 gint64 after_id,
+				 guint limit,
+				 gpointer (*from_row) (ScStatement *stmt),
+				 GDestroyNotify free_func,
+				 GError **error);
+
 /* Named-parameter binding; a name the SQL lacks is a programming error. */
 void sc_bind_text (ScStatement *stmt, const char *name, const char *value);
 void sc_bind_int64 (ScStatement *stmt, const char *name, gint64 value);

@@ -173,6 +173,32 @@ select_rows (ScSpool *spool,
 	return g_steal_pointer (&rows);
 }
 
+GPtrArray *
+sc_spool_select_page (ScSpool *spool,
+		      ScSql sql,
+		      gint64 after_id,
+		      guint limit,
+		      gpointer (*from_row) (ScStatement *stmt),
+		      GDestroyNotify free_func,
+		      GError **error)
+{
+	g_autoptr(ScStatement) stmt = sc_spool_statement (spool, sql, error);
+	g_autoptr(GPtrArray) rows = g_ptr_array_new_with_free_func (free_func);
+	int rc;
+
+	if (stmt == NULL)
+		return NULL;
+	sc_bind_int64 (stmt, ":after", after_id > 0 ? after_id : G_MAXINT64);
+	sc_bind_int64 (stmt, ":limit", limit > 0 ? (gint64) limit : -1);
+	while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
+		g_ptr_array_add (rows, from_row (stmt));
+	if (rc != SQLITE_DONE) {
+		sc_spool_set_error (spool, rc, error, "list");
+		return NULL;
+	}
+	return g_steal_pointer (&rows);
+}
+
 static gpointer
 stage_from_row (ScStatement *stmt)
 {

@@ -127,33 +127,26 @@ sc_audit_entry_free (ScAuditEntry *entry)
 	g_free (entry);
 }
 
+static gpointer
+audit_from_row (ScStatement *stmt)
+{
+	ScAuditEntry *entry = g_new0 (ScAuditEntry, 1);
+
+	entry->id = sqlite3_column_int64 (stmt, 0);
+	entry->at = sqlite3_column_int64 (stmt, 1);
+	entry->actor = sc_column_dup (stmt, 2);
+	entry->remote = sc_column_dup (stmt, 3);
+	entry->action = sc_column_dup (stmt, 4);
+	entry->queue_id = sc_column_dup (stmt, 5);
+	entry->detail = sc_column_dup (stmt, 6);
+	return entry;
+}
+
 GPtrArray *
 sc_spool_list_audit (ScSpool *spool, gint64 after_id, guint limit, GError **error)
 {
-	g_autoptr(ScStatement) stmt = sc_spool_statement (spool, SC_SQL_AUDIT_PAGE, error);
-	g_autoptr(GPtrArray) entries = g_ptr_array_new_with_free_func ((GDestroyNotify) sc_audit_entry_free);
-	int rc;
-
-	if (stmt == NULL)
-		return NULL;
-	sc_bind_int64 (stmt, ":after", after_id > 0 ? after_id : G_MAXINT64);
-	sc_bind_int64 (stmt, ":limit", limit > 0 ? (gint64) limit : -1);
-	while ((rc = sqlite3_step (stmt)) == SQLITE_ROW) {
-		ScAuditEntry *entry = g_new0 (ScAuditEntry, 1);
-		entry->id = sqlite3_column_int64 (stmt, 0);
-		entry->at = sqlite3_column_int64 (stmt, 1);
-		entry->actor = sc_column_dup (stmt, 2);
-		entry->remote = sc_column_dup (stmt, 3);
-		entry->action = sc_column_dup (stmt, 4);
-		entry->queue_id = sc_column_dup (stmt, 5);
-		entry->detail = sc_column_dup (stmt, 6);
-		g_ptr_array_add (entries, entry);
-	}
-	if (rc != SQLITE_DONE) {
-		sc_spool_set_error (spool, rc, error, "audit");
-		return NULL;
-	}
-	return g_steal_pointer (&entries);
+	return sc_spool_select_page (spool, SC_SQL_AUDIT_PAGE, after_id, limit, audit_from_row,
+				     (GDestroyNotify) sc_audit_entry_free, error);
 }
 
 void
@@ -169,37 +162,30 @@ sc_notification_entry_free (ScNotificationEntry *entry)
 	g_free (entry);
 }
 
+static gpointer
+notification_from_row (ScStatement *stmt)
+{
+	ScNotificationEntry *entry = g_new0 (ScNotificationEntry, 1);
+
+	entry->id = sqlite3_column_int64 (stmt, 0);
+	entry->kind = sc_column_dup (stmt, 1);
+	entry->queue_id = sc_column_dup (stmt, 2);
+	entry->detail = sc_column_dup (stmt, 3);
+	entry->created_at = sqlite3_column_int64 (stmt, 4);
+	entry->state = sc_column_dup (stmt, 5);
+	entry->attempts = sqlite3_column_int (stmt, 6);
+	entry->sent_at = sqlite3_column_int64 (stmt, 7);
+	entry->last_error = sc_column_dup (stmt, 8);
+	entry->next_attempt_at = sqlite3_column_int64 (stmt, 9);
+	return entry;
+}
+
 GPtrArray *
 sc_spool_list_notifications (ScSpool *spool, gint64 after_id, guint limit, GError **error)
 {
-	g_autoptr(ScStatement) stmt = sc_spool_statement (spool, SC_SQL_NOTIFICATIONS_PAGE, error);
-	g_autoptr(GPtrArray) entries =
-	    g_ptr_array_new_with_free_func ((GDestroyNotify) sc_notification_entry_free);
-	int rc;
-
-	if (stmt == NULL)
-		return NULL;
-	sc_bind_int64 (stmt, ":after", after_id > 0 ? after_id : G_MAXINT64);
-	sc_bind_int64 (stmt, ":limit", limit > 0 ? (gint64) limit : -1);
-	while ((rc = sqlite3_step (stmt)) == SQLITE_ROW) {
-		ScNotificationEntry *entry = g_new0 (ScNotificationEntry, 1);
-		entry->id = sqlite3_column_int64 (stmt, 0);
-		entry->kind = sc_column_dup (stmt, 1);
-		entry->queue_id = sc_column_dup (stmt, 2);
-		entry->detail = sc_column_dup (stmt, 3);
-		entry->created_at = sqlite3_column_int64 (stmt, 4);
-		entry->state = sc_column_dup (stmt, 5);
-		entry->attempts = sqlite3_column_int (stmt, 6);
-		entry->sent_at = sqlite3_column_int64 (stmt, 7);
-		entry->last_error = sc_column_dup (stmt, 8);
-		entry->next_attempt_at = sqlite3_column_int64 (stmt, 9);
-		g_ptr_array_add (entries, entry);
-	}
-	if (rc != SQLITE_DONE) {
-		sc_spool_set_error (spool, rc, error, "notifications");
-		return NULL;
-	}
-	return g_steal_pointer (&entries);
+	return sc_spool_select_page (spool, SC_SQL_NOTIFICATIONS_PAGE, after_id, limit,
+				     notification_from_row,
+				     (GDestroyNotify) sc_notification_entry_free, error);
 }
 
 gboolean
