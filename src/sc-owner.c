@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <string.h>
 #include <glib/gstdio.h>
 #include <sys/file.h>
 #include <unistd.h>
@@ -88,8 +89,54 @@ sc_owner_is_alive (const char *spool_folder, const char *name)
 	if (fd < 0)
 		return FALSE; /* no lock file: its runner is gone */
 	alive = flock (fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
-	if (!alive)
-		(void) g_unlink (path); /* a dead runner's leftover */
 	close (fd);
 	return alive;
+}
+
+void
+sc_owner_forget (const char *spool_folder, const char *name)
+{
+	g_autofree char *path = NULL;
+
+	if (strchr (name, '/') != NULL || sc_owner_is_alive (spool_folder, name))
+		return;
+	path = lock_path_for (spool_folder, name);
+	(void) g_unlink (path); /* a dead runner's leftover */
+}
+
+/* A slot: two little-endian-agnostic int64s in the host's order (only
+ * read back on the same host: the spool folder is local). */
+#define SLOT_SIZE (2 * sizeof (gint64))
+
+void
+sc_owner_mark_in_handler (ScOwner *owner, guint slot, gint64 rowid, gint64 generation)
+{
+	gint64 record[2] = {rowid, rowid != 0 ? generation : 0};
+
+	if (pwrite (owner->fd, record, SLOT_SIZE, (off_t) slot * SLOT_SIZE) != (ssize_t) SLOT_SIZE)
+		g_debug ("cannot record slot %u in %s: %s", slot, owner->lock_path, g_strerror (errno));
+}
+
+GHashTable *
+sc_owner_read_in_handler (const char *spool_folder, const char *name)
+{
+	GHashTable *running = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+	g_autofree char *path = NULL;
+	g_autofree char *contents = NULL;
+	gsize length = 0;
+
+	if (strchr (name, '/') != NULL)
+		return running;
+	path = lock_path_for (spool_folder, name);
+	if (!g_file_get_contents (path, &contents, &length, NULL))
+		return running;
+	for (gsize offset = 0; offset + SLOT_SIZE <= length; offset += SLOT_SIZE) {
+		gint64 record[2];
+		memcpy (record, contents + offset, SLOT_SIZE);
+		if (record[0] != 0)
+			g_hash_table_add (running,
+					  g_strdup_printf ("%" G_GINT64_FORMAT ":%" G_GINT64_FORMAT,
+							   record[0], record[1]));
+	}
+	return running;
 }

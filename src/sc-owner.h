@@ -4,6 +4,13 @@
  * The kernel drops the lock when the process dies however it dies (kill -9
  * included), so "can I lock NAME.lock?" answers "is NAME dead?" without
  * trusting PIDs, which get reused.
+ *
+ * The same file records which claims the runner's handlers are running
+ * right now: one 16-byte slot per worker, (message row, lease generation),
+ * written with pwrite and never synced.  It costs two small writes per
+ * stage and survives the process (the page cache outlives kill -9), so
+ * whoever takes a dead runner's messages back can blame only the ones a
+ * handler was running — not every message it had merely claimed.
  */
 #pragma once
 
@@ -18,6 +25,15 @@ const char *sc_owner_get_name (ScOwner *owner);
 void sc_owner_free (ScOwner *owner);
 /* TRUE while the runner NAME holds its lock. */
 gboolean sc_owner_is_alive (const char *spool_folder, const char *name);
+/* Removes a dead runner's lock file (after its messages were taken back). */
+void sc_owner_forget (const char *spool_folder, const char *name);
+
+/* Worker @slot starts running a handler on (rowid, generation); rowid 0:
+ * the slot is idle again.  Thread-safe (each worker owns its slot). */
+void sc_owner_mark_in_handler (ScOwner *owner, guint slot, gint64 rowid, gint64 generation);
+/* The claims runner NAME had in a handler, as "ROWID:GENERATION" keys.
+ * (transfer full) empty when it recorded none or the file is gone. */
+GHashTable *sc_owner_read_in_handler (const char *spool_folder, const char *name);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (ScOwner, sc_owner_free)
 

@@ -11,6 +11,17 @@
  * (capped by the rescan interval, the safety net for lost wakeups), and a
  * datagram from `inject` fires it at once.  Leases are renewed while work
  * runs; dead runners' leases are taken back at start and at every rescan.
+ *
+ * A lease belongs to one claim (owner + generation): every result and
+ * recipient update carries it, so a job whose claim is gone records
+ * nothing, and its message's chain stops there.  A group commit that fails
+ * (locked or full spool) is kept and tried again; nothing is released
+ * while a job of it may still run, so two jobs of one message never run.
+ *
+ * Jobs wait in lanes before they get a thread: deliver jobs in their
+ * mailer's lane (at most its max-connections run), everything else in the
+ * workers lane (at most `workers`).  The pool has a thread for every lane
+ * slot, so a relay that hangs holds only its own lane.
  */
 #include "config.h"
 
@@ -19,6 +30,7 @@
 #include <glib-unix.h>
 #include <glib/gstdio.h>
 
+#include "sc-deliver-mailer.h"
 #include "sc-duration.h"
 #include "sc-events.h"
 #include "sc-handler.h"
@@ -31,9 +43,20 @@
 
 /* How long SIGTERM waits for in-flight stages before releasing them. */
 #define SC_RUNNER_STOP_GRACE (30 * G_USEC_PER_SEC)
+/* How soon a group commit that failed is tried again. */
+#define SC_RUNNER_COMMIT_RETRY_MS 500
+
+/* Where jobs wait for a thread; see the file comment. */
+typedef struct {
+	char *key;        /* "workers" or "mailer:NAME" */
+	guint capacity;   /* jobs that may run at once */
+	guint running;    /* handed to the pool, not yet drained */
+	GQueue waiting;   /* ScJob*, in job_compare order */
+} ScLane;
 
 typedef struct {
 	ScRunner *runner;       /* (unowned) */
+	ScLane *lane;           /* (unowned) */
 	ScMessage *message;     /* (owned) */
 	ScConfig *config;       /* (owned) snapshot taken at claim */
 	char *stage;            /* (owned) */
@@ -80,9 +103,19 @@ struct _ScRunner {
 	guint renew_id;
 	guint drain_id;            /* idle that drains `finished` */
 	GMutex drain_lock;         /* guards drain_id across threads */
-	guint in_flight;           /* jobs handed to workers, main thread */
-	guint64 in_flight_bytes;   /* raw sizes of the messages claimed and not finished */
+	guint in_flight;           /* claimed messages not yet finished, main thread */
+	guint64 in_flight_bytes;   /* what they hold in memory, estimated (claim_cost) */
 	guint64 next_sequence;
+	GHashTable *lanes;         /* (owned) key → ScLane*, main thread */
+	GHashTable *claims;        /* (owned) rowid → generation of every claim in flight */
+	GPtrArray *pending_jobs;   /* (owned) ScJob* finished, decided, not yet committed */
+	GPtrArray *pending_results; /* (owned) their ScStageResult*, same order */
+	GPtrArray *pending_commits; /* ScRecipientCommit* not yet committed (workers wait) */
+	guint commit_retry_id;     /* a failed group commit's next try */
+	gboolean commit_failing;   /* logged once per failing streak */
+	GMutex slot_lock;          /* guards slot_busy */
+	GArray *slot_busy;         /* gboolean per in-handler slot of the owner file */
+	gint64 memory_factor;      /* bytes held per raw byte in flight (see claim_cost) */
 	GSourceFunc notify_hook;   /* (nullable) */
 	gpointer notify_hook_data;
 	gboolean once;
@@ -90,7 +123,7 @@ struct _ScRunner {
 	gint64 stop_deadline;
 	gint64 once_started_at;
 	gint64 last_rescan;
-	gint64 last_renew;
+	gint64 last_renew;         /* monotonic */
 	GError *fatal;             /* (owned) (nullable) a spool error that ends run() */
 };
 
@@ -126,8 +159,10 @@ record_recipients_cb (gpointer data, ScRecipientUpdate *updates, guint n_updates
 	ScRunner *runner = job->runner;
 	ScRecipientCommit commit = {.updates = updates, .n_updates = n_updates};
 
-	for (guint i = 0; i < n_updates; i++)
+	for (guint i = 0; i < n_updates; i++) {
 		updates[i].rowid = job->message->rowid;
+		updates[i].lease_generation = job->message->lease_generation;
+	}
 	g_mutex_lock (&runner->commit_lock);
 	if (runner->closing) {
 		g_mutex_unlock (&runner->commit_lock);
@@ -149,6 +184,34 @@ record_recipients_cb (gpointer data, ScRecipientUpdate *updates, guint n_updates
 	return TRUE;
 }
 
+/* Worker threads: a slot in the owner file for the claim in a handler. */
+static guint
+slot_acquire (ScRunner *runner)
+{
+	gboolean busy = TRUE;
+	guint slot;
+
+	g_mutex_lock (&runner->slot_lock);
+	for (slot = 0; slot < runner->slot_busy->len; slot++) {
+		if (!g_array_index (runner->slot_busy, gboolean, slot))
+			break;
+	}
+	if (slot == runner->slot_busy->len)
+		g_array_append_val (runner->slot_busy, busy);
+	else
+		g_array_index (runner->slot_busy, gboolean, slot) = TRUE;
+	g_mutex_unlock (&runner->slot_lock);
+	return slot;
+}
+
+static void
+slot_release (ScRunner *runner, guint slot)
+{
+	g_mutex_lock (&runner->slot_lock);
+	g_array_index (runner->slot_busy, gboolean, slot) = FALSE;
+	g_mutex_unlock (&runner->slot_lock);
+}
+
 /* Worker thread: run one stage, hand the job back to the main thread. */
 static void
 worker_cb (gpointer data, gpointer user_data)
@@ -157,11 +220,15 @@ worker_cb (gpointer data, gpointer user_data)
 	ScRunner *runner = user_data;
 	g_autofree char *argument = NULL;
 
+	guint slot;
+
 	if (g_atomic_int_get (&runner->abandoned)) {
-		/* its lease was released: another runner may own it now */
+		/* the runner gave up its leases: another runner may own it now */
 		job_free (job);
 		return;
 	}
+	slot = slot_acquire (runner);
+	sc_owner_mark_in_handler (runner->owner, slot, job->message->rowid, job->message->lease_generation);
 	const ScHandler *handler;
 	const ScListConfig *list = sc_config_get_list (job->config, job->message->list_id);
 	g_autoptr(GError) error_local = NULL;
@@ -209,6 +276,8 @@ worker_cb (gpointer data, gpointer user_data)
 			g_error_free (foreign);
 		}
 	}
+	sc_owner_mark_in_handler (runner->owner, slot, 0, 0);
+	slot_release (runner, slot);
 	job->finished_at = sc_clock_now (runner->clock);
 	g_async_queue_push (runner->finished, job);
 	schedule_drain (runner);
@@ -246,6 +315,103 @@ job_compare (gconstpointer a, gconstpointer b, gpointer user_data)
 	return job_a->sequence < job_b->sequence ? -1 : job_a->sequence > job_b->sequence;
 }
 
+/* ---- lanes ---- */
+
+static void
+lane_free (gpointer data)
+{
+	ScLane *lane = data;
+	g_queue_clear_full (&lane->waiting, (GDestroyNotify) job_free);
+	g_free (lane->key);
+	g_free (lane);
+}
+
+static ScLane *
+lane_get (ScRunner *runner, const char *key, guint capacity)
+{
+	ScLane *lane = g_hash_table_lookup (runner->lanes, key);
+
+	if (lane == NULL) {
+		lane = g_new0 (ScLane, 1);
+		lane->key = g_strdup (key);
+		g_queue_init (&lane->waiting);
+		g_hash_table_insert (runner->lanes, lane->key, lane);
+	}
+	lane->capacity = MAX (capacity, 1); /* the configuration may have changed */
+	return lane;
+}
+
+/* Deliver jobs wait in the lane of the mailer they will use first (the
+ * first of the list's mailers whose circuit is not open); the rest share
+ * the workers lane. */
+static ScLane *
+lane_for_job (ScRunner *runner, ScJob *job)
+{
+	const ScListConfig *list = sc_config_get_list (job->config, job->message->list_id);
+
+	if (g_strcmp0 (job->stage, "deliver") == 0 && list != NULL) {
+		g_autoptr(GPtrArray) mailers = sc_config_list_mailers (job->config, list);
+		gint64 now = sc_clock_now (runner->clock);
+		const ScMailerConfig *first = NULL;
+
+		for (guint i = 0; i < mailers->len && first == NULL; i++) {
+			const ScMailerConfig *mailer = mailers->pdata[i];
+			gint64 open_until = sc_mailer_state_get_open_until (sc_mailer_state_get (mailer));
+			if (open_until <= now)
+				first = mailer;
+		}
+		if (first == NULL && mailers->len > 0)
+			first = mailers->pdata[0];
+		if (first != NULL) {
+			g_autofree char *key = g_strconcat ("mailer:", first->name, NULL);
+			return lane_get (runner, key, first->max_connections);
+		}
+	}
+	return lane_get (runner, "workers", job->config->workers);
+}
+
+/* A thread for every slot of every lane the configuration can make. */
+static void
+pool_size_for (ScRunner *runner, ScConfig *config)
+{
+	guint threads = config->workers;
+
+	for (guint i = 0; i < config->mailers->len; i++) {
+		const ScMailerConfig *mailer = config->mailers->pdata[i];
+		threads += mailer->max_connections;
+	}
+	/* lanes of mailers a reload removed may still run */
+	threads = MAX (threads, (guint) g_thread_pool_get_max_threads (runner->pool));
+	(void) g_thread_pool_set_max_threads (runner->pool, (int) threads, NULL);
+}
+
+static void
+lane_pump (ScRunner *runner, ScLane *lane)
+{
+	while (lane->running < lane->capacity && !g_queue_is_empty (&lane->waiting)) {
+		lane->running++;
+		g_thread_pool_push (runner->pool, g_queue_pop_head (&lane->waiting), NULL);
+	}
+}
+
+/* Jobs waiting behind a mailer that is busy or hung: they hold no thread,
+ * and they must not stop the runner from claiming other work. */
+static guint
+blocked_jobs (ScRunner *runner)
+{
+	GHashTableIter iter;
+	gpointer value;
+	guint blocked = 0;
+
+	g_hash_table_iter_init (&iter, runner->lanes);
+	while (g_hash_table_iter_next (&iter, NULL, &value)) {
+		ScLane *lane = value;
+		if (g_str_has_prefix (lane->key, "mailer:"))
+			blocked += g_queue_get_length (&lane->waiting);
+	}
+	return blocked;
+}
+
 static void
 dispatch (ScRunner *runner, ScMessage *message, ScConfig *config)
 {
@@ -258,8 +424,46 @@ dispatch (ScRunner *runner, ScMessage *message, ScConfig *config)
 	job->stage_index = g_strv_length (message->completed);
 	job->sequence = runner->next_sequence++;
 	job->started_at = sc_clock_now (runner->clock);
+	job->lane = lane_for_job (runner, job);
+	g_queue_insert_sorted (&job->lane->waiting, job, job_compare, NULL);
+	lane_pump (runner, job->lane);
+}
+
+/* ---- claims in flight ---- */
+
+static void
+claim_add (ScRunner *runner, const ScMessage *message)
+{
+	g_hash_table_insert (runner->claims,
+			     g_memdup2 (&message->rowid, sizeof message->rowid),
+			     g_memdup2 (&message->lease_generation, sizeof message->lease_generation));
 	runner->in_flight++;
-	g_thread_pool_push (runner->pool, job, NULL);
+}
+
+/* The message's chain ended (or its claim was lost): forget the claim. */
+static void
+claim_remove (ScRunner *runner, const ScMessage *message, guint64 cost)
+{
+	g_hash_table_remove (runner->claims, &message->rowid);
+	runner->in_flight--;
+	runner->in_flight_bytes -= MIN (cost, runner->in_flight_bytes);
+}
+
+static gboolean
+claim_in_flight (ScRunner *runner, const ScLease *lease)
+{
+	const gint64 *generation = g_hash_table_lookup (runner->claims, &lease->rowid);
+	return generation != NULL && *generation == lease->generation;
+}
+
+/* What a claimed message holds in memory until its chain ends: the raw
+ * bytes, the latest output, and the copies a stage makes while it runs
+ * (GMime's parse and the decorated output it builds; the wire copy).
+ * Measured, see DECISIONS.md. */
+static guint64
+claim_cost (ScRunner *runner, const ScMessage *message)
+{
+	return (guint64) runner->memory_factor * g_bytes_get_size (message->raw);
 }
 
 /* ---- outcomes ---- */
@@ -278,6 +482,7 @@ decide (ScRunner *runner, ScJob *job, ScStageResult *result)
 	const ScRetryPolicy *policy = &job->config->retry;
 
 	result->rowid = message->rowid;
+	result->lease_generation = message->lease_generation;
 	result->stage = job->stage;
 	result->started_at = job->started_at;
 	result->finished_at = job->finished_at;
@@ -382,21 +587,21 @@ release_commits (ScRunner *runner, GPtrArray *commits, const GError *error)
 }
 
 /* One transaction for every recipient commit and stage result at hand.
- * A recipient batch whose lease is gone is undone alone (its worker is
- * told); any other failure undoes everything and every waiter is told. */
+ * A recipient batch whose claim is gone is undone alone (its worker is
+ * told); any other failure undoes everything, and all of it is tried
+ * again later: the workers keep waiting, nothing is released meanwhile. */
 static gboolean
 record_all (ScRunner *runner, GPtrArray *commits, GPtrArray *results, GError **error)
 {
 	const char *owner = sc_owner_get_name (runner->owner);
 
-	if (!sc_spool_record_begin (runner->spool, error)) {
-		release_commits (runner, commits, *error);
+	if (!sc_spool_record_begin (runner->spool, error))
 		return FALSE;
-	}
 	for (guint i = 0; i < commits->len; i++) {
 		ScRecipientCommit *commit = commits->pdata[i];
 		g_autoptr(GError) error_local = NULL;
 
+		g_clear_error (&commit->error);
 		if (!sc_spool_savepoint (runner->spool, "recipients", error))
 			goto failed;
 		if (!sc_spool_record_recipients (runner->spool, owner, commit->updates,
@@ -407,23 +612,58 @@ record_all (ScRunner *runner, GPtrArray *commits, GPtrArray *results, GError **e
 			}
 			sc_spool_savepoint_rollback (runner->spool, "recipients");
 			commit->error = g_steal_pointer (&error_local);
+		} else {
+			sc_spool_savepoint_release (runner->spool, "recipients");
 		}
 	}
 	if (!sc_spool_record_apply_results (runner->spool, owner,
 					    (ScStageResult *const *) results->pdata,
 					    results->len, NULL, error))
 		goto failed;
-	if (!sc_spool_record_commit (runner->spool, error)) {
-		release_commits (runner, commits, *error);
+	if (!sc_spool_record_commit (runner->spool, error))
 		return FALSE;
-	}
-	release_commits (runner, commits, NULL);
 	return TRUE;
 
 failed:
 	sc_spool_record_rollback (runner->spool);
-	release_commits (runner, commits, *error);
 	return FALSE;
+}
+
+static gboolean
+commit_retry_cb (gpointer user_data)
+{
+	ScRunner *runner = user_data;
+
+	runner->commit_retry_id = 0;
+	schedule_drain (runner);
+	return G_SOURCE_REMOVE;
+}
+
+/* Main thread: what happens to one job once its result is on disk. */
+static void
+finish_job (ScRunner *runner, ScJob *job, ScStageResult *result)
+{
+	if (!result->applied) {
+		/* The claim was taken back (lease expired, runner thought dead):
+		 * whoever holds it now does the work; this chain ends here. */
+		g_message ("%s: stage %s finished after its claim was lost; result dropped",
+			   job->message->queue_id, job->stage);
+		claim_remove (runner, job->message, claim_cost (runner, job->message));
+		job_free (job);
+		return;
+	}
+	log_result (job, result);
+	if (result->next_state != SC_STATE_ACTIVE) {
+		claim_remove (runner, job->message, claim_cost (runner, job->message));
+	} else {
+		ScMessage *message = g_steal_pointer (&job->message);
+		if (job->output != NULL) {
+			g_bytes_unref (message->current);
+			message->current = g_bytes_ref (job->output);
+		}
+		dispatch (runner, message, job->config);
+	}
+	job_free (job);
 }
 
 /* Main thread: commit every finished job in one transaction, then move on. */
@@ -431,9 +671,9 @@ static gboolean
 drain_cb (gpointer user_data)
 {
 	ScRunner *runner = user_data;
-	g_autoptr(GPtrArray) jobs = g_ptr_array_new ();
-	g_autoptr(GPtrArray) results = g_ptr_array_new_with_free_func (g_free);
-	g_autoptr(GPtrArray) commits = g_ptr_array_new ();
+	g_autoptr(GPtrArray) jobs = NULL;
+	g_autoptr(GPtrArray) results = NULL;
+	g_autoptr(GPtrArray) commits = NULL;
 	g_autoptr(GError) error_local = NULL;
 	ScRecipientCommit *commit;
 	ScJob *job;
@@ -444,61 +684,59 @@ drain_cb (gpointer user_data)
 
 	while ((job = g_async_queue_try_pop (runner->finished)) != NULL) {
 		ScStageResult *result = g_new0 (ScStageResult, 1);
+		/* its thread is free: the next job of its lane may start */
+		job->lane->running--;
+		lane_pump (runner, job->lane);
 		decide (runner, job, result);
-		g_ptr_array_add (jobs, job);
-		g_ptr_array_add (results, result);
+		g_ptr_array_add (runner->pending_jobs, job);
+		g_ptr_array_add (runner->pending_results, result);
 	}
 	while ((commit = g_async_queue_try_pop (runner->recipient_commits)) != NULL)
-		g_ptr_array_add (commits, commit);
-	if (jobs->len == 0 && commits->len == 0)
+		g_ptr_array_add (runner->pending_commits, commit);
+	if (runner->pending_jobs->len == 0 && runner->pending_commits->len == 0)
 		return G_SOURCE_REMOVE;
-	runner->in_flight -= jobs->len;
+	if (runner->commit_retry_id != 0)
+		return G_SOURCE_REMOVE; /* a failing spool: wait for the retry */
 
-	if (!record_all (runner, commits, results, &error_local)) {
-		/* Nothing was recorded: the leases expire and the stages run
-		 * again (they are idempotent).  Give the messages back now if
-		 * the spool lets us, so they do not wait out the lease. */
-		g_warning ("cannot record %u stage results: %s", results->len, error_local->message);
-		(void) sc_spool_release_owner (runner->spool,
-					       sc_owner_get_name (runner->owner),
-					       sc_clock_now (runner->clock),
-					       NULL);
-		for (guint i = 0; i < jobs->len; i++) {
-			ScJob *lost = jobs->pdata[i];
-			guint64 size = g_bytes_get_size (lost->message->raw);
-			runner->in_flight_bytes -= MIN (size, runner->in_flight_bytes);
-			job_free (lost);
-		}
-		runner_schedule (runner, sc_clock_now (runner->clock) + G_USEC_PER_SEC);
+	if (!record_all (runner, runner->pending_commits, runner->pending_results, &error_local)) {
+		/* Nothing was recorded.  Keep everything and try again: the
+		 * claims stay ours (renewed while the spool lets us), and if one
+		 * is taken back meanwhile its result is dropped then. */
+		if (!runner->commit_failing)
+			g_warning ("cannot record %u stage result(s) and %u recipient batch(es),"
+				   " will retry: %s",
+				   runner->pending_results->len, runner->pending_commits->len,
+				   error_local->message);
+		runner->commit_failing = TRUE;
+		if (runner->commit_retry_id == 0)
+			runner->commit_retry_id =
+			    g_timeout_add (SC_RUNNER_COMMIT_RETRY_MS, commit_retry_cb, runner);
 		return G_SOURCE_REMOVE;
 	}
+	if (runner->commit_failing)
+		g_message ("recording works again: %u stage result(s) recorded",
+			   runner->pending_results->len);
+	runner->commit_failing = FALSE;
+	jobs = g_steal_pointer (&runner->pending_jobs);
+	results = g_steal_pointer (&runner->pending_results);
+	commits = g_steal_pointer (&runner->pending_commits);
+	runner->pending_jobs = g_ptr_array_new ();
+	runner->pending_results = g_ptr_array_new_with_free_func (g_free);
+	runner->pending_commits = g_ptr_array_new ();
+	release_commits (runner, commits, NULL);
+
 	if (sc_events_drain (runner->spool, sc_clock_now (runner->clock)) > 0 && runner->notify_hook != NULL)
 		runner->notify_hook (runner->notify_hook_data);
 	for (guint i = 0; i < results->len && runner->notify_hook != NULL; i++) {
 		ScStageResult *result = results->pdata[i];
-		if (result->next_state == SC_STATE_DEAD || result->notification_kind != NULL) {
+		if (result->applied &&
+		    (result->next_state == SC_STATE_DEAD || result->notification_kind != NULL)) {
 			runner->notify_hook (runner->notify_hook_data);
 			break;
 		}
 	}
-	for (guint i = 0; i < jobs->len; i++) {
-		ScJob *done = jobs->pdata[i];
-		ScStageResult *result = results->pdata[i];
-
-		log_result (done, result);
-		if (result->next_state != SC_STATE_ACTIVE) {
-			guint64 size = g_bytes_get_size (done->message->raw);
-			runner->in_flight_bytes -= MIN (size, runner->in_flight_bytes);
-		} else {
-			ScMessage *message = g_steal_pointer (&done->message);
-			if (done->output != NULL) {
-				g_bytes_unref (message->current);
-				message->current = g_bytes_ref (done->output);
-			}
-			dispatch (runner, message, done->config);
-		}
-		job_free (done);
-	}
+	for (guint i = 0; i < jobs->len; i++)
+		finish_job (runner, jobs->pdata[i], results->pdata[i]);
 	runner_claim (runner);
 	return G_SOURCE_REMOVE;
 }
@@ -512,11 +750,15 @@ capacity (ScRunner *runner)
 	 * committed, and makes each claim transaction (an fsync) count:
 	 * refill only once half the batch has drained, never one by one. */
 	guint limit = MAX (runner->config->workers * 2, runner->config->claim_batch);
-	guint room = runner->in_flight >= limit ? 0 : limit - runner->in_flight;
+	/* Jobs parked behind a busy mailer do not count, up to a bound, so
+	 * a hung relay does not stop other lists' work from being claimed. */
+	guint blocked = MIN (blocked_jobs (runner), 7 * limit);
+	guint active = runner->in_flight - MIN (blocked, runner->in_flight);
+	guint room = active >= limit ? 0 : limit - active;
 
 	if (runner->in_flight > 0 && runner->in_flight_bytes >= runner->config->claim_memory)
 		return 0; /* big messages in flight: no more bodies in memory */
-	if (runner->in_flight > runner->config->workers && room < limit / 2)
+	if (active > runner->config->workers && room < limit / 2)
 		return 0;
 	return MIN (room, runner->config->claim_batch);
 }
@@ -542,28 +784,74 @@ maybe_quit (ScRunner *runner)
 	}
 }
 
+typedef struct {
+	ScRunner *runner;
+	GHashTable *in_handler; /* owner → its in-handler claims, read once */
+	GPtrArray *dead;        /* owners found dead: their files go after the commit */
+} ReclaimProbe;
+
 static gboolean
-owner_alive_cb (const char *owner, gpointer user_data)
+probe_alive_cb (const char *owner, gpointer user_data)
 {
-	return sc_owner_is_alive (user_data, owner);
+	ReclaimProbe *probe = user_data;
+	gboolean alive = sc_owner_is_alive (sc_spool_get_folder (probe->runner->spool), owner);
+
+	if (!alive)
+		g_ptr_array_add (probe->dead, g_strdup (owner));
+	return alive;
+}
+
+static gboolean
+probe_in_handler_cb (const char *owner, const ScLease *lease, gpointer user_data)
+{
+	ReclaimProbe *probe = user_data;
+	GHashTable *running = g_hash_table_lookup (probe->in_handler, owner);
+	g_autofree char *key = NULL;
+
+	if (running == NULL) {
+		running = sc_owner_read_in_handler (sc_spool_get_folder (probe->runner->spool), owner);
+		g_hash_table_insert (probe->in_handler, g_strdup (owner), running);
+	}
+	key = g_strdup_printf ("%" G_GINT64_FORMAT ":%" G_GINT64_FORMAT, lease->rowid, lease->generation);
+	return g_hash_table_contains (running, key);
+}
+
+static gboolean
+probe_in_flight_cb (const ScLease *lease, gpointer user_data)
+{
+	ReclaimProbe *probe = user_data;
+	return claim_in_flight (probe->runner, lease);
 }
 
 static void
 reclaim_dead_owners (ScRunner *runner)
 {
 	g_autoptr(GError) error_local = NULL;
+	g_autoptr(GHashTable) in_handler =
+	    g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) g_hash_table_unref);
+	g_autoptr(GPtrArray) dead = g_ptr_array_new_with_free_func (g_free);
+	ReclaimProbe probe = {.runner = runner, .in_handler = in_handler, .dead = dead};
+	ScLeaseProbe lease_probe = {
+	    .alive = probe_alive_cb,
+	    .in_handler = probe_in_handler_cb,
+	    .in_flight = probe_in_flight_cb,
+	    .user_data = &probe,
+	};
 	guint count = sc_spool_reclaim (runner->spool,
 					sc_owner_get_name (runner->owner),
-					owner_alive_cb,
-					(gpointer) sc_spool_get_folder (runner->spool),
+					&lease_probe,
 					sc_clock_now (runner->clock),
 					SC_RUNNER_CRASH_LIMIT,
 					&error_local);
 
-	if (error_local != NULL)
+	if (error_local != NULL) {
 		g_warning ("reclaiming dead runners' messages: %s", error_local->message);
-	else if (count > 0)
-		g_message ("took back %u message(s) from runners that stopped", count);
+	} else {
+		if (count > 0)
+			g_message ("took back %u message(s) from runners that stopped", count);
+		for (guint i = 0; i < dead->len; i++)
+			sc_owner_forget (sc_spool_get_folder (runner->spool), dead->pdata[i]);
+	}
 	runner->last_rescan = sc_clock_now (runner->clock);
 }
 
@@ -591,7 +879,8 @@ runner_claim (ScRunner *runner)
 						  now + runner->config->lease,
 						  room,
 						  runner->config->claim_memory > runner->in_flight_bytes
-						      ? runner->config->claim_memory - runner->in_flight_bytes
+						      ? (runner->config->claim_memory - runner->in_flight_bytes) /
+							    (guint64) runner->memory_factor
 						      : 0,
 						  &error_local);
 		if (messages == NULL) {
@@ -608,6 +897,7 @@ runner_claim (ScRunner *runner)
 				 * pipeline edit by hand could): finish it. */
 				ScStageResult result = {
 				    .rowid = message->rowid,
+				    .lease_generation = message->lease_generation,
 				    .stage = NULL,
 				    .outcome = SC_OUTCOME_OK,
 				    .started_at = now,
@@ -622,7 +912,8 @@ runner_claim (ScRunner *runner)
 				sc_message_free (message);
 				continue;
 			}
-			runner->in_flight_bytes += g_bytes_get_size (message->raw);
+			claim_add (runner, message);
+			runner->in_flight_bytes += claim_cost (runner, message);
 			dispatch (runner, message, runner->config);
 		}
 		if (messages->len < room)
@@ -671,28 +962,36 @@ renew_cb (gpointer user_data)
 {
 	ScRunner *runner = user_data;
 	g_autoptr(GError) error_local = NULL;
+	/* monotonic: a wall clock stepped back must not stop renewals */
+	gint64 elapsed = g_get_monotonic_time () - runner->last_renew;
 
-	gint64 now = sc_clock_now (runner->clock);
+	if (g_hash_table_size (runner->claims) > 0 && elapsed >= runner->config->lease / 3) {
+		g_autoptr(GArray) leases = g_array_new (FALSE, FALSE, sizeof (ScLease));
+		GHashTableIter iter;
+		gpointer key, value;
 
-	if (runner->in_flight > 0 && now - runner->last_renew >= runner->config->lease / 3) {
-		runner->last_renew = now;
-		if (!sc_spool_renew_leases (runner->spool,
-				    sc_owner_get_name (runner->owner),
-					    now + runner->config->lease,
-					    &error_local))
+		g_hash_table_iter_init (&iter, runner->claims);
+		while (g_hash_table_iter_next (&iter, &key, &value)) {
+			ScLease lease = {.rowid = *(gint64 *) key, .generation = *(gint64 *) value};
+			g_array_append_val (leases, lease);
+		}
+		/* only the claims still worked on: one we dropped must expire */
+		if (sc_spool_renew_leases (runner->spool,
+					   sc_owner_get_name (runner->owner),
+					   (const ScLease *) leases->data,
+					   leases->len,
+					   sc_clock_now (runner->clock) + runner->config->lease,
+					   &error_local))
+			runner->last_renew = g_get_monotonic_time ();
+		else
 			g_warning ("cannot renew leases: %s", error_local->message);
 	}
 	if (runner->stopping && sc_clock_now (runner->clock) >= runner->stop_deadline) {
-		/* Workers did not finish in time: give their messages back. */
-		g_message ("releasing %u message(s) still in flight", runner->in_flight);
-		if (!sc_spool_release_owner (runner->spool,
-					     sc_owner_get_name (runner->owner),
-					     sc_clock_now (runner->clock),
-					     &error_local))
-			g_warning ("cannot release messages: %s", error_local->message);
+		/* Workers did not finish in time.  Their messages are given
+		 * back once the pool has been joined (sc_runner_free), never
+		 * while a handler may still run. */
+		g_message ("giving up on %u message(s) still in flight", runner->in_flight);
 		g_atomic_int_set (&runner->abandoned, 1);
-		runner->in_flight = 0;
-		runner->in_flight_bytes = 0;
 		g_main_loop_quit (runner->loop);
 	}
 	return G_SOURCE_CONTINUE;
@@ -715,6 +1014,15 @@ sc_runner_new (ScConfig *config, ScClock *clock, GError **error)
 	runner->recipient_commits = g_async_queue_new ();
 	g_mutex_init (&runner->commit_lock);
 	g_cond_init (&runner->commit_cond);
+	g_mutex_init (&runner->slot_lock);
+	runner->slot_busy = g_array_new (FALSE, TRUE, sizeof (gboolean));
+	runner->lanes = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, lane_free);
+	runner->claims = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free, g_free);
+	runner->pending_jobs = g_ptr_array_new ();
+	runner->pending_results = g_ptr_array_new_with_free_func (g_free);
+	runner->pending_commits = g_ptr_array_new ();
+	runner->memory_factor = SC_RUNNER_MEMORY_FACTOR;
+	runner->last_renew = g_get_monotonic_time ();
 	runner->spool = sc_spool_open (config->spool, config->busy_timeout, error);
 	if (runner->spool == NULL)
 		return NULL;
@@ -725,6 +1033,7 @@ sc_runner_new (ScConfig *config, ScClock *clock, GError **error)
 	if (runner->pool == NULL)
 		return NULL;
 	g_thread_pool_set_sort_function (runner->pool, job_compare, NULL);
+	pool_size_for (runner, config);
 	runner->timer = sc_timer_source_new (timer_cb, runner, "stagecoach-claim-timer");
 	g_source_attach (runner->timer, runner->context);
 	runner->wake_socket = sc_wake_listen (config->spool, &runner->wake_path, &error_local);
@@ -757,11 +1066,32 @@ sc_runner_free (ScRunner *runner)
 				     _("the runner is stopping; nothing more is recorded"));
 			commit->done = TRUE;
 		}
+		/* and the ones kept for a commit that kept failing */
+		for (guint i = 0; i < runner->pending_commits->len; i++) {
+			commit = runner->pending_commits->pdata[i];
+			g_clear_error (&commit->error);
+			g_set_error (&commit->error, SC_SPOOL_ERROR, SC_SPOOL_ERROR_TEMPORARY,
+				     _("the runner is stopping; nothing more is recorded"));
+			commit->done = TRUE;
+		}
+		g_ptr_array_set_size (runner->pending_commits, 0);
 		g_cond_broadcast (&runner->commit_cond);
 		g_mutex_unlock (&runner->commit_lock);
+		g_atomic_int_set (&runner->abandoned, 1); /* queued jobs must not start */
 		g_thread_pool_free (runner->pool, FALSE, TRUE);
 		sc_handler_registry_shutdown ();
 	}
+	if (runner->lanes != NULL)
+		g_hash_table_destroy (runner->lanes);
+	if (runner->pending_jobs != NULL) {
+		g_ptr_array_foreach (runner->pending_jobs, (GFunc) (void (*) (void)) job_free, NULL);
+		g_ptr_array_unref (runner->pending_jobs);
+	}
+	g_clear_pointer (&runner->pending_results, g_ptr_array_unref);
+	g_clear_pointer (&runner->pending_commits, g_ptr_array_unref);
+	g_clear_pointer (&runner->claims, g_hash_table_unref);
+	if (runner->commit_retry_id != 0)
+		g_source_remove (runner->commit_retry_id);
 	/* jobs that finished after the loop stopped */
 	if (runner->finished != NULL) {
 		ScJob *job;
@@ -785,6 +1115,8 @@ sc_runner_free (ScRunner *runner)
 		(void) g_unlink (runner->wake_path);
 	g_free (runner->wake_path);
 	g_clear_object (&runner->wake_socket);
+	/* No handler runs any more (the pool was joined): what is still
+	 * leased goes back at once rather than waiting for the lease. */
 	if (runner->spool != NULL && runner->owner != NULL)
 		(void) sc_spool_release_owner (runner->spool,
 					       sc_owner_get_name (runner->owner),
@@ -800,6 +1132,8 @@ sc_runner_free (ScRunner *runner)
 	g_mutex_clear (&runner->drain_lock);
 	g_mutex_clear (&runner->commit_lock);
 	g_cond_clear (&runner->commit_cond);
+	g_mutex_clear (&runner->slot_lock);
+	g_clear_pointer (&runner->slot_busy, g_array_unref);
 	if (runner->recipient_commits != NULL)
 		g_async_queue_unref (runner->recipient_commits);
 	g_free (runner);
@@ -847,6 +1181,7 @@ sc_runner_set_config (ScRunner *runner, ScConfig *config)
 	ScConfig *old = runner->config;
 	runner->config = sc_config_ref (config);
 	sc_config_unref (old);
+	pool_size_for (runner, config);
 	runner_claim (runner);
 }
 

@@ -37,6 +37,11 @@ void sc_runner_kick (ScRunner *runner);
 /* Messages whose processing crashed a runner this many times are held. */
 #define SC_RUNNER_CRASH_LIMIT 3
 
+/* Bytes a claimed message holds at its peak per byte of its raw size
+ * (raw, latest output, a stage's working copies); claim-memory counts
+ * this.  Measured with decorate on 50 MB messages: see DECISIONS.md. */
+#define SC_RUNNER_MEMORY_FACTOR 4
+
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (ScRunner, sc_runner_free)
 
 G_END_DECLS

@@ -4,11 +4,14 @@
  * Version log (PRAGMA user_version):
  *   v1  messages, bodies, stages, attempts, recipients, notifications,
  *       audit, state_counts (+ triggers)
+ *   v2  messages.lease_generation: a lease belongs to one claim, not only
+ *       to one runner (every lease-checked update compares it)
  *
  * messages      one row per accepted message; small, so scans of it never
  *               drag the bodies along.  `state` is one of queued, active,
  *               deferred, held, done, dead.  Invariants: active ⇒ lease_owner
- *               and lease_expires_at set; queued/deferred ⇒ next_attempt_at
+ *               and lease_expires_at set, lease_generation counts the claims
+ *               (bumped by each); queued/deferred ⇒ next_attempt_at
  *               set; other states ⇒ no lease.
  * bodies        the bytes as injected, apart from the row.
  * stages        one row per completed stage, with its output (decorated
@@ -153,6 +156,8 @@ static const char *const migrations[] = {
     "  UPDATE state_counts SET count = count - 1"
     "    WHERE state = OLD.state AND list_id = OLD.list_id;"
     "END;",
+    /* v1 → v2 */
+    "ALTER TABLE messages ADD COLUMN lease_generation INTEGER NOT NULL DEFAULT 0;",
 };
 
 const int sc_spool_schema_version = G_N_ELEMENTS (migrations);
@@ -176,8 +181,12 @@ read_version (sqlite3 *db)
 gboolean
 sc_spool_schema_migrate (sqlite3 *db, GError **error)
 {
-	int version;
+	int version = read_version (db);
 
+	/* Up to date (the usual case): no write lock, so a read command such
+	 * as `status` works while a busy daemon holds it. */
+	if (version == sc_spool_schema_version)
+		return TRUE;
 	if (sqlite3_exec (db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
 		int rc = sqlite3_errcode (db);
 		g_set_error (error,

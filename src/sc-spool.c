@@ -95,17 +95,19 @@ static const char *const sql_text[SC_SQL_LAST] = {
 	" ORDER BY next_attempt_at LIMIT :limit",
     [SC_SQL_CLAIM_ONE] =
 	"UPDATE messages SET state = 'active', lease_owner = :owner,"
-	" lease_expires_at = :lease_expires_at, updated_at = :now WHERE id = :id",
+	" lease_expires_at = :lease_expires_at, updated_at = :now,"
+	" lease_generation = lease_generation + 1"
+	" WHERE id = :id AND state IN ('queued','deferred')",
     [SC_SQL_SELECT_CLAIMED] =
-	"SELECT queue_id, list_id, sender, pipeline, attempts, crashes, cycle_started_at"
-	" FROM messages WHERE id = :id",
+	"SELECT queue_id, list_id, sender, pipeline, attempts, crashes, cycle_started_at,"
+	" lease_generation FROM messages WHERE id = :id",
     [SC_SQL_SELECT_RECIPIENT_ADDRESSES] =
 	"SELECT address FROM recipients WHERE message_id = :id ORDER BY position",
     [SC_SQL_UPDATE_RECIPIENT] =
 	"UPDATE recipients SET status = :status, code = :code, reply = :reply, mailer = :mailer,"
 	" updated_at = :at WHERE message_id = :id AND position = :position"
 	" AND EXISTS (SELECT 1 FROM messages WHERE id = :id AND state = 'active'"
-	"  AND lease_owner = :owner)",
+	"  AND lease_owner = :owner AND lease_generation = :generation)",
     /* a new cycle tries every recipient not yet sent again */
     [SC_SQL_RESET_RECIPIENTS] =
 	"UPDATE recipients SET status = 'pending' WHERE message_id = :id"
@@ -122,7 +124,8 @@ static const char *const sql_text[SC_SQL_LAST] = {
 	" next_attempt_at = :next_attempt_at, last_error = :last_error,"
 	" lease_owner = CASE WHEN :state = 'active' THEN lease_owner END,"
 	" lease_expires_at = CASE WHEN :state = 'active' THEN lease_expires_at END"
-	" WHERE id = :id AND state = 'active' AND lease_owner = :owner",
+	" WHERE id = :id AND state = 'active' AND lease_owner = :owner"
+	" AND lease_generation = :generation",
     [SC_SQL_INSERT_STAGE] =
 	"INSERT OR IGNORE INTO stages (message_id, stage, completed_at, note, output)"
 	" VALUES (:message_id, :stage, :completed_at, :note, :output)",
@@ -136,22 +139,30 @@ static const char *const sql_text[SC_SQL_LAST] = {
 	" WHERE id = :message_id",
     [SC_SQL_RENEW_LEASES] =
 	"UPDATE messages SET lease_expires_at = :lease_expires_at"
-	" WHERE state = 'active' AND lease_owner = :owner",
+	" WHERE id = :id AND state = 'active' AND lease_owner = :owner"
+	" AND lease_generation = :generation",
     [SC_SQL_RELEASE_OWNER] =
 	"UPDATE messages SET state = CASE WHEN attempts > 0 THEN 'deferred' ELSE 'queued' END,"
 	" next_attempt_at = :now, updated_at = :now, lease_owner = NULL, lease_expires_at = NULL"
 	" WHERE state = 'active' AND lease_owner = :owner",
+    [SC_SQL_RELEASE_LEASE] =
+	"UPDATE messages SET state = CASE WHEN attempts > 0 THEN 'deferred' ELSE 'queued' END,"
+	" next_attempt_at = :now, updated_at = :now, lease_owner = NULL, lease_expires_at = NULL"
+	" WHERE id = :id AND state = 'active' AND lease_owner = :owner"
+	" AND lease_generation = :generation",
     [SC_SQL_SELECT_ACTIVE] =
-	"SELECT id, lease_owner, lease_expires_at, pipeline, crashes FROM messages"
-	" WHERE state = 'active'",
+	"SELECT id, lease_owner, lease_expires_at, pipeline, crashes, lease_generation"
+	" FROM messages WHERE state = 'active'",
     [SC_SQL_RECLAIM_ONE] =
 	"UPDATE messages SET state = CASE WHEN :state = 'held' THEN 'held'"
 	"  WHEN attempts > 0 THEN 'deferred' ELSE 'queued' END,"
-	" crashes = crashes + 1, updated_at = :now,"
-	" next_attempt_at = CASE WHEN :state = 'held' THEN NULL ELSE :now END,"
-	" hold_reason = :hold_reason, last_error = :last_error,"
+	" crashes = crashes + :crashed, updated_at = :now,"
+	" next_attempt_at = CASE WHEN :state = 'held' THEN NULL"
+	"  WHEN :crashed THEN :now ELSE MIN(coalesce(next_attempt_at, :now), :now) END,"
+	" hold_reason = :hold_reason, last_error = COALESCE(:last_error, last_error),"
 	" lease_owner = NULL, lease_expires_at = NULL"
-	" WHERE id = :id AND state = 'active' AND lease_owner = :owner",
+	" WHERE id = :id AND state = 'active' AND lease_owner = :owner"
+	" AND lease_generation = :generation",
     /* The head of messages_due (IS NOT NULL, always true there, makes it a
      * SEARCH: the plan check allows no SCAN of messages). */
     [SC_SQL_NEXT_DUE] =
@@ -766,6 +777,7 @@ load_claimed (ScSpool *spool, gint64 rowid, GError **error)
 		message->attempts = sqlite3_column_int (stmt, 4);
 		message->crashes = sqlite3_column_int (stmt, 5);
 		message->cycle_started_at = sqlite3_column_int64 (stmt, 6);
+		message->lease_generation = sqlite3_column_int64 (stmt, 7);
 	}
 	message->recipients = select_strings (spool, SC_SQL_SELECT_RECIPIENT_ADDRESSES, rowid, error);
 	if (message->recipients == NULL)
@@ -911,6 +923,7 @@ apply_result (ScSpool *spool, const char *owner, const ScStageResult *result, gb
 		sc_bind_text (stmt, ":last_error", last_error);
 		sc_bind_int64 (stmt, ":id", result->rowid);
 		sc_bind_text (stmt, ":owner", owner);
+		sc_bind_int64 (stmt, ":generation", result->lease_generation);
 		if (!sc_spool_step_done (spool, stmt, error, "record result"))
 			return FALSE;
 		if (sqlite3_changes (spool->db) == 0)
@@ -996,6 +1009,7 @@ sc_spool_record_apply_results (ScSpool *spool,
 		gboolean applied = FALSE;
 		if (!apply_result (spool, owner, results[i], &applied, error))
 			return FALSE;
+		results[i]->applied = applied;
 		if (!applied)
 			stale++;
 	}
@@ -1035,6 +1049,15 @@ sc_spool_savepoint (ScSpool *spool, const char *name, GError **error)
 	return TRUE;
 }
 
+/* Released, not left open: an open savepoint makes SQLite keep a statement
+ * journal for the rest of the transaction. */
+void
+sc_spool_savepoint_release (ScSpool *spool, const char *name)
+{
+	g_autofree char *sql = g_strdup_printf ("RELEASE %s", name);
+	(void) sqlite3_exec (spool->db, sql, NULL, NULL, NULL);
+}
+
 void
 sc_spool_savepoint_rollback (ScSpool *spool, const char *name)
 {
@@ -1061,6 +1084,7 @@ sc_spool_record_recipients (ScSpool *spool,
 		sc_bind_int64 (stmt, ":id", updates[i].rowid);
 		sc_bind_int64 (stmt, ":position", updates[i].position);
 		sc_bind_text (stmt, ":owner", owner);
+		sc_bind_int64 (stmt, ":generation", updates[i].lease_generation);
 		if (!sc_spool_step_done (spool, stmt, error, "record recipients"))
 			return FALSE;
 		if (sqlite3_changes (spool->db) == 0) {
@@ -1072,16 +1096,62 @@ sc_spool_record_recipients (ScSpool *spool,
 	return TRUE;
 }
 
-gboolean
-sc_spool_renew_leases (ScSpool *spool, const char *owner, gint64 lease_expires_at, GError **error)
+/* One statement per claim, in one transaction: @sql binds :id,
+ * :generation, :owner and :time. */
+static gboolean
+update_leases (ScSpool *spool,
+	       ScSql sql,
+	       const char *owner,
+	       const ScLease *leases,
+	       guint n_leases,
+	       gint64 time,
+	       const char *what,
+	       GError **error)
 {
-	g_autoptr(ScStatement) stmt = sc_spool_statement (spool, SC_SQL_RENEW_LEASES, error);
-
-	if (stmt == NULL)
+	if (n_leases == 0)
+		return TRUE;
+	if (!sc_spool_begin (spool, error))
 		return FALSE;
-	sc_bind_text (stmt, ":owner", owner);
-	sc_bind_int64 (stmt, ":lease_expires_at", lease_expires_at);
-	return sc_spool_step_done (spool, stmt, error, "renew leases");
+	for (guint i = 0; i < n_leases; i++) {
+		g_autoptr(ScStatement) stmt = sc_spool_statement (spool, sql, error);
+		if (stmt == NULL) {
+			sc_spool_rollback (spool);
+			return FALSE;
+		}
+		sc_bind_int64 (stmt, ":id", leases[i].rowid);
+		sc_bind_int64 (stmt, ":generation", leases[i].generation);
+		sc_bind_text (stmt, ":owner", owner);
+		sc_bind_int64 (stmt, sql == SC_SQL_RENEW_LEASES ? ":lease_expires_at" : ":now", time);
+		if (!sc_spool_step_done (spool, stmt, error, what)) {
+			sc_spool_rollback (spool);
+			return FALSE;
+		}
+	}
+	return sc_spool_commit (spool, error);
+}
+
+gboolean
+sc_spool_renew_leases (ScSpool *spool,
+		       const char *owner,
+		       const ScLease *leases,
+		       guint n_leases,
+		       gint64 lease_expires_at,
+		       GError **error)
+{
+	return update_leases (spool, SC_SQL_RENEW_LEASES, owner, leases, n_leases,
+			      lease_expires_at, "renew leases", error);
+}
+
+gboolean
+sc_spool_release_leases (ScSpool *spool,
+			 const char *owner,
+			 const ScLease *leases,
+			 guint n_leases,
+			 gint64 now,
+			 GError **error)
+{
+	return update_leases (spool, SC_SQL_RELEASE_LEASE, owner, leases, n_leases, now,
+			      "release", error);
 }
 
 gboolean
@@ -1102,6 +1172,7 @@ typedef struct {
 	gint64 lease_expires_at;
 	char *pipeline;
 	guint crashes;
+	gint64 generation;
 } ActiveRow;
 
 static void
@@ -1112,52 +1183,78 @@ active_row_clear (gpointer data)
 	g_free (row->pipeline);
 }
 
+/* @in_handler: the owner was running this claim's stage; only then is the
+ * message blamed (a crash counted, and held at the limit). */
 static gboolean
-reclaim_one (ScSpool *spool, const ActiveRow *row, gint64 now, guint crash_limit, GError **error)
+reclaim_one (ScSpool *spool,
+	     const ActiveRow *row,
+	     gboolean in_handler,
+	     gint64 now,
+	     guint crash_limit,
+	     GError **error)
 {
 	ScMessage probe = {0};
 	g_auto(GStrv) pipeline = g_strsplit (row->pipeline, ";", -1);
 	g_auto(GStrv) completed = select_strings (spool, SC_SQL_SELECT_COMPLETED, row->rowid, error);
 	g_autofree char *reason = NULL;
+	g_autofree char *hold_reason = NULL;
 	const char *stage;
-	gboolean hold = row->crashes + 1 >= crash_limit;
+	gboolean hold = in_handler && row->crashes + 1 >= crash_limit;
 
 	if (completed == NULL)
 		return FALSE;
 	probe.pipeline = pipeline;
 	probe.completed = completed;
 	stage = sc_message_next_stage (&probe);
-	reason = g_strdup_printf (_("runner %s stopped while working on it (lease expired or process gone)"),
-				  row->owner);
+	if (in_handler)
+		reason = g_strdup_printf (_("runner %s stopped while its %s stage ran"
+					    " (lease expired or process gone)"),
+					  row->owner, stage != NULL ? stage : "");
+	else
+		reason = g_strdup_printf (_("runner %s stopped before the %s stage started;"
+					    " taken back"),
+					  row->owner, stage != NULL ? stage : "");
+	if (hold)
+		hold_reason = g_strdup_printf (_("held after crashing the runner %u times in its %s stage"),
+					       row->crashes + 1, stage != NULL ? stage : "");
 	{
 		g_autoptr(ScStatement) stmt = sc_spool_statement (spool, SC_SQL_RECLAIM_ONE, error);
-		g_autofree char *hold_reason = NULL;
 		if (stmt == NULL)
 			return FALSE;
-		if (hold)
-			hold_reason = g_strdup_printf (_("held after crashing the runner %u times"),
-						       row->crashes + 1);
 		sc_bind_text (stmt, ":state", hold ? "held" : "queued");
+		sc_bind_int64 (stmt, ":crashed", in_handler ? 1 : 0);
 		sc_bind_int64 (stmt, ":now", now);
 		sc_bind_text (stmt, ":hold_reason", hold_reason);
-		sc_bind_text (stmt, ":last_error", reason);
+		sc_bind_text (stmt, ":last_error", in_handler ? reason : NULL);
 		sc_bind_int64 (stmt, ":id", row->rowid);
 		sc_bind_text (stmt, ":owner", row->owner);
+		sc_bind_int64 (stmt, ":generation", row->generation);
 		if (!sc_spool_step_done (spool, stmt, error, "reclaim"))
 			return FALSE;
+		if (sqlite3_changes (spool->db) == 0)
+			return TRUE;
 	}
 	{
+		/* A `released` attempt too: it tells an idempotent stage that
+		 * a copy may exist (the record of what ran is only as good as
+		 * the page cache after a power loss). */
 		g_autoptr(ScStatement) stmt = sc_spool_statement (spool, SC_SQL_INSERT_ATTEMPT, error);
 		if (stmt == NULL)
 			return FALSE;
 		sc_bind_int64 (stmt, ":message_id", row->rowid);
 		sc_bind_text (stmt, ":stage", stage != NULL ? stage : "");
-		sc_bind_text (stmt, ":outcome", sc_outcome_to_string (SC_OUTCOME_CRASHED));
+		sc_bind_text (stmt, ":outcome",
+			      sc_outcome_to_string (in_handler ? SC_OUTCOME_CRASHED : SC_OUTCOME_RELEASED));
 		sc_bind_text (stmt, ":error", reason);
 		sc_bind_text (stmt, ":mailer", NULL);
 		sc_bind_int64 (stmt, ":started_at", now);
 		sc_bind_int64 (stmt, ":finished_at", now);
 		if (!sc_spool_step_done (spool, stmt, error, "reclaim"))
+			return FALSE;
+	}
+	if (hold) {
+		ScStageResult about = {.rowid = row->rowid, .finished_at = now};
+		if (!insert_notification (spool, &about, "message.held", hold_reason, error))
 			return FALSE;
 	}
 	return TRUE;
@@ -1166,8 +1263,7 @@ reclaim_one (ScSpool *spool, const ActiveRow *row, gint64 now, guint crash_limit
 guint
 sc_spool_reclaim (ScSpool *spool,
 		  const char *self_owner,
-		  ScOwnerAliveFunc owner_alive,
-		  gpointer user_data,
+		  const ScLeaseProbe *probe,
 		  gint64 now,
 		  guint crash_limit,
 		  GError **error)
@@ -1193,6 +1289,7 @@ sc_spool_reclaim (ScSpool *spool,
 			    .lease_expires_at = sqlite3_column_int64 (stmt, 2),
 			    .pipeline = sc_column_dup (stmt, 3),
 			    .crashes = sqlite3_column_int (stmt, 4),
+			    .generation = sqlite3_column_int64 (stmt, 5),
 			};
 			g_array_append_val (rows, row);
 		}
@@ -1204,19 +1301,31 @@ sc_spool_reclaim (ScSpool *spool,
 	}
 	for (guint i = 0; i < rows->len; i++) {
 		ActiveRow *row = &g_array_index (rows, ActiveRow, i);
+		ScLease lease = {.rowid = row->rowid, .generation = row->generation};
 		gboolean owner_is_alive;
+		gboolean in_handler = FALSE;
 
-		if (row->owner == NULL || g_strcmp0 (row->owner, self_owner) == 0)
+		if (row->owner == NULL)
 			continue;
-		if (!g_hash_table_lookup_extended (alive, row->owner, NULL, NULL)) {
-			owner_is_alive = owner_alive (row->owner, user_data);
-			g_hash_table_insert (alive, g_strdup (row->owner), GINT_TO_POINTER (owner_is_alive));
+		if (g_strcmp0 (row->owner, self_owner) == 0) {
+			/* Our own claim: ours to keep while we work on it; one we
+			 * dropped (a result that could not be recorded) goes back
+			 * once its lease runs out. */
+			if (probe->in_flight (&lease, probe->user_data) || row->lease_expires_at > now)
+				continue;
 		} else {
-			owner_is_alive = GPOINTER_TO_INT (g_hash_table_lookup (alive, row->owner));
+			if (!g_hash_table_lookup_extended (alive, row->owner, NULL, NULL)) {
+				owner_is_alive = probe->alive (row->owner, probe->user_data);
+				g_hash_table_insert (alive, g_strdup (row->owner),
+						     GINT_TO_POINTER (owner_is_alive));
+			} else {
+				owner_is_alive = GPOINTER_TO_INT (g_hash_table_lookup (alive, row->owner));
+			}
+			if (owner_is_alive && row->lease_expires_at > now)
+				continue;
+			in_handler = probe->in_handler (row->owner, &lease, probe->user_data);
 		}
-		if (owner_is_alive && row->lease_expires_at > now)
-			continue;
-		if (!reclaim_one (spool, row, now, crash_limit, error)) {
+		if (!reclaim_one (spool, row, in_handler, now, crash_limit, error)) {
 			sc_spool_rollback (spool);
 			return 0;
 		}

@@ -66,6 +66,7 @@ char *sc_spool_inject (ScSpool *spool, const ScNewMessage *message, GError **err
 
 typedef struct {
 	gint64 rowid;
+	gint64 lease_generation; /* this claim's: every update it makes checks it */
 	char *queue_id;
 	char *list_id;
 	char *sender;
@@ -110,6 +111,7 @@ GPtrArray *sc_spool_claim_within (ScSpool *spool,
 /* One stage's end, and what becomes of the message, as the runner decided. */
 typedef struct {
 	gint64 rowid;
+	gint64 lease_generation; /* the claim it ran under */
 	const char *stage;   /* (nullable) NULL: no stage ran, only the state changes */
 	ScOutcome outcome;
 	gint64 started_at;
@@ -123,12 +125,14 @@ typedef struct {
 	guint attempts;            /* failures in this cycle after this result */
 	const char *notification_kind;   /* (nullable) an extra admin notification, */
 	const char *notification_detail; /* e.g. "recipients.failed" and who and why */
+	gboolean applied;          /* (out) FALSE: the claim was gone, nothing recorded */
 } ScStageResult;
 
 /* One recipient's new delivery state, committed right after its SMTP
  * transaction, only while @lease_owner still holds the message. */
 typedef struct {
 	gint64 rowid;
+	gint64 lease_generation;
 	guint position;
 	const char *status;  /* sent, deferred, failed */
 	int code;
@@ -138,7 +142,8 @@ typedef struct {
 } ScRecipientUpdate;
 
 /* Commits many results in one transaction (group commit).  A result whose
- * lease this owner no longer holds is skipped and counted in @out_stale. */
+ * claim (owner and generation) is gone is skipped, its `applied` left
+ * FALSE, and counted in @out_stale. */
 gboolean sc_spool_record_results (ScSpool *spool,
 				  const char *owner,
 				  ScStageResult *const *results,
@@ -167,25 +172,56 @@ void sc_spool_record_rollback (ScSpool *spool);
 /* Savepoints, so one stale recipient batch can be undone alone. */
 gboolean sc_spool_savepoint (ScSpool *spool, const char *name, GError **error);
 void sc_spool_savepoint_rollback (ScSpool *spool, const char *name);
+void sc_spool_savepoint_release (ScSpool *spool, const char *name);
 
+/* One claim of one message. */
+typedef struct {
+	gint64 rowid;
+	gint64 generation;
+} ScLease;
+
+/* Extends the leases of exactly these claims (the ones still worked on),
+ * in one transaction; claims that are gone are left alone. */
 gboolean sc_spool_renew_leases (ScSpool *spool,
 				const char *owner,
+				const ScLease *leases,
+				guint n_leases,
 				gint64 lease_expires_at,
 				GError **error);
 
-/* Gives this owner's leased messages back, due at @now (SIGTERM). */
+/* Gives these claims back, due at @now, without counting an attempt. */
+gboolean sc_spool_release_leases (ScSpool *spool,
+				  const char *owner,
+				  const ScLease *leases,
+				  guint n_leases,
+				  gint64 now,
+				  GError **error);
+
+/* Gives every message this owner holds back, due at @now (the runner has
+ * stopped and none of its handlers runs). */
 gboolean sc_spool_release_owner (ScSpool *spool, const char *owner, gint64 now, GError **error);
 
-typedef gboolean (*ScOwnerAliveFunc) (const char *owner, gpointer user_data);
+/* What reclaim asks about the holders of active messages. */
+typedef struct {
+	/* Does @owner's process still run? (never asked about self) */
+	gboolean (*alive) (const char *owner, gpointer user_data);
+	/* Was a handler of @owner running on this claim when it stopped or hung? */
+	gboolean (*in_handler) (const char *owner, const ScLease *lease, gpointer user_data);
+	/* Does this runner (self) still work on this claim? */
+	gboolean (*in_flight) (const ScLease *lease, gpointer user_data);
+	gpointer user_data;
+} ScLeaseProbe;
 
-/* Takes back messages whose owner is dead or whose lease expired, recording a
- * `crashed` attempt for the stage that was running; after @crash_limit crashes
- * the message is held instead (a poison message must not crash-loop).
- * Returns how many were taken back. */
+/* Takes back messages whose owner is dead or whose lease expired, and this
+ * runner's own expired claims it no longer works on.  Only a message whose
+ * handler was running is blamed: a `crashed` attempt for its stage, due
+ * at @now (behind the others), and after @crash_limit such crashes it is
+ * held (a poison message must not crash-loop) with a message.held
+ * notification.  The others go back with a `released` attempt, due when
+ * they were (their place in the queue).  Returns how many were taken back. */
 guint sc_spool_reclaim (ScSpool *spool,
 			const char *self_owner,
-			ScOwnerAliveFunc owner_alive,
-			gpointer user_data,
+			const ScLeaseProbe *probe,
 			gint64 now,
 			guint crash_limit,
 			GError **error);

@@ -271,6 +271,7 @@ run_stage (Fixture *fixture, const char *queue_id, ScOutcome outcome, ScMessageS
 		ScMessage *message = claimed->pdata[i];
 		ScStageResult result = {
 		    .rowid = message->rowid,
+		    .lease_generation = message->lease_generation,
 		    .stage = NULL,
 		    .started_at = now - 2 * SEC,
 		    .finished_at = now,

@@ -313,6 +313,7 @@ make_dead (Fixture *fixture, guint n)
 			ScStageResult *result = g_new0 (ScStageResult, 1);
 			ScRecipientUpdate update = {
 			    .rowid = message->rowid,
+			    .lease_generation = message->lease_generation,
 			    .position = 0,
 			    .status = "failed",
 			    .code = 550,
@@ -322,6 +323,7 @@ make_dead (Fixture *fixture, guint n)
 			g_assert_true (sc_spool_record_recipients (fixture->spool, "test", &update, 1, &error));
 			g_assert_no_error (error);
 			result->rowid = message->rowid;
+			result->lease_generation = message->lease_generation;
 			result->stage = "decorate";
 			result->outcome = SC_OUTCOME_PERMANENT;
 			result->started_at = now;

@@ -221,6 +221,7 @@ result_for (Fixture *fixture, const ScMessage *message, ScOutcome outcome, ScMes
 	gint64 now = sc_clock_now (fixture->clock);
 	ScStageResult result = {
 	    .rowid = message->rowid,
+	    .lease_generation = message->lease_generation,
 	    .stage = sc_message_next_stage (message),
 	    .outcome = outcome,
 	    .started_at = now - SEC,
@@ -265,6 +266,8 @@ count_of (Fixture *fixture, const char *list_id, ScMessageState state)
 typedef struct {
 	const char *const *alive; /* owners that are alive */
 	guint calls;
+	GArray *in_handler;       /* (nullable) ScLease: claims a handler ran; NULL: all */
+	GArray *in_flight;        /* (nullable) ScLease: self's claims; NULL: all */
 } OwnerCheck;
 
 static gboolean
@@ -275,20 +278,68 @@ owner_alive_cb (const char *owner, gpointer user_data)
 	return check->alive != NULL && g_strv_contains (check->alive, owner);
 }
 
+static gboolean
+lease_listed (GArray *leases, const ScLease *lease)
+{
+	if (leases == NULL)
+		return TRUE;
+	for (guint i = 0; i < leases->len; i++) {
+		ScLease *listed = &g_array_index (leases, ScLease, i);
+		if (listed->rowid == lease->rowid && listed->generation == lease->generation)
+			return TRUE;
+	}
+	return FALSE;
+}
+
+static gboolean
+in_handler_cb (const char *owner, const ScLease *lease, gpointer user_data)
+{
+	OwnerCheck *check = user_data;
+	return lease_listed (check->in_handler, lease);
+}
+
+static gboolean
+in_flight_cb (const ScLease *lease, gpointer user_data)
+{
+	OwnerCheck *check = user_data;
+	return lease_listed (check->in_flight, lease);
+}
+
+static guint
+reclaim_checked (Fixture *fixture, const char *self, OwnerCheck *check, guint crash_limit)
+{
+	g_autoptr(GError) error = NULL;
+	ScLeaseProbe probe = {
+	    .alive = owner_alive_cb,
+	    .in_handler = in_handler_cb,
+	    .in_flight = in_flight_cb,
+	    .user_data = check,
+	};
+	guint count = sc_spool_reclaim (fixture->spool, self, &probe, sc_clock_now (fixture->clock),
+					crash_limit, &error);
+	g_assert_no_error (error);
+	return count;
+}
+
 static guint
 reclaim (Fixture *fixture, const char *self, const char *const *alive, guint crash_limit)
 {
-	g_autoptr(GError) error = NULL;
 	OwnerCheck check = {.alive = alive};
-	guint count = sc_spool_reclaim (fixture->spool,
-					self,
-					owner_alive_cb,
-					&check,
-					sc_clock_now (fixture->clock),
-					crash_limit,
-					&error);
-	g_assert_no_error (error);
-	return count;
+	return reclaim_checked (fixture, self, &check, crash_limit);
+}
+
+static ScLease
+lease_of (const ScMessage *message)
+{
+	ScLease lease = {.rowid = message->rowid, .generation = message->lease_generation};
+	return lease;
+}
+
+static gboolean
+renew_one (Fixture *fixture, const char *owner, const ScMessage *message, gint64 expires, GError **error)
+{
+	ScLease lease = lease_of (message);
+	return sc_spool_renew_leases (fixture->spool, owner, &lease, 1, expires, error);
 }
 
 static ScAuditContext
@@ -964,12 +1015,11 @@ test_reclaim_rules (Fixture *fixture, gconstpointer user_data)
 		g_ptr_array_add (ids, inject (fixture, "l.example.org"));
 		g_ptr_array_add (claimed, claim_one (fixture, owners[i], NULL));
 	}
-	g_assert_true (sc_spool_renew_leases (fixture->spool, "alive-fresh", T0 + HOUR, &error));
+	g_assert_true (renew_one (fixture, "alive-fresh", claimed->pdata[1], T0 + HOUR, &error));
 	g_assert_no_error (error);
 	/* past every lease but alive-fresh's renewed one */
 	sc_clock_set (fixture->clock, T0 + LEASE + SEC);
-	count = sc_spool_reclaim (fixture->spool, "self", owner_alive_cb, &check, sc_clock_now (fixture->clock), 3, &error);
-	g_assert_no_error (error);
+	count = reclaim_checked (fixture, "self", &check, 3);
 	/* alive-expired, dead-1 twice, dead-2; not self (its own business), not alive-fresh */
 	g_assert_cmpuint (count, ==, 4);
 	/* each owner asked about once, self never */
@@ -1036,7 +1086,7 @@ test_lease_renew (Fixture *fixture, gconstpointer user_data)
 	const char *const alive[] = {"runner-a", "runner-b", NULL};
 
 	sc_clock_advance (fixture->clock, 4 * MINUTE);
-	g_assert_true (sc_spool_renew_leases (fixture->spool, "runner-a", sc_clock_now (fixture->clock) + LEASE, &error));
+	g_assert_true (renew_one (fixture, "runner-a", ma, sc_clock_now (fixture->clock) + LEASE, &error));
 	g_assert_no_error (error);
 	g_assert_cmpint (db_int (fixture, "SELECT lease_expires_at FROM messages WHERE id = %" G_GINT64_FORMAT, ma->rowid), ==, T0 + 9 * MINUTE);
 	g_assert_cmpint (db_int (fixture, "SELECT lease_expires_at FROM messages WHERE id = %" G_GINT64_FORMAT, mb->rowid), ==, T0 + LEASE);
@@ -1046,7 +1096,7 @@ test_lease_renew (Fixture *fixture, gconstpointer user_data)
 	g_assert_cmpint (state_of (fixture, ma->queue_id), ==, SC_STATE_ACTIVE);
 	g_assert_cmpint (state_of (fixture, mb->queue_id), ==, SC_STATE_QUEUED);
 	/* renewing touches only active rows: b's row stays unleased */
-	g_assert_true (sc_spool_renew_leases (fixture->spool, "runner-b", T0 + HOUR, &error));
+	g_assert_true (renew_one (fixture, "runner-b", mb, T0 + HOUR, &error));
 	g_assert_cmpint (db_int (fixture, "SELECT lease_expires_at IS NULL FROM messages WHERE id = %" G_GINT64_FORMAT, mb->rowid), ==, 1);
 }
 
@@ -2024,6 +2074,138 @@ test_claim_memory_budget (Fixture *fixture, gconstpointer user_data)
 	(void) second;
 }
 
+/* Issue 7, defect 3: of a dead runner's claims only those a handler was
+ * running are blamed; the merely claimed go back at once, uncounted. */
+static void
+test_reclaim_blames_in_handler_only (Fixture *fixture, gconstpointer user_data)
+{
+	g_autofree char *a = inject (fixture, "l.example.org");
+	g_autofree char *b = inject (fixture, "l.example.org");
+	g_autoptr(ScMessage) ma = claim_one (fixture, "runner-dead", a);
+	g_autoptr(ScMessage) mb = claim_one (fixture, "runner-dead", b);
+	g_autoptr(GArray) running = g_array_new (FALSE, FALSE, sizeof (ScLease));
+	ScLease lease = lease_of (ma);
+	OwnerCheck check = {.in_handler = running};
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GPtrArray) attempts = NULL;
+
+	g_array_append_val (running, lease);
+	sc_clock_advance (fixture->clock, SEC);
+	g_assert_cmpuint (reclaim_checked (fixture, "runner-b", &check, 3), ==, 2);
+	/* a: its handler ran; blamed, due after the innocent */
+	g_assert_cmpint (state_of (fixture, a), ==, SC_STATE_QUEUED);
+	g_assert_cmpint (db_int (fixture, "SELECT next_attempt_at FROM messages WHERE id = %" G_GINT64_FORMAT, ma->rowid), ==, T0 + SEC);
+	g_assert_cmpint (db_int (fixture, "SELECT next_attempt_at FROM messages WHERE id = %" G_GINT64_FORMAT, mb->rowid), ==, T0);
+	g_assert_cmpint (db_int (fixture, "SELECT crashes FROM messages WHERE id = %" G_GINT64_FORMAT, ma->rowid), ==, 1);
+	/* b: only claimed; back at once, no crash counted, last error untouched */
+	g_assert_cmpint (state_of (fixture, b), ==, SC_STATE_QUEUED);
+	g_assert_cmpint (db_int (fixture, "SELECT crashes FROM messages WHERE id = %" G_GINT64_FORMAT, mb->rowid), ==, 0);
+	g_assert_cmpint (db_int (fixture, "SELECT last_error IS NULL FROM messages WHERE id = %" G_GINT64_FORMAT, mb->rowid), ==, 1);
+	attempts = sc_spool_get_attempts (fixture->spool, mb->rowid, &error);
+	g_assert_no_error (error);
+	g_assert_cmpuint (attempts->len, ==, 1);
+	g_assert_cmpint (((ScAttemptRecord *) attempts->pdata[0])->outcome, ==, SC_OUTCOME_RELEASED);
+	assert_counts_match (fixture, NULL);
+}
+
+/* Issue 7, defect 3: a message held after crashes raises a notification. */
+static void
+test_reclaim_held_notifies (Fixture *fixture, gconstpointer user_data)
+{
+	g_autofree char *poison = inject (fixture, "l.example.org");
+
+	for (guint crash = 1; crash <= 3; crash++) {
+		g_autofree char *owner = g_strdup_printf ("runner-%u", crash);
+		g_autoptr(ScMessage) m = NULL;
+		sc_clock_advance (fixture->clock, HOUR);
+		m = claim_one (fixture, owner, poison);
+		g_assert_cmpuint (reclaim (fixture, "watcher", NULL, 3), ==, 1);
+	}
+	g_assert_cmpint (state_of (fixture, poison), ==, SC_STATE_HELD);
+	g_assert_cmpint (db_int (fixture, "SELECT count(*) FROM notifications WHERE kind = 'message.held'"
+				 " AND queue_id = '%s' AND detail LIKE '%%crashing%%'", poison), ==, 1);
+}
+
+/* Issue 7, defect 2: this runner's own claims go back once their lease
+ * ran out if it no longer works on them; the ones in flight stay. */
+static void
+test_reclaim_own_dropped_claims (Fixture *fixture, gconstpointer user_data)
+{
+	g_autofree char *a = inject (fixture, "l.example.org");
+	g_autofree char *b = inject (fixture, "l.example.org");
+	g_autoptr(ScMessage) ma = claim_one (fixture, "self", a);
+	g_autoptr(ScMessage) mb = claim_one (fixture, "self", b);
+	g_autoptr(GArray) in_flight = g_array_new (FALSE, FALSE, sizeof (ScLease));
+	ScLease lease = lease_of (ma);
+	OwnerCheck check = {.in_flight = in_flight};
+
+	g_array_append_val (in_flight, lease);
+	/* before the lease ends nothing moves */
+	g_assert_cmpuint (reclaim_checked (fixture, "self", &check, 3), ==, 0);
+	sc_clock_set (fixture->clock, T0 + LEASE + SEC);
+	g_assert_cmpuint (reclaim_checked (fixture, "self", &check, 3), ==, 1);
+	g_assert_cmpint (state_of (fixture, a), ==, SC_STATE_ACTIVE);
+	g_assert_cmpint (state_of (fixture, b), ==, SC_STATE_QUEUED);
+	g_assert_cmpint (db_int (fixture, "SELECT crashes FROM messages WHERE id = %" G_GINT64_FORMAT, mb->rowid), ==, 0);
+}
+
+/* Issue 7, defect 1: a lease is one claim's.  The same runner claims a
+ * message again after it was taken back: the first claim's job can record
+ * neither its result nor recipient states, and renewing it does nothing. */
+static void
+test_lease_generation (Fixture *fixture, gconstpointer user_data)
+{
+	g_autofree char *a = inject (fixture, "l.example.org");
+	g_autoptr(ScMessage) first = claim_one (fixture, "runner-a", a);
+	g_autoptr(ScMessage) second = NULL;
+	g_autoptr(GError) error = NULL;
+	ScStageResult old_result;
+	ScStageResult *one = &old_result;
+	ScRecipientUpdate update = {
+	    .rowid = first->rowid,
+	    .lease_generation = first->lease_generation,
+	    .position = 0,
+	    .status = "sent",
+	    .code = 250,
+	    .at = T0,
+	};
+	guint stale = 0;
+
+	/* the runner gives the claim back (as a failed commit once did) and
+	 * claims the message again, under the same owner name */
+	g_assert_true (sc_spool_release_owner (fixture->spool, "runner-a", T0, &error));
+	second = claim_one (fixture, "runner-a", a);
+	g_assert_cmpint (second->lease_generation, >, first->lease_generation);
+
+	old_result = result_for (fixture, first, SC_OUTCOME_OK, SC_STATE_ACTIVE);
+	g_assert_true (sc_spool_record_results (fixture->spool, "runner-a", &one, 1, &stale, &error));
+	g_assert_no_error (error);
+	g_assert_cmpuint (stale, ==, 1);
+	g_assert_false (old_result.applied);
+	g_assert_cmpint (db_int (fixture, "SELECT count(*) FROM stages WHERE message_id = %" G_GINT64_FORMAT, first->rowid), ==, 0);
+
+	g_assert_true (sc_spool_record_begin (fixture->spool, &error));
+	g_assert_false (sc_spool_record_recipients (fixture->spool, "runner-a", &update, 1, &error));
+	g_assert_error (error, SC_SPOOL_ERROR, SC_SPOOL_ERROR_INVALID);
+	g_clear_error (&error);
+	sc_spool_record_rollback (fixture->spool);
+
+	{
+		ScLease lease = lease_of (first);
+		gint64 before = db_int (fixture, "SELECT lease_expires_at FROM messages WHERE queue_id = '%s'", a);
+		g_assert_true (sc_spool_renew_leases (fixture->spool, "runner-a", &lease, 1, T0 + HOUR, &error));
+		g_assert_cmpint (db_int (fixture, "SELECT lease_expires_at FROM messages WHERE queue_id = '%s'", a), ==, before);
+	}
+	/* the current claim records */
+	{
+		ScStageResult result = result_for (fixture, second, SC_OUTCOME_OK, SC_STATE_ACTIVE);
+		one = &result;
+		g_assert_true (sc_spool_record_results (fixture->spool, "runner-a", &one, 1, &stale, &error));
+		g_assert_cmpuint (stale, ==, 0);
+		g_assert_true (result.applied);
+	}
+}
+
 int
 main (int argc, char **argv)
 {
@@ -2051,6 +2233,10 @@ main (int argc, char **argv)
 	ADD ("/spool/reclaim/dead-owner", test_reclaim_dead_owner);
 	ADD ("/spool/reclaim/rules", test_reclaim_rules);
 	ADD ("/spool/reclaim/crash-limit", test_reclaim_crash_limit);
+	ADD ("/spool/reclaim/blames-in-handler-only", test_reclaim_blames_in_handler_only);
+	ADD ("/spool/reclaim/held-notifies", test_reclaim_held_notifies);
+	ADD ("/spool/reclaim/own-dropped-claims", test_reclaim_own_dropped_claims);
+	ADD ("/spool/lease/generation", test_lease_generation);
 	ADD ("/spool/lease/renew", test_lease_renew);
 	ADD ("/spool/lease/release-owner", test_lease_release_owner);
 	ADD ("/spool/next-due", test_next_due);
