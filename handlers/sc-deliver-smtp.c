@@ -39,10 +39,10 @@
  * the stuffed size computed beforehand [sc_smtp_wire_size], and the phase
  * moves to DOT.  In DOT a send error means the dot itself could not be
  * written: the server cannot have ended the transaction (DATA_FAILED); any
- * other failure — no reply, a reset, a timeout, cancellation — means the
- * dot may have arrived (DATA_UNKNOWN).  The one imprecision is on the safe
- * side: a cancellation in the instant between the last body byte and the
- * dot is reported as DATA_UNKNOWN although the server has no dot.  Should
+ * other failure — no reply, a reset, a timeout — means the dot may have
+ * arrived (DATA_UNKNOWN).  From DOT on, cancellation no longer aborts: the
+ * reply is awaited for up to the mailer's timeout, since aborting cannot
+ * take the message back and only makes the next attempt a duplicate.  Should
  * a libcurl ever stuff differently, the sizes disagree and a warning says
  * so (the tests turn it into a failure).
  *
@@ -498,6 +498,12 @@ sc_smtp_progress_cb (void *user_data,
 {
 	ScSmtpTransfer *transfer = user_data;
 
+	/* Once the whole body is written the "." follows and the server may
+	 * take the message: aborting then only turns a delivery into a
+	 * duplicate on the next attempt.  The reply is awaited, bounded by
+	 * the mailer's timeout (CURLOPT_SERVER_RESPONSE_TIMEOUT). */
+	if (transfer->phase >= SC_SMTP_PHASE_DOT)
+		return 0;
 	/* non-zero aborts the transfer with CURLE_ABORTED_BY_CALLBACK */
 	return g_cancellable_is_cancelled (transfer->cancellable) ? 1 : 0;
 }

@@ -634,11 +634,13 @@ test_smtp_cancel (void)
 	g_assert_cmpuint (sc_smtp_connection_get_connects (connection), ==, 1);
 }
 
-/* cancelled while waiting for the reply to ".": the server may have it */
+/* cancelled while waiting for the reply to ".": the server may take the
+ * message, so the reply is awaited and the transaction counts (issue 7,
+ * defect 4: aborting here made every recipient a duplicate) */
 static void
 test_smtp_cancel_after_dot (void)
 {
-	const char *const args[] = {"-W", ".:20", NULL};
+	const char *const args[] = {"-W", ".:2", NULL};
 	g_autoptr(ScTestSink) sink = sc_test_sink_start (args);
 	g_autoptr(TestMailer) mailer = NULL;
 	g_autoptr(ScSmtpConnection) connection = NULL;
@@ -655,6 +657,38 @@ test_smtp_cancel_after_dot (void)
 	result = sc_smtp_send (connection, "", three_recipients, message, cancellable);
 	g_test_message ("%s: %s", G_STRFUNC, result->reply);
 	g_thread_join (thread);
+	g_assert_true (g_cancellable_is_cancelled (cancellable));
+	g_assert_cmpint (result->status, ==, SC_SMTP_SENT);
+	g_assert_cmpint (result->code, ==, 250);
+	g_assert_true (sc_test_sink_wait_messages (sink, 1, 5000));
+}
+
+/* … but not forever: a reply that does not come within the mailer's
+ * timeout leaves it unknown (the server may have it) */
+static void
+test_smtp_cancel_after_dot_timeout (void)
+{
+	const char *const args[] = {"-W", ".:30", NULL};
+	g_autoptr(ScTestSink) sink = sc_test_sink_start (args);
+	g_autoptr(TestMailer) mailer = NULL;
+	g_autoptr(ScSmtpConnection) connection = NULL;
+	g_autoptr(ScSmtpResult) result = NULL;
+	g_autoptr(GBytes) message = test_message (5);
+	g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+	GThread *thread;
+	gint64 start;
+
+	if (sink == NULL)
+		return;
+	mailer = test_mailer_for_sink (sink);
+	mailer->timeout = 2 * G_USEC_PER_SEC;
+	connection = sc_smtp_connection_new (mailer);
+	thread = g_thread_new ("cancel", cancel_later_thread, cancellable);
+	start = g_get_monotonic_time ();
+	result = sc_smtp_send (connection, "", three_recipients, message, cancellable);
+	g_test_message ("%s: %s", G_STRFUNC, result->reply);
+	g_thread_join (thread);
+	g_assert_cmpint (g_get_monotonic_time () - start, <, 20 * G_USEC_PER_SEC); /* not the 30 s */
 	g_assert_cmpint (result->status, ==, SC_SMTP_DATA_UNKNOWN);
 	g_assert_true (result->transient);
 }
@@ -1206,6 +1240,8 @@ main (int argc, char **argv)
 	g_test_add_func ("/deliver-smtp/data/dot-refused", test_smtp_dot_refused);
 	g_test_add_func ("/deliver-smtp/data/dot-552", test_smtp_dot_552);
 	g_test_add_func ("/deliver-smtp/data/cancel-after-dot", test_smtp_cancel_after_dot);
+	g_test_add_func ("/deliver-smtp/data/cancel-after-dot-timeout",
+			 test_smtp_cancel_after_dot_timeout);
 	rc = g_test_run ();
 	curl_global_cleanup ();
 	return rc;

@@ -751,6 +751,99 @@ test_misconfigured_mailer (Fixture *fixture, gconstpointer data)
 	g_assert_null (strstr (member (shown, "last_error"), "s3cret"));
 }
 
+/* Defect 4 of issue 7: SIGTERM while the relay is slow to answer the final
+ * ".": the reply is awaited (the server has the message), the recipients
+ * are recorded sent, and the next run sends nothing again. */
+static void
+test_sigterm_after_dot (Fixture *fixture, gconstpointer data)
+{
+	g_autoptr(ScTestSink) sink = start_sink ("-W", ".:4", NULL);
+	g_autofree char *url = NULL;
+	g_autofree char *section = NULL;
+	g_autofree char *log = g_build_filename (fixture->dir, "run.log", NULL);
+	g_autoptr(GPtrArray) recipients = make_recipients (8, 1);
+	g_autofree char *queue_id = NULL;
+	g_autoptr(GSubprocess) runner = NULL;
+	g_autoptr(JsonObject) shown = NULL;
+	g_autoptr(GHashTable) counts = NULL;
+	guint duplicates = 0;
+
+	if (sink == NULL)
+		return;
+	url = sc_test_sink_get_url (sink);
+	/* the timeout bounds the wait for the delayed reply: longer than 4 s */
+	section = g_strdup_printf ("[mailer:slowdot]\nurl=%s\npriority=1\ntimeout=20s\nstarttls=off\n", url);
+	write_config (fixture, section, NULL);
+	queue_id = inject_to (fixture, (const char *const *) recipients->pdata);
+	runner = sc_test_spawn (fixture->config, log, "run", NULL);
+	/* smtp-sink closes the dump when "." arrives, before its delayed reply */
+	g_assert_true (sc_test_sink_wait_messages (sink, 1, 20000));
+	g_subprocess_send_signal (runner, SIGTERM);
+	g_assert_true (g_subprocess_wait (runner, NULL, NULL));
+	shown = sc_test_show (fixture->config, queue_id);
+	g_test_message ("after SIGTERM: state %s, last error %s", member (shown, "state"),
+			member (shown, "last_error"));
+	g_assert_cmpuint (count_status (shown, "sent"), ==, 8);
+
+	sc_test_sink_restart (sink, NULL);
+	g_assert_cmpint (run_once (fixture), ==, 0);
+	g_clear_pointer (&shown, json_object_unref);
+	shown = sc_test_show (fixture->config, queue_id);
+	g_assert_cmpstr (member (shown, "state"), ==, "done");
+	counts = recipient_counts (sink);
+	for (guint i = 0; i < 8; i++) {
+		guint copies = GPOINTER_TO_UINT (g_hash_table_lookup (counts, recipients->pdata[i]));
+		g_assert_cmpuint (copies, >=, 1);
+		duplicates += copies - 1;
+	}
+	g_print ("# duplicates after SIGTERM while the reply to \".\" was delayed: %u\n", duplicates);
+	g_assert_cmpuint (duplicates, ==, 0);
+}
+
+/* SIGTERM before DATA (RCPT answered slowly): the transaction is aborted at
+ * once (nothing was accepted), and the next run sends each copy once. */
+static void
+test_sigterm_before_data (Fixture *fixture, gconstpointer data)
+{
+	g_autoptr(ScTestSink) sink = start_sink ("-W", "rcpt:30", NULL);
+	g_autofree char *url = NULL;
+	g_autofree char *section = NULL;
+	g_autofree char *log = g_build_filename (fixture->dir, "run.log", NULL);
+	g_autoptr(GPtrArray) recipients = make_recipients (8, 1);
+	g_autofree char *queue_id = NULL;
+	g_autoptr(GSubprocess) runner = NULL;
+	g_autoptr(JsonObject) shown = NULL;
+	gint64 signalled;
+
+	if (sink == NULL)
+		return;
+	url = sc_test_sink_get_url (sink);
+	section = g_strdup_printf ("[mailer:slowrcpt]\nurl=%s\npriority=1\ntimeout=60s\nstarttls=off\n", url);
+	write_config (fixture, section, NULL);
+	queue_id = inject_to (fixture, (const char *const *) recipients->pdata);
+	runner = sc_test_spawn (fixture->config, log, "run", NULL);
+	/* smtp-sink opens the dump at MAIL; RCPT then waits 30 s */
+	for (guint waited = 0; waited < 2000 && sc_test_sink_count_dumps (sink) == 0; waited++)
+		g_usleep (10 * 1000);
+	g_assert_cmpuint (sc_test_sink_count_dumps (sink), ==, 1);
+	signalled = g_get_monotonic_time ();
+	g_subprocess_send_signal (runner, SIGTERM);
+	g_assert_true (g_subprocess_wait (runner, NULL, NULL));
+	/* aborted, not waited out: well under the 30 s RCPT delay */
+	g_assert_cmpint (g_get_monotonic_time () - signalled, <, 20 * G_USEC_PER_SEC);
+	shown = sc_test_show (fixture->config, queue_id);
+	g_assert_cmpuint (count_status (shown, "sent"), ==, 0);
+
+	sc_test_sink_restart (sink, NULL);
+	g_assert_cmpint (run_once (fixture), ==, 0);
+	g_clear_pointer (&shown, json_object_unref);
+	shown = sc_test_show (fixture->config, queue_id);
+	g_assert_cmpstr (member (shown, "state"), ==, "done");
+	g_assert_true (sc_test_sink_wait_messages (sink, 1, 5000));
+	for (guint i = 0; i < 8; i++)
+		g_assert_cmpuint (sc_test_sink_count_recipient (sink, recipients->pdata[i]), ==, 1);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -768,5 +861,7 @@ main (int argc, char **argv)
 	g_test_add ("/deliver/crash/kill-9-fan-out", Fixture, NULL, setup, test_kill9_fanout, teardown);
 	g_test_add ("/deliver/tls/starttls-required", Fixture, NULL, setup, test_starttls, teardown);
 	g_test_add ("/deliver/config/misconfigured-mailer", Fixture, NULL, setup, test_misconfigured_mailer, teardown);
+	g_test_add ("/deliver/sigterm/after-dot-no-duplicate", Fixture, NULL, setup, test_sigterm_after_dot, teardown);
+	g_test_add ("/deliver/sigterm/before-data-aborts", Fixture, NULL, setup, test_sigterm_before_data, teardown);
 	return g_test_run ();
 }
