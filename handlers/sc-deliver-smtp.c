@@ -781,6 +781,32 @@ sc_smtp_result_new (const char *const *recipients)
 	return result;
 }
 
+/* Whether a transfer on a reused connection (no new one was opened)
+ * failed because the server had closed it while it sat in the pool:
+ *  - the first command (MAIL FROM) could not be written (the phase is
+ *    still CONNECT: curl shows a command only once it is written) or got
+ *    no reply: the server sent FIN or RST meanwhile;
+ *  - its only reply is a 421 to MAIL FROM: Postfix's smtpd_timeout (and
+ *    others) say "421 4.4.2 … timeout exceeded" before closing, and
+ *    libcurl takes the pending bytes for a live connection.
+ * Nothing was sent to anybody in either case.  A 421 from a server that
+ * is really closing is asked again on the new connection, whose greeting
+ * then tells. */
+static gboolean
+sc_smtp_reused_connection_closed (const ScSmtpTransfer *transfer, CURLcode rc, long connects)
+{
+	if (rc == CURLE_OK || rc == CURLE_ABORTED_BY_CALLBACK || connects != 0)
+		return FALSE;
+	if (transfer->phase != SC_SMTP_PHASE_CONNECT && transfer->phase != SC_SMTP_PHASE_MAIL)
+		return FALSE;
+	if (transfer->replies == 0)
+		/* not a timeout: a stalled server must not cost two */
+		return rc == CURLE_SEND_ERROR || rc == CURLE_RECV_ERROR ||
+		       rc == CURLE_GOT_NOTHING || rc == CURLE_WEIRD_SERVER_REPLY;
+	return transfer->replies == 1 && transfer->last_phase == SC_SMTP_PHASE_MAIL &&
+	       transfer->last_code == 421;
+}
+
 /* One curl_easy_perform() of the whole transaction. */
 static CURLcode
 sc_smtp_perform (ScSmtpConnection *connection,
@@ -823,6 +849,7 @@ sc_smtp_send (ScSmtpConnection *connection,
 	gsize body_size = 0;
 	gsize wire_size;
 	long connects = 0;
+	gboolean fresh = FALSE;
 	CURLcode rc;
 
 	g_return_val_if_fail (connection != NULL, NULL);
@@ -912,6 +939,8 @@ sc_smtp_send (ScSmtpConnection *connection,
 		    .reply = g_string_new (NULL),
 		};
 
+		/* the retry must not pick the closed connection again */
+		curl_easy_setopt (connection->curl, CURLOPT_FRESH_CONNECT, fresh ? 1L : 0L);
 		rc = sc_smtp_perform (connection,
 				      &transfer,
 				      sender,
@@ -919,13 +948,15 @@ sc_smtp_send (ScSmtpConnection *connection,
 				      password,
 				      error_buffer,
 				      &connects);
-		/* A cached connection the server closed a moment ago fails on
-		 * its first command without a word: that is not the mailer
-		 * failing, so one more try on a fresh connection. */
-		if (rc != CURLE_OK && attempt == 0 && connects == 0 && transfer.replies == 0 &&
-		    transfer.phase == SC_SMTP_PHASE_MAIL &&
-		    (rc == CURLE_SEND_ERROR || rc == CURLE_RECV_ERROR || rc == CURLE_GOT_NOTHING)) {
-			g_debug ("%s: reused connection was dead, reconnecting", connection->name);
+		curl_easy_setopt (connection->curl, CURLOPT_FRESH_CONNECT, 0L);
+		/* A cached connection the server has closed is not the mailer
+		 * failing: one more try on a fresh connection. */
+		if (attempt == 0 && sc_smtp_reused_connection_closed (&transfer, rc, connects)) {
+			g_debug ("%s: reused connection was closed by the server (%s), reconnecting",
+				 connection->name,
+				 transfer.last_reply != NULL ? transfer.last_reply
+							     : curl_easy_strerror (rc));
+			fresh = TRUE;
 			continue;
 		}
 		if (rc == CURLE_OK && transfer.data_out != wire_size) {

@@ -13,6 +13,7 @@
 #include <glib/gstdio.h>
 
 #include "sc-deliver-smtp.h"
+#include "sc-test-postfix.h"
 #include "sc-test-sink.h"
 #include "sc-test-util.h"
 
@@ -219,6 +220,47 @@ test_smtp_reuse_after_restart (void)
 	g_assert_cmpint (result2->status, ==, SC_SMTP_SENT);
 	g_assert_cmpuint (sc_smtp_connection_get_connects (connection), ==, 2);
 	g_assert_true (sc_test_sink_wait_messages (sink, 2, 5000));
+}
+
+/* Postfix closes an idle connection with "421 4.4.2 … timeout exceeded"
+ * (smtpd_timeout): the pooled handle still looks alive to libcurl (there
+ * are bytes to read), so MAIL FROM gets that 421.  It is the idle
+ * connection's end, not the mailer refusing: one new connection, silently
+ * (issue 7, defect 6). */
+static void
+test_smtp_reuse_after_idle_timeout (void)
+{
+	ScTestPostfixOptions options = {.smtpd_timeout = 1};
+	g_autoptr(ScTestPostfix) postfix = sc_test_postfix_start (&options);
+	g_autoptr(TestMailer) mailer = NULL;
+	g_autoptr(ScSmtpConnection) connection = NULL;
+	g_autoptr(ScSmtpResult) result1 = NULL;
+	g_autoptr(ScSmtpResult) result2 = NULL;
+	g_autoptr(GBytes) message = test_message (5);
+	g_autofree char *url = NULL;
+	g_autofree char *log = NULL;
+
+	if (postfix == NULL)
+		return;
+	url = sc_test_postfix_get_url (postfix);
+	mailer = test_mailer_new (url);
+	connection = sc_smtp_connection_new (mailer);
+	result1 = sc_smtp_send (connection, "bounces@example.org", three_recipients, message, NULL);
+	g_test_message ("%s: %s", G_STRFUNC, result1->reply);
+	g_assert_cmpint (result1->status, ==, SC_SMTP_SENT);
+	/* until smtpd has timed the idle connection out and said so */
+	for (guint waited = 0; waited < 200; waited++) {
+		g_free (log);
+		log = sc_test_postfix_get_log (postfix);
+		if (strstr (log, "timeout after END-OF-MESSAGE") != NULL)
+			break;
+		g_usleep (50 * 1000);
+	}
+	g_assert_nonnull (strstr (log, "timeout after END-OF-MESSAGE"));
+	result2 = sc_smtp_send (connection, "bounces@example.org", three_recipients, message, NULL);
+	g_test_message ("%s: %s", G_STRFUNC, result2->reply);
+	g_assert_cmpint (result2->status, ==, SC_SMTP_SENT);
+	g_assert_cmpuint (sc_smtp_connection_get_connects (connection), ==, 2);
 }
 
 static void
@@ -1218,6 +1260,7 @@ main (int argc, char **argv)
 	g_test_add_func ("/deliver-smtp/reuse/same-connection", test_smtp_reuse);
 	g_test_add_func ("/deliver-smtp/reuse/after-restart", test_smtp_reuse_after_restart);
 	g_test_add_func ("/deliver-smtp/reuse/race", test_smtp_reuse_race);
+	g_test_add_func ("/deliver-smtp/reuse/after-idle-timeout", test_smtp_reuse_after_idle_timeout);
 	g_test_add_func ("/deliver-smtp/rcpt/all-refused-permanent",
 			 test_smtp_all_refused_permanent);
 	g_test_add_func ("/deliver-smtp/rcpt/all-refused-transient",

@@ -844,6 +844,69 @@ test_sigterm_before_data (Fixture *fixture, gconstpointer data)
 		g_assert_cmpuint (sc_test_sink_count_recipient (sink, recipients->pdata[i]), ==, 1);
 }
 
+/* Defect 6 of issue 7: the relay closes the pooled connection while it is
+ * idle (Postfix smtpd_timeout: "421 4.4.2 … timeout exceeded", then close).
+ * The next message reconnects to the same mailer; it neither fails over
+ * nor counts against the mailer. */
+static void
+test_pooled_connection_closed (Fixture *fixture, gconstpointer data)
+{
+	g_autoptr(ScTestSink) backup = start_sink (NULL);
+	ScTestPostfixOptions options = {.smtpd_timeout = 1};
+	g_autoptr(ScTestPostfix) postfix = NULL;
+	g_autofree char *backup_url = NULL;
+	g_autofree char *primary_url = NULL;
+	g_autofree char *sections = NULL;
+	g_autofree char *log = g_build_filename (fixture->dir, "run.log", NULL);
+	g_autofree char *first_id = NULL;
+	g_autofree char *second_id = NULL;
+	g_autofree char *maillog = NULL;
+	g_autoptr(GSubprocess) runner = NULL;
+	g_autoptr(JsonObject) shown = NULL;
+	const char *const rcpts[] = {"a@one.example", NULL};
+	JsonArray *attempts;
+	JsonObject *deliver;
+
+	if (backup == NULL)
+		return;
+	postfix = sc_test_postfix_start (&options);
+	if (postfix == NULL)
+		return;
+	backup_url = sc_test_sink_get_url (backup);
+	primary_url = sc_test_postfix_get_url (postfix);
+	{
+		g_autofree char *primary = mailer_section ("primary", primary_url, 1, NULL);
+		g_autofree char *secondary = mailer_section ("backup", backup_url, 2, NULL);
+		sections = g_strconcat (primary, secondary, NULL);
+	}
+	write_config (fixture, sections, NULL);
+	runner = sc_test_spawn (fixture->config, log, "run", NULL);
+	first_id = inject_to (fixture, rcpts);
+	g_assert_true (sc_test_wait_count (fixture->config, "done", 1, 20000));
+	/* until smtpd has timed the idle pooled connection out */
+	for (guint waited = 0; waited < 200; waited++) {
+		g_free (maillog);
+		maillog = sc_test_postfix_get_log (postfix);
+		if (strstr (maillog, "timeout after END-OF-MESSAGE") != NULL)
+			break;
+		g_usleep (50 * 1000);
+	}
+	g_assert_nonnull (strstr (maillog, "timeout after END-OF-MESSAGE"));
+	second_id = inject_to (fixture, rcpts);
+	g_assert_true (sc_test_wait_count (fixture->config, "done", 2, 20000));
+	g_subprocess_send_signal (runner, SIGTERM);
+	g_assert_true (g_subprocess_wait (runner, NULL, NULL));
+
+	shown = sc_test_show (fixture->config, second_id);
+	attempts = json_object_get_array_member (shown, "attempts");
+	deliver = json_array_get_object_element (attempts, json_array_get_length (attempts) - 1);
+	g_test_message ("second message: mailer %s, error %s", member (deliver, "mailer"),
+			member (deliver, "error"));
+	g_assert_cmpstr (member (recipient (shown, "a@one.example"), "mailer"), ==, "primary");
+	g_assert_null (member (deliver, "error"));
+	g_assert_cmpuint (sc_test_sink_count_dumps (backup), ==, 0);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -863,5 +926,6 @@ main (int argc, char **argv)
 	g_test_add ("/deliver/config/misconfigured-mailer", Fixture, NULL, setup, test_misconfigured_mailer, teardown);
 	g_test_add ("/deliver/sigterm/after-dot-no-duplicate", Fixture, NULL, setup, test_sigterm_after_dot, teardown);
 	g_test_add ("/deliver/sigterm/before-data-aborts", Fixture, NULL, setup, test_sigterm_before_data, teardown);
+	g_test_add ("/deliver/connections/pooled-closed-by-server", Fixture, NULL, setup, test_pooled_connection_closed, teardown);
 	return g_test_run ();
 }
