@@ -8,6 +8,8 @@
 #include <signal.h>
 #include <sqlite3.h>
 
+#include "sc-deliver-mailer.h"
+#include "sc-handler.h"
 #include "sc-test-postfix.h"
 #include "sc-test-sink.h"
 #include "sc-test-util.h"
@@ -907,6 +909,122 @@ test_pooled_connection_closed (Fixture *fixture, gconstpointer data)
 	g_assert_cmpuint (sc_test_sink_count_dumps (backup), ==, 0);
 }
 
+/* ---- the handler in-process, with a wall clock the test steps ---- */
+
+static gboolean
+accept_updates (gpointer data, ScRecipientUpdate *updates, guint n_updates, GError **error)
+{
+	return TRUE;
+}
+
+/* Runs the deliver handler once for a@one.example under @config, as at
+ * wall-clock time @clock.  TRUE when it delivered. */
+static gboolean
+deliver_in_process (ScConfig *config, ScClock *clock)
+{
+	static const char *const rcpts[] = {"a@one.example", NULL};
+	g_autoptr(GBytes) message = g_bytes_new_static (message_text, strlen (message_text));
+	g_autoptr(GPtrArray) records = g_ptr_array_new_with_free_func ((GDestroyNotify) sc_recipient_record_free);
+	g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+	g_autoptr(GError) error = NULL;
+	ScRecipientRecord *record = g_new0 (ScRecipientRecord, 1);
+	ScStageContext context = {
+	    .queue_id = "q-clock",
+	    .stage = "deliver",
+	    .list_id = "test.example.org",
+	    .sender = "alice@example.org",
+	    .recipients = rcpts,
+	    .raw = message,
+	    .current = message,
+	    .config = config,
+	    .list = sc_config_get_list (config, "test.example.org"),
+	    .clock = clock,
+	    .cancellable = cancellable,
+	    .recipient_records = records,
+	    .record_recipients = accept_updates,
+	};
+	gboolean ok;
+
+	record->address = g_strdup (rcpts[0]);
+	record->status = g_strdup ("pending");
+	g_ptr_array_add (records, record);
+	ok = sc_handler_deliver.run (&context, &error);
+	if (!ok)
+		g_test_message ("deliver: %s", error->message);
+	sc_stage_context_clear_outputs (&context);
+	return ok;
+}
+
+static guint
+mailer_failures (ScConfig *config, const char *name)
+{
+	ScMailerStats stats = {0};
+
+	sc_mailer_state_get_stats (sc_mailer_state_get (sc_config_get_mailer (config, name)), &stats);
+	g_free (stats.last_error);
+	return stats.failures;
+}
+
+/* Defect 8 of issue 7: the circuit's cool-down is a duration, measured on
+ * the monotonic clock.  The wall clock stepped an hour forward does not
+ * reopen a circuit with a 10 minute cool-down; stepped a day back it does
+ * not keep a 1 s cool-down closed for a day. */
+static void
+test_circuit_wall_clock_steps (Fixture *fixture, gconstpointer data)
+{
+	g_autoptr(ScTestSink) backup = start_sink (NULL);
+	g_autoptr(ScClock) clock = sc_clock_new_fixed (G_GINT64_CONSTANT (1795435200) * G_USEC_PER_SEC);
+	g_autoptr(GError) error = NULL;
+	g_autofree char *backup_url = NULL;
+	g_autofree char *primary_url = NULL;
+	g_autofree char *sections = NULL;
+
+	if (backup == NULL)
+		return;
+	backup_url = sc_test_sink_get_url (backup);
+	primary_url = g_strdup_printf ("smtp://127.0.0.1:%u", dead_port ());
+	{
+		g_autofree char *primary = mailer_section ("primary", primary_url, 1, NULL);
+		g_autofree char *secondary = mailer_section ("backup", backup_url, 2, NULL);
+		sections = g_strconcat (primary, secondary, NULL);
+	}
+	for (guint round = 0; round < 2; round++) {
+		g_autoptr(ScConfig) config = NULL;
+		g_autofree char *text = NULL;
+
+		sc_mailer_state_reset_all ();
+		write_config (fixture, sections, NULL);
+		g_assert_true (g_file_get_contents (fixture->config, &text, NULL, NULL));
+		{
+			/* round 0: a cool-down the test never waits out; round 1: one it does */
+			g_autoptr(GString) edited = g_string_new (text);
+			g_string_replace (edited, "circuit-cooldown=1m", round == 0 ? "circuit-cooldown=10m" : "circuit-cooldown=1s", 1);
+			g_assert_true (g_file_set_contents (fixture->config, edited->str, -1, NULL));
+		}
+		config = sc_config_load (fixture->config, &error);
+		g_assert_no_error (error);
+		/* three failures over to the backup open the primary's circuit */
+		for (guint i = 0; i < 3; i++)
+			g_assert_true (deliver_in_process (config, clock));
+		g_assert_cmpuint (mailer_failures (config, "primary"), ==, 3);
+		g_assert_true (deliver_in_process (config, clock));
+		g_assert_cmpuint (mailer_failures (config, "primary"), ==, 3); /* skipped */
+		if (round == 0) {
+			sc_clock_advance (clock, G_TIME_SPAN_HOUR);
+			g_assert_true (deliver_in_process (config, clock));
+			/* still skipped: ten minutes have not passed */
+			g_assert_cmpuint (mailer_failures (config, "primary"), ==, 3);
+		} else {
+			sc_clock_advance (clock, -G_TIME_SPAN_DAY);
+			g_usleep (1500 * 1000); /* the 1 s cool-down, really over */
+			g_assert_true (deliver_in_process (config, clock));
+			/* the trial transaction went to the primary (and failed) */
+			g_assert_cmpuint (mailer_failures (config, "primary"), ==, 4);
+		}
+	}
+	sc_mailer_state_reset_all ();
+}
+
 int
 main (int argc, char **argv)
 {
@@ -927,5 +1045,6 @@ main (int argc, char **argv)
 	g_test_add ("/deliver/sigterm/after-dot-no-duplicate", Fixture, NULL, setup, test_sigterm_after_dot, teardown);
 	g_test_add ("/deliver/sigterm/before-data-aborts", Fixture, NULL, setup, test_sigterm_before_data, teardown);
 	g_test_add ("/deliver/connections/pooled-closed-by-server", Fixture, NULL, setup, test_pooled_connection_closed, teardown);
+	g_test_add ("/deliver/circuit/wall-clock-steps", Fixture, NULL, setup, test_circuit_wall_clock_steps, teardown);
 	return g_test_run ();
 }
