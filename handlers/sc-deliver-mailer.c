@@ -134,6 +134,44 @@ sc_mailer_state_get_open_until (ScMailerState *state)
 	return wall_time_of (open_until);
 }
 
+gboolean
+sc_mailer_state_is_open (const ScMailerConfig *mailer)
+{
+	g_autofree char *fingerprint = fingerprint_for (mailer);
+	gint64 now = g_get_monotonic_time ();
+	ScMailerState *state;
+	gboolean open = FALSE;
+
+	/* a lookup only: sc_mailer_state_get() would create the state, or
+	 * drop a reconfigured mailer's connections (QUIT: network I/O) */
+	g_mutex_lock (&registry_lock);
+	state = registry != NULL ? g_hash_table_lookup (registry, mailer->name) : NULL;
+	if (state != NULL) {
+		g_mutex_lock (&state->lock);
+		/* the same test as sc_mailer_state_try_use(), without taking
+		 * the half-open trial */
+		open = strcmp (state->fingerprint, fingerprint) == 0 && state->open_until != 0 &&
+		       (now < state->open_until || state->trial_running);
+		g_mutex_unlock (&state->lock);
+	}
+	g_mutex_unlock (&registry_lock);
+	return open;
+}
+
+const ScMailerConfig *
+sc_deliver_mailer_key_for_list (const ScConfig *config, const ScListConfig *list)
+{
+	g_autoptr(GPtrArray) mailers = sc_config_list_mailers (config, list);
+
+	for (guint i = 0; i < mailers->len; i++) {
+		const ScMailerConfig *mailer = mailers->pdata[i];
+
+		if (!sc_mailer_state_is_open (mailer))
+			return mailer;
+	}
+	return NULL;
+}
+
 ScSmtpConnection *
 sc_mailer_state_acquire (ScMailerState *state, const ScMailerConfig *mailer, GCancellable *cancellable)
 {

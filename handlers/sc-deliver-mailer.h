@@ -49,6 +49,25 @@ typedef struct {
 
 /* A snapshot for logs, metrics and tests.  @out_stats->last_error: (transfer full) */
 void sc_mailer_state_get_stats (ScMailerState *state, ScMailerStats *out_stats);
+/* For the runner (main thread, cheap: no I/O, no state created, one short
+ * lock per mailer; safe from any thread).  A deliver job for @list tries
+ * its mailers in this order, skipping those whose circuit is open.
+ *
+ * sc_mailer_state_is_open(): whether the circuit of @mailer's state is
+ * open now (cool-down running, or its one half-open trial in flight).  A
+ * mailer never used, or reconfigured since (url, TLS, credentials), is
+ * closed. */
+gboolean sc_mailer_state_is_open (const ScMailerConfig *mailer);
+
+/* The mailer a deliver job for @list would try first: the first of the
+ * list's mailers (sc_config_list_mailers() order) whose circuit is not
+ * open; a key to count the deliver jobs one mailer occupies, bounded by
+ * its ->max_connections.  NULL when the list has no mailer or every
+ * circuit is open (the job would fail at once, transiently).
+ * (transfer none): owned by @config. */
+const ScMailerConfig *sc_deliver_mailer_key_for_list (const ScConfig *config,
+						      const ScListConfig *list);
+
 /* One log line per mailer used: transactions, connections, failures. */
 void sc_mailer_state_log_all (void);
 /* Drops every state and connection (tests; process exit). */
