@@ -860,6 +860,46 @@ test_smtp_bare_lf (void)
 	assert_bytes_equal (dump->data, expected);
 }
 
+/* A large message with bare LF, converted while libcurl reads it (no copy):
+ * CR and LF of one line end fall into different read buffers, dots after
+ * bare LF are stuffed, and the body size on the wire matches (the warning
+ * about libcurl's stuffing would fail the test). */
+static void
+test_smtp_bare_lf_large (void)
+{
+	g_autoptr(ScTestSink) sink = sc_test_sink_start (NULL);
+	g_autoptr(TestMailer) mailer = NULL;
+	g_autoptr(ScSmtpConnection) connection = NULL;
+	g_autoptr(ScSmtpResult) result = NULL;
+	g_autoptr(ScTestSinkMessage) dump = NULL;
+	g_autoptr(GString) lf = g_string_new ("Subject: large lf\n\n");
+	g_autoptr(GString) crlf = g_string_new ("Subject: large lf\r\n\r\n");
+	g_autoptr(GBytes) message = NULL;
+	g_autoptr(GBytes) expected = NULL;
+
+	if (sink == NULL)
+		return;
+	for (guint i = 0; i < 20000; i++) {
+		/* line lengths vary so that line ends land on every buffer offset */
+		g_autofree char *line = g_strdup_printf ("%sline %u %.*s", i % 7 == 0 ? "." : "", i,
+							 (int) (i % 61), "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+
+		g_string_append (lf, line);
+		g_string_append (lf, i % 5 == 0 ? "\r\n" : "\n");
+		g_string_append (crlf, line);
+		g_string_append (crlf, "\r\n");
+	}
+	message = g_string_free_to_bytes (g_steal_pointer (&lf));
+	expected = g_string_free_to_bytes (g_steal_pointer (&crlf));
+	mailer = test_mailer_for_sink (sink);
+	connection = sc_smtp_connection_new (mailer);
+	result = sc_smtp_send (connection, "a@example.org", three_recipients, message, NULL);
+	g_test_message ("%s: %s", G_STRFUNC, result->reply);
+	g_assert_cmpint (result->status, ==, SC_SMTP_SENT);
+	dump = sink_single_message (sink);
+	assert_bytes_equal (dump->data, expected);
+}
+
 /* dots where libcurl must stuff them: first byte, a lone ".", "..", and a
  * last line "." without CRLF (libcurl ends it before its own ".") */
 static void
@@ -1254,6 +1294,7 @@ main (int argc, char **argv)
 	g_test_add_func ("/deliver-smtp/send/null-sender", test_smtp_null_sender);
 	g_test_add_func ("/deliver-smtp/send/large", test_smtp_large);
 	g_test_add_func ("/deliver-smtp/send/bare-lf", test_smtp_bare_lf);
+	g_test_add_func ("/deliver-smtp/send/bare-lf-large", test_smtp_bare_lf_large);
 	g_test_add_func ("/deliver-smtp/send/dots", test_smtp_dots);
 	g_test_add_func ("/deliver-smtp/send/helo-default", test_smtp_helo_default);
 	g_test_add_func ("/deliver-smtp/send/unsafe-addresses", test_smtp_unsafe_addresses);
