@@ -5,6 +5,9 @@
  * `circuit-cooldown`, so a dead relay does not add its timeout to every
  * message.  When the cool-down is over, one transaction is let through
  * (half-open); its success closes the circuit, its failure opens it again.
+ * The cool-down is measured on the monotonic clock: a wall clock stepped
+ * forward or back (NTP, an operator) neither ends it early nor stretches
+ * it; only what is shown to people is converted to wall-clock time.
  *
  * Pool: idle ScSmtpConnection handles are kept per mailer so consecutive
  * messages reuse the TCP/TLS connection (no new EHLO), and no more than
@@ -26,7 +29,7 @@ struct _ScMailerState {
 	GPtrArray *idle;       /* (element-type ScSmtpConnection) guarded by lock */
 	guint in_use;
 	guint consecutive_failures;
-	gint64 open_until;     /* 0: closed */
+	gint64 open_until;     /* monotonic µs (g_get_monotonic_time), 0: closed */
 	gboolean trial_running; /* half-open: one transaction is testing it */
 	guint transactions;
 	guint connects;
@@ -93,8 +96,9 @@ sc_mailer_state_get (const ScMailerConfig *mailer)
 }
 
 gboolean
-sc_mailer_state_try_use (ScMailerState *state, gint64 now)
+sc_mailer_state_try_use (ScMailerState *state)
 {
+	gint64 now = g_get_monotonic_time ();
 	gboolean usable;
 
 	g_mutex_lock (&state->lock);
@@ -110,6 +114,15 @@ sc_mailer_state_try_use (ScMailerState *state, gint64 now)
 	return usable;
 }
 
+/* The monotonic @open_until as a wall-clock time, for people. */
+static gint64
+wall_time_of (gint64 open_until)
+{
+	if (open_until == 0)
+		return 0;
+	return g_get_real_time () + (open_until - g_get_monotonic_time ());
+}
+
 gint64
 sc_mailer_state_get_open_until (ScMailerState *state)
 {
@@ -118,7 +131,45 @@ sc_mailer_state_get_open_until (ScMailerState *state)
 	g_mutex_lock (&state->lock);
 	open_until = state->open_until;
 	g_mutex_unlock (&state->lock);
-	return open_until;
+	return wall_time_of (open_until);
+}
+
+gboolean
+sc_mailer_state_is_open (const ScMailerConfig *mailer)
+{
+	g_autofree char *fingerprint = fingerprint_for (mailer);
+	gint64 now = g_get_monotonic_time ();
+	ScMailerState *state;
+	gboolean open = FALSE;
+
+	/* a lookup only: sc_mailer_state_get() would create the state, or
+	 * drop a reconfigured mailer's connections (QUIT: network I/O) */
+	g_mutex_lock (&registry_lock);
+	state = registry != NULL ? g_hash_table_lookup (registry, mailer->name) : NULL;
+	if (state != NULL) {
+		g_mutex_lock (&state->lock);
+		/* the same test as sc_mailer_state_try_use(), without taking
+		 * the half-open trial */
+		open = strcmp (state->fingerprint, fingerprint) == 0 && state->open_until != 0 &&
+		       (now < state->open_until || state->trial_running);
+		g_mutex_unlock (&state->lock);
+	}
+	g_mutex_unlock (&registry_lock);
+	return open;
+}
+
+const ScMailerConfig *
+sc_deliver_mailer_key_for_list (const ScConfig *config, const ScListConfig *list)
+{
+	g_autoptr(GPtrArray) mailers = sc_config_list_mailers (config, list);
+
+	for (guint i = 0; i < mailers->len; i++) {
+		const ScMailerConfig *mailer = mailers->pdata[i];
+
+		if (!sc_mailer_state_is_open (mailer))
+			return mailer;
+	}
+	return NULL;
 }
 
 ScSmtpConnection *
@@ -182,9 +233,9 @@ gboolean
 sc_mailer_state_record_failure (ScMailerState *state,
 				const char *reply,
 				guint threshold,
-				gint64 cooldown,
-				gint64 now)
+				gint64 cooldown)
 {
+	gint64 now = g_get_monotonic_time ();
 	gboolean opened = FALSE;
 
 	g_mutex_lock (&state->lock);
@@ -219,7 +270,7 @@ sc_mailer_state_get_stats (ScMailerState *state, ScMailerStats *out_stats)
 	out_stats->transactions = state->transactions;
 	out_stats->failures = state->failures;
 	out_stats->consecutive_failures = state->consecutive_failures;
-	out_stats->open_until = state->open_until;
+	out_stats->open_until = wall_time_of (state->open_until);
 	out_stats->last_error = g_strdup (state->last_error);
 	out_stats->connects = state->connects;
 	for (guint i = 0; i < state->idle->len; i++)

@@ -39,10 +39,10 @@
  * the stuffed size computed beforehand [sc_smtp_wire_size], and the phase
  * moves to DOT.  In DOT a send error means the dot itself could not be
  * written: the server cannot have ended the transaction (DATA_FAILED); any
- * other failure — no reply, a reset, a timeout, cancellation — means the
- * dot may have arrived (DATA_UNKNOWN).  The one imprecision is on the safe
- * side: a cancellation in the instant between the last body byte and the
- * dot is reported as DATA_UNKNOWN although the server has no dot.  Should
+ * other failure — no reply, a reset, a timeout — means the dot may have
+ * arrived (DATA_UNKNOWN).  From DOT on, cancellation no longer aborts: the
+ * reply is awaited for up to the mailer's timeout, since aborting cannot
+ * take the message back and only makes the next attempt a duplicate.  Should
  * a libcurl ever stuff differently, the sizes disagree and a warning says
  * so (the tests turn it into a failure).
  *
@@ -122,10 +122,13 @@ typedef struct {
 	ScSmtpResult *result;       /* (not owned) recipients[] is filled in as RCPT replies come */
 	const guint *rcpt_index;    /* (not owned) n-th RCPT sent -> index in result->recipients */
 	guint n_rcpt;               /* RCPT commands curl will send */
-	const guint8 *body;         /* (not owned) CRLF message */
+	const guint8 *body;         /* (not owned) the message as given (bare LF allowed) */
 	gsize body_size;
-	gsize body_offset;          /* bytes handed to curl so far */
-	gsize wire_size;            /* body_size with libcurl's dot-stuffing */
+	gboolean has_bare_lf;       /* some LF in body lacks its CR: convert while reading */
+	gsize body_offset;          /* bytes of body handed to curl so far */
+	gboolean previous_cr;       /* body[body_offset - 1] was CR */
+	gboolean pending_lf;        /* a CR was inserted before a bare LF; the LF is still due */
+	gsize wire_size;            /* body with CRLF line ends and libcurl's dot-stuffing */
 	gsize data_out;             /* body bytes libcurl wrote to the socket (stuffed) */
 	gboolean body_eof;          /* the read callback returned EOF */
 	GCancellable *cancellable;  /* (not owned) (nullable) */
@@ -287,49 +290,29 @@ sc_smtp_wipe_free (char *secret)
 	g_free (secret);
 }
 
-/* @message with every bare LF made CRLF (ref'd when there is none).  A
- * bare CR is left alone: it is not a line end to SMTP, and making it one
- * could end a header block early. */
-static GBytes *
-sc_smtp_normalize_crlf (GBytes *message)
+/* The body's size on the wire, and whether it has bare LF.  The message
+ * is sent with every bare LF made CRLF, converted while libcurl reads it
+ * (sc_smtp_read_cb: no copy of the message is made).  A bare CR is left
+ * alone: it is not a line end to SMTP, and making it one could end a
+ * header block early.  libcurl then doubles a dot at the start of the body
+ * and after every CRLF (smtp.c Curl_smtp_escape_eob(), checked against
+ * DATA_OUT totals by test-deliver-smtp and by the warning in
+ * sc_smtp_send()); after conversion a CRLF stands exactly where the
+ * message has an LF. */
+static gsize
+sc_smtp_wire_size (const guint8 *data, gsize size, gboolean *out_has_bare_lf)
 {
-	gsize size = 0;
-	const char *data = g_bytes_get_data (message, &size);
+	gsize wire = size;
 	gsize bare = 0;
-	GByteArray *out;
 
 	for (gsize i = 0; i < size; i++) {
 		if (data[i] == '\n' && (i == 0 || data[i - 1] != '\r'))
 			bare++;
-	}
-	if (bare == 0)
-		return g_bytes_ref (message);
-	out = g_byte_array_sized_new (size + bare);
-	for (gsize i = 0; i < size; i++) {
-		if (data[i] == '\n' && (i == 0 || data[i - 1] != '\r'))
-			g_byte_array_append (out, (const guint8 *) "\r", 1);
-		g_byte_array_append (out, (const guint8 *) &data[i], 1);
-	}
-	return g_byte_array_free_to_bytes (out);
-}
-
-/* The body's size on the wire: libcurl doubles a dot at the start of the
- * body and after every CRLF (smtp.c Curl_smtp_escape_eob(), checked
- * against DATA_OUT totals by test-deliver-smtp and by the warning in
- * sc_smtp_send()). */
-static gsize
-sc_smtp_wire_size (const guint8 *data, gsize size)
-{
-	gsize wire = size;
-
-	for (gsize i = 0; i < size; i++) {
-		gboolean line_start =
-		    i == 0 || (i >= 2 && data[i - 2] == '\r' && data[i - 1] == '\n');
-
-		if (data[i] == '.' && line_start)
+		if (data[i] == '.' && (i == 0 || data[i - 1] == '\n'))
 			wire++;
 	}
-	return wire;
+	*out_has_bare_lf = bare > 0;
+	return wire + bare;
 }
 
 static void
@@ -476,16 +459,41 @@ static size_t
 sc_smtp_read_cb (char *buffer, size_t size, size_t count, void *user_data)
 {
 	ScSmtpTransfer *transfer = user_data;
-	gsize length = MIN (size * count, transfer->body_size - transfer->body_offset);
+	gsize room = size * count;
+	gsize length = 0;
 
+	if (!transfer->has_bare_lf) {
+		length = MIN (room, transfer->body_size - transfer->body_offset);
+		memcpy (buffer, transfer->body + transfer->body_offset, length);
+		transfer->body_offset += length;
+	} else {
+		/* CRLF for every bare LF, a byte at a time (a CR may end one
+		 * buffer and its LF start the next) */
+		while (length < room) {
+			guint8 c;
+
+			if (transfer->pending_lf) {
+				buffer[length++] = '\n';
+				transfer->pending_lf = FALSE;
+				continue;
+			}
+			if (transfer->body_offset == transfer->body_size)
+				break;
+			c = transfer->body[transfer->body_offset++];
+			if (c == '\n' && !transfer->previous_cr) {
+				buffer[length++] = '\r';
+				transfer->pending_lf = TRUE;
+			} else {
+				buffer[length++] = (char) c;
+			}
+			transfer->previous_cr = c == '\r';
+		}
+	}
 	/* EOF; libcurl may still hold the last bytes (see top) */
 	if (length == 0) {
 		transfer->body_eof = TRUE;
 		sc_smtp_body_check_written (transfer);
-		return 0;
 	}
-	memcpy (buffer, transfer->body + transfer->body_offset, length);
-	transfer->body_offset += length;
 	return length;
 }
 
@@ -498,6 +506,12 @@ sc_smtp_progress_cb (void *user_data,
 {
 	ScSmtpTransfer *transfer = user_data;
 
+	/* Once the whole body is written the "." follows and the server may
+	 * take the message: aborting then only turns a delivery into a
+	 * duplicate on the next attempt.  The reply is awaited, bounded by
+	 * the mailer's timeout (CURLOPT_SERVER_RESPONSE_TIMEOUT). */
+	if (transfer->phase >= SC_SMTP_PHASE_DOT)
+		return 0;
 	/* non-zero aborts the transfer with CURLE_ABORTED_BY_CALLBACK */
 	return g_cancellable_is_cancelled (transfer->cancellable) ? 1 : 0;
 }
@@ -775,6 +789,32 @@ sc_smtp_result_new (const char *const *recipients)
 	return result;
 }
 
+/* Whether a transfer on a reused connection (no new one was opened)
+ * failed because the server had closed it while it sat in the pool:
+ *  - the first command (MAIL FROM) could not be written (the phase is
+ *    still CONNECT: curl shows a command only once it is written) or got
+ *    no reply: the server sent FIN or RST meanwhile;
+ *  - its only reply is a 421 to MAIL FROM: Postfix's smtpd_timeout (and
+ *    others) say "421 4.4.2 … timeout exceeded" before closing, and
+ *    libcurl takes the pending bytes for a live connection.
+ * Nothing was sent to anybody in either case.  A 421 from a server that
+ * is really closing is asked again on the new connection, whose greeting
+ * then tells. */
+static gboolean
+sc_smtp_reused_connection_closed (const ScSmtpTransfer *transfer, CURLcode rc, long connects)
+{
+	if (rc == CURLE_OK || rc == CURLE_ABORTED_BY_CALLBACK || connects != 0)
+		return FALSE;
+	if (transfer->phase != SC_SMTP_PHASE_CONNECT && transfer->phase != SC_SMTP_PHASE_MAIL)
+		return FALSE;
+	if (transfer->replies == 0)
+		/* not a timeout: a stalled server must not cost two */
+		return rc == CURLE_SEND_ERROR || rc == CURLE_RECV_ERROR ||
+		       rc == CURLE_GOT_NOTHING || rc == CURLE_WEIRD_SERVER_REPLY;
+	return transfer->replies == 1 && transfer->last_phase == SC_SMTP_PHASE_MAIL &&
+	       transfer->last_code == 421;
+}
+
 /* One curl_easy_perform() of the whole transaction. */
 static CURLcode
 sc_smtp_perform (ScSmtpConnection *connection,
@@ -807,7 +847,6 @@ sc_smtp_send (ScSmtpConnection *connection,
 	      GCancellable *cancellable)
 {
 	g_autoptr(ScSmtpResult) result = NULL;
-	g_autoptr(GBytes) body = NULL;
 	g_autoptr(GArray) rcpt_index = NULL;
 	g_autoptr(GError) error_local = NULL;
 	struct curl_slist *rcpt = NULL;
@@ -815,8 +854,10 @@ sc_smtp_send (ScSmtpConnection *connection,
 	char error_buffer[CURL_ERROR_SIZE] = "";
 	const guint8 *body_data;
 	gsize body_size = 0;
+	gboolean has_bare_lf = FALSE;
 	gsize wire_size;
 	long connects = 0;
+	gboolean fresh = FALSE;
 	CURLcode rc;
 
 	g_return_val_if_fail (connection != NULL, NULL);
@@ -889,9 +930,8 @@ sc_smtp_send (ScSmtpConnection *connection,
 		}
 	}
 
-	body = sc_smtp_normalize_crlf (message);
-	body_data = g_bytes_get_data (body, &body_size);
-	wire_size = sc_smtp_wire_size (body_data, body_size);
+	body_data = g_bytes_get_data (message, &body_size);
+	wire_size = sc_smtp_wire_size (body_data, body_size, &has_bare_lf);
 	for (guint attempt = 0;; attempt++) {
 		g_auto(ScSmtpTransfer) transfer = {
 		    .result = result,
@@ -899,6 +939,7 @@ sc_smtp_send (ScSmtpConnection *connection,
 		    .n_rcpt = rcpt_index->len,
 		    .body = body_data,
 		    .body_size = body_size,
+		    .has_bare_lf = has_bare_lf,
 		    .wire_size = wire_size,
 		    .cancellable = cancellable,
 		    .phase = SC_SMTP_PHASE_CONNECT,
@@ -906,6 +947,8 @@ sc_smtp_send (ScSmtpConnection *connection,
 		    .reply = g_string_new (NULL),
 		};
 
+		/* the retry must not pick the closed connection again */
+		curl_easy_setopt (connection->curl, CURLOPT_FRESH_CONNECT, fresh ? 1L : 0L);
 		rc = sc_smtp_perform (connection,
 				      &transfer,
 				      sender,
@@ -913,13 +956,15 @@ sc_smtp_send (ScSmtpConnection *connection,
 				      password,
 				      error_buffer,
 				      &connects);
-		/* A cached connection the server closed a moment ago fails on
-		 * its first command without a word: that is not the mailer
-		 * failing, so one more try on a fresh connection. */
-		if (rc != CURLE_OK && attempt == 0 && connects == 0 && transfer.replies == 0 &&
-		    transfer.phase == SC_SMTP_PHASE_MAIL &&
-		    (rc == CURLE_SEND_ERROR || rc == CURLE_RECV_ERROR || rc == CURLE_GOT_NOTHING)) {
-			g_debug ("%s: reused connection was dead, reconnecting", connection->name);
+		curl_easy_setopt (connection->curl, CURLOPT_FRESH_CONNECT, 0L);
+		/* A cached connection the server has closed is not the mailer
+		 * failing: one more try on a fresh connection. */
+		if (attempt == 0 && sc_smtp_reused_connection_closed (&transfer, rc, connects)) {
+			g_debug ("%s: reused connection was closed by the server (%s), reconnecting",
+				 connection->name,
+				 transfer.last_reply != NULL ? transfer.last_reply
+							     : curl_easy_strerror (rc));
+			fresh = TRUE;
 			continue;
 		}
 		if (rc == CURLE_OK && transfer.data_out != wire_size) {

@@ -73,8 +73,10 @@ guint sc_smtp_connection_get_connects (ScSmtpConnection *connection);
  * @recipients (already validated: no CR/LF/<>).  Never fails with an
  * error: every outcome, a missing password file included, is a result.
  * @cancellable: (nullable) aborts the transfer (result MAILER_FAILED or
- * DATA_*, transient).  A cached connection that turns out dead at its
- * first command is replaced once, silently.  Blocks up to the mailer's
+ * DATA_FAILED, transient) until the whole body is written; after that the
+ * reply to "." is still awaited (up to the timeout).  A cached connection
+ * the server has closed (its first command unwritten or unanswered, or
+ * answered only by 421) is replaced once, silently.  Blocks up to the mailer's
  * timeout per command; call it from a worker thread.  Returns: (transfer
  * full) */
 ScSmtpResult *sc_smtp_send (ScSmtpConnection *connection,

@@ -148,11 +148,10 @@ send_batch (Delivery *delivery, Pending *batch, guint n, const char *sender, GEr
 	for (guint m = 0; m < delivery->mailers->len && result == NULL; m++) {
 		const ScMailerConfig *mailer = delivery->mailers->pdata[m];
 		ScMailerState *state = sc_mailer_state_get (mailer);
-		gint64 now = sc_clock_now (context->clock);
 		ScSmtpConnection *connection;
 		g_autoptr(ScSmtpResult) attempt = NULL;
 
-		if (!sc_mailer_state_try_use (state, now))
+		if (!sc_mailer_state_try_use (state))
 			continue; /* circuit open: skipped without its timeout */
 		tried_any = TRUE;
 		connection = sc_mailer_state_acquire (state, mailer, context->cancellable);
@@ -168,7 +167,7 @@ send_batch (Delivery *delivery, Pending *batch, guint n, const char *sender, GEr
 			if (attempt->transient)
 				all_permanent = FALSE;
 			sc_mailer_state_record_failure (state, attempt->reply, config->circuit_failures,
-							config->circuit_cooldown, sc_clock_now (context->clock));
+							config->circuit_cooldown);
 			g_clear_pointer (&last_failure, sc_smtp_result_free);
 			last_failure = g_steal_pointer (&attempt);
 			continue;

@@ -320,6 +320,8 @@ build_main_cf (ScTestPostfix *self, const ScTestPostfixOptions *options, gboolea
 	g_string_append (cf, "smtpd_banner = $myhostname ESMTP stagecoach-test\n");
 	/* no tarpit after many refused RCPTs: tests refuse on purpose */
 	g_string_append (cf, "smtpd_error_sleep_time = 0s\n");
+	if (options->smtpd_timeout > 0)
+		g_string_append_printf (cf, "smtpd_timeout = %us\n", options->smtpd_timeout);
 	g_string_append (cf, "smtpd_recipient_restrictions =");
 	if (with_access)
 		g_string_append_printf (cf, " check_recipient_access texthash:%s/recipient_access,",

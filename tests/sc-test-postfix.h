@@ -18,6 +18,9 @@ typedef struct {
 	gboolean tls;
 	/* smtpd_tls_security_level=encrypt: MAIL before STARTTLS gets 530; implies @tls */
 	gboolean tls_required;
+	/* smtpd_timeout in seconds (0: Postfix's default): smtpd answers an idle
+	 * client "421 4.4.2 … Error: timeout exceeded" and closes */
+	guint smtpd_timeout;
 } ScTestPostfixOptions;
 
 /* Starts a private master + smtpd + smtp client under a fresh temp folder.

@@ -8,6 +8,8 @@
 #include <signal.h>
 #include <sqlite3.h>
 
+#include "sc-deliver-mailer.h"
+#include "sc-handler.h"
 #include "sc-test-postfix.h"
 #include "sc-test-sink.h"
 #include "sc-test-util.h"
@@ -751,6 +753,278 @@ test_misconfigured_mailer (Fixture *fixture, gconstpointer data)
 	g_assert_null (strstr (member (shown, "last_error"), "s3cret"));
 }
 
+/* Defect 4 of issue 7: SIGTERM while the relay is slow to answer the final
+ * ".": the reply is awaited (the server has the message), the recipients
+ * are recorded sent, and the next run sends nothing again. */
+static void
+test_sigterm_after_dot (Fixture *fixture, gconstpointer data)
+{
+	g_autoptr(ScTestSink) sink = start_sink ("-W", ".:4", NULL);
+	g_autofree char *url = NULL;
+	g_autofree char *section = NULL;
+	g_autofree char *log = g_build_filename (fixture->dir, "run.log", NULL);
+	g_autoptr(GPtrArray) recipients = make_recipients (8, 1);
+	g_autofree char *queue_id = NULL;
+	g_autoptr(GSubprocess) runner = NULL;
+	g_autoptr(JsonObject) shown = NULL;
+	g_autoptr(GHashTable) counts = NULL;
+	guint duplicates = 0;
+
+	if (sink == NULL)
+		return;
+	url = sc_test_sink_get_url (sink);
+	/* the timeout bounds the wait for the delayed reply: longer than 4 s */
+	section = g_strdup_printf ("[mailer:slowdot]\nurl=%s\npriority=1\ntimeout=20s\nstarttls=off\n", url);
+	write_config (fixture, section, NULL);
+	queue_id = inject_to (fixture, (const char *const *) recipients->pdata);
+	runner = sc_test_spawn (fixture->config, log, "run", NULL);
+	/* smtp-sink closes the dump when "." arrives, before its delayed reply */
+	g_assert_true (sc_test_sink_wait_messages (sink, 1, 20000));
+	g_subprocess_send_signal (runner, SIGTERM);
+	g_assert_true (g_subprocess_wait (runner, NULL, NULL));
+	shown = sc_test_show (fixture->config, queue_id);
+	g_test_message ("after SIGTERM: state %s, last error %s", member (shown, "state"),
+			member (shown, "last_error"));
+	g_assert_cmpuint (count_status (shown, "sent"), ==, 8);
+
+	sc_test_sink_restart (sink, NULL);
+	g_assert_cmpint (run_once (fixture), ==, 0);
+	g_clear_pointer (&shown, json_object_unref);
+	shown = sc_test_show (fixture->config, queue_id);
+	g_assert_cmpstr (member (shown, "state"), ==, "done");
+	counts = recipient_counts (sink);
+	for (guint i = 0; i < 8; i++) {
+		guint copies = GPOINTER_TO_UINT (g_hash_table_lookup (counts, recipients->pdata[i]));
+		g_assert_cmpuint (copies, >=, 1);
+		duplicates += copies - 1;
+	}
+	g_print ("# duplicates after SIGTERM while the reply to \".\" was delayed: %u\n", duplicates);
+	g_assert_cmpuint (duplicates, ==, 0);
+}
+
+/* SIGTERM before DATA (RCPT answered slowly): the transaction is aborted at
+ * once (nothing was accepted), and the next run sends each copy once. */
+static void
+test_sigterm_before_data (Fixture *fixture, gconstpointer data)
+{
+	g_autoptr(ScTestSink) sink = start_sink ("-W", "rcpt:30", NULL);
+	g_autofree char *url = NULL;
+	g_autofree char *section = NULL;
+	g_autofree char *log = g_build_filename (fixture->dir, "run.log", NULL);
+	g_autoptr(GPtrArray) recipients = make_recipients (8, 1);
+	g_autofree char *queue_id = NULL;
+	g_autoptr(GSubprocess) runner = NULL;
+	g_autoptr(JsonObject) shown = NULL;
+	gint64 signalled;
+
+	if (sink == NULL)
+		return;
+	url = sc_test_sink_get_url (sink);
+	section = g_strdup_printf ("[mailer:slowrcpt]\nurl=%s\npriority=1\ntimeout=60s\nstarttls=off\n", url);
+	write_config (fixture, section, NULL);
+	queue_id = inject_to (fixture, (const char *const *) recipients->pdata);
+	runner = sc_test_spawn (fixture->config, log, "run", NULL);
+	/* smtp-sink opens the dump at MAIL; RCPT then waits 30 s */
+	for (guint waited = 0; waited < 2000 && sc_test_sink_count_dumps (sink) == 0; waited++)
+		g_usleep (10 * 1000);
+	g_assert_cmpuint (sc_test_sink_count_dumps (sink), ==, 1);
+	signalled = g_get_monotonic_time ();
+	g_subprocess_send_signal (runner, SIGTERM);
+	g_assert_true (g_subprocess_wait (runner, NULL, NULL));
+	/* aborted, not waited out: well under the 30 s RCPT delay */
+	g_assert_cmpint (g_get_monotonic_time () - signalled, <, 20 * G_USEC_PER_SEC);
+	shown = sc_test_show (fixture->config, queue_id);
+	g_assert_cmpuint (count_status (shown, "sent"), ==, 0);
+
+	sc_test_sink_restart (sink, NULL);
+	g_assert_cmpint (run_once (fixture), ==, 0);
+	g_clear_pointer (&shown, json_object_unref);
+	shown = sc_test_show (fixture->config, queue_id);
+	g_assert_cmpstr (member (shown, "state"), ==, "done");
+	g_assert_true (sc_test_sink_wait_messages (sink, 1, 5000));
+	for (guint i = 0; i < 8; i++)
+		g_assert_cmpuint (sc_test_sink_count_recipient (sink, recipients->pdata[i]), ==, 1);
+}
+
+/* Defect 6 of issue 7: the relay closes the pooled connection while it is
+ * idle (Postfix smtpd_timeout: "421 4.4.2 … timeout exceeded", then close).
+ * The next message reconnects to the same mailer; it neither fails over
+ * nor counts against the mailer. */
+static void
+test_pooled_connection_closed (Fixture *fixture, gconstpointer data)
+{
+	g_autoptr(ScTestSink) backup = start_sink (NULL);
+	ScTestPostfixOptions options = {.smtpd_timeout = 1};
+	g_autoptr(ScTestPostfix) postfix = NULL;
+	g_autofree char *backup_url = NULL;
+	g_autofree char *primary_url = NULL;
+	g_autofree char *sections = NULL;
+	g_autofree char *log = g_build_filename (fixture->dir, "run.log", NULL);
+	g_autofree char *first_id = NULL;
+	g_autofree char *second_id = NULL;
+	g_autofree char *maillog = NULL;
+	g_autoptr(GSubprocess) runner = NULL;
+	g_autoptr(JsonObject) shown = NULL;
+	const char *const rcpts[] = {"a@one.example", NULL};
+	JsonArray *attempts;
+	JsonObject *deliver;
+
+	if (backup == NULL)
+		return;
+	postfix = sc_test_postfix_start (&options);
+	if (postfix == NULL)
+		return;
+	backup_url = sc_test_sink_get_url (backup);
+	primary_url = sc_test_postfix_get_url (postfix);
+	{
+		g_autofree char *primary = mailer_section ("primary", primary_url, 1, NULL);
+		g_autofree char *secondary = mailer_section ("backup", backup_url, 2, NULL);
+		sections = g_strconcat (primary, secondary, NULL);
+	}
+	write_config (fixture, sections, NULL);
+	runner = sc_test_spawn (fixture->config, log, "run", NULL);
+	first_id = inject_to (fixture, rcpts);
+	g_assert_true (sc_test_wait_count (fixture->config, "done", 1, 20000));
+	/* until smtpd has timed the idle pooled connection out */
+	for (guint waited = 0; waited < 200; waited++) {
+		g_free (maillog);
+		maillog = sc_test_postfix_get_log (postfix);
+		if (strstr (maillog, "timeout after END-OF-MESSAGE") != NULL)
+			break;
+		g_usleep (50 * 1000);
+	}
+	g_assert_nonnull (strstr (maillog, "timeout after END-OF-MESSAGE"));
+	second_id = inject_to (fixture, rcpts);
+	g_assert_true (sc_test_wait_count (fixture->config, "done", 2, 20000));
+	g_subprocess_send_signal (runner, SIGTERM);
+	g_assert_true (g_subprocess_wait (runner, NULL, NULL));
+
+	shown = sc_test_show (fixture->config, second_id);
+	attempts = json_object_get_array_member (shown, "attempts");
+	deliver = json_array_get_object_element (attempts, json_array_get_length (attempts) - 1);
+	g_test_message ("second message: mailer %s, error %s", member (deliver, "mailer"),
+			member (deliver, "error"));
+	g_assert_cmpstr (member (recipient (shown, "a@one.example"), "mailer"), ==, "primary");
+	g_assert_null (member (deliver, "error"));
+	g_assert_cmpuint (sc_test_sink_count_dumps (backup), ==, 0);
+}
+
+/* ---- the handler in-process, with a wall clock the test steps ---- */
+
+static gboolean
+accept_updates (gpointer data, ScRecipientUpdate *updates, guint n_updates, GError **error)
+{
+	return TRUE;
+}
+
+/* Runs the deliver handler once for a@one.example under @config, as at
+ * wall-clock time @clock.  TRUE when it delivered. */
+static gboolean
+deliver_in_process (ScConfig *config, ScClock *clock)
+{
+	static const char *const rcpts[] = {"a@one.example", NULL};
+	g_autoptr(GBytes) message = g_bytes_new_static (message_text, strlen (message_text));
+	g_autoptr(GPtrArray) records = g_ptr_array_new_with_free_func ((GDestroyNotify) sc_recipient_record_free);
+	g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+	g_autoptr(GError) error = NULL;
+	ScRecipientRecord *record = g_new0 (ScRecipientRecord, 1);
+	ScStageContext context = {
+	    .queue_id = "q-clock",
+	    .stage = "deliver",
+	    .list_id = "test.example.org",
+	    .sender = "alice@example.org",
+	    .recipients = rcpts,
+	    .raw = message,
+	    .current = message,
+	    .config = config,
+	    .list = sc_config_get_list (config, "test.example.org"),
+	    .clock = clock,
+	    .cancellable = cancellable,
+	    .recipient_records = records,
+	    .record_recipients = accept_updates,
+	};
+	gboolean ok;
+
+	record->address = g_strdup (rcpts[0]);
+	record->status = g_strdup ("pending");
+	g_ptr_array_add (records, record);
+	ok = sc_handler_deliver.run (&context, &error);
+	if (!ok)
+		g_test_message ("deliver: %s", error->message);
+	sc_stage_context_clear_outputs (&context);
+	return ok;
+}
+
+static guint
+mailer_failures (ScConfig *config, const char *name)
+{
+	ScMailerStats stats = {0};
+
+	sc_mailer_state_get_stats (sc_mailer_state_get (sc_config_get_mailer (config, name)), &stats);
+	g_free (stats.last_error);
+	return stats.failures;
+}
+
+/* Defect 8 of issue 7: the circuit's cool-down is a duration, measured on
+ * the monotonic clock.  The wall clock stepped an hour forward does not
+ * reopen a circuit with a 10 minute cool-down; stepped a day back it does
+ * not keep a 1 s cool-down closed for a day. */
+static void
+test_circuit_wall_clock_steps (Fixture *fixture, gconstpointer data)
+{
+	g_autoptr(ScTestSink) backup = start_sink (NULL);
+	g_autoptr(ScClock) clock = sc_clock_new_fixed (G_GINT64_CONSTANT (1795435200) * G_USEC_PER_SEC);
+	g_autoptr(GError) error = NULL;
+	g_autofree char *backup_url = NULL;
+	g_autofree char *primary_url = NULL;
+	g_autofree char *sections = NULL;
+
+	if (backup == NULL)
+		return;
+	backup_url = sc_test_sink_get_url (backup);
+	primary_url = g_strdup_printf ("smtp://127.0.0.1:%u", dead_port ());
+	{
+		g_autofree char *primary = mailer_section ("primary", primary_url, 1, NULL);
+		g_autofree char *secondary = mailer_section ("backup", backup_url, 2, NULL);
+		sections = g_strconcat (primary, secondary, NULL);
+	}
+	for (guint round = 0; round < 2; round++) {
+		g_autoptr(ScConfig) config = NULL;
+		g_autofree char *text = NULL;
+
+		sc_mailer_state_reset_all ();
+		write_config (fixture, sections, NULL);
+		g_assert_true (g_file_get_contents (fixture->config, &text, NULL, NULL));
+		{
+			/* round 0: a cool-down the test never waits out; round 1: one it does */
+			g_autoptr(GString) edited = g_string_new (text);
+			g_string_replace (edited, "circuit-cooldown=1m", round == 0 ? "circuit-cooldown=10m" : "circuit-cooldown=1s", 1);
+			g_assert_true (g_file_set_contents (fixture->config, edited->str, -1, NULL));
+		}
+		config = sc_config_load (fixture->config, &error);
+		g_assert_no_error (error);
+		/* three failures over to the backup open the primary's circuit */
+		for (guint i = 0; i < 3; i++)
+			g_assert_true (deliver_in_process (config, clock));
+		g_assert_cmpuint (mailer_failures (config, "primary"), ==, 3);
+		g_assert_true (deliver_in_process (config, clock));
+		g_assert_cmpuint (mailer_failures (config, "primary"), ==, 3); /* skipped */
+		if (round == 0) {
+			sc_clock_advance (clock, G_TIME_SPAN_HOUR);
+			g_assert_true (deliver_in_process (config, clock));
+			/* still skipped: ten minutes have not passed */
+			g_assert_cmpuint (mailer_failures (config, "primary"), ==, 3);
+		} else {
+			sc_clock_advance (clock, -G_TIME_SPAN_DAY);
+			g_usleep (1500 * 1000); /* the 1 s cool-down, really over */
+			g_assert_true (deliver_in_process (config, clock));
+			/* the trial transaction went to the primary (and failed) */
+			g_assert_cmpuint (mailer_failures (config, "primary"), ==, 4);
+		}
+	}
+	sc_mailer_state_reset_all ();
+}
+
 int
 main (int argc, char **argv)
 {
@@ -768,5 +1042,9 @@ main (int argc, char **argv)
 	g_test_add ("/deliver/crash/kill-9-fan-out", Fixture, NULL, setup, test_kill9_fanout, teardown);
 	g_test_add ("/deliver/tls/starttls-required", Fixture, NULL, setup, test_starttls, teardown);
 	g_test_add ("/deliver/config/misconfigured-mailer", Fixture, NULL, setup, test_misconfigured_mailer, teardown);
+	g_test_add ("/deliver/sigterm/after-dot-no-duplicate", Fixture, NULL, setup, test_sigterm_after_dot, teardown);
+	g_test_add ("/deliver/sigterm/before-data-aborts", Fixture, NULL, setup, test_sigterm_before_data, teardown);
+	g_test_add ("/deliver/connections/pooled-closed-by-server", Fixture, NULL, setup, test_pooled_connection_closed, teardown);
+	g_test_add ("/deliver/circuit/wall-clock-steps", Fixture, NULL, setup, test_circuit_wall_clock_steps, teardown);
 	return g_test_run ();
 }
