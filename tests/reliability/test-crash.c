@@ -304,6 +304,21 @@ sql_count (sqlite3 *db, const char *sql)
 	return count;
 }
 
+/* Each failed check is printed and counted; the test goes on to the next
+ * so one run names every defect. */
+static void G_GNUC_PRINTF (1, 2)
+check_fail (const char *format, ...)
+{
+	g_autofree char *text = NULL;
+	va_list args;
+
+	va_start (args, format);
+	text = g_strdup_vprintf (format, args);
+	va_end (args);
+	g_print ("# FAILED CHECK: %s\n", text);
+	g_test_fail_printf ("%s", text);
+}
+
 static void
 test_crash_stream (void)
 {
@@ -505,33 +520,33 @@ test_crash_stream (void)
 
 	/* every check, each reported, so one run shows every defect */
 	if (refused > 0)
-		g_test_fail_printf ("%u injections refused (see the messages above)", refused);
+		check_fail ("%u injections refused (see the messages above)", refused);
 	if (final_status != 0)
-		g_test_fail_printf ("the final clean run exited %d on SIGTERM (see %s)", final_status, log);
+		check_fail ("the final clean run exited %d on SIGTERM (see %s)", final_status, log);
 	if (not_done > 0)
-		g_test_fail_printf ("%u accepted messages not done (%u held, %u dead)", not_done, held, dead);
+		check_fail ("%u accepted messages not done (%u held, %u dead)", not_done, held, dead);
 	if (held > 0)
-		g_test_fail_printf ("%u messages held", held);
+		check_fail ("%u messages held", held);
 	if (missing > 0)
-		g_test_fail_printf ("%u (Message-ID, recipient) pairs never received", missing);
+		check_fail ("%u (Message-ID, recipient) pairs never received", missing);
 	if (max_extra > kills)
-		g_test_fail_printf ("a (Message-ID, recipient) pair received %u extra times, more than the %u kills",
+		check_fail ("a (Message-ID, recipient) pair received %u extra times, more than the %u kills",
 				    max_extra, kills);
 	if (duplicates > kills * MAX_CONNECTIONS * MAX_RECIPIENTS)
-		g_test_fail_printf ("%u duplicates, more than one transaction per connection per kill (%u)",
+		check_fail ("%u duplicates, more than one transaction per connection per kill (%u)",
 				    duplicates, kills * MAX_CONNECTIONS * MAX_RECIPIENTS);
 	if (g_strcmp0 (integrity, "ok") != 0)
-		g_test_fail_printf ("PRAGMA integrity_check: %s", integrity);
+		check_fail ("PRAGMA integrity_check: %s", integrity);
 	if (stage_twice > 0)
-		g_test_fail_printf ("%u (message, cycle, stage) completed ('ok') more than once", stage_twice);
+		check_fail ("%u (message, cycle, stage) completed ('ok') more than once", stage_twice);
 	if (stages_wrong > 0)
-		g_test_fail_printf ("%u done messages without exactly 3 stage records", stages_wrong);
+		check_fail ("%u done messages without exactly 3 stage records", stages_wrong);
 	if (not_sent > 0)
-		g_test_fail_printf ("%u recipient rows not 'sent'", not_sent);
+		check_fail ("%u recipient rows not 'sent'", not_sent);
 	if (archive_twice > 0 || archive_mid_twice > 0)
-		g_test_fail_printf ("archived twice: %u queue ids, %u Message-IDs", archive_twice, archive_mid_twice);
+		check_fail ("archived twice: %u queue ids, %u Message-IDs", archive_twice, archive_mid_twice);
 	if (archive_missing > 0)
-		g_test_fail_printf ("%u done messages missing from the archive", archive_missing);
+		check_fail ("%u done messages missing from the archive", archive_missing);
 
 	/* SC_CRASH_KEEP=1 keeps a failed run's spool, archive and logs */
 	if (g_test_failed () && g_strcmp0 (g_getenv ("SC_CRASH_KEEP"), "1") == 0)
