@@ -16,7 +16,8 @@ typedef struct {
 	char *log_path;
 } RelDaemon;
 
-/* `stagecoach run` in the background, its output appended to @log_path.
+/* `stagecoach run` in the background, its output appended to @log_path;
+ * killed if the calling thread ends first (call from the main thread).
  * @env: (nullable) NULL-terminated "NAME=VALUE" extras (LD_PRELOAD …). */
 RelDaemon *rel_daemon_start (const char *config, const char *log_path, const char *const *env);
 /* TRUE while the process has not exited. */

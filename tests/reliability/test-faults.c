@@ -11,8 +11,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <glib/gstdio.h>
+#include <sched.h>
 #include <signal.h>
 #include <sqlite3.h>
+#include <sys/mount.h>
 #include <unistd.h>
 
 #include "rel-util.h"
@@ -623,6 +625,10 @@ int
 main (int argc, char **argv)
 {
 	g_test_init (&argc, &argv, G_TEST_OPTION_ISOLATE_DIRS, NULL);
+	/* As root, a mount namespace of our own: a test that aborts cannot
+	 * leave its tmpfs mounted (the namespace ends with the process). */
+	if (geteuid () == 0 && unshare (CLONE_NEWNS) == 0)
+		(void) mount (NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL);
 
 #define ADD(path, data, func) g_test_add (path, Fixture, data, setup, func, teardown)
 	ADD ("/faults/smtp/relay-refuses", &smtp_relay_refuses, test_smtp_fault);
