@@ -521,6 +521,9 @@ test_crash_stream (void)
 		 archive_tmp, (g_get_monotonic_time () - started) / 1e6);
 
 	/* every check, each reported, so one run shows every defect */
+	if (kills < crash.params.kills)
+		check_fail ("only %u of %u kills landed before the work ran out: the run proves little "
+			    "(more messages or a shorter SC_CRASH_KILL_MS)", kills, crash.params.kills);
 	if (refused > 0)
 		check_fail ("%u injections refused (see the messages above)", refused);
 	if (final_status != 0)
