@@ -20,6 +20,10 @@ STAGECOACH_TEST_PACKAGES=(
   python3      # the test-summary script
   chromium nodejs npm  # the dashboard's browser test (tests/browser/)
 )
+# The reliability suites (tests/reliability/) only.
+STAGECOACH_RELIABILITY_PACKAGES=(
+  faketime     # libfaketime: the clock-step rows of the fault matrix
+)
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
@@ -38,7 +42,7 @@ install_deps() {
   local want=("${STAGECOACH_BUILD_PACKAGES[@]}")
   case "${1:-build}" in
     run) want+=(postfix) ;;
-    test) want+=("${STAGECOACH_TEST_PACKAGES[@]}") ;;
+    test) want+=("${STAGECOACH_TEST_PACKAGES[@]}" "${STAGECOACH_RELIABILITY_PACKAGES[@]}") ;;
   esac
   local missing
   missing=$(missing_packages "${want[@]}")
