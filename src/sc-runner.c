@@ -222,12 +222,15 @@ worker_cb (gpointer data, gpointer user_data)
 
 	guint slot;
 
+	/* the slot first: once the runner sees no busy slot after setting
+	 * `abandoned`, no handler can start any more */
+	slot = slot_acquire (runner);
 	if (g_atomic_int_get (&runner->abandoned)) {
 		/* the runner gave up its leases: another runner may own it now */
+		slot_release (runner, slot);
 		job_free (job);
 		return;
 	}
-	slot = slot_acquire (runner);
 	sc_owner_mark_in_handler (runner->owner, slot, job->message->rowid, job->message->lease_generation);
 	const ScHandler *handler;
 	const ScListConfig *list = sc_config_get_list (job->config, job->message->list_id);
@@ -350,18 +353,7 @@ lane_for_job (ScRunner *runner, ScJob *job)
 	const ScListConfig *list = sc_config_get_list (job->config, job->message->list_id);
 
 	if (g_strcmp0 (job->stage, "deliver") == 0 && list != NULL) {
-		g_autoptr(GPtrArray) mailers = sc_config_list_mailers (job->config, list);
-		gint64 now = sc_clock_now (runner->clock);
-		const ScMailerConfig *first = NULL;
-
-		for (guint i = 0; i < mailers->len && first == NULL; i++) {
-			const ScMailerConfig *mailer = mailers->pdata[i];
-			gint64 open_until = sc_mailer_state_get_open_until (sc_mailer_state_get (mailer));
-			if (open_until <= now)
-				first = mailer;
-		}
-		if (first == NULL && mailers->len > 0)
-			first = mailers->pdata[0];
+		const ScMailerConfig *first = sc_deliver_mailer_key_for_list (job->config, list);
 		if (first != NULL) {
 			g_autofree char *key = g_strconcat ("mailer:", first->name, NULL);
 			return lane_get (runner, key, first->max_connections);
@@ -999,6 +991,67 @@ renew_cb (gpointer user_data)
 
 /* ---- life ---- */
 
+static guint
+busy_slots (ScRunner *runner)
+{
+	guint busy = 0;
+
+	g_mutex_lock (&runner->slot_lock);
+	for (guint i = 0; i < runner->slot_busy->len; i++)
+		busy += g_array_index (runner->slot_busy, gboolean, i) ? 1 : 0;
+	g_mutex_unlock (&runner->slot_lock);
+	return busy;
+}
+
+/* The loop has ended (stop deadline, or no loop at all) while handlers
+ * still run: a deliver handler past the final "." waits for the reply
+ * (bounded by the mailer's timeout).  Record what they report until the
+ * last one returns, so a recipient the relay accepted is not sent again. */
+static void
+record_until_idle (ScRunner *runner)
+{
+	gint64 last_warning = 0;
+
+	for (;;) {
+		ScRecipientCommit *commit;
+		ScJob *job;
+		g_autoptr(GError) error_local = NULL;
+
+		while ((job = g_async_queue_try_pop (runner->finished)) != NULL) {
+			ScStageResult *result = g_new0 (ScStageResult, 1);
+			decide (runner, job, result);
+			g_ptr_array_add (runner->pending_jobs, job);
+			g_ptr_array_add (runner->pending_results, result);
+		}
+		while ((commit = g_async_queue_try_pop (runner->recipient_commits)) != NULL)
+			g_ptr_array_add (runner->pending_commits, commit);
+		if (runner->pending_jobs->len > 0 || runner->pending_commits->len > 0) {
+			if (record_all (runner, runner->pending_commits, runner->pending_results, &error_local)) {
+				release_commits (runner, runner->pending_commits, NULL);
+				g_ptr_array_set_size (runner->pending_commits, 0);
+				for (guint i = 0; i < runner->pending_jobs->len; i++) {
+					ScJob *done = runner->pending_jobs->pdata[i];
+					ScStageResult *result = runner->pending_results->pdata[i];
+					if (result->applied)
+						log_result (done, result);
+					job_free (done);
+				}
+				g_ptr_array_set_size (runner->pending_jobs, 0);
+				g_ptr_array_set_size (runner->pending_results, 0);
+			} else if (g_get_monotonic_time () - last_warning > 10 * G_USEC_PER_SEC) {
+				g_warning ("stopping: cannot record results yet: %s", error_local->message);
+				last_warning = g_get_monotonic_time ();
+			}
+			continue;
+		}
+		if (busy_slots (runner) == 0)
+			break;
+		commit = g_async_queue_timeout_pop (runner->recipient_commits, 50 * 1000);
+		if (commit != NULL)
+			g_ptr_array_add (runner->pending_commits, commit);
+	}
+}
+
 ScRunner *
 sc_runner_new (ScConfig *config, ScClock *clock, GError **error)
 {
@@ -1055,10 +1108,16 @@ sc_runner_free (ScRunner *runner)
 	if (runner == NULL)
 		return;
 	if (runner->pool != NULL) {
-		/* A worker may be waiting for a commit that no loop will make
-		 * now (stop deadline, fatal spool error): tell it and every later
-		 * one, so the pool can be joined. */
 		ScRecipientCommit *commit;
+		/* No new handler starts; the running ones are waited for
+		 * anyway, so what they deliver meanwhile is still recorded. */
+		g_atomic_int_set (&runner->abandoned, 1);
+		runner->stopping = TRUE;
+		if (runner->spool != NULL && runner->fatal == NULL)
+			record_until_idle (runner);
+		/* A worker may be waiting for a commit that will not be made
+		 * now (fatal spool error): tell it and every later one, so the
+		 * pool can be joined. */
 		g_mutex_lock (&runner->commit_lock);
 		runner->closing = TRUE;
 		while ((commit = g_async_queue_try_pop (runner->recipient_commits)) != NULL) {
@@ -1077,7 +1136,6 @@ sc_runner_free (ScRunner *runner)
 		g_ptr_array_set_size (runner->pending_commits, 0);
 		g_cond_broadcast (&runner->commit_cond);
 		g_mutex_unlock (&runner->commit_lock);
-		g_atomic_int_set (&runner->abandoned, 1); /* queued jobs must not start */
 		g_thread_pool_free (runner->pool, FALSE, TRUE);
 		sc_handler_registry_shutdown ();
 	}

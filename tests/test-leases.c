@@ -255,6 +255,39 @@ test_kill_blames_running_only (Fixture *fixture, gconstpointer data)
 	}
 }
 
+/* Issue 7, defect 4 (the runner's half): SIGTERM twice ends the loop at
+ * once while a deliver handler waits for the reply to its final "."; what
+ * the relay then accepts is still recorded, so nothing is sent again. */
+static void
+test_stop_records_late_replies (Fixture *fixture, gconstpointer data)
+{
+	const char *const slow_dot[] = {"-W", ".:3", NULL};
+	g_autofree char *log = g_build_filename (fixture->dir, "run.log", NULL);
+	g_autoptr(GSubprocess) daemon = NULL;
+
+	if (fixture->sink == NULL)
+		return;
+	sc_test_sink_restart (fixture->sink, slow_dot);
+	write_config (fixture, "workers=2\nlease=30s\n", "exit 0\n");
+	inject_many (fixture, 1);
+	daemon = sc_test_spawn (fixture->config, log, "run", NULL);
+	/* smtp-sink completes the dump when the dot arrives, before its reply */
+	g_assert_true (sc_test_sink_wait_messages (fixture->sink, 1, 20000));
+	g_subprocess_send_signal (daemon, SIGTERM);
+	g_usleep (100 * 1000);
+	g_subprocess_send_signal (daemon, SIGTERM); /* no grace period */
+	g_assert_true (g_subprocess_wait (daemon, NULL, NULL));
+	g_assert_cmpint (db_int (fixture, "SELECT count(*) FROM recipients WHERE status = 'sent'"), ==, 1);
+
+	sc_test_sink_restart (fixture->sink, NULL);
+	{
+		g_autofree char *err = NULL;
+		g_assert_cmpint (sc_test_run (fixture->config, NULL, NULL, &err, "run", "--once", NULL), ==, 0);
+	}
+	g_assert_cmpint (sc_test_count (fixture->config, "done"), ==, 1);
+	assert_each_recipient_once (fixture, 1);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -263,5 +296,7 @@ main (int argc, char **argv)
 		    test_locked_spool, teardown);
 	g_test_add ("/leases/kill-9/blames-running-handlers-only", Fixture, NULL, setup,
 		    test_kill_blames_running_only, teardown);
+	g_test_add ("/leases/stop/records-replies-after-the-loop", Fixture, NULL, setup,
+		    test_stop_records_late_replies, teardown);
 	return g_test_run ();
 }
