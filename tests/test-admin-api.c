@@ -6,6 +6,7 @@
  */
 #include "config.h"
 
+#include <glib/gstdio.h>
 #include <libsoup/soup.h>
 #include <sqlite3.h>
 #include <string.h>
@@ -22,6 +23,7 @@
 #define T0 (G_GINT64_CONSTANT (1795435200) * SEC)
 #define PIPELINE "decorate;archive"
 #define TOKEN "s3cret-token-for-tests-0123456789"
+#define OTHER_TOKEN "other-token-xyz-0123456789"
 #define CSP                                                                                        \
 	"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "          \
 	"connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
@@ -33,6 +35,8 @@ typedef struct {
 	ScSpool *spool;          /* (owned) */
 	ScAdminServer *server;   /* (owned) */
 	SoupSession *session;    /* (owned) */
+	char *token;             /* (owned) the generated token, or TOKEN */
+	char *cookie;            /* (owned) (nullable) a logged-in session, sent by default */
 	guint kicks;
 } Fixture;
 
@@ -59,6 +63,8 @@ kick_cb (gpointer user_data)
 	return G_SOURCE_REMOVE;
 }
 
+static char *login_cookie (Fixture *fixture, const char *token);
+
 static void
 setup_with (Fixture *fixture, gboolean with_token)
 {
@@ -72,7 +78,8 @@ setup_with (Fixture *fixture, gboolean with_token)
 	g_assert_cmpint (g_mkdir_with_parents (spool_dir, 0700), ==, 0);
 	if (with_token) {
 		g_autofree char *token_path =
-		    sc_test_write_file (fixture->dir, "tokens", "# admins\nalice " TOKEN "\n\nbob other-token-xyz\n");
+		    sc_test_write_file (fixture->dir, "tokens", "# admins\nalice " TOKEN "\n\nbob " OTHER_TOKEN "\n");
+		g_assert_cmpint (g_chmod (token_path, 0600), ==, 0);
 	}
 	text = g_strdup_printf ("[stagecoach]\nspool = %s\n\n"
 				"[admin]\nlisten = 127.0.0.1:0\n%s\n"
@@ -94,6 +101,20 @@ setup_with (Fixture *fixture, gboolean with_token)
 	g_assert_cmpuint (sc_admin_server_get_port (fixture->server), >, 0);
 	sc_admin_server_set_kick (fixture->server, kick_cb, fixture);
 	fixture->session = soup_session_new_with_options ("proxy-resolver", NULL, "timeout", 30, NULL);
+	if (with_token) {
+		fixture->token = g_strdup (TOKEN);
+	} else {
+		/* no token file: the server made one in the spool; the tests act
+		 * as its operator, logged in with it */
+		g_autofree char *path = g_build_filename (spool_dir, "admin-token", NULL);
+		g_autofree char *contents = NULL;
+		g_auto(GStrv) fields = NULL;
+		g_assert_true (g_file_get_contents (path, &contents, NULL, NULL));
+		fields = g_strsplit (g_strstrip (contents), " ", 2);
+		g_assert_cmpstr (fields[0], ==, "admin");
+		fixture->token = g_strdup (fields[1]);
+		fixture->cookie = login_cookie (fixture, fixture->token);
+	}
 }
 
 static void
@@ -112,6 +133,8 @@ static void
 fixture_teardown (Fixture *fixture, gconstpointer user_data)
 {
 	g_clear_object (&fixture->session);
+	g_clear_pointer (&fixture->token, g_free);
+	g_clear_pointer (&fixture->cookie, g_free);
 	g_clear_pointer (&fixture->server, sc_admin_server_free);
 	g_clear_pointer (&fixture->spool, sc_spool_close);
 	g_clear_pointer (&fixture->clock, sc_clock_unref);
@@ -150,16 +173,24 @@ request_full (Fixture *fixture, const char *method, const char *path, const char
 	va_list args;
 	const char *name;
 
+	gboolean credentials = FALSE;
+
 	g_assert_nonnull (message);
 	soup_message_add_flags (message, SOUP_MESSAGE_NO_REDIRECT);
 	va_start (args, body);
 	while ((name = va_arg (args, const char *)) != NULL) {
 		const char *value = va_arg (args, const char *);
+		/* naming Cookie or Authorization (even without a value) replaces
+		 * the fixture's session */
+		if (g_ascii_strcasecmp (name, "Cookie") == 0 || g_ascii_strcasecmp (name, "Authorization") == 0)
+			credentials = TRUE;
 		if (value == NULL)
 			continue; /* an optional header left out */
 		soup_message_headers_replace (soup_message_get_request_headers (message), name, value);
 	}
 	va_end (args);
+	if (!credentials && fixture->cookie != NULL)
+		soup_message_headers_replace (soup_message_get_request_headers (message), "Cookie", fixture->cookie);
 	if (body != NULL) {
 		g_autoptr(GBytes) bytes = g_bytes_new (body, strlen (body));
 		soup_message_set_request_body_from_bytes (message,
@@ -209,7 +240,7 @@ static char *
 csrf_token (Fixture *fixture, const char *cookie)
 {
 	g_autoptr(Response) response =
-	    request_full (fixture, "GET", "/api/v1/csrf", NULL, NULL, "Cookie", cookie, NULL);
+	    request_full (fixture, "GET", "/api/v1/csrf", NULL, NULL, "Cookie", cookie != NULL ? cookie : fixture->cookie, NULL);
 	g_autoptr(JsonNode) node = NULL;
 
 	g_assert_cmpuint (response->status, ==, 200);
@@ -217,7 +248,7 @@ csrf_token (Fixture *fixture, const char *cookie)
 	return g_strdup (json_object_get_string_member (json_node_get_object (node), "token"));
 }
 
-/* A state-changing request with the CSRF token of a cookie-less local caller. */
+/* A state-changing request with the CSRF token of the fixture's session. */
 static Response *
 post (Fixture *fixture, const char *method, const char *path, const char *body)
 {
@@ -340,8 +371,9 @@ test_healthz_headers (Fixture *fixture, gconstpointer user_data)
 	g_autoptr(Response) hidden = GET (fixture, "/static/.hidden");
 	g_autoptr(Response) unknown = GET (fixture, "/nope");
 	g_autoptr(Response) unknown_api = GET (fixture, "/api/v1/nope");
+	g_autofree char *bearer = g_strdup_printf ("Bearer %s", fixture->token);
 	g_autoptr(Response) wrong_method = request_full (fixture, "PUT", "/api/v1/status", NULL, "{}",
-							 "Authorization", "Bearer x", NULL);
+							 "Authorization", bearer, NULL);
 	g_autoptr(GBytes) compiled = g_resources_lookup_data ("/org/stagecoach/dashboard/index.html", 0, NULL);
 
 	g_assert_cmpuint (health->status, ==, 200);
@@ -605,7 +637,7 @@ test_message_actions (Fixture *fixture, gconstpointer user_data)
 		g_assert_cmpuint (response->status, ==, 200);
 		g_assert_cmpstr (json_object_get_string_member (json_node_get_object (node), "state"), ==, "held");
 		g_assert_cmpint (state_of (fixture, queue_id), ==, SC_STATE_HELD);
-		assert_last_audit (fixture, "hold", queue_id, "local");
+		assert_last_audit (fixture, "hold", queue_id, "admin");
 		g_assert_cmpuint (fixture->kicks, ==, 0);
 	}
 	{
@@ -618,7 +650,7 @@ test_message_actions (Fixture *fixture, gconstpointer user_data)
 		g_autoptr(JsonNode) node = response_json (response);
 		g_assert_cmpuint (response->status, ==, 200);
 		g_assert_cmpstr (json_object_get_string_member (json_node_get_object (node), "state"), ==, "queued");
-		assert_last_audit (fixture, "release", queue_id, "local");
+		assert_last_audit (fixture, "release", queue_id, "admin");
 		g_assert_cmpuint (fixture->kicks, ==, 1);
 	}
 	run_stage (fixture, queue_id, SC_OUTCOME_OK, SC_STATE_QUEUED);
@@ -637,7 +669,7 @@ test_message_actions (Fixture *fixture, gconstpointer user_data)
 		g_autoptr(JsonNode) node = response_json (response);
 		g_assert_cmpuint (response->status, ==, 200);
 		g_assert_cmpstr (json_object_get_string_member (json_node_get_object (node), "state"), ==, "queued");
-		assert_last_audit (fixture, "retry", queue_id, "local");
+		assert_last_audit (fixture, "retry", queue_id, "admin");
 		g_assert_cmpuint (fixture->kicks, ==, 2);
 		g_assert_cmpint (db_int (fixture, "SELECT count(*) FROM stages"), ==, 0);
 	}
@@ -658,7 +690,7 @@ test_message_actions (Fixture *fixture, gconstpointer user_data)
 		g_autoptr(Response) gone = GET (fixture, base);
 		g_autoptr(Response) gone_action = post (fixture, "POST", hold, NULL);
 		g_assert_cmpuint (response->status, ==, 200);
-		assert_last_audit (fixture, "delete", queue_id, "local");
+		assert_last_audit (fixture, "delete", queue_id, "admin");
 		g_assert_cmpuint (gone->status, ==, 404);
 		g_assert_cmpuint (gone_action->status, ==, 404);
 	}
@@ -695,7 +727,7 @@ test_bulk_retry (Fixture *fixture, gconstpointer user_data)
 		g_assert_cmpuint (fixture->kicks, ==, 1);
 		/* one audit row for the bulk action, none for the dry run */
 		g_assert_cmpint (db_int (fixture, "SELECT count(*) FROM audit"), ==, 1);
-		assert_last_audit (fixture, "retry-bulk", NULL, "local");
+		assert_last_audit (fixture, "retry-bulk", NULL, "admin");
 	}
 	{
 		/* the same filter as the list: only what the search shows */
@@ -717,7 +749,7 @@ test_bulk_retry (Fixture *fixture, gconstpointer user_data)
 			g_assert_cmpint (json_object_get_int_member (json_node_get_object (node), "count"), ==, 1);
 			g_assert_cmpint (state_of (fixture, needle), ==, SC_STATE_QUEUED);
 			g_assert_cmpint (state_of (fixture, hay), ==, SC_STATE_DEAD);
-			assert_last_audit (fixture, "retry-bulk", NULL, "local");
+			assert_last_audit (fixture, "retry-bulk", NULL, "admin");
 		}
 	}
 	for (guint i = 0; i < 4; i++) {
@@ -755,19 +787,26 @@ test_csrf (Fixture *fixture, gconstpointer user_data)
 		g_autofree char *origin = g_strdup_printf ("http://127.0.0.1:%u", sc_admin_server_get_port (fixture->server));
 		g_autoptr(Response) ok = request_full (fixture, "POST", hold, NULL, NULL, "X-CSRF-Token", token,
 						       "Origin", origin, NULL);
-		g_autoptr(Response) bearer = request_full (fixture, "POST", release, NULL, NULL,
-							   "Authorization", "Bearer anything", NULL);
+		g_autofree char *header = g_strdup_printf ("Bearer %s", fixture->token);
+		/* "Bearer x" once skipped CSRF without a token file: any local user was admin */
+		g_autoptr(Response) anything = request_full (fixture, "POST", release, NULL, NULL,
+							     "Authorization", "Bearer anything", NULL);
+		g_autoptr(Response) bearer = NULL;
 		g_assert_cmpuint (ok->status, ==, 200);
+		g_assert_cmpuint (anything->status, ==, 401);
+		g_assert_cmpint (state_of (fixture, queue_id), ==, SC_STATE_HELD);
+		bearer = request_full (fixture, "POST", release, NULL, NULL, "Authorization", header, NULL);
 		g_assert_cmpuint (bearer->status, ==, 200);
 		g_assert_cmpint (state_of (fixture, queue_id), ==, SC_STATE_QUEUED);
 	}
 }
 
 static char *
-login_cookie (Fixture *fixture)
+login_cookie (Fixture *fixture, const char *token)
 {
+	g_autofree char *form = g_strdup_printf ("token=%s", token);
 	g_autoptr(Response) response = request_full (fixture, "POST", "/login", "application/x-www-form-urlencoded",
-						     "token=" TOKEN, NULL);
+						     form, "Cookie", NULL, NULL);
 	const char *set_cookie;
 	g_auto(GStrv) parts = NULL;
 
@@ -818,7 +857,7 @@ test_token (Fixture *fixture, gconstpointer user_data)
 		g_autoptr(Response) held = request_full (fixture, "POST", hold, NULL, NULL,
 							 "Authorization", "Bearer " TOKEN, NULL);
 		g_autoptr(Response) metrics = request_full (fixture, "GET", "/metrics", NULL, NULL,
-							    "Authorization", "Bearer other-token-xyz", NULL);
+							    "Authorization", "Bearer " OTHER_TOKEN, NULL);
 		g_assert_cmpuint (status->status, ==, 200);
 		g_assert_cmpuint (held->status, ==, 200);
 		g_assert_cmpuint (metrics->status, ==, 200);
@@ -826,8 +865,8 @@ test_token (Fixture *fixture, gconstpointer user_data)
 	}
 	{
 		/* the login cookie: reads work, writes need the session's CSRF token */
-		g_autofree char *cookie = login_cookie (fixture);
-		g_autofree char *other_cookie = login_cookie (fixture);
+		g_autofree char *cookie = login_cookie (fixture, TOKEN);
+		g_autofree char *other_cookie = login_cookie (fixture, TOKEN);
 		g_autofree char *token = csrf_token (fixture, cookie);
 		g_autofree char *other_token = csrf_token (fixture, other_cookie);
 		g_autoptr(Response) status = request_full (fixture, "GET", "/api/v1/status", NULL, NULL,
@@ -990,7 +1029,7 @@ test_notifications_audit (Fixture *fixture, gconstpointer user_data)
 		g_assert_cmpuint (json_array_get_length (entries), ==, 1);
 		entry = json_array_get_object_element (entries, 0);
 		g_assert_cmpstr (json_object_get_string_member (entry, "action"), ==, "retry");
-		g_assert_cmpstr (json_object_get_string_member (entry, "actor"), ==, "local");
+		g_assert_cmpstr (json_object_get_string_member (entry, "actor"), ==, "admin");
 		g_assert_cmpstr (json_object_get_string_member (entry, "remote"), ==, "127.0.0.1");
 		g_assert_cmpstr (json_object_get_string_member (entry, "queue_id"), ==, a);
 		g_assert_nonnull (json_object_get_string_member (entry, "at"));
