@@ -225,7 +225,7 @@ sc_admin_login_url (const ScConfig *config, GError **error)
 	g_autofree char *escaped = NULL;
 
 	if (config->admin_listen == NULL) {
-		g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+		g_set_error_literal (error, SC_CONFIG_ERROR, SC_CONFIG_ERROR_INVALID,
 				     _("no admin server is configured ([admin] listen is empty)"));
 		return NULL;
 	}
