@@ -64,6 +64,10 @@ first=$(ls "$DEMO"/archive/demo/new/* 2>/dev/null | head -1 || true)
 if [ -n "$first" ]; then tr -d "\r" <"$first" | head -40 | sed "s/^/    /"; else echo "    (nothing archived yet: see the log above)"; fi
 
 echo "==> the dashboard: http://127.0.0.1:8470/ (from this machine; see the log above if the port was taken)"
+# the login link holds the token (in the fragment, which no server sees)
+if login_url=$("$SC" admin-url 2>/dev/null); then
+  echo "    log in with: $login_url"
+fi
 
 if [ -t 0 ] && [ -t 1 ] && [ -z "${STAGECOACH_DEMO_EXIT:-}" ] && [ -z "${CI:-}" ]; then
   cat <<MSG

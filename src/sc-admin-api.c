@@ -88,7 +88,7 @@ query_get (GHashTable *query, const char *key)
 
 /* limit and after, the pagination every list shares */
 static gboolean
-parse_page (SoupServerMessage *message, GHashTable *query, gint64 *out_after, guint *out_limit)
+parse_page_query (GHashTable *query, gint64 *out_after, guint *out_limit, GError **error)
 {
 	const char *after = query_get (query, "after");
 	const char *limit = query_get (query, "limit");
@@ -98,15 +98,16 @@ parse_page (SoupServerMessage *message, GHashTable *query, gint64 *out_after, gu
 	*out_limit = LIMIT_DEFAULT;
 	if (after != NULL) {
 		if (!g_ascii_string_to_unsigned (after, 10, 1, G_MAXINT64, &value, NULL)) {
-			sc_admin_reply_error (message, SOUP_STATUS_BAD_REQUEST, _("after is not a cursor"));
+			g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+					     _("after is not a cursor"));
 			return FALSE;
 		}
 		*out_after = (gint64) value;
 	}
 	if (limit != NULL) {
 		if (!g_ascii_string_to_unsigned (limit, 10, 1, LIMIT_MAX, &value, NULL)) {
-			g_autofree char *text = g_strdup_printf (_("limit must be 1 to %d"), LIMIT_MAX);
-			sc_admin_reply_error (message, SOUP_STATUS_BAD_REQUEST, text);
+			g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, _("limit must be 1 to %d"),
+				     LIMIT_MAX);
 			return FALSE;
 		}
 		*out_limit = (guint) value;
@@ -114,28 +115,111 @@ parse_page (SoupServerMessage *message, GHashTable *query, gint64 *out_after, gu
 	return TRUE;
 }
 
-/* The request body as a JSON object; an empty body is an empty object. */
-static JsonObject *
-parse_body (SoupServerMessage *message)
+static gboolean
+parse_page (SoupServerMessage *message, GHashTable *query, gint64 *out_after, guint *out_limit)
 {
-	SoupMessageBody *body = soup_server_message_get_request_body (message);
-	g_autoptr(JsonParser) parser = json_parser_new ();
+	g_autoptr(GError) error = NULL;
+
+	if (!parse_page_query (query, out_after, out_limit, &error)) {
+		sc_admin_reply_error (message, SOUP_STATUS_BAD_REQUEST, error->message);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+gboolean
+sc_admin_parse_search_query (GHashTable *query, ScMessageSearch *out_search, GError **error)
+{
+	const char *state = query_get (query, "state");
+
+	memset (out_search, 0, sizeof *out_search);
+	if (!parse_page_query (query, &out_search->after_rowid, &out_search->limit, error))
+		return FALSE;
+	if (state != NULL) {
+		if (!sc_message_state_from_string (state, &out_search->state)) {
+			g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, _("unknown state “%s”"),
+				     state);
+			return FALSE;
+		}
+		out_search->has_state = TRUE;
+	}
+	out_search->list_id = query_get (query, "list");
+	out_search->stage = query_get (query, "stage");
+	out_search->query = query_get (query, "q");
+	return TRUE;
+}
+
+/* Deepest nesting of arrays and objects in @data, stopping once past @max. */
+static guint
+json_depth (const char *data, gsize length, guint max)
+{
+	guint depth = 0;
+	guint deepest = 0;
+	gboolean in_string = FALSE;
+
+	for (gsize i = 0; i < length && deepest <= max; i++) {
+		char c = data[i];
+		if (in_string) {
+			if (c == '\\')
+				i++;
+			else if (c == '"')
+				in_string = FALSE;
+		} else if (c == '"') {
+			in_string = TRUE;
+		} else if (c == '[' || c == '{') {
+			deepest = MAX (deepest, ++depth);
+		} else if ((c == ']' || c == '}') && depth > 0) {
+			depth--;
+		}
+	}
+	return deepest;
+}
+
+JsonObject *
+sc_admin_parse_json_body (const char *data, gsize length, GError **error)
+{
+	g_autoptr(JsonParser) parser = NULL;
 	g_autoptr(GError) error_local = NULL;
 	JsonNode *root;
 
-	if (body->length == 0)
+	if (length == 0)
 		return json_object_new ();
-	if (!json_parser_load_from_data (parser, body->data, body->length, &error_local)) {
-		g_autofree char *text = g_strdup_printf (_("body is not JSON: %s"), error_local->message);
-		sc_admin_reply_error (message, SOUP_STATUS_BAD_REQUEST, text);
+	if (length > SC_ADMIN_BODY_MAX) {
+		g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, _("body is larger than %d bytes"),
+			     SC_ADMIN_BODY_MAX);
+		return NULL;
+	}
+	/* json-glib recurses once per level: a deep enough array overflows the stack */
+	if (json_depth (data, length, SC_ADMIN_JSON_DEPTH_MAX) > SC_ADMIN_JSON_DEPTH_MAX) {
+		g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+			     _("body is nested too deep (more than %d levels)"), SC_ADMIN_JSON_DEPTH_MAX);
+		return NULL;
+	}
+	parser = json_parser_new ();
+	if (!json_parser_load_from_data (parser, data, (gssize) length, &error_local)) {
+		g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, _("body is not JSON: %s"),
+			     error_local->message);
 		return NULL;
 	}
 	root = json_parser_get_root (parser);
 	if (root == NULL || !JSON_NODE_HOLDS_OBJECT (root)) {
-		sc_admin_reply_error (message, SOUP_STATUS_BAD_REQUEST, _("body is not a JSON object"));
+		g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, _("body is not a JSON object"));
 		return NULL;
 	}
 	return json_object_ref (json_node_get_object (root));
+}
+
+/* The request body as a JSON object, or NULL with a 400 sent. */
+static JsonObject *
+parse_body (SoupServerMessage *message)
+{
+	SoupMessageBody *body = soup_server_message_get_request_body (message);
+	g_autoptr(GError) error = NULL;
+	JsonObject *object = sc_admin_parse_json_body (body->data, body->length, &error);
+
+	if (object == NULL)
+		sc_admin_reply_error (message, SOUP_STATUS_BAD_REQUEST, error->message);
+	return object;
 }
 
 /* (nullable) a string member; FALSE (and a 400 sent) if it is there but not a string */
@@ -232,23 +316,13 @@ handle_messages (ScAdminServer *server, SoupServerMessage *message, GHashTable *
 	g_autoptr(JsonBuilder) builder = json_builder_new ();
 	g_autoptr(GPtrArray) summaries = NULL;
 	g_autoptr(GError) error = NULL;
-	ScMessageSearch search = {0};
-	const char *state = query_get (query, "state");
+	ScMessageSearch search;
 	gboolean more;
 
-	if (!parse_page (message, query, &search.after_rowid, &search.limit))
+	if (!sc_admin_parse_search_query (query, &search, &error)) {
+		sc_admin_reply_error (message, SOUP_STATUS_BAD_REQUEST, error->message);
 		return;
-	if (state != NULL) {
-		if (!sc_message_state_from_string (state, &search.state)) {
-			g_autofree char *text = g_strdup_printf (_("unknown state “%s”"), state);
-			sc_admin_reply_error (message, SOUP_STATUS_BAD_REQUEST, text);
-			return;
-		}
-		search.has_state = TRUE;
 	}
-	search.list_id = query_get (query, "list");
-	search.stage = query_get (query, "stage");
-	search.query = query_get (query, "q");
 	/* one more than asked: is there a next page? */
 	search.limit++;
 	summaries = sc_spool_search (server->spool, &search, &error);
@@ -495,20 +569,155 @@ handle_message_action (ScAdminServer *server,
 	reply_state (server, message, queue_id);
 }
 
+/* A bulk retry runs in batches, each its own transaction, from an idle
+ * source: the main loop (the runner, inject, other requests) goes on
+ * between them, and the write lock is held for one batch at a time.  The
+ * request waits (paused) and gets the total when the last batch is done;
+ * one audit row says how many. */
+#define BULK_BATCH 500
+
+struct _ScAdminBulk {
+	ScAdminServer *server;      /* (unowned) owns this */
+	SoupServerMessage *message; /* (owned) paused until done */
+	ScMessageSearch search;     /* strings owned below */
+	char *list_id;
+	char *stage;
+	char *query;
+	char *state_text;
+	char *actor;
+	char *remote;
+	gboolean dry_run;
+	guint count;                /* matched (dry run) or retried so far */
+	guint batches;
+	guint source_id;
+};
+
+static void
+bulk_free (ScAdminBulk *bulk)
+{
+	if (bulk->source_id != 0)
+		g_source_remove (bulk->source_id);
+	g_clear_object (&bulk->message);
+	g_free (bulk->list_id);
+	g_free (bulk->stage);
+	g_free (bulk->query);
+	g_free (bulk->state_text);
+	g_free (bulk->actor);
+	g_free (bulk->remote);
+	g_free (bulk);
+}
+
+static void
+bulk_reply (ScAdminBulk *bulk, const GError *error)
+{
+	if (error != NULL) {
+		g_autofree char *text = g_strdup_printf (_("bulk retry stopped after %u messages: %s"),
+							 bulk->count, error->message);
+		g_warning ("admin: %s", text);
+		sc_admin_reply_error (bulk->message, SOUP_STATUS_INTERNAL_SERVER_ERROR, text);
+	} else {
+		g_autoptr(JsonBuilder) builder = json_builder_new ();
+		json_builder_begin_object (builder);
+		add_int (builder, "count", bulk->count);
+		json_builder_set_member_name (builder, "dry_run");
+		json_builder_add_boolean_value (builder, bulk->dry_run);
+		json_builder_end_object (builder);
+		reply_builder (bulk->message, SOUP_STATUS_OK, builder);
+	}
+	soup_server_message_unpause (bulk->message);
+}
+
+/* One batch: the next BULK_BATCH matches below the cursor. */
+static gboolean
+bulk_step (ScAdminBulk *bulk, gboolean *out_done, GError **error)
+{
+	ScAdminServer *server = bulk->server;
+	g_autoptr(GPtrArray) found = NULL;
+	g_autoptr(GPtrArray) queue_ids = g_ptr_array_new ();
+	ScAuditContext audit = {.actor = bulk->actor, .remote = bulk->remote, .now = sc_clock_now (server->clock)};
+	guint retried = 0;
+
+	bulk->search.limit = BULK_BATCH;
+	found = sc_spool_search (server->spool, &bulk->search, error);
+	if (found == NULL)
+		return FALSE;
+	*out_done = found->len < BULK_BATCH;
+	if (found->len > 0)
+		bulk->search.after_rowid = ((ScMessageSummary *) found->pdata[found->len - 1])->rowid;
+	bulk->batches++;
+	if (bulk->dry_run) {
+		bulk->count += found->len;
+		return TRUE;
+	}
+	for (guint i = 0; i < found->len; i++)
+		g_ptr_array_add (queue_ids, ((ScMessageSummary *) found->pdata[i])->queue_id);
+	if (*out_done) {
+		/* the last batch carries the audit row with the total */
+		g_autofree char *detail = g_strdup_printf ("state=%s list=%s stage=%s q=%s", bulk->state_text,
+							   bulk->list_id != NULL ? bulk->list_id : "*",
+							   bulk->stage != NULL ? bulk->stage : "*",
+							   bulk->query != NULL ? bulk->query : "");
+		retried = bulk->count;
+		if (!sc_spool_retry_list (server->spool, queue_ids, detail, &audit, &retried, error))
+			return FALSE;
+		retried -= bulk->count;
+	} else if (!sc_spool_retry_list (server->spool, queue_ids, NULL, &audit, &retried, error)) {
+		return FALSE;
+	}
+	bulk->count += retried;
+	if (retried > 0)
+		kick (server);
+	return TRUE;
+}
+
+static gboolean
+bulk_cb (gpointer user_data)
+{
+	ScAdminBulk *bulk = user_data;
+	ScAdminServer *server = bulk->server;
+	g_autoptr(GError) error = NULL;
+	gboolean done = FALSE;
+
+	if (!bulk_step (bulk, &done, &error) || done) {
+		bulk->source_id = 0;
+		if (error == NULL && !bulk->dry_run)
+			g_message ("admin bulk retry of %u %s messages (%u batches) by %s from %s", bulk->count,
+				   bulk->state_text, bulk->batches, bulk->actor, bulk->remote);
+		bulk_reply (bulk, error);
+		server->bulk = NULL;
+		bulk_free (bulk);
+		return G_SOURCE_REMOVE;
+	}
+	return G_SOURCE_CONTINUE;
+}
+
+void
+sc_admin_api_stop_bulk (ScAdminServer *server)
+{
+	ScAdminBulk *bulk = server->bulk;
+
+	if (bulk == NULL)
+		return;
+	g_source_remove (bulk->source_id);
+	bulk->source_id = 0;
+	server->bulk = NULL;
+	g_message ("admin bulk retry by %s stopped after %u messages (the admin server stops)", bulk->actor,
+		   bulk->count);
+	bulk_free (bulk);
+}
+
 static void
 handle_bulk_retry (ScAdminServer *server, SoupServerMessage *message, const ScAdminIdentity *identity)
 {
 	g_autoptr(JsonObject) body = parse_body (message);
-	g_autoptr(JsonBuilder) builder = json_builder_new ();
-	g_autoptr(GError) error = NULL;
 	const char *state_text = NULL;
 	const char *list_id = NULL;
 	const char *stage = NULL;
 	const char *query = NULL;
 	ScMessageState state;
 	gboolean dry_run = FALSE;
-	gint64 count = 0;
 	JsonNode *node;
+	ScAdminBulk *bulk;
 
 	if (body == NULL)
 		return;
@@ -516,6 +725,8 @@ handle_bulk_retry (ScAdminServer *server, SoupServerMessage *message, const ScAd
 	    !body_string (message, body, "list", &list_id) ||
 	    !body_string (message, body, "stage", &stage) || !body_string (message, body, "q", &query))
 		return;
+	if (list_id != NULL && *list_id == '\0')
+		list_id = NULL;
 	if (stage != NULL && *stage == '\0')
 		stage = NULL;
 	if (query != NULL && *query == '\0')
@@ -533,62 +744,49 @@ handle_bulk_retry (ScAdminServer *server, SoupServerMessage *message, const ScAd
 		}
 		dry_run = json_node_get_boolean (node);
 	}
-	if (stage != NULL || query != NULL) {
-		/* the same filter as the list the operator is looking at */
-		ScMessageSearch search = {.has_state = TRUE, .state = state, .list_id = list_id,
-					  .stage = stage, .query = query};
-		g_autoptr(GPtrArray) found = sc_spool_search (server->spool, &search, &error);
-		g_autoptr(GPtrArray) queue_ids = g_ptr_array_new ();
-		if (found == NULL) {
-			reply_spool_error (message, error);
-			return;
-		}
-		for (guint i = 0; i < found->len; i++)
-			g_ptr_array_add (queue_ids, ((ScMessageSummary *) found->pdata[i])->queue_id);
-		count = queue_ids->len;
-		if (!dry_run) {
-			ScAuditContext audit;
-			guint retried = 0;
-			g_autofree char *detail = g_strdup_printf ("state=%s list=%s stage=%s q=%s", state_text,
-								   list_id != NULL ? list_id : "*",
-								   stage != NULL ? stage : "*",
-								   query != NULL ? query : "");
-			audit_context (server, message, identity, &audit);
-			if (!sc_spool_retry_list (server->spool, queue_ids, detail, &audit, &retried, &error)) {
-				reply_spool_error (message, error);
-				return;
-			}
-			count = retried;
-			if (count > 0)
-				kick (server);
-		}
-	} else if (dry_run) {
+	if (dry_run && stage == NULL && query == NULL) {
+		/* counted from the index, no walk */
+		g_autoptr(JsonBuilder) builder = json_builder_new ();
+		g_autoptr(GError) error = NULL;
 		gint64 counts[SC_STATE_LAST];
 		if (!sc_spool_count_states (server->spool, list_id, counts, &error)) {
 			reply_spool_error (message, error);
 			return;
 		}
-		count = counts[state];
-	} else {
-		ScAuditContext audit;
-		guint retried = 0;
-		audit_context (server, message, identity, &audit);
-		if (!sc_spool_retry_matching (server->spool, state, list_id, &audit, &retried, &error)) {
-			reply_spool_error (message, error);
-			return;
-		}
-		count = retried;
-		g_message ("admin bulk retry of %" G_GINT64_FORMAT " %s messages by %s from %s",
-			   count, state_text, audit.actor, audit.remote);
-		if (count > 0)
-			kick (server);
+		json_builder_begin_object (builder);
+		add_int (builder, "count", counts[state]);
+		json_builder_set_member_name (builder, "dry_run");
+		json_builder_add_boolean_value (builder, TRUE);
+		json_builder_end_object (builder);
+		reply_builder (message, SOUP_STATUS_OK, builder);
+		return;
 	}
-	json_builder_begin_object (builder);
-	add_int (builder, "count", count);
-	json_builder_set_member_name (builder, "dry_run");
-	json_builder_add_boolean_value (builder, dry_run);
-	json_builder_end_object (builder);
-	reply_builder (message, SOUP_STATUS_OK, builder);
+	if (server->bulk != NULL) {
+		g_autofree char *text = g_strdup_printf (_("a bulk retry by %s is running (%u messages so far)"),
+							 server->bulk->actor, server->bulk->count);
+		sc_admin_reply_error (message, SOUP_STATUS_CONFLICT, text);
+		return;
+	}
+	bulk = g_new0 (ScAdminBulk, 1);
+	bulk->server = server;
+	bulk->message = g_object_ref (message);
+	bulk->list_id = g_strdup (list_id);
+	bulk->stage = g_strdup (stage);
+	bulk->query = g_strdup (query);
+	bulk->state_text = g_strdup (state_text);
+	bulk->actor = g_strdup (identity->actor);
+	bulk->remote = g_strdup (soup_server_message_get_remote_host (message));
+	bulk->dry_run = dry_run;
+	/* the same filter as the list the operator is looking at */
+	bulk->search.has_state = TRUE;
+	bulk->search.state = state;
+	bulk->search.list_id = bulk->list_id;
+	bulk->search.stage = bulk->stage;
+	bulk->search.query = bulk->query;
+	/* below I/O: requests, the runner's work and its timers come first */
+	bulk->source_id = g_idle_add_full (G_PRIORITY_DEFAULT_IDLE, bulk_cb, bulk, NULL);
+	server->bulk = bulk;
+	soup_server_message_pause (message);
 }
 
 /* ---- mailers, notifications, audit ---- */

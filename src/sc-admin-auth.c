@@ -2,11 +2,18 @@
  * state-changing request was meant: tokens, login sessions, CSRF tokens.
  *
  * Tokens come from the token file, one "NAME TOKEN" per line ('#' starts a
- * comment); NAME becomes the actor in the audit log.  A caller presents a
+ * comment); NAME becomes the actor in the audit log.  Without a token file
+ * the server makes one, SPOOL/admin-token (0600, name "admin"), at its
+ * first start: there is no mode in which any local user is an admin.  A caller presents a
  * token as "Authorization: Bearer TOKEN" or logs in once with a form and
  * gets a random session id in an HttpOnly, SameSite=Strict cookie.  CSRF
  * tokens are an HMAC of the session (or "local") under a per-process
  * secret, so they need no storage and die with the process.
+ *
+ * Wrong tokens are logged with the peer's address ("admin authentication
+ * failure from ADDRESS", for fail2ban) and slowed down per peer: a few
+ * free, then a wait that doubles up to a minute, during which that peer's
+ * tokens are not even looked at (429).
  *
  * This file must never log or echo a token, never compare a secret in
  * time that depends on where it differs, and never accept a cookie session
@@ -15,14 +22,24 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <glib/gstdio.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "sc-admin-private.h"
 #include "sc-i18n.h"
 
 #define SESSION_LIFETIME (12 * G_TIME_SPAN_HOUR)
 #define SESSIONS_MAX 1024
+#define GENERATED_TOKEN_FILE "admin-token"
+#define GENERATED_TOKEN_NAME "admin"
+#define FAILURES_FREE 5                              /* per peer, before any wait */
+#define BACKOFF_MAX (60 * G_USEC_PER_SEC)
+#define FAILURES_FORGOTTEN (15 * G_TIME_SPAN_MINUTE) /* a quiet peer starts afresh */
+#define PEERS_MAX 4096
 
 typedef struct {
 	char *name;
@@ -34,10 +51,17 @@ typedef struct {
 	gint64 expires_at;
 } ScAdminSession;
 
+typedef struct {
+	guint failures;      /* in a row */
+	gint64 last_failure;
+	gint64 slowed_until; /* its tokens are not checked before */
+} ScAdminPeer;
+
 struct _ScAdminAuth {
-	GPtrArray *tokens;    /* (owned) (element-type ScAdminToken) empty: no token file */
-	gboolean required;    /* a token file was configured */
+	GPtrArray *tokens;    /* (owned) (element-type ScAdminToken) never empty */
+	char *token_path;     /* (owned) where they came from */
 	GHashTable *sessions; /* (owned) session id → ScAdminSession */
+	GHashTable *peers;    /* (owned) remote address → ScAdminPeer */
 	guint8 secret[32];    /* per process: CSRF HMAC key */
 };
 
@@ -124,61 +148,152 @@ random_hex (gsize n_bytes, GError **error)
 static gboolean
 load_tokens (ScAdminAuth *auth, const char *path, GError **error)
 {
-	g_autofree char *contents = NULL;
-	g_auto(GStrv) lines = NULL;
+	g_auto(GStrv) pairs = sc_config_read_admin_tokens (path, error);
+	GStatBuf st;
 
-	if (!g_file_get_contents (path, &contents, NULL, error)) {
+	if (pairs == NULL) {
 		g_prefix_error (error, _("admin token file: "));
 		return FALSE;
 	}
-	lines = g_strsplit (contents, "\n", -1);
-	for (guint i = 0; lines[i] != NULL; i++) {
-		g_auto(GStrv) fields = NULL;
-		ScAdminToken *token;
-		char *line = g_strstrip (lines[i]);
-
-		if (*line == '\0' || *line == '#')
-			continue;
-		fields = g_strsplit_set (line, " \t", 2);
-		if (fields[0] == NULL || fields[1] == NULL || *g_strstrip (fields[1]) == '\0') {
-			g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-				     _("admin token file %s line %u: expected “NAME TOKEN”"),
-				     path, i + 1);
-			return FALSE;
-		}
-		token = g_new0 (ScAdminToken, 1);
-		token->name = g_strdup (fields[0]);
-		digest_token (fields[1], token->digest);
+	for (guint i = 0; pairs[i] != NULL && pairs[i + 1] != NULL; i += 2) {
+		ScAdminToken *token = g_new0 (ScAdminToken, 1);
+		token->name = g_strdup (pairs[i]);
+		digest_token (pairs[i + 1], token->digest);
 		g_ptr_array_add (auth->tokens, token);
 	}
-	if (auth->tokens->len == 0) {
-		g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-			     _("admin token file %s holds no token"), path);
-		return FALSE;
-	}
+	if (g_stat (path, &st) == 0 && (st.st_mode & 0077) != 0)
+		g_warning ("admin token file %s can be read by other users (chmod 600 it)", path);
 	return TRUE;
 }
 
-ScAdminAuth *
-sc_admin_auth_new (const char *token_file, GError **error)
+char *
+sc_admin_token_ensure (const char *spool_dir, GError **error)
 {
+	g_autofree char *path = g_build_filename (spool_dir, GENERATED_TOKEN_FILE, NULL);
+	g_autofree char *temporary = NULL;
+	g_autofree char *token = NULL;
+	g_autofree char *line = NULL;
+	int fd;
+
+	if (g_file_test (path, G_FILE_TEST_EXISTS))
+		return g_steal_pointer (&path);
+	if (!g_file_test (spool_dir, G_FILE_TEST_IS_DIR)) {
+		g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
+			     _("the spool folder %s does not exist yet (start the daemon once)"), spool_dir);
+		return NULL;
+	}
+	token = random_hex (32, error);
+	if (token == NULL)
+		return NULL;
+	line = g_strdup_printf ("%s %s\n", GENERATED_TOKEN_NAME, token);
+	/* written aside, then linked: a reader never sees half a file, and of
+	 * two starting at once (the daemon, admin-url) the first one wins */
+	temporary = g_strdup_printf ("%s.%d.tmp", path, (int) getpid ());
+	fd = g_open (temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		int saved = errno;
+		g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved),
+			     _("cannot create %s: %s"), temporary, g_strerror (saved));
+		return NULL;
+	}
+	if (write (fd, line, strlen (line)) != (ssize_t) strlen (line) || fsync (fd) != 0) {
+		int saved = errno;
+		close (fd);
+		g_unlink (temporary);
+		g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved),
+			     _("cannot write %s: %s"), temporary, g_strerror (saved));
+		return NULL;
+	}
+	close (fd);
+	if (link (temporary, path) != 0 && errno != EEXIST) {
+		int saved = errno;
+		g_unlink (temporary);
+		g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved),
+			     _("cannot create %s: %s"), path, g_strerror (saved));
+		return NULL;
+	}
+	g_unlink (temporary);
+	return g_steal_pointer (&path);
+}
+
+char *
+sc_admin_login_url (const ScConfig *config, GError **error)
+{
+	g_autofree char *token_path = NULL;
+	g_auto(GStrv) pairs = NULL;
+	g_autofree char *base = NULL;
+	g_autofree char *escaped = NULL;
+
+	if (config->admin_listen == NULL) {
+		g_set_error_literal (error, SC_CONFIG_ERROR, SC_CONFIG_ERROR_INVALID,
+				     _("no admin server is configured ([admin] listen is empty)"));
+		return NULL;
+	}
+	token_path = config->admin_token_file != NULL ? g_strdup (config->admin_token_file)
+						      : sc_admin_token_ensure (config->spool, error);
+	if (token_path == NULL)
+		return NULL;
+	pairs = sc_config_read_admin_tokens (token_path, error);
+	if (pairs == NULL)
+		return NULL;
+	if (config->admin_public_url != NULL && *config->admin_public_url != '\0') {
+		base = g_strdup (config->admin_public_url);
+		while (g_str_has_suffix (base, "/"))
+			base[strlen (base) - 1] = '\0';
+	} else {
+		const char *colon = strrchr (config->admin_listen, ':');
+		g_autofree char *host = g_strndup (config->admin_listen, colon - config->admin_listen);
+		g_autoptr(GInetAddress) address = NULL;
+
+		if (host[0] == '[') {
+			char *bare = g_strndup (host + 1, strlen (host) - 2);
+			g_free (host);
+			host = bare;
+		}
+		address = g_inet_address_new_from_string (host);
+		/* every address: this machine's loopback is one of them */
+		if (address != NULL && g_inet_address_get_is_any (address)) {
+			g_free (host);
+			host = g_strdup (g_inet_address_get_family (address) == G_SOCKET_FAMILY_IPV6 ? "::1"
+												  : "127.0.0.1");
+		}
+		if (strchr (host, ':') != NULL)
+			base = g_strdup_printf ("http://[%s]:%s", host, colon + 1);
+		else
+			base = g_strdup_printf ("http://%s:%s", host, colon + 1);
+	}
+	/* in the fragment: browsers send it to no server, log and Referer included */
+	escaped = g_uri_escape_string (pairs[1], NULL, FALSE);
+	return g_strdup_printf ("%s/#token=%s", base, escaped);
+}
+
+ScAdminAuth *
+sc_admin_auth_new (const ScConfig *config, GError **error)
+{
+	g_autoptr(GError) error_local = NULL;
 	ScAdminAuth *auth = g_new0 (ScAdminAuth, 1);
 
 	auth->tokens = g_ptr_array_new_with_free_func ((GDestroyNotify) token_free);
 	auth->sessions = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
 						(GDestroyNotify) session_free);
+	auth->peers = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
 	if (!random_bytes (auth->secret, sizeof auth->secret, error)) {
 		sc_admin_auth_free (auth);
 		return NULL;
 	}
-	if (token_file != NULL) {
-		auth->required = TRUE;
-		if (!load_tokens (auth, token_file, error)) {
-			sc_admin_auth_free (auth);
-			return NULL;
-		}
+	auth->token_path = config->admin_token_file != NULL ? g_strdup (config->admin_token_file)
+							    : sc_admin_token_ensure (config->spool, error);
+	if (auth->token_path == NULL || !load_tokens (auth, auth->token_path, error)) {
+		sc_admin_auth_free (auth);
+		return NULL;
 	}
 	return auth;
+}
+
+const char *
+sc_admin_auth_token_path (ScAdminAuth *auth)
+{
+	return auth->token_path;
 }
 
 void
@@ -188,14 +303,69 @@ sc_admin_auth_free (ScAdminAuth *auth)
 		return;
 	g_ptr_array_unref (auth->tokens);
 	g_hash_table_unref (auth->sessions);
+	g_hash_table_unref (auth->peers);
+	g_free (auth->token_path);
 	memset (auth->secret, 0, sizeof auth->secret);
 	g_free (auth);
 }
 
-gboolean
-sc_admin_auth_required (ScAdminAuth *auth)
+/* ---- guessing ---- */
+
+/* (nullable) when @remote must wait, and how long (seconds, rounded up) */
+static guint
+peer_wait (ScAdminAuth *auth, const char *remote, gint64 now)
 {
-	return auth->required;
+	ScAdminPeer *peer = g_hash_table_lookup (auth->peers, remote != NULL ? remote : "");
+
+	if (peer == NULL || peer->slowed_until <= now)
+		return 0;
+	return (guint) ((peer->slowed_until - now + G_USEC_PER_SEC - 1) / G_USEC_PER_SEC);
+}
+
+static void
+forget_quiet_peers (ScAdminAuth *auth, gint64 now)
+{
+	GHashTableIter iter;
+	ScAdminPeer *peer;
+
+	g_hash_table_iter_init (&iter, auth->peers);
+	while (g_hash_table_iter_next (&iter, NULL, (gpointer *) &peer)) {
+		if (peer->last_failure + FAILURES_FORGOTTEN <= now && peer->slowed_until <= now)
+			g_hash_table_iter_remove (&iter);
+	}
+}
+
+static void
+peer_failed (ScAdminAuth *auth, const char *remote, const char *what, gint64 now)
+{
+	const char *key = remote != NULL ? remote : "";
+	ScAdminPeer *peer = g_hash_table_lookup (auth->peers, key);
+
+	if (peer == NULL) {
+		if (g_hash_table_size (auth->peers) >= PEERS_MAX)
+			forget_quiet_peers (auth, now);
+		peer = g_new0 (ScAdminPeer, 1);
+		g_hash_table_insert (auth->peers, g_strdup (key), peer);
+	} else if (peer->last_failure + FAILURES_FORGOTTEN <= now) {
+		peer->failures = 0;
+	}
+	peer->failures++;
+	peer->last_failure = now;
+	/* one line per failure, the address where fail2ban looks for it */
+	g_message ("admin authentication failure from %s: %s (%u in a row)", key, what, peer->failures);
+	if (peer->failures > FAILURES_FREE) {
+		guint shift = MIN (peer->failures - FAILURES_FREE - 1, 6);
+		gint64 wait = MIN ((gint64) G_USEC_PER_SEC << shift, BACKOFF_MAX);
+		peer->slowed_until = now + wait;
+		g_message ("admin authentication from %s slowed down: next try in %" G_GINT64_FORMAT " s",
+			   key, wait / G_USEC_PER_SEC);
+	}
+}
+
+static void
+peer_succeeded (ScAdminAuth *auth, const char *remote)
+{
+	g_hash_table_remove (auth->peers, remote != NULL ? remote : "");
 }
 
 /* (nullable) the NAME of @presented; every token is compared, match or not */
@@ -231,28 +401,31 @@ session_cookie (SoupServerMessage *message)
 }
 
 ScAdminIdentity *
-sc_admin_auth_identify (ScAdminAuth *auth, SoupServerMessage *message, gint64 now)
+sc_admin_auth_identify (ScAdminAuth *auth, SoupServerMessage *message, gint64 now, guint *out_wait)
 {
 	SoupMessageHeaders *headers = soup_server_message_get_request_headers (message);
 	const char *authorization = soup_message_headers_get_one (headers, "Authorization");
+	const char *remote = soup_server_message_get_remote_host (message);
 	g_autoptr(ScAdminIdentity) identity = g_new0 (ScAdminIdentity, 1);
 	g_autofree char *session_id = NULL;
 
+	*out_wait = 0;
 	if (authorization != NULL && g_ascii_strncasecmp (authorization, "Bearer ", 7) == 0) {
 		const char *name;
-		if (!auth->required) {
-			/* no tokens to check: a Bearer header is still not a browser's */
-			identity->actor = g_strdup ("local");
-			identity->bearer = TRUE;
-			return g_steal_pointer (&identity);
-		}
-		name = find_token (auth, authorization + 7);
-		if (name == NULL)
+		*out_wait = peer_wait (auth, remote, now);
+		if (*out_wait > 0)
 			return NULL;
+		name = find_token (auth, authorization + 7);
+		if (name == NULL) {
+			peer_failed (auth, remote, "wrong bearer token", now);
+			return NULL;
+		}
+		peer_succeeded (auth, remote);
 		identity->actor = g_strdup (name);
 		identity->bearer = TRUE;
 		return g_steal_pointer (&identity);
 	}
+	/* a stale cookie (the daemon restarted) is no guess: 401, not counted */
 	session_id = session_cookie (message);
 	if (session_id != NULL) {
 		ScAdminSession *session = g_hash_table_lookup (auth->sessions, session_id);
@@ -264,10 +437,13 @@ sc_admin_auth_identify (ScAdminAuth *auth, SoupServerMessage *message, gint64 no
 		if (session != NULL)
 			g_hash_table_remove (auth->sessions, session_id);
 	}
-	if (auth->required)
-		return NULL;
-	identity->actor = g_strdup ("local");
-	return g_steal_pointer (&identity);
+	return NULL;
+}
+
+guint
+sc_admin_auth_login_wait (ScAdminAuth *auth, SoupServerMessage *message, gint64 now)
+{
+	return peer_wait (auth, soup_server_message_get_remote_host (message), now);
 }
 
 char *
@@ -367,9 +543,12 @@ sc_admin_auth_handle_login (ScAdminServer *server, SoupServerMessage *message)
 		sc_admin_reply_error (message, SOUP_STATUS_METHOD_NOT_ALLOWED, _("method not allowed"));
 		return;
 	}
-	if (!auth->required) {
-		redirect_home (message);
-		return;
+	{
+		guint wait = sc_admin_auth_login_wait (auth, message, now);
+		if (wait > 0) {
+			sc_admin_reply_slow_down (message, wait);
+			return;
+		}
 	}
 	flat = g_strndup (body->data != NULL ? body->data : "", body->length);
 	form = soup_form_decode (flat);
@@ -377,11 +556,12 @@ sc_admin_auth_handle_login (ScAdminServer *server, SoupServerMessage *message)
 		name = find_token (auth, g_hash_table_lookup (form, "token"));
 	g_hash_table_unref (form);
 	if (name == NULL) {
-		g_message ("admin login refused from %s", soup_server_message_get_remote_host (message));
+		peer_failed (auth, soup_server_message_get_remote_host (message), "wrong login token", now);
 		reply_login_page (message, SOUP_STATUS_UNAUTHORIZED, _("That token is not valid."));
 		return;
 	}
 
+	peer_succeeded (auth, soup_server_message_get_remote_host (message));
 	forget_expired (auth, now);
 	if (g_hash_table_size (auth->sessions) >= SESSIONS_MAX) {
 		sc_admin_reply_error (message, SOUP_STATUS_SERVICE_UNAVAILABLE, _("too many sessions"));
@@ -414,22 +594,16 @@ void
 sc_admin_auth_handle_logout (ScAdminServer *server, SoupServerMessage *message)
 {
 	ScAdminAuth *auth = server->auth;
-	g_autoptr(ScAdminIdentity) identity = NULL;
+	const ScAdminIdentity *identity;
 	g_autofree char *cookie = NULL;
 
 	if (strcmp (soup_server_message_get_method (message), "POST") != 0) {
 		sc_admin_reply_error (message, SOUP_STATUS_METHOD_NOT_ALLOWED, _("method not allowed"));
 		return;
 	}
-	identity = sc_admin_auth_identify (auth, message, sc_clock_now (server->clock));
-	if (identity == NULL) {
-		sc_admin_reply_error (message, SOUP_STATUS_UNAUTHORIZED, _("authentication required"));
-		return;
-	}
-	if (!sc_admin_auth_check_csrf (auth, identity, message)) {
-		sc_admin_reply_error (message, SOUP_STATUS_FORBIDDEN, _("missing or wrong X-CSRF-Token header"));
-		return;
-	}
+	/* the server checked who and the CSRF token before the body was read */
+	identity = g_object_get_data (G_OBJECT (message), SC_ADMIN_IDENTITY_KEY);
+	g_return_if_fail (identity != NULL);
 	if (identity->session_id != NULL)
 		g_hash_table_remove (auth->sessions, identity->session_id);
 	cookie = g_strdup_printf ("%s=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict", SC_ADMIN_SESSION_COOKIE);

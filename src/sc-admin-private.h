@@ -11,6 +11,15 @@ G_BEGIN_DECLS
 
 typedef struct _ScAdminAuth ScAdminAuth;
 typedef struct _ScAdminMetrics ScAdminMetrics;
+typedef struct _ScAdminBulk ScAdminBulk;
+
+/* Request bodies: the cap is checked on the headers, before a byte of
+ * the body is read; JSON nesting is checked before json-glib (which
+ * recurses) sees the text. */
+#define SC_ADMIN_BODY_MAX (1024 * 1024)
+#define SC_ADMIN_LOGIN_BODY_MAX 4096
+#define SC_ADMIN_JSON_DEPTH_MAX 32
+#define SC_ADMIN_STATUS_TOO_MANY_REQUESTS 429 /* not in libsoup 3.2's enum */
 
 struct _ScAdminServer {
 	SoupServer *soup;         /* (owned) */
@@ -22,11 +31,16 @@ struct _ScAdminServer {
 	GSourceFunc kick;         /* (nullable) */
 	gpointer kick_data;       /* (unowned) */
 	guint16 port;
+	GStrv hosts;              /* (owned) Host names served, lower case */
+	gboolean loopback_only;   /* bound to loopback: other peers are refused */
+	ScAdminBulk *bulk;        /* (nullable) (owned) the bulk retry running */
 };
 
-/* Who is calling. */
+/* Who is calling; set on the message (SC_ADMIN_IDENTITY_KEY) by the
+ * server once its headers are in, before the body is read. */
+#define SC_ADMIN_IDENTITY_KEY "sc-admin-identity"
 typedef struct {
-	char *actor;      /* token NAME, or "local" without a token file */
+	char *actor;      /* token NAME */
 	gboolean bearer;  /* came with Authorization: Bearer (no CSRF needed) */
 	char *session_id; /* (nullable) from the session cookie */
 } ScAdminIdentity;
@@ -36,12 +50,17 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (ScAdminIdentity, sc_admin_identity_free)
 
 /* sc-admin-auth.c */
 #define SC_ADMIN_SESSION_COOKIE "stagecoach_session"
-ScAdminAuth *sc_admin_auth_new (const char *token_file, GError **error);
+/* Reads config's token file, or the generated one (made if missing). */
+ScAdminAuth *sc_admin_auth_new (const ScConfig *config, GError **error);
 void sc_admin_auth_free (ScAdminAuth *auth);
-gboolean sc_admin_auth_required (ScAdminAuth *auth);
-/* (nullable) NULL: not authenticated (a token file exists and neither a
- * valid Bearer token nor a live session came). (transfer full) */
-ScAdminIdentity *sc_admin_auth_identify (ScAdminAuth *auth, SoupServerMessage *message, gint64 now);
+const char *sc_admin_auth_token_path (ScAdminAuth *auth);
+/* (nullable) NULL: not authenticated (neither a valid Bearer token nor a
+ * live session came); then @out_wait > 0 if the peer guessed too often
+ * and must wait that many seconds (429), else 401.  A wrong Bearer
+ * token is logged and counted against the peer. (transfer full) */
+ScAdminIdentity *sc_admin_auth_identify (ScAdminAuth *auth, SoupServerMessage *message, gint64 now, guint *out_wait);
+/* Seconds the peer must wait before its next login try (0: none). */
+guint sc_admin_auth_login_wait (ScAdminAuth *auth, SoupServerMessage *message, gint64 now);
 /* (transfer full) the CSRF token for this caller. */
 char *sc_admin_auth_csrf_token (ScAdminAuth *auth, const ScAdminIdentity *identity);
 /* TRUE when a state-changing request may go on: Bearer, or X-CSRF-Token fits. */
@@ -51,6 +70,19 @@ void sc_admin_auth_handle_login (ScAdminServer *server, SoupServerMessage *messa
 void sc_admin_auth_handle_logout (ScAdminServer *server, SoupServerMessage *message);
 
 /* sc-admin-api.c: everything under /api/v1/; @path starts after "/api/v1". */
+/* A request body as a JSON object (an empty body is an empty object):
+ * at most SC_ADMIN_BODY_MAX bytes and SC_ADMIN_JSON_DEPTH_MAX levels of
+ * nesting, checked before parsing.  Pure: no server needed (fuzz target).
+ * Errors: G_IO_ERROR_INVALID_DATA (message fit for a 400). (transfer full) */
+JsonObject *sc_admin_parse_json_body (const char *data, gsize length, GError **error);
+/* GET /messages's query (state, list, stage, q, after, limit) as a search:
+ * @out_search's strings point into @query; limit is what was asked (the
+ * caller adds one to see if there is a next page).  Pure: no server
+ * needed (fuzz target; soup_form_decode() turns a query string into
+ * @query).  Errors: G_IO_ERROR_INVALID_ARGUMENT (fit for a 400). */
+gboolean sc_admin_parse_search_query (GHashTable *query, ScMessageSearch *out_search, GError **error);
+/* Stops a running bulk retry (the server is going away). */
+void sc_admin_api_stop_bulk (ScAdminServer *server);
 void sc_admin_api_handle (ScAdminServer *server,
 			  SoupServerMessage *message,
 			  const char *path,
@@ -66,5 +98,7 @@ void sc_admin_metrics_handle (ScAdminServer *server, SoupServerMessage *message)
 void sc_admin_reply_json (SoupServerMessage *message, guint status, JsonNode *node);
 void sc_admin_reply_error (SoupServerMessage *message, guint status, const char *text);
 void sc_admin_reply_text (SoupServerMessage *message, guint status, const char *content_type, const char *text);
+/* 429 with Retry-After: @seconds. */
+void sc_admin_reply_slow_down (SoupServerMessage *message, guint seconds);
 
 G_END_DECLS

@@ -15,9 +15,10 @@ G_BEGIN_DECLS
 
 typedef struct _ScAdminServer ScAdminServer;
 
-/* Reads the token file (if any), binds config->admin_listen ("HOST:PORT";
- * port 0 picks a free one) and listens.  @spool: (transfer none) must
- * outlive the server.  Errors: the token file, the address, the bind. */
+/* Reads the token file (without one: SPOOL/admin-token, generated at the
+ * first start), binds config->admin_listen ("HOST:PORT"; port 0 picks a
+ * free one) and listens.  @spool: (transfer none) must outlive the server.
+ * Errors: the token file, the address, the bind. */
 ScAdminServer *sc_admin_server_new (ScConfig *config, ScSpool *spool, ScClock *clock, GError **error);
 void sc_admin_server_free (ScAdminServer *server);
 
@@ -28,10 +29,19 @@ guint16 sc_admin_server_get_port (ScAdminServer *server);
  * messages due: retry, release, bulk retry.  Its return value is ignored. */
 void sc_admin_server_set_kick (ScAdminServer *server, GSourceFunc func, gpointer data);
 
-/* After SIGHUP: mailers and the token file are read from @config from now
- * on; login sessions end (browsers log in again).  The address stays bound.
- * On error (unreadable token file) the old tokens stay in force. */
+/* After SIGHUP: mailers, the token file and the Host names are read from
+ * @config from now on; login sessions end (browsers log in again).  A new
+ * listen address takes a restart: it is refused (error), as is an
+ * unreadable token file, and then every old setting stays in force. */
 gboolean sc_admin_server_set_config (ScAdminServer *server, ScConfig *config, GError **error);
+
+/* The generated token file, SPOOL_DIR/admin-token (mode 0600, "admin
+ * TOKEN"), made if missing; its path. (transfer full) */
+char *sc_admin_token_ensure (const char *spool_dir, GError **error);
+/* The dashboard's login link for the operator: the public URL (or the
+ * listen address) with the first token in the fragment, "…/#token=T",
+ * which browsers send to no server.  (transfer full) */
+char *sc_admin_login_url (const ScConfig *config, GError **error);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (ScAdminServer, sc_admin_server_free)
 

@@ -1,4 +1,4 @@
-/* sc-cli-run.c — `run` (the daemon) and `check-config`.
+/* sc-cli-run.c — `run` (the daemon), `check-config` and `admin-url`.
  * Signals go through the main loop (g_unix_signal_add): SIGTERM and SIGINT
  * finish or release in-flight work, SIGHUP reloads the configuration and
  * keeps the old one if the new one has errors. */
@@ -64,6 +64,7 @@ reload_cb (gpointer user_data)
 	sc_runner_set_config (daemon->runner, config);
 	if (daemon->notifier != NULL)
 		sc_notifier_set_config (daemon->notifier, config);
+	/* a new listen address is refused there: the socket and its rules stay together */
 	if (daemon->admin != NULL && !sc_admin_server_set_config (daemon->admin, config, &error))
 		g_warning ("SIGHUP: admin server keeps its old settings: %s", error->message);
 	return G_SOURCE_CONTINUE;
@@ -153,5 +154,23 @@ sc_cli_check_config (ScCli *cli, int argc, char **argv)
 			     g_hash_table_size (cli->config->lists)),
 		path != NULL ? path : _("built-in defaults"),
 		g_hash_table_size (cli->config->lists));
+	return EX_OK;
+}
+
+int
+sc_cli_admin_url (ScCli *cli, int argc, char **argv)
+{
+	const GOptionEntry entries[] = {{NULL}};
+	g_autoptr(GError) error = NULL;
+	g_autofree char *url = NULL;
+
+	if (!sc_cli_parse (cli, "", _("Print the dashboard's login link."), entries, &argc, &argv))
+		return EX_USAGE;
+	if (sc_cli_get_config (cli) == NULL)
+		return EX_CONFIG;
+	url = sc_admin_login_url (cli->config, &error);
+	if (url == NULL)
+		return sc_cli_fail (cli, error);
+	printf ("%s\n", url);
 	return EX_OK;
 }

@@ -292,6 +292,7 @@ static const char *const admin_keys[] = {
     SC_KEY_ADMIN_LISTEN,
     SC_KEY_ADMIN_TOKEN_FILE,
     SC_KEY_ADMIN_PUBLIC_URL,
+    SC_KEY_ADMIN_ALLOWED_HOSTS,
     NULL,
 };
 
@@ -608,6 +609,49 @@ host_is_loopback (const char *host)
 	return g_ascii_strcasecmp (host, "localhost") == 0;
 }
 
+GStrv
+sc_config_read_admin_tokens (const char *path, GError **error)
+{
+	g_autofree char *contents = NULL;
+	g_auto(GStrv) lines = NULL;
+	g_autoptr(GStrvBuilder) pairs = g_strv_builder_new ();
+	guint count = 0;
+
+	if (!g_file_get_contents (path, &contents, NULL, error))
+		return NULL;
+	lines = g_strsplit (contents, "\n", -1);
+	for (guint i = 0; lines[i] != NULL; i++) {
+		g_auto(GStrv) fields = NULL;
+		char *line = g_strstrip (lines[i]);
+		const char *token;
+
+		if (*line == '\0' || *line == '#')
+			continue;
+		fields = g_strsplit_set (line, " \t", 2);
+		token = fields[1] != NULL ? g_strstrip (fields[1]) : NULL;
+		if (token == NULL || *token == '\0') {
+			g_set_error (error, SC_CONFIG_ERROR, SC_CONFIG_ERROR_INVALID,
+				     _("%s line %u: expected “NAME TOKEN”"), path, i + 1);
+			return NULL;
+		}
+		/* a public listener answers as fast as it can be asked */
+		if (g_utf8_strlen (token, -1) < SC_ADMIN_TOKEN_MIN) {
+			g_set_error (error, SC_CONFIG_ERROR, SC_CONFIG_ERROR_INVALID,
+				     _("%s line %u: the token of %s is too short (at least %d characters)"),
+				     path, i + 1, fields[0], SC_ADMIN_TOKEN_MIN);
+			return NULL;
+		}
+		g_strv_builder_add (pairs, fields[0]);
+		g_strv_builder_add (pairs, token);
+		count++;
+	}
+	if (count == 0) {
+		g_set_error (error, SC_CONFIG_ERROR, SC_CONFIG_ERROR_INVALID, _("%s holds no token"), path);
+		return NULL;
+	}
+	return g_strv_builder_end (pairs);
+}
+
 static void
 load_admin (ScConfigLoader *loader, ScConfig *config)
 {
@@ -620,9 +664,15 @@ load_admin (ScConfigLoader *loader, ScConfig *config)
 	token_file = get_string (loader, section, SC_KEY_ADMIN_TOKEN_FILE, NULL);
 	if (token_file != NULL && *token_file != '\0') {
 		config->admin_token_file = resolve_path (loader, token_file);
-		if (g_access (config->admin_token_file, R_OK) != 0)
+		if (g_access (config->admin_token_file, R_OK) != 0) {
 			add_problem (loader, section, SC_KEY_ADMIN_TOKEN_FILE, _("cannot read %s: %s"),
 				     config->admin_token_file, g_strerror (errno));
+		} else {
+			g_autoptr(GError) error_local = NULL;
+			g_auto(GStrv) tokens = sc_config_read_admin_tokens (config->admin_token_file, &error_local);
+			if (tokens == NULL)
+				add_problem (loader, section, SC_KEY_ADMIN_TOKEN_FILE, "%s", error_local->message);
+		}
 	}
 	if (*listen != '\0') {
 		const char *colon = strrchr (listen, ':');
@@ -645,6 +695,19 @@ load_admin (ScConfigLoader *loader, ScConfig *config)
 		config->admin_listen = g_steal_pointer (&listen);
 	}
 	config->admin_public_url = get_string (loader, section, SC_KEY_ADMIN_PUBLIC_URL, NULL);
+	{
+		g_autofree char *hosts = get_string (loader, section, SC_KEY_ADMIN_ALLOWED_HOSTS, NULL);
+		if (hosts != NULL && *hosts != '\0') {
+			g_autofree char *lower = g_ascii_strdown (hosts, -1);
+			g_auto(GStrv) names = g_strsplit_set (lower, "; \t,", -1);
+			g_autoptr(GStrvBuilder) builder = g_strv_builder_new ();
+			for (guint i = 0; names[i] != NULL; i++) {
+				if (*names[i] != '\0')
+					g_strv_builder_add (builder, names[i]);
+			}
+			config->admin_allowed_hosts = g_strv_builder_end (builder);
+		}
+	}
 }
 
 static void
@@ -878,6 +941,7 @@ sc_config_unref (ScConfig *config)
 	g_free (config->admin_listen);
 	g_free (config->admin_token_file);
 	g_free (config->admin_public_url);
+	g_strfreev (config->admin_allowed_hosts);
 	g_free (config->notify_webhook);
 	g_free (config->notify_secret_file);
 	g_free (config);

@@ -79,6 +79,8 @@ G_BEGIN_DECLS
 #define SC_DEF_ADMIN_LISTEN "127.0.0.1:8470"
 #define SC_KEY_ADMIN_TOKEN_FILE "token-file" /* lines "NAME TOKEN"; required off loopback */
 #define SC_KEY_ADMIN_PUBLIC_URL "public-url" /* base of links in notifications */
+#define SC_KEY_ADMIN_ALLOWED_HOSTS "allowed-hosts" /* extra Host names served, ';'-separated */
+#define SC_ADMIN_TOKEN_MIN 16 /* characters: shorter tokens are refused */
 
 /* [notify] */
 #define SC_CONFIG_SECTION_NOTIFY "notify"
@@ -201,6 +203,7 @@ typedef struct {
 	char *admin_listen;        /* (nullable) "127.0.0.1:8470"; NULL: off */
 	char *admin_token_file;    /* (nullable) absolute */
 	char *admin_public_url;    /* (nullable) */
+	GStrv admin_allowed_hosts; /* (nullable) extra Host names, lower case */
 	char *notify_webhook;      /* (nullable) */
 	char *notify_secret_file;  /* (nullable) absolute */
 	gint64 notify_digest_interval;
@@ -226,6 +229,12 @@ const ScMailerConfig *sc_config_get_mailer (const ScConfig *config, const char *
 /* The mailers a list delivers through, in the order to try them.
  * (transfer container) (element-type ScMailerConfig) */
 GPtrArray *sc_config_list_mailers (const ScConfig *config, const ScListConfig *list);
+
+/* The admin token file: lines "NAME TOKEN", '#' comments.  Returns
+ * NAME, TOKEN, NAME, TOKEN, … (transfer full); errors name the file and
+ * line, never a token: unreadable, a malformed line, a token shorter
+ * than SC_ADMIN_TOKEN_MIN, no token at all. */
+GStrv sc_config_read_admin_tokens (const char *path, GError **error);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (ScConfig, sc_config_unref)
 

@@ -219,7 +219,7 @@ sc_spool_retry_list (ScSpool *spool,
 		     GPtrArray *queue_ids,
 		     const char *detail,
 		     const ScAuditContext *audit,
-		     guint *out_count,
+		     guint *inout_count,
 		     GError **error)
 {
 	guint count = 0;
@@ -230,6 +230,10 @@ sc_spool_retry_list (ScSpool *spool,
 	for (guint i = 0; i < queue_ids->len; i++) {
 		g_autoptr(ScMessageSummary) message = sc_spool_get_summary (spool, queue_ids->pdata[i], error);
 		if (message == NULL) {
+			if (g_error_matches (*error, SC_SPOOL_ERROR, SC_SPOOL_ERROR_NOT_FOUND)) {
+				g_clear_error (error); /* deleted since the search */
+				continue;
+			}
 			sc_spool_rollback (spool);
 			return FALSE;
 		}
@@ -242,15 +246,18 @@ sc_spool_retry_list (ScSpool *spool,
 		}
 		count++;
 	}
-	summary = g_strdup_printf ("%s count=%u", detail != NULL ? detail : "", count);
-	if (!write_audit (spool, audit, "retry-bulk", NULL, summary, error)) {
-		sc_spool_rollback (spool);
-		return FALSE;
+	/* a batch of a larger job has no row of its own: the last one says the total */
+	if (detail != NULL) {
+		summary = g_strdup_printf ("%s count=%u", detail, count + (inout_count != NULL ? *inout_count : 0));
+		if (!write_audit (spool, audit, "retry-bulk", NULL, summary, error)) {
+			sc_spool_rollback (spool);
+			return FALSE;
+		}
 	}
 	if (!sc_spool_commit (spool, error))
 		return FALSE;
-	if (out_count != NULL)
-		*out_count = count;
+	if (inout_count != NULL)
+		*inout_count += count;
 	return TRUE;
 }
 

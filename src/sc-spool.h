@@ -332,13 +332,17 @@ gboolean sc_spool_retry_matching (ScSpool *spool,
 				  const ScAuditContext *audit,
 				  guint *out_count,
 				  GError **error);
-/* Retries each of @queue_ids (a search's result) in one transaction with
- * one audit row; messages no longer retryable are skipped, not errors. */
+/* Retries each of @queue_ids (a batch of a search's result) in one
+ * transaction; messages no longer retryable (or gone) are skipped, not
+ * errors.  *@inout_count grows by those retried.  @detail: (nullable) with
+ * it, one "retry-bulk" audit row "DETAIL count=TOTAL" (TOTAL: the new
+ * *@inout_count) in the same transaction; without, none (a batch of a
+ * larger job, whose last batch writes it). */
 gboolean sc_spool_retry_list (ScSpool *spool,
 			      GPtrArray *queue_ids,
 			      const char *detail,
 			      const ScAuditContext *audit,
-			      guint *out_count,
+			      guint *inout_count,
 			      GError **error);
 gboolean sc_spool_hold (ScSpool *spool,
 			const char *queue_id,

@@ -795,7 +795,7 @@ test_password_file_warning (Fixture *fixture, gconstpointer user_data)
 static void
 test_admin_and_notify (Fixture *fixture, gconstpointer user_data)
 {
-	g_autofree char *tokens = sc_test_write_file (fixture->dir, "tokens", "ops s3cret\n");
+	g_autofree char *tokens = sc_test_write_file (fixture->dir, "tokens", "ops s3cret-0123456789abcdef\n");
 	g_autofree char *secret = sc_test_write_file (fixture->dir, "hook.key", "k\n");
 	g_autofree char *path = sc_test_write_file (fixture->dir, "stagecoach.conf",
 						    "[admin]\nlisten=0.0.0.0:8470\ntoken-file=tokens\n"

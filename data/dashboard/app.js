@@ -273,7 +273,7 @@
     document.title = 'Sign in · stagecoach';
     view.appendChild(h('section', { class: 'card login' },
       h('h1', null, 'Sign in'),
-      h('p', null, 'This admin server needs a token.'),
+      h('p', null, 'This admin server needs a token. On the server, `stagecoach admin-url` prints a login link.'),
       h('form', { method: 'post', action: '/login' },
         h('label', null, 'Token ', h('input', { type: 'password', name: 'token', required: true, autocomplete: 'current-password' })),
         h('button', { type: 'submit', class: 'primary' }, 'Sign in'))));
@@ -884,7 +884,35 @@
 
   // ---- start -------------------------------------------------------------
 
-  window.addEventListener('hashchange', route);
-  if (!location.hash) history.replaceState(null, '', '#/');
-  route();
+  // The login link (`stagecoach admin-url`) carries the token in the
+  // fragment, which browsers send to no server: take it out of the address
+  // bar and the history at once, then trade it for the session cookie.
+  async function loginFromFragment() {
+    const m = /^#token=([^&]*)/.exec(location.hash);
+    if (!m) return;
+    history.replaceState(null, '', location.pathname + '#/');
+    const token = decodeURIComponent(m[1]);
+    try {
+      const res = await fetch('/login', {
+        method: 'POST',
+        body: new URLSearchParams({ token }),
+        credentials: 'same-origin',
+        cache: 'no-store',
+      });
+      if (!res.ok) flash(res.status === 429 ? 'Too many failed logins: wait a little.' : 'That login link is not valid (any more).', 'error');
+    } catch (e) {
+      flash('cannot reach the stagecoach admin server', 'error');
+    }
+  }
+
+  // a login link opened on a page already shown changes only the fragment
+  function start() {
+    loginFromFragment().finally(() => {
+      if (!location.hash) history.replaceState(null, '', '#/');
+      route();
+    });
+  }
+
+  window.addEventListener('hashchange', () => (/^#token=/.test(location.hash) ? start() : route()));
+  start();
 })();

@@ -1,6 +1,8 @@
 // tests/browser/dashboard.test.mjs — the admin dashboard in headless
 // Chromium against a live `stagecoach run`.
 //
+// The operator logs in with the link `stagecoach admin-url` prints (the
+// token generated in the spool, in the URL's fragment).
 // A message is delivered to an smtp-sink that refuses every RCPT (5xx), so
 // it dies; the dashboard must find it, show the refusal in the recipients
 // table, and retry it once the sink accepts.  A second message's Subject is
@@ -227,11 +229,20 @@ async function main() {
       if (m.type() === 'error' && /Content Security Policy|Refused to/i.test(m.text())) problems.push('console: ' + m.text());
     });
 
-    step = 'overview';
+    step = 'anonymous: the login form';
     await page.goto(base + '/');
+    await page.locator('section.login').waitFor();
+
+    step = 'log in with the link `stagecoach admin-url` prints';
+    const loginUrl = (await cli('admin-url')).trim();
+    assert(loginUrl.startsWith(base + '/#token='), `a login link with the token in the fragment: ${loginUrl.replace(/token=.*/, 'token=…')}`);
+    await page.goto(loginUrl);
+
+    step = 'overview';
     await page.locator('#overview-counts li[data-state="dead"] .count-n').filter({ hasText: /^2$/ }).waitFor();
     await page.locator('#overview-lists').getByText(LIST).first().waitFor();
     await page.locator('#throughput-chart').waitFor();
+    assert(!page.url().includes('token='), 'the token is gone from the address bar');
     await page.screenshot({ path: path.join(ARTIFACTS, 'overview.png'), fullPage: true });
 
     step = 'search by subject';
