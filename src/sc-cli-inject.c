@@ -234,6 +234,8 @@ sc_cli_sendmail (ScCli *cli, int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		const char *arg = argv[i];
 		if (options_done || arg[0] != '-') {
+			/* options end at the first recipient, as with Postfix's sendmail */
+			options_done = TRUE;
 			g_ptr_array_add (recipients, g_strdup (arg));
 		} else if (strcmp (arg, "--") == 0) {
 			options_done = TRUE;

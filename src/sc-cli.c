@@ -4,6 +4,7 @@
 #include "sc-cli.h"
 
 #include <stdio.h>
+#include <string.h>
 #include <sysexits.h>
 
 #include "sc-error.h"
@@ -53,6 +54,57 @@ sc_cli_fail (ScCli *cli, const GError *error)
 	return sc_error_to_exit_code (error);
 }
 
+static const GOptionEntry *
+find_entry (const GOptionEntry *entries, const char *long_name, gsize long_length, char short_name)
+{
+	for (const GOptionEntry *entry = entries; entry->long_name != NULL; entry++) {
+		if (long_name != NULL ? strlen (entry->long_name) == long_length &&
+					    strncmp (entry->long_name, long_name, long_length) == 0
+				      : entry->short_name == short_name)
+			return entry;
+	}
+	return NULL;
+}
+
+static gboolean
+takes_value (const GOptionEntry *entry)
+{
+	return entry != NULL && entry->arg != G_OPTION_ARG_NONE &&
+	       (entry->flags & G_OPTION_FLAG_OPTIONAL_ARG) == 0;
+}
+
+/* Where the options end in argv[1..]: at "--" (*out_separator) or at the
+ * first argument that is neither an option nor an option's value. */
+static int
+options_end (const GOptionEntry *entries, int argc, char **argv, gboolean *out_separator)
+{
+	*out_separator = FALSE;
+	for (int i = 1; i < argc; i++) {
+		const char *arg = argv[i];
+		if (strcmp (arg, "--") == 0) {
+			*out_separator = TRUE;
+			return i;
+		}
+		if (arg[0] != '-' || arg[1] == '\0')
+			return i;
+		if (arg[1] == '-') {
+			const char *name = arg + 2;
+			if (strchr (name, '=') == NULL &&
+			    takes_value (find_entry (entries, name, strlen (name), 0)))
+				i++;
+			continue;
+		}
+		for (const char *c = arg + 1; *c != '\0'; c++) {
+			if (takes_value (find_entry (entries, NULL, 0, *c))) {
+				if (c[1] == '\0')
+					i++; /* "-l LIST"; "-lLIST" holds its value */
+				break;
+			}
+		}
+	}
+	return argc;
+}
+
 gboolean
 sc_cli_parse (ScCli *cli,
 	      const char *parameters,
@@ -64,14 +116,32 @@ sc_cli_parse (ScCli *cli,
 	g_autoptr(GOptionContext) context = g_option_context_new (parameters);
 	g_autoptr(GError) error = NULL;
 	g_autofree char *prgname = g_strdup_printf ("stagecoach %s", cli->command);
+	g_autofree char **options = NULL;
+	gboolean separator = FALSE;
+	int end = options_end (entries, *argc, *argv, &separator);
+	int option_count = end;
+	int out;
 
 	g_set_prgname (prgname);
 	g_option_context_set_summary (context, summary);
 	g_option_context_add_main_entries (context, entries, GETTEXT_PACKAGE);
 	g_option_context_set_translation_domain (context, GETTEXT_PACKAGE);
-	if (!g_option_context_parse (context, argc, argv, &error)) {
+	/* GOption sees only the options: it would otherwise take options from
+	 * among the operands (a recipient "--list=x") and keep or drop "--"
+	 * depending on what follows it */
+	options = g_new0 (char *, end + 1);
+	memcpy (options, *argv, end * sizeof (char *));
+	if (!g_option_context_parse (context, &option_count, &options, &error)) {
 		fprintf (stderr, "stagecoach %s: %s\n", cli->command, error->message);
 		return FALSE;
 	}
+	/* argv[0], anything GOption left, then the operands, in place */
+	out = 0;
+	for (int i = 0; i < option_count; i++)
+		(*argv)[out++] = options[i];
+	for (int i = separator ? end + 1 : end; i < *argc; i++)
+		(*argv)[out++] = (*argv)[i];
+	(*argv)[out] = NULL;
+	*argc = out;
 	return TRUE;
 }

@@ -25,7 +25,8 @@ ScConfig *sc_cli_get_config (ScCli *cli);
 gboolean sc_cli_open (ScCli *cli, int *out_status);
 /* Prints "stagecoach COMMAND: message" and returns the error's exit code. */
 int sc_cli_fail (ScCli *cli, const GError *error);
-/* Parses @entries (a subcommand's options); on error prints usage, FALSE. */
+/* Parses @entries (a subcommand's options), which end at "--" and at the
+ * first operand; leaves argv[0] and the operands.  On error prints why, FALSE. */
 gboolean sc_cli_parse (ScCli *cli,
 		       const char *parameters,
 		       const char *summary,

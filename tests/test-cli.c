@@ -511,6 +511,66 @@ test_status_and_list_json (Fixture *fixture, gconstpointer data)
 	}
 }
 
+/* Options end at "--" and at the first operand, for every command (issue 7,
+ * #15): a recipient that looks like a global option is an address (here an
+ * invalid one), never a configuration that sends the message elsewhere. */
+static void
+test_options_end_at_operands (Fixture *fixture, gconstpointer data)
+{
+	g_autoptr(GBytes) input = g_bytes_new_static (message_text, strlen (message_text));
+	g_autofree char *other_config = sc_test_write_file (fixture->dir, "other.conf",
+							    "[stagecoach]\nspool=other-spool\n"
+							    "[list:test.example.org]\npipeline=archive\narchive=\n");
+	g_autofree char *other_spool = g_build_filename (fixture->dir, "other-spool", NULL);
+	g_autofree char *as_option = g_strdup_printf ("--config=%s", other_config);
+	g_autofree char *err = NULL;
+	g_autofree char *out = NULL;
+	g_autoptr(JsonObject) shown = NULL;
+
+	g_assert_cmpint (sc_test_run (fixture->config, input, NULL, &err, "inject", "--list",
+				      "test.example.org", "a@example.org", as_option, NULL), ==, EX_DATAERR);
+	g_assert_nonnull (strstr (err, "invalid address"));
+	g_assert_nonnull (strstr (err, as_option));
+	g_clear_pointer (&err, g_free);
+	g_assert_cmpint (sc_test_run (fixture->config, input, NULL, &err, "inject", "--list",
+				      "test.example.org", "a@example.org", "--config=/tmp/x", NULL), ==, EX_DATAERR);
+	g_assert_nonnull (strstr (err, "invalid address “--config=/tmp/x”"));
+	g_assert_cmpint (sc_test_run (fixture->config, input, NULL, NULL, "sendmail", "-oi", "--list",
+				      "test.example.org", "a@example.org", as_option, NULL), ==, EX_DATAERR);
+	g_assert_cmpint (sc_test_run (fixture->config, input, NULL, NULL, "sendmail", "--list",
+				      "test.example.org", "a@example.org", "-t", NULL), ==, EX_DATAERR);
+	g_assert_false (g_file_test (other_spool, G_FILE_TEST_EXISTS));
+	g_assert_cmpint (total (fixture), ==, 0);
+
+	/* "--" ends the options: what follows is a recipient even with a dash */
+	g_assert_cmpint (sc_test_run (fixture->config, input, &out, NULL, "inject", "--list",
+				      "test.example.org", "--", "rcpt@example.org", NULL), ==, 0);
+	g_clear_pointer (&out, g_free);
+	g_assert_cmpint (sc_test_run (fixture->config, input, &out, NULL, "inject", "--list",
+				      "test.example.org", "--", "-dash@example.org", NULL), ==, 0);
+	g_strstrip (out);
+	shown = sc_test_show (fixture->config, out);
+	g_assert_cmpstr (json_object_get_string_member (
+			     json_array_get_object_element (json_object_get_array_member (shown, "recipients"), 0),
+			     "address"), ==, "-dash@example.org");
+	g_assert_cmpint (sc_test_run (fixture->config, input, NULL, NULL, "sendmail", "-oi", "--list",
+				      "test.example.org", "--", "-dash@example.org", NULL), ==, 0);
+	g_assert_cmpint (total (fixture), ==, 3);
+
+	/* global options only before the command, command options before operands */
+	g_clear_pointer (&err, g_free);
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, NULL, &err, "status", as_option, NULL), ==, EX_USAGE);
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, NULL, NULL, "show", out, "--json", NULL), ==, EX_USAGE);
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, NULL, NULL, "show", "--json", out, NULL), ==, 0);
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, NULL, NULL, as_option, "status", NULL), ==, 0);
+	g_assert_true (g_file_test (other_spool, G_FILE_TEST_IS_DIR));
+	/* an option's value may start with a dash */
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, NULL, NULL, "hold", "--reason", "-v", out, NULL), ==, 0);
+	g_clear_pointer (&shown, json_object_unref);
+	shown = sc_test_show (fixture->config, out);
+	g_assert_cmpstr (json_object_get_string_member (shown, "hold_reason"), ==, "-v");
+}
+
 int
 main (int argc, char **argv)
 {
@@ -529,5 +589,7 @@ main (int argc, char **argv)
 	g_test_add ("/cli/config/errors", Fixture, NULL, setup, test_config_errors, teardown);
 	g_test_add ("/cli/usage/errors", Fixture, NULL, setup, test_usage_errors, teardown);
 	g_test_add ("/cli/json/status-and-list", Fixture, NULL, setup, test_status_and_list_json, teardown);
+	g_test_add ("/cli/usage/options-end-at-operands", Fixture, NULL, setup,
+		    test_options_end_at_operands, teardown);
 	return g_test_run ();
 }
