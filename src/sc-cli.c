@@ -7,6 +7,8 @@
 #include <string.h>
 #include <sysexits.h>
 
+#include <glib/gstdio.h>
+
 #include "sc-error.h"
 #include "sc-i18n.h"
 
@@ -26,6 +28,94 @@ sc_cli_get_config (ScCli *cli)
 		fprintf (stderr, "%s\n", error->message);
 	}
 	return cli->config;
+}
+
+/* A file changed this recently may be in the middle of a rewrite. */
+#define SC_CLI_CONFIG_SETTLE (1 * G_USEC_PER_SEC)
+/* How long ingress waits for such a file before saying "try again". */
+#define SC_CLI_CONFIG_WAIT (3 * G_USEC_PER_SEC)
+
+static gboolean
+changed_recently (const char *path)
+{
+	GStatBuf st;
+	gint64 changed;
+
+	if (path == NULL || g_stat (path, &st) != 0)
+		return FALSE;
+	changed = MAX ((gint64) st.st_mtim.tv_sec * G_USEC_PER_SEC + st.st_mtim.tv_nsec / 1000,
+		       (gint64) st.st_ctim.tv_sec * G_USEC_PER_SEC + st.st_ctim.tv_nsec / 1000);
+	return changed > g_get_real_time () - SC_CLI_CONFIG_SETTLE; /* the future too */
+}
+
+/* The ingress settings: what inject and sendmail read to accept a message. */
+static gboolean
+ingress_settings_wrong (const ScConfigFailure *failure, const char *list_id, gboolean sendmail)
+{
+	const char *main_keys[] = {SC_KEY_SPOOL, SC_KEY_BUSY_TIMEOUT, SC_KEY_MAX_MESSAGE_SIZE};
+
+	for (gsize i = 0; i < G_N_ELEMENTS (main_keys); i++) {
+		if (sc_config_failure_has (failure, SC_CONFIG_SECTION_MAIN, main_keys[i]))
+			return TRUE;
+	}
+	if (sendmail && sc_config_failure_has (failure, SC_CONFIG_SECTION_MAIN, SC_KEY_DEFAULT_LIST))
+		return TRUE;
+	if (list_id != NULL) {
+		g_autofree char *section = g_strconcat (SC_CONFIG_SECTION_LIST_PREFIX, list_id, NULL);
+		return sc_config_failure_has (failure, section, NULL);
+	}
+	return FALSE;
+}
+
+ScConfig *
+sc_cli_get_ingress_config (ScCli *cli, const char *list_id, int *out_status)
+{
+	g_autofree char *path = sc_config_find_path (cli->config_path);
+	gint64 deadline = g_get_monotonic_time () + SC_CLI_CONFIG_WAIT;
+	ScConfigFailure failure = {0};
+	g_autoptr(GError) error = NULL;
+	gboolean in_flux;
+
+	if (cli->config != NULL)
+		return cli->config;
+	/* A file that does not load, or lacks the list, and has just changed
+	 * is probably being written: read it again until it settles. */
+	for (;;) {
+		g_autoptr(ScConfig) config = NULL;
+
+		sc_config_failure_clear (&failure);
+		g_clear_error (&error);
+		config = sc_config_load_full (path, &failure, &error);
+		if (config != NULL && (list_id == NULL || sc_config_get_list (config, list_id) != NULL)) {
+			cli->config = g_steal_pointer (&config);
+			return cli->config;
+		}
+		in_flux = changed_recently (path);
+		if (!in_flux || g_get_monotonic_time () >= deadline) {
+			if (config != NULL && !in_flux) {
+				/* settled: the list is really unknown, the caller says so */
+				cli->config = g_steal_pointer (&config);
+				return cli->config;
+			}
+			break;
+		}
+		g_usleep (G_USEC_PER_SEC / 10);
+	}
+	if (error != NULL) {
+		fprintf (stderr, "stagecoach %s: %s\n", cli->command, _("the configuration has errors:"));
+		fprintf (stderr, "%s\n", error->message);
+	}
+	if (!in_flux && !failure.unparsed &&
+	    ingress_settings_wrong (&failure, list_id, strcmp (cli->command, "sendmail") == 0)) {
+		*out_status = EX_CONFIG;
+	} else {
+		fprintf (stderr, "stagecoach %s: %s\n", cli->command,
+			 in_flux ? _("the configuration is being changed; try again later")
+				 : _("the message was not accepted; try again once the configuration is fixed"));
+		*out_status = EX_TEMPFAIL;
+	}
+	sc_config_failure_clear (&failure);
+	return NULL;
 }
 
 gboolean

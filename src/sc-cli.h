@@ -20,6 +20,16 @@ typedef int (*ScCliFunc) (ScCli *cli, int argc, char **argv);
 
 /* Loads the configuration once; prints the problems and returns NULL. */
 ScConfig *sc_cli_get_config (ScCli *cli);
+/* The configuration for inject and sendmail (@list_id: nullable, the
+ * list named on the command line).  A file that fails to load, or lacks
+ * the list, and has just changed is read again until it settles (a
+ * rewrite in progress).  On failure prints why and sets @out_status: 78
+ * when the ingress settings themselves are wrong (spool, busy-timeout,
+ * max-message-size, the list's section; default-list for sendmail), 75
+ * otherwise — a file that does not parse as a whole, or errors elsewhere,
+ * must not make list software drop the message.  A settled configuration
+ * without the list is returned; the caller reports the unknown list. */
+ScConfig *sc_cli_get_ingress_config (ScCli *cli, const char *list_id, int *out_status);
 /* Loads the configuration and opens its spool (cli->config, cli->spool);
  * on failure prints why and sets @out_status to the exit code. */
 gboolean sc_cli_open (ScCli *cli, int *out_status);

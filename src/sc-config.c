@@ -27,6 +27,7 @@ typedef struct {
 	GKeyFile *keyfile;
 	GPtrArray *problems;  /* (element-type utf8) */
 	GPtrArray *warnings;  /* (element-type utf8) the config's own */
+	GPtrArray *places;    /* (element-type utf8) "SECTION\nKEY" of each problem */
 } ScConfigLoader;
 
 static void G_GNUC_PRINTF (4, 5)
@@ -38,6 +39,7 @@ static void G_GNUC_PRINTF (4, 5)
 	va_start (args, format);
 	reason = g_strdup_vprintf (format, args);
 	va_end (args);
+	g_ptr_array_add (loader->places, g_strdup_printf ("%s\n%s", section, key != NULL ? key : ""));
 	if (key != NULL)
 		g_ptr_array_add (loader->problems,
 				 g_strdup_printf ("%s: [%s] %s: %s", loader->path, section, key, reason));
@@ -757,10 +759,39 @@ config_new (void)
 	return config;
 }
 
+void
+sc_config_failure_clear (ScConfigFailure *failure)
+{
+	if (failure == NULL)
+		return;
+	g_clear_pointer (&failure->places, g_ptr_array_unref);
+	failure->unparsed = FALSE;
+}
+
+gboolean
+sc_config_failure_has (const ScConfigFailure *failure, const char *section, const char *key)
+{
+	g_autofree char *prefix = g_strdup_printf ("%s\n%s", section, key != NULL ? key : "");
+
+	for (guint i = 0; failure->places != NULL && i < failure->places->len; i++) {
+		const char *place = failure->places->pdata[i];
+		if (key != NULL ? strcmp (place, prefix) == 0 : g_str_has_prefix (place, prefix))
+			return TRUE;
+	}
+	return FALSE;
+}
+
 ScConfig *
 sc_config_load (const char *path, GError **error)
 {
+	return sc_config_load_full (path, NULL, error);
+}
+
+ScConfig *
+sc_config_load_full (const char *path, ScConfigFailure *out_failure, GError **error)
+{
 	g_autoptr(ScConfig) config = config_new ();
+	g_autoptr(GPtrArray) places = g_ptr_array_new_with_free_func (g_free);
 	g_autoptr(GKeyFile) keyfile = g_key_file_new ();
 	g_autoptr(GPtrArray) problems = g_ptr_array_new_with_free_func (g_free);
 	g_autofree char *base_dir = NULL;
@@ -776,6 +807,8 @@ sc_config_load (const char *path, GError **error)
 				     "%s: %s",
 				     path,
 				     error_local->message);
+			if (out_failure != NULL)
+				out_failure->unparsed = TRUE;
 			return NULL;
 		}
 		config->path = g_canonicalize_filename (path, NULL);
@@ -788,6 +821,7 @@ sc_config_load (const char *path, GError **error)
 	loader.keyfile = keyfile;
 	loader.problems = problems;
 	loader.warnings = config->warnings;
+	loader.places = places;
 
 	load_main (&loader, config);
 	load_retry (&loader, config);
@@ -834,6 +868,8 @@ sc_config_load (const char *path, GError **error)
 		g_ptr_array_add (problems, NULL);
 		joined = g_strjoinv ("\n", (char **) problems->pdata);
 		g_set_error_literal (error, SC_CONFIG_ERROR, SC_CONFIG_ERROR_INVALID, joined);
+		if (out_failure != NULL)
+			out_failure->places = g_steal_pointer (&places);
 		return NULL;
 	}
 	return g_steal_pointer (&config);

@@ -6,6 +6,8 @@
 #include <glib/gstdio.h>
 #include <sqlite3.h>
 #include <sysexits.h>
+#include <time.h>
+#include <utime.h>
 #include <unistd.h>
 
 #include "sc-test-util.h"
@@ -450,11 +452,12 @@ test_config_errors (Fixture *fixture, gconstpointer data)
 	g_assert_nonnull (strstr (err, "[stagecoach] workerz: unknown key"));
 	g_assert_nonnull (strstr (err, "[retry] initial:"));
 	g_clear_pointer (&err, g_free);
-	/* every command refuses to work on a broken configuration */
+	/* every command refuses to work on a broken configuration; for inject
+	 * these errors are outside its settings: try again (75) */
 	{
 		g_autoptr(GBytes) input = g_bytes_new_static (message_text, strlen (message_text));
 		g_assert_cmpint (sc_test_run (fixture->config, input, NULL, &err, "inject", "--list",
-					      "test.example.org", "a@example.org", NULL), ==, EX_CONFIG);
+					      "test.example.org", "a@example.org", NULL), ==, EX_TEMPFAIL);
 		g_assert_cmpint (sc_test_run (fixture->config, NULL, NULL, NULL, "run", "--once", NULL), ==, EX_CONFIG);
 	}
 	/* a config file that does not exist */
@@ -509,6 +512,105 @@ test_status_and_list_json (Fixture *fixture, gconstpointer data)
 		g_assert_true (json_object_has_member (item, "last_error"));
 		g_assert_true (json_object_has_member (item, "list"));
 	}
+}
+
+/* Writes the configuration and dates it an hour back: a file that has
+ * settled, not one being rewritten. */
+static void
+write_settled (Fixture *fixture, const char *text)
+{
+	struct utimbuf old;
+
+	g_assert_true (g_file_set_contents (fixture->config, text, -1, NULL));
+	old.actime = old.modtime = time (NULL) - 3600;
+	g_assert_cmpint (g_utime (fixture->config, &old), ==, 0);
+}
+
+static int
+inject_to (Fixture *fixture, const char *list, char **out_stderr)
+{
+	g_autoptr(GBytes) input = g_bytes_new_static (message_text, strlen (message_text));
+	return sc_test_run (fixture->config, input, NULL, out_stderr, "inject", "--list", list,
+			    "a@example.org", NULL);
+}
+
+/* Issue 7, #9: a configuration that does not parse as a whole (half
+ * written), or has errors outside the ingress settings, is a temporary
+ * failure for inject and sendmail (75: the caller keeps the message); only
+ * wrong ingress settings are 78.  Other commands keep 78. */
+static void
+test_config_errors_ingress (Fixture *fixture, gconstpointer data)
+{
+	g_autoptr(GBytes) input = g_bytes_new_static (message_text, strlen (message_text));
+	g_autofree char *err = NULL;
+	const char *good_head = "[stagecoach]\nspool=spool\nbusy-timeout=300ms\n";
+
+	/* cut in the middle of a section name: not a key file */
+	write_settled (fixture, "[stagecoach]\nspool=spool\n[list:test.exa");
+	g_assert_cmpint (inject_to (fixture, "test.example.org", &err), ==, EX_TEMPFAIL);
+	g_assert_nonnull (strstr (err, "try again"));
+	g_assert_cmpint (sc_test_run (fixture->config, input, NULL, NULL, "sendmail", "--list",
+				      "test.example.org", "a@example.org", NULL), ==, EX_TEMPFAIL);
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, NULL, NULL, "status", NULL), ==, EX_CONFIG);
+	/* errors outside what ingress reads */
+	write_settled (fixture, "[stagecoach]\nspool=spool\nworkerz=4\n[retry]\ninitial=soon\n"
+				"[list:test.example.org]\npipeline=archive\narchive=\n"
+				"[list:other.example.org]\npipeline=nonsense\n");
+	g_assert_cmpint (inject_to (fixture, "test.example.org", NULL), ==, EX_TEMPFAIL);
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, NULL, NULL, "run", "--once", NULL), ==, EX_CONFIG);
+	/* … but the list's own section is an ingress setting */
+	g_clear_pointer (&err, g_free);
+	g_assert_cmpint (inject_to (fixture, "other.example.org", &err), ==, EX_CONFIG);
+	g_assert_nonnull (strstr (err, "[list:other.example.org] pipeline"));
+	g_assert_cmpint (sc_test_run (fixture->config, input, NULL, NULL, "sendmail", "--list",
+				      "other.example.org", "a@example.org", NULL), ==, EX_CONFIG);
+	/* so are the spool's settings and limits */
+	{
+		g_autofree char *text = g_strdup_printf ("%smax-message-size=lots\n"
+							 "[list:test.example.org]\npipeline=archive\narchive=\n",
+							 good_head);
+		write_settled (fixture, text);
+		g_assert_cmpint (inject_to (fixture, "test.example.org", NULL), ==, EX_CONFIG);
+	}
+	/* a file that is not there (yet) */
+	g_assert_cmpint (g_unlink (fixture->config), ==, 0);
+	g_assert_cmpint (inject_to (fixture, "test.example.org", NULL), ==, EX_TEMPFAIL);
+	/* a settled, valid configuration without the list: a usage error */
+	write_settled (fixture, good_head);
+	g_assert_cmpint (inject_to (fixture, "test.example.org", NULL), ==, EX_USAGE);
+	write_config (fixture, NULL);
+	g_assert_cmpint (total (fixture), ==, 0);
+}
+
+/* Issue 7, #9: the configuration is being rewritten in place while inject
+ * starts (half written, and the list's half is cut mid-key).  Inject waits
+ * for the file to settle instead of refusing the message. */
+static void
+test_config_being_rewritten (Fixture *fixture, gconstpointer data)
+{
+	const char *commands[] = {"inject", "sendmail"};
+
+	for (gsize c = 0; c < G_N_ELEMENTS (commands); c++) {
+		g_autoptr(GSubprocessLauncher) launcher = g_subprocess_launcher_new (
+		    G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_SILENCE);
+		g_autoptr(GSubprocess) process = NULL;
+		g_autoptr(GBytes) input = g_bytes_new_static (message_text, strlen (message_text));
+		g_autoptr(GError) error = NULL;
+
+		g_assert_true (g_file_set_contents (fixture->config,
+						    "[stagecoach]\nspool=spool\n[list:test.example.org]\n"
+						    "pipeline=decorate;arch", -1, NULL));
+		g_subprocess_launcher_setenv (launcher, "STAGECOACH_CONFIG", fixture->config, TRUE);
+		process = g_subprocess_launcher_spawn (launcher, &error, sc_test_binary (), commands[c],
+						       "--list", "test.example.org", "a@example.org", NULL);
+		g_assert_no_error (error);
+		g_usleep (G_USEC_PER_SEC / 2); /* it reads the half-written file meanwhile */
+		write_config (fixture, NULL);
+		g_subprocess_communicate (process, input, NULL, NULL, NULL, &error);
+		g_assert_no_error (error);
+		g_assert_cmpint (g_subprocess_get_exit_status (process), ==, 0);
+	}
+	g_assert_cmpint (total (fixture), ==, 2);
 }
 
 /* Options end at "--" and at the first operand, for every command (issue 7,
@@ -589,6 +691,8 @@ main (int argc, char **argv)
 	g_test_add ("/cli/config/errors", Fixture, NULL, setup, test_config_errors, teardown);
 	g_test_add ("/cli/usage/errors", Fixture, NULL, setup, test_usage_errors, teardown);
 	g_test_add ("/cli/json/status-and-list", Fixture, NULL, setup, test_status_and_list_json, teardown);
+	g_test_add ("/cli/config/errors-ingress", Fixture, NULL, setup, test_config_errors_ingress, teardown);
+	g_test_add ("/cli/config/being-rewritten", Fixture, NULL, setup, test_config_being_rewritten, teardown);
 	g_test_add ("/cli/usage/options-end-at-operands", Fixture, NULL, setup,
 		    test_options_end_at_operands, teardown);
 	return g_test_run ();
