@@ -23,9 +23,10 @@ sc_cli_get_config (ScCli *cli)
 	path = sc_config_find_path (cli->config_path);
 	cli->config = sc_config_load (path, &error);
 	if (cli->config == NULL) {
+		g_autofree char *message = sc_cli_terminal_safe (error->message, TRUE);
 		fprintf (stderr, "stagecoach %s: %s\n", cli->command,
 			 _("the configuration has errors:"));
-		fprintf (stderr, "%s\n", error->message);
+		fprintf (stderr, "%s\n", message);
 	}
 	return cli->config;
 }
@@ -102,8 +103,9 @@ sc_cli_get_ingress_config (ScCli *cli, const char *list_id, int *out_status)
 		g_usleep (G_USEC_PER_SEC / 10);
 	}
 	if (error != NULL) {
+		g_autofree char *message = sc_cli_terminal_safe (error->message, TRUE);
 		fprintf (stderr, "stagecoach %s: %s\n", cli->command, _("the configuration has errors:"));
-		fprintf (stderr, "%s\n", error->message);
+		fprintf (stderr, "%s\n", message);
 	}
 	if (!in_flux && !failure.unparsed &&
 	    ingress_settings_wrong (&failure, list_id, strcmp (cli->command, "sendmail") == 0)) {
@@ -137,10 +139,73 @@ sc_cli_open (ScCli *cli, int *out_status)
 	return TRUE;
 }
 
+/* Bidirectional embeddings, overrides and isolates reorder what follows
+ * them on screen: text can be made to read as something else. */
+static gboolean
+is_bidi_control (gunichar c)
+{
+	return (c >= 0x202a && c <= 0x202e) || (c >= 0x2066 && c <= 0x2069);
+}
+
+char *
+sc_cli_terminal_safe (const char *text, gboolean keep_newlines)
+{
+	GString *out;
+	const char *p;
+	const char *end;
+
+	if (text == NULL)
+		return NULL;
+	out = g_string_sized_new (strlen (text));
+	end = text + strlen (text);
+	for (p = text; p < end;) {
+		gunichar c = g_utf8_get_char_validated (p, end - p);
+		const char *next;
+
+		if (c == (gunichar) -1 || c == (gunichar) -2) {
+			g_string_append_printf (out, "\\x%02x", (guchar) *p);
+			p++;
+			continue;
+		}
+		next = g_utf8_next_char (p);
+		if (keep_newlines && (c == '\n' || (c == '\r' && *next == '\n')))
+			g_string_append_c (out, '\n');
+		else if (keep_newlines && c == '\r')
+			g_string_append (out, "\\r");
+		else if (c == '\n')
+			g_string_append (out, "\\n");
+		else if (c == '\r')
+			g_string_append (out, "\\r");
+		else if ((c < 0x20 && c != '\t') || c == 0x7f)
+			g_string_append_printf (out, "\\x%02x", c);
+		else if ((c >= 0x80 && c < 0xa0) || is_bidi_control (c))
+			g_string_append_printf (out, "\\u%04x", c);
+		else
+			g_string_append_len (out, p, next - p);
+		if (keep_newlines && c == '\r' && *next == '\n')
+			next++;
+		p = next;
+	}
+	return g_string_free (out, FALSE);
+}
+
+const char *
+sc_cli_safe (GPtrArray *keep, const char *text)
+{
+	char *safe = sc_cli_terminal_safe (text, FALSE);
+
+	if (safe != NULL)
+		g_ptr_array_add (keep, safe);
+	return safe;
+}
+
 int
 sc_cli_fail (ScCli *cli, const GError *error)
 {
-	fprintf (stderr, "stagecoach %s: %s\n", cli->command, error->message);
+	/* errors repeat what they were given: queue ids, addresses, replies */
+	g_autofree char *message = sc_cli_terminal_safe (error->message, TRUE);
+
+	fprintf (stderr, "stagecoach %s: %s\n", cli->command, message);
 	return sc_error_to_exit_code (error);
 }
 

@@ -10,6 +10,7 @@
 #include <utime.h>
 #include <unistd.h>
 
+#include "sc-test-http.h"
 #include "sc-test-util.h"
 
 typedef struct {
@@ -514,6 +515,181 @@ test_status_and_list_json (Fixture *fixture, gconstpointer data)
 	}
 }
 
+/* ---- terminal escapes (issue 7, #19) ---- */
+
+/* An SMTP server on 127.0.0.1 that refuses every recipient with a reply
+ * carrying terminal escapes: a clear-screen CSI, an OSC 52 clipboard write
+ * and a C1 CSI. */
+#define EVIL_TEXT "\x1b[2J\x1b]52;c;ZXZpbA==\x07 \xc2\x9b" "31m \xff"
+
+typedef struct {
+	GSocketListener *listener;
+	GCancellable *cancellable;
+	GThread *thread;
+} EvilSmtp;
+
+static gpointer
+evil_smtp_thread (gpointer data)
+{
+	EvilSmtp *server = data;
+
+	for (;;) {
+		g_autoptr(GSocketConnection) connection =
+		    g_socket_listener_accept (server->listener, NULL, server->cancellable, NULL);
+		g_autoptr(GDataInputStream) in = NULL;
+		GOutputStream *out;
+		gboolean in_data = FALSE;
+		char *line;
+
+		if (connection == NULL)
+			return NULL; /* cancelled */
+		in = g_data_input_stream_new (g_io_stream_get_input_stream (G_IO_STREAM (connection)));
+		out = g_io_stream_get_output_stream (G_IO_STREAM (connection));
+		g_output_stream_write_all (out, "220 evil ESMTP\r\n", 16, NULL, NULL, NULL);
+		while ((line = g_data_input_stream_read_line (in, NULL, server->cancellable, NULL)) != NULL) {
+			g_autofree char *command = line;
+			const char *reply = "250 ok\r\n";
+			g_strchomp (command);
+			if (in_data) {
+				if (strcmp (command, ".") != 0)
+					continue;
+				in_data = FALSE;
+			} else if (g_ascii_strncasecmp (command, "RCPT", 4) == 0) {
+				reply = "550 5.1.1 " EVIL_TEXT "\r\n";
+			} else if (g_ascii_strncasecmp (command, "DATA", 4) == 0) {
+				reply = "554 no valid recipients\r\n";
+			} else if (g_ascii_strncasecmp (command, "QUIT", 4) == 0) {
+				g_output_stream_write_all (out, "221 bye\r\n", 9, NULL, NULL, NULL);
+				break;
+			}
+			if (!g_output_stream_write_all (out, reply, strlen (reply), NULL, NULL, NULL))
+				break;
+		}
+	}
+}
+
+static guint16
+evil_smtp_start (EvilSmtp *server)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+	g_autoptr(GSocketAddress) address = g_inet_socket_address_new (loopback, 0);
+	g_autoptr(GSocketAddress) bound = NULL;
+
+	server->listener = g_socket_listener_new ();
+	server->cancellable = g_cancellable_new ();
+	g_socket_listener_add_address (server->listener, address, G_SOCKET_TYPE_STREAM,
+				       G_SOCKET_PROTOCOL_TCP, NULL, &bound, &error);
+	g_assert_no_error (error);
+	server->thread = g_thread_new ("evil-smtp", evil_smtp_thread, server);
+	return g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
+}
+
+static void
+evil_smtp_stop (EvilSmtp *server)
+{
+	g_cancellable_cancel (server->cancellable);
+	g_thread_join (server->thread);
+	g_socket_listener_close (server->listener);
+	g_object_unref (server->listener);
+	g_object_unref (server->cancellable);
+}
+
+static void
+assert_terminal_safe (const char *text)
+{
+	for (const guchar *p = (const guchar *) text; *p != '\0'; p++) {
+		if ((*p < 0x20 && *p != '\n' && *p != '\t') || *p == 0x7f)
+			g_error ("control byte 0x%02x at offset %ld in:\n%s", *p, (long) (p - (const guchar *) text), text);
+	}
+	g_assert_true (g_utf8_validate (text, -1, NULL));
+	g_assert_null (strstr (text, "\xc2\x9b"));
+}
+
+static void
+test_terminal_escapes (Fixture *fixture, gconstpointer data)
+{
+	EvilSmtp server = {0};
+	guint16 port = evil_smtp_start (&server);
+	g_autofree char *extra = NULL;
+	g_autofree char *text = NULL;
+	g_autofree char *queue_id = NULL;
+	g_autofree char *out = NULL;
+	g_autofree char *err = NULL;
+	g_autoptr(JsonObject) shown = NULL;
+	JsonObject *recipient;
+
+	extra = g_strdup_printf ("[mailer:evil]\nurl=smtp://127.0.0.1:%u\nstarttls=off\ntimeout=10s\n"
+				 "[list:evil.example.org]\npipeline=deliver\nbounces=b@example.org\n", port);
+	write_config (fixture, NULL);
+	{
+		g_autofree char *base = NULL;
+		g_autofree char *all = NULL;
+		g_assert_true (g_file_get_contents (fixture->config, &base, NULL, NULL));
+		all = g_strconcat (base, extra, NULL);
+		g_assert_true (g_file_set_contents (fixture->config, all, -1, NULL));
+	}
+	text = g_strdup ("From: a@example.org\nSubject: " EVIL_TEXT " subject\n\nbody\n");
+	queue_id = sc_test_inject (fixture->config, "evil.example.org", text);
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, NULL, &err, "run", "--once", NULL), ==, 0);
+	evil_smtp_stop (&server);
+
+	/* JSON stays JSON: the raw text, escaped by the JSON encoder */
+	shown = sc_test_show (fixture->config, queue_id);
+	g_assert_nonnull (strstr (json_object_get_string_member (shown, "subject"), "\x1b]52;c;"));
+	recipient = json_array_get_object_element (json_object_get_array_member (shown, "recipients"), 0);
+	g_assert_cmpstr (json_object_get_string_member (recipient, "status"), ==, "failed");
+	g_assert_nonnull (strstr (json_object_get_string_member (recipient, "reply"), "\x1b[2J"));
+
+	/* show, list: escapes made visible, nothing a terminal acts on */
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, &out, NULL, "show", queue_id, NULL), ==, 0);
+	assert_terminal_safe (out);
+	g_assert_nonnull (strstr (out, "\\x1b[2J\\x1b]52;c;ZXZpbA==\\x07 \\u009b31m"));
+	g_assert_nonnull (strstr (out, "550 5.1.1 \\x1b[2J"));
+	g_clear_pointer (&out, g_free);
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, &out, NULL, "list", NULL), ==, 0);
+	assert_terminal_safe (out);
+	g_assert_nonnull (strstr (out, "\\x1b]52;c;ZXZpbA==\\x07"));
+	g_assert_nonnull (strstr (out, "550 5.1.1")); /* last_error, the message is dead */
+	/* errors that repeat what they were given */
+	g_clear_pointer (&err, g_free);
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, NULL, &err, "show", "\x1b]52;c;ZXZpbA==\x07", NULL), !=, 0);
+	assert_terminal_safe (err);
+	g_clear_pointer (&err, g_free);
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, NULL, &err, "hold", "\x1b[2J", NULL), !=, 0);
+	assert_terminal_safe (err);
+}
+
+static void
+evil_webhook_cb (SoupServer *server, SoupServerMessage *message, const char *path,
+		 GHashTable *query, gpointer user_data)
+{
+	const char *body = "{\"ok\": true}\r\n\x1b[2J\x1b]52;c;ZXZpbA==\x07\r\n";
+	soup_server_message_set_status (message, 200, "OK \x1b]52;c;ZXZpbA==\x07");
+	soup_server_message_set_response (message, "text/plain", SOUP_MEMORY_STATIC, body, strlen (body));
+}
+
+static void
+test_terminal_escapes_notify (Fixture *fixture, gconstpointer data)
+{
+	ScTestHttpServer *server = sc_test_http_server_start (NULL, evil_webhook_cb, NULL);
+	g_autofree char *secret = sc_test_write_file (fixture->dir, "secret", "s3cret\n");
+	g_autofree char *extra = g_strdup_printf ("[notify]\nwebhook=http://127.0.0.1:%u/hook\nsecret-file=secret\n",
+						  sc_test_http_server_get_port (server));
+	g_autofree char *out = NULL;
+	g_autofree char *base = NULL;
+	g_autofree char *all = NULL;
+
+	g_assert_true (g_file_get_contents (fixture->config, &base, NULL, NULL));
+	all = g_strconcat (base, extra, NULL);
+	g_assert_true (g_file_set_contents (fixture->config, all, -1, NULL));
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, &out, NULL, "notify-test", NULL), ==, 0);
+	sc_test_http_server_stop (server);
+	assert_terminal_safe (out);
+	g_assert_nonnull (strstr (out, "{\"ok\": true}\n"));
+	g_assert_nonnull (strstr (out, "\\x1b[2J\\x1b]52;c;ZXZpbA==\\x07"));
+}
+
 /* Writes the configuration and dates it an hour back: a file that has
  * settled, not one being rewritten. */
 static void
@@ -693,6 +869,8 @@ main (int argc, char **argv)
 	g_test_add ("/cli/json/status-and-list", Fixture, NULL, setup, test_status_and_list_json, teardown);
 	g_test_add ("/cli/config/errors-ingress", Fixture, NULL, setup, test_config_errors_ingress, teardown);
 	g_test_add ("/cli/config/being-rewritten", Fixture, NULL, setup, test_config_being_rewritten, teardown);
+	g_test_add ("/cli/terminal/escapes", Fixture, NULL, setup, test_terminal_escapes, teardown);
+	g_test_add ("/cli/terminal/notify-test", Fixture, NULL, setup, test_terminal_escapes_notify, teardown);
 	g_test_add ("/cli/usage/options-end-at-operands", Fixture, NULL, setup,
 		    test_options_end_at_operands, teardown);
 	return g_test_run ();
