@@ -22,6 +22,19 @@ sc_cli_get_config (ScCli *cli)
 		return cli->config;
 	path = sc_config_find_path (cli->config_path);
 	cli->config = sc_config_load (path, &error);
+	if (cli->config != NULL &&
+	    (strcmp (cli->command, "run") == 0 || strcmp (cli->command, "check-config") == 0)) {
+		/* the commands an operator starts by hand or watches in a log;
+		 * list software calling inject must not see warnings */
+		g_autoptr(GPtrArray) warnings = sc_config_check_permissions (cli->config);
+		for (guint i = 0; i < warnings->len; i++) {
+			if (strcmp (cli->command, "run") == 0)
+				g_warning ("%s", (const char *) warnings->pdata[i]);
+			else
+				fprintf (stderr, "stagecoach %s: %s: %s\n", cli->command, _("warning"),
+					 (const char *) warnings->pdata[i]);
+		}
+	}
 	if (cli->config == NULL) {
 		g_autofree char *message = sc_cli_terminal_safe (error->message, TRUE);
 		fprintf (stderr, "stagecoach %s: %s\n", cli->command,

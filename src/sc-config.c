@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <gio/gio.h>
 #include <glib/gstdio.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "sc-duration.h"
@@ -889,6 +890,36 @@ sc_config_find_path (const char *explicit_path)
 	if (g_file_test (system_path, G_FILE_TEST_EXISTS))
 		return g_steal_pointer (&system_path);
 	return NULL;
+}
+
+static void
+check_private (GPtrArray *warnings, const char *path)
+{
+	GStatBuf st;
+
+	if (path == NULL || *path == '\0' || g_stat (path, &st) != 0)
+		return;
+	if ((st.st_mode & S_IROTH) != 0)
+		g_ptr_array_add (warnings,
+				 g_strdup_printf (_("%s is readable by other users (mode %04o): chmod o-r it"),
+						  path, (guint) (st.st_mode & 07777)));
+}
+
+GPtrArray *
+sc_config_check_permissions (const ScConfig *config)
+{
+	GPtrArray *warnings = g_ptr_array_new_with_free_func (g_free);
+	const char *spool_files[] = {"spool.db", "spool.db-wal", "spool.db-shm"};
+
+	for (guint i = 0; config->mailers != NULL && i < config->mailers->len; i++)
+		check_private (warnings, ((ScMailerConfig *) config->mailers->pdata[i])->password_file);
+	check_private (warnings, config->notify_secret_file);
+	check_private (warnings, config->admin_token_file);
+	for (gsize i = 0; i < G_N_ELEMENTS (spool_files); i++) {
+		g_autofree char *path = g_build_filename (config->spool, spool_files[i], NULL);
+		check_private (warnings, path);
+	}
+	return warnings;
 }
 
 ScConfig *

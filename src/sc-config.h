@@ -233,6 +233,12 @@ void sc_config_failure_clear (ScConfigFailure *failure);
  * the section itself). */
 gboolean sc_config_failure_has (const ScConfigFailure *failure, const char *section, const char *key);
 
+/* Secret files (password-file, secret-file, token-file) and spool files
+ * (spool.db and its WAL and SHM) that other users can read: one warning
+ * each, naming the file, for run and check-config.
+ * (transfer full) (element-type utf8) */
+GPtrArray *sc_config_check_permissions (const ScConfig *config);
+
 ScConfig *sc_config_ref (ScConfig *config);
 void sc_config_unref (ScConfig *config);
 

@@ -4,6 +4,8 @@
 #include "config.h"
 
 #include <glib/gstdio.h>
+#include <signal.h>
+#include <sys/stat.h>
 #include <sqlite3.h>
 #include <sysexits.h>
 #include <time.h>
@@ -515,6 +517,89 @@ test_status_and_list_json (Fixture *fixture, gconstpointer data)
 	}
 }
 
+/* ---- file permissions (issue 7, #17) ---- */
+
+static guint
+file_mode (const char *dir, const char *name)
+{
+	g_autofree char *path = g_build_filename (dir, name, NULL);
+	GStatBuf st;
+
+	g_assert_cmpint (g_stat (path, &st), ==, 0);
+	return st.st_mode & 07777;
+}
+
+/* The spool database and its WAL and SHM files are 0600 whatever the
+ * umask, in a spool folder that exists already with 0755. */
+static void
+test_spool_file_modes (Fixture *fixture, gconstpointer data)
+{
+	g_autofree char *spool = g_build_filename (fixture->dir, "spool", NULL);
+	g_autofree char *log = g_build_filename (fixture->dir, "run.log", NULL);
+	g_autoptr(GSubprocess) runner = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autofree char *queue_id = NULL;
+	mode_t saved = umask (0); /* inherited by the commands: the worst case */
+
+	g_assert_cmpint (g_mkdir (spool, 0755), ==, 0);
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, NULL, NULL, "status", NULL), ==, 0);
+	g_assert_cmpuint (file_mode (spool, "spool.db"), ==, 0600);
+	runner = sc_test_spawn (fixture->config, log, "run", NULL);
+	queue_id = sc_test_inject (fixture->config, "other.example.org", message_text);
+	g_assert_true (sc_test_wait_count (fixture->config, "done", 1, 30000));
+	/* the daemon holds the database open: its WAL and SHM exist now */
+	g_assert_cmpuint (file_mode (spool, "spool.db-wal"), ==, 0600);
+	g_assert_cmpuint (file_mode (spool, "spool.db-shm"), ==, 0600);
+	g_subprocess_send_signal (runner, SIGTERM);
+	g_subprocess_wait (runner, NULL, &error);
+	g_assert_no_error (error);
+	g_assert_cmpuint (file_mode (spool, "spool.db"), ==, 0600);
+	umask (saved);
+}
+
+/* check-config and run name every secret file and spool file that other
+ * users can read; check-config still passes, other commands stay quiet. */
+static void
+test_permission_warnings (Fixture *fixture, gconstpointer data)
+{
+	g_autofree char *token = sc_test_write_file (fixture->dir, "token", "admin abcdefghijklmnopqrstuvwxyz012345\n");
+	g_autofree char *secret = sc_test_write_file (fixture->dir, "secret", "s3cret\n");
+	g_autofree char *password = sc_test_write_file (fixture->dir, "password", "pw\n");
+	g_autofree char *spool_db = g_build_filename (fixture->dir, "spool", "spool.db", NULL);
+	g_autofree char *out = NULL;
+	g_autofree char *err = NULL;
+
+	write_config (fixture, "[admin]\ntoken-file=token\n"
+			       "[notify]\nwebhook=http://127.0.0.1:9/hook\nsecret-file=secret\n"
+			       "[mailer:relay]\nurl=smtp://127.0.0.1:9\nusername=u\npassword-file=password\n");
+	g_assert_cmpint (g_chmod (token, 0600), ==, 0);
+	g_assert_cmpint (g_chmod (secret, 0640), ==, 0);
+	g_assert_cmpint (g_chmod (password, 0600), ==, 0);
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, NULL, NULL, "status", NULL), ==, 0);
+	/* group-readable is a choice; nothing for others to read: no warning */
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, &out, &err, "check-config", NULL), ==, 0);
+	g_assert_null (strstr (err, "readable"));
+	g_clear_pointer (&err, g_free);
+
+	g_assert_cmpint (g_chmod (token, 0644), ==, 0);
+	g_assert_cmpint (g_chmod (secret, 0604), ==, 0);
+	g_assert_cmpint (g_chmod (password, 0644), ==, 0);
+	g_assert_cmpint (g_chmod (spool_db, 0644), ==, 0);
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, &out, &err, "check-config", NULL), ==, 0);
+	g_assert_nonnull (strstr (err, token));
+	g_assert_nonnull (strstr (err, secret));
+	g_assert_nonnull (strstr (err, password));
+	g_assert_nonnull (strstr (err, spool_db));
+	g_assert_nonnull (strstr (err, "readable by other users"));
+	g_clear_pointer (&err, g_free);
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, NULL, &err, "run", "--once", NULL), ==, 0);
+	g_assert_nonnull (strstr (err, token));
+	g_assert_nonnull (strstr (err, spool_db));
+	g_clear_pointer (&err, g_free);
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, NULL, &err, "status", NULL), ==, 0);
+	g_assert_null (strstr (err, "readable"));
+}
+
 /* ---- terminal escapes (issue 7, #19) ---- */
 
 /* An SMTP server on 127.0.0.1 that refuses every recipient with a reply
@@ -871,6 +956,8 @@ main (int argc, char **argv)
 	g_test_add ("/cli/config/being-rewritten", Fixture, NULL, setup, test_config_being_rewritten, teardown);
 	g_test_add ("/cli/terminal/escapes", Fixture, NULL, setup, test_terminal_escapes, teardown);
 	g_test_add ("/cli/terminal/notify-test", Fixture, NULL, setup, test_terminal_escapes_notify, teardown);
+	g_test_add ("/cli/permissions/spool-files", Fixture, NULL, setup, test_spool_file_modes, teardown);
+	g_test_add ("/cli/permissions/warnings", Fixture, NULL, setup, test_permission_warnings, teardown);
 	g_test_add ("/cli/usage/options-end-at-operands", Fixture, NULL, setup,
 		    test_options_end_at_operands, teardown);
 	return g_test_run ();
