@@ -72,8 +72,13 @@ for n in 1 2 3; do
   ids+=("$id")
 done
 
+# this run's messages only: demo/ keeps the spool of earlier runs
 done_count() {
-  "$SC" status --json | grep -o '"done" *: *[0-9]*' | grep -o '[0-9]*$' || echo 0
+  local id n=0
+  for id in "${ids[@]}"; do
+    case $("$SC" show --json "$id") in *'"state" : "done"'*) n=$((n + 1)) ;; esac
+  done
+  echo "$n"
 }
 for _ in $(seq 300); do
   [ "$(done_count)" -eq 3 ] && break
