@@ -2,9 +2,8 @@
  *
  * spool.db holds every message's bytes: it is created 0600 whatever the
  * umask, before SQLite opens it.  SQLite gives a database's WAL and SHM
- * files the mode of the database file, so they follow.  Group-readable
- * would buy nothing: a WAL database cannot be read without writing its
- * SHM file.
+ * files the mode of the database file, so they follow.  Not
+ * group-readable: a WAL reader normally needs to write the SHM file too.
  */
 #include "config.h"
 
