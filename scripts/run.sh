@@ -24,18 +24,43 @@ cp data/footer.txt.example "$DEMO/footer.txt"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 sed "s|^url=smtp://127.0.0.1:2525|url=smtp://127.0.0.1:$port|" data/stagecoach.conf.example >"$DEMO/stagecoach.conf"
 mkdir -p "$DEMO/delivered"
-chmod 0777 "$DEMO/delivered"
+# As root smtp-sink must drop to another user (nobody), who may not be able
+# to enter this clone (/root is 0700): it then resets every connection.  So
+# as root it writes to a folder of its own under /tmp, copied into
+# demo/delivered when the demo stops.
 sink_user=()
-[ "$(id -u)" -eq 0 ] && sink_user=(-u nobody)
-/usr/sbin/smtp-sink "${sink_user[@]}" -d "$DEMO/delivered/%M." "127.0.0.1:$port" 64 >/dev/null 2>&1 &
+sink_dir=
+delivered=$DEMO/delivered
+if [ "$(id -u)" -eq 0 ]; then
+  sink_user=(-u nobody)
+  sink_dir=$(mktemp -d /tmp/stagecoach-demo-sink.XXXXXX)
+  chown nobody "$sink_dir"
+  delivered=$sink_dir
+fi
+sink=
+daemon=
+stop_demo() {
+  local pids=()
+  [ -n "$daemon" ] && pids+=("$daemon")
+  [ -n "$sink" ] && pids+=("$sink")
+  if [ ${#pids[@]} -gt 0 ]; then
+    kill -TERM "${pids[@]}" 2>/dev/null || true
+    wait "${pids[@]}" 2>/dev/null || true
+  fi
+  if [ -n "$sink_dir" ]; then
+    cp -pr "$sink_dir"/. "$DEMO/delivered/" 2>/dev/null || true
+    rm -rf "$sink_dir"
+  fi
+}
+trap stop_demo EXIT
+/usr/sbin/smtp-sink "${sink_user[@]}" -d "$delivered/%M." "127.0.0.1:$port" 64 >/dev/null 2>&1 &
 sink=$!
 export STAGECOACH_CONFIG=$DEMO/stagecoach.conf
 "$SC" check-config
 
 echo "==> starting the daemon (log: $DEMO/stagecoach.log)"
-"$SC" run --verbose >"$DEMO/stagecoach.log" 2>&1 &
+"$SC" --verbose run >"$DEMO/stagecoach.log" 2>&1 &
 daemon=$!
-trap 'kill -TERM $daemon $sink 2>/dev/null; wait $daemon $sink 2>/dev/null || true' EXIT
 sleep 0.5
 
 echo "==> injecting three messages for demo.example.org"
@@ -47,21 +72,36 @@ for n in 1 2 3; do
   ids+=("$id")
 done
 
-for _ in $(seq 50); do
-  [ "$("$SC" status --json | grep -c '"done" : 3')" -eq 1 ] && break
+# this run's messages only: demo/ keeps the spool of earlier runs
+done_count() {
+  local id n=0
+  for id in "${ids[@]}"; do
+    case $("$SC" show --json "$id") in *'"state" : "done"'*) n=$((n + 1)) ;; esac
+  done
+  echo "$n"
+}
+for _ in $(seq 300); do
+  [ "$(done_count)" -eq 3 ] && break
+  kill -0 "$daemon" 2>/dev/null || break
   sleep 0.1
 done
+delivered_count=$(done_count)
 echo "==> what the daemon logged"
 sed 's/^/    /' "$DEMO/stagecoach.log"
 echo "==> stagecoach status"
 "$SC" status | sed 's/^/    /'
 echo "==> stagecoach show ${ids[0]}"
 "$SC" show "${ids[0]}" | sed 's/^/    /'
-echo "==> what the relay received ($(ls "$DEMO/delivered" | wc -l) SMTP transactions in $DEMO/delivered)"
-grep -h '^X-Rcpt-Args' "$DEMO"/delivered/* | sort | uniq -c | sed 's/^/    /'
+echo "==> what the relay received ($(ls "$delivered" | wc -l) SMTP transactions in $delivered)"
+grep -h '^X-Rcpt-Args' "$delivered"/* 2>/dev/null | sort | uniq -c | sed 's/^/    /' || true
 echo "==> the archived copy (decorated: subject prefix, list headers, footer)"
 first=$(ls "$DEMO"/archive/demo/new/* 2>/dev/null | head -1 || true)
 if [ -n "$first" ]; then tr -d "\r" <"$first" | head -40 | sed "s/^/    /"; else echo "    (nothing archived yet: see the log above)"; fi
+if [ "$delivered_count" -ne 3 ]; then
+  kill -0 "$daemon" 2>/dev/null || echo "==> the daemon is not running: see its log above" >&2
+  echo "==> DEMO FAILED: $delivered_count of 3 messages were delivered within 30 s; the log, status and show output above say why" >&2
+  exit 1
+fi
 
 echo "==> the dashboard: http://127.0.0.1:8470/ (from this machine; see the log above if the port was taken)"
 # the login link holds the token (in the fragment, which no server sees)

@@ -114,8 +114,6 @@ accept_message (ScCli *cli,
 		if (!sc_address_validate (recipients->pdata[i], FALSE, &error))
 			return sc_cli_fail (cli, error);
 	}
-	if (sc_cli_get_config (cli) == NULL)
-		return EX_CONFIG;
 	list = sc_config_get_list (cli->config, list_id);
 	if (list == NULL) {
 		g_set_error (&error, SC_INPUT_ERROR, SC_INPUT_ERROR_USAGE,
@@ -171,6 +169,7 @@ sc_cli_inject (ScCli *cli, int argc, char **argv)
 	g_autoptr(GBytes) raw = NULL;
 	g_autoptr(ScMessageHeaders) headers = NULL;
 	g_autoptr(GError) error = NULL;
+	int status;
 	const GOptionEntry entries[] = {
 	    {"list", 'l', 0, G_OPTION_ARG_STRING, &list_id, N_("The list the message is for"), "LIST-ID"},
 	    {"from", 'f', 0, G_OPTION_ARG_STRING, &sender, N_("Envelope sender (default: empty)"), "ADDRESS"},
@@ -186,8 +185,8 @@ sc_cli_inject (ScCli *cli, int argc, char **argv)
 	}
 	for (int i = 1; i < argc; i++)
 		g_ptr_array_add (recipients, g_strdup (argv[i]));
-	if (sc_cli_get_config (cli) == NULL)
-		return EX_CONFIG;
+	if (sc_cli_get_ingress_config (cli, list_id, &status) == NULL)
+		return status;
 	raw = read_stdin (cli->config->max_message_size, &error);
 	if (raw == NULL)
 		return sc_cli_fail (cli, error);
@@ -230,10 +229,13 @@ sc_cli_sendmail (ScCli *cli, int argc, char **argv)
 	g_autoptr(ScMessageHeaders) headers = NULL;
 	g_autoptr(GError) error = NULL;
 	gboolean options_done = FALSE;
+	int status;
 
 	for (int i = 1; i < argc; i++) {
 		const char *arg = argv[i];
 		if (options_done || arg[0] != '-') {
+			/* options end at the first recipient, as with Postfix's sendmail */
+			options_done = TRUE;
 			g_ptr_array_add (recipients, g_strdup (arg));
 		} else if (strcmp (arg, "--") == 0) {
 			options_done = TRUE;
@@ -271,8 +273,8 @@ sc_cli_sendmail (ScCli *cli, int argc, char **argv)
 			return sc_cli_fail (cli, error);
 		}
 	}
-	if (sc_cli_get_config (cli) == NULL)
-		return EX_CONFIG;
+	if (sc_cli_get_ingress_config (cli, list_id, &status) == NULL)
+		return status;
 	input = read_stdin (cli->config->max_message_size, &error);
 	if (input == NULL)
 		return sc_cli_fail (cli, error);

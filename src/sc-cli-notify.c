@@ -84,16 +84,24 @@ sc_cli_notify_test (ScCli *cli, int argc, char **argv)
 	/* a command, not the daemon: blocking here is fine */
 	answer = soup_session_send_and_read (session, message, NULL, &error);
 	if (answer == NULL) {
-		fprintf (stderr, "stagecoach %s: %s: %s\n", cli->command, config->notify_webhook,
-			 error->message);
+		g_autofree char *reason = sc_cli_terminal_safe (error->message, TRUE);
+		fprintf (stderr, "stagecoach %s: %s: %s\n", cli->command, config->notify_webhook, reason);
 		return EX_TEMPFAIL;
 	}
 	status = soup_message_get_status (message);
-	printf ("%u %s\n", status, soup_message_get_reason_phrase (message));
+	/* the receiver's words, made safe for the operator's terminal */
+	{
+		g_autofree char *phrase =
+		    sc_cli_terminal_safe (soup_message_get_reason_phrase (message), FALSE);
+		printf ("%u %s\n", status, phrase != NULL ? phrase : "");
+	}
 	data = g_bytes_get_data (answer, &size);
 	if (size > 0) {
-		fwrite (data, 1, size, stdout);
-		if (data[size - 1] != '\n')
+		/* up to a NUL: the body is shown as text */
+		g_autofree char *text = g_strndup (data, size);
+		g_autofree char *safe = sc_cli_terminal_safe (text, TRUE);
+		fputs (safe, stdout);
+		if (*safe == '\0' || safe[strlen (safe) - 1] != '\n')
 			putchar ('\n');
 	}
 	if (!SOUP_STATUS_IS_SUCCESSFUL (status)) {

@@ -97,23 +97,26 @@ sc_cli_list (ScCli *cli, int argc, char **argv)
 	}
 	for (guint i = 0; i < summaries->len; i++) {
 		ScMessageSummary *summary = summaries->pdata[i];
-		g_autofree char *subject = g_strescape (summary->subject != NULL ? summary->subject : "", "\xc2\xa0");
+		g_autoptr(GPtrArray) keep = g_ptr_array_new_with_free_func (g_free);
 		printf ("%s  %-8s  %-24s  %s\n",
 			summary->queue_id,
 			sc_message_state_to_string (summary->state),
-			summary->list_id,
-			subject);
+			sc_cli_safe (keep, summary->list_id),
+			sc_cli_safe (keep, summary->subject != NULL ? summary->subject : ""));
 		if (summary->last_error != NULL && summary->state != SC_STATE_DONE)
-			printf ("    %s\n", summary->last_error);
+			printf ("    %s\n", sc_cli_safe (keep, summary->last_error));
 	}
 	return EX_OK;
 }
 
+/* The member as text safe for a terminal (kept in @keep), or NULL: every
+ * string of a message may come from its sender or a remote server. */
 static const char *
-member_string (JsonObject *object, const char *name)
+member_string (GPtrArray *keep, JsonObject *object, const char *name)
 {
 	JsonNode *node = json_object_get_member (object, name);
-	return node != NULL && !json_node_is_null (node) ? json_node_get_string (node) : NULL;
+	return node != NULL && !json_node_is_null (node) ? sc_cli_safe (keep, json_node_get_string (node))
+							 : NULL;
 }
 
 static void
@@ -123,6 +126,7 @@ print_readable (JsonObject *message)
 	JsonArray *attempts = json_object_get_array_member (message, "attempts");
 	JsonArray *recipients = json_object_get_array_member (message, "recipients");
 	JsonArray *pipeline = json_object_get_array_member (message, "pipeline");
+	g_autoptr(GPtrArray) keep = g_ptr_array_new_with_free_func (g_free);
 	const char *fields[][2] = {
 	    {"id", N_("Queue id")},
 	    {"state", N_("State")},
@@ -137,35 +141,35 @@ print_readable (JsonObject *message)
 	};
 
 	for (gsize i = 0; i < G_N_ELEMENTS (fields); i++) {
-		const char *value = member_string (message, fields[i][0]);
+		const char *value = member_string (keep, message, fields[i][0]);
 		if (value != NULL)
 			printf ("%-14s %s\n", _(fields[i][1]), value);
 	}
 	printf ("%-14s", _("Pipeline"));
 	for (guint i = 0; i < json_array_get_length (pipeline); i++)
-		printf (" %s", json_array_get_string_element (pipeline, i));
+		printf (" %s", sc_cli_safe (keep, json_array_get_string_element (pipeline, i)));
 	printf ("\n\n%s\n", _("Stages completed:"));
 	for (guint i = 0; i < json_array_get_length (stages); i++) {
 		JsonObject *stage = json_array_get_object_element (stages, i);
-		const char *note = member_string (stage, "note");
-		printf ("  %-12s %s%s%s\n", member_string (stage, "stage"),
-			member_string (stage, "completed_at"), note != NULL ? "  " : "",
+		const char *note = member_string (keep, stage, "note");
+		printf ("  %-12s %s%s%s\n", member_string (keep, stage, "stage"),
+			member_string (keep, stage, "completed_at"), note != NULL ? "  " : "",
 			note != NULL ? note : "");
 	}
 	printf ("\n%s\n", _("Attempts:"));
 	for (guint i = 0; i < json_array_get_length (attempts); i++) {
 		JsonObject *attempt = json_array_get_object_element (attempts, i);
-		const char *error = member_string (attempt, "error");
-		printf ("  %s  %-12s %-9s %s\n", member_string (attempt, "finished_at"),
-			member_string (attempt, "stage"), member_string (attempt, "outcome"),
+		const char *error = member_string (keep, attempt, "error");
+		printf ("  %s  %-12s %-9s %s\n", member_string (keep, attempt, "finished_at"),
+			member_string (keep, attempt, "stage"), member_string (keep, attempt, "outcome"),
 			error != NULL ? error : "");
 	}
 	printf ("\n%s\n", _("Recipients:"));
 	for (guint i = 0; i < json_array_get_length (recipients); i++) {
 		JsonObject *recipient = json_array_get_object_element (recipients, i);
-		const char *reply = member_string (recipient, "reply");
-		printf ("  %-9s %s%s%s\n", member_string (recipient, "status"),
-			member_string (recipient, "address"), reply != NULL ? "  " : "",
+		const char *reply = member_string (keep, recipient, "reply");
+		printf ("  %-9s %s%s%s\n", member_string (keep, recipient, "status"),
+			member_string (keep, recipient, "address"), reply != NULL ? "  " : "",
 			reply != NULL ? reply : "");
 	}
 }

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <gio/gio.h>
 #include <glib/gstdio.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "sc-duration.h"
@@ -27,6 +28,7 @@ typedef struct {
 	GKeyFile *keyfile;
 	GPtrArray *problems;  /* (element-type utf8) */
 	GPtrArray *warnings;  /* (element-type utf8) the config's own */
+	GPtrArray *places;    /* (element-type utf8) "SECTION\nKEY" of each problem */
 } ScConfigLoader;
 
 static void G_GNUC_PRINTF (4, 5)
@@ -38,6 +40,7 @@ static void G_GNUC_PRINTF (4, 5)
 	va_start (args, format);
 	reason = g_strdup_vprintf (format, args);
 	va_end (args);
+	g_ptr_array_add (loader->places, g_strdup_printf ("%s\n%s", section, key != NULL ? key : ""));
 	if (key != NULL)
 		g_ptr_array_add (loader->problems,
 				 g_strdup_printf ("%s: [%s] %s: %s", loader->path, section, key, reason));
@@ -820,10 +823,39 @@ config_new (void)
 	return config;
 }
 
+void
+sc_config_failure_clear (ScConfigFailure *failure)
+{
+	if (failure == NULL)
+		return;
+	g_clear_pointer (&failure->places, g_ptr_array_unref);
+	failure->unparsed = FALSE;
+}
+
+gboolean
+sc_config_failure_has (const ScConfigFailure *failure, const char *section, const char *key)
+{
+	g_autofree char *prefix = g_strdup_printf ("%s\n%s", section, key != NULL ? key : "");
+
+	for (guint i = 0; failure->places != NULL && i < failure->places->len; i++) {
+		const char *place = failure->places->pdata[i];
+		if (key != NULL ? strcmp (place, prefix) == 0 : g_str_has_prefix (place, prefix))
+			return TRUE;
+	}
+	return FALSE;
+}
+
 ScConfig *
 sc_config_load (const char *path, GError **error)
 {
+	return sc_config_load_full (path, NULL, error);
+}
+
+ScConfig *
+sc_config_load_full (const char *path, ScConfigFailure *out_failure, GError **error)
+{
 	g_autoptr(ScConfig) config = config_new ();
+	g_autoptr(GPtrArray) places = g_ptr_array_new_with_free_func (g_free);
 	g_autoptr(GKeyFile) keyfile = g_key_file_new ();
 	g_autoptr(GPtrArray) problems = g_ptr_array_new_with_free_func (g_free);
 	g_autofree char *base_dir = NULL;
@@ -839,6 +871,8 @@ sc_config_load (const char *path, GError **error)
 				     "%s: %s",
 				     path,
 				     error_local->message);
+			if (out_failure != NULL)
+				out_failure->unparsed = TRUE;
 			return NULL;
 		}
 		config->path = g_canonicalize_filename (path, NULL);
@@ -851,6 +885,7 @@ sc_config_load (const char *path, GError **error)
 	loader.keyfile = keyfile;
 	loader.problems = problems;
 	loader.warnings = config->warnings;
+	loader.places = places;
 
 	load_main (&loader, config);
 	load_retry (&loader, config);
@@ -897,6 +932,8 @@ sc_config_load (const char *path, GError **error)
 		g_ptr_array_add (problems, NULL);
 		joined = g_strjoinv ("\n", (char **) problems->pdata);
 		g_set_error_literal (error, SC_CONFIG_ERROR, SC_CONFIG_ERROR_INVALID, joined);
+		if (out_failure != NULL)
+			out_failure->places = g_steal_pointer (&places);
 		return NULL;
 	}
 	return g_steal_pointer (&config);
@@ -916,6 +953,36 @@ sc_config_find_path (const char *explicit_path)
 	if (g_file_test (system_path, G_FILE_TEST_EXISTS))
 		return g_steal_pointer (&system_path);
 	return NULL;
+}
+
+static void
+check_private (GPtrArray *warnings, const char *path)
+{
+	GStatBuf st;
+
+	if (path == NULL || *path == '\0' || g_stat (path, &st) != 0)
+		return;
+	if ((st.st_mode & S_IROTH) != 0)
+		g_ptr_array_add (warnings,
+				 g_strdup_printf (_("%s is readable by other users (mode %04o): chmod o-r it"),
+						  path, (guint) (st.st_mode & 07777)));
+}
+
+GPtrArray *
+sc_config_check_permissions (const ScConfig *config)
+{
+	GPtrArray *warnings = g_ptr_array_new_with_free_func (g_free);
+	const char *spool_files[] = {"spool.db", "spool.db-wal", "spool.db-shm"};
+
+	for (guint i = 0; config->mailers != NULL && i < config->mailers->len; i++)
+		check_private (warnings, ((ScMailerConfig *) config->mailers->pdata[i])->password_file);
+	check_private (warnings, config->notify_secret_file);
+	check_private (warnings, config->admin_token_file);
+	for (gsize i = 0; i < G_N_ELEMENTS (spool_files); i++) {
+		g_autofree char *path = g_build_filename (config->spool, spool_files[i], NULL);
+		check_private (warnings, path);
+	}
+	return warnings;
 }
 
 ScConfig *

@@ -220,6 +220,28 @@ char *sc_config_find_path (const char *explicit_path);
  * failure the error (SC_CONFIG_ERROR_INVALID) lists every problem found,
  * one per line, each naming the file, section and key. */
 ScConfig *sc_config_load (const char *path, GError **error);
+
+/* Why a load failed, so that ingress can tell a file being rewritten or
+ * broken elsewhere (try again) from wrong ingress settings. */
+typedef struct {
+	gboolean unparsed;  /* missing, unreadable or not a key file as a whole */
+	GPtrArray *places;  /* (nullable) where the problems are; see _has() */
+} ScConfigFailure;
+
+/* sc_config_load(), and on failure fills @out_failure (optional; clear it
+ * with sc_config_failure_clear()). */
+ScConfig *sc_config_load_full (const char *path, ScConfigFailure *out_failure, GError **error);
+void sc_config_failure_clear (ScConfigFailure *failure);
+/* Whether a problem was found at [@section] @key (@key NULL: any key, or
+ * the section itself). */
+gboolean sc_config_failure_has (const ScConfigFailure *failure, const char *section, const char *key);
+
+/* Secret files (password-file, secret-file, token-file) and spool files
+ * (spool.db and its WAL and SHM) that other users can read: one warning
+ * each, naming the file, for run and check-config.
+ * (transfer full) (element-type utf8) */
+GPtrArray *sc_config_check_permissions (const ScConfig *config);
+
 ScConfig *sc_config_ref (ScConfig *config);
 void sc_config_unref (ScConfig *config);
 

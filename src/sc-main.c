@@ -45,25 +45,23 @@ print_usage (FILE *stream)
 	fprintf (stream, "\n%s\n", _("Run “stagecoach COMMAND --help” for a command's options."));
 }
 
-/* Takes --config/--verbose from anywhere on the line (-c/-v only before
- * the command), so that both
- * `stagecoach --config F show X` and `stagecoach show X --config F` work. */
+/* Takes --config/-c and --verbose/-v from before the command only: after
+ * it every argument is the command's, so a recipient spelled like an
+ * option can never choose the configuration (issue 7, #15).  A "--"
+ * before the command ends the global options too. */
 static gboolean
 take_global_options (ScCli *cli, int *argc, char **argv)
 {
+	int i = 1;
 	int out = 1;
-	gboolean before_command = TRUE;
 
-	for (int i = 1; i < *argc; i++) {
+	for (; i < *argc && argv[i][0] == '-'; i++) {
 		const char *arg = argv[i];
 		if (strcmp (arg, "--") == 0) {
-			while (i < *argc)
-				argv[out++] = argv[i++];
+			i++;
 			break;
 		}
-		/* short forms only before the command: after it, -c and -v may
-		 * belong to the command (sendmail -v, hold --reason -v) */
-		if (strcmp (arg, "--config") == 0 || (before_command && strcmp (arg, "-c") == 0)) {
+		if (strcmp (arg, "--config") == 0 || strcmp (arg, "-c") == 0) {
 			if (i + 1 >= *argc) {
 				fprintf (stderr, "stagecoach: %s\n", _("--config needs a file"));
 				return FALSE;
@@ -73,14 +71,14 @@ take_global_options (ScCli *cli, int *argc, char **argv)
 		} else if (g_str_has_prefix (arg, "--config=")) {
 			g_free (cli->config_path);
 			cli->config_path = g_strdup (arg + strlen ("--config="));
-		} else if (strcmp (arg, "--verbose") == 0 || (before_command && strcmp (arg, "-v") == 0)) {
+		} else if (strcmp (arg, "--verbose") == 0 || strcmp (arg, "-v") == 0) {
 			cli->verbose = TRUE;
 		} else {
-			if (arg[0] != '-')
-				before_command = FALSE;
-			argv[out++] = argv[i];
+			break; /* --help, --version or a mistake: main() decides */
 		}
 	}
+	while (i < *argc)
+		argv[out++] = argv[i++];
 	*argc = out;
 	argv[out] = NULL;
 	return TRUE;

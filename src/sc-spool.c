@@ -23,6 +23,7 @@
 #include "config.h"
 
 #include "sc-i18n.h"
+#include "sc-spool-file.h"
 #include "sc-spool-private.h"
 
 static const char *const state_names[SC_STATE_LAST] = {
@@ -496,17 +497,9 @@ sc_spool_open (const char *folder, gint64 busy_timeout, GError **error)
 	int rc;
 
 	spool->folder = g_strdup (folder);
-	if (g_mkdir_with_parents (folder, 0750) != 0) {
-		int saved_errno = errno;
-		g_set_error (error,
-			     SC_SPOOL_ERROR,
-			     SC_SPOOL_ERROR_TEMPORARY,
-			     _("spool %s: cannot create the folder: %s"),
-			     folder,
-			     g_strerror (saved_errno));
-		return NULL;
-	}
 	path = g_build_filename (folder, "spool.db", NULL);
+	if (!sc_spool_file_create (folder, path, error)) /* 0600: sc-spool-file.c */
+		return NULL;
 	rc = sqlite3_open_v2 (path,
 			      &spool->db,
 			      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,

@@ -215,7 +215,7 @@ sc_test_show (const char *config_path, const char *queue_id)
 	g_autofree char *err = NULL;
 	g_autoptr(JsonParser) parser = json_parser_new ();
 	g_autoptr(GError) error = NULL;
-	int status = sc_test_run (config_path, NULL, &out, &err, "show", queue_id, "--json", NULL);
+	int status = sc_test_run (config_path, NULL, &out, &err, "show", "--json", queue_id, NULL);
 
 	if (status != 0)
 		g_error ("show failed (%d): %s", status, err);

@@ -4,10 +4,15 @@
 #include "config.h"
 
 #include <glib/gstdio.h>
+#include <signal.h>
+#include <sys/stat.h>
 #include <sqlite3.h>
 #include <sysexits.h>
+#include <time.h>
+#include <utime.h>
 #include <unistd.h>
 
+#include "sc-test-http.h"
 #include "sc-test-util.h"
 
 typedef struct {
@@ -23,6 +28,7 @@ static const char *message_text = "From: Alice <alice@example.org>\n"
 				  "\n"
 				  "Hello.\n";
 
+/* @extra (nullable): [stagecoach] keys, then whole sections if wanted */
 static void
 write_config (Fixture *fixture, const char *extra)
 {
@@ -450,11 +456,12 @@ test_config_errors (Fixture *fixture, gconstpointer data)
 	g_assert_nonnull (strstr (err, "[stagecoach] workerz: unknown key"));
 	g_assert_nonnull (strstr (err, "[retry] initial:"));
 	g_clear_pointer (&err, g_free);
-	/* every command refuses to work on a broken configuration */
+	/* every command refuses to work on a broken configuration; for inject
+	 * these errors are outside its settings: try again (75) */
 	{
 		g_autoptr(GBytes) input = g_bytes_new_static (message_text, strlen (message_text));
 		g_assert_cmpint (sc_test_run (fixture->config, input, NULL, &err, "inject", "--list",
-					      "test.example.org", "a@example.org", NULL), ==, EX_CONFIG);
+					      "test.example.org", "a@example.org", NULL), ==, EX_TEMPFAIL);
 		g_assert_cmpint (sc_test_run (fixture->config, NULL, NULL, NULL, "run", "--once", NULL), ==, EX_CONFIG);
 	}
 	/* a config file that does not exist */
@@ -511,6 +518,412 @@ test_status_and_list_json (Fixture *fixture, gconstpointer data)
 	}
 }
 
+/* ---- file permissions (issue 7, #17) ---- */
+
+static guint
+file_mode (const char *dir, const char *name)
+{
+	g_autofree char *path = g_build_filename (dir, name, NULL);
+	GStatBuf st;
+
+	g_assert_cmpint (g_stat (path, &st), ==, 0);
+	return st.st_mode & 07777;
+}
+
+/* The spool database and its WAL and SHM files are 0600 whatever the
+ * umask, in a spool folder that exists already with 0755. */
+static void
+test_spool_file_modes (Fixture *fixture, gconstpointer data)
+{
+	g_autofree char *spool = g_build_filename (fixture->dir, "spool", NULL);
+	g_autofree char *log = g_build_filename (fixture->dir, "run.log", NULL);
+	g_autoptr(GSubprocess) runner = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autofree char *queue_id = NULL;
+	mode_t saved = umask (0); /* inherited by the commands: the worst case */
+
+	g_assert_cmpint (g_mkdir (spool, 0755), ==, 0);
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, NULL, NULL, "status", NULL), ==, 0);
+	g_assert_cmpuint (file_mode (spool, "spool.db"), ==, 0600);
+	runner = sc_test_spawn (fixture->config, log, "run", NULL);
+	queue_id = sc_test_inject (fixture->config, "other.example.org", message_text);
+	g_assert_true (sc_test_wait_count (fixture->config, "done", 1, 30000));
+	/* the daemon holds the database open: its WAL and SHM exist now */
+	g_assert_cmpuint (file_mode (spool, "spool.db-wal"), ==, 0600);
+	g_assert_cmpuint (file_mode (spool, "spool.db-shm"), ==, 0600);
+	g_subprocess_send_signal (runner, SIGTERM);
+	g_subprocess_wait (runner, NULL, &error);
+	g_assert_no_error (error);
+	g_assert_cmpuint (file_mode (spool, "spool.db"), ==, 0600);
+	umask (saved);
+}
+
+/* check-config and run name every secret file and spool file that other
+ * users can read; check-config still passes, other commands stay quiet. */
+static void
+test_permission_warnings (Fixture *fixture, gconstpointer data)
+{
+	g_autofree char *token = sc_test_write_file (fixture->dir, "token", "admin abcdefghijklmnopqrstuvwxyz012345\n");
+	g_autofree char *secret = sc_test_write_file (fixture->dir, "secret", "s3cret\n");
+	g_autofree char *password = sc_test_write_file (fixture->dir, "password", "pw\n");
+	g_autofree char *spool_db = g_build_filename (fixture->dir, "spool", "spool.db", NULL);
+	g_autofree char *out = NULL;
+	g_autofree char *err = NULL;
+
+	write_config (fixture, "[admin]\ntoken-file=token\n"
+			       "[notify]\nwebhook=http://127.0.0.1:9/hook\nsecret-file=secret\n"
+			       "[mailer:relay]\nurl=smtp://127.0.0.1:9\nusername=u\npassword-file=password\n");
+	g_assert_cmpint (g_chmod (token, 0600), ==, 0);
+	g_assert_cmpint (g_chmod (secret, 0640), ==, 0);
+	g_assert_cmpint (g_chmod (password, 0600), ==, 0);
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, NULL, NULL, "status", NULL), ==, 0);
+	/* group-readable is a choice; nothing for others to read: no warning */
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, &out, &err, "check-config", NULL), ==, 0);
+	g_assert_null (strstr (err, "readable"));
+	g_clear_pointer (&err, g_free);
+
+	g_assert_cmpint (g_chmod (token, 0644), ==, 0);
+	g_assert_cmpint (g_chmod (secret, 0604), ==, 0);
+	g_assert_cmpint (g_chmod (password, 0644), ==, 0);
+	g_assert_cmpint (g_chmod (spool_db, 0644), ==, 0);
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, &out, &err, "check-config", NULL), ==, 0);
+	g_assert_nonnull (strstr (err, token));
+	g_assert_nonnull (strstr (err, secret));
+	g_assert_nonnull (strstr (err, password));
+	g_assert_nonnull (strstr (err, spool_db));
+	g_assert_nonnull (strstr (err, "readable by other users"));
+	g_clear_pointer (&err, g_free);
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, NULL, &err, "run", "--once", NULL), ==, 0);
+	g_assert_nonnull (strstr (err, token));
+	g_assert_nonnull (strstr (err, spool_db));
+	g_clear_pointer (&err, g_free);
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, NULL, &err, "status", NULL), ==, 0);
+	g_assert_null (strstr (err, "readable"));
+}
+
+/* ---- terminal escapes (issue 7, #19) ---- */
+
+/* An SMTP server on 127.0.0.1 that refuses every recipient with a reply
+ * carrying terminal escapes: a clear-screen CSI, an OSC 52 clipboard write
+ * and a C1 CSI. */
+#define EVIL_TEXT "\x1b[2J\x1b]52;c;ZXZpbA==\x07 \xc2\x9b" "31m \xff"
+
+typedef struct {
+	GSocketListener *listener;
+	GCancellable *cancellable;
+	GThread *thread;
+} EvilSmtp;
+
+static gpointer
+evil_smtp_thread (gpointer data)
+{
+	EvilSmtp *server = data;
+
+	for (;;) {
+		g_autoptr(GSocketConnection) connection =
+		    g_socket_listener_accept (server->listener, NULL, server->cancellable, NULL);
+		g_autoptr(GDataInputStream) in = NULL;
+		GOutputStream *out;
+		gboolean in_data = FALSE;
+		char *line;
+
+		if (connection == NULL)
+			return NULL; /* cancelled */
+		in = g_data_input_stream_new (g_io_stream_get_input_stream (G_IO_STREAM (connection)));
+		out = g_io_stream_get_output_stream (G_IO_STREAM (connection));
+		g_output_stream_write_all (out, "220 evil ESMTP\r\n", 16, NULL, NULL, NULL);
+		while ((line = g_data_input_stream_read_line (in, NULL, server->cancellable, NULL)) != NULL) {
+			g_autofree char *command = line;
+			const char *reply = "250 ok\r\n";
+			g_strchomp (command);
+			if (in_data) {
+				if (strcmp (command, ".") != 0)
+					continue;
+				in_data = FALSE;
+			} else if (g_ascii_strncasecmp (command, "RCPT", 4) == 0) {
+				reply = "550 5.1.1 " EVIL_TEXT "\r\n";
+			} else if (g_ascii_strncasecmp (command, "DATA", 4) == 0) {
+				reply = "554 no valid recipients\r\n";
+			} else if (g_ascii_strncasecmp (command, "QUIT", 4) == 0) {
+				g_output_stream_write_all (out, "221 bye\r\n", 9, NULL, NULL, NULL);
+				break;
+			}
+			if (!g_output_stream_write_all (out, reply, strlen (reply), NULL, NULL, NULL))
+				break;
+		}
+	}
+}
+
+static guint16
+evil_smtp_start (EvilSmtp *server)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+	g_autoptr(GSocketAddress) address = g_inet_socket_address_new (loopback, 0);
+	g_autoptr(GSocketAddress) bound = NULL;
+
+	server->listener = g_socket_listener_new ();
+	server->cancellable = g_cancellable_new ();
+	g_socket_listener_add_address (server->listener, address, G_SOCKET_TYPE_STREAM,
+				       G_SOCKET_PROTOCOL_TCP, NULL, &bound, &error);
+	g_assert_no_error (error);
+	server->thread = g_thread_new ("evil-smtp", evil_smtp_thread, server);
+	return g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
+}
+
+static void
+evil_smtp_stop (EvilSmtp *server)
+{
+	g_cancellable_cancel (server->cancellable);
+	g_thread_join (server->thread);
+	g_socket_listener_close (server->listener);
+	g_object_unref (server->listener);
+	g_object_unref (server->cancellable);
+}
+
+static void
+assert_terminal_safe (const char *text)
+{
+	for (const guchar *p = (const guchar *) text; *p != '\0'; p++) {
+		if ((*p < 0x20 && *p != '\n' && *p != '\t') || *p == 0x7f)
+			g_error ("control byte 0x%02x at offset %ld in:\n%s", *p, (long) (p - (const guchar *) text), text);
+	}
+	g_assert_true (g_utf8_validate (text, -1, NULL));
+	g_assert_null (strstr (text, "\xc2\x9b"));
+}
+
+static void
+test_terminal_escapes (Fixture *fixture, gconstpointer data)
+{
+	EvilSmtp server = {0};
+	guint16 port = evil_smtp_start (&server);
+	g_autofree char *extra = NULL;
+	g_autofree char *text = NULL;
+	g_autofree char *queue_id = NULL;
+	g_autofree char *out = NULL;
+	g_autofree char *err = NULL;
+	g_autoptr(JsonObject) shown = NULL;
+	JsonObject *recipient;
+
+	extra = g_strdup_printf ("[mailer:evil]\nurl=smtp://127.0.0.1:%u\nstarttls=off\ntimeout=10s\n"
+				 "[list:evil.example.org]\npipeline=deliver\nbounces=b@example.org\n", port);
+	write_config (fixture, extra);
+	text = g_strdup ("From: a@example.org\nSubject: " EVIL_TEXT " subject\n\nbody\n");
+	queue_id = sc_test_inject (fixture->config, "evil.example.org", text);
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, NULL, &err, "run", "--once", NULL), ==, 0);
+	evil_smtp_stop (&server);
+
+	/* JSON stays JSON: the raw text, escaped by the JSON encoder */
+	shown = sc_test_show (fixture->config, queue_id);
+	g_assert_nonnull (strstr (json_object_get_string_member (shown, "subject"), "\x1b]52;c;"));
+	recipient = json_array_get_object_element (json_object_get_array_member (shown, "recipients"), 0);
+	g_assert_cmpstr (json_object_get_string_member (recipient, "status"), ==, "failed");
+	g_assert_nonnull (strstr (json_object_get_string_member (recipient, "reply"), "\x1b[2J"));
+
+	/* show, list: escapes made visible, nothing a terminal acts on */
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, &out, NULL, "show", queue_id, NULL), ==, 0);
+	assert_terminal_safe (out);
+	g_assert_nonnull (strstr (out, "\\x1b[2J\\x1b]52;c;ZXZpbA==\\x07 \\u009b31m"));
+	g_assert_nonnull (strstr (out, "550 5.1.1 \\x1b[2J"));
+	g_clear_pointer (&out, g_free);
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, &out, NULL, "list", NULL), ==, 0);
+	assert_terminal_safe (out);
+	g_assert_nonnull (strstr (out, "\\x1b]52;c;ZXZpbA==\\x07"));
+	g_assert_nonnull (strstr (out, "550 5.1.1")); /* last_error, the message is dead */
+	/* errors that repeat what they were given */
+	g_clear_pointer (&err, g_free);
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, NULL, &err, "show", "\x1b]52;c;ZXZpbA==\x07", NULL), !=, 0);
+	assert_terminal_safe (err);
+	g_clear_pointer (&err, g_free);
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, NULL, &err, "hold", "\x1b[2J", NULL), !=, 0);
+	assert_terminal_safe (err);
+}
+
+static void
+evil_webhook_cb (SoupServer *server, SoupServerMessage *message, const char *path,
+		 GHashTable *query, gpointer user_data)
+{
+	const char *body = "{\"ok\": true}\r\n\x1b[2J\x1b]52;c;ZXZpbA==\x07\r\n";
+	soup_server_message_set_status (message, 200, "OK \x1b]52;c;ZXZpbA==\x07");
+	soup_server_message_set_response (message, "text/plain", SOUP_MEMORY_STATIC, body, strlen (body));
+}
+
+static void
+test_terminal_escapes_notify (Fixture *fixture, gconstpointer data)
+{
+	ScTestHttpServer *server = sc_test_http_server_start (NULL, evil_webhook_cb, NULL);
+	g_autofree char *secret = sc_test_write_file (fixture->dir, "secret", "s3cret\n");
+	g_autofree char *extra = g_strdup_printf ("[notify]\nwebhook=http://127.0.0.1:%u/hook\nsecret-file=secret\n",
+						  sc_test_http_server_get_port (server));
+	g_autofree char *out = NULL;
+
+	write_config (fixture, extra);
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, &out, NULL, "notify-test", NULL), ==, 0);
+	sc_test_http_server_stop (server);
+	assert_terminal_safe (out);
+	g_assert_nonnull (strstr (out, "{\"ok\": true}\n"));
+	g_assert_nonnull (strstr (out, "\\x1b[2J\\x1b]52;c;ZXZpbA==\\x07"));
+}
+
+/* Writes the configuration and dates it an hour back: a file that has
+ * settled, not one being rewritten. */
+static void
+write_settled (Fixture *fixture, const char *text)
+{
+	struct utimbuf old;
+
+	g_assert_true (g_file_set_contents (fixture->config, text, -1, NULL));
+	old.actime = old.modtime = time (NULL) - 3600;
+	g_assert_cmpint (g_utime (fixture->config, &old), ==, 0);
+}
+
+static int
+inject_to (Fixture *fixture, const char *list, char **out_stderr)
+{
+	g_autoptr(GBytes) input = g_bytes_new_static (message_text, strlen (message_text));
+	return sc_test_run (fixture->config, input, NULL, out_stderr, "inject", "--list", list,
+			    "a@example.org", NULL);
+}
+
+/* Issue 7, #9: a configuration that does not parse as a whole (half
+ * written), or has errors outside the ingress settings, is a temporary
+ * failure for inject and sendmail (75: the caller keeps the message); only
+ * wrong ingress settings are 78.  Other commands keep 78. */
+static void
+test_config_errors_ingress (Fixture *fixture, gconstpointer data)
+{
+	g_autoptr(GBytes) input = g_bytes_new_static (message_text, strlen (message_text));
+	g_autofree char *err = NULL;
+	const char *good_head = "[stagecoach]\nspool=spool\nbusy-timeout=300ms\n";
+
+	/* cut in the middle of a section name: not a key file */
+	write_settled (fixture, "[stagecoach]\nspool=spool\n[list:test.exa");
+	g_assert_cmpint (inject_to (fixture, "test.example.org", &err), ==, EX_TEMPFAIL);
+	g_assert_nonnull (strstr (err, "try again"));
+	g_assert_cmpint (sc_test_run (fixture->config, input, NULL, NULL, "sendmail", "--list",
+				      "test.example.org", "a@example.org", NULL), ==, EX_TEMPFAIL);
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, NULL, NULL, "status", NULL), ==, EX_CONFIG);
+	/* errors outside what ingress reads */
+	write_settled (fixture, "[stagecoach]\nspool=spool\nworkerz=4\n[retry]\ninitial=soon\n"
+				"[list:test.example.org]\npipeline=archive\narchive=\n"
+				"[list:other.example.org]\npipeline=nonsense\n");
+	g_assert_cmpint (inject_to (fixture, "test.example.org", NULL), ==, EX_TEMPFAIL);
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, NULL, NULL, "run", "--once", NULL), ==, EX_CONFIG);
+	/* … but the list's own section is an ingress setting */
+	g_clear_pointer (&err, g_free);
+	g_assert_cmpint (inject_to (fixture, "other.example.org", &err), ==, EX_CONFIG);
+	g_assert_nonnull (strstr (err, "[list:other.example.org] pipeline"));
+	g_assert_cmpint (sc_test_run (fixture->config, input, NULL, NULL, "sendmail", "--list",
+				      "other.example.org", "a@example.org", NULL), ==, EX_CONFIG);
+	/* so are the spool's settings and limits */
+	{
+		g_autofree char *text = g_strdup_printf ("%smax-message-size=lots\n"
+							 "[list:test.example.org]\npipeline=archive\narchive=\n",
+							 good_head);
+		write_settled (fixture, text);
+		g_assert_cmpint (inject_to (fixture, "test.example.org", NULL), ==, EX_CONFIG);
+	}
+	/* a file that is not there (yet) */
+	g_assert_cmpint (g_unlink (fixture->config), ==, 0);
+	g_assert_cmpint (inject_to (fixture, "test.example.org", NULL), ==, EX_TEMPFAIL);
+	/* a settled, valid configuration without the list: a usage error */
+	write_settled (fixture, good_head);
+	g_assert_cmpint (inject_to (fixture, "test.example.org", NULL), ==, EX_USAGE);
+	write_config (fixture, NULL);
+	g_assert_cmpint (total (fixture), ==, 0);
+}
+
+/* Issue 7, #9: the configuration is being rewritten in place while inject
+ * starts (half written, and the list's half is cut mid-key).  Inject waits
+ * for the file to settle instead of refusing the message. */
+static void
+test_config_being_rewritten (Fixture *fixture, gconstpointer data)
+{
+	const char *commands[] = {"inject", "sendmail"};
+
+	for (gsize c = 0; c < G_N_ELEMENTS (commands); c++) {
+		g_autoptr(GSubprocessLauncher) launcher = g_subprocess_launcher_new (
+		    G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_SILENCE);
+		g_autoptr(GSubprocess) process = NULL;
+		g_autoptr(GBytes) input = g_bytes_new_static (message_text, strlen (message_text));
+		g_autoptr(GError) error = NULL;
+
+		g_assert_true (g_file_set_contents (fixture->config,
+						    "[stagecoach]\nspool=spool\n[list:test.example.org]\n"
+						    "pipeline=decorate;arch", -1, NULL));
+		g_subprocess_launcher_setenv (launcher, "STAGECOACH_CONFIG", fixture->config, TRUE);
+		process = g_subprocess_launcher_spawn (launcher, &error, sc_test_binary (), commands[c],
+						       "--list", "test.example.org", "a@example.org", NULL);
+		g_assert_no_error (error);
+		g_usleep (G_USEC_PER_SEC / 2); /* it reads the half-written file meanwhile */
+		write_config (fixture, NULL);
+		g_subprocess_communicate (process, input, NULL, NULL, NULL, &error);
+		g_assert_no_error (error);
+		g_assert_cmpint (g_subprocess_get_exit_status (process), ==, 0);
+	}
+	g_assert_cmpint (total (fixture), ==, 2);
+}
+
+/* Options end at "--" and at the first operand, for every command (issue 7,
+ * #15): a recipient that looks like a global option is an address (here an
+ * invalid one), never a configuration that sends the message elsewhere. */
+static void
+test_options_end_at_operands (Fixture *fixture, gconstpointer data)
+{
+	g_autoptr(GBytes) input = g_bytes_new_static (message_text, strlen (message_text));
+	g_autofree char *other_config = sc_test_write_file (fixture->dir, "other.conf",
+							    "[stagecoach]\nspool=other-spool\n"
+							    "[list:test.example.org]\npipeline=archive\narchive=\n");
+	g_autofree char *other_spool = g_build_filename (fixture->dir, "other-spool", NULL);
+	g_autofree char *as_option = g_strdup_printf ("--config=%s", other_config);
+	g_autofree char *err = NULL;
+	g_autofree char *out = NULL;
+	g_autoptr(JsonObject) shown = NULL;
+
+	g_assert_cmpint (sc_test_run (fixture->config, input, NULL, &err, "inject", "--list",
+				      "test.example.org", "a@example.org", as_option, NULL), ==, EX_DATAERR);
+	g_assert_nonnull (strstr (err, "invalid address"));
+	g_assert_nonnull (strstr (err, as_option));
+	g_clear_pointer (&err, g_free);
+	g_assert_cmpint (sc_test_run (fixture->config, input, NULL, &err, "inject", "--list",
+				      "test.example.org", "a@example.org", "--config=/tmp/x", NULL), ==, EX_DATAERR);
+	g_assert_nonnull (strstr (err, "invalid address “--config=/tmp/x”"));
+	g_assert_cmpint (sc_test_run (fixture->config, input, NULL, NULL, "sendmail", "-oi", "--list",
+				      "test.example.org", "a@example.org", as_option, NULL), ==, EX_DATAERR);
+	g_assert_cmpint (sc_test_run (fixture->config, input, NULL, NULL, "sendmail", "--list",
+				      "test.example.org", "a@example.org", "-t", NULL), ==, EX_DATAERR);
+	g_assert_false (g_file_test (other_spool, G_FILE_TEST_EXISTS));
+	g_assert_cmpint (total (fixture), ==, 0);
+
+	/* "--" ends the options: what follows is a recipient even with a dash */
+	g_assert_cmpint (sc_test_run (fixture->config, input, &out, NULL, "inject", "--list",
+				      "test.example.org", "--", "rcpt@example.org", NULL), ==, 0);
+	g_clear_pointer (&out, g_free);
+	g_assert_cmpint (sc_test_run (fixture->config, input, &out, NULL, "inject", "--list",
+				      "test.example.org", "--", "-dash@example.org", NULL), ==, 0);
+	g_strstrip (out);
+	shown = sc_test_show (fixture->config, out);
+	g_assert_cmpstr (json_object_get_string_member (
+			     json_array_get_object_element (json_object_get_array_member (shown, "recipients"), 0),
+			     "address"), ==, "-dash@example.org");
+	g_assert_cmpint (sc_test_run (fixture->config, input, NULL, NULL, "sendmail", "-oi", "--list",
+				      "test.example.org", "--", "-dash@example.org", NULL), ==, 0);
+	g_assert_cmpint (total (fixture), ==, 3);
+
+	/* global options only before the command, command options before operands */
+	g_clear_pointer (&err, g_free);
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, NULL, &err, "status", as_option, NULL), ==, EX_USAGE);
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, NULL, NULL, "show", out, "--json", NULL), ==, EX_USAGE);
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, NULL, NULL, "show", "--json", out, NULL), ==, 0);
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, NULL, NULL, as_option, "status", NULL), ==, 0);
+	g_assert_true (g_file_test (other_spool, G_FILE_TEST_IS_DIR));
+	/* an option's value may start with a dash */
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, NULL, NULL, "hold", "--reason", "-v", out, NULL), ==, 0);
+	g_clear_pointer (&shown, json_object_unref);
+	shown = sc_test_show (fixture->config, out);
+	g_assert_cmpstr (json_object_get_string_member (shown, "hold_reason"), ==, "-v");
+}
+
 int
 main (int argc, char **argv)
 {
@@ -529,5 +942,13 @@ main (int argc, char **argv)
 	g_test_add ("/cli/config/errors", Fixture, NULL, setup, test_config_errors, teardown);
 	g_test_add ("/cli/usage/errors", Fixture, NULL, setup, test_usage_errors, teardown);
 	g_test_add ("/cli/json/status-and-list", Fixture, NULL, setup, test_status_and_list_json, teardown);
+	g_test_add ("/cli/config/errors-ingress", Fixture, NULL, setup, test_config_errors_ingress, teardown);
+	g_test_add ("/cli/config/being-rewritten", Fixture, NULL, setup, test_config_being_rewritten, teardown);
+	g_test_add ("/cli/terminal/escapes", Fixture, NULL, setup, test_terminal_escapes, teardown);
+	g_test_add ("/cli/terminal/notify-test", Fixture, NULL, setup, test_terminal_escapes_notify, teardown);
+	g_test_add ("/cli/permissions/spool-files", Fixture, NULL, setup, test_spool_file_modes, teardown);
+	g_test_add ("/cli/permissions/warnings", Fixture, NULL, setup, test_permission_warnings, teardown);
+	g_test_add ("/cli/usage/options-end-at-operands", Fixture, NULL, setup,
+		    test_options_end_at_operands, teardown);
 	return g_test_run ();
 }

@@ -833,6 +833,71 @@ test_error_admin_and_notify (Fixture *fixture, gconstpointer user_data)
 			    "notify", "webhook", "http");
 }
 
+/* Where the problems are, for ingress to tell "try again" from "wrong". */
+static void
+test_failure_places (Fixture *fixture, gconstpointer user_data)
+{
+	g_autofree char *path = sc_test_write_file (fixture->dir, "stagecoach.conf",
+						    "[stagecoach]\nworkerz=4\n"
+						    "[list:a.example.org]\npipeline=nonsense\n"
+						    "[list:b.example.org]\n");
+	g_autofree char *cut = sc_test_write_file (fixture->dir, "cut.conf", "[stagecoach]\nspool=x\n[list:a.exa");
+	ScConfigFailure failure = {0};
+	g_autoptr(GError) error = NULL;
+	g_autoptr(ScConfig) config = sc_config_load_full (path, &failure, &error);
+
+	g_assert_null (config);
+	g_assert_error (error, SC_CONFIG_ERROR, SC_CONFIG_ERROR_INVALID);
+	g_assert_false (failure.unparsed);
+	g_assert_true (sc_config_failure_has (&failure, "stagecoach", "workerz"));
+	g_assert_false (sc_config_failure_has (&failure, "stagecoach", "spool"));
+	g_assert_true (sc_config_failure_has (&failure, "list:a.example.org", NULL));
+	g_assert_true (sc_config_failure_has (&failure, "list:a.example.org", "pipeline"));
+	g_assert_false (sc_config_failure_has (&failure, "list:b.example.org", NULL));
+	g_assert_false (sc_config_failure_has (&failure, "list:a", NULL)); /* a section, not a prefix */
+	sc_config_failure_clear (&failure);
+	g_clear_error (&error);
+
+	config = sc_config_load_full (cut, &failure, &error);
+	g_assert_null (config);
+	g_assert_true (failure.unparsed);
+	g_assert_null (failure.places);
+	sc_config_failure_clear (&failure);
+}
+
+/* Secrets and spool files others can read are named, one warning each. */
+static void
+test_permission_warnings (Fixture *fixture, gconstpointer user_data)
+{
+	g_autofree char *password = sc_test_write_file (fixture->dir, "password", "pw\n");
+	g_autofree char *secret = sc_test_write_file (fixture->dir, "secret", "s\n");
+	g_autofree char *spool = g_build_filename (fixture->dir, "spool", NULL);
+	g_autofree char *db = NULL;
+	g_autofree char *path = sc_test_write_file (fixture->dir, "stagecoach.conf",
+						    "[stagecoach]\nspool=spool\n"
+						    "[notify]\nwebhook=http://127.0.0.1:9/\nsecret-file=secret\n"
+						    "[mailer:m]\nurl=smtp://127.0.0.1:9\nusername=u\npassword-file=password\n");
+	g_autoptr(ScConfig) config = load_ok (path);
+	g_autoptr(GPtrArray) warnings = NULL;
+
+	g_assert_cmpint (g_mkdir (spool, 0700), ==, 0);
+	db = sc_test_write_file (spool, "spool.db", "");
+	g_assert_cmpint (g_chmod (password, 0600), ==, 0);
+	g_assert_cmpint (g_chmod (secret, 0640), ==, 0);
+	g_assert_cmpint (g_chmod (db, 0600), ==, 0);
+	warnings = sc_config_check_permissions (config);
+	g_assert_cmpuint (warnings->len, ==, 0);
+	g_ptr_array_unref (warnings);
+
+	g_assert_cmpint (g_chmod (password, 0604), ==, 0);
+	g_assert_cmpint (g_chmod (db, 0644), ==, 0);
+	warnings = sc_config_check_permissions (config);
+	g_assert_cmpuint (warnings->len, ==, 2);
+	g_assert_true (g_str_has_prefix (warnings->pdata[0], password));
+	g_assert_nonnull (strstr (warnings->pdata[0], "0604"));
+	g_assert_true (g_str_has_prefix (warnings->pdata[1], db));
+}
+
 int
 main (int argc, char **argv)
 {
@@ -871,6 +936,9 @@ main (int argc, char **argv)
 	g_test_add_func ("/config/error/unparsable", test_error_unparsable);
 	ADD ("/config/error/missing-file", test_error_missing_file);
 	g_test_add_func ("/config/error/many", test_error_many);
+	g_test_add ("/config/error/places", Fixture, NULL, fixture_setup, test_failure_places, fixture_teardown);
+	g_test_add ("/config/permission-warnings", Fixture, NULL, fixture_setup, test_permission_warnings,
+		    fixture_teardown);
 	ADD ("/config/load/mailers", test_mailers);
 	ADD ("/config/error/mailers", test_error_mailers);
 	ADD ("/config/warning/password-file", test_password_file_warning);

@@ -139,8 +139,8 @@ test_pipeline_done (Fixture *fixture, gconstpointer data)
 
 	/* the archive holds the decorated message, once */
 	g_assert_cmpuint (count_files (new_dir), ==, 1);
-	g_assert_cmpint (sc_test_run (fixture->config, NULL, &decorated, NULL, "export", queue_id,
-				      "--stage", "decorate", NULL), ==, 0);
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, &decorated, NULL, "export", "--stage",
+				      "decorate", queue_id, NULL), ==, 0);
 	g_assert_nonnull (strstr (decorated, "Subject: [test] hello list"));
 	g_assert_nonnull (strstr (decorated, "posted to test"));
 }
@@ -203,10 +203,10 @@ test_retry_from_stage (Fixture *fixture, gconstpointer data)
 	/* a done message needs --from-stage */
 	g_assert_cmpint (sc_test_run (fixture->config, NULL, NULL, &err, "retry", queue_id, NULL), ==, 65);
 	g_assert_nonnull (strstr (err, "--from-stage"));
-	g_assert_cmpint (sc_test_run (fixture->config, NULL, NULL, NULL, "retry", queue_id,
-				      "--from-stage", "nonsense", NULL), ==, 65);
-	g_assert_cmpint (sc_test_run (fixture->config, NULL, NULL, NULL, "retry", queue_id,
-				      "--from-stage", "decorate", NULL), ==, 0);
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, NULL, NULL, "retry",
+				      "--from-stage", "nonsense", queue_id, NULL), ==, 65);
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, NULL, NULL, "retry",
+				      "--from-stage", "decorate", queue_id, NULL), ==, 0);
 	g_assert_cmpint (sc_test_count (fixture->config, "queued"), ==, 1);
 	g_assert_cmpint (run_once (fixture), ==, 0);
 	after = sc_test_show (fixture->config, queue_id);
@@ -282,7 +282,7 @@ test_hold_release_delete (Fixture *fixture, gconstpointer data)
 	g_autofree char *queue_id = sc_test_inject (fixture->config, "test.example.org", message_text);
 	g_autofree char *err = NULL;
 
-	g_assert_cmpint (sc_test_run (fixture->config, NULL, NULL, NULL, "hold", queue_id, "--reason", "checking", NULL), ==, 0);
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, NULL, NULL, "hold", "--reason", "checking", queue_id, NULL), ==, 0);
 	g_assert_cmpint (sc_test_count (fixture->config, "held"), ==, 1);
 	g_assert_cmpint (run_once (fixture), ==, 0);
 	g_assert_cmpint (sc_test_count (fixture->config, "held"), ==, 1); /* not processed */
@@ -497,8 +497,8 @@ decorated_subject_line (Fixture *fixture, const char *queue_id)
 	g_autofree char *out = NULL;
 	const char *start;
 
-	g_assert_cmpint (sc_test_run (fixture->config, NULL, &out, NULL, "export", queue_id, "--stage",
-				      "decorate", NULL), ==, 0);
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, &out, NULL, "export", "--stage",
+				      "decorate", queue_id, NULL), ==, 0);
 	start = strstr (out, "Subject: ");
 	g_assert_nonnull (start);
 	return g_strndup (start, strcspn (start, "\r\n"));
