@@ -36,6 +36,7 @@
 #include "sc-duration.h"
 #include "sc-handler.h"
 #include "sc-i18n.h"
+#include "sc-message-headers.h"
 
 #define SC_EXEC_STDERR_KEEP 4096
 #define SC_EXEC_STDERR_LINES 10
@@ -430,8 +431,22 @@ sc_exec_judge (const ScExecConfig *exec, ScStageContext *context, ScExecRun *run
 				       "message"));
 		return FALSE;
 	}
-	g_clear_pointer (&context->output, g_bytes_unref);
-	context->output = g_byte_array_free_to_bytes (g_steal_pointer (&run->output.data));
+	{
+		/* What inject would refuse must not reach the list either:
+		 * a handler that prints garbage stops the message (dead, with
+		 * a notification), the operator fixes it and retries. */
+		g_autoptr(GBytes) output = g_byte_array_free_to_bytes (g_steal_pointer (&run->output.data));
+		g_autoptr(GError) error_local = NULL;
+		ScMessageHeaders *headers = sc_message_headers_parse (output, &error_local);
+		if (headers == NULL) {
+			g_set_error (error, SC_STAGE_ERROR, SC_STAGE_ERROR_PERMANENT,
+				     _("its output is not a message: %s"), error_local->message);
+			return FALSE;
+		}
+		sc_message_headers_free (headers);
+		g_clear_pointer (&context->output, g_bytes_unref);
+		context->output = g_steal_pointer (&output);
+	}
 	return TRUE;
 }
 

@@ -399,7 +399,7 @@ static void
 test_exec_sigpipe_default (Fixture *fixture, gconstpointer user_data)
 {
 	g_autoptr(GError) error = NULL;
-	static const char text[] = "SigIgn bit clear";
+	static const char text[] = "X-Probe: SigIgn bit clear\n\n";
 	g_autoptr(GBytes) expected = g_bytes_new_static (text, strlen (text));
 	void (*old_handler) (int) = signal (SIGPIPE, SIG_IGN);
 
@@ -407,8 +407,8 @@ test_exec_sigpipe_default (Fixture *fixture, gconstpointer user_data)
 	add_handler (fixture,
 		     "pipe",
 		     "mask=$(sed -n 's/^SigIgn:[[:space:]]*//p' /proc/self/status)\n"
-		     "if [ $(( 0x$mask & 0x1000 )) -eq 0 ]; then printf 'SigIgn bit clear'; "
-		     "else printf 'ignored: %s' $mask; fi\n",
+		     "if [ $(( 0x$mask & 0x1000 )) -eq 0 ]; then printf 'X-Probe: SigIgn bit clear\\n\\n'; "
+		     "else printf 'X-Probe: ignored: %s\\n\\n' $mask; fi\n",
 		     TRUE,
 		     10000 * MS);
 	g_assert_true (run_exec (fixture, &error));
