@@ -28,6 +28,8 @@
 #include "sc-runner.h"
 
 #include <glib-unix.h>
+#include <time.h>
+#include <unistd.h>
 #include <glib/gstdio.h>
 
 #include "sc-deliver-mailer.h"
@@ -43,6 +45,8 @@
 
 /* How long SIGTERM waits for in-flight stages before releasing them. */
 #define SC_RUNNER_STOP_GRACE (30 * G_USEC_PER_SEC)
+/* A wall clock that moved this much against the boot clock was stepped. */
+#define SC_RUNNER_CLOCK_STEP_THRESHOLD (3 * G_USEC_PER_SEC)
 /* How soon a group commit that failed is tried again. */
 #define SC_RUNNER_COMMIT_RETRY_MS 500
 
@@ -71,6 +75,7 @@ typedef struct {
 	char *mailer;           /* (owned) (nullable) */
 	char *notification_kind;   /* (owned) (nullable) */
 	char *notification_detail; /* (owned) (nullable) */
+	char *final_error;      /* (owned) (nullable) the error, and why no retry follows */
 } ScJob;
 
 /* A worker's request to commit recipient states, waited for. */
@@ -116,6 +121,7 @@ struct _ScRunner {
 	GMutex slot_lock;          /* guards slot_busy */
 	GArray *slot_busy;         /* gboolean per in-handler slot of the owner file */
 	gint64 memory_factor;      /* bytes held per raw byte in flight (see claim_cost) */
+	char *boot_id;             /* (owned) this boot's, for the clock anchor */
 	GSourceFunc notify_hook;   /* (nullable) */
 	gpointer notify_hook_data;
 	gboolean once;
@@ -144,6 +150,7 @@ job_free (ScJob *job)
 	g_free (job->mailer);
 	g_free (job->notification_kind);
 	g_free (job->notification_detail);
+	g_free (job->final_error);
 	g_free (job);
 }
 
@@ -524,7 +531,19 @@ decide (ScRunner *runner, ScJob *job, ScStageResult *result)
 				   &result->next_attempt_at)) {
 		result->next_state = SC_STATE_DEFERRED;
 	} else {
+		/* Say why it ends here, so `show` and the notification tell
+		 * "out of time" from "refused". */
+		g_autofree char *limit = NULL;
 		result->next_state = SC_STATE_DEAD;
+		if (policy->max_attempts > 0 && result->attempts >= policy->max_attempts) {
+			job->final_error = g_strdup_printf (_("%s (gave up after %u attempts: max-attempts)"),
+							    job->error->message, result->attempts);
+		} else {
+			limit = sc_duration_format (policy->max_age);
+			job->final_error = g_strdup_printf (_("%s (gave up: older than max-age %s in this cycle)"),
+							    job->error->message, limit);
+		}
+		result->error = job->final_error;
 	}
 }
 
@@ -949,11 +968,56 @@ wake_cb (GSocket *socket, GIOCondition condition, gpointer user_data)
 	return G_SOURCE_CONTINUE;
 }
 
+/* The boot clock: never stepped, counts suspend (CLOCK_MONOTONIC does not). */
+static gint64
+boottime_now (void)
+{
+	struct timespec ts;
+
+	if (clock_gettime (CLOCK_BOOTTIME, &ts) != 0)
+		return g_get_monotonic_time ();
+	return (gint64) ts.tv_sec * G_USEC_PER_SEC + ts.tv_nsec / 1000;
+}
+
+static char *
+read_boot_id (void)
+{
+	g_autofree char *text = NULL;
+
+	if (!g_file_get_contents ("/proc/sys/kernel/random/boot_id", &text, NULL, NULL))
+		return g_strdup_printf ("pid-%d", (int) getpid ()); /* compares with itself only */
+	return g_strdup (g_strstrip (text));
+}
+
+/* A stepped wall clock: stored due times, cycle starts and leases move
+ * with it (sc-spool-clock.c), then the timer is set again. */
+static void
+check_clock (ScRunner *runner)
+{
+	g_autoptr(GError) error_local = NULL;
+	gint64 step = 0;
+
+	if (!sc_spool_check_clock (runner->spool, sc_clock_now (runner->clock), boottime_now (),
+				   runner->boot_id, SC_RUNNER_CLOCK_STEP_THRESHOLD, &step, &error_local)) {
+		g_debug ("cannot check the clock: %s", error_local->message);
+		return;
+	}
+	if (step != 0) {
+		g_autofree char *amount = sc_duration_format (ABS (step));
+		g_warning ("the wall clock was stepped %s by %s: due times, message ages and leases"
+			   " moved with it",
+			   step > 0 ? "forward" : "back", amount);
+		runner_claim (runner);
+	}
+}
+
 static gboolean
 renew_cb (gpointer user_data)
 {
 	ScRunner *runner = user_data;
 	g_autoptr(GError) error_local = NULL;
+
+	check_clock (runner);
 	/* monotonic: a wall clock stepped back must not stop renewals */
 	gint64 elapsed = g_get_monotonic_time () - runner->last_renew;
 
@@ -1075,6 +1139,7 @@ sc_runner_new (ScConfig *config, ScClock *clock, GError **error)
 	runner->pending_results = g_ptr_array_new_with_free_func (g_free);
 	runner->pending_commits = g_ptr_array_new ();
 	runner->memory_factor = SC_RUNNER_MEMORY_FACTOR;
+	runner->boot_id = read_boot_id ();
 	runner->last_renew = g_get_monotonic_time ();
 	runner->spool = sc_spool_open (config->spool, config->busy_timeout, error);
 	if (runner->spool == NULL)
@@ -1192,6 +1257,7 @@ sc_runner_free (ScRunner *runner)
 	g_cond_clear (&runner->commit_cond);
 	g_mutex_clear (&runner->slot_lock);
 	g_clear_pointer (&runner->slot_busy, g_array_unref);
+	g_free (runner->boot_id);
 	if (runner->recipient_commits != NULL)
 		g_async_queue_unref (runner->recipient_commits);
 	g_free (runner);
@@ -1203,6 +1269,7 @@ sc_runner_run (ScRunner *runner, gboolean once, GError **error)
 	runner->once = once;
 	runner->loop = g_main_loop_new (runner->context, FALSE);
 	runner->renew_id = g_timeout_add_seconds (1, renew_cb, runner);
+	check_clock (runner);
 	reclaim_dead_owners (runner);
 	runner->once_started_at = sc_clock_now (runner->clock);
 	/* first claim from inside the loop: a quit before g_main_loop_run() is lost */

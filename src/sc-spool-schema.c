@@ -5,7 +5,9 @@
  *   v1  messages, bodies, stages, attempts, recipients, notifications,
  *       audit, state_counts (+ triggers)
  *   v2  messages.lease_generation: a lease belongs to one claim, not only
- *       to one runner (every lease-checked update compares it)
+ *       to one runner (every lease-checked update compares it);
+ *       clock_anchor: the wall clock against the boot clock, to notice a
+ *       stepped wall clock once per spool (sc-spool-clock.c)
  *
  * messages      one row per accepted message; small, so scans of it never
  *               drag the bodies along.  `state` is one of queued, active,
@@ -157,7 +159,13 @@ static const char *const migrations[] = {
     "    WHERE state = OLD.state AND list_id = OLD.list_id;"
     "END;",
     /* v1 → v2 */
-    "ALTER TABLE messages ADD COLUMN lease_generation INTEGER NOT NULL DEFAULT 0;",
+    "ALTER TABLE messages ADD COLUMN lease_generation INTEGER NOT NULL DEFAULT 0;"
+    "CREATE TABLE clock_anchor ("
+    "  id INTEGER PRIMARY KEY CHECK (id = 1),"
+    "  boot_id TEXT NOT NULL,"
+    "  wall INTEGER NOT NULL,"
+    "  boottime INTEGER NOT NULL"
+    ");",
 };
 
 const int sc_spool_schema_version = G_N_ELEMENTS (migrations);

@@ -151,6 +151,23 @@ static const char *const sql_text[SC_SQL_LAST] = {
 	" next_attempt_at = :now, updated_at = :now, lease_owner = NULL, lease_expires_at = NULL"
 	" WHERE id = :id AND state = 'active' AND lease_owner = :owner"
 	" AND lease_generation = :generation",
+    /* sc-spool-clock.c: a wall-clock step moves every stored time that
+     * measures a wait, so waits keep their length */
+    [SC_SQL_CLOCK_READ] = "SELECT boot_id, wall, boottime FROM clock_anchor WHERE id = 1",
+    [SC_SQL_CLOCK_WRITE] =
+	"INSERT INTO clock_anchor (id, boot_id, wall, boottime) VALUES (1, :boot_id, :wall, :boottime)"
+	" ON CONFLICT (id) DO UPDATE SET boot_id = :boot_id, wall = :wall, boottime = :boottime",
+    [SC_SQL_CLOCK_SHIFT_DUE] =
+	"UPDATE messages SET next_attempt_at = next_attempt_at + :step"
+	" WHERE state IN ('queued','deferred') AND next_attempt_at IS NOT NULL",
+    [SC_SQL_CLOCK_SHIFT_CYCLE] =
+	"UPDATE messages SET cycle_started_at = cycle_started_at + :step"
+	" WHERE state IN ('queued','deferred','active','held')",
+    [SC_SQL_CLOCK_SHIFT_LEASES] =
+	"UPDATE messages SET lease_expires_at = lease_expires_at + :step WHERE state = 'active'",
+    [SC_SQL_CLOCK_SHIFT_NOTIFICATIONS] =
+	"UPDATE notifications SET next_attempt_at = next_attempt_at + :step"
+	" WHERE state = 'pending'",
     [SC_SQL_SELECT_ACTIVE] =
 	"SELECT id, lease_owner, lease_expires_at, pipeline, crashes, lease_generation"
 	" FROM messages WHERE state = 'active'",

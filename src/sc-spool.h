@@ -226,6 +226,22 @@ guint sc_spool_reclaim (ScSpool *spool,
 			guint crash_limit,
 			GError **error);
 
+/* Compares the wall clock (@wall, µs since the epoch) with the boot clock
+ * (@boottime, CLOCK_BOOTTIME µs, of boot @boot_id) against the anchor the
+ * spool last saw.  When the wall clock moved more than @threshold away
+ * from the boot clock, it was stepped: every stored time that measures a
+ * wait (due times, cycle starts, leases, notification retries) moves by
+ * the step, so a retry due in a minute is still due in a minute and a
+ * message does not age by the step.  Done once per spool, whichever
+ * runner notices first.  *@out_step: the step applied, 0 if none. */
+gboolean sc_spool_check_clock (ScSpool *spool,
+			       gint64 wall,
+			       gint64 boottime,
+			       const char *boot_id,
+			       gint64 threshold,
+			       gint64 *out_step,
+			       GError **error);
+
 /* Earliest next_attempt_at of a queued/deferred message; FALSE if none. */
 gboolean sc_spool_next_due (ScSpool *spool, gint64 *out_time, GError **error);
 

@@ -274,6 +274,31 @@ test_transient_then_dead (Fixture *fixture, gconstpointer data)
 	last = sc_test_show (fixture->config, queue_id);
 	g_assert_cmpstr (member (last, "state"), ==, "dead");
 	g_assert_cmpuint (json_array_get_length (json_object_get_array_member (last, "attempts")), ==, 2);
+	/* why it ended: the limit, not the handler's words alone */
+	g_assert_nonnull (strstr (member (last, "last_error"), "try later"));
+	g_assert_nonnull (strstr (member (last, "last_error"), "max-attempts"));
+}
+
+/* Issue 7, defect 8: `show` says when max-age ended a message. */
+static void
+test_max_age_said (Fixture *fixture, gconstpointer data)
+{
+	g_autofree char *script = sc_test_write_file (fixture->dir, "later.sh",
+						      "#!/bin/sh\necho 'try later' >&2\nexit 75\n");
+	g_autofree char *queue_id = NULL;
+	g_autoptr(JsonObject) last = NULL;
+
+	g_assert_cmpint (g_chmod (script, 0755), ==, 0);
+	write_config_full (fixture, "maildir:archive", "exec:later",
+			   "[handler:later]\ncommand=./later.sh\n", "max-age=2s\n");
+	queue_id = sc_test_inject (fixture->config, "test.example.org", message_text);
+	for (guint i = 0; i < 4; i++) {
+		g_assert_cmpint (run_once (fixture), ==, 0);
+		g_usleep (1100 * 1000);
+	}
+	last = sc_test_show (fixture->config, queue_id);
+	g_assert_cmpstr (member (last, "state"), ==, "dead");
+	g_assert_nonnull (strstr (member (last, "last_error"), "max-age 2s"));
 }
 
 static void
@@ -574,6 +599,7 @@ main (int argc, char **argv)
 		    test_permanent_dead, teardown);
 	g_test_add ("/runner/transient/backoff-then-dead", Fixture, NULL, setup,
 		    test_transient_then_dead, teardown);
+	g_test_add ("/runner/transient/max-age-said", Fixture, NULL, setup, test_max_age_said, teardown);
 	g_test_add ("/runner/hold-release-delete", Fixture, NULL, setup, test_hold_release_delete, teardown);
 	g_test_add ("/runner/crash/kill-9-resumes", Fixture, NULL, setup, test_kill9_resumes, teardown);
 	g_test_add ("/runner/concurrency/two-runners", Fixture, NULL, setup, test_two_runners, teardown);

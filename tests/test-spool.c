@@ -2206,6 +2206,47 @@ test_lease_generation (Fixture *fixture, gconstpointer user_data)
 	}
 }
 
+/* Issue 7, defect 8: a stepped wall clock moves stored waits once. */
+static void
+test_clock_step (Fixture *fixture, gconstpointer user_data)
+{
+	g_autofree char *a = inject (fixture, "l.example.org");
+	g_autofree char *b = inject (fixture, "l.example.org");
+	g_autoptr(ScMessage) ma = claim_one (fixture, "runner-a", a);
+	g_autoptr(ScMessage) mb = claim_one (fixture, "runner-a", b);
+	ScStageResult r = result_for (fixture, mb, SC_OUTCOME_TRANSIENT, SC_STATE_DEFERRED);
+	g_autoptr(GError) error = NULL;
+	gint64 step = -1;
+	gint64 boot = 1000 * SEC;
+
+	r.next_attempt_at = T0 + MINUTE;
+	record (fixture, "runner-a", &r);
+	/* the first look only writes the anchor */
+	g_assert_true (sc_spool_check_clock (fixture->spool, T0, boot, "boot-1", 3 * SEC, &step, &error));
+	g_assert_no_error (error);
+	g_assert_cmpint (step, ==, 0);
+	/* 10 s later by both clocks: nothing */
+	g_assert_true (sc_spool_check_clock (fixture->spool, T0 + 10 * SEC, boot + 10 * SEC, "boot-1", 3 * SEC, &step, &error));
+	g_assert_cmpint (step, ==, 0);
+	/* the wall clock stepped back an hour */
+	g_assert_true (sc_spool_check_clock (fixture->spool, T0 + 20 * SEC - HOUR, boot + 20 * SEC, "boot-1", 3 * SEC, &step, &error));
+	g_assert_cmpint (step, ==, -HOUR);
+	g_assert_cmpint (db_int (fixture, "SELECT next_attempt_at FROM messages WHERE id = %" G_GINT64_FORMAT, mb->rowid), ==, T0 + MINUTE - HOUR);
+	g_assert_cmpint (db_int (fixture, "SELECT cycle_started_at FROM messages WHERE id = %" G_GINT64_FORMAT, mb->rowid), ==, T0 - HOUR);
+	g_assert_cmpint (db_int (fixture, "SELECT lease_expires_at FROM messages WHERE id = %" G_GINT64_FORMAT, ma->rowid), ==, T0 + LEASE - HOUR);
+	/* a second runner looking at the same moment applies nothing more */
+	g_assert_true (sc_spool_check_clock (fixture->spool, T0 + 20 * SEC - HOUR, boot + 20 * SEC, "boot-1", 3 * SEC, &step, &error));
+	g_assert_cmpint (step, ==, 0);
+	g_assert_cmpint (db_int (fixture, "SELECT next_attempt_at FROM messages WHERE id = %" G_GINT64_FORMAT, mb->rowid), ==, T0 + MINUTE - HOUR);
+	/* forward two hours */
+	g_assert_true (sc_spool_check_clock (fixture->spool, T0 + 30 * SEC + HOUR, boot + 30 * SEC, "boot-1", 3 * SEC, &step, &error));
+	g_assert_cmpint (step, ==, 2 * HOUR);
+	g_assert_cmpint (db_int (fixture, "SELECT cycle_started_at FROM messages WHERE id = %" G_GINT64_FORMAT, mb->rowid), ==, T0 + HOUR);
+	/* after a reboot the boot clock restarts: no comparison, no step */
+	g_assert_true (sc_spool_check_clock (fixture->spool, T0 + 5 * HOUR, 5 * SEC, "boot-2", 3 * SEC, &step, &error));
+	g_assert_cmpint (step, ==, 0);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -2238,6 +2279,7 @@ main (int argc, char **argv)
 	ADD ("/spool/reclaim/own-dropped-claims", test_reclaim_own_dropped_claims);
 	ADD ("/spool/lease/generation", test_lease_generation);
 	ADD ("/spool/lease/renew", test_lease_renew);
+	ADD ("/spool/clock/step-moves-waits-once", test_clock_step);
 	ADD ("/spool/lease/release-owner", test_lease_release_owner);
 	ADD ("/spool/next-due", test_next_due);
 	ADD ("/spool/count/random-walk", test_counts_random_walk);
