@@ -893,6 +893,7 @@ runner_claim (ScRunner *runner)
 						      ? (runner->config->claim_memory - runner->in_flight_bytes) /
 							    (guint64) runner->memory_factor
 						      : 0,
+						  runner->in_flight == 0,
 						  &error_local);
 		if (messages == NULL) {
 			g_warning ("cannot claim messages: %s", error_local->message);

@@ -824,7 +824,7 @@ sc_spool_claim (ScSpool *spool,
 		guint limit,
 		GError **error)
 {
-	return sc_spool_claim_within (spool, owner, now, lease_expires_at, limit, G_MAXUINT64, error);
+	return sc_spool_claim_within (spool, owner, now, lease_expires_at, limit, G_MAXUINT64, TRUE, error);
 }
 
 GPtrArray *
@@ -834,6 +834,7 @@ sc_spool_claim_within (ScSpool *spool,
 		       gint64 lease_expires_at,
 		       guint limit,
 		       guint64 max_bytes,
+		       gboolean take_first,
 		       GError **error)
 {
 	g_autoptr(GPtrArray) messages = g_ptr_array_new_with_free_func ((GDestroyNotify) sc_message_free);
@@ -854,9 +855,7 @@ sc_spool_claim_within (ScSpool *spool,
 		while ((rc = sqlite3_step (stmt)) == SQLITE_ROW) {
 			gint64 rowid = sqlite3_column_int64 (stmt, 0);
 			guint64 size = (guint64) sqlite3_column_int64 (stmt, 1);
-			/* the first always fits: a message larger than the budget
-			 * must not wait forever */
-			if (rowids->len > 0 && bytes + size > max_bytes)
+			if (bytes + size > max_bytes && !(take_first && rowids->len == 0))
 				break;
 			bytes += size;
 			g_array_append_val (rowids, rowid);

@@ -98,14 +98,16 @@ GPtrArray *sc_spool_claim (ScSpool *spool,
 			   GError **error);
 
 /* The same, stopping before the claimed messages' sizes add up to more
- * than @max_bytes (the first is always taken): bounds the memory that
- * message bodies in flight can take. */
+ * than @max_bytes: bounds the memory that message bodies in flight can
+ * take.  @take_first: the first is taken even when larger (a runner with
+ * nothing in flight must not wait forever for a message over budget). */
 GPtrArray *sc_spool_claim_within (ScSpool *spool,
 				  const char *owner,
 				  gint64 now,
 				  gint64 lease_expires_at,
 				  guint limit,
 				  guint64 max_bytes,
+				  gboolean take_first,
 				  GError **error);
 
 /* One stage's end, and what becomes of the message, as the runner decided. */

@@ -288,6 +288,54 @@ test_stop_records_late_replies (Fixture *fixture, gconstpointer data)
 	assert_each_recipient_once (fixture, 1);
 }
 
+static gint64
+peak_rss_kib (GSubprocess *daemon)
+{
+	g_autofree char *path = g_strdup_printf ("/proc/%s/status", g_subprocess_get_identifier (daemon));
+	g_autofree char *status = NULL;
+	const char *line;
+
+	g_assert_true (g_file_get_contents (path, &status, NULL, NULL));
+	line = strstr (status, "VmHWM:");
+	g_assert_nonnull (line);
+	return g_ascii_strtoll (line + strlen ("VmHWM:"), NULL, 10);
+}
+
+/* Issue 7, defect 7: claim-memory bounds what messages in flight really
+ * hold (raw, decorated output, the copies a stage makes), not only their
+ * raw sizes: ten 8 MB messages with claim-memory=64M. */
+static void
+test_claim_memory (Fixture *fixture, gconstpointer data)
+{
+	g_autofree char *log = g_build_filename (fixture->dir, "run.log", NULL);
+	g_autoptr(GString) text = g_string_new ("From: Alice <alice@example.org>\r\n"
+						"To: test@example.org\r\n"
+						"Subject: big\r\n"
+						"Content-Type: text/plain\r\n\r\n");
+	g_autoptr(GBytes) input = NULL;
+	g_autoptr(GSubprocess) daemon = NULL;
+	gint64 peak;
+
+	if (fixture->sink == NULL)
+		return;
+	while (text->len < 8 * 1024 * 1024)
+		g_string_append (text, "0123456789012345678901234567890123456789012345678901234567890123456789012345\r\n");
+	input = g_string_free_to_bytes (g_steal_pointer (&text));
+	write_config (fixture, "workers=4\nclaim-memory=64M\nmax-message-size=16M\n", "exit 0\n");
+	for (guint i = 0; i < 10; i++) {
+		g_autofree char *err = NULL;
+		g_assert_cmpint (sc_test_run (fixture->config, input, NULL, &err, "inject", "--list",
+					      "test.example.org", "r@example.org", NULL), ==, 0);
+	}
+	daemon = sc_test_spawn (fixture->config, log, "run", NULL);
+	g_assert_true (sc_test_wait_count (fixture->config, "done", 10, 120000));
+	peak = peak_rss_kib (daemon);
+	stop_daemon (daemon);
+	g_test_message ("peak RSS with claim-memory=64M: %" G_GINT64_FORMAT " KiB", peak);
+	/* the budget plus the process itself (libraries, SQLite cache) */
+	g_assert_cmpint (peak, <, (64 + 40) * 1024);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -298,5 +346,7 @@ main (int argc, char **argv)
 		    test_kill_blames_running_only, teardown);
 	g_test_add ("/leases/stop/records-replies-after-the-loop", Fixture, NULL, setup,
 		    test_stop_records_late_replies, teardown);
+	g_test_add ("/leases/claim-memory/counts-what-is-held", Fixture, NULL, setup,
+		    test_claim_memory, teardown);
 	return g_test_run ();
 }

@@ -2057,17 +2057,23 @@ test_claim_memory_budget (Fixture *fixture, gconstpointer user_data)
 
 	now = sc_clock_now (fixture->clock);
 	/* no room at all still takes one: a big message must not wait forever */
-	one = sc_spool_claim_within (fixture->spool, "r", now, now + LEASE, 10, 0, &error);
+	one = sc_spool_claim_within (fixture->spool, "r", now, now + LEASE, 10, 0, TRUE, &error);
 	g_assert_no_error (error);
 	g_assert_cmpuint (one->len, ==, 1);
 	/* room for one and a half messages: one */
 	g_clear_pointer (&one, g_ptr_array_unref);
-	one = sc_spool_claim_within (fixture->spool, "r", now, now + LEASE, 10, s->size + s->size / 2, &error);
+	one = sc_spool_claim_within (fixture->spool, "r", now, now + LEASE, 10, s->size + s->size / 2, TRUE, &error);
 	g_assert_no_error (error);
 	g_assert_cmpuint (one->len, ==, 1);
 	g_assert_cmpint (state_of (fixture, third), ==, SC_STATE_QUEUED);
+	/* with work in flight (take_first FALSE) a message over budget waits */
+	two = sc_spool_claim_within (fixture->spool, "r", now, now + LEASE, 10, s->size - 1, FALSE, &error);
+	g_assert_no_error (error);
+	g_assert_cmpuint (two->len, ==, 0);
+	g_assert_cmpint (state_of (fixture, third), ==, SC_STATE_QUEUED);
+	g_clear_pointer (&two, g_ptr_array_unref);
 	/* nothing left over was leased by the early stop */
-	two = sc_spool_claim_within (fixture->spool, "r", now, now + LEASE, 10, G_MAXUINT64, &error);
+	two = sc_spool_claim_within (fixture->spool, "r", now, now + LEASE, 10, G_MAXUINT64, TRUE, &error);
 	g_assert_no_error (error);
 	g_assert_cmpuint (two->len, ==, 1);
 	g_assert_cmpint (state_of (fixture, third), ==, SC_STATE_ACTIVE);
