@@ -336,6 +336,63 @@ test_claim_memory (Fixture *fixture, gconstpointer data)
 	g_assert_cmpint (peak, <, (64 + 40) * 1024);
 }
 
+/* Issue 7, defect 5: a relay that accepts TCP and never answers holds
+ * only its own mailer's lane: another list's messages flow meanwhile. */
+static void
+test_hung_relay_lane (Fixture *fixture, gconstpointer data)
+{
+	g_autoptr(GSocket) hung = NULL;
+	g_autoptr(GSocketAddress) address = NULL;
+	g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+	g_autoptr(GError) error = NULL;
+	g_autofree char *log = g_build_filename (fixture->dir, "run.log", NULL);
+	g_autofree char *text = NULL;
+	g_autoptr(GSubprocess) daemon = NULL;
+	guint16 port;
+	gint64 deadline;
+	gint64 done_b = 0;
+
+	/* listening, never accepting: the kernel completes the handshake */
+	hung = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, &error);
+	g_assert_no_error (error);
+	address = g_inet_socket_address_new (loopback, 0);
+	g_assert_true (g_socket_bind (hung, address, TRUE, &error));
+	g_socket_set_listen_backlog (hung, 64);
+	g_assert_true (g_socket_listen (hung, &error));
+	g_clear_object (&address);
+	address = g_socket_get_local_address (hung, &error);
+	port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (address));
+
+	text = g_strdup_printf ("[stagecoach]\nspool=spool\nworkers=2\nrescan=1s\n"
+				"[mailer:hung]\nurl=smtp://127.0.0.1:%u\ntimeout=20s\nstarttls=off\n"
+				"max-connections=2\n"
+				"[list:a.example.org]\npipeline=decorate;deliver\n"
+				"bounces=bounces@a.example.org\n"
+				"[list:b.example.org]\npipeline=decorate;archive\narchive=maildir:archive\n",
+				port);
+	g_assert_true (g_file_set_contents (fixture->config, text, -1, NULL));
+	for (guint i = 0; i < 8; i++)
+		g_free (sc_test_inject (fixture->config, "a.example.org",
+					"From: a@example.org\r\nSubject: to a hung relay\r\n\r\nx\r\n"));
+	daemon = sc_test_spawn (fixture->config, log, "run", NULL);
+	/* the deliver jobs are stuck in the relay's greeting by now */
+	g_usleep (500 * 1000);
+	for (guint i = 0; i < 5; i++)
+		g_free (sc_test_inject (fixture->config, "b.example.org",
+					"From: b@example.org\r\nSubject: no deliver stage\r\n\r\nx\r\n"));
+	/* done long before the relay's 20 s timeout could free a worker */
+	deadline = g_get_monotonic_time () + 15 * G_USEC_PER_SEC;
+	while (g_get_monotonic_time () < deadline &&
+	       (done_b = db_int (fixture, "SELECT count(*) FROM messages WHERE list_id = 'b.example.org'"
+					  " AND state = 'done'")) < 5)
+		g_usleep (100 * 1000);
+	g_assert_cmpint (done_b, ==, 5);
+	/* and the hung relay's messages are still waiting on it: nothing lost */
+	g_assert_cmpint (db_int (fixture, "SELECT count(*) FROM messages WHERE list_id = 'a.example.org'"
+				 " AND state IN ('active', 'queued')"), ==, 8);
+	stop_daemon (daemon);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -348,5 +405,7 @@ main (int argc, char **argv)
 		    test_stop_records_late_replies, teardown);
 	g_test_add ("/leases/claim-memory/counts-what-is-held", Fixture, NULL, setup,
 		    test_claim_memory, teardown);
+	g_test_add ("/leases/lanes/hung-relay-holds-only-its-lane", Fixture, NULL, setup,
+		    test_hung_relay_lane, teardown);
 	return g_test_run ();
 }
