@@ -75,7 +75,8 @@ install_browser_deps() {
 build_project() {
   local dir=$1
   if [ ! -f "$dir/build.ninja" ]; then
-    meson setup "$dir" --buildtype=debugoptimized
+    # CI builds with every warning an error (warning_level=3 is the default)
+    meson setup "$dir" --buildtype=debugoptimized ${CI:+-Dwerror=true}
   fi
   ninja -C "$dir"
 }
