@@ -136,6 +136,24 @@ parse_search_query (GHashTable *query, ScMessageSearch *search, GError **error)
 	return TRUE;
 }
 
+/* Known finding, kept in crashes/admin/: json-glib recurses once per
+ * level, and 100,000 nested arrays overflow the stack (SIGSEGV).  Such
+ * bodies are skipped here so the search goes on; sc_admin_parse_json_body
+ * refuses them before parsing, and with it the replay runs them. */
+static gboolean
+too_deep (const char *data, gsize length)
+{
+	guint depth = 0;
+
+	for (gsize i = 0; i < length; i++) {
+		if ((data[i] == '[' || data[i] == '{') && ++depth > 1000)
+			return TRUE;
+		if ((data[i] == ']' || data[i] == '}') && depth > 0)
+			depth--;
+	}
+	return FALSE;
+}
+
 /* What sc-admin-api.c's parse_body did: json-glib on the whole body. */
 static JsonObject *
 parse_json_body (const char *data, gsize length, GError **error)
@@ -145,6 +163,10 @@ parse_json_body (const char *data, gsize length, GError **error)
 
 	if (length == 0)
 		return json_object_new ();
+	if (too_deep (data, length)) {
+		g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "skipped: too deep");
+		return NULL;
+	}
 	if (!json_parser_load_from_data (parser, data, (gssize) length, error))
 		return NULL;
 	root = json_parser_get_root (parser);
