@@ -24,7 +24,8 @@ asan=$(python3 scripts/test-summary.py build-asan/meson-logs/testlog.json)
 ninja -C build
 meson test -C build --suite unit --suite fuzz --print-errorlogs \
   --wrap="valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite --child-silent-after-fork=yes --suppressions=$PWD/tests/valgrind.supp" || status=1
-valgrind=$(python3 scripts/test-summary.py build/meson-logs/testlog.json)
+# meson names the log of a wrapped run after the wrapper
+valgrind=$(python3 scripts/test-summary.py build/meson-logs/testlog-valgrind.json)
 echo "asan: $asan"
 echo "valgrind: $valgrind"
 exit $status
