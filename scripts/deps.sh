@@ -24,6 +24,12 @@ STAGECOACH_TEST_PACKAGES=(
 STAGECOACH_RELIABILITY_PACKAGES=(
   faketime     # libfaketime: the clock-step rows of the fault matrix
 )
+# Fuzzing and sanitizers (scripts/fuzz.sh, scripts/test-sanitizers.sh, .ci/run):
+#   install_deps fuzz
+STAGECOACH_FUZZ_PACKAGES=(
+  clang-14 libfuzzer-14-dev libclang-rt-14-dev  # libFuzzer targets, ASan/UBSan
+  valgrind     # the unit suites under valgrind
+)
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
@@ -43,6 +49,7 @@ install_deps() {
   case "${1:-build}" in
     run) want+=(postfix) ;;
     test) want+=("${STAGECOACH_TEST_PACKAGES[@]}" "${STAGECOACH_RELIABILITY_PACKAGES[@]}") ;;
+    fuzz) want+=("${STAGECOACH_TEST_PACKAGES[@]}" "${STAGECOACH_RELIABILITY_PACKAGES[@]}" "${STAGECOACH_FUZZ_PACKAGES[@]}") ;;
   esac
   local missing
   missing=$(missing_packages "${want[@]}")

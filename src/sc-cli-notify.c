@@ -3,6 +3,10 @@
  * the receiver's answer printed, so an operator can check the URL, the
  * secret and the receiver's verification before anything dies.
  *
+ * Like the daemon it follows no redirect, reads at most
+ * SC_NOTIFIER_REPLY_MAX bytes of the answer and shows the webhook URL
+ * without its user-info and query.
+ *
  * It must never touch the spool or its outbox (the test is not queued and
  * not retried): exit 0 on a 2xx answer, 75 (EX_TEMPFAIL) on any other
  * answer or none, 78 when the configuration cannot send at all.
@@ -58,8 +62,10 @@ sc_cli_notify_test (ScCli *cli, int argc, char **argv)
 	g_autoptr(SoupSession) session = NULL;
 	g_autoptr(SoupMessage) message = NULL;
 	g_autoptr(GBytes) body = NULL;
+	g_autoptr(GInputStream) stream = NULL;
 	g_autoptr(GBytes) answer = NULL;
 	g_autofree char *delivery = NULL;
+	g_autofree char *location = NULL;
 	ScConfig *config;
 	const char *data;
 	gsize size = 0;
@@ -82,10 +88,13 @@ sc_cli_notify_test (ScCli *cli, int argc, char **argv)
 		return sc_cli_fail (cli, error);
 	session = sc_notifier_new_session (config);
 	/* a command, not the daemon: blocking here is fine */
-	answer = soup_session_send_and_read (session, message, NULL, &error);
+	stream = soup_session_send (session, message, NULL, &error);
+	if (stream != NULL)
+		answer = sc_notifier_read_reply (stream, &error);
 	if (answer == NULL) {
 		g_autofree char *reason = sc_cli_terminal_safe (error->message, TRUE);
-		fprintf (stderr, "stagecoach %s: %s: %s\n", cli->command, config->notify_webhook, reason);
+		g_autofree char *webhook = sc_notifier_redact_url (config->notify_webhook);
+		fprintf (stderr, "stagecoach %s: %s: %s\n", cli->command, webhook, reason);
 		return EX_TEMPFAIL;
 	}
 	status = soup_message_get_status (message);
@@ -103,6 +112,13 @@ sc_cli_notify_test (ScCli *cli, int argc, char **argv)
 		fputs (safe, stdout);
 		if (*safe == '\0' || safe[strlen (safe) - 1] != '\n')
 			putchar ('\n');
+	}
+	location = sc_notifier_redirect_location (message);
+	if (location != NULL) {
+		g_autofree char *text =
+		    g_strdup_printf (_("the receiver redirects to %s; redirects are not followed"), location);
+		g_autofree char *safe = sc_cli_terminal_safe (text, FALSE);
+		fprintf (stderr, "stagecoach %s: %s\n", cli->command, safe);
 	}
 	if (!SOUP_STATUS_IS_SUCCESSFUL (status)) {
 		fprintf (stderr, "stagecoach %s: %s\n", cli->command,

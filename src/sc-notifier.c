@@ -6,7 +6,10 @@
  * libsoup's async API.  A row leaves the outbox only when the receiver
  * answered 2xx; any other outcome moves its next_attempt_at back with an
  * exponential backoff, so nothing is lost across restarts and a repeat
- * carries the same X-Stagecoach-Delivery id.  Once a minute it also
+ * carries the same X-Stagecoach-Delivery id.  Redirects are not followed
+ * (a 3xx is a failure, logged with its Location), at most
+ * SC_NOTIFIER_REPLY_MAX bytes of a reply are read, and the webhook URL is
+ * logged without its user-info and query.  Once a minute it also
  * checks the due backlog and queues backlog.high (at most once an hour).
  *
  * It must never: block the main context, mark a row sent without a 2xx,
@@ -56,6 +59,9 @@ struct _Request {
 	SoupMessage *message;      /* (owned) (nullable) */
 	GCancellable *cancellable; /* (owned) */
 	GSource *timeout;          /* (owned) (nullable) cancels after notify_timeout */
+	GInputStream *reply;       /* (owned) (nullable) the reply body, once the headers came */
+	guint8 *reply_data;        /* (owned) (nullable) SC_NOTIFIER_REPLY_MAX bytes */
+	gboolean reply_complete;   /* read to its end: the connection may be reused */
 	GArray *ids;               /* (owned) (element-type gint64) rows carried */
 	char *delivery;            /* (owned) */
 	guint attempts;            /* most failed tries among the rows */
@@ -66,6 +72,19 @@ struct _Request {
 
 static void notifier_drain (ScNotifier *self);
 
+/* Closes a reply body without reading the rest of it: libsoup's close would
+ * otherwise read on to the end, however long, before freeing the
+ * connection.  A body read to its end closes normally (keep-alive). */
+static void
+reply_close (GInputStream *stream, gboolean complete)
+{
+	g_autoptr(GCancellable) now = g_cancellable_new ();
+
+	if (!complete)
+		g_cancellable_cancel (now);
+	g_input_stream_close (stream, now, NULL);
+}
+
 static void
 request_free (Request *request)
 {
@@ -73,6 +92,11 @@ request_free (Request *request)
 		g_source_destroy (request->timeout);
 		g_source_unref (request->timeout);
 	}
+	if (request->reply != NULL) {
+		reply_close (request->reply, request->reply_complete);
+		g_object_unref (request->reply);
+	}
+	g_free (request->reply_data);
 	g_clear_object (&request->message);
 	g_clear_object (&request->cancellable);
 	g_array_unref (request->ids);
@@ -183,16 +207,65 @@ sc_notifier_build_message (const ScConfig *config, const char *delivery, GBytes 
 		key[--key_len] = '\0';
 	message = soup_message_new (SOUP_METHOD_POST, config->notify_webhook);
 	if (message == NULL) {
+		g_autofree char *shown = sc_notifier_redact_url (config->notify_webhook);
 		g_set_error (error, SC_CONFIG_ERROR, SC_CONFIG_ERROR_INVALID,
-			     _("“%s” is not a usable webhook URL"), config->notify_webhook);
+			     _("“%s” is not a usable webhook URL"), shown);
 		return NULL;
 	}
+	soup_message_add_flags (message, SOUP_MESSAGE_NO_REDIRECT);
 	signature = sc_notifier_sign (key, key_len, body);
 	soup_message_set_request_body_from_bytes (message, "application/json", body);
 	headers = soup_message_get_request_headers (message);
 	soup_message_headers_replace (headers, "X-Stagecoach-Signature", signature);
 	soup_message_headers_replace (headers, "X-Stagecoach-Delivery", delivery);
 	return g_steal_pointer (&message);
+}
+
+GBytes *
+sc_notifier_read_reply (GInputStream *stream, GError **error)
+{
+	g_autofree guint8 *data = g_malloc (SC_NOTIFIER_REPLY_MAX);
+	gsize length = 0;
+	gboolean ok;
+
+	ok = g_input_stream_read_all (stream, data, SC_NOTIFIER_REPLY_MAX, &length, NULL, error);
+
+	reply_close (stream, ok && length < SC_NOTIFIER_REPLY_MAX);
+	if (!ok)
+		return NULL;
+	return g_bytes_new_take (g_steal_pointer (&data), length);
+}
+
+char *
+sc_notifier_redact_url (const char *url)
+{
+	g_autoptr(GUri) uri = g_uri_parse (url, G_URI_FLAGS_ENCODED, NULL);
+
+	if (uri == NULL)
+		return g_strdup (_("(an unparseable URL)"));
+	return g_uri_join (G_URI_FLAGS_ENCODED, g_uri_get_scheme (uri),
+			   g_uri_get_userinfo (uri) != NULL ? "***" : NULL, g_uri_get_host (uri),
+			   g_uri_get_port (uri), g_uri_get_path (uri),
+			   g_uri_get_query (uri) != NULL ? "***" : NULL, NULL);
+}
+
+char *
+sc_notifier_redirect_location (SoupMessage *message)
+{
+	const char *location;
+	g_autoptr(GUri) target = NULL;
+	g_autofree char *text = NULL;
+
+	if (!SOUP_STATUS_IS_REDIRECTION (soup_message_get_status (message)))
+		return NULL;
+	location = soup_message_headers_get_one (soup_message_get_response_headers (message), "Location");
+	if (location == NULL)
+		return NULL;
+	target = g_uri_parse_relative (soup_message_get_uri (message), location, G_URI_FLAGS_ENCODED, NULL);
+	if (target == NULL)
+		return g_strdup (_("(an unparseable URL)"));
+	text = g_uri_to_string (target);
+	return sc_notifier_redact_url (text);
 }
 
 /* ---- payloads ---- */
@@ -349,6 +422,7 @@ static void
 notifier_failed (ScNotifier *self, Request *request, const char *reason, gint64 now)
 {
 	g_autoptr(GError) error_local = NULL;
+	g_autofree char *webhook = sc_notifier_redact_url (self->config->notify_webhook);
 	gint64 delay = backoff (request->attempts + 1);
 
 	self->failures++;
@@ -359,30 +433,24 @@ notifier_failed (ScNotifier *self, Request *request, const char *reason, gint64 
 			   error_local->message);
 	/* expected while the receiver is down: not a warning */
 	g_message ("notifier: %s to %s failed, next try in %" G_GINT64_FORMAT "s: %s",
-		   request->delivery, self->config->notify_webhook, delay / G_USEC_PER_SEC, reason);
+		   request->delivery, webhook, delay / G_USEC_PER_SEC, reason);
 }
 
+/* The answer is in (or none will come: @error): record it, go on. */
 static void
-request_done_cb (GObject *source, GAsyncResult *result, gpointer user_data)
+request_done (Request *request, const GError *error)
 {
-	Request *request = user_data;
 	ScNotifier *self = request->notifier;
-	g_autoptr(GBytes) answer = NULL;
-	g_autoptr(GError) error = NULL;
 	g_autofree char *reason = NULL;
+	g_autofree char *location = NULL;
 	guint status;
 	gint64 now;
 
-	answer = soup_session_send_and_read_finish (SOUP_SESSION (source), result, &error);
-	if (self == NULL) {
-		/* the notifier is gone; the rows stay pending */
-		request_free (request);
-		return;
-	}
 	self->in_flight = NULL;
 	now = sc_clock_now (self->clock);
 	status = soup_message_get_status (request->message);
-	if (answer != NULL && SOUP_STATUS_IS_SUCCESSFUL (status)) {
+	if (request->reply != NULL && SOUP_STATUS_IS_SUCCESSFUL (status)) {
+		/* the status decides; the body is only read to free the connection */
 		notifier_sent (self, request, now);
 	} else {
 		if (request->timed_out)
@@ -390,6 +458,10 @@ request_done_cb (GObject *source, GAsyncResult *result, gpointer user_data)
 						  self->config->notify_timeout / G_USEC_PER_SEC);
 		else if (error != NULL)
 			reason = g_strdup (error->message);
+		else if ((location = sc_notifier_redirect_location (request->message)) != NULL)
+			reason = g_strdup_printf (_("HTTP %u %s to %s (redirects are not followed)"),
+						  status, soup_message_get_reason_phrase (request->message),
+						  location);
 		else
 			reason = g_strdup_printf ("HTTP %u %s", status,
 						  soup_message_get_reason_phrase (request->message));
@@ -397,6 +469,46 @@ request_done_cb (GObject *source, GAsyncResult *result, gpointer user_data)
 	}
 	request_free (request);
 	notifier_drain (self);
+}
+
+static void
+request_read_cb (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+	Request *request = user_data;
+	g_autoptr(GError) error = NULL;
+	gsize length = 0;
+
+	if (g_input_stream_read_all_finish (G_INPUT_STREAM (source), result, &length, &error))
+		request->reply_complete = length < SC_NOTIFIER_REPLY_MAX;
+	else
+		g_debug ("notifier: reading the reply to %s: %s", request->delivery, error->message);
+	if (request->notifier == NULL) {
+		/* the notifier is gone; the rows stay pending */
+		request_free (request);
+		return;
+	}
+	request_done (request, NULL);
+}
+
+static void
+request_sent_cb (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+	Request *request = user_data;
+	g_autoptr(GError) error = NULL;
+
+	request->reply = soup_session_send_finish (SOUP_SESSION (source), result, &error);
+	if (request->notifier == NULL) {
+		request_free (request);
+		return;
+	}
+	if (request->reply == NULL) {
+		request_done (request, error);
+		return;
+	}
+	/* at most the cap, whatever the receiver sends */
+	request->reply_data = g_malloc (SC_NOTIFIER_REPLY_MAX);
+	g_input_stream_read_all_async (request->reply, request->reply_data, SC_NOTIFIER_REPLY_MAX,
+				       G_PRIORITY_DEFAULT, request->cancellable, request_read_cb, request);
 }
 
 static gboolean
@@ -463,8 +575,8 @@ notifier_send (ScNotifier *self, GPtrArray *rows, gboolean digest, gint64 now)
 	g_source_set_static_name (request->timeout, "stagecoach-notify-timeout");
 	g_source_attach (request->timeout, self->context);
 	self->in_flight = request;
-	soup_session_send_and_read_async (self->session, request->message, G_PRIORITY_DEFAULT,
-					  request->cancellable, request_done_cb, request);
+	soup_session_send_async (self->session, request->message, G_PRIORITY_DEFAULT,
+				 request->cancellable, request_sent_cb, request);
 }
 
 /* backlog.high, at most once an hour; rows are queued even without a webhook. */

@@ -32,10 +32,16 @@ void sc_notifier_free (ScNotifier *notifier);
 
 /* What `notify-test` shares with the notifier. */
 
+/* The most of a reply body that is read: receivers answer with a line or
+ * two, and nothing a receiver sends may grow the daemon's memory. */
+#define SC_NOTIFIER_REPLY_MAX (64 * 1024)
+
 /* The session every notification goes through: User-Agent
  * stagecoach/VERSION, @config's notify timeout. (transfer full) */
 SoupSession *sc_notifier_new_session (const ScConfig *config);
 /* A POST of @body to the webhook with Content-Type application/json,
+ * that follows no redirect (a 3xx is the answer: the signed body must not
+ * go to another host, nor turn into a GET),
  * X-Stagecoach-Delivery: @delivery and X-Stagecoach-Signature: sha256=HEX
  * (HMAC-SHA256 of @body under the secret file's contents, trailing newline
  * trimmed).  No webhook, a bad URL or an unreadable secret file is
@@ -44,6 +50,15 @@ SoupMessage *sc_notifier_build_message (const ScConfig *config,
 					const char *delivery,
 					GBytes *body,
 					GError **error);
+/* Reads at most SC_NOTIFIER_REPLY_MAX bytes of a reply body (blocking)
+ * and closes @stream without waiting for the rest. (transfer full) */
+GBytes *sc_notifier_read_reply (GInputStream *stream, GError **error);
+/* @url for a log line: user-info and query (where credentials live) shown
+ * as "***", no fragment. (transfer full) */
+char *sc_notifier_redact_url (const char *url);
+/* (nullable) A 3xx answer's Location, resolved against the request URL
+ * and redacted; NULL for other answers. (transfer full) */
+char *sc_notifier_redirect_location (SoupMessage *message);
 /* "sha256=HEX" of @body under @key. (transfer full) */
 char *sc_notifier_sign (const char *key, gsize key_len, GBytes *body);
 

@@ -34,6 +34,7 @@
 /* ---- the receiver ---- */
 
 typedef struct {
+	char *method;
 	char *delivery;  /* X-Stagecoach-Delivery */
 	char *signature; /* X-Stagecoach-Signature */
 	char *content_type;
@@ -45,6 +46,7 @@ typedef struct {
 static void
 received_free (Received *received)
 {
+	g_free (received->method);
 	g_free (received->delivery);
 	g_free (received->signature);
 	g_free (received->content_type);
@@ -59,8 +61,27 @@ typedef struct {
 	GMutex mutex;
 	/* under mutex */
 	guint answer; /* status to answer with */
+	char *location; /* (nullable) Location header to answer with */
+	gboolean huge; /* answer with a body that never ends */
 	GPtrArray *received; /* (element-type Received) */
 } Receiver;
+
+/* A reply bigger than anything the notifier should read: 1 MiB, then the
+ * body neither goes on nor ends (the receiver keeps the connection open). */
+#define HUGE_REPLY (1024 * 1024)
+
+static void
+answer_huge (SoupServerMessage *message)
+{
+	static char chunk[HUGE_REPLY];
+
+	memset (chunk, 'x', sizeof chunk);
+	soup_server_message_set_status (message, SOUP_STATUS_OK, NULL);
+	soup_message_headers_set_encoding (soup_server_message_get_response_headers (message),
+					   SOUP_ENCODING_CHUNKED);
+	soup_message_body_append (soup_server_message_get_response_body (message), SOUP_MEMORY_STATIC,
+				  chunk, sizeof chunk);
+}
 
 static void
 receiver_callback (SoupServer *server,
@@ -73,8 +94,11 @@ receiver_callback (SoupServer *server,
 	SoupMessageHeaders *headers = soup_server_message_get_request_headers (message);
 	Received *received = g_new0 (Received, 1);
 	g_autofree char *reply = NULL;
+	g_autofree char *location = NULL;
+	gboolean huge;
 	guint status;
 
+	received->method = g_strdup (soup_server_message_get_method (message));
 	received->delivery = g_strdup (soup_message_headers_get_one (headers, "X-Stagecoach-Delivery"));
 	received->signature = g_strdup (soup_message_headers_get_one (headers, "X-Stagecoach-Signature"));
 	received->content_type = g_strdup (soup_message_headers_get_one (headers, "Content-Type"));
@@ -82,9 +106,18 @@ receiver_callback (SoupServer *server,
 	received->body = soup_message_body_flatten (soup_server_message_get_request_body (message));
 	g_mutex_lock (&receiver->mutex);
 	status = receiver->answer;
+	location = g_strdup (receiver->location);
+	huge = receiver->huge;
 	received->status = status;
 	g_ptr_array_add (receiver->received, received);
 	g_mutex_unlock (&receiver->mutex);
+	if (huge) {
+		answer_huge (message);
+		return;
+	}
+	if (location != NULL)
+		soup_message_headers_replace (soup_server_message_get_response_headers (message),
+					      "Location", location);
 	reply = g_strdup_printf ("receiver says %u for %s\n", status, received->delivery);
 	soup_server_message_set_status (message, status, NULL);
 	soup_server_message_set_response (message, "text/plain", SOUP_MEMORY_COPY, reply, strlen (reply));
@@ -109,7 +142,27 @@ receiver_stop (Receiver *receiver)
 	sc_test_http_server_stop (receiver->http);
 	g_ptr_array_unref (receiver->received);
 	g_mutex_clear (&receiver->mutex);
+	g_free (receiver->location);
 	g_free (receiver);
+}
+
+/* Answers @status with Location: @location from now on. */
+static void
+receiver_set_redirect (Receiver *receiver, guint status, const char *location)
+{
+	g_mutex_lock (&receiver->mutex);
+	receiver->answer = status;
+	g_free (receiver->location);
+	receiver->location = g_strdup (location);
+	g_mutex_unlock (&receiver->mutex);
+}
+
+static void
+receiver_set_huge (Receiver *receiver)
+{
+	g_mutex_lock (&receiver->mutex);
+	receiver->huge = TRUE;
+	g_mutex_unlock (&receiver->mutex);
 }
 
 static void
@@ -713,6 +766,156 @@ test_plans (Fixture *fixture, gconstpointer data)
 	}
 }
 
+/* ---- defect 18: redirects, secrets in logs, huge replies ---- */
+
+/* A 301/302 to another host is a failure, retried later: nothing goes to
+ * the other host (neither the signature nor a bodiless GET), the row is
+ * not marked sent, and the error names the Location (redacted). */
+static void
+test_redirect_not_followed (Fixture *fixture, gconstpointer data)
+{
+	guint status = GPOINTER_TO_UINT (data);
+	g_autoptr(GPtrArray) queue_ids = make_dead (fixture, 1);
+	Receiver *other = receiver_start ();
+	g_autofree char *location =
+	    g_strdup_printf ("http://127.0.0.1:%u/elsewhere?token=location-secret", other->port);
+	g_autofree char *expected = g_strdup_printf ("127.0.0.1:%u/elsewhere", other->port);
+	g_autofree char *last_error = NULL;
+
+	receiver_set_redirect (fixture->receiver, status, location);
+	fixture->notifier = sc_notifier_new (fixture->config, fixture->spool, fixture->clock);
+	g_assert_true (wait_until (fixture, attempts_at_least, GINT_TO_POINTER (1)));
+	g_assert_cmpint (count_sent (fixture), ==, 0);
+	g_assert_cmpint (count_pending (fixture), ==, 1);
+	g_assert_cmpuint (receiver_count (fixture->receiver), ==, 1);
+	g_assert_cmpstr (receiver_get (fixture->receiver, 0)->method, ==, "POST");
+	g_assert_cmpuint (receiver_count (other), ==, 0);
+	g_assert_cmpint (db_int (fixture, "SELECT next_attempt_at FROM notifications"), ==, T0 + 10 * SEC);
+	{
+		sqlite3_stmt *stmt = NULL;
+		g_assert_cmpint (sqlite3_prepare_v2 (sc_spool_get_db (fixture->spool),
+						     "SELECT last_error FROM notifications", -1, &stmt, NULL),
+				 ==, SQLITE_OK);
+		g_assert_cmpint (sqlite3_step (stmt), ==, SQLITE_ROW);
+		last_error = g_strdup ((const char *) sqlite3_column_text (stmt, 0));
+		sqlite3_finalize (stmt);
+	}
+	g_assert_nonnull (strstr (last_error, status == 301 ? "301" : "302"));
+	g_assert_nonnull (strstr (last_error, expected));
+	g_assert_null (strstr (last_error, "location-secret"));
+
+	/* the receiver is fixed: the retry goes to it, once */
+	receiver_set_redirect (fixture->receiver, SOUP_STATUS_OK, NULL);
+	sc_clock_advance (fixture->clock, 11 * SEC);
+	sc_notifier_kick (fixture->notifier);
+	g_assert_true (wait_until (fixture, sent_at_least, GINT_TO_POINTER (1)));
+	g_assert_cmpuint (receiver_count (fixture->receiver), ==, 2);
+	g_assert_cmpuint (receiver_count (other), ==, 0);
+	receiver_stop (other);
+}
+
+/* notify-test does not follow a redirect either: 75, Location shown. */
+static void
+test_cli_redirect (Fixture *fixture, gconstpointer data)
+{
+	Receiver *other = receiver_start ();
+	g_autofree char *location = g_strdup_printf ("http://127.0.0.1:%u/elsewhere", other->port);
+	g_autofree char *out = NULL;
+	g_autofree char *err = NULL;
+	int status;
+
+	receiver_set_redirect (fixture->receiver, SOUP_STATUS_FOUND, location);
+	status = sc_test_run (fixture->config_path, NULL, &out, &err, "notify-test", NULL);
+	g_assert_cmpint (status, ==, EX_TEMPFAIL);
+	g_assert_true (g_str_has_prefix (out, "302 "));
+	g_assert_nonnull (strstr (err, location));
+	g_assert_cmpuint (receiver_count (fixture->receiver), ==, 1);
+	g_assert_cmpuint (receiver_count (other), ==, 0);
+	receiver_stop (other);
+}
+
+#define WEBHOOK_USER "hook-user"
+#define WEBHOOK_PASSWORD "userinfo-secret"
+#define WEBHOOK_QUERY "token=query-secret"
+
+/* A webhook URL with credentials in its user-info and query, on @port. */
+static char *
+secret_url (guint port)
+{
+	return g_strdup_printf ("http://" WEBHOOK_USER ":" WEBHOOK_PASSWORD "@127.0.0.1:%u/hook?" WEBHOOK_QUERY,
+				port);
+}
+
+/* The daemon's log line for a failed POST names the webhook without its
+ * user-info and query. */
+static void
+test_log_redacted (Fixture *fixture, gconstpointer data)
+{
+	if (g_test_subprocess ()) {
+		g_autoptr(GPtrArray) queue_ids = make_dead (fixture, 1);
+		g_autofree char *url = secret_url (closed_port ());
+
+		write_config (fixture, url, NULL);
+		fixture->notifier = sc_notifier_new (fixture->config, fixture->spool, fixture->clock);
+		g_assert_true (wait_until (fixture, attempts_at_least, GINT_TO_POINTER (1)));
+		return;
+	}
+	g_test_trap_subprocess (NULL, 0, G_TEST_SUBPROCESS_INHERIT_STDOUT);
+	g_test_trap_assert_passed ();
+	/* the line is there, with the host and path */
+	g_test_trap_assert_stderr ("*notifier: n-1 to http://***@127.0.0.1:*/hook?*** failed*");
+	g_test_trap_assert_stderr_unmatched ("*" WEBHOOK_PASSWORD "*");
+	g_test_trap_assert_stderr_unmatched ("*query-secret*");
+	g_test_trap_assert_stderr_unmatched ("*" WEBHOOK_USER "*");
+}
+
+/* notify-test shows the webhook it could not reach without its secrets. */
+static void
+test_cli_redacted (Fixture *fixture, gconstpointer data)
+{
+	g_autofree char *down = secret_url (closed_port ());
+	g_autofree char *err = NULL;
+	int status;
+
+	write_config (fixture, down, NULL);
+	status = sc_test_run (fixture->config_path, NULL, NULL, &err, "notify-test", NULL);
+	g_assert_cmpint (status, ==, EX_TEMPFAIL);
+	g_assert_nonnull (strstr (err, "http://***@127.0.0.1:"));
+	g_assert_nonnull (strstr (err, "/hook?***"));
+	g_assert_null (strstr (err, WEBHOOK_PASSWORD));
+	g_assert_null (strstr (err, WEBHOOK_USER));
+	g_assert_null (strstr (err, "query-secret"));
+}
+
+/* A 2xx whose body is far larger than the cap and never ends: the
+ * notifier reads a little, counts the 2xx and moves on (before, it read
+ * until the request timed out and retried forever). */
+static void
+test_huge_reply (Fixture *fixture, gconstpointer data)
+{
+	g_autoptr(GPtrArray) queue_ids = make_dead (fixture, 1);
+
+	receiver_set_huge (fixture->receiver);
+	fixture->notifier = sc_notifier_new (fixture->config, fixture->spool, fixture->clock);
+	g_assert_true (wait_until (fixture, sent_at_least, GINT_TO_POINTER (1)));
+	g_assert_cmpuint (receiver_count (fixture->receiver), ==, 1);
+}
+
+/* notify-test prints at most the cap of such a reply and exits 0. */
+static void
+test_cli_huge_reply (Fixture *fixture, gconstpointer data)
+{
+	g_autofree char *out = NULL;
+	int status;
+
+	receiver_set_huge (fixture->receiver);
+	status = sc_test_run (fixture->config_path, NULL, &out, NULL, "notify-test", NULL);
+	g_assert_cmpint (status, ==, 0);
+	g_assert_true (g_str_has_prefix (out, "200 OK\n"));
+	g_assert_cmpuint (strlen (out), >, 1024);
+	g_assert_cmpuint (strlen (out), <, HUGE_REPLY / 4);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -731,5 +934,14 @@ main (int argc, char **argv)
 	g_test_add ("/notifier/backlog", Fixture, NULL, setup, test_backlog, teardown);
 	g_test_add ("/notifier/plans", Fixture, NULL, setup, test_plans, teardown);
 	g_test_add ("/notifier/cli/notify-test", Fixture, NULL, setup, test_cli_notify_test, teardown);
+	g_test_add ("/notifier/redirect/301", Fixture, GUINT_TO_POINTER (301), setup,
+		    test_redirect_not_followed, teardown);
+	g_test_add ("/notifier/redirect/302", Fixture, GUINT_TO_POINTER (302), setup,
+		    test_redirect_not_followed, teardown);
+	g_test_add ("/notifier/cli/redirect", Fixture, NULL, setup, test_cli_redirect, teardown);
+	g_test_add ("/notifier/log-redacted", Fixture, NULL, setup, test_log_redacted, teardown);
+	g_test_add ("/notifier/cli/redacted", Fixture, NULL, setup, test_cli_redacted, teardown);
+	g_test_add ("/notifier/huge-reply", Fixture, NULL, setup, test_huge_reply, teardown);
+	g_test_add ("/notifier/cli/huge-reply", Fixture, NULL, setup, test_cli_huge_reply, teardown);
 	return g_test_run ();
 }
