@@ -272,7 +272,12 @@ format_field (const char *name, const char *value)
 	 * @value is encoded too, so no value can inject a field. */
 	g_mime_header_list_append (list, name, value, "utf-8");
 	text = g_mime_header_list_to_string (list, sc_decorate_format_options ());
-	return g_bytes_new_take (g_steal_pointer (&text), strlen (text));
+	{
+		/* the length first: argument order is unspecified, and the steal
+		 * must not happen before strlen() reads it (clang does) */
+		gsize length = strlen (text);
+		return g_bytes_new_take (g_steal_pointer (&text), length);
+	}
 }
 
 void

@@ -30,9 +30,13 @@
 static GBytes *
 to_crlf (const guint8 *data, gsize length)
 {
-	const guint8 *end = data + length;
-	const guint8 *p = data;
 	GByteArray *out = g_byte_array_sized_new (length + length / 32 + 2);
+	const guint8 *end;
+	const guint8 *p = data;
+
+	if (length == 0) /* an empty GBytes may have no data: NULL + 0 is UB */
+		return g_byte_array_free_to_bytes (out);
+	end = data + length;
 
 	while (p < end) {
 		const guint8 *newline = memchr (p, '\n', end - p);
