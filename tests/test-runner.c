@@ -261,7 +261,7 @@ test_transient_then_dead (Fixture *fixture, gconstpointer data)
 
 	g_assert_cmpint (g_chmod (script, 0755), ==, 0);
 	write_config_full (fixture, "maildir:archive", "exec:later",
-			   "[handler:later]\ncommand=./later.sh\n", "max-attempts=2\ninitial=3s\n");
+			   "[handler:later]\ncommand=./later.sh\n", "max-attempts=2\ninitial=3s\nmax-delay=3s\n");
 	queue_id = sc_test_inject (fixture->config, "test.example.org", message_text);
 	g_assert_cmpint (run_once (fixture), ==, 0);
 	first = sc_test_show (fixture->config, queue_id);
