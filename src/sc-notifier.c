@@ -24,6 +24,7 @@
 #include <json-glib/json-glib.h>
 
 #include "sc-error.h"
+#include "sc-duration.h"
 #include "sc-i18n.h"
 
 #define SC_NOTIFY_SEC G_GINT64_CONSTANT (1000000)
@@ -453,9 +454,11 @@ request_done (Request *request, const GError *error)
 		/* the status decides; the body is only read to free the connection */
 		notifier_sent (self, request, now);
 	} else {
-		if (request->timed_out)
-			reason = g_strdup_printf (_("no answer within %" G_GINT64_FORMAT "s"),
-						  self->config->notify_timeout / G_USEC_PER_SEC);
+		if (request->timed_out) {
+			/* a translatable format cannot hold G_GINT64_FORMAT */
+			g_autofree char *limit = sc_duration_format (self->config->notify_timeout);
+			reason = g_strdup_printf (_("no answer within %s"), limit);
+		}
 		else if (error != NULL)
 			reason = g_strdup (error->message);
 		else if ((location = sc_notifier_redirect_location (request->message)) != NULL)
