@@ -122,7 +122,10 @@ rel_inject (const char *config,
 	g_subprocess_communicate (process, input, NULL, &out, &err, &error);
 	g_assert_no_error (error);
 	if (out_queue_id != NULL)
-		*out_queue_id = g_strstrip (g_strndup (g_bytes_get_data (out, NULL), g_bytes_get_size (out)));
+		/* an empty GBytes may have NULL data: g_strndup would return NULL */
+		*out_queue_id = g_strstrip (g_bytes_get_size (out) > 0
+						? g_strndup (g_bytes_get_data (out, NULL), g_bytes_get_size (out))
+						: g_strdup (""));
 	if (out_stderr != NULL)
 		*out_stderr = g_strndup (g_bytes_get_data (err, NULL), g_bytes_get_size (err));
 	if (g_subprocess_get_if_signaled (process))
