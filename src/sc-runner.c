@@ -1076,6 +1076,7 @@ static void
 record_until_idle (ScRunner *runner)
 {
 	gint64 last_warning = 0;
+	gint64 give_up_at = G_MAXINT64;
 
 	for (;;) {
 		ScRecipientCommit *commit;
@@ -1103,9 +1104,23 @@ record_until_idle (ScRunner *runner)
 				}
 				g_ptr_array_set_size (runner->pending_jobs, 0);
 				g_ptr_array_set_size (runner->pending_results, 0);
-			} else if (g_get_monotonic_time () - last_warning > 10 * G_USEC_PER_SEC) {
-				g_warning ("stopping: cannot record results yet: %s", error_local->message);
-				last_warning = g_get_monotonic_time ();
+			} else {
+				gint64 now = g_get_monotonic_time ();
+				if (now - last_warning > 10 * G_USEC_PER_SEC) {
+					g_warning ("stopping: cannot record results yet: %s", error_local->message);
+					last_warning = now;
+				}
+				/* No handler runs any more and the spool still refuses
+				 * (a full disk): stop trying after a while.  The claims
+				 * stay ours until this process is gone; the next runner
+				 * takes them back, blaming none, and the stages run again. */
+				if (busy_slots (runner) == 0 && give_up_at == G_MAXINT64)
+					give_up_at = now + 5 * G_USEC_PER_SEC;
+				if (now >= give_up_at) {
+					g_warning ("stopping without recording %u stage result(s): %s",
+						   runner->pending_jobs->len, error_local->message);
+					break;
+				}
 			}
 			continue;
 		}

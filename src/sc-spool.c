@@ -146,6 +146,11 @@ static const char *const sql_text[SC_SQL_LAST] = {
 	"UPDATE messages SET state = CASE WHEN attempts > 0 THEN 'deferred' ELSE 'queued' END,"
 	" next_attempt_at = :now, updated_at = :now, lease_owner = NULL, lease_expires_at = NULL"
 	" WHERE state = 'active' AND lease_owner = :owner",
+    /* recipient states recorded since the message row last changed (its
+     * claim, or its previous stage's result): the stage was making progress */
+    [SC_SQL_SELECT_PROGRESS] =
+	"SELECT EXISTS (SELECT 1 FROM recipients r, messages m WHERE m.id = :id"
+	" AND r.message_id = :id AND r.updated_at >= m.updated_at)",
     [SC_SQL_RELEASE_LEASE] =
 	"UPDATE messages SET state = CASE WHEN attempts > 0 THEN 'deferred' ELSE 'queued' END,"
 	" next_attempt_at = :now, updated_at = :now, lease_owner = NULL, lease_expires_at = NULL"
@@ -176,7 +181,7 @@ static const char *const sql_text[SC_SQL_LAST] = {
 	"  WHEN attempts > 0 THEN 'deferred' ELSE 'queued' END,"
 	" crashes = crashes + :crashed, updated_at = :now,"
 	" next_attempt_at = CASE WHEN :state = 'held' THEN NULL"
-	"  WHEN :crashed THEN :now ELSE MIN(coalesce(next_attempt_at, :now), :now) END,"
+	"  WHEN :in_handler THEN :now ELSE MIN(coalesce(next_attempt_at, :now), :now) END,"
 	" hold_reason = :hold_reason, last_error = COALESCE(:last_error, last_error),"
 	" lease_owner = NULL, lease_expires_at = NULL"
 	" WHERE id = :id AND state = 'active' AND lease_owner = :owner"
@@ -1208,10 +1213,29 @@ reclaim_one (ScSpool *spool,
 	g_autofree char *reason = NULL;
 	g_autofree char *hold_reason = NULL;
 	const char *stage;
-	gboolean hold = in_handler && row->crashes + 1 >= crash_limit;
+	gboolean counted = in_handler;
+	gboolean hold;
 
 	if (completed == NULL)
 		return FALSE;
+	if (in_handler) {
+		/* A stage that was delivering (recipient states recorded in
+		 * this claim) was killed, not killing: a poison message makes
+		 * no progress.  A long fan-out must not be held for being
+		 * running whenever an operator restarts the daemon. */
+		g_autoptr(ScStatement) stmt = sc_spool_statement (spool, SC_SQL_SELECT_PROGRESS, error);
+		int rc;
+		if (stmt == NULL)
+			return FALSE;
+		sc_bind_int64 (stmt, ":id", row->rowid);
+		rc = sqlite3_step (stmt);
+		if (rc != SQLITE_ROW) {
+			sc_spool_set_error (spool, rc, error, "reclaim");
+			return FALSE;
+		}
+		counted = sqlite3_column_int (stmt, 0) == 0;
+	}
+	hold = counted && row->crashes + 1 >= crash_limit;
 	probe.pipeline = pipeline;
 	probe.completed = completed;
 	stage = sc_message_next_stage (&probe);
@@ -1231,7 +1255,8 @@ reclaim_one (ScSpool *spool,
 		if (stmt == NULL)
 			return FALSE;
 		sc_bind_text (stmt, ":state", hold ? "held" : "queued");
-		sc_bind_int64 (stmt, ":crashed", in_handler ? 1 : 0);
+		sc_bind_int64 (stmt, ":crashed", counted ? 1 : 0);
+		sc_bind_int64 (stmt, ":in_handler", in_handler ? 1 : 0);
 		sc_bind_int64 (stmt, ":now", now);
 		sc_bind_text (stmt, ":hold_reason", hold_reason);
 		sc_bind_text (stmt, ":last_error", in_handler ? reason : NULL);

@@ -217,7 +217,9 @@ typedef struct {
 /* Takes back messages whose owner is dead or whose lease expired, and this
  * runner's own expired claims it no longer works on.  Only a message whose
  * handler was running is blamed: a `crashed` attempt for its stage, due
- * at @now (behind the others), and after @crash_limit such crashes it is
+ * at @now (behind the others); unless the stage was making progress
+ * (recipient states recorded in that claim) the crash is counted, and
+ * after @crash_limit counted crashes it is
  * held (a poison message must not crash-loop) with a message.held
  * notification.  The others go back with a `released` attempt, due when
  * they were (their place in the queue).  Returns how many were taken back. */

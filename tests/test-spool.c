@@ -2253,6 +2253,37 @@ test_clock_step (Fixture *fixture, gconstpointer user_data)
 	g_assert_cmpint (step, ==, 0);
 }
 
+/* A stage that recorded recipient states in its claim was killed while
+ * delivering, not killing the runner: the crash is recorded, not counted. */
+static void
+test_reclaim_progress_not_counted (Fixture *fixture, gconstpointer user_data)
+{
+	g_autofree char *a = inject (fixture, "l.example.org");
+	g_autoptr(GError) error = NULL;
+
+	for (guint crash = 1; crash <= 4; crash++) {
+		g_autoptr(ScMessage) m = NULL;
+		ScRecipientUpdate update = {0};
+		sc_clock_advance (fixture->clock, MINUTE);
+		m = claim_one (fixture, "runner-a", a);
+		update.rowid = m->rowid;
+		update.lease_generation = m->lease_generation;
+		update.position = 0;
+		update.status = "deferred";
+		update.code = 451;
+		update.at = sc_clock_now (fixture->clock) + SEC;
+		g_assert_true (sc_spool_record_begin (fixture->spool, &error));
+		g_assert_true (sc_spool_record_recipients (fixture->spool, "runner-a", &update, 1, &error));
+		g_assert_true (sc_spool_record_commit (fixture->spool, &error));
+		g_assert_no_error (error);
+		sc_clock_advance (fixture->clock, 2 * SEC);
+		g_assert_cmpuint (reclaim (fixture, "watcher", NULL, 3), ==, 1);
+	}
+	g_assert_cmpint (state_of (fixture, a), ==, SC_STATE_QUEUED);
+	g_assert_cmpint (db_int (fixture, "SELECT crashes FROM messages WHERE queue_id = '%s'", a), ==, 0);
+	g_assert_cmpint (db_int (fixture, "SELECT count(*) FROM attempts WHERE outcome = 'crashed'"), ==, 4);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -2282,6 +2313,7 @@ main (int argc, char **argv)
 	ADD ("/spool/reclaim/crash-limit", test_reclaim_crash_limit);
 	ADD ("/spool/reclaim/blames-in-handler-only", test_reclaim_blames_in_handler_only);
 	ADD ("/spool/reclaim/held-notifies", test_reclaim_held_notifies);
+	ADD ("/spool/reclaim/progress-not-counted", test_reclaim_progress_not_counted);
 	ADD ("/spool/reclaim/own-dropped-claims", test_reclaim_own_dropped_claims);
 	ADD ("/spool/lease/generation", test_lease_generation);
 	ADD ("/spool/lease/renew", test_lease_renew);

@@ -336,7 +336,7 @@ test_crash_stream (void)
 	g_autofree char *integrity = NULL;
 	sqlite3 *db = NULL;
 	sqlite3_stmt *stmt = NULL;
-	guint kills = 0, starts = 0, accepted = 0, refused = 0, busy_retries = 0;
+	guint kills = 0, starts = 0, accepted = 0, refused = 0, not_messages = 0, busy_retries = 0;
 	guint not_done = 0, held = 0, dead = 0, missing = 0, missing_done = 0, duplicates = 0, dup_pairs = 0, max_extra = 0;
 	guint pairs_expected = 0, stage_twice = 0, stages_wrong = 0, not_sent = 0, crashed = 0;
 	guint archive_twice = 0, archive_missing = 0, archive_tmp = 0, archive_mid_twice = 0;
@@ -417,6 +417,11 @@ test_crash_stream (void)
 		if (record->status == 0) {
 			accepted++;
 			pairs_expected += record->recipients->len - 1;
+		} else if (record->status == 65 && record->error != NULL &&
+			   strstr (record->error, "not a message") != NULL) {
+			/* corpus files inject refuses by design (e.g. a NUL byte in
+			 * the header block): the caller is told, nothing is taken */
+			not_messages++;
 		} else {
 			refused++;
 			g_test_message ("inject %s refused (%d): %s", record->message_id, record->status,
@@ -524,6 +529,8 @@ test_crash_stream (void)
 	if (kills < crash.params.kills)
 		check_fail ("only %u of %u kills landed before the work ran out: the run proves little "
 			    "(more messages or a shorter SC_CRASH_KILL_MS)", kills, crash.params.kills);
+	if (not_messages > 0)
+		g_print ("# %u corpus bodies refused as not a message (65), as they must be\n", not_messages);
 	if (refused > 0)
 		check_fail ("%u injections refused (see the messages above)", refused);
 	if (final_status != 0)
