@@ -768,7 +768,7 @@ test_bulk_retry (Fixture *fixture, gconstpointer user_data)
 static void
 test_bulk_retry_batches (Fixture *fixture, gconstpointer user_data)
 {
-	const guint n = 1200; /* more than two batches */
+	const guint n = 5000; /* ten batches: a request fits between two */
 	g_autofree char *url = g_strdup_printf ("http://127.0.0.1:%u/api/v1/retry",
 						sc_admin_server_get_port (fixture->server));
 	g_autofree char *csrf = csrf_token (fixture, NULL);

@@ -581,6 +581,7 @@ test_permission_warnings (Fixture *fixture, gconstpointer data)
 	g_assert_cmpint (sc_test_run (fixture->config, NULL, &out, &err, "check-config", NULL), ==, 0);
 	g_assert_null (strstr (err, "readable"));
 	g_clear_pointer (&err, g_free);
+	g_clear_pointer (&out, g_free);
 
 	g_assert_cmpint (g_chmod (token, 0644), ==, 0);
 	g_assert_cmpint (g_chmod (secret, 0604), ==, 0);
