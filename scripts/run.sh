@@ -92,7 +92,7 @@ echo "==> stagecoach status"
 "$SC" status | sed 's/^/    /'
 echo "==> stagecoach show ${ids[0]}"
 "$SC" show "${ids[0]}" | sed 's/^/    /'
-echo "==> what the relay received ($(ls "$delivered" | wc -l) SMTP transactions in $delivered)"
+echo "==> what the relay received ($(ls "$delivered" | wc -l) SMTP transactions; copied to $DEMO/delivered when the demo stops)"
 grep -h '^X-Rcpt-Args' "$delivered"/* 2>/dev/null | sort | uniq -c | sed 's/^/    /' || true
 echo "==> the archived copy (decorated: subject prefix, list headers, footer)"
 first=$(ls "$DEMO"/archive/demo/new/* 2>/dev/null | head -1 || true)
