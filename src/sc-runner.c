@@ -19,9 +19,10 @@
  * while a job of it may still run, so two jobs of one message never run.
  *
  * Jobs wait in lanes before they get a thread: deliver jobs in their
- * mailer's lane (at most its max-connections run), everything else in the
- * workers lane (at most `workers`).  The pool has a thread for every lane
- * slot, so a relay that hangs holds only its own lane.
+ * mailer's lane (at most twice its max-connections run: one per connection
+ * sending, one ready), everything else in the workers lane (`workers`).
+ * The pool has a thread for every lane slot, so a relay that hangs holds
+ * only its own lane.
  */
 #include "config.h"
 
@@ -49,6 +50,12 @@
 #define SC_RUNNER_CLOCK_STEP_THRESHOLD (3 * G_USEC_PER_SEC)
 /* How soon a group commit that failed is tried again. */
 #define SC_RUNNER_COMMIT_RETRY_MS 500
+
+/* Deliver jobs a mailer's lane runs per connection: one sending, one
+ * ready to take the connection the moment it is free (with one, each
+ * connection idled while a result went through the main loop: measured
+ * about 20 % fewer messages per second). */
+#define SC_RUNNER_LANE_DEPTH 2
 
 /* Where jobs wait for a thread; see the file comment. */
 typedef struct {
@@ -363,7 +370,7 @@ lane_for_job (ScRunner *runner, ScJob *job)
 		const ScMailerConfig *first = sc_deliver_mailer_key_for_list (job->config, list);
 		if (first != NULL) {
 			g_autofree char *key = g_strconcat ("mailer:", first->name, NULL);
-			return lane_get (runner, key, first->max_connections);
+			return lane_get (runner, key, SC_RUNNER_LANE_DEPTH * first->max_connections);
 		}
 	}
 	return lane_get (runner, "workers", job->config->workers);
@@ -377,7 +384,7 @@ pool_size_for (ScRunner *runner, ScConfig *config)
 
 	for (guint i = 0; i < config->mailers->len; i++) {
 		const ScMailerConfig *mailer = config->mailers->pdata[i];
-		threads += mailer->max_connections;
+		threads += SC_RUNNER_LANE_DEPTH * mailer->max_connections;
 	}
 	/* lanes of mailers a reload removed may still run */
 	threads = MAX (threads, (guint) g_thread_pool_get_max_threads (runner->pool));
