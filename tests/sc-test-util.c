@@ -1,6 +1,9 @@
 /* sc-test-util.c — corpus discovery and temp-folder helpers for tests. */
 #include "config.h"
 
+#include <signal.h>
+#include <sys/prctl.h>
+#include <unistd.h>
 #include "sc-test-util.h"
 
 #include <gio/gio.h>
@@ -176,6 +179,15 @@ sc_test_run (const char *config_path,
 	return g_subprocess_get_exit_status (process);
 }
 
+void
+sc_test_die_with_parent (gpointer user_data)
+{
+	pid_t parent = GPOINTER_TO_INT (user_data);
+
+	if (prctl (PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid () != parent)
+		_exit (127);
+}
+
 GSubprocess *
 sc_test_spawn (const char *config_path, const char *log_path, const char *first_arg, ...)
 {
@@ -190,6 +202,7 @@ sc_test_spawn (const char *config_path, const char *log_path, const char *first_
 	argv = collect_args (first_arg, args);
 	va_end (args);
 	g_subprocess_launcher_set_stdout_file_path (launcher, log_path);
+	g_subprocess_launcher_set_child_setup (launcher, sc_test_die_with_parent, GINT_TO_POINTER (getpid ()), NULL);
 	process = g_subprocess_launcher_spawnv (launcher, (const char *const *) argv->pdata, &error);
 	g_assert_no_error (error);
 	return process;

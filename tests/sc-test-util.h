@@ -32,7 +32,11 @@ int sc_test_run (const char *config_path,
 		 char **out_stderr,
 		 const char *first_arg,
 		 ...) G_GNUC_NULL_TERMINATED;
-/* Starts it in the background (stdout/stderr to @log_path). (transfer full) */
+/* GSubprocessLauncher child setup (user_data: the parent's pid): the child
+ * is killed when the test process ends, so an aborted test leaves no daemon. */
+void sc_test_die_with_parent (gpointer user_data);
+/* Starts it in the background (stdout/stderr to @log_path); it dies with
+ * the test process. (transfer full) */
 GSubprocess *sc_test_spawn (const char *config_path, const char *log_path, const char *first_arg, ...)
     G_GNUC_NULL_TERMINATED;
 /* Injects @message to @list for one recipient; returns the queue id. */

@@ -3,21 +3,10 @@
 
 #include <fcntl.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "rel-util.h"
 #include "sc-test-util.h"
-
-/* In the child: a test that aborts must not leave a daemon behind. */
-static void
-daemon_child_setup (gpointer user_data)
-{
-	pid_t parent = GPOINTER_TO_INT (user_data);
-
-	if (prctl (PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid () != parent)
-		_exit (127);
-}
 
 RelDaemon *
 rel_daemon_start (const char *config, const char *log_path, const char *const *env)
@@ -30,7 +19,7 @@ rel_daemon_start (const char *config, const char *log_path, const char *const *e
 
 	g_subprocess_launcher_setenv (launcher, "STAGECOACH_CONFIG", config, TRUE);
 	g_subprocess_launcher_setenv (launcher, "LC_ALL", "C.UTF-8", TRUE);
-	g_subprocess_launcher_set_child_setup (launcher, daemon_child_setup, GINT_TO_POINTER (getpid ()), NULL);
+	g_subprocess_launcher_set_child_setup (launcher, sc_test_die_with_parent, GINT_TO_POINTER (getpid ()), NULL);
 	for (guint i = 0; env != NULL && env[i] != NULL; i++) {
 		g_auto(GStrv) pair = g_strsplit (env[i], "=", 2);
 		g_subprocess_launcher_setenv (launcher, pair[0], pair[1] != NULL ? pair[1] : "", TRUE);
