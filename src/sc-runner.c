@@ -647,6 +647,29 @@ failed:
 	return FALSE;
 }
 
+/* Main thread: what workers handed back joins what waits for the next
+ * group commit; each finished job's result is decided once, here. */
+static void
+collect_finished (ScRunner *runner)
+{
+	ScRecipientCommit *commit;
+	ScJob *job;
+
+	while ((job = g_async_queue_try_pop (runner->finished)) != NULL) {
+		ScStageResult *result = g_new0 (ScStageResult, 1);
+		/* its thread is free: the next job of its lane may start
+		 * (none once the runner gave its work up) */
+		job->lane->running--;
+		if (!g_atomic_int_get (&runner->abandoned))
+			lane_pump (runner, job->lane);
+		decide (runner, job, result);
+		g_ptr_array_add (runner->pending_jobs, job);
+		g_ptr_array_add (runner->pending_results, result);
+	}
+	while ((commit = g_async_queue_try_pop (runner->recipient_commits)) != NULL)
+		g_ptr_array_add (runner->pending_commits, commit);
+}
+
 static gboolean
 commit_retry_cb (gpointer user_data)
 {
@@ -693,24 +716,12 @@ drain_cb (gpointer user_data)
 	g_autoptr(GPtrArray) results = NULL;
 	g_autoptr(GPtrArray) commits = NULL;
 	g_autoptr(GError) error_local = NULL;
-	ScRecipientCommit *commit;
-	ScJob *job;
 
 	g_mutex_lock (&runner->drain_lock);
 	runner->drain_id = 0;
 	g_mutex_unlock (&runner->drain_lock);
 
-	while ((job = g_async_queue_try_pop (runner->finished)) != NULL) {
-		ScStageResult *result = g_new0 (ScStageResult, 1);
-		/* its thread is free: the next job of its lane may start */
-		job->lane->running--;
-		lane_pump (runner, job->lane);
-		decide (runner, job, result);
-		g_ptr_array_add (runner->pending_jobs, job);
-		g_ptr_array_add (runner->pending_results, result);
-	}
-	while ((commit = g_async_queue_try_pop (runner->recipient_commits)) != NULL)
-		g_ptr_array_add (runner->pending_commits, commit);
+	collect_finished (runner);
 	if (runner->pending_jobs->len == 0 && runner->pending_commits->len == 0)
 		return G_SOURCE_REMOVE;
 	if (runner->commit_retry_id != 0)
@@ -1087,17 +1098,9 @@ record_until_idle (ScRunner *runner)
 
 	for (;;) {
 		ScRecipientCommit *commit;
-		ScJob *job;
 		g_autoptr(GError) error_local = NULL;
 
-		while ((job = g_async_queue_try_pop (runner->finished)) != NULL) {
-			ScStageResult *result = g_new0 (ScStageResult, 1);
-			decide (runner, job, result);
-			g_ptr_array_add (runner->pending_jobs, job);
-			g_ptr_array_add (runner->pending_results, result);
-		}
-		while ((commit = g_async_queue_try_pop (runner->recipient_commits)) != NULL)
-			g_ptr_array_add (runner->pending_commits, commit);
+		collect_finished (runner);
 		if (runner->pending_jobs->len > 0 || runner->pending_commits->len > 0) {
 			if (record_all (runner, runner->pending_commits, runner->pending_results, &error_local)) {
 				release_commits (runner, runner->pending_commits, NULL);

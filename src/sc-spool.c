@@ -151,13 +151,6 @@ static const char *const sql_text[SC_SQL_LAST] = {
     [SC_SQL_SELECT_PROGRESS] =
 	"SELECT EXISTS (SELECT 1 FROM recipients r, messages m WHERE m.id = :id"
 	" AND r.message_id = :id AND r.updated_at >= m.updated_at)",
-    [SC_SQL_RELEASE_LEASE] =
-	"UPDATE messages SET state = CASE WHEN attempts > 0 THEN 'deferred' ELSE 'queued' END,"
-	" next_attempt_at = :now, updated_at = :now, lease_owner = NULL, lease_expires_at = NULL"
-	" WHERE id = :id AND state = 'active' AND lease_owner = :owner"
-	" AND lease_generation = :generation",
-    /* sc-spool-clock.c: a wall-clock step moves every stored time that
-     * measures a wait, so waits keep their length */
     [SC_SQL_CLOCK_READ] = "SELECT boot_id, wall, boottime FROM clock_anchor WHERE id = 1",
     [SC_SQL_CLOCK_WRITE] =
 	"INSERT INTO clock_anchor (id, boot_id, wall, boottime) VALUES (1, :boot_id, :wall, :boottime)"
@@ -1110,40 +1103,7 @@ sc_spool_record_recipients (ScSpool *spool,
 	return TRUE;
 }
 
-/* One statement per claim, in one transaction: @sql binds :id,
- * :generation, :owner and :time. */
-static gboolean
-update_leases (ScSpool *spool,
-	       ScSql sql,
-	       const char *owner,
-	       const ScLease *leases,
-	       guint n_leases,
-	       gint64 time,
-	       const char *what,
-	       GError **error)
-{
-	if (n_leases == 0)
-		return TRUE;
-	if (!sc_spool_begin (spool, error))
-		return FALSE;
-	for (guint i = 0; i < n_leases; i++) {
-		g_autoptr(ScStatement) stmt = sc_spool_statement (spool, sql, error);
-		if (stmt == NULL) {
-			sc_spool_rollback (spool);
-			return FALSE;
-		}
-		sc_bind_int64 (stmt, ":id", leases[i].rowid);
-		sc_bind_int64 (stmt, ":generation", leases[i].generation);
-		sc_bind_text (stmt, ":owner", owner);
-		sc_bind_int64 (stmt, sql == SC_SQL_RENEW_LEASES ? ":lease_expires_at" : ":now", time);
-		if (!sc_spool_step_done (spool, stmt, error, what)) {
-			sc_spool_rollback (spool);
-			return FALSE;
-		}
-	}
-	return sc_spool_commit (spool, error);
-}
-
+/* One statement per claim still worked on, in one transaction. */
 gboolean
 sc_spool_renew_leases (ScSpool *spool,
 		       const char *owner,
@@ -1152,20 +1112,26 @@ sc_spool_renew_leases (ScSpool *spool,
 		       gint64 lease_expires_at,
 		       GError **error)
 {
-	return update_leases (spool, SC_SQL_RENEW_LEASES, owner, leases, n_leases,
-			      lease_expires_at, "renew leases", error);
-}
-
-gboolean
-sc_spool_release_leases (ScSpool *spool,
-			 const char *owner,
-			 const ScLease *leases,
-			 guint n_leases,
-			 gint64 now,
-			 GError **error)
-{
-	return update_leases (spool, SC_SQL_RELEASE_LEASE, owner, leases, n_leases, now,
-			      "release", error);
+	if (n_leases == 0)
+		return TRUE;
+	if (!sc_spool_begin (spool, error))
+		return FALSE;
+	for (guint i = 0; i < n_leases; i++) {
+		g_autoptr(ScStatement) stmt = sc_spool_statement (spool, SC_SQL_RENEW_LEASES, error);
+		if (stmt == NULL) {
+			sc_spool_rollback (spool);
+			return FALSE;
+		}
+		sc_bind_int64 (stmt, ":id", leases[i].rowid);
+		sc_bind_int64 (stmt, ":generation", leases[i].generation);
+		sc_bind_text (stmt, ":owner", owner);
+		sc_bind_int64 (stmt, ":lease_expires_at", lease_expires_at);
+		if (!sc_spool_step_done (spool, stmt, error, "renew leases")) {
+			sc_spool_rollback (spool);
+			return FALSE;
+		}
+	}
+	return sc_spool_commit (spool, error);
 }
 
 gboolean

@@ -191,14 +191,6 @@ gboolean sc_spool_renew_leases (ScSpool *spool,
 				gint64 lease_expires_at,
 				GError **error);
 
-/* Gives these claims back, due at @now, without counting an attempt. */
-gboolean sc_spool_release_leases (ScSpool *spool,
-				  const char *owner,
-				  const ScLease *leases,
-				  guint n_leases,
-				  gint64 now,
-				  GError **error);
-
 /* Gives every message this owner holds back, due at @now (the runner has
  * stopped and none of its handlers runs). */
 gboolean sc_spool_release_owner (ScSpool *spool, const char *owner, gint64 now, GError **error);
