@@ -299,6 +299,23 @@ static const char *const admin_keys[] = {
     NULL,
 };
 
+static const char *const ingress_keys[] = {
+    SC_KEY_INGRESS_SMTP,
+    SC_KEY_INGRESS_LMTP,
+    SC_KEY_INGRESS_ALLOW,
+    SC_KEY_INGRESS_HOSTNAME,
+    SC_KEY_INGRESS_TLS_CERT_FILE,
+    SC_KEY_INGRESS_TLS_KEY_FILE,
+    SC_KEY_INGRESS_AUTH_FILE,
+    SC_KEY_INGRESS_MAX_CONNECTIONS,
+    SC_KEY_INGRESS_MAX_RECIPIENTS,
+    SC_KEY_INGRESS_COMMAND_TIMEOUT,
+    SC_KEY_INGRESS_DATA_TIMEOUT,
+    SC_KEY_INGRESS_BARE_NEWLINE,
+    SC_KEY_INGRESS_DEDUPE_WINDOW,
+    NULL,
+};
+
 static const char *const notify_keys[] = {
     SC_KEY_NOTIFY_WEBHOOK,
     SC_KEY_NOTIFY_SECRET_FILE,
@@ -713,6 +730,192 @@ load_admin (ScConfigLoader *loader, ScConfig *config)
 	}
 }
 
+GStrv
+sc_config_read_ingress_credentials (const char *path, GError **error)
+{
+	g_autofree char *contents = NULL;
+	g_auto(GStrv) lines = NULL;
+	g_autoptr(GStrvBuilder) pairs = g_strv_builder_new ();
+
+	if (!g_file_get_contents (path, &contents, NULL, error))
+		return NULL;
+	lines = g_strsplit (contents, "\n", -1);
+	for (guint i = 0; lines[i] != NULL; i++) {
+		g_auto(GStrv) fields = NULL;
+		char *line = g_strstrip (lines[i]);
+
+		if (*line == '\0' || *line == '#')
+			continue;
+		fields = g_strsplit_set (line, " \t", 2);
+		if (fields[1] == NULL || *g_strstrip (fields[1]) == '\0') {
+			g_set_error (error, SC_CONFIG_ERROR, SC_CONFIG_ERROR_INVALID,
+				     _("%s line %u: expected “USER PASSWORD”"), path, i + 1);
+			return NULL;
+		}
+		g_strv_builder_add (pairs, fields[0]);
+		g_strv_builder_add (pairs, fields[1]);
+	}
+	return g_strv_builder_end (pairs);
+}
+
+gboolean
+sc_config_ingress_allows (const ScConfig *config, GInetAddress *address)
+{
+	for (guint i = 0; config->ingress.allow != NULL && i < config->ingress.allow->len; i++) {
+		if (g_inet_address_mask_matches (config->ingress.allow->pdata[i], address))
+			return TRUE;
+	}
+	return FALSE;
+}
+
+/* HOST:PORT (a bracketed IPv6 host too); *@out_host is the bare host. */
+static gboolean
+split_host_port (const char *text, char **out_host, guint16 *out_port)
+{
+	const char *colon = strrchr (text, ':');
+	guint64 port = 0;
+	g_autofree char *host = colon != NULL ? g_strndup (text, colon - text) : NULL;
+
+	if (host != NULL && host[0] == '[' && g_str_has_suffix (host, "]")) {
+		char *bare = g_strndup (host + 1, strlen (host) - 2);
+		g_free (host);
+		host = bare;
+	}
+	if (colon == NULL || *host == '\0' ||
+	    !g_ascii_string_to_unsigned (colon + 1, 10, 0, 65535, &port, NULL))
+		return FALSE;
+	*out_host = g_steal_pointer (&host);
+	*out_port = (guint16) port;
+	return TRUE;
+}
+
+/* An ingress listen address: HOST:PORT, or (@unix_ok) an absolute path.
+ * Returns whether it is reachable only from this machine. */
+static gboolean
+check_ingress_listen (ScConfigLoader *loader, const char *key, const char *value, gboolean unix_ok)
+{
+	g_autofree char *host = NULL;
+	guint16 port = 0;
+
+	if (unix_ok && value[0] == '/')
+		return TRUE;
+	if (!split_host_port (value, &host, &port)) {
+		add_problem (loader, SC_CONFIG_SECTION_INGRESS, key,
+			     unix_ok ? _("“%s” is not HOST:PORT or an absolute socket path")
+				     : _("“%s” is not HOST:PORT"),
+			     value);
+		return TRUE;
+	}
+	return host_is_loopback (host);
+}
+
+static void
+load_ingress (ScConfigLoader *loader, ScConfig *config)
+{
+	const char *section = SC_CONFIG_SECTION_INGRESS;
+	ScIngressConfig *ingress = &config->ingress;
+	g_autofree char *smtp = get_string (loader, section, SC_KEY_INGRESS_SMTP, NULL);
+	g_autofree char *lmtp = get_string (loader, section, SC_KEY_INGRESS_LMTP, NULL);
+	g_autofree char *allow = get_string (loader, section, SC_KEY_INGRESS_ALLOW, SC_DEF_INGRESS_ALLOW);
+	g_autofree char *cert = get_string (loader, section, SC_KEY_INGRESS_TLS_CERT_FILE, NULL);
+	g_autofree char *key = get_string (loader, section, SC_KEY_INGRESS_TLS_KEY_FILE, NULL);
+	g_autofree char *auth = get_string (loader, section, SC_KEY_INGRESS_AUTH_FILE, NULL);
+	g_autofree char *bare = get_string (loader, section, SC_KEY_INGRESS_BARE_NEWLINE,
+					    SC_DEF_INGRESS_BARE_NEWLINE);
+	g_auto(GStrv) networks = NULL;
+	gboolean local_only = TRUE;
+	char host[256] = "localhost";
+
+	check_known_keys (loader, section, ingress_keys);
+	ingress->allow = g_ptr_array_new_with_free_func (g_object_unref);
+	networks = split_list (allow);
+	for (guint i = 0; networks[i] != NULL; i++) {
+		g_autoptr(GError) error_local = NULL;
+		GInetAddressMask *mask = g_inet_address_mask_new_from_string (networks[i], &error_local);
+		if (mask == NULL)
+			add_problem (loader, section, SC_KEY_INGRESS_ALLOW,
+				     _("“%s” is not an address or network (CIDR)"), networks[i]);
+		else
+			g_ptr_array_add (ingress->allow, mask);
+	}
+	if (smtp != NULL && *smtp != '\0') {
+		local_only &= check_ingress_listen (loader, SC_KEY_INGRESS_SMTP, smtp, FALSE);
+		ingress->smtp = g_steal_pointer (&smtp);
+	}
+	if (lmtp != NULL && *lmtp != '\0') {
+		local_only &= check_ingress_listen (loader, SC_KEY_INGRESS_LMTP, lmtp, TRUE);
+		ingress->lmtp = g_steal_pointer (&lmtp);
+	}
+	if ((cert != NULL && *cert != '\0') != (key != NULL && *key != '\0'))
+		add_problem (loader, section, cert != NULL && *cert != '\0' ? SC_KEY_INGRESS_TLS_KEY_FILE
+									: SC_KEY_INGRESS_TLS_CERT_FILE,
+			     _("%s and %s go together"), SC_KEY_INGRESS_TLS_CERT_FILE,
+			     SC_KEY_INGRESS_TLS_KEY_FILE);
+	if (cert != NULL && *cert != '\0' && key != NULL && *key != '\0') {
+		g_autoptr(GError) error_local = NULL;
+		g_autoptr(GTlsCertificate) certificate = NULL;
+		ingress->tls_cert_file = resolve_path (loader, cert);
+		ingress->tls_key_file = resolve_path (loader, key);
+		certificate = g_tls_certificate_new_from_files (ingress->tls_cert_file,
+								ingress->tls_key_file, &error_local);
+		if (certificate == NULL)
+			add_problem (loader, section, SC_KEY_INGRESS_TLS_CERT_FILE, "%s (%s, %s)",
+				     error_local->message, ingress->tls_cert_file, ingress->tls_key_file);
+	}
+	if (auth != NULL && *auth != '\0') {
+		g_autoptr(GError) error_local = NULL;
+		g_auto(GStrv) credentials = NULL;
+		ingress->auth_file = resolve_path (loader, auth);
+		credentials = sc_config_read_ingress_credentials (ingress->auth_file, &error_local);
+		if (credentials == NULL)
+			add_problem (loader, section, SC_KEY_INGRESS_AUTH_FILE, "%s", error_local->message);
+		else if (ingress->tls_cert_file == NULL)
+			/* a password must never cross the network in clear text */
+			add_problem (loader, section, SC_KEY_INGRESS_AUTH_FILE,
+				     _("needs %s and %s: AUTH is offered only after STARTTLS"),
+				     SC_KEY_INGRESS_TLS_CERT_FILE, SC_KEY_INGRESS_TLS_KEY_FILE);
+	}
+	if (!local_only && !g_key_file_has_key (loader->keyfile, section, SC_KEY_INGRESS_ALLOW, NULL) &&
+	    ingress->auth_file == NULL)
+		/* an open relay into every list is one typo away */
+		add_problem (loader, section, ingress->smtp != NULL ? SC_KEY_INGRESS_SMTP : SC_KEY_INGRESS_LMTP,
+			     _("listens on a non-loopback address: set %s (the networks that may send) "
+			       "or %s with TLS"),
+			     SC_KEY_INGRESS_ALLOW, SC_KEY_INGRESS_AUTH_FILE);
+	ingress->hostname = get_string (loader, section, SC_KEY_INGRESS_HOSTNAME, NULL);
+	if (ingress->hostname == NULL || *ingress->hostname == '\0') {
+		g_free (ingress->hostname);
+		if (gethostname (host, sizeof host - 1) != 0)
+			g_strlcpy (host, "localhost", sizeof host);
+		ingress->hostname = g_strdup (host);
+	}
+	ingress->max_connections = get_uint (loader, section, SC_KEY_INGRESS_MAX_CONNECTIONS,
+					     SC_DEF_INGRESS_MAX_CONNECTIONS, 1, 100000);
+	ingress->max_recipients = get_uint (loader, section, SC_KEY_INGRESS_MAX_RECIPIENTS,
+					    SC_DEF_INGRESS_MAX_RECIPIENTS, 1, 1000000);
+	ingress->command_timeout = get_duration (loader, section, SC_KEY_INGRESS_COMMAND_TIMEOUT,
+						 SC_DEF_INGRESS_COMMAND_TIMEOUT);
+	ingress->data_timeout = get_duration (loader, section, SC_KEY_INGRESS_DATA_TIMEOUT,
+					      SC_DEF_INGRESS_DATA_TIMEOUT);
+	if (ingress->command_timeout < G_USEC_PER_SEC || ingress->data_timeout < G_USEC_PER_SEC) {
+		add_problem (loader, section,
+			     ingress->command_timeout < G_USEC_PER_SEC ? SC_KEY_INGRESS_COMMAND_TIMEOUT
+								       : SC_KEY_INGRESS_DATA_TIMEOUT,
+			     _("must be at least 1s"));
+		(void) sc_duration_parse (SC_DEF_INGRESS_COMMAND_TIMEOUT, &ingress->command_timeout, NULL);
+		(void) sc_duration_parse (SC_DEF_INGRESS_DATA_TIMEOUT, &ingress->data_timeout, NULL);
+	}
+	if (g_ascii_strcasecmp (bare, "normalize") == 0)
+		ingress->bare_newline = SC_BARE_NEWLINE_NORMALIZE;
+	else if (g_ascii_strcasecmp (bare, "reject") == 0)
+		ingress->bare_newline = SC_BARE_NEWLINE_REJECT;
+	else
+		add_problem (loader, section, SC_KEY_INGRESS_BARE_NEWLINE,
+			     _("“%s” is not normalize or reject"), bare);
+	ingress->dedupe_window = get_duration (loader, section, SC_KEY_INGRESS_DEDUPE_WINDOW,
+					       SC_DEF_INGRESS_DEDUPE_WINDOW);
+}
+
 static void
 load_notify (ScConfigLoader *loader, ScConfig *config)
 {
@@ -892,6 +1095,7 @@ sc_config_load_full (const char *path, ScConfigFailure *out_failure, GError **er
 	load_deliver (&loader, config);
 	load_admin (&loader, config);
 	load_notify (&loader, config);
+	load_ingress (&loader, config);
 	groups = g_key_file_get_groups (keyfile, NULL);
 	for (gsize i = 0; groups[i] != NULL; i++) {
 		const char *group = groups[i];
@@ -899,7 +1103,8 @@ sc_config_load_full (const char *path, ScConfigFailure *out_failure, GError **er
 		    strcmp (group, SC_CONFIG_SECTION_RETRY) == 0 ||
 		    strcmp (group, SC_CONFIG_SECTION_DELIVER) == 0 ||
 		    strcmp (group, SC_CONFIG_SECTION_ADMIN) == 0 ||
-		    strcmp (group, SC_CONFIG_SECTION_NOTIFY) == 0)
+		    strcmp (group, SC_CONFIG_SECTION_NOTIFY) == 0 ||
+		    strcmp (group, SC_CONFIG_SECTION_INGRESS) == 0)
 			continue;
 		if (g_str_has_prefix (group, SC_CONFIG_SECTION_LIST_PREFIX)) {
 			ScListConfig *list =
@@ -978,6 +1183,8 @@ sc_config_check_permissions (const ScConfig *config)
 		check_private (warnings, ((ScMailerConfig *) config->mailers->pdata[i])->password_file);
 	check_private (warnings, config->notify_secret_file);
 	check_private (warnings, config->admin_token_file);
+	check_private (warnings, config->ingress.tls_key_file);
+	check_private (warnings, config->ingress.auth_file);
 	for (gsize i = 0; i < G_N_ELEMENTS (spool_files); i++) {
 		g_autofree char *path = g_build_filename (config->spool, spool_files[i], NULL);
 		check_private (warnings, path);
@@ -1011,6 +1218,13 @@ sc_config_unref (ScConfig *config)
 	g_strfreev (config->admin_allowed_hosts);
 	g_free (config->notify_webhook);
 	g_free (config->notify_secret_file);
+	g_free (config->ingress.smtp);
+	g_free (config->ingress.lmtp);
+	g_clear_pointer (&config->ingress.allow, g_ptr_array_unref);
+	g_free (config->ingress.hostname);
+	g_free (config->ingress.tls_cert_file);
+	g_free (config->ingress.tls_key_file);
+	g_free (config->ingress.auth_file);
 	g_free (config);
 }
 

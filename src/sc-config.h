@@ -8,7 +8,7 @@
  */
 #pragma once
 
-#include <glib.h>
+#include <gio/gio.h>
 
 G_BEGIN_DECLS
 
@@ -31,6 +31,29 @@ G_BEGIN_DECLS
 #define SC_DEF_CLAIM_BATCH 64
 #define SC_KEY_CLAIM_MEMORY "claim-memory" /* message bytes a runner holds in flight */
 #define SC_DEF_CLAIM_MEMORY "256M"
+
+/* [ingress] — the SMTP/LMTP listeners inside `run` (sc-ingress.h) */
+#define SC_CONFIG_SECTION_INGRESS "ingress"
+#define SC_KEY_INGRESS_SMTP "smtp" /* HOST:PORT; empty: no SMTP listener */
+#define SC_KEY_INGRESS_LMTP "lmtp" /* HOST:PORT or an absolute unix socket path; empty: none */
+#define SC_KEY_INGRESS_ALLOW "allow" /* client networks (CIDR, ';'-separated) that may send without AUTH */
+#define SC_DEF_INGRESS_ALLOW "127.0.0.0/8;::1/128"
+#define SC_KEY_INGRESS_HOSTNAME "hostname" /* name in the greeting and EHLO reply; default: host name */
+#define SC_KEY_INGRESS_TLS_CERT_FILE "tls-cert-file" /* PEM; with tls-key-file: STARTTLS offered */
+#define SC_KEY_INGRESS_TLS_KEY_FILE "tls-key-file"
+#define SC_KEY_INGRESS_AUTH_FILE "auth-file" /* lines "USER PASSWORD"; AUTH offered after STARTTLS */
+#define SC_KEY_INGRESS_MAX_CONNECTIONS "max-connections" /* more: 421 4.7.0 */
+#define SC_DEF_INGRESS_MAX_CONNECTIONS 100
+#define SC_KEY_INGRESS_MAX_RECIPIENTS "max-recipients" /* per transaction; more: 452 4.5.3 */
+#define SC_DEF_INGRESS_MAX_RECIPIENTS 1000
+#define SC_KEY_INGRESS_COMMAND_TIMEOUT "command-timeout" /* waiting for a command (RFC 5321: 5 min) */
+#define SC_DEF_INGRESS_COMMAND_TIMEOUT "5m"
+#define SC_KEY_INGRESS_DATA_TIMEOUT "data-timeout" /* waiting for the next DATA bytes */
+#define SC_DEF_INGRESS_DATA_TIMEOUT "10m"
+#define SC_KEY_INGRESS_BARE_NEWLINE "bare-newline" /* normalize | reject (Postfix smtpd_forbid_bare_newline) */
+#define SC_DEF_INGRESS_BARE_NEWLINE "normalize"
+#define SC_KEY_INGRESS_DEDUPE_WINDOW "dedupe-window" /* a resent (Message-ID, recipient) is not sent again; 0: off */
+#define SC_DEF_INGRESS_DEDUPE_WINDOW "24h"
 
 /* [retry] */
 #define SC_CONFIG_SECTION_RETRY "retry"
@@ -170,6 +193,27 @@ typedef struct {
 	char *helo;           /* (nullable) */
 } ScMailerConfig;
 
+typedef enum {
+	SC_BARE_NEWLINE_NORMALIZE, /* a bare LF ends a line (as CRLF), never DATA */
+	SC_BARE_NEWLINE_REJECT,    /* a bare LF or CR in DATA: 550 5.5.2, nothing stored */
+} ScBareNewline;
+
+typedef struct {
+	char *smtp;                /* (nullable) "127.0.0.1:2525"; NULL: off */
+	char *lmtp;                /* (nullable) "HOST:PORT" or "/abs/path"; NULL: off */
+	GPtrArray *allow;          /* (owned) (element-type GInetAddressMask) */
+	char *hostname;            /* never NULL */
+	char *tls_cert_file;       /* (nullable) absolute; set with tls_key_file */
+	char *tls_key_file;        /* (nullable) absolute */
+	char *auth_file;           /* (nullable) absolute; needs TLS */
+	guint max_connections;
+	guint max_recipients;
+	gint64 command_timeout;    /* µs */
+	gint64 data_timeout;       /* µs */
+	ScBareNewline bare_newline;
+	gint64 dedupe_window;      /* µs; 0: no deduplication */
+} ScIngressConfig;
+
 typedef struct {
 	char *name;
 	char **argv;     /* parsed from command= with shell quoting, no shell run */
@@ -210,6 +254,7 @@ typedef struct {
 	guint notify_digest_threshold;
 	guint notify_backlog_threshold;
 	gint64 notify_timeout;
+	ScIngressConfig ingress;
 } ScConfig;
 
 /* The file to use: explicit, else $STAGECOACH_CONFIG, else the system
@@ -257,6 +302,14 @@ GPtrArray *sc_config_list_mailers (const ScConfig *config, const ScListConfig *l
  * line, never a token: unreadable, a malformed line, a token shorter
  * than SC_ADMIN_TOKEN_MIN, no token at all. */
 GStrv sc_config_read_admin_tokens (const char *path, GError **error);
+
+/* The ingress AUTH file: lines "USER PASSWORD", '#' comments.  Returns
+ * USER, PASSWORD, … (transfer full); errors name the file and line,
+ * never a password. */
+GStrv sc_config_read_ingress_credentials (const char *path, GError **error);
+
+/* Whether @address may use the ingress without AUTH ([ingress] allow). */
+gboolean sc_config_ingress_allows (const ScConfig *config, GInetAddress *address);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (ScConfig, sc_config_unref)
 
