@@ -21,6 +21,7 @@
 #include <gio/gio.h>
 
 #include "sc-config.h"
+#include "sc-spool.h"
 
 G_BEGIN_DECLS
 
@@ -68,6 +69,39 @@ typedef struct {
 
 void sc_accepted_free (ScAccepted *accepted);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (ScAccepted, sc_accepted_free)
+
+/* A submission checked and routed: what the spool stores.  The same
+ * checks for every door and for `inject` writing the spool itself. */
+typedef struct {
+	char *list_id;
+	char *pipeline;
+	char *sender;
+	GStrv recipients;
+	char *subject;     /* (nullable) decoded */
+	char *message_id;  /* with <>; generated (and added to raw) when missing */
+	GBytes *raw;
+	char *door;
+	char *peer;        /* (nullable) */
+} ScPrepared;
+
+/* Checks and routes @submission against @config: size, headers, sender
+ * and recipient syntax, list.  (transfer full) NULL with SC_INGRESS_ERROR. */
+ScPrepared *sc_ingress_prepare (const ScConfig *config, const ScSubmission *submission, GError **error);
+void sc_prepared_free (ScPrepared *prepared);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (ScPrepared, sc_prepared_free)
+
+/* Commits @prepared (one transaction, synchronous=FULL) with
+ * deduplication over @dedupe_window (µs, 0: off); out_accepted[i] gets
+ * each one's answer.  For the acceptor's group commit and for `inject`
+ * when no daemon runs.  Errors are SC_INGRESS_ERROR_SPOOL_*: nothing of
+ * the batch is stored. */
+gboolean sc_ingress_store (ScSpool *spool,
+			   ScPrepared *const *prepared,
+			   guint n_prepared,
+			   gint64 dedupe_window,
+			   gint64 now,
+			   ScAccepted **out_accepted,
+			   GError **error);
 
 typedef struct _ScAcceptor ScAcceptor;
 
