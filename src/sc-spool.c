@@ -395,7 +395,9 @@ sc_spool_set_error (ScSpool *spool, int rc, GError **error, const char *doing)
 {
 	g_set_error (error,
 		     SC_SPOOL_ERROR,
-		     rc_is_temporary (rc) ? SC_SPOOL_ERROR_TEMPORARY : SC_SPOOL_ERROR_FAILED,
+		     (rc & 0xff) == SQLITE_FULL ? SC_SPOOL_ERROR_NO_SPACE
+		     : rc_is_temporary (rc)    ? SC_SPOOL_ERROR_TEMPORARY
+					       : SC_SPOOL_ERROR_FAILED,
 		     /* TRANSLATORS: "spool /var/spool/stagecoach: inject: database is locked" */
 		     _("spool %s: %s: %s"),
 		     spool->folder,
@@ -773,7 +775,7 @@ sc_spool_inject_batch (ScSpool *spool,
 		g_autoptr(GPtrArray) fresh = NULL;
 		g_autoptr(GPtrArray) duplicates = NULL;
 		g_autofree char *queue_id = new_queue_id ();
-		gboolean dedupe = dedupe_window > 0 && message->message_id != NULL;
+		gboolean dedupe = dedupe_window > 0 && message->dedupe && message->message_id != NULL;
 
 		g_return_val_if_fail (message->raw != NULL && message->recipients != NULL, FALSE);
 		if (dedupe) {

@@ -55,6 +55,7 @@ typedef struct {
 	const char *pipeline;          /* "decorate;archive", copied from the list */
 	const char *subject;           /* (nullable) decoded, for listing and search */
 	const char *message_id;        /* (nullable) */
+	gboolean dedupe;               /* look its (message_id, recipient) pairs up */
 	GBytes *raw;
 	gint64 now;
 	const char *door;              /* (nullable) "smtp", "local"… for the audit log */
