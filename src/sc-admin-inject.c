@@ -88,8 +88,8 @@ sc_admin_parse_inject_query (const char *query, guint max_recipients, GError **e
 		}
 	}
 	if (error_local != NULL) {
-		g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, _("the query is malformed: %s"),
-			     error_local->message);
+		g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+			     _("the query is malformed: %s"), error_local->message);
 		return NULL;
 	}
 	if (envelope->sender == NULL) {
@@ -107,30 +107,15 @@ sc_admin_parse_inject_query (const char *query, guint max_recipients, GError **e
 	return g_steal_pointer (&envelope);
 }
 
-/* {"error": text, "code": code}: the code for programs, the text for people */
-static void
-reply_inject_error (SoupServerMessage *message, guint status, const char *code, const char *text)
-{
-	g_autoptr(JsonBuilder) builder = json_builder_new ();
-	g_autoptr(JsonNode) node = NULL;
-
-	json_builder_begin_object (builder);
-	json_builder_set_member_name (builder, "error");
-	json_builder_add_string_value (builder, text);
-	json_builder_set_member_name (builder, "code");
-	json_builder_add_string_value (builder, code);
-	json_builder_end_object (builder);
-	node = json_builder_get_root (builder);
-	sc_admin_reply_json (message, status, node);
-}
-
 static void
 reply_envelope_error (SoupServerMessage *message, const GError *error)
 {
 	if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT))
-		reply_inject_error (message, SOUP_STATUS_BAD_REQUEST, "bad-request", error->message);
+		sc_admin_reply_error_code (message, SOUP_STATUS_BAD_REQUEST, "bad-request",
+					   error->message);
 	else
-		reply_inject_error (message, SOUP_STATUS_UNPROCESSABLE_ENTITY, "bad-envelope", error->message);
+		sc_admin_reply_error_code (message, SOUP_STATUS_UNPROCESSABLE_ENTITY, "bad-envelope",
+					   error->message);
 }
 
 static void
@@ -138,14 +123,15 @@ reply_no_acceptor (ScAdminServer *server, SoupServerMessage *message)
 {
 	if (server->acceptor_gone) {
 		/* temporary: the sender keeps the message and comes back */
-		soup_message_headers_replace (soup_server_message_get_response_headers (message), "Retry-After",
-					      BUSY_RETRY_AFTER);
-		reply_inject_error (message, SOUP_STATUS_SERVICE_UNAVAILABLE, "spool-busy",
-				    _("stagecoach is stopping"));
+		SoupMessageHeaders *headers = soup_server_message_get_response_headers (message);
+
+		soup_message_headers_replace (headers, "Retry-After", BUSY_RETRY_AFTER);
+		sc_admin_reply_error_code (message, SOUP_STATUS_SERVICE_UNAVAILABLE, "spool-busy",
+					   _("stagecoach is stopping"));
 		return;
 	}
-	reply_inject_error (message, SOUP_STATUS_SERVICE_UNAVAILABLE, "no-ingress",
-			    _("this server takes no mail over HTTP (no ingress runs in it)"));
+	sc_admin_reply_error_code (message, SOUP_STATUS_SERVICE_UNAVAILABLE, "no-ingress",
+				   _("this server takes no mail over HTTP (no ingress runs in it)"));
 }
 
 static ScAdminEnvelope *
@@ -159,7 +145,9 @@ parse_envelope (ScAdminServer *server, SoupServerMessage *message, GError **erro
 }
 
 gboolean
-sc_admin_inject_check_headers (ScAdminServer *server, SoupServerMessage *message, const ScAdminIdentity *identity)
+sc_admin_inject_check_headers (ScAdminServer *server,
+			       SoupServerMessage *message,
+			       const ScAdminIdentity *identity)
 {
 	SoupMessageHeaders *headers = soup_server_message_get_request_headers (message);
 	goffset length = sc_admin_announced_body (message);
@@ -169,26 +157,28 @@ sc_admin_inject_check_headers (ScAdminServer *server, SoupServerMessage *message
 
 	/* a browser sends the cookie on its own, the Bearer header never */
 	if (!identity->bearer) {
-		reply_inject_error (message, SOUP_STATUS_FORBIDDEN, "bearer-required",
-				    _("handing in mail needs an Authorization: Bearer token; a dashboard "
-				      "session cannot"));
+		sc_admin_reply_error_code (message, SOUP_STATUS_FORBIDDEN, "bearer-required",
+					   _("handing in mail needs an Authorization: Bearer token; a dashboard "
+					   "session cannot"));
 		return FALSE;
 	}
 	if (length < 0) {
-		reply_inject_error (message, SOUP_STATUS_LENGTH_REQUIRED, "length-required",
-				    _("a request body needs a Content-Length"));
+		sc_admin_reply_error_code (message, SOUP_STATUS_LENGTH_REQUIRED, "length-required",
+					   _("a request body needs a Content-Length"));
 		return FALSE;
 	}
 	if ((guint64) length > server->config->max_message_size) {
 		g_autofree char *text = g_strdup_printf (_("the message is larger than max-message-size "
 							   "(%" G_GUINT64_FORMAT " bytes)"),
 							 server->config->max_message_size);
-		reply_inject_error (message, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE, "too-big", text);
+		sc_admin_reply_error_code (message, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE, "too-big", text);
 		return FALSE;
 	}
 	if (content_type == NULL || g_ascii_strcasecmp (content_type, "message/rfc822") != 0) {
-		reply_inject_error (message, SOUP_STATUS_UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type",
-				    _("send the message itself as the body, with Content-Type: message/rfc822"));
+		sc_admin_reply_error_code (message, SOUP_STATUS_UNSUPPORTED_MEDIA_TYPE,
+					   "unsupported-media-type",
+					   _("send the message itself as the body, with Content-Type: "
+					     "message/rfc822"));
 		return FALSE;
 	}
 	envelope = parse_envelope (server, message, &error);
@@ -226,36 +216,40 @@ static void
 reply_refused (SoupServerMessage *message, const GError *error)
 {
 	SoupMessageHeaders *headers = soup_server_message_get_response_headers (message);
+	guint status;
+	const char *code;
 
 	if (error->domain != SC_INGRESS_ERROR) {
 		g_warning ("admin inject: %s", error->message);
-		reply_inject_error (message, SOUP_STATUS_INTERNAL_SERVER_ERROR, "internal", error->message);
+		sc_admin_reply_error_code (message, SOUP_STATUS_INTERNAL_SERVER_ERROR, "internal",
+					   error->message);
 		return;
 	}
 	switch ((ScIngressError) error->code) {
 	case SC_INGRESS_ERROR_BAD_MESSAGE:
-		reply_inject_error (message, SOUP_STATUS_UNPROCESSABLE_ENTITY, "bad-message", error->message);
+		status = SOUP_STATUS_UNPROCESSABLE_ENTITY, code = "bad-message";
 		break;
 	case SC_INGRESS_ERROR_BAD_ADDRESS:
-		reply_inject_error (message, SOUP_STATUS_UNPROCESSABLE_ENTITY, "bad-address", error->message);
+		status = SOUP_STATUS_UNPROCESSABLE_ENTITY, code = "bad-address";
 		break;
 	case SC_INGRESS_ERROR_NO_LIST:
 		/* 422, not 404: the resource is there, the submission names no list it serves */
-		reply_inject_error (message, SOUP_STATUS_UNPROCESSABLE_ENTITY, "no-list", error->message);
+		status = SOUP_STATUS_UNPROCESSABLE_ENTITY, code = "no-list";
 		break;
 	case SC_INGRESS_ERROR_TOO_BIG:
-		reply_inject_error (message, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE, "too-big", error->message);
+		status = SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE, code = "too-big";
 		break;
 	case SC_INGRESS_ERROR_SPOOL_FULL:
-		reply_inject_error (message, SOUP_STATUS_INSUFFICIENT_STORAGE, "spool-full", error->message);
+		status = SOUP_STATUS_INSUFFICIENT_STORAGE, code = "spool-full";
 		break;
 	case SC_INGRESS_ERROR_SPOOL_BUSY:
 	default:
 		/* temporary: the sender keeps the message and comes back */
 		soup_message_headers_replace (headers, "Retry-After", BUSY_RETRY_AFTER);
-		reply_inject_error (message, SOUP_STATUS_SERVICE_UNAVAILABLE, "spool-busy", error->message);
+		status = SOUP_STATUS_SERVICE_UNAVAILABLE, code = "spool-busy";
 		break;
 	}
+	sc_admin_reply_error_code (message, status, code, error->message);
 }
 
 static void
@@ -283,8 +277,9 @@ reply_accepted (SoupServerMessage *message, const ScAccepted *accepted)
 	if (accepted->queue_id != NULL) {
 		g_autofree char *escaped = g_uri_escape_string (accepted->queue_id, NULL, FALSE);
 		g_autofree char *location = g_strconcat (SC_ADMIN_INJECT_PATH "/", escaped, NULL);
-		soup_message_headers_replace (soup_server_message_get_response_headers (message), "Location",
-					      location);
+		SoupMessageHeaders *headers = soup_server_message_get_response_headers (message);
+
+		soup_message_headers_replace (headers, "Location", location);
 		sc_admin_reply_json (message, SOUP_STATUS_CREATED, node);
 	} else {
 		/* every recipient had it already: nothing new to point at */
@@ -300,7 +295,8 @@ accepted_cb (GObject *source, GAsyncResult *result, gpointer user_data)
 	g_autoptr(ScAccepted) accepted = sc_acceptor_accept_finish (inject->acceptor, result, &error);
 
 	if (accepted == NULL) {
-		g_debug ("admin inject from %s (%s) refused: %s", inject->remote, inject->actor, error->message);
+		g_debug ("admin inject from %s (%s) refused: %s", inject->remote, inject->actor,
+			 error->message);
 		reply_refused (inject->message, error);
 	} else {
 		g_debug ("admin inject from %s (%s): %s, %u recipients, %u duplicates", inject->remote,
@@ -312,7 +308,9 @@ accepted_cb (GObject *source, GAsyncResult *result, gpointer user_data)
 }
 
 void
-sc_admin_inject_handle (ScAdminServer *server, SoupServerMessage *message, const ScAdminIdentity *identity)
+sc_admin_inject_handle (ScAdminServer *server,
+			SoupServerMessage *message,
+			const ScAdminIdentity *identity)
 {
 	ScAdminEnvelope *envelope = g_object_get_data (G_OBJECT (message), ENVELOPE_KEY);
 	g_autoptr(GBytes) raw = NULL;

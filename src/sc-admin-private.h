@@ -135,6 +135,8 @@ void sc_admin_metrics_handle (ScAdminServer *server, SoupServerMessage *message)
 goffset sc_admin_announced_body (SoupServerMessage *message);
 void sc_admin_reply_json (SoupServerMessage *message, guint status, JsonNode *node);
 void sc_admin_reply_error (SoupServerMessage *message, guint status, const char *text);
+/* {"error": text, "code": code}: @code (nullable) for programs, @text for people. */
+void sc_admin_reply_error_code (SoupServerMessage *message, guint status, const char *code, const char *text);
 void sc_admin_reply_text (SoupServerMessage *message, guint status, const char *content_type, const char *text);
 /* 429 with Retry-After: @seconds. */
 void sc_admin_reply_slow_down (SoupServerMessage *message, guint seconds);

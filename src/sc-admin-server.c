@@ -68,7 +68,7 @@ sc_admin_reply_json (SoupServerMessage *message, guint status, JsonNode *node)
 }
 
 void
-sc_admin_reply_error (SoupServerMessage *message, guint status, const char *text)
+sc_admin_reply_error_code (SoupServerMessage *message, guint status, const char *code, const char *text)
 {
 	g_autoptr(JsonBuilder) builder = json_builder_new ();
 	g_autoptr(JsonNode) node = NULL;
@@ -76,9 +76,19 @@ sc_admin_reply_error (SoupServerMessage *message, guint status, const char *text
 	json_builder_begin_object (builder);
 	json_builder_set_member_name (builder, "error");
 	json_builder_add_string_value (builder, text);
+	if (code != NULL) {
+		json_builder_set_member_name (builder, "code");
+		json_builder_add_string_value (builder, code);
+	}
 	json_builder_end_object (builder);
 	node = json_builder_get_root (builder);
 	sc_admin_reply_json (message, status, node);
+}
+
+void
+sc_admin_reply_error (SoupServerMessage *message, guint status, const char *text)
+{
+	sc_admin_reply_error_code (message, status, NULL, text);
 }
 
 static void

@@ -544,6 +544,8 @@ test_spool_locked (Fixture *fixture, gconstpointer user_data)
 	char *message = NULL;
 
 	g_assert_cmpint (sqlite3_open_v2 (path, &db, SQLITE_OPEN_READWRITE, NULL), ==, SQLITE_OK);
+	/* the daemon writes now and then too (its start, prunes): wait our turn */
+	sqlite3_busy_timeout (db, IO_TIMEOUT * 1000);
 	if (sqlite3_exec (db, "BEGIN IMMEDIATE", NULL, NULL, &message) != SQLITE_OK)
 		g_error ("BEGIN IMMEDIATE: %s", message);
 	{
