@@ -22,13 +22,6 @@ typedef struct {
 	ScSmtpStep last;
 } Fixture;
 
-/* Until the acceptor (sc-ingress.c) is merged: the same quark, weak. */
-__attribute__ ((weak)) GQuark
-sc_ingress_error_quark (void)
-{
-	return g_quark_from_static_string ("sc-ingress-error-quark");
-}
-
 static const char *const test_credentials[] = {"alice", "s3cret pass", "bob", "hunter2", NULL};
 
 static void
