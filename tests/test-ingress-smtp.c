@@ -23,8 +23,10 @@ typedef struct {
 	GSubprocess *daemon;
 } Fixture;
 
+/* A port nobody listens on now; the socket stays bound (not listening)
+ * until the caller drops it, so two calls never give the same port. */
 static guint16
-free_port (void)
+free_port (GSocket **out_socket)
 {
 	g_autoptr(GSocket) socket = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, NULL);
 	g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
@@ -34,6 +36,7 @@ free_port (void)
 	g_assert_nonnull (socket);
 	g_assert_true (g_socket_bind (socket, any, TRUE, NULL));
 	bound = g_socket_get_local_address (socket, NULL);
+	*out_socket = g_steal_pointer (&socket);
 	return g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
 }
 
@@ -87,16 +90,34 @@ dump_log (Fixture *fixture)
 		g_test_message ("daemon log:\n%s", text);
 }
 
+/* QUIT, and read to the end: the server has then dropped the connection
+ * from its count (it does before it closes). */
+static void
+quit_probe (GSocketConnection *probe)
+{
+	GInputStream *in = g_io_stream_get_input_stream (G_IO_STREAM (probe));
+	char buffer[512];
+
+	g_assert_true (g_output_stream_write_all (g_io_stream_get_output_stream (G_IO_STREAM (probe)), "QUIT\r\n", 6,
+						  NULL, NULL, NULL));
+	while (g_input_stream_read (in, buffer, sizeof buffer, NULL, NULL) > 0)
+		;
+}
+
 /* Writes the configuration (@ingress: extra [ingress] keys, @stagecoach:
  * extra [stagecoach] keys) and starts `run`; waits for the SMTP port. */
 static void
 start_daemon (Fixture *fixture, const char *stagecoach, const char *ingress)
 {
 	g_autofree char *text = NULL;
+	g_autoptr(GSocket) smtp_socket = NULL;
+	g_autoptr(GSocket) lmtp_socket = NULL;
 
 	stop_daemon (fixture);
-	fixture->smtp_port = free_port ();
-	fixture->lmtp_port = free_port ();
+	fixture->smtp_port = free_port (&smtp_socket);
+	fixture->lmtp_port = free_port (&lmtp_socket);
+	g_clear_object (&smtp_socket);
+	g_clear_object (&lmtp_socket);
 	text = g_strdup_printf ("[stagecoach]\nspool=spool\ndefault-list=test.example.org\n%s"
 				"[list:test.example.org]\npipeline=decorate\n"
 				"[list:other.example.org]\npipeline=decorate\n"
@@ -108,8 +129,13 @@ start_daemon (Fixture *fixture, const char *stagecoach, const char *ingress)
 	fixture->daemon = sc_test_spawn (fixture->config, fixture->log, "run", NULL);
 	for (guint i = 0; i < 200; i++) {
 		g_autoptr(GSocketConnection) probe = try_connect (fixture->smtp_port);
-		if (probe != NULL)
+		g_autoptr(GSocketConnection) lmtp_probe = probe != NULL ? try_connect (fixture->lmtp_port) : NULL;
+
+		if (lmtp_probe != NULL) {
+			quit_probe (probe);
+			quit_probe (lmtp_probe);
 			return;
+		}
 		if (g_subprocess_get_identifier (fixture->daemon) == NULL) {
 			dump_log (fixture);
 			g_error ("the daemon exited");
