@@ -8,7 +8,8 @@
  * bare-newline=normalize, a line like any other (stored with CR LF), but
  * a "." after it is content, never the end; with bare-newline=reject the
  * message is read to its real end and refused.  A bare CR is content
- * (normalize) or a reason to refuse (reject).  The stored message has CR
+ * (normalize) or a reason to refuse (reject).  Every leading dot is
+ * removed, so a "." that did not end the data is stored as an empty line.  The stored message has CR
  * LF line ends, dot-unstuffed, with our Received: field on top. */
 #include "config.h"
 
@@ -837,8 +838,10 @@ run_data (ScSmtpSession *session, ScSmtpStep *out_step)
 			session->bad_newline = TRUE;
 		if (session->config.bare_newline == SC_BARE_NEWLINE_REJECT && has_bare_cr (start, length))
 			session->bad_newline = TRUE;
-		/* dot-unstuffing; a lone "." that does not end the data stays */
-		if (session->at_line_start && length > 1 && start[0] == '.') {
+		/* dot-unstuffing; a lone "." that does not end the data (after a
+		 * bare LF) becomes an empty line, as in Postfix: no stored line is
+		 * ".", so nothing after us can take it for the end */
+		if (session->at_line_start && length > 0 && start[0] == '.') {
 			start++;
 			length--;
 		}

@@ -261,6 +261,8 @@ test_smuggling (Fixture *fixture, gconstpointer data)
 		g_assert_nonnull (strstr (text, "Subject: smuggled"));
 		g_assert_true (g_str_has_suffix (reply, "354 End data with <CR><LF>.<CR><LF>\r\n"
 							"250 2.0.0 Ok: queued as Q1\r\n221 2.0.0 Bye\r\n"));
+		/* no stored line is a lone "." */
+		g_assert_null (strstr (text, "\r\n.\r\n"));
 		/* normalize: every line end stored is CR LF */
 		for (const char *p = strchr (text, '\n'); p != NULL; p = strchr (p + 1, '\n'))
 			g_assert_cmpint (p[-1], ==, '\r');
