@@ -839,8 +839,8 @@ run_data (ScSmtpSession *session, ScSmtpStep *out_step)
 		if (session->config.bare_newline == SC_BARE_NEWLINE_REJECT && has_bare_cr (start, length))
 			session->bad_newline = TRUE;
 		/* dot-unstuffing; a lone "." that does not end the data (after a
-		 * bare LF) becomes an empty line, as in Postfix: no stored line is
-		 * ".", so nothing after us can take it for the end */
+		 * bare LF) becomes an empty line, as in Postfix, so no smuggled
+		 * end is stored as one */
 		if (session->at_line_start && length > 0 && start[0] == '.') {
 			start++;
 			length--;
