@@ -6,6 +6,7 @@
 
 #include "sc-i18n.h"
 #include "sc-ingress-private.h"
+#include "sc-smtp-server.h"
 
 struct _ScIngress {
 	GThread *thread;
@@ -14,6 +15,7 @@ struct _ScIngress {
 	ScConfig *config;        /* (owned) the one it started with */
 	ScAcceptor *acceptor;    /* (owned) created and freed on the thread */
 	/* doors, created and freed on the thread */
+	ScSmtpServer *smtp;      /* (nullable) [ingress] smtp= / lmtp= */
 
 	GMutex lock;
 	GCond started_cond;
@@ -28,6 +30,11 @@ start_doors (ScIngress *ingress, GError **error)
 	ingress->acceptor = sc_acceptor_new (ingress->config, ingress->context, error);
 	if (ingress->acceptor == NULL)
 		return FALSE;
+	if (ingress->config->ingress.smtp != NULL || ingress->config->ingress.lmtp != NULL) {
+		ingress->smtp = sc_smtp_server_new (ingress->config, ingress->acceptor, error);
+		if (ingress->smtp == NULL)
+			return FALSE;
+	}
 	return TRUE;
 }
 
@@ -35,6 +42,14 @@ static void
 stop_doors (ScIngress *ingress)
 {
 	/* first no new connections and messages, then the last commit */
+	if (ingress->smtp != NULL && ingress->acceptor != NULL) {
+		sc_smtp_server_stop (ingress->smtp);
+		sc_acceptor_stop (ingress->acceptor);
+		/* the answers to what was committed reach their clients */
+		for (guint i = 0; i < 100 && g_main_context_iteration (ingress->context, FALSE); i++)
+			;
+	}
+	g_clear_pointer (&ingress->smtp, sc_smtp_server_free);
 	g_clear_pointer (&ingress->acceptor, sc_acceptor_free);
 }
 
@@ -114,6 +129,8 @@ set_config_cb (gpointer user_data)
 	SetConfig *set = user_data;
 
 	sc_acceptor_set_config (set->ingress->acceptor, set->config);
+	if (set->ingress->smtp != NULL)
+		sc_smtp_server_set_config (set->ingress->smtp, set->config);
 	sc_config_unref (set->config);
 	g_free (set);
 	return G_SOURCE_REMOVE;
