@@ -24,6 +24,7 @@
 #include "sc-error.h"
 #include "sc-handoff-client.h"
 #include "sc-i18n.h"
+#include "sc-ingress.h"
 #include "sc-message-headers.h"
 #include "sc-wake.h"
 
@@ -83,18 +84,6 @@ cut_at_dot_line (GBytes *raw)
 		line_start = line_end + 1;
 	}
 	return g_bytes_ref (raw);
-}
-
-static char *
-make_message_id (void)
-{
-	g_autoptr(GDateTime) now = g_date_time_new_now_utc ();
-	g_autofree char *stamp = g_date_time_format (now, "%Y%m%d%H%M%S");
-	char host[256] = "localhost";
-
-	if (gethostname (host, sizeof host - 1) != 0 || strchr (host, '.') == NULL)
-		g_strlcat (host, ".stagecoach.invalid", sizeof host);
-	return g_strdup_printf ("%s.%08x%08x@%s", stamp, g_random_int (), g_random_int (), host);
 }
 
 void
@@ -326,53 +315,40 @@ sc_ingress_input_new (const ScConfig *config, const ScIngressArgs *args, GBytes 
 	return g_steal_pointer (&input);
 }
 
-/* No daemon took the message: write the spool ourselves. */
+/* No daemon took the message: write the spool ourselves, with the
+ * acceptor's checks and deduplication (sc-ingress.h). */
 static int
 store_directly (ScCli *cli, ScIngressInput *input)
 {
-	const ScListConfig *list = sc_config_get_list (cli->config, input->list_id);
 	g_autoptr(GError) error = NULL;
-	g_autoptr(GBytes) stored = NULL;
-	g_autofree char *subject = NULL;
-	g_autofree char *message_id = NULL;
-	g_autofree char *queue_id = NULL;
-	const char *message_id_raw;
+	g_autoptr(ScPrepared) prepared = NULL;
+	g_autoptr(ScAccepted) accepted = NULL;
+	ScSubmission submission = {
+	    .door = "local",
+	    .list_id = input->list_id,
+	    .sender = input->sender,
+	    .recipients = (const char *const *) input->recipients->pdata,
+	    .raw = input->raw,
+	};
 	int status;
 
-	subject = sc_message_headers_get_decoded (input->headers, "Subject");
-	message_id_raw = sc_message_headers_get (input->headers, "Message-ID");
-	if (message_id_raw != NULL) {
-		message_id = g_strstrip (g_utf8_make_valid (message_id_raw, -1));
-		stored = g_bytes_ref (input->raw);
-	} else {
-		/* RFC 5322 says SHOULD; every archive and dedup needs one. */
-		g_autofree char *generated = make_message_id ();
-		message_id = g_strdup_printf ("<%s>", generated);
-		stored = sc_message_headers_add_message_id (input->headers, generated);
-	}
+	prepared = sc_ingress_prepare (cli->config, &submission, &error);
+	if (prepared == NULL)
+		return sc_cli_fail (cli, error);
 	if (!sc_cli_open (cli, &status))
 		return status;
-	{
-		ScNewMessage message = {
-		    .list_id = list->id,
-		    .sender = input->sender,
-		    .recipients = (const char *const *) input->recipients->pdata,
-		    .pipeline = list->pipeline_text,
-		    .subject = subject,
-		    .message_id = message_id,
-		    .raw = stored,
-		    .now = g_get_real_time (),
-		};
-		queue_id = sc_spool_inject (cli->spool, &message, &error);
-	}
-	if (queue_id == NULL)
+	if (!sc_ingress_store (cli->spool, &prepared, 1, cli->config->ingress.dedupe_window,
+			       g_get_real_time (), &accepted, &error))
 		return sc_cli_fail (cli, error);
-	/* sendmail prints nothing on success; list software may treat output as an error */
-	if (strcmp (cli->command, "sendmail") != 0)
-		printf ("%s\n", queue_id);
+	/* sendmail prints nothing on success; list software may treat output as an
+	 * error.  No queue id either when every recipient was a resend already
+	 * accepted within dedupe-window: nothing new was stored. */
+	if (strcmp (cli->command, "sendmail") != 0 && accepted->queue_id != NULL)
+		printf ("%s\n", accepted->queue_id);
 	if (fflush (stdout) != 0)
-		return EX_IOERR; /* committed, but the caller cannot know: it retries, we dedup nothing */
-	sc_wake_notify (cli->config->spool);
+		return EX_IOERR; /* committed, but the caller cannot know: it retries, dedupe catches it */
+	if (accepted->queue_id != NULL)
+		sc_wake_notify (cli->config->spool);
 	return EX_OK;
 }
 

@@ -86,7 +86,6 @@ typedef enum {
 	STATE_ARGS,
 	STATE_DATA,
 	STATE_COMMITTING,
-	STATE_ANSWERING,
 } ConnectionState;
 
 typedef struct {
@@ -153,18 +152,6 @@ connection_finish (Connection *conn)
 }
 
 static void
-on_answer_written (GObject *source, GAsyncResult *result, gpointer user_data)
-{
-	Connection *conn = user_data;
-	g_autoptr(GError) error = NULL;
-
-	if (!g_output_stream_write_all_finish (G_OUTPUT_STREAM (source), result, NULL, &error))
-		g_debug ("hand-off: %s went away before our answer: %s", conn->peer, error->message);
-	connection_finish (conn);
-	connection_unref (conn);
-}
-
-static void
 append_netstring (GString *out, const char *data, gsize size)
 {
 	g_string_append_printf (out, "%" G_GSIZE_FORMAT ":", size);
@@ -172,12 +159,15 @@ append_netstring (GString *out, const char *data, gsize size)
 	g_string_append_c (out, ',');
 }
 
-/* "go", "direct", or the final answer (@status ≥ 0 with its texts). */
+/* "go", "direct", or the final answer (@status with its texts).  Written
+ * at once: a few bytes to a client that sends nothing until it reads
+ * them, so the socket buffer always has room; and an answer written
+ * before we return cannot be lost when the ingress thread stops. */
 static void
 send_reply (Connection *conn, const char *word, int status, const char *out, const char *err)
 {
-	GString *text = g_string_new (NULL);
-	g_autoptr(GBytes) bytes = NULL;
+	g_autoptr(GString) text = g_string_new (NULL);
+	g_autoptr(GError) error = NULL;
 	GOutputStream *output = g_io_stream_get_output_stream (G_IO_STREAM (conn->connection));
 
 	if (word != NULL) {
@@ -187,26 +177,15 @@ send_reply (Connection *conn, const char *word, int status, const char *out, con
 		append_netstring (text, code, strlen (code));
 		append_netstring (text, out, strlen (out));
 		append_netstring (text, err, strlen (err));
-		conn->state = STATE_ANSWERING;
 	}
-	bytes = g_string_free_to_bytes (text);
-	if (word != NULL && strcmp (word, "go") == 0) {
-		/* small: the socket buffer takes it; the client answers with data */
-		g_autoptr(GError) error = NULL;
-		if (!g_output_stream_write_all (output, g_bytes_get_data (bytes, NULL),
-						g_bytes_get_size (bytes), NULL, NULL, &error)) {
-			g_debug ("hand-off: %s: %s", conn->peer, error->message);
-			connection_finish (conn);
-		}
-		return;
-	}
-	conn->state = STATE_ANSWERING;
-	g_output_stream_write_all_async (output, g_bytes_get_data (bytes, NULL),
-					 g_bytes_get_size (bytes), G_PRIORITY_DEFAULT, NULL,
-					 on_answer_written, connection_ref (conn));
-	/* the data stays alive with the GString's bytes until the write ends */
-	g_object_set_data_full (G_OBJECT (output), "sc-handoff-answer", g_bytes_ref (bytes),
-				(GDestroyNotify) g_bytes_unref);
+	if (word == NULL)
+		g_debug ("hand-off from %s: %s answered, exit %d", conn->peer, conn->command, status);
+	else if (strcmp (word, "direct") == 0)
+		g_debug ("hand-off from %s: told to write the spool itself", conn->peer);
+	if (!g_output_stream_write_all (output, text->str, text->len, NULL, NULL, &error))
+		g_debug ("hand-off: %s went away before our answer: %s", conn->peer, error->message);
+	if (word == NULL || strcmp (word, "go") != 0 || error != NULL)
+		connection_finish (conn);
 }
 
 /* What the command prints for @error, and its exit code. */
@@ -215,25 +194,8 @@ send_error (Connection *conn, const GError *error)
 {
 	g_autofree char *message = sc_cli_terminal_safe (error->message, TRUE);
 	g_autofree char *text = g_strdup_printf ("stagecoach %s: %s\n", conn->command, message);
-	int status;
 
-	if (error->domain == SC_INGRESS_ERROR) {
-		switch (error->code) {
-		case SC_INGRESS_ERROR_NO_LIST:
-			status = EX_USAGE; /* as the direct path's "unknown list" */
-			break;
-		case SC_INGRESS_ERROR_SPOOL_BUSY:
-		case SC_INGRESS_ERROR_SPOOL_FULL:
-			status = EX_TEMPFAIL;
-			break;
-		default:
-			status = EX_DATAERR;
-			break;
-		}
-	} else {
-		status = sc_error_to_exit_code (error);
-	}
-	send_reply (conn, NULL, status, "", text);
+	send_reply (conn, NULL, sc_error_to_exit_code (error), "", text);
 }
 
 static void

@@ -211,11 +211,15 @@ sc_test_spawn (const char *config_path, const char *log_path, const char *first_
 char *
 sc_test_inject (const char *config_path, const char *list, const char *message)
 {
+	static guint count;
 	g_autoptr(GBytes) input = g_bytes_new (message, strlen (message));
 	g_autofree char *out = NULL;
 	g_autofree char *err = NULL;
+	/* a recipient per call: the same (Message-ID, recipient) again would be
+	 * a resend, which the spool stores once (dedupe-window) */
+	g_autofree char *recipient = g_strdup_printf ("rcpt-%u@example.org", g_atomic_int_add (&count, 1));
 	int status = sc_test_run (config_path, input, &out, &err, "inject", "--list", list,
-				  "rcpt@example.org", NULL);
+				  recipient, NULL);
 	if (status != 0)
 		g_error ("inject failed (%d): %s", status, err);
 	return g_strstrip (g_steal_pointer (&out));
@@ -278,4 +282,50 @@ gboolean
 sc_test_wait_at_least (const char *config_path, const char *state, gint64 count, guint timeout_ms)
 {
 	return wait_for (config_path, state, count, TRUE, timeout_ms);
+}
+
+static GMutex expected_lock;
+static char *expected_warning; /* (nullable) a g_pattern_match_simple() glob */
+static guint expected_warning_count;
+
+static GLogWriterOutput
+test_log_writer (GLogLevelFlags level, const GLogField *fields, gsize n_fields, gpointer user_data)
+{
+	gboolean swallowed = FALSE;
+
+	if ((level & G_LOG_LEVEL_WARNING) != 0) {
+		g_mutex_lock (&expected_lock);
+		for (gsize i = 0; expected_warning != NULL && i < n_fields; i++) {
+			if (strcmp (fields[i].key, "MESSAGE") == 0 && fields[i].length == -1 &&
+			    g_pattern_match_simple (expected_warning, fields[i].value)) {
+				expected_warning_count++;
+				swallowed = TRUE;
+				break;
+			}
+		}
+		g_mutex_unlock (&expected_lock);
+	}
+	if (swallowed)
+		return G_LOG_WRITER_HANDLED;
+	return g_log_writer_default (level, fields, n_fields, user_data);
+}
+
+void
+sc_test_install_log_writer (void)
+{
+	g_log_set_writer_func (test_log_writer, NULL, NULL);
+}
+
+guint
+sc_test_expect_warning (const char *pattern)
+{
+	guint count;
+
+	g_mutex_lock (&expected_lock);
+	count = expected_warning_count;
+	g_free (expected_warning);
+	expected_warning = g_strdup (pattern);
+	expected_warning_count = 0;
+	g_mutex_unlock (&expected_lock);
+	return count;
 }

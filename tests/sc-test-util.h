@@ -19,6 +19,14 @@ void sc_test_remove_tree (const char *path);
 /* Writes text to dir/name, returns the path. (transfer full) */
 char *sc_test_write_file (const char *dir, const char *name, const char *contents);
 
+/* g_test_expect_message() does not see structured logging in GLib 2.74:
+ * after sc_test_install_log_writer() (once, in main), a warning matching
+ * the glob given to sc_test_expect_warning() is counted and swallowed
+ * instead of aborting the test.  sc_test_expect_warning() returns how
+ * many matched the previous pattern (NULL: stop expecting). */
+void sc_test_install_log_writer (void);
+guint sc_test_expect_warning (const char *pattern);
+
 G_END_DECLS
 
 G_BEGIN_DECLS
@@ -39,7 +47,8 @@ void sc_test_die_with_parent (gpointer user_data);
  * the test process. (transfer full) */
 GSubprocess *sc_test_spawn (const char *config_path, const char *log_path, const char *first_arg, ...)
     G_GNUC_NULL_TERMINATED;
-/* Injects @message to @list for one recipient; returns the queue id. */
+/* Injects @message to @list for one recipient (a new one each call);
+ * returns the queue id. */
 char *sc_test_inject (const char *config_path, const char *list, const char *message);
 /* The parsed `show ID --json` object. (transfer full) */
 JsonObject *sc_test_show (const char *config_path, const char *queue_id);
@@ -49,5 +58,13 @@ gint64 sc_test_count (const char *config_path, const char *state);
 gboolean sc_test_wait_count (const char *config_path, const char *state, gint64 count, guint timeout_ms);
 /* … or more than @count. */
 gboolean sc_test_wait_at_least (const char *config_path, const char *state, gint64 count, guint timeout_ms);
+
+/* g_test_expect_message() does not see structured logging in GLib 2.74:
+ * after sc_test_install_log_writer() (once, in main), a warning matching
+ * the glob given to sc_test_expect_warning() is counted and swallowed
+ * instead of aborting the test.  sc_test_expect_warning() returns how
+ * many matched the previous pattern (NULL: stop expecting). */
+void sc_test_install_log_writer (void);
+guint sc_test_expect_warning (const char *pattern);
 
 G_END_DECLS
