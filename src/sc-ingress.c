@@ -4,6 +4,7 @@
  */
 #include "config.h"
 
+#include "sc-handoff-server.h"
 #include "sc-i18n.h"
 #include "sc-ingress-private.h"
 #include "sc-smtp-server.h"
@@ -15,7 +16,8 @@ struct _ScIngress {
 	ScConfig *config;        /* (owned) the one it started with */
 	ScAcceptor *acceptor;    /* (owned) created and freed on the thread */
 	/* doors, created and freed on the thread */
-	ScSmtpServer *smtp;      /* (nullable) [ingress] smtp= / lmtp= */
+	ScSmtpServer *smtp;      /* (owned) (nullable) [ingress] smtp= / lmtp= */
+	ScHandoffServer *handoff; /* (owned) (nullable) */
 
 	GMutex lock;
 	GCond started_cond;
@@ -35,6 +37,13 @@ start_doors (ScIngress *ingress, GError **error)
 		if (ingress->smtp == NULL)
 			return FALSE;
 	}
+	{
+		/* without it inject and sendmail still work, writing the spool themselves */
+		g_autoptr(GError) handoff_error = NULL;
+		ingress->handoff = sc_handoff_server_new (ingress->config, ingress->acceptor, &handoff_error);
+		if (ingress->handoff == NULL)
+			g_warning ("hand-off socket: %s", handoff_error->message);
+	}
 	return TRUE;
 }
 
@@ -42,8 +51,11 @@ static void
 stop_doors (ScIngress *ingress)
 {
 	/* first no new connections and messages, then the last commit */
-	if (ingress->smtp != NULL && ingress->acceptor != NULL) {
+	if (ingress->smtp != NULL)
 		sc_smtp_server_stop (ingress->smtp);
+	if (ingress->handoff != NULL)
+		sc_handoff_server_stop (ingress->handoff);
+	if (ingress->acceptor != NULL) {
 		sc_acceptor_stop (ingress->acceptor);
 		/* the answers to what was committed reach their clients */
 		for (guint i = 0; i < 100 && g_main_context_iteration (ingress->context, FALSE); i++)
@@ -51,6 +63,7 @@ stop_doors (ScIngress *ingress)
 	}
 	g_clear_pointer (&ingress->smtp, sc_smtp_server_free);
 	g_clear_pointer (&ingress->acceptor, sc_acceptor_free);
+	g_clear_pointer (&ingress->handoff, sc_handoff_server_free);
 }
 
 static gpointer
@@ -131,6 +144,8 @@ set_config_cb (gpointer user_data)
 	sc_acceptor_set_config (set->ingress->acceptor, set->config);
 	if (set->ingress->smtp != NULL)
 		sc_smtp_server_set_config (set->ingress->smtp, set->config);
+	if (set->ingress->handoff != NULL)
+		sc_handoff_server_set_config (set->ingress->handoff, set->config);
 	sc_config_unref (set->config);
 	g_free (set);
 	return G_SOURCE_REMOVE;
