@@ -951,6 +951,8 @@ sc_smtp_session_submitted (ScSmtpSession *session, const ScAccepted *accepted, c
 	if (accepted != NULL) {
 		if (accepted->queue_id != NULL)
 			text = g_strdup_printf ("250 2.0.0 Ok: queued as %s", accepted->queue_id);
+		else if (accepted->duplicate_of != NULL)
+			text = g_strdup_printf ("250 2.0.0 Ok: already queued as %s", accepted->duplicate_of);
 		else
 			text = g_strdup ("250 2.0.0 Ok: already accepted");
 	} else if (error != NULL && error->domain == SC_INGRESS_ERROR) {
