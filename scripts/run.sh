@@ -22,7 +22,9 @@ cp data/footer.txt.example "$DEMO/footer.txt"
 # A stand-in relay: Postfix's smtp-sink keeps every message it accepts in
 # demo/delivered/ (one file per SMTP transaction).
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-sed "s|^url=smtp://127.0.0.1:2525|url=smtp://127.0.0.1:$port|" data/stagecoach.conf.example >"$DEMO/stagecoach.conf"
+smtp_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+sed -e "s|^url=smtp://127.0.0.1:2525|url=smtp://127.0.0.1:$port|" \
+    -e "s|^smtp=127.0.0.1:2526|smtp=127.0.0.1:$smtp_port|" data/stagecoach.conf.example >"$DEMO/stagecoach.conf"
 mkdir -p "$DEMO/delivered"
 # As root smtp-sink must drop to another user (nobody), who may not be able
 # to enter this clone (/root is 0700): it then resets every connection.  So
@@ -73,6 +75,28 @@ for n in 1 2 3; do
 done
 
 # this run's messages only: demo/ keeps the spool of earlier runs
+echo "==> and a fourth over SMTP (the daemon's listener on 127.0.0.1:$smtp_port, as Mailman hands over posts)"
+smtp_id=$(python3 - "$smtp_port" <<'PY'
+import smtplib, sys
+from email.message import EmailMessage
+m = EmailMessage()
+m["From"] = "Alice <alice@example.org>"
+m["To"] = "demo@example.org"
+m["Subject"] = "Hello number 4, by SMTP"
+m["List-Id"] = "<demo.example.org>"
+m.set_content("Hello, list! This one came in over SMTP.")
+with smtplib.SMTP("127.0.0.1", int(sys.argv[1]), timeout=30) as s:
+    s.ehlo()
+    s.mail("alice@example.org")
+    s.rcpt("bob@example.net")
+    s.rcpt("carol@example.com")
+    code, text = s.data(m.as_bytes())
+    print(text.decode().rsplit(" ", 1)[-1] if code == 250 else "")
+    sys.stderr.write(f"    {code} {text.decode()}\n")
+PY
+)
+[ -n "$smtp_id" ] && ids+=("$smtp_id")
+
 done_count() {
   local id n=0
   for id in "${ids[@]}"; do
@@ -81,7 +105,7 @@ done_count() {
   echo "$n"
 }
 for _ in $(seq 300); do
-  [ "$(done_count)" -eq 3 ] && break
+  [ "$(done_count)" -eq ${#ids[@]} ] && break
   kill -0 "$daemon" 2>/dev/null || break
   sleep 0.1
 done
@@ -97,9 +121,9 @@ grep -h '^X-Rcpt-Args' "$delivered"/* 2>/dev/null | sort | uniq -c | sed 's/^/  
 echo "==> the archived copy (decorated: subject prefix, list headers, footer)"
 first=$(ls "$DEMO"/archive/demo/new/* 2>/dev/null | head -1 || true)
 if [ -n "$first" ]; then tr -d "\r" <"$first" | head -40 | sed "s/^/    /"; else echo "    (nothing archived yet: see the log above)"; fi
-if [ "$delivered_count" -ne 3 ]; then
+if [ "$delivered_count" -ne 4 ]; then
   kill -0 "$daemon" 2>/dev/null || echo "==> the daemon is not running: see its log above" >&2
-  echo "==> DEMO FAILED: $delivered_count of 3 messages were delivered within 30 s; the log, status and show output above say why" >&2
+  echo "==> DEMO FAILED: $delivered_count of 4 messages were delivered within 30 s; the log, status and show output above say why" >&2
   exit 1
 fi
 
