@@ -13,6 +13,7 @@
 #include "sc-error.h"
 #include "sc-i18n.h"
 #include "sc-admin-server.h"
+#include "sc-ingress.h"
 #include "sc-notifier.h"
 #include "sc-runner.h"
 
@@ -21,6 +22,7 @@ typedef struct {
 	ScRunner *runner;
 	ScNotifier *notifier;     /* (nullable) */
 	ScAdminServer *admin;     /* (nullable) */
+	ScIngress *ingress;       /* (nullable) gone once stopping */
 } ScDaemon;
 
 static gboolean
@@ -41,6 +43,9 @@ static gboolean
 stop_cb (gpointer user_data)
 {
 	ScDaemon *daemon = user_data;
+	/* no new mail first: what is queued is committed and answered, later
+	 * clients get 421/451 or a refused connection and keep their mail */
+	g_clear_pointer (&daemon->ingress, sc_ingress_free);
 	sc_runner_stop (daemon->runner);
 	return G_SOURCE_CONTINUE;
 }
@@ -62,6 +67,8 @@ reload_cb (gpointer user_data)
 		g_warning ("SIGHUP: the spool folder changed; that takes a restart");
 	g_message ("configuration reloaded from %s", path != NULL ? path : "(defaults)");
 	sc_runner_set_config (daemon->runner, config);
+	if (daemon->ingress != NULL)
+		sc_ingress_set_config (daemon->ingress, config);
 	if (daemon->notifier != NULL)
 		sc_notifier_set_config (daemon->notifier, config);
 	/* a new listen address is refused there: the socket and its rules stay together */
@@ -103,6 +110,10 @@ sc_cli_run (ScCli *cli, int argc, char **argv)
 		g_autoptr(GError) error_local = NULL;
 		ScSpool *spool = sc_runner_get_spool (runner);
 
+		daemon.ingress = sc_ingress_new (cli->config, &error_local);
+		if (daemon.ingress == NULL)
+			return sc_cli_fail (cli, error_local);
+		sc_ingress_set_accepted_hook (daemon.ingress, kick_runner_cb, runner);
 		daemon.notifier = sc_notifier_new (cli->config, spool, clock);
 		sc_runner_set_notify_hook (runner, kick_notifier_cb, daemon.notifier);
 		if (cli->config->admin_listen != NULL) {
@@ -122,12 +133,14 @@ sc_cli_run (ScCli *cli, int argc, char **argv)
 	if (!sc_runner_run (runner, once, &error)) {
 		for (gsize i = 0; i < G_N_ELEMENTS (signal_ids); i++)
 			g_source_remove (signal_ids[i]);
+		g_clear_pointer (&daemon.ingress, sc_ingress_free);
 		g_clear_pointer (&daemon.admin, sc_admin_server_free);
 		g_clear_pointer (&daemon.notifier, sc_notifier_free);
 		return sc_cli_fail (cli, error);
 	}
 	for (gsize i = 0; i < G_N_ELEMENTS (signal_ids); i++)
 		g_source_remove (signal_ids[i]);
+	g_clear_pointer (&daemon.ingress, sc_ingress_free);
 	g_clear_pointer (&daemon.admin, sc_admin_server_free);
 	g_clear_pointer (&daemon.notifier, sc_notifier_free);
 	return EX_OK;

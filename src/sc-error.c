@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include "sc-error.h"
+#include "sc-ingress.h"
 
 #include <errno.h>
 #include <gio/gio.h>
@@ -88,6 +89,13 @@ static const struct {
     {sc_spool_error_quark, SC_SPOOL_ERROR_NOT_FOUND, EX_NOINPUT},
     {sc_spool_error_quark, SC_SPOOL_ERROR_INVALID, EX_DATAERR},
     {sc_spool_error_quark, SC_SPOOL_ERROR_FAILED, EX_SOFTWARE},
+    {sc_spool_error_quark, SC_SPOOL_ERROR_NO_SPACE, EX_TEMPFAIL},
+    {sc_ingress_error_quark, SC_INGRESS_ERROR_BAD_MESSAGE, EX_DATAERR},
+    {sc_ingress_error_quark, SC_INGRESS_ERROR_BAD_ADDRESS, EX_DATAERR},
+    {sc_ingress_error_quark, SC_INGRESS_ERROR_TOO_BIG, EX_DATAERR},
+    {sc_ingress_error_quark, SC_INGRESS_ERROR_NO_LIST, EX_USAGE},
+    {sc_ingress_error_quark, SC_INGRESS_ERROR_SPOOL_BUSY, EX_TEMPFAIL},
+    {sc_ingress_error_quark, SC_INGRESS_ERROR_SPOOL_FULL, EX_TEMPFAIL},
     {sc_config_error_quark, SC_CONFIG_ERROR_INVALID, EX_CONFIG},
     {sc_input_error_quark, SC_INPUT_ERROR_USAGE, EX_USAGE},
     {sc_input_error_quark, SC_INPUT_ERROR_DATA, EX_DATAERR},

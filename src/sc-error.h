@@ -26,6 +26,7 @@ typedef enum {
 	SC_SPOOL_ERROR_NOT_FOUND, /* no such message / stage */
 	SC_SPOOL_ERROR_INVALID,   /* the request does not fit the message's state */
 	SC_SPOOL_ERROR_FAILED,    /* corrupt or newer-than-known spool (EX_SOFTWARE) */
+	SC_SPOOL_ERROR_NO_SPACE,  /* the disk is full: try again later (EX_TEMPFAIL) */
 } ScSpoolError;
 
 typedef enum {

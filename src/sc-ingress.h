@@ -79,6 +79,7 @@ typedef struct {
 	GStrv recipients;
 	char *subject;     /* (nullable) decoded */
 	char *message_id;  /* with <>; generated (and added to raw) when missing */
+	gboolean generated_message_id;
 	GBytes *raw;
 	char *door;
 	char *peer;        /* (nullable) */

@@ -8,8 +8,8 @@
 #include "sc-i18n.h"
 #include "sc-spool-private.h"
 
-static gboolean
-write_audit (ScSpool *spool,
+gboolean
+sc_spool_write_audit (ScSpool *spool,
 	     const ScAuditContext *audit,
 	     const char *action,
 	     const char *queue_id,
@@ -131,7 +131,7 @@ retry_locked (ScSpool *spool,
 		return FALSE;
 	if (!reset_recipients (spool, summary->rowid, error))
 		return FALSE;
-	return write_audit (spool, audit, "retry", queue_id, from_stage, error);
+	return sc_spool_write_audit (spool, audit, "retry", queue_id, from_stage, error);
 }
 
 gboolean
@@ -203,7 +203,7 @@ sc_spool_retry_matching (ScSpool *spool,
 				  sc_message_state_to_string (state),
 				  list_id != NULL ? list_id : "*",
 				  queue_ids->len);
-	if (!write_audit (spool, audit, "retry-bulk", NULL, detail, error)) {
+	if (!sc_spool_write_audit (spool, audit, "retry-bulk", NULL, detail, error)) {
 		sc_spool_rollback (spool);
 		return FALSE;
 	}
@@ -249,7 +249,7 @@ sc_spool_retry_list (ScSpool *spool,
 	/* a batch of a larger job has no row of its own: the last one says the total */
 	if (detail != NULL) {
 		summary = g_strdup_printf ("%s count=%u", detail, count + (inout_count != NULL ? *inout_count : 0));
-		if (!write_audit (spool, audit, "retry-bulk", NULL, summary, error)) {
+		if (!sc_spool_write_audit (spool, audit, "retry-bulk", NULL, summary, error)) {
 			sc_spool_rollback (spool);
 			return FALSE;
 		}
@@ -286,20 +286,20 @@ act_locked (ScSpool *spool,
 			return refuse_state (summary, "hold", error);
 		if (!update_by_id (spool, SC_SQL_HOLD, summary->rowid, audit->now, reason, error))
 			return FALSE;
-		return write_audit (spool, audit, "hold", queue_id, reason, error);
+		return sc_spool_write_audit (spool, audit, "hold", queue_id, reason, error);
 	case ACTION_RELEASE:
 		if (summary->state != SC_STATE_HELD)
 			return refuse_state (summary, "release", error);
 		if (!update_by_id (spool, SC_SQL_RELEASE, summary->rowid, audit->now, NULL, error))
 			return FALSE;
-		return write_audit (spool, audit, "release", queue_id, NULL, error);
+		return sc_spool_write_audit (spool, audit, "release", queue_id, NULL, error);
 	case ACTION_DELETE:
 	default:
 		if (summary->state == SC_STATE_ACTIVE)
 			return refuse_state (summary, "delete", error);
 		if (!update_by_id (spool, SC_SQL_DELETE_MESSAGE, summary->rowid, audit->now, NULL, error))
 			return FALSE;
-		return write_audit (spool, audit, "delete", queue_id, summary->subject, error);
+		return sc_spool_write_audit (spool, audit, "delete", queue_id, summary->subject, error);
 	}
 }
 

@@ -16,6 +16,9 @@ typedef enum {
 	SC_SQL_INSERT_MESSAGE,
 	SC_SQL_INSERT_BODY,
 	SC_SQL_INSERT_RECIPIENT,
+	SC_SQL_ACCEPTED_LOOKUP,
+	SC_SQL_ACCEPTED_INSERT,
+	SC_SQL_ACCEPTED_PRUNE,
 	SC_SQL_CLAIM,
 	SC_SQL_CLAIM_ONE,
 	SC_SQL_SELECT_CLAIMED,
@@ -84,6 +87,7 @@ typedef enum {
 
 struct _ScSpool {
 	sqlite3 *db;                     /* (owned) */
+	gboolean holds_writer;           /* between sc_spool_begin and commit/rollback */
 	char *folder;                    /* (owned) */
 	sqlite3_stmt *stmts[SC_SQL_LAST]; /* (owned) prepared lazily */
 };
@@ -129,6 +133,14 @@ void sc_spool_rollback (ScSpool *spool);
  * and to set limits (PRAGMA max_page_count) on the spool's own connection. */
 const char *sc_spool_sql_text (ScSql sql);
 sqlite3 *sc_spool_get_db (ScSpool *spool);
+
+/* sc-spool-admin.c: one audit row, inside the caller's transaction */
+gboolean sc_spool_write_audit (ScSpool *spool,
+			       const ScAuditContext *audit,
+			       const char *action,
+			       const char *queue_id,
+			       const char *detail,
+			       GError **error);
 
 /* sc-spool-schema.c */
 gboolean sc_spool_schema_migrate (sqlite3 *db, GError **error);

@@ -8,6 +8,8 @@
  *       to one runner (every lease-checked update compares it);
  *       clock_anchor: the wall clock against the boot clock, to notice a
  *       stepped wall clock once per spool (sc-spool-clock.c)
+ *   v3  accepted: the (Message-ID, recipient) pairs ingress accepted
+ *       lately, so a resend of a chunk is not delivered twice
  *
  * messages      one row per accepted message; small, so scans of it never
  *               drag the bodies along.  `state` is one of queued, active,
@@ -166,6 +168,16 @@ static const char *const migrations[] = {
     "  wall INTEGER NOT NULL,"
     "  boottime INTEGER NOT NULL"
     ");",
+    /* v2 → v3.  Keyed by the pair (every accepted recipient is looked up);
+     * accepted_at's index makes pruning the window a range delete. */
+    "CREATE TABLE accepted ("
+    "  message_id TEXT NOT NULL,"
+    "  recipient TEXT NOT NULL,"
+    "  accepted_at INTEGER NOT NULL,"
+    "  queue_id TEXT NOT NULL,"
+    "  PRIMARY KEY (message_id, recipient)"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX accepted_at ON accepted (accepted_at);",
 };
 
 const int sc_spool_schema_version = G_N_ELEMENTS (migrations);

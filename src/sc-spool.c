@@ -86,6 +86,16 @@ static const char *const sql_text[SC_SQL_LAST] = {
     [SC_SQL_INSERT_RECIPIENT] =
 	"INSERT INTO recipients (message_id, position, address) VALUES (:message_id, :position, "
 	":address)",
+    [SC_SQL_ACCEPTED_LOOKUP] =
+	"SELECT queue_id FROM accepted WHERE message_id = :message_id AND recipient = :recipient"
+	" AND accepted_at > :since",
+    [SC_SQL_ACCEPTED_INSERT] =
+	"INSERT OR REPLACE INTO accepted (message_id, recipient, accepted_at, queue_id)"
+	" VALUES (:message_id, :recipient, :now, :queue_id)",
+    /* bounded: one prune must not hold the write lock for a day's pairs */
+    [SC_SQL_ACCEPTED_PRUNE] =
+	"DELETE FROM accepted WHERE (message_id, recipient) IN (SELECT message_id, recipient"
+	" FROM accepted WHERE accepted_at <= :before ORDER BY accepted_at LIMIT :limit)",
     /* Reads the head of messages_due; nothing scans the queue.  INDEXED
      * BY: without it the planner prefers messages_state and sorts every
      * queued message in a temp b-tree on each claim.  The size lets the
@@ -385,7 +395,9 @@ sc_spool_set_error (ScSpool *spool, int rc, GError **error, const char *doing)
 {
 	g_set_error (error,
 		     SC_SPOOL_ERROR,
-		     rc_is_temporary (rc) ? SC_SPOOL_ERROR_TEMPORARY : SC_SPOOL_ERROR_FAILED,
+		     (rc & 0xff) == SQLITE_FULL ? SC_SPOOL_ERROR_NO_SPACE
+		     : rc_is_temporary (rc)    ? SC_SPOOL_ERROR_TEMPORARY
+					       : SC_SPOOL_ERROR_FAILED,
 		     /* TRANSLATORS: "spool /var/spool/stagecoach: inject: database is locked" */
 		     _("spool %s: %s: %s"),
 		     spool->folder,
@@ -480,10 +492,33 @@ sc_spool_exec_simple (ScSpool *spool, ScSql sql, GError **error)
 	return sc_spool_step_done (spool, stmt, error, sql_text[sql]);
 }
 
+/* Writers of one process (the runner on the main thread, the ingress
+ * acceptor on its own) take turns here instead of in SQLite's busy
+ * handler, which sleeps 1–100 ms per try: with two writers in one
+ * process that sleep, not the disk, would set the pace.  Other
+ * processes still wait in busy_timeout. */
+static GMutex process_writer;
+
+static void
+release_writer (ScSpool *spool)
+{
+	if (spool->holds_writer) {
+		spool->holds_writer = FALSE;
+		g_mutex_unlock (&process_writer);
+	}
+}
+
 gboolean
 sc_spool_begin (ScSpool *spool, GError **error)
 {
-	return sc_spool_exec_simple (spool, SC_SQL_BEGIN_IMMEDIATE, error);
+	g_return_val_if_fail (!spool->holds_writer, FALSE);
+	g_mutex_lock (&process_writer);
+	spool->holds_writer = TRUE;
+	if (!sc_spool_exec_simple (spool, SC_SQL_BEGIN_IMMEDIATE, error)) {
+		release_writer (spool);
+		return FALSE;
+	}
+	return TRUE;
 }
 
 gboolean
@@ -493,6 +528,7 @@ sc_spool_commit (ScSpool *spool, GError **error)
 		sc_spool_rollback (spool);
 		return FALSE;
 	}
+	release_writer (spool);
 	return TRUE;
 }
 
@@ -501,6 +537,7 @@ sc_spool_rollback (ScSpool *spool)
 {
 	if (!sqlite3_get_autocommit (spool->db))
 		(void) sc_spool_exec_simple (spool, SC_SQL_ROLLBACK, NULL);
+	release_writer (spool);
 }
 
 ScSpool *
@@ -627,19 +664,176 @@ insert_message (ScSpool *spool, const ScNewMessage *message, const char *queue_i
 char *
 sc_spool_inject (ScSpool *spool, const ScNewMessage *message, GError **error)
 {
-	g_autofree char *queue_id = new_queue_id ();
+	char *queue_id = NULL;
+	guint duplicates = 0;
 
-	g_return_val_if_fail (message->raw != NULL && message->recipients != NULL, NULL);
+	if (!sc_spool_inject_batch (spool, &message, 1, 0, &queue_id, &duplicates, error))
+		return NULL;
+	return queue_id;
+}
+
+/* The recipients of @message not accepted for its Message-ID within
+ * the window; records the others as accepted now (@queue_id: the row
+ * they go to).  Compared in lower case: a list resends what it sent. */
+static GPtrArray *
+dedupe_recipients (ScSpool *spool,
+		   const ScNewMessage *message,
+		   gint64 dedupe_window,
+		   GPtrArray **out_duplicates,
+		   GError **error)
+{
+	g_autoptr(GPtrArray) fresh = g_ptr_array_new ();
+	g_autoptr(GPtrArray) duplicates = g_ptr_array_new ();
+
+	for (guint i = 0; message->recipients[i] != NULL; i++) {
+		g_autofree char *key = g_ascii_strdown (message->recipients[i], -1);
+		g_autoptr(ScStatement) stmt = sc_spool_statement (spool, SC_SQL_ACCEPTED_LOOKUP, error);
+		int rc;
+
+		if (stmt == NULL)
+			return NULL;
+		sc_bind_text (stmt, ":message_id", message->message_id);
+		sc_bind_text (stmt, ":recipient", key);
+		sc_bind_int64 (stmt, ":since", message->now - dedupe_window);
+		rc = sqlite3_step (stmt);
+		if (rc == SQLITE_ROW) {
+			g_ptr_array_add (duplicates, (gpointer) message->recipients[i]);
+		} else if (rc == SQLITE_DONE) {
+			g_ptr_array_add (fresh, (gpointer) message->recipients[i]);
+		} else {
+			sc_spool_set_error (spool, rc, error, "inject");
+			return NULL;
+		}
+	}
+	*out_duplicates = g_steal_pointer (&duplicates);
+	return g_steal_pointer (&fresh);
+}
+
+static gboolean
+remember_accepted (ScSpool *spool,
+		   const ScNewMessage *message,
+		   const char *const *recipients,
+		   const char *queue_id,
+		   GError **error)
+{
+	for (guint i = 0; recipients[i] != NULL; i++) {
+		g_autofree char *key = g_ascii_strdown (recipients[i], -1);
+		g_autoptr(ScStatement) stmt = sc_spool_statement (spool, SC_SQL_ACCEPTED_INSERT, error);
+		if (stmt == NULL)
+			return FALSE;
+		sc_bind_text (stmt, ":message_id", message->message_id);
+		sc_bind_text (stmt, ":recipient", key);
+		sc_bind_int64 (stmt, ":now", message->now);
+		sc_bind_text (stmt, ":queue_id", queue_id);
+		if (!sc_spool_step_done (spool, stmt, error, "inject"))
+			return FALSE;
+	}
+	return TRUE;
+}
+
+/* A resend is answered "accepted" like the first send; the audit log
+ * says what was left out, so an operator can see why a post went out
+ * fewer times than it came in. */
+static gboolean
+audit_duplicates (ScSpool *spool,
+		  const ScNewMessage *message,
+		  GPtrArray *duplicates,
+		  const char *queue_id,
+		  GError **error)
+{
+	g_autoptr(GString) detail = g_string_new (NULL);
+	ScAuditContext audit = {
+	    .actor = message->door != NULL ? message->door : "ingress",
+	    .remote = message->peer,
+	    .now = message->now,
+	};
+
+	g_string_append_printf (detail, "Message-ID %s: %u recipient(s) accepted before, not sent again:",
+				message->message_id, duplicates->len);
+	for (guint i = 0; i < duplicates->len && i < 20; i++)
+		g_string_append_printf (detail, " %s", (const char *) duplicates->pdata[i]);
+	if (duplicates->len > 20)
+		g_string_append (detail, " …");
+	return sc_spool_write_audit (spool, &audit, "ingress-duplicate", queue_id, detail->str, error);
+}
+
+gboolean
+sc_spool_inject_batch (ScSpool *spool,
+		       const ScNewMessage *const *messages,
+		       guint n_messages,
+		       gint64 dedupe_window,
+		       char **out_queue_ids,
+		       guint *out_duplicates,
+		       GError **error)
+{
+	g_autoptr(GPtrArray) queue_ids = g_ptr_array_new_with_free_func (g_free);
+
 	if (!sc_spool_begin (spool, error))
-		return NULL;
-	if (!insert_message (spool, message, queue_id, error)) {
-		sc_spool_rollback (spool);
-		return NULL;
+		return FALSE;
+	for (guint m = 0; m < n_messages; m++) {
+		const ScNewMessage *message = messages[m];
+		g_autoptr(GPtrArray) fresh = NULL;
+		g_autoptr(GPtrArray) duplicates = NULL;
+		g_autofree char *queue_id = new_queue_id ();
+		gboolean dedupe = dedupe_window > 0 && message->dedupe && message->message_id != NULL;
+
+		g_return_val_if_fail (message->raw != NULL && message->recipients != NULL, FALSE);
+		if (dedupe) {
+			fresh = dedupe_recipients (spool, message, dedupe_window, &duplicates, error);
+			if (fresh == NULL)
+				goto failed;
+			g_ptr_array_add (fresh, NULL);
+		}
+		if (fresh == NULL || fresh->len > 1) {
+			ScNewMessage stored = *message;
+			if (fresh != NULL)
+				stored.recipients = (const char *const *) fresh->pdata;
+			if (!insert_message (spool, &stored, queue_id, error))
+				goto failed;
+			if (dedupe && !remember_accepted (spool, message, stored.recipients, queue_id, error))
+				goto failed;
+		} else {
+			g_clear_pointer (&queue_id, g_free); /* nothing new: nothing stored */
+		}
+		if (duplicates != NULL && duplicates->len > 0 &&
+		    !audit_duplicates (spool, message, duplicates, queue_id, error))
+			goto failed;
+		out_duplicates[m] = duplicates != NULL ? duplicates->len : 0;
+		g_ptr_array_add (queue_ids, g_steal_pointer (&queue_id));
 	}
 	/* The caller may say "accepted" only after this returns. */
 	if (!sc_spool_commit (spool, error))
-		return NULL;
-	return g_steal_pointer (&queue_id);
+		return FALSE;
+	for (guint m = 0; m < n_messages; m++)
+		out_queue_ids[m] = g_steal_pointer (&queue_ids->pdata[m]);
+	return TRUE;
+
+failed:
+	sc_spool_rollback (spool);
+	return FALSE;
+}
+
+gboolean
+sc_spool_prune_accepted (ScSpool *spool, gint64 before, guint limit, guint *out_pruned, GError **error)
+{
+	g_autoptr(ScStatement) stmt = NULL;
+
+	if (!sc_spool_begin (spool, error))
+		return FALSE;
+	stmt = sc_spool_statement (spool, SC_SQL_ACCEPTED_PRUNE, error);
+	if (stmt == NULL) {
+		sc_spool_rollback (spool);
+		return FALSE;
+	}
+	sc_bind_int64 (stmt, ":before", before);
+	sc_bind_int64 (stmt, ":limit", limit);
+	if (!sc_spool_step_done (spool, stmt, error, "prune accepted")) {
+		sc_spool_rollback (spool);
+		return FALSE;
+	}
+	*out_pruned = sqlite3_changes (spool->db);
+	g_clear_pointer (&stmt, sc_statement_reset);
+	return sc_spool_commit (spool, error);
 }
 
 /* ---- the runner's verbs ---- */

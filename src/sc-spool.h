@@ -55,12 +55,35 @@ typedef struct {
 	const char *pipeline;          /* "decorate;archive", copied from the list */
 	const char *subject;           /* (nullable) decoded, for listing and search */
 	const char *message_id;        /* (nullable) */
+	gboolean dedupe;               /* look its (message_id, recipient) pairs up */
 	GBytes *raw;
 	gint64 now;
+	const char *door;              /* (nullable) "smtp", "local"… for the audit log */
+	const char *peer;              /* (nullable) */
 } ScNewMessage;
 
 /* Commits the message, durably; returns its queue id. (transfer full) */
 char *sc_spool_inject (ScSpool *spool, const ScNewMessage *message, GError **error);
+
+/* Commits @n_messages in one transaction (group commit).  With
+ * @dedupe_window > 0 (µs), a recipient already accepted for the same
+ * Message-ID within the window is left out (out_duplicates[i] counts
+ * them; an "ingress-duplicate" audit row names them); a message left
+ * with no recipient is not stored (out_queue_ids[i] NULL).  On error
+ * nothing of the batch is stored. */
+gboolean sc_spool_inject_batch (ScSpool *spool,
+				const ScNewMessage *const *messages,
+				guint n_messages,
+				gint64 dedupe_window,
+				char **out_queue_ids,
+				guint *out_duplicates,
+				GError **error);
+/* Forgets at most @limit accepted pairs from before @before. */
+gboolean sc_spool_prune_accepted (ScSpool *spool,
+				  gint64 before,
+				  guint limit,
+				  guint *out_pruned,
+				  GError **error);
 
 /* ---- the runner's verbs ---- */
 

@@ -318,3 +318,49 @@ sc_test_wait_port (guint16 port, GSubprocess *process, guint timeout_ms)
 		g_usleep (20 * 1000);
 	}
 }
+
+static GMutex expected_lock;
+static char *expected_warning; /* (nullable) a g_pattern_match_simple() glob */
+static guint expected_warning_count;
+
+static GLogWriterOutput
+test_log_writer (GLogLevelFlags level, const GLogField *fields, gsize n_fields, gpointer user_data)
+{
+	gboolean swallowed = FALSE;
+
+	if ((level & G_LOG_LEVEL_WARNING) != 0) {
+		g_mutex_lock (&expected_lock);
+		for (gsize i = 0; expected_warning != NULL && i < n_fields; i++) {
+			if (strcmp (fields[i].key, "MESSAGE") == 0 && fields[i].length == -1 &&
+			    g_pattern_match_simple (expected_warning, fields[i].value)) {
+				expected_warning_count++;
+				swallowed = TRUE;
+				break;
+			}
+		}
+		g_mutex_unlock (&expected_lock);
+	}
+	if (swallowed)
+		return G_LOG_WRITER_HANDLED;
+	return g_log_writer_default (level, fields, n_fields, user_data);
+}
+
+void
+sc_test_install_log_writer (void)
+{
+	g_log_set_writer_func (test_log_writer, NULL, NULL);
+}
+
+guint
+sc_test_expect_warning (const char *pattern)
+{
+	guint count;
+
+	g_mutex_lock (&expected_lock);
+	count = expected_warning_count;
+	g_free (expected_warning);
+	expected_warning = g_strdup (pattern);
+	expected_warning_count = 0;
+	g_mutex_unlock (&expected_lock);
+	return count;
+}

@@ -19,6 +19,14 @@ void sc_test_remove_tree (const char *path);
 /* Writes text to dir/name, returns the path. (transfer full) */
 char *sc_test_write_file (const char *dir, const char *name, const char *contents);
 
+/* g_test_expect_message() does not see structured logging in GLib 2.74:
+ * after sc_test_install_log_writer() (once, in main), a warning matching
+ * the glob given to sc_test_expect_warning() is counted and swallowed
+ * instead of aborting the test.  sc_test_expect_warning() returns how
+ * many matched the previous pattern (NULL: stop expecting). */
+void sc_test_install_log_writer (void);
+guint sc_test_expect_warning (const char *pattern);
+
 G_END_DECLS
 
 G_BEGIN_DECLS
@@ -56,5 +64,13 @@ guint16 sc_test_free_port (void);
  * FALSE on timeout or once @process (nullable) has exited.  The probe
  * is a connection of its own that is closed at once. */
 gboolean sc_test_wait_port (guint16 port, GSubprocess *process, guint timeout_ms);
+
+/* g_test_expect_message() does not see structured logging in GLib 2.74:
+ * after sc_test_install_log_writer() (once, in main), a warning matching
+ * the glob given to sc_test_expect_warning() is counted and swallowed
+ * instead of aborting the test.  sc_test_expect_warning() returns how
+ * many matched the previous pattern (NULL: stop expecting). */
+void sc_test_install_log_writer (void);
+guint sc_test_expect_warning (const char *pattern);
 
 G_END_DECLS

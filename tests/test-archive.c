@@ -24,38 +24,16 @@ static const char test_message[] = "From: Ann <ann@example.org>\r\n"
 				   "\r\n"
 				   "Hello, list.\r\n";
 
-/* g_test_expect_message() does not see structured logging in GLib 2.74:
- * a warning a test expects is matched and swallowed here instead. */
-static const char *expected_warning; /* (nullable) a g_pattern_match_simple() glob */
-static guint expected_warning_count;
-
-static GLogWriterOutput
-test_log_writer (GLogLevelFlags level, const GLogField *fields, gsize n_fields, gpointer user_data)
-{
-	if ((level & G_LOG_LEVEL_WARNING) != 0 && expected_warning != NULL) {
-		for (gsize i = 0; i < n_fields; i++) {
-			if (strcmp (fields[i].key, "MESSAGE") == 0 && fields[i].length == -1 &&
-			    g_pattern_match_simple (expected_warning, fields[i].value)) {
-				expected_warning_count++;
-				return G_LOG_WRITER_HANDLED;
-			}
-		}
-	}
-	return g_log_writer_default (level, fields, n_fields, user_data);
-}
-
 static void
 expect_warning (const char *pattern)
 {
-	expected_warning = pattern;
-	expected_warning_count = 0;
+	sc_test_expect_warning (pattern);
 }
 
 static void
 assert_warned (void)
 {
-	g_assert_cmpuint (expected_warning_count, ==, 1);
-	expected_warning = NULL;
+	g_assert_cmpuint (sc_test_expect_warning (NULL), ==, 1);
 }
 
 typedef struct {
@@ -829,7 +807,7 @@ main (int argc, char **argv)
 	for (gsize i = 0; i < G_N_ELEMENTS (proxy_variables); i++)
 		g_unsetenv (proxy_variables[i]);
 	curl_global_init (CURL_GLOBAL_DEFAULT);
-	g_log_set_writer_func (test_log_writer, NULL, NULL);
+	sc_test_install_log_writer ();
 	g_test_init (&argc, &argv, G_TEST_OPTION_ISOLATE_DIRS, NULL);
 
 #define ADD(path, function)                                                                        \
