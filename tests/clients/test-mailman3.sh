@@ -381,8 +381,9 @@ S=$(( K < 4 ? K : 4 ))
 inject down 1 "$S"
 deadline=$((SECONDS + LIMIT))
 until [ "$(handoffs down)" -ge 1 ] || [ $SECONDS -ge $deadline ]; do sleep 0.02; done
+seen=$(handoffs down)
 stop_stagecoach    # SIGTERM while Mailman is sending the rest
-log "stagecoach stopped after $(handoffs down) hand-off(s) of 'down'"
+log "stagecoach stopped (SIGTERM) once $seen of $S posts of 'down' were handed off ($(handoffs down) when it had exited)"
 inject down $((S + 1)) 2   # and two more while it is down
 deadline=$((SECONDS + LIMIT))
 until [ "$(failures_logged down)" -ge 1 ] || [ $SECONDS -ge $deadline ]; do sleep 0.2; done
