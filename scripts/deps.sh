@@ -17,6 +17,7 @@ STAGECOACH_TEST_PACKAGES=(
   postfix      # smtp-sink, smtp-source and a real smtpd for the SMTP tests
   mandoc       # man page lint
   openssl      # self-signed certificates for the TLS tests
+  swaks libnet-ssleay-perl  # an SMTP client for the ingress listener tests (ssleay: its STARTTLS)
   python3      # the test-summary script
   mailman3     # GNU Mailman 3 as a client of the SMTP listener (tests/clients/)
   swaks        # SMTP protocol cases by hand

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # scripts/fuzz.sh TARGET SECONDS — fuzzes one target with libFuzzer.
-#   TARGET: decorate | config | reply | admin   (tests/fuzz/fuzz-TARGET.c)
+#   TARGET: decorate | config | reply | admin | smtp-session   (tests/fuzz/fuzz-TARGET.c)
 #
 # Builds build-fuzz/ once (clang-14, -Dfuzzing=true, ASan + UBSan, the
 # library instrumented for coverage), then runs fuzz-TARGET for SECONDS on

@@ -164,7 +164,6 @@ sc_acceptor_accept_async (ScAcceptor *acceptor,
 	g_autoptr(GError) error = NULL;
 	ScPrepared *prepared;
 
-	g_task_set_source_tag (task, sc_acceptor_accept_async);
 	g_mutex_lock (&acceptor->lock);
 	config = sc_config_ref (acceptor->config);
 	g_mutex_unlock (&acceptor->lock);

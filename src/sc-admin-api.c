@@ -970,8 +970,12 @@ sc_admin_api_handle (ScAdminServer *server,
 		}
 		handle_status (server, message);
 	} else if (n == 1 && strcmp (PART (0), "messages") == 0) {
+		if (post) {
+			sc_admin_inject_handle (server, message, identity); /* sc-admin-inject.c */
+			return;
+		}
 		if (!get) {
-			reply_method_not_allowed (message, "GET");
+			reply_method_not_allowed (message, "GET, POST");
 			return;
 		}
 		handle_messages (server, message, query);

@@ -1,8 +1,10 @@
 /* sc-admin-auth.c — who may use the admin server, and proof that a
  * state-changing request was meant: tokens, login sessions, CSRF tokens.
  *
- * Tokens come from the token file, one "NAME TOKEN" per line ('#' starts a
- * comment); NAME becomes the actor in the audit log.  Without a token file
+ * Tokens come from the token file, one "NAME TOKEN [inject]" per line ('#'
+ * starts a comment); NAME becomes the actor in the audit log.  An "inject"
+ * token may only hand in mail (POST /api/v1/messages): list software gets
+ * no power over the queue, and it cannot open a dashboard session.  Without a token file
  * the server makes one, SPOOL/admin-token (0600, name "admin"), at its
  * first start: there is no mode in which any local user is an admin.  A caller presents a
  * token as "Authorization: Bearer TOKEN" or logs in once with a form and
@@ -44,6 +46,7 @@
 typedef struct {
 	char *name;
 	guint8 digest[32]; /* SHA-256 of the token: compared, never the token itself */
+	gboolean inject_only;
 } ScAdminToken;
 
 typedef struct {
@@ -148,17 +151,18 @@ random_hex (gsize n_bytes, GError **error)
 static gboolean
 load_tokens (ScAdminAuth *auth, const char *path, GError **error)
 {
-	g_auto(GStrv) pairs = sc_config_read_admin_tokens (path, error);
+	g_auto(GStrv) triples = sc_config_read_admin_tokens (path, error);
 	GStatBuf st;
 
-	if (pairs == NULL) {
+	if (triples == NULL) {
 		g_prefix_error (error, _("admin token file: "));
 		return FALSE;
 	}
-	for (guint i = 0; pairs[i] != NULL && pairs[i + 1] != NULL; i += 2) {
+	for (guint i = 0; triples[i] != NULL && triples[i + 1] != NULL && triples[i + 2] != NULL; i += 3) {
 		ScAdminToken *token = g_new0 (ScAdminToken, 1);
-		token->name = g_strdup (pairs[i]);
-		digest_token (pairs[i + 1], token->digest);
+		token->name = g_strdup (triples[i]);
+		digest_token (triples[i + 1], token->digest);
+		token->inject_only = strcmp (triples[i + 2], SC_ADMIN_SCOPE_INJECT) == 0;
 		g_ptr_array_add (auth->tokens, token);
 	}
 	if (g_stat (path, &st) == 0 && (st.st_mode & 0077) != 0)
@@ -220,7 +224,8 @@ char *
 sc_admin_login_url (const ScConfig *config, GError **error)
 {
 	g_autofree char *token_path = NULL;
-	g_auto(GStrv) pairs = NULL;
+	g_auto(GStrv) triples = NULL;
+	const char *token = NULL;
 	g_autofree char *base = NULL;
 	g_autofree char *escaped = NULL;
 
@@ -233,9 +238,20 @@ sc_admin_login_url (const ScConfig *config, GError **error)
 						      : sc_admin_token_ensure (config->spool, error);
 	if (token_path == NULL)
 		return NULL;
-	pairs = sc_config_read_admin_tokens (token_path, error);
-	if (pairs == NULL)
+	triples = sc_config_read_admin_tokens (token_path, error);
+	if (triples == NULL)
 		return NULL;
+	/* the first token that can open the dashboard */
+	for (guint i = 0; triples[i] != NULL && token == NULL; i += 3) {
+		if (strcmp (triples[i + 2], SC_ADMIN_SCOPE_INJECT) != 0)
+			token = triples[i + 1];
+	}
+	if (token == NULL) {
+		g_set_error (error, SC_CONFIG_ERROR, SC_CONFIG_ERROR_INVALID,
+			     _("%s holds only inject tokens, which cannot log in to the dashboard"),
+			     token_path);
+		return NULL;
+	}
 	if (config->admin_public_url != NULL && *config->admin_public_url != '\0') {
 		base = g_strdup (config->admin_public_url);
 		while (g_str_has_suffix (base, "/"))
@@ -263,7 +279,7 @@ sc_admin_login_url (const ScConfig *config, GError **error)
 			base = g_strdup_printf ("http://%s:%s", host, colon + 1);
 	}
 	/* in the fragment: browsers send it to no server, log and Referer included */
-	escaped = g_uri_escape_string (pairs[1], NULL, FALSE);
+	escaped = g_uri_escape_string (token, NULL, FALSE);
 	return g_strdup_printf ("%s/#token=%s", base, escaped);
 }
 
@@ -368,18 +384,18 @@ peer_succeeded (ScAdminAuth *auth, const char *remote)
 	g_hash_table_remove (auth->peers, remote != NULL ? remote : "");
 }
 
-/* (nullable) the NAME of @presented; every token is compared, match or not */
-static const char *
+/* (nullable) the entry of @presented; every token is compared, match or not */
+static const ScAdminToken *
 find_token (ScAdminAuth *auth, const char *presented)
 {
 	guint8 digest[32];
-	const char *found = NULL;
+	const ScAdminToken *found = NULL;
 
 	digest_token (presented, digest);
 	for (guint i = 0; i < auth->tokens->len; i++) {
 		ScAdminToken *token = auth->tokens->pdata[i];
 		if (equal_constant_time (token->digest, digest, sizeof digest) && found == NULL)
-			found = token->name;
+			found = token;
 	}
 	return found;
 }
@@ -411,18 +427,19 @@ sc_admin_auth_identify (ScAdminAuth *auth, SoupServerMessage *message, gint64 no
 
 	*out_wait = 0;
 	if (authorization != NULL && g_ascii_strncasecmp (authorization, "Bearer ", 7) == 0) {
-		const char *name;
+		const ScAdminToken *token;
 		*out_wait = peer_wait (auth, remote, now);
 		if (*out_wait > 0)
 			return NULL;
-		name = find_token (auth, authorization + 7);
-		if (name == NULL) {
+		token = find_token (auth, authorization + 7);
+		if (token == NULL) {
 			peer_failed (auth, remote, "wrong bearer token", now);
 			return NULL;
 		}
 		peer_succeeded (auth, remote);
-		identity->actor = g_strdup (name);
+		identity->actor = g_strdup (token->name);
 		identity->bearer = TRUE;
+		identity->inject_only = token->inject_only;
 		return g_steal_pointer (&identity);
 	}
 	/* a stale cookie (the daemon restarted) is no guess: 401, not counted */
@@ -527,6 +544,7 @@ sc_admin_auth_handle_login (ScAdminServer *server, SoupServerMessage *message)
 	SoupMessageBody *body = soup_server_message_get_request_body (message);
 	gint64 now = sc_clock_now (server->clock);
 	GHashTable *form = NULL;
+	const ScAdminToken *token = NULL;
 	const char *name = NULL;
 	g_autofree char *flat = NULL;
 	g_autofree char *session_id = NULL;
@@ -553,13 +571,22 @@ sc_admin_auth_handle_login (ScAdminServer *server, SoupServerMessage *message)
 	flat = g_strndup (body->data != NULL ? body->data : "", body->length);
 	form = soup_form_decode (flat);
 	if (g_hash_table_lookup (form, "token") != NULL)
-		name = find_token (auth, g_hash_table_lookup (form, "token"));
+		token = find_token (auth, g_hash_table_lookup (form, "token"));
 	g_hash_table_unref (form);
-	if (name == NULL) {
+	if (token == NULL) {
 		peer_failed (auth, soup_server_message_get_remote_host (message), "wrong login token", now);
 		reply_login_page (message, SOUP_STATUS_UNAUTHORIZED, _("That token is not valid."));
 		return;
 	}
+	/* a right token, no guess: but one for list software, not for people */
+	if (token->inject_only) {
+		peer_succeeded (auth, soup_server_message_get_remote_host (message));
+		reply_login_page (message, SOUP_STATUS_FORBIDDEN,
+				  _("That token may only hand in mail (POST /api/v1/messages); "
+				    "it cannot open the dashboard."));
+		return;
+	}
+	name = token->name;
 
 	peer_succeeded (auth, soup_server_message_get_remote_host (message));
 	forget_expired (auth, now);

@@ -6,6 +6,7 @@
 #include <libsoup/soup.h>
 
 #include "sc-admin-server.h"
+#include "sc-ingress.h"
 
 G_BEGIN_DECLS
 
@@ -34,6 +35,8 @@ struct _ScAdminServer {
 	GStrv hosts;              /* (owned) Host names served, lower case */
 	gboolean loopback_only;   /* bound to loopback: other peers are refused */
 	ScAdminBulk *bulk;        /* (nullable) (owned) the bulk retry running */
+	ScAcceptor *acceptor;     /* (nullable) (unowned) where POST /api/v1/messages hands mail */
+	gboolean acceptor_gone;   /* there was one: the daemon is stopping */
 };
 
 /* Who is calling; set on the message (SC_ADMIN_IDENTITY_KEY) by the
@@ -43,6 +46,7 @@ typedef struct {
 	char *actor;      /* token NAME */
 	gboolean bearer;  /* came with Authorization: Bearer (no CSRF needed) */
 	char *session_id; /* (nullable) from the session cookie */
+	gboolean inject_only; /* an "inject" token: POST /api/v1/messages only */
 } ScAdminIdentity;
 
 void sc_admin_identity_free (ScAdminIdentity *identity);
@@ -89,14 +93,50 @@ void sc_admin_api_handle (ScAdminServer *server,
 			  GHashTable *query,
 			  const ScAdminIdentity *identity);
 
+/* sc-admin-inject.c: POST /api/v1/messages, mail handed in over HTTP */
+#define SC_ADMIN_INJECT_PATH "/api/v1/messages"
+
+/* The envelope of an inject, from its query string. */
+typedef struct {
+	char *list_id;     /* (nullable) list= */
+	char *sender;      /* from= ("" for the null sender) */
+	GPtrArray *recipients; /* (owned) to=, one each, NULL-terminated */
+} ScAdminEnvelope;
+
+void sc_admin_envelope_free (ScAdminEnvelope *envelope);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (ScAdminEnvelope, sc_admin_envelope_free)
+
+/* Parses @query (the raw, %-encoded query string, nullable): list= at
+ * most once, from= exactly once, to= one or more (at most
+ * @max_recipients), nothing else; '+' is a plus sign, not a space.  Only
+ * presence and counts are checked here, addresses by the acceptor.  Pure:
+ * no server needed (fuzz target).  Errors: G_IO_ERROR_INVALID_ARGUMENT
+ * (unknown or repeated parameter, bad %-encoding: 400) or
+ * G_IO_ERROR_INVALID_DATA (no from=, no to=, too many: 422).
+ * (transfer full) */
+ScAdminEnvelope *sc_admin_parse_inject_query (const char *query, guint max_recipients, GError **error);
+/* From the headers, before the body is read: FALSE when the inject is
+ * refused, with the answer set on @message (403 without a Bearer token,
+ * 411/413 on the length, 415 not message/rfc822, 400/422 envelope, 503
+ * no acceptor). */
+gboolean sc_admin_inject_check_headers (ScAdminServer *server,
+					SoupServerMessage *message,
+					const ScAdminIdentity *identity);
+/* The body is in: hands it to the acceptor; answers after the commit. */
+void sc_admin_inject_handle (ScAdminServer *server, SoupServerMessage *message, const ScAdminIdentity *identity);
+
 /* sc-admin-metrics.c */
 ScAdminMetrics *sc_admin_metrics_new (void);
 void sc_admin_metrics_free (ScAdminMetrics *metrics);
 void sc_admin_metrics_handle (ScAdminServer *server, SoupServerMessage *message);
 
 /* sc-admin-server.c: replies */
+/* The request's body length: 0 for none, -1 when not announced (chunked). */
+goffset sc_admin_announced_body (SoupServerMessage *message);
 void sc_admin_reply_json (SoupServerMessage *message, guint status, JsonNode *node);
 void sc_admin_reply_error (SoupServerMessage *message, guint status, const char *text);
+/* {"error": text, "code": code}: @code (nullable) for programs, @text for people. */
+void sc_admin_reply_error_code (SoupServerMessage *message, guint status, const char *code, const char *text);
 void sc_admin_reply_text (SoupServerMessage *message, guint status, const char *content_type, const char *text);
 /* 429 with Retry-After: @seconds. */
 void sc_admin_reply_slow_down (SoupServerMessage *message, guint seconds);

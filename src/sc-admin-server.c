@@ -68,7 +68,7 @@ sc_admin_reply_json (SoupServerMessage *message, guint status, JsonNode *node)
 }
 
 void
-sc_admin_reply_error (SoupServerMessage *message, guint status, const char *text)
+sc_admin_reply_error_code (SoupServerMessage *message, guint status, const char *code, const char *text)
 {
 	g_autoptr(JsonBuilder) builder = json_builder_new ();
 	g_autoptr(JsonNode) node = NULL;
@@ -76,9 +76,19 @@ sc_admin_reply_error (SoupServerMessage *message, guint status, const char *text
 	json_builder_begin_object (builder);
 	json_builder_set_member_name (builder, "error");
 	json_builder_add_string_value (builder, text);
+	if (code != NULL) {
+		json_builder_set_member_name (builder, "code");
+		json_builder_add_string_value (builder, code);
+	}
 	json_builder_end_object (builder);
 	node = json_builder_get_root (builder);
 	sc_admin_reply_json (message, status, node);
+}
+
+void
+sc_admin_reply_error (SoupServerMessage *message, guint status, const char *text)
+{
+	sc_admin_reply_error_code (message, status, NULL, text);
 }
 
 static void
@@ -318,9 +328,8 @@ request_started_cb (SoupServer *soup, SoupServerMessage *message, gpointer user_
 
 /* ---- refusing before the body is read ---- */
 
-/* The request's body length: 0 for none, -1 when not announced (chunked). */
-static goffset
-announced_body (SoupServerMessage *message)
+goffset
+sc_admin_announced_body (SoupServerMessage *message)
 {
 	SoupMessageHeaders *headers = soup_server_message_get_request_headers (message);
 
@@ -378,16 +387,23 @@ send_refusal_cb (gpointer user_data)
 	return G_SOURCE_REMOVE;
 }
 
-/* Answers from the headers alone.  A body announced is never read. */
+/* Sends the answer already set on @message from the headers alone.  A
+ * body announced is never read. */
 static void
-refuse (SoupServerMessage *message, guint status, const char *text)
+refuse_as_set (SoupServerMessage *message)
 {
 	set_deadline (message, 0);
-	sc_admin_reply_error (message, status, text);
-	if (announced_body (message) != 0) {
+	if (sc_admin_announced_body (message) != 0) {
 		soup_server_message_pause (message);
 		g_idle_add_full (G_PRIORITY_DEFAULT, send_refusal_cb, g_object_ref (message), g_object_unref);
 	}
+}
+
+static void
+refuse (SoupServerMessage *message, guint status, const char *text)
+{
+	sc_admin_reply_error (message, status, text);
+	refuse_as_set (message);
 }
 
 static void
@@ -430,6 +446,12 @@ check_length (SoupServerMessage *message, goffset length, goffset max)
 }
 
 static gboolean
+is_inject (SoupServerMessage *message, const char *path)
+{
+	return method_is (message, "POST") && strcmp (path, SC_ADMIN_INJECT_PATH) == 0;
+}
+
+static gboolean
 is_public_path (const char *path)
 {
 	return strcmp (path, "/healthz") == 0 || strcmp (path, "/login") == 0 || strcmp (path, "/") == 0 ||
@@ -448,7 +470,8 @@ early_cb (SoupServer *soup,
 	ScAdminServer *server = user_data;
 	SoupMessageHeaders *response_headers = soup_server_message_get_response_headers (message);
 	gboolean login = strcmp (path, "/login") == 0;
-	goffset length = announced_body (message);
+	gboolean inject = is_inject (message, path);
+	goffset length = sc_admin_announced_body (message);
 	ScAdminIdentity *identity;
 	guint wait = 0;
 
@@ -492,12 +515,22 @@ early_cb (SoupServer *soup,
 		refuse (message, SOUP_STATUS_UNAUTHORIZED, _("authentication required"));
 		return;
 	}
-	if (!check_length (message, length, SC_ADMIN_BODY_MAX)) {
-		sc_admin_identity_free (identity);
-		return;
-	}
 	g_object_set_data_full (G_OBJECT (message), SC_ADMIN_IDENTITY_KEY, identity,
 				(GDestroyNotify) sc_admin_identity_free);
+	/* list software's token hands in mail and does nothing else */
+	if (identity->inject_only && !inject) {
+		refuse (message, SOUP_STATUS_FORBIDDEN,
+			_("this token may only hand in mail (POST /api/v1/messages)"));
+		return;
+	}
+	if (inject) {
+		/* its own rules: Bearer only, max-message-size, the envelope */
+		if (!sc_admin_inject_check_headers (server, message, identity))
+			refuse_as_set (message);
+		return;
+	}
+	if (!check_length (message, length, SC_ADMIN_BODY_MAX))
+		return;
 	if (method_changes_state (message) && !sc_admin_auth_check_csrf (server->auth, identity, message)) {
 		refuse (message, SOUP_STATUS_FORBIDDEN, _("missing or wrong X-CSRF-Token header"));
 		return;
@@ -542,6 +575,11 @@ server_cb (SoupServer *soup,
 	/* never without an identity, whatever path led here */
 	if (identity == NULL) {
 		sc_admin_reply_error (message, SOUP_STATUS_UNAUTHORIZED, _("authentication required"));
+		return;
+	}
+	if (identity->inject_only && !is_inject (message, path)) {
+		sc_admin_reply_error (message, SOUP_STATUS_FORBIDDEN,
+				      _("this token may only hand in mail (POST /api/v1/messages)"));
 		return;
 	}
 	if (strcmp (path, "/logout") == 0) {
@@ -712,6 +750,14 @@ sc_admin_server_get_port (ScAdminServer *server)
 {
 	g_return_val_if_fail (server != NULL, 0);
 	return server->port;
+}
+
+void
+sc_admin_server_set_acceptor (ScAdminServer *server, ScAcceptor *acceptor)
+{
+	g_return_if_fail (server != NULL);
+	server->acceptor_gone = acceptor == NULL && server->acceptor != NULL;
+	server->acceptor = acceptor;
 }
 
 void

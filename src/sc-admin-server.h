@@ -9,6 +9,7 @@
 
 #include "sc-clock.h"
 #include "sc-config.h"
+#include "sc-ingress.h"
 #include "sc-spool.h"
 
 G_BEGIN_DECLS
@@ -28,6 +29,12 @@ guint16 sc_admin_server_get_port (ScAdminServer *server);
 /* @func is called (on the main context) after an action that made
  * messages due: retry, release, bulk retry.  Its return value is ignored. */
 void sc_admin_server_set_kick (ScAdminServer *server, GSourceFunc func, gpointer data);
+
+/* Where POST /api/v1/messages hands mail in (sc-ingress.h); without one
+ * (NULL, the default) it answers 503.  @acceptor: (transfer none) (nullable)
+ * must outlive the server, or be unset first (the daemon stops: from then
+ * on 503 with Retry-After, as for a busy spool). */
+void sc_admin_server_set_acceptor (ScAdminServer *server, ScAcceptor *acceptor);
 
 /* After SIGHUP: mailers, the token file and the Host names are read from
  * @config from now on; login sessions end (browsers log in again).  A new

@@ -6,6 +6,11 @@
  * anything is stored: empty, not a message, too big, bad addresses, no
  * recipients, unknown list.  A locked or full spool is a temporary failure
  * (75): the caller keeps the message and tries again.
+ *
+ * While a daemon runs on the spool the message goes to it over the local
+ * hand-off socket (sc-handoff-client.h) and the daemon answers after its
+ * group commit; the command line is parsed and checked by the code below
+ * on both sides, so the answers are the same.
  */
 #include "config.h"
 
@@ -17,9 +22,20 @@
 #include "sc-cli.h"
 #include "sc-duration.h"
 #include "sc-error.h"
+#include "sc-handoff-client.h"
 #include "sc-i18n.h"
+#include "sc-ingress.h"
 #include "sc-message-headers.h"
 #include "sc-wake.h"
+
+void
+sc_ingress_set_too_big (GError **error, guint64 limit)
+{
+	g_autofree char *size = g_format_size_full (limit, G_FORMAT_SIZE_IEC_UNITS);
+
+	g_set_error (error, SC_INPUT_ERROR, SC_INPUT_ERROR_DATA,
+		     _("the message is larger than max-message-size (%s)"), size);
+}
 
 static GBytes *
 read_stdin (guint64 limit, GError **error)
@@ -44,9 +60,7 @@ read_stdin (guint64 limit, GError **error)
 		}
 	}
 	if (too_big) {
-		g_autofree char *size = g_format_size_full (limit, G_FORMAT_SIZE_IEC_UNITS);
-		g_set_error (error, SC_INPUT_ERROR, SC_INPUT_ERROR_DATA,
-			     _("the message is larger than max-message-size (%s)"), size);
+		sc_ingress_set_too_big (error, limit);
 		return NULL;
 	}
 	return g_byte_array_free_to_bytes (g_steal_pointer (&data));
@@ -72,128 +86,29 @@ cut_at_dot_line (GBytes *raw)
 	return g_bytes_ref (raw);
 }
 
-static char *
-make_message_id (void)
+void
+sc_ingress_args_free (ScIngressArgs *args)
 {
-	g_autoptr(GDateTime) now = g_date_time_new_now_utc ();
-	g_autofree char *stamp = g_date_time_format (now, "%Y%m%d%H%M%S");
-	char host[256] = "localhost";
-
-	if (gethostname (host, sizeof host - 1) != 0 || strchr (host, '.') == NULL)
-		g_strlcat (host, ".stagecoach.invalid", sizeof host);
-	return g_strdup_printf ("%s.%08x%08x@%s", stamp, g_random_int (), g_random_int (), host);
+	if (args == NULL)
+		return;
+	g_free (args->command);
+	g_free (args->list_id);
+	g_free (args->sender);
+	g_ptr_array_unref (args->recipients);
+	g_free (args);
 }
 
-/* The shared tail of inject and sendmail: check, store, say yes. */
-static int
-accept_message (ScCli *cli,
-		const char *list_id,
-		const char *sender,
-		GPtrArray *recipients,
-		GBytes *raw,
-		ScMessageHeaders *headers)
+void
+sc_ingress_input_free (ScIngressInput *input)
 {
-	const ScListConfig *list;
-	g_autoptr(GError) error = NULL;
-	g_autoptr(GBytes) stored = NULL;
-	g_autofree char *subject = NULL;
-	g_autofree char *message_id = NULL;
-	g_autofree char *queue_id = NULL;
-	const char *message_id_raw;
-	int status;
-
-	if (strcmp (sender, "<>") == 0)
-		sender = ""; /* the null reverse-path, as sendmail -f '<>' */
-	if (!sc_address_validate (sender, TRUE, &error))
-		return sc_cli_fail (cli, error);
-	if (recipients->len == 0) {
-		g_set_error (&error, SC_INPUT_ERROR, SC_INPUT_ERROR_USAGE, _("no recipients"));
-		return sc_cli_fail (cli, error);
-	}
-	for (guint i = 0; i < recipients->len; i++) {
-		if (!sc_address_validate (recipients->pdata[i], FALSE, &error))
-			return sc_cli_fail (cli, error);
-	}
-	list = sc_config_get_list (cli->config, list_id);
-	if (list == NULL) {
-		g_set_error (&error, SC_INPUT_ERROR, SC_INPUT_ERROR_USAGE,
-			     _("unknown list “%s” (no [list:%s] in the configuration)"),
-			     list_id, list_id);
-		return sc_cli_fail (cli, error);
-	}
-	subject = sc_message_headers_get_decoded (headers, "Subject");
-	message_id_raw = sc_message_headers_get (headers, "Message-ID");
-	if (message_id_raw != NULL) {
-		message_id = g_strstrip (g_utf8_make_valid (message_id_raw, -1));
-		stored = g_bytes_ref (raw);
-	} else {
-		/* RFC 5322 says SHOULD; every archive and dedup needs one. */
-		g_autofree char *generated = make_message_id ();
-		message_id = g_strdup_printf ("<%s>", generated);
-		stored = sc_message_headers_add_message_id (headers, generated);
-	}
-	if (!sc_cli_open (cli, &status))
-		return status;
-	g_ptr_array_add (recipients, NULL);
-	{
-		ScNewMessage message = {
-		    .list_id = list->id,
-		    .sender = sender,
-		    .recipients = (const char *const *) recipients->pdata,
-		    .pipeline = list->pipeline_text,
-		    .subject = subject,
-		    .message_id = message_id,
-		    .raw = stored,
-		    .now = g_get_real_time (),
-		};
-		queue_id = sc_spool_inject (cli->spool, &message, &error);
-	}
-	g_ptr_array_remove_index (recipients, recipients->len - 1);
-	if (queue_id == NULL)
-		return sc_cli_fail (cli, error);
-	/* sendmail prints nothing on success; list software may treat output as an error */
-	if (strcmp (cli->command, "sendmail") != 0)
-		printf ("%s\n", queue_id);
-	if (fflush (stdout) != 0)
-		return EX_IOERR; /* committed, but the caller cannot know: it retries, we dedup nothing */
-	sc_wake_notify (cli->config->spool);
-	return EX_OK;
-}
-
-int
-sc_cli_inject (ScCli *cli, int argc, char **argv)
-{
-	g_autofree char *list_id = NULL;
-	g_autofree char *sender = NULL;
-	g_autoptr(GPtrArray) recipients = g_ptr_array_new_with_free_func (g_free);
-	g_autoptr(GBytes) raw = NULL;
-	g_autoptr(ScMessageHeaders) headers = NULL;
-	g_autoptr(GError) error = NULL;
-	int status;
-	const GOptionEntry entries[] = {
-	    {"list", 'l', 0, G_OPTION_ARG_STRING, &list_id, N_("The list the message is for"), "LIST-ID"},
-	    {"from", 'f', 0, G_OPTION_ARG_STRING, &sender, N_("Envelope sender (default: empty)"), "ADDRESS"},
-	    {NULL},
-	};
-
-	if (!sc_cli_parse (cli, _("RECIPIENT… < MESSAGE"), _("Accept a message on standard input."),
-			   entries, &argc, &argv))
-		return EX_USAGE;
-	if (list_id == NULL) {
-		g_set_error (&error, SC_INPUT_ERROR, SC_INPUT_ERROR_USAGE, _("--list is required"));
-		return sc_cli_fail (cli, error);
-	}
-	for (int i = 1; i < argc; i++)
-		g_ptr_array_add (recipients, g_strdup (argv[i]));
-	if (sc_cli_get_ingress_config (cli, list_id, &status) == NULL)
-		return status;
-	raw = read_stdin (cli->config->max_message_size, &error);
-	if (raw == NULL)
-		return sc_cli_fail (cli, error);
-	headers = sc_message_headers_parse (raw, &error);
-	if (headers == NULL)
-		return sc_cli_fail (cli, error);
-	return accept_message (cli, list_id, sender != NULL ? sender : "", recipients, raw, headers);
+	if (input == NULL)
+		return;
+	g_free (input->list_id);
+	g_free (input->sender);
+	g_ptr_array_unref (input->recipients);
+	g_clear_pointer (&input->raw, g_bytes_unref);
+	g_clear_pointer (&input->headers, sc_message_headers_free);
+	g_free (input);
 }
 
 static void
@@ -201,6 +116,98 @@ set_string (char **target, const char *value)
 {
 	g_free (*target);
 	*target = g_strdup (value);
+}
+
+static gboolean
+parse_inject (ScIngressArgs *args, int argc, char **argv, gboolean help, GError **error)
+{
+	g_autoptr(GError) local_error = NULL;
+	const GOptionEntry entries[] = {
+	    {"list", 'l', 0, G_OPTION_ARG_STRING, &args->list_id, N_("The list the message is for"), "LIST-ID"},
+	    {"from", 'f', 0, G_OPTION_ARG_STRING, &args->sender, N_("Envelope sender (default: empty)"), "ADDRESS"},
+	    {NULL},
+	};
+
+	if (!sc_cli_parse_options ("inject", _("RECIPIENT… < MESSAGE"),
+				   _("Accept a message on standard input."), entries, help, &argc,
+				   &argv, &local_error)) {
+		g_set_error_literal (error, SC_INPUT_ERROR, SC_INPUT_ERROR_USAGE, local_error->message);
+		return FALSE;
+	}
+	if (args->list_id == NULL) {
+		g_set_error (error, SC_INPUT_ERROR, SC_INPUT_ERROR_USAGE, _("--list is required"));
+		return FALSE;
+	}
+	for (int i = 1; i < argc; i++)
+		g_ptr_array_add (args->recipients, g_strdup (argv[i]));
+	return TRUE;
+}
+
+/* sendmail's flags, parsed by hand: -oi and -fADDR are not GOption's shape. */
+static gboolean
+parse_sendmail (ScIngressArgs *args, int argc, char **argv, GError **error)
+{
+	gboolean options_done = FALSE;
+
+	for (int i = 1; i < argc; i++) {
+		const char *arg = argv[i];
+		if (options_done || arg[0] != '-') {
+			/* options end at the first recipient, as with Postfix's sendmail */
+			options_done = TRUE;
+			g_ptr_array_add (args->recipients, g_strdup (arg));
+		} else if (strcmp (arg, "--") == 0) {
+			options_done = TRUE;
+		} else if (strcmp (arg, "-t") == 0) {
+			args->from_headers = TRUE;
+		} else if (strcmp (arg, "-i") == 0 || strcmp (arg, "-oi") == 0) {
+			args->dot_ends = FALSE;
+		} else if (strcmp (arg, "--list") == 0 || strcmp (arg, "-f") == 0 ||
+			   strcmp (arg, "-F") == 0 || strcmp (arg, "-B") == 0 ||
+			   strcmp (arg, "-N") == 0) {
+			if (i + 1 >= argc) {
+				g_set_error (error, SC_INPUT_ERROR, SC_INPUT_ERROR_USAGE,
+					     _("%s needs a value"), arg);
+				return FALSE;
+			}
+			if (strcmp (arg, "--list") == 0)
+				set_string (&args->list_id, argv[++i]);
+			else if (strcmp (arg, "-f") == 0)
+				set_string (&args->sender, argv[++i]);
+			else
+				i++; /* -F name, -B body type, -N dsn: nothing to do here */
+		} else if (g_str_has_prefix (arg, "--list=")) {
+			set_string (&args->list_id, arg + strlen ("--list="));
+		} else if (g_str_has_prefix (arg, "-f")) {
+			set_string (&args->sender, arg + 2);
+		} else if (g_str_has_prefix (arg, "-F") || g_str_has_prefix (arg, "-o") ||
+			   g_str_has_prefix (arg, "-B") || g_str_has_prefix (arg, "-N") ||
+			   strcmp (arg, "-bm") == 0 || strcmp (arg, "-em") == 0 ||
+			   strcmp (arg, "-ep") == 0 || strcmp (arg, "-eq") == 0 ||
+			   strcmp (arg, "-v") == 0 || strcmp (arg, "-U") == 0) {
+			/* accepted for compatibility; they change nothing here */
+		} else {
+			g_set_error (error, SC_INPUT_ERROR, SC_INPUT_ERROR_USAGE,
+				     _("unsupported sendmail option %s"), arg);
+			return FALSE;
+		}
+	}
+	return TRUE;
+}
+
+ScIngressArgs *
+sc_ingress_args_parse (const char *command, int argc, char **argv, gboolean help, GError **error)
+{
+	g_autoptr(ScIngressArgs) args = g_new0 (ScIngressArgs, 1);
+	gboolean ok;
+
+	args->command = g_strdup (command);
+	args->recipients = g_ptr_array_new_with_free_func (g_free);
+	args->dot_ends = TRUE;
+	if (strcmp (command, "sendmail") == 0)
+		ok = parse_sendmail (args, argc, argv, error);
+	else
+		ok = parse_inject (args, argc, argv, help, error);
+	return ok ? g_steal_pointer (&args) : NULL;
 }
 
 /* "List name <list.example.org>" → "list.example.org" */
@@ -215,108 +222,188 @@ list_id_from_header (const char *value)
 	return g_strndup (open + 1, close - open - 1);
 }
 
-/* sendmail's flags, parsed by hand: -oi and -fADDR are not GOption's shape. */
+/* sendmail: the list named, else the List-Id header's, else default-list. */
+static char *
+sendmail_list (const ScConfig *config, const ScIngressArgs *args, ScMessageHeaders *headers,
+	       GError **error)
+{
+	g_autofree char *list_id = NULL;
+
+	if (args->list_id != NULL) {
+		if (sc_config_get_list (config, args->list_id) == NULL) {
+			/* named explicitly: a typo must not land on another list */
+			g_set_error (error, SC_INPUT_ERROR, SC_INPUT_ERROR_USAGE,
+				     _("unknown list “%s” (no [list:%s] in the configuration)"),
+				     args->list_id, args->list_id);
+			return NULL;
+		}
+		return g_strdup (args->list_id);
+	}
+	list_id = list_id_from_header (sc_message_headers_get (headers, "List-Id"));
+	if (list_id != NULL && sc_config_get_list (config, list_id) != NULL)
+		return g_steal_pointer (&list_id);
+	if (config->default_list == NULL) {
+		g_set_error (error, SC_INPUT_ERROR, SC_INPUT_ERROR_USAGE,
+			     list_id != NULL
+				 ? _("unknown list “%s”, and no default-list in the configuration")
+				 : _("no --list, no List-Id header, and no default-list in the configuration"),
+			     list_id);
+		return NULL;
+	}
+	return g_strdup (config->default_list);
+}
+
+ScIngressInput *
+sc_ingress_input_new (const ScConfig *config, const ScIngressArgs *args, GBytes *message,
+		      GError **error)
+{
+	g_autoptr(ScIngressInput) input = g_new0 (ScIngressInput, 1);
+	gboolean sendmail = strcmp (args->command, "sendmail") == 0;
+
+	input->recipients = g_ptr_array_new_with_free_func (g_free);
+	for (guint i = 0; i < args->recipients->len; i++)
+		g_ptr_array_add (input->recipients, g_strdup (args->recipients->pdata[i]));
+	input->raw = sendmail && args->dot_ends ? cut_at_dot_line (message) : g_bytes_ref (message);
+	input->headers = sc_message_headers_parse (input->raw, error);
+	if (input->headers == NULL)
+		return NULL;
+	if (sendmail && args->from_headers) {
+		const char *fields[] = {"To", "Cc", "Bcc"};
+		for (gsize f = 0; f < G_N_ELEMENTS (fields); f++) {
+			g_autoptr(GPtrArray) found =
+			    sc_message_headers_get_addresses (input->headers, fields[f]);
+			for (guint i = 0; i < found->len; i++)
+				g_ptr_array_add (input->recipients, g_strdup (found->pdata[i]));
+		}
+		if (sc_message_headers_get (input->headers, "Bcc") != NULL) {
+			g_autoptr(GBytes) stripped = sc_message_headers_remove (input->headers, "Bcc");
+			g_clear_pointer (&input->headers, sc_message_headers_free);
+			g_bytes_unref (input->raw);
+			input->raw = g_steal_pointer (&stripped);
+			input->headers = sc_message_headers_parse (input->raw, error);
+			if (input->headers == NULL)
+				return NULL;
+		}
+	}
+	if (sendmail) {
+		input->list_id = sendmail_list (config, args, input->headers, error);
+		if (input->list_id == NULL)
+			return NULL;
+	} else {
+		input->list_id = g_strdup (args->list_id);
+	}
+	input->sender = g_strdup (args->sender != NULL ? args->sender : "");
+	if (strcmp (input->sender, "<>") == 0)
+		set_string (&input->sender, ""); /* the null reverse-path, as sendmail -f '<>' */
+	if (!sc_address_validate (input->sender, TRUE, error))
+		return NULL;
+	if (input->recipients->len == 0) {
+		g_set_error (error, SC_INPUT_ERROR, SC_INPUT_ERROR_USAGE, _("no recipients"));
+		return NULL;
+	}
+	for (guint i = 0; i < input->recipients->len; i++) {
+		if (!sc_address_validate (input->recipients->pdata[i], FALSE, error))
+			return NULL;
+	}
+	if (sc_config_get_list (config, input->list_id) == NULL) {
+		g_set_error (error, SC_INPUT_ERROR, SC_INPUT_ERROR_USAGE,
+			     _("unknown list “%s” (no [list:%s] in the configuration)"),
+			     input->list_id, input->list_id);
+		return NULL;
+	}
+	g_ptr_array_add (input->recipients, NULL);
+	return g_steal_pointer (&input);
+}
+
+/* No daemon took the message: write the spool ourselves, with the
+ * acceptor's checks and deduplication (sc-ingress.h). */
+static int
+store_directly (ScCli *cli, ScIngressInput *input)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(ScPrepared) prepared = NULL;
+	g_autoptr(ScAccepted) accepted = NULL;
+	ScSubmission submission = {
+	    .door = "local",
+	    .list_id = input->list_id,
+	    .sender = input->sender,
+	    .recipients = (const char *const *) input->recipients->pdata,
+	    .raw = input->raw,
+	};
+	int status;
+
+	prepared = sc_ingress_prepare (cli->config, &submission, &error);
+	if (prepared == NULL)
+		return sc_cli_fail (cli, error);
+	if (!sc_cli_open (cli, &status))
+		return status;
+	if (!sc_ingress_store (cli->spool, &prepared, 1, cli->config->ingress.dedupe_window,
+			       g_get_real_time (), &accepted, &error))
+		return sc_cli_fail (cli, error);
+	/* sendmail prints nothing on success; list software may treat output as an
+	 * error.  No queue id either when every recipient was a resend already
+	 * accepted within dedupe-window: nothing new was stored. */
+	if (strcmp (cli->command, "sendmail") != 0 && accepted->queue_id != NULL)
+		printf ("%s\n", accepted->queue_id);
+	if (fflush (stdout) != 0)
+		return EX_IOERR; /* committed, but the caller cannot know: it retries, dedupe catches it */
+	if (accepted->queue_id != NULL)
+		sc_wake_notify (cli->config->spool);
+	return EX_OK;
+}
+
+/* A daemon on the spool with this very configuration takes the message
+ * (SC_HANDOFF_NO_DAEMON: none did, standard input is untouched). */
+static int
+try_handoff (ScCli *cli, int argc, char **argv)
+{
+	g_autofree char *text = NULL;
+	gsize length = 0;
+
+	if (cli->config->path != NULL &&
+	    !g_file_get_contents (cli->config->path, &text, &length, NULL))
+		return SC_HANDOFF_NO_DAEMON;
+	return sc_handoff_client_run (cli->config->spool, sc_handoff_hash (text, length), cli->command,
+				      argc - 1, argv + 1, STDIN_FILENO);
+}
+
+/* inject and sendmail: parse, find the configuration, hand off or check
+ * and store. */
+static int
+run_ingress (ScCli *cli, int argc, char **argv)
+{
+	g_autoptr(ScIngressArgs) args = NULL;
+	g_autoptr(ScIngressInput) input = NULL;
+	g_autoptr(GBytes) message = NULL;
+	g_autoptr(GError) error = NULL;
+	g_auto(GStrv) saved = g_strdupv (argv); /* GOption reorders argv */
+	int status;
+
+	args = sc_ingress_args_parse (cli->command, argc, argv, TRUE, &error);
+	if (args == NULL)
+		return sc_cli_fail (cli, error);
+	if (sc_cli_get_ingress_config (cli, args->list_id, &status) == NULL)
+		return status;
+	status = try_handoff (cli, argc, saved);
+	if (status != SC_HANDOFF_NO_DAEMON)
+		return status;
+	message = read_stdin (cli->config->max_message_size, &error);
+	if (message == NULL)
+		return sc_cli_fail (cli, error);
+	input = sc_ingress_input_new (cli->config, args, message, &error);
+	if (input == NULL)
+		return sc_cli_fail (cli, error);
+	return store_directly (cli, input);
+}
+
+int
+sc_cli_inject (ScCli *cli, int argc, char **argv)
+{
+	return run_ingress (cli, argc, argv);
+}
+
 int
 sc_cli_sendmail (ScCli *cli, int argc, char **argv)
 {
-	gboolean from_headers = FALSE;
-	gboolean dot_ends = TRUE;
-	g_autofree char *sender = NULL;
-	g_autofree char *list_id = NULL;
-	g_autoptr(GPtrArray) recipients = g_ptr_array_new_with_free_func (g_free);
-	g_autoptr(GBytes) input = NULL;
-	g_autoptr(GBytes) raw = NULL;
-	g_autoptr(ScMessageHeaders) headers = NULL;
-	g_autoptr(GError) error = NULL;
-	gboolean options_done = FALSE;
-	int status;
-
-	for (int i = 1; i < argc; i++) {
-		const char *arg = argv[i];
-		if (options_done || arg[0] != '-') {
-			/* options end at the first recipient, as with Postfix's sendmail */
-			options_done = TRUE;
-			g_ptr_array_add (recipients, g_strdup (arg));
-		} else if (strcmp (arg, "--") == 0) {
-			options_done = TRUE;
-		} else if (strcmp (arg, "-t") == 0) {
-			from_headers = TRUE;
-		} else if (strcmp (arg, "-i") == 0 || strcmp (arg, "-oi") == 0) {
-			dot_ends = FALSE;
-		} else if (strcmp (arg, "--list") == 0 || strcmp (arg, "-f") == 0 ||
-			   strcmp (arg, "-F") == 0 || strcmp (arg, "-B") == 0 ||
-			   strcmp (arg, "-N") == 0) {
-			if (i + 1 >= argc) {
-				g_set_error (&error, SC_INPUT_ERROR, SC_INPUT_ERROR_USAGE,
-					     _("%s needs a value"), arg);
-				return sc_cli_fail (cli, error);
-			}
-			if (strcmp (arg, "--list") == 0)
-				set_string (&list_id, argv[++i]);
-			else if (strcmp (arg, "-f") == 0)
-				set_string (&sender, argv[++i]);
-			else
-				i++; /* -F name, -B body type, -N dsn: nothing to do here */
-		} else if (g_str_has_prefix (arg, "--list=")) {
-			set_string (&list_id, arg + strlen ("--list="));
-		} else if (g_str_has_prefix (arg, "-f")) {
-			set_string (&sender, arg + 2);
-		} else if (g_str_has_prefix (arg, "-F") || g_str_has_prefix (arg, "-o") ||
-			   g_str_has_prefix (arg, "-B") || g_str_has_prefix (arg, "-N") ||
-			   strcmp (arg, "-bm") == 0 || strcmp (arg, "-em") == 0 ||
-			   strcmp (arg, "-ep") == 0 || strcmp (arg, "-eq") == 0 ||
-			   strcmp (arg, "-v") == 0 || strcmp (arg, "-U") == 0) {
-			/* accepted for compatibility; they change nothing here */
-		} else {
-			g_set_error (&error, SC_INPUT_ERROR, SC_INPUT_ERROR_USAGE,
-				     _("unsupported sendmail option %s"), arg);
-			return sc_cli_fail (cli, error);
-		}
-	}
-	if (sc_cli_get_ingress_config (cli, list_id, &status) == NULL)
-		return status;
-	input = read_stdin (cli->config->max_message_size, &error);
-	if (input == NULL)
-		return sc_cli_fail (cli, error);
-	raw = dot_ends ? cut_at_dot_line (input) : g_bytes_ref (input);
-	headers = sc_message_headers_parse (raw, &error);
-	if (headers == NULL)
-		return sc_cli_fail (cli, error);
-	if (from_headers) {
-		const char *fields[] = {"To", "Cc", "Bcc"};
-		for (gsize f = 0; f < G_N_ELEMENTS (fields); f++) {
-			g_autoptr(GPtrArray) found = sc_message_headers_get_addresses (headers, fields[f]);
-			for (guint i = 0; i < found->len; i++)
-				g_ptr_array_add (recipients, g_strdup (found->pdata[i]));
-		}
-		if (sc_message_headers_get (headers, "Bcc") != NULL) {
-			g_autoptr(GBytes) stripped = sc_message_headers_remove (headers, "Bcc");
-			g_clear_pointer (&headers, sc_message_headers_free);
-			g_bytes_unref (raw);
-			raw = g_steal_pointer (&stripped);
-			headers = sc_message_headers_parse (raw, &error);
-			if (headers == NULL)
-				return sc_cli_fail (cli, error);
-		}
-	}
-	if (list_id != NULL && sc_config_get_list (cli->config, list_id) == NULL) {
-		/* named explicitly: a typo must not land on another list */
-		g_set_error (&error, SC_INPUT_ERROR, SC_INPUT_ERROR_USAGE,
-			     _("unknown list “%s” (no [list:%s] in the configuration)"), list_id, list_id);
-		return sc_cli_fail (cli, error);
-	}
-	if (list_id == NULL)
-		list_id = list_id_from_header (sc_message_headers_get (headers, "List-Id"));
-	if (list_id == NULL || sc_config_get_list (cli->config, list_id) == NULL) {
-		if (cli->config->default_list == NULL) {
-			g_set_error (&error, SC_INPUT_ERROR, SC_INPUT_ERROR_USAGE,
-				     list_id != NULL
-					 ? _("unknown list “%s”, and no default-list in the configuration")
-					 : _("no --list, no List-Id header, and no default-list in the configuration"),
-				     list_id);
-			return sc_cli_fail (cli, error);
-		}
-		set_string (&list_id, cli->config->default_list);
-	}
-	return accept_message (cli, list_id, sender != NULL ? sender : "", recipients, raw, headers);
+	return run_ingress (cli, argc, argv);
 }

@@ -45,6 +45,8 @@ stop_cb (gpointer user_data)
 	ScDaemon *daemon = user_data;
 	/* no new mail first: what is queued is committed and answered, later
 	 * clients get 421/451 or a refused connection and keep their mail */
+	if (daemon->admin != NULL)
+		sc_admin_server_set_acceptor (daemon->admin, NULL);
 	g_clear_pointer (&daemon->ingress, sc_ingress_free);
 	sc_runner_stop (daemon->runner);
 	return G_SOURCE_CONTINUE;
@@ -123,6 +125,8 @@ sc_cli_run (ScCli *cli, int argc, char **argv)
 				g_warning ("admin server not started: %s", error_local->message);
 			else
 				sc_admin_server_set_kick (daemon.admin, kick_runner_cb, runner);
+			if (daemon.admin != NULL)
+				sc_admin_server_set_acceptor (daemon.admin, sc_ingress_get_acceptor (daemon.ingress));
 		}
 	}
 	signal_ids[0] = g_unix_signal_add (SIGTERM, stop_cb, &daemon);

@@ -274,23 +274,28 @@ options_end (const GOptionEntry *entries, int argc, char **argv, gboolean *out_s
 }
 
 gboolean
-sc_cli_parse (ScCli *cli,
-	      const char *parameters,
-	      const char *summary,
-	      const GOptionEntry *entries,
-	      int *argc,
-	      char ***argv)
+sc_cli_parse_options (const char *command,
+		      const char *parameters,
+		      const char *summary,
+		      const GOptionEntry *entries,
+		      gboolean help,
+		      int *argc,
+		      char ***argv,
+		      GError **error)
 {
 	g_autoptr(GOptionContext) context = g_option_context_new (parameters);
-	g_autoptr(GError) error = NULL;
-	g_autofree char *prgname = g_strdup_printf ("stagecoach %s", cli->command);
 	g_autofree char **options = NULL;
 	gboolean separator = FALSE;
 	int end = options_end (entries, *argc, *argv, &separator);
 	int option_count = end;
 	int out;
 
-	g_set_prgname (prgname);
+	if (help) {
+		g_autofree char *prgname = g_strdup_printf ("stagecoach %s", command);
+		g_set_prgname (prgname);
+	}
+	/* without help, --help is an unknown option: GOption would print and exit() */
+	g_option_context_set_help_enabled (context, help);
 	g_option_context_set_summary (context, summary);
 	g_option_context_add_main_entries (context, entries, GETTEXT_PACKAGE);
 	g_option_context_set_translation_domain (context, GETTEXT_PACKAGE);
@@ -299,10 +304,8 @@ sc_cli_parse (ScCli *cli,
 	 * depending on what follows it */
 	options = g_new0 (char *, end + 1);
 	memcpy (options, *argv, end * sizeof (char *));
-	if (!g_option_context_parse (context, &option_count, &options, &error)) {
-		fprintf (stderr, "stagecoach %s: %s\n", cli->command, error->message);
+	if (!g_option_context_parse (context, &option_count, &options, error))
 		return FALSE;
-	}
 	/* argv[0], anything GOption left, then the operands, in place */
 	out = 0;
 	for (int i = 0; i < option_count; i++)
@@ -311,5 +314,22 @@ sc_cli_parse (ScCli *cli,
 		(*argv)[out++] = (*argv)[i];
 	(*argv)[out] = NULL;
 	*argc = out;
+	return TRUE;
+}
+
+gboolean
+sc_cli_parse (ScCli *cli,
+	      const char *parameters,
+	      const char *summary,
+	      const GOptionEntry *entries,
+	      int *argc,
+	      char ***argv)
+{
+	g_autoptr(GError) error = NULL;
+
+	if (!sc_cli_parse_options (cli->command, parameters, summary, entries, TRUE, argc, argv, &error)) {
+		fprintf (stderr, "stagecoach %s: %s\n", cli->command, error->message);
+		return FALSE;
+	}
 	return TRUE;
 }

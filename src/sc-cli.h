@@ -4,6 +4,7 @@
 #pragma once
 
 #include "sc-config.h"
+#include "sc-message-headers.h"
 #include "sc-spool.h"
 
 G_BEGIN_DECLS
@@ -53,6 +54,60 @@ gboolean sc_cli_parse (ScCli *cli,
 		       const GOptionEntry *entries,
 		       int *argc,
 		       char ***argv);
+
+/* sc_cli_parse without printing: the error (G_OPTION_ERROR) is returned.
+ * Without @help, --help/-h are unknown options and the program name is
+ * left alone (the daemon parses hand-off command lines on a thread). */
+gboolean sc_cli_parse_options (const char *command,
+			       const char *parameters,
+			       const char *summary,
+			       const GOptionEntry *entries,
+			       gboolean help,
+			       int *argc,
+			       char ***argv,
+			       GError **error);
+
+/* inject's and sendmail's command line: the same code for the commands
+ * and for the daemon's hand-off socket (sc-handoff-server.c), so both
+ * accept and refuse alike. */
+typedef struct {
+	char *command;         /* "inject" or "sendmail" */
+	char *list_id;         /* (nullable) --list */
+	char *sender;          /* (nullable) --from / -f */
+	GPtrArray *recipients; /* (element-type utf8) from the command line */
+	gboolean from_headers; /* sendmail -t */
+	gboolean dot_ends;     /* sendmail without -i */
+} ScIngressArgs;
+
+void sc_ingress_args_free (ScIngressArgs *args);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (ScIngressArgs, sc_ingress_args_free)
+
+/* Parses @argv (argv[0]: the command's name) of @command ("inject" or
+ * "sendmail"); @help: whether --help may print and exit (the command
+ * line, not the daemon).  NULL with SC_INPUT_ERROR_USAGE. */
+ScIngressArgs *sc_ingress_args_parse (const char *command, int argc, char **argv, gboolean help,
+				      GError **error);
+
+/* What a message and its command line amount to: checked (addresses,
+ * headers, list), sendmail's "." line, -t and Bcc applied. */
+typedef struct {
+	char *list_id;             /* an existing [list:…] */
+	char *sender;              /* "" for the null reverse-path */
+	GPtrArray *recipients;     /* NULL-terminated (for ScSubmission) */
+	GBytes *raw;
+	ScMessageHeaders *headers; /* of @raw */
+} ScIngressInput;
+
+void sc_ingress_input_free (ScIngressInput *input);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (ScIngressInput, sc_ingress_input_free)
+
+/* Checks @message (the bytes on standard input, within max-message-size)
+ * with @args against @config.  NULL with SC_INPUT_ERROR (USAGE: no
+ * recipients, unknown list; DATA: not a message, bad address). */
+ScIngressInput *sc_ingress_input_new (const ScConfig *config, const ScIngressArgs *args,
+				      GBytes *message, GError **error);
+/* The error for a message over @limit bytes: the same text everywhere. */
+void sc_ingress_set_too_big (GError **error, guint64 limit);
 
 int sc_cli_inject (ScCli *cli, int argc, char **argv);
 int sc_cli_sendmail (ScCli *cli, int argc, char **argv);

@@ -634,7 +634,7 @@ sc_config_read_admin_tokens (const char *path, GError **error)
 {
 	g_autofree char *contents = NULL;
 	g_auto(GStrv) lines = NULL;
-	g_autoptr(GStrvBuilder) pairs = g_strv_builder_new ();
+	g_autoptr(GStrvBuilder) triples = g_strv_builder_new ();
 	guint count = 0;
 
 	if (!g_file_get_contents (path, &contents, NULL, error))
@@ -644,15 +644,35 @@ sc_config_read_admin_tokens (const char *path, GError **error)
 		g_auto(GStrv) fields = NULL;
 		char *line = g_strstrip (lines[i]);
 		const char *token;
+		const char *scope = SC_ADMIN_SCOPE_FULL;
+		guint n = 0;
 
 		if (*line == '\0' || *line == '#')
 			continue;
-		fields = g_strsplit_set (line, " \t", 2);
-		token = fields[1] != NULL ? g_strstrip (fields[1]) : NULL;
-		if (token == NULL || *token == '\0') {
+		/* NAME TOKEN [SCOPE], separated by runs of blanks */
+		fields = g_strsplit_set (line, " \t", -1);
+		for (guint f = 0; fields[f] != NULL; f++) {
+			if (*fields[f] != '\0')
+				fields[n++] = fields[f];
+			else
+				g_free (fields[f]);
+		}
+		fields[n] = NULL;
+		token = n >= 2 ? fields[1] : NULL;
+		if (token == NULL || n > 3) {
 			g_set_error (error, SC_CONFIG_ERROR, SC_CONFIG_ERROR_INVALID,
-				     _("%s line %u: expected “NAME TOKEN”"), path, i + 1);
+				     _("%s line %u: expected “NAME TOKEN” or “NAME TOKEN inject”"), path, i + 1);
 			return NULL;
+		}
+		if (n == 3) {
+			if (strcmp (fields[2], SC_ADMIN_SCOPE_INJECT) != 0 &&
+			    strcmp (fields[2], SC_ADMIN_SCOPE_FULL) != 0) {
+				g_set_error (error, SC_CONFIG_ERROR, SC_CONFIG_ERROR_INVALID,
+					     _("%s line %u: unknown scope “%s” for %s (known: %s, %s)"), path,
+					     i + 1, fields[2], fields[0], SC_ADMIN_SCOPE_FULL, SC_ADMIN_SCOPE_INJECT);
+				return NULL;
+			}
+			scope = fields[2];
 		}
 		/* a public listener answers as fast as it can be asked */
 		if (g_utf8_strlen (token, -1) < SC_ADMIN_TOKEN_MIN) {
@@ -661,15 +681,16 @@ sc_config_read_admin_tokens (const char *path, GError **error)
 				     path, i + 1, fields[0], SC_ADMIN_TOKEN_MIN);
 			return NULL;
 		}
-		g_strv_builder_add (pairs, fields[0]);
-		g_strv_builder_add (pairs, token);
+		g_strv_builder_add (triples, fields[0]);
+		g_strv_builder_add (triples, token);
+		g_strv_builder_add (triples, scope);
 		count++;
 	}
 	if (count == 0) {
 		g_set_error (error, SC_CONFIG_ERROR, SC_CONFIG_ERROR_INVALID, _("%s holds no token"), path);
 		return NULL;
 	}
-	return g_strv_builder_end (pairs);
+	return g_strv_builder_end (triples);
 }
 
 static void

@@ -100,10 +100,12 @@ G_BEGIN_DECLS
 #define SC_CONFIG_SECTION_ADMIN "admin"
 #define SC_KEY_ADMIN_LISTEN "listen" /* HOST:PORT; empty: no admin server */
 #define SC_DEF_ADMIN_LISTEN "127.0.0.1:8470"
-#define SC_KEY_ADMIN_TOKEN_FILE "token-file" /* lines "NAME TOKEN"; required off loopback */
+#define SC_KEY_ADMIN_TOKEN_FILE "token-file" /* lines "NAME TOKEN [inject]"; required off loopback */
 #define SC_KEY_ADMIN_PUBLIC_URL "public-url" /* base of links in notifications */
 #define SC_KEY_ADMIN_ALLOWED_HOSTS "allowed-hosts" /* extra Host names served, ';'-separated */
 #define SC_ADMIN_TOKEN_MIN 16 /* characters: shorter tokens are refused */
+#define SC_ADMIN_SCOPE_FULL "full"     /* a token file line's optional third field */
+#define SC_ADMIN_SCOPE_INJECT "inject" /* may only POST /api/v1/messages */
 
 /* [notify] */
 #define SC_CONFIG_SECTION_NOTIFY "notify"
@@ -297,10 +299,13 @@ const ScMailerConfig *sc_config_get_mailer (const ScConfig *config, const char *
  * (transfer container) (element-type ScMailerConfig) */
 GPtrArray *sc_config_list_mailers (const ScConfig *config, const ScListConfig *list);
 
-/* The admin token file: lines "NAME TOKEN", '#' comments.  Returns
- * NAME, TOKEN, NAME, TOKEN, … (transfer full); errors name the file and
- * line, never a token: unreadable, a malformed line, a token shorter
- * than SC_ADMIN_TOKEN_MIN, no token at all. */
+/* The admin token file: lines "NAME TOKEN [SCOPE]", '#' comments; SCOPE
+ * is SC_ADMIN_SCOPE_FULL (the default: everything) or
+ * SC_ADMIN_SCOPE_INJECT (only POST /api/v1/messages).  Returns NAME,
+ * TOKEN, SCOPE, NAME, TOKEN, SCOPE, … (SCOPE always filled in)
+ * (transfer full); errors name the file and line, never a token:
+ * unreadable, a malformed line, an unknown scope, a token shorter than
+ * SC_ADMIN_TOKEN_MIN, no token at all. */
 GStrv sc_config_read_admin_tokens (const char *path, GError **error);
 
 /* The ingress AUTH file: lines "USER PASSWORD", '#' comments.  Returns

@@ -4,8 +4,10 @@
  */
 #include "config.h"
 
+#include "sc-handoff-server.h"
 #include "sc-i18n.h"
 #include "sc-ingress-private.h"
+#include "sc-smtp-server.h"
 
 struct _ScIngress {
 	GThread *thread;
@@ -14,6 +16,8 @@ struct _ScIngress {
 	ScConfig *config;        /* (owned) the one it started with */
 	ScAcceptor *acceptor;    /* (owned) created and freed on the thread */
 	/* doors, created and freed on the thread */
+	ScSmtpServer *smtp;      /* (owned) (nullable) [ingress] smtp= / lmtp= */
+	ScHandoffServer *handoff; /* (owned) (nullable) */
 
 	GMutex lock;
 	GCond started_cond;
@@ -28,6 +32,18 @@ start_doors (ScIngress *ingress, GError **error)
 	ingress->acceptor = sc_acceptor_new (ingress->config, ingress->context, error);
 	if (ingress->acceptor == NULL)
 		return FALSE;
+	if (ingress->config->ingress.smtp != NULL || ingress->config->ingress.lmtp != NULL) {
+		ingress->smtp = sc_smtp_server_new (ingress->config, ingress->acceptor, error);
+		if (ingress->smtp == NULL)
+			return FALSE;
+	}
+	{
+		/* without it inject and sendmail still work, writing the spool themselves */
+		g_autoptr(GError) handoff_error = NULL;
+		ingress->handoff = sc_handoff_server_new (ingress->config, ingress->acceptor, &handoff_error);
+		if (ingress->handoff == NULL)
+			g_warning ("hand-off socket: %s", handoff_error->message);
+	}
 	return TRUE;
 }
 
@@ -35,7 +51,19 @@ static void
 stop_doors (ScIngress *ingress)
 {
 	/* first no new connections and messages, then the last commit */
+	if (ingress->smtp != NULL)
+		sc_smtp_server_stop (ingress->smtp);
+	if (ingress->handoff != NULL)
+		sc_handoff_server_stop (ingress->handoff);
+	if (ingress->acceptor != NULL) {
+		sc_acceptor_stop (ingress->acceptor);
+		/* the answers to what was committed reach their clients */
+		for (guint i = 0; i < 100 && g_main_context_iteration (ingress->context, FALSE); i++)
+			;
+	}
+	g_clear_pointer (&ingress->smtp, sc_smtp_server_free);
 	g_clear_pointer (&ingress->acceptor, sc_acceptor_free);
+	g_clear_pointer (&ingress->handoff, sc_handoff_server_free);
 }
 
 static gpointer
@@ -114,6 +142,10 @@ set_config_cb (gpointer user_data)
 	SetConfig *set = user_data;
 
 	sc_acceptor_set_config (set->ingress->acceptor, set->config);
+	if (set->ingress->smtp != NULL)
+		sc_smtp_server_set_config (set->ingress->smtp, set->config);
+	if (set->ingress->handoff != NULL)
+		sc_handoff_server_set_config (set->ingress->handoff, set->config);
 	sc_config_unref (set->config);
 	g_free (set);
 	return G_SOURCE_REMOVE;

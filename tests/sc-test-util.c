@@ -211,11 +211,15 @@ sc_test_spawn (const char *config_path, const char *log_path, const char *first_
 char *
 sc_test_inject (const char *config_path, const char *list, const char *message)
 {
+	static guint count;
 	g_autoptr(GBytes) input = g_bytes_new (message, strlen (message));
 	g_autofree char *out = NULL;
 	g_autofree char *err = NULL;
+	/* a recipient per call: the same (Message-ID, recipient) again would be
+	 * a resend, which the spool stores once (dedupe-window) */
+	g_autofree char *recipient = g_strdup_printf ("rcpt-%u@example.org", g_atomic_int_add (&count, 1));
 	int status = sc_test_run (config_path, input, &out, &err, "inject", "--list", list,
-				  "rcpt@example.org", NULL);
+				  recipient, NULL);
 	if (status != 0)
 		g_error ("inject failed (%d): %s", status, err);
 	return g_strstrip (g_steal_pointer (&out));

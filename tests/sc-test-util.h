@@ -47,7 +47,8 @@ void sc_test_die_with_parent (gpointer user_data);
  * the test process. (transfer full) */
 GSubprocess *sc_test_spawn (const char *config_path, const char *log_path, const char *first_arg, ...)
     G_GNUC_NULL_TERMINATED;
-/* Injects @message to @list for one recipient; returns the queue id. */
+/* Injects @message to @list for one recipient (a new one each call);
+ * returns the queue id. */
 char *sc_test_inject (const char *config_path, const char *list, const char *message);
 /* The parsed `show ID --json` object. (transfer full) */
 JsonObject *sc_test_show (const char *config_path, const char *queue_id);

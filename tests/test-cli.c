@@ -280,9 +280,11 @@ test_inject_concurrent_first_open (Fixture *fixture, gconstpointer data)
 		g_autoptr(GSubprocessLauncher) launcher =
 		    g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_SILENCE);
 		g_autoptr(GError) error = NULL;
+		/* one recipient each: the same (Message-ID, recipient) again is a resend, stored once */
+		g_autofree char *recipient = g_strdup_printf ("a%u@example.org", i);
 		g_subprocess_launcher_setenv (launcher, "STAGECOACH_CONFIG", fixture->config, TRUE);
 		processes[i] = g_subprocess_launcher_spawn (launcher, &error, sc_test_binary (), "inject",
-							    "--list", "test.example.org", "a@example.org", NULL);
+							    "--list", "test.example.org", recipient, NULL);
 		g_assert_no_error (error);
 	}
 	for (guint i = 0; i < G_N_ELEMENTS (processes); i++) {
@@ -328,8 +330,8 @@ test_inject_disk_full (Fixture *fixture, gconstpointer data)
 	g_assert_cmpint (inject_bytes (fixture, big, &err, "a@example.org", NULL), ==, EX_TEMPFAIL);
 	g_assert_nonnull (strstr (err, "spool"));
 	g_assert_cmpint (total (fixture), ==, 1);
-	/* the spool still accepts what fits */
-	g_assert_cmpint (inject_bytes (fixture, small, NULL, "a@example.org", NULL), ==, 0);
+	/* the spool still accepts what fits (another recipient: the same pair again is a resend) */
+	g_assert_cmpint (inject_bytes (fixture, small, NULL, "b@example.org", NULL), ==, 0);
 	g_assert_cmpint (total (fixture), ==, 2);
 	g_free (command);
 	command = g_strdup_printf ("umount %s", mount_point);
@@ -853,8 +855,10 @@ test_config_being_rewritten (Fixture *fixture, gconstpointer data)
 						    "[stagecoach]\nspool=spool\n[list:test.example.org]\n"
 						    "pipeline=decorate;arch", -1, NULL));
 		g_subprocess_launcher_setenv (launcher, "STAGECOACH_CONFIG", fixture->config, TRUE);
+		/* a recipient each: the same (Message-ID, recipient) again is a resend, stored once */
 		process = g_subprocess_launcher_spawn (launcher, &error, sc_test_binary (), commands[c],
-						       "--list", "test.example.org", "a@example.org", NULL);
+						       "--list", "test.example.org",
+						       c == 0 ? "a@example.org" : "b@example.org", NULL);
 		g_assert_no_error (error);
 		g_usleep (G_USEC_PER_SEC / 2); /* it reads the half-written file meanwhile */
 		write_config (fixture, NULL);
@@ -907,8 +911,9 @@ test_options_end_at_operands (Fixture *fixture, gconstpointer data)
 	g_assert_cmpstr (json_object_get_string_member (
 			     json_array_get_object_element (json_object_get_array_member (shown, "recipients"), 0),
 			     "address"), ==, "-dash@example.org");
+	/* another recipient: the same (Message-ID, recipient) again is a resend, stored once */
 	g_assert_cmpint (sc_test_run (fixture->config, input, NULL, NULL, "sendmail", "-oi", "--list",
-				      "test.example.org", "--", "-dash@example.org", NULL), ==, 0);
+				      "test.example.org", "--", "-dash2@example.org", NULL), ==, 0);
 	g_assert_cmpint (total (fixture), ==, 3);
 
 	/* global options only before the command, command options before operands */

@@ -1976,7 +1976,7 @@ test_bad_full (Fixture *fixture, gconstpointer user_data)
 	db_exec (db, "PRAGMA max_page_count = %" G_GINT64_FORMAT, pages + 4);
 	queue_id = sc_spool_inject (fixture->spool, &message, &error);
 	g_assert_null (queue_id);
-	g_assert_error (error, SC_SPOOL_ERROR, SC_SPOOL_ERROR_TEMPORARY);
+	g_assert_error (error, SC_SPOOL_ERROR, SC_SPOOL_ERROR_NO_SPACE);
 	g_test_message ("%s", error->message);
 	g_clear_error (&error);
 	assert_nothing_written (fixture, 1);
@@ -1988,7 +1988,7 @@ test_bad_full (Fixture *fixture, gconstpointer user_data)
 		ScStageResult *one = &r;
 		r.output = big;
 		g_assert_false (sc_spool_record_results (fixture->spool, "r", &one, 1, NULL, &error));
-		g_assert_error (error, SC_SPOOL_ERROR, SC_SPOOL_ERROR_TEMPORARY);
+		g_assert_error (error, SC_SPOOL_ERROR, SC_SPOOL_ERROR_NO_SPACE);
 		g_clear_error (&error);
 		g_assert_cmpint (db_int (fixture, "SELECT count(*) FROM stages"), ==, 0);
 		g_assert_cmpint (db_int (fixture, "SELECT count(*) FROM attempts"), ==, 0);

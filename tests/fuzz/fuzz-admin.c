@@ -10,6 +10,11 @@
  * change) the target does what sc-admin-api.c did inline: json-glib on the
  * whole body, and the state/after/limit checks.
  *
+ * With the admin parsers, the query string also goes, raw, through the
+ * inject envelope parser (POST /api/v1/messages): a parse gives an
+ * envelope with a sender, 1 to 1,000 recipients, none empty, all valid
+ * UTF-8, or an error.
+ *
  * Properties: a parse gives a result or an error, never both; a parsed
  * limit is 1 to 500; a parsed body is an object whose string members
  * read back (json-glib's own writer is not checked: 1.6 writes 1e308 as
@@ -241,6 +246,32 @@ check_search (const ScMessageSearch *parsed)
 	}
 }
 
+#ifdef SC_HAVE_ADMIN_PARSERS
+#define INJECT_MAX_RECIPIENTS 1000
+
+static void
+check_inject_query (const char *query)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(ScAdminEnvelope) envelope = sc_admin_parse_inject_query (query, INJECT_MAX_RECIPIENTS, &error);
+	guint n;
+
+	SC_FUZZ_ASSERT ((envelope == NULL) != (error == NULL));
+	if (envelope == NULL)
+		return;
+	SC_FUZZ_ASSERT (envelope->sender != NULL && g_utf8_validate (envelope->sender, -1, NULL));
+	SC_FUZZ_ASSERT (envelope->list_id == NULL || (*envelope->list_id != '\0' &&
+						      g_utf8_validate (envelope->list_id, -1, NULL)));
+	n = envelope->recipients->len - 1; /* NULL-terminated */
+	SC_FUZZ_ASSERT (n >= 1 && n <= INJECT_MAX_RECIPIENTS);
+	SC_FUZZ_ASSERT (envelope->recipients->pdata[n] == NULL);
+	for (guint i = 0; i < n; i++) {
+		const char *recipient = envelope->recipients->pdata[i];
+		SC_FUZZ_ASSERT (recipient != NULL && *recipient != '\0' && g_utf8_validate (recipient, -1, NULL));
+	}
+}
+#endif
+
 static void
 check_body (const char *data, gsize length)
 {
@@ -277,6 +308,9 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 	} else {
 		SC_FUZZ_ASSERT (error != NULL);
 	}
+#ifdef SC_HAVE_ADMIN_PARSERS
+	check_inject_query (query_string);
+#endif
 	if (newline != NULL)
 		check_body (newline + 1, size - query_length - 1);
 	return 0;

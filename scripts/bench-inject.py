@@ -1,0 +1,135 @@
+#!/usr/bin/env python3
+"""How fast `inject` accepts mail: one process's wall time and the rate of
+8 parallel callers, through the daemon's hand-off socket and directly.
+
+Starts `stagecoach run` on a fresh spool (pipeline "archive" to nowhere, so
+the runner's work stays small) and times, in the same run:
+- one `inject` into the idle daemon (median and p90 of --single runs,
+  a pause between them), next to `stagecoach-main --version` (the full
+  program's start alone) and /bin/true (process start alone);
+- --callers parallel callers x --messages each, through the daemon;
+- the same with the daemon stopped: every inject writes the spool itself
+  (the path without a daemon, and the one before the hand-off existed).
+Every message is 4 KiB with a Message-ID of its own.  Processes are started
+with posix_spawn, the message written to a pipe on their stdin.
+
+    scripts/bench-inject.py [--single N] [--callers N] [--messages N] [--build DIR]
+"""
+import argparse
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--single", type=int, default=200, help="runs timed one at a time")
+parser.add_argument("--callers", type=int, default=8)
+parser.add_argument("--messages", type=int, default=200, help="per caller")
+parser.add_argument("--build", default=os.path.join(os.path.dirname(__file__), "..", "build"))
+args = parser.parse_args()
+
+build = os.path.abspath(args.build)
+front = os.path.join(build, "stagecoach")
+main_program = os.path.join(build, "stagecoach-main")
+work = tempfile.mkdtemp(prefix="sc-bench-inject-")
+counter = 0
+counter_lock = threading.Lock()
+
+
+def message():
+    global counter
+    with counter_lock:
+        counter += 1
+        n = counter
+    head = (f"From: a@example.org\r\nTo: bench@example.org\r\nSubject: bench {n}\r\n"
+            f"Message-ID: <bench-{n}-{os.getpid()}@example.org>\r\n\r\n")
+    return (head + ("y" * 70 + "\r\n") * 56).encode()
+
+
+def run(argv, env, data=b""):
+    """Wall time (s) of one process, its stdin a pipe holding @data."""
+    r, w = os.pipe()
+    os.write(w, data)
+    os.close(w)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    t0 = time.perf_counter()
+    pid = os.posix_spawn(argv[0], argv, env, file_actions=[
+        (os.POSIX_SPAWN_DUP2, r, 0), (os.POSIX_SPAWN_DUP2, devnull, 1)])
+    _, status = os.waitpid(pid, 0)
+    elapsed = time.perf_counter() - t0
+    os.close(r)
+    os.close(devnull)
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"{argv} failed: {status}")
+    return elapsed
+
+
+def single(argv, env, with_message):
+    times = []
+    for _ in range(args.single):
+        times.append(run(argv, env, message() if with_message else b""))
+        time.sleep(0.005)
+    times.sort()
+    return statistics.median(times) * 1000, times[int(len(times) * 0.9)] * 1000
+
+
+def parallel(env):
+    inject = [front, "inject", "--list", "bench.example.org", "r@example.net"]
+
+    def caller():
+        for _ in range(args.messages):
+            run(inject, env, message())
+
+    threads = [threading.Thread(target=caller) for _ in range(args.callers)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return args.callers * args.messages / (time.perf_counter() - t0)
+
+
+try:
+    config = os.path.join(work, "stagecoach.conf")
+    with open(config, "w") as f:
+        f.write("[stagecoach]\nspool=spool\nworkers=2\n[admin]\nlisten=\n"
+                "[list:bench.example.org]\npipeline=archive\narchive=\n")
+    env = dict(os.environ, STAGECOACH_CONFIG=config)
+    inject = [front, "inject", "--list", "bench.example.org", "r@example.net"]
+    subprocess.run([main_program, "status"], env=env, check=True, stdout=subprocess.DEVNULL)
+    daemon = subprocess.Popen([main_program, "run"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    socket = os.path.join(work, "spool", "ingress.sock")
+    for _ in range(200):
+        if os.path.exists(socket):
+            break
+        time.sleep(0.05)
+    else:
+        sys.exit("the daemon made no hand-off socket")
+
+    true_ms = single(["/bin/true"], env, False)
+    version_ms = single([main_program, "--version"], env, False)
+    handoff_ms = single(inject, env, True)
+    handoff_rate = parallel(env)
+    daemon.send_signal(signal.SIGTERM)
+    daemon.wait()
+    direct_ms = single(inject, env, True)
+    direct_rate = parallel(env)
+
+    print(f"one process, median / p90 of {args.single} (ms):")
+    print(f"  /bin/true                      {true_ms[0]:6.2f} / {true_ms[1]:6.2f}")
+    print(f"  stagecoach-main --version      {version_ms[0]:6.2f} / {version_ms[1]:6.2f}")
+    print(f"  inject, daemon (hand-off)      {handoff_ms[0]:6.2f} / {handoff_ms[1]:6.2f}")
+    print(f"  inject, no daemon (direct)     {direct_ms[0]:6.2f} / {direct_ms[1]:6.2f}")
+    print(f"{args.callers} parallel callers x {args.messages} messages (msgs/s):")
+    print(f"  inject, daemon (hand-off)      {handoff_rate:8.0f}")
+    print(f"  inject, no daemon (direct)     {direct_rate:8.0f}")
+    print(f"  ratio                          {handoff_rate / direct_rate:8.1f}")
+    print("command: " + " ".join([sys.argv[0]] + sys.argv[1:]))
+finally:
+    shutil.rmtree(work, ignore_errors=True)
