@@ -20,7 +20,6 @@ STAGECOACH_TEST_PACKAGES=(
   swaks libnet-ssleay-perl  # an SMTP client for the ingress listener tests (ssleay: its STARTTLS)
   python3      # the test-summary script
   mailman3     # GNU Mailman 3 as a client of the SMTP listener (tests/clients/)
-  swaks        # SMTP protocol cases by hand
   chromium nodejs npm  # the dashboard's browser test (tests/browser/)
 )
 # The reliability suites (tests/reliability/) only.
