@@ -318,7 +318,7 @@ run_case (Fixture *f, Door door, const char *tag)
 		break;
 	case DOOR_LMTP_UNIX:
 		transport = g_strdup_printf ("lmtp:unix:%s", f->lmtp_path);
-		relay = g_strdup_printf (" relay=%s", f->lmtp_path);
+		relay = g_strdup_printf ("[%s], ", f->lmtp_path); /* relay=HOST[PATH] */
 		break;
 	}
 	options.transport = transport;
