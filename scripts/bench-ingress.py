@@ -400,6 +400,8 @@ def run_round(number):
         if sc:
             sink, sink_port, sink_dir = start_sink(work, "sink-stagecoach")
             procs.append(Sink(sink))
+            # the floor of this measurement: the same client straight into the sink
+            r["lat_direct"] = latency(sink_port, sink_dir, "smtp-sink")
             sc = Stagecoach(work, sink_port, accept_only=False)
             procs.append(sc)
             r["lat_sc"] = latency(sc.smtp_port, sink_dir, "stagecoach")
@@ -458,6 +460,7 @@ rows = [
     ("one inject process, wall (median)", med("inject_wall_ms"), None, "ms"),
     (f"inject, 8 parallel callers ({args.inject} msgs)", med("inject8"), None, "msgs/s"),
     (f"HTTP inject, 8 clients ({args.http} msgs)", med("http8"), None, "msgs/s"),
+    (f"latency floor: smtplib straight into smtp-sink, median", med("lat_direct", 0), None, "ms"),
     (f"idle latency SMTP-in -> sink, median ({args.latency} msgs)", med("lat_sc", 0), med("lat_pf", 0), "ms"),
     (f"idle latency SMTP-in -> sink, p99 ({args.latency} msgs)", med("lat_sc", 1), med("lat_pf", 1), "ms"),
 ]
