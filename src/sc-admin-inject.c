@@ -272,6 +272,11 @@ reply_accepted (SoupServerMessage *message, const ScAccepted *accepted)
 	json_builder_add_int_value (builder, accepted->n_recipients);
 	json_builder_set_member_name (builder, "duplicates");
 	json_builder_add_int_value (builder, accepted->n_duplicates);
+	json_builder_set_member_name (builder, "duplicate_of");
+	if (accepted->duplicate_of != NULL)
+		json_builder_add_string_value (builder, accepted->duplicate_of);
+	else
+		json_builder_add_null_value (builder);
 	json_builder_end_object (builder);
 	node = json_builder_get_root (builder);
 	if (accepted->queue_id != NULL) {

@@ -341,10 +341,11 @@ store_directly (ScCli *cli, ScIngressInput *input)
 			       g_get_real_time (), &accepted, &error))
 		return sc_cli_fail (cli, error);
 	/* sendmail prints nothing on success; list software may treat output as an
-	 * error.  No queue id either when every recipient was a resend already
-	 * accepted within dedupe-window: nothing new was stored. */
-	if (strcmp (cli->command, "sendmail") != 0 && accepted->queue_id != NULL)
-		printf ("%s\n", accepted->queue_id);
+	 * error.  A resend already accepted within dedupe-window (nothing new
+	 * stored) gets the queue id the earlier one went to. */
+	if (strcmp (cli->command, "sendmail") != 0 &&
+	    (accepted->queue_id != NULL || accepted->duplicate_of != NULL))
+		printf ("%s\n", accepted->queue_id != NULL ? accepted->queue_id : accepted->duplicate_of);
 	if (fflush (stdout) != 0)
 		return EX_IOERR; /* committed, but the caller cannot know: it retries, dedupe catches it */
 	if (accepted->queue_id != NULL)

@@ -208,10 +208,11 @@ on_accepted (GObject *source, GAsyncResult *result, gpointer user_data)
 	if (accepted == NULL) {
 		send_error (conn, error);
 	} else {
-		/* sendmail prints nothing on success; inject the queue id (none when
-		 * every recipient was a resend already accepted: nothing new stored) */
-		g_autofree char *out = strcmp (conn->command, "inject") == 0 && accepted->queue_id != NULL
-					   ? g_strdup_printf ("%s\n", accepted->queue_id)
+		/* sendmail prints nothing on success; inject the queue id — for a
+		 * resend already accepted (nothing new stored), the earlier one's */
+		const char *queue_id = accepted->queue_id != NULL ? accepted->queue_id : accepted->duplicate_of;
+		g_autofree char *out = strcmp (conn->command, "inject") == 0 && queue_id != NULL
+					   ? g_strdup_printf ("%s\n", queue_id)
 					   : g_strdup ("");
 		send_reply (conn, NULL, EX_OK, out, "");
 	}

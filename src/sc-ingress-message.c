@@ -23,6 +23,7 @@ sc_accepted_free (ScAccepted *accepted)
 	g_free (accepted->queue_id);
 	g_free (accepted->list_id);
 	g_free (accepted->message_id);
+	g_free (accepted->duplicate_of);
 	g_free (accepted);
 }
 
@@ -189,6 +190,7 @@ sc_ingress_store (ScSpool *spool,
 	g_autofree const ScNewMessage **pointers = g_new0 (const ScNewMessage *, n_prepared);
 	g_autofree char **queue_ids = g_new0 (char *, n_prepared);
 	g_autofree guint *duplicates = g_new0 (guint, n_prepared);
+	g_autofree char **duplicate_of = g_new0 (char *, n_prepared);
 	g_autoptr(GError) error_local = NULL;
 
 	for (guint i = 0; i < n_prepared; i++) {
@@ -210,7 +212,7 @@ sc_ingress_store (ScSpool *spool,
 		pointers[i] = &messages[i];
 	}
 	if (!sc_spool_inject_batch (spool, pointers, n_prepared, dedupe_window, queue_ids, duplicates,
-				    &error_local)) {
+				    duplicate_of, &error_local)) {
 		g_set_error_literal (error, SC_INGRESS_ERROR,
 				     g_error_matches (error_local, SC_SPOOL_ERROR, SC_SPOOL_ERROR_NO_SPACE)
 					 ? SC_INGRESS_ERROR_SPOOL_FULL
@@ -224,6 +226,7 @@ sc_ingress_store (ScSpool *spool,
 		accepted->list_id = g_strdup (prepared[i]->list_id);
 		accepted->message_id = g_strdup (prepared[i]->message_id);
 		accepted->n_duplicates = duplicates[i];
+		accepted->duplicate_of = duplicate_of[i];
 		accepted->n_recipients = g_strv_length (prepared[i]->recipients) - duplicates[i];
 		out_accepted[i] = accepted;
 	}

@@ -65,6 +65,8 @@ typedef struct {
 	char *message_id;    /* the Message-ID stored (generated if the message had none) */
 	guint n_recipients;  /* stored for delivery */
 	guint n_duplicates;  /* recipients accepted before within dedupe-window: not sent again */
+	char *duplicate_of;  /* (nullable) the queue id the first duplicate recipient went to:
+			      * what a retrying caller is told when nothing new was stored */
 } ScAccepted;
 
 void sc_accepted_free (ScAccepted *accepted);

@@ -434,13 +434,27 @@ do_rcpt (ScSmtpSession *session, const char *argument)
 	reply (session, "250 2.1.5 Ok");
 }
 
+/* GLib 2.74's g_time_zone_new_local() drops its cache whenever TZ is
+ * unset and reads /etc/localtime again (readlink, stat, parse): once per
+ * message here.  The zone is read once per process instead; a changed
+ * zone takes a restart, as for Postfix. */
+static GTimeZone *
+local_zone (void)
+{
+	static GTimeZone *zone;
+
+	if (g_once_init_enter (&zone))
+		g_once_init_leave (&zone, g_time_zone_new_local ());
+	return zone;
+}
+
 static void
 append_received (ScSmtpSession *session)
 {
 	static const char *const days[] = {"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"};
 	static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
 					     "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-	g_autoptr(GDateTime) now = g_date_time_new_now_local ();
+	g_autoptr(GDateTime) now = g_date_time_new_now (local_zone ());
 	g_autofree char *zone = g_date_time_format (now, "%z");
 	g_autoptr(GString) field = g_string_new ("Received: from ");
 	const char *protocol;
@@ -944,6 +958,8 @@ sc_smtp_session_submitted (ScSmtpSession *session, const ScAccepted *accepted, c
 	if (accepted != NULL) {
 		if (accepted->queue_id != NULL)
 			text = g_strdup_printf ("250 2.0.0 Ok: queued as %s", accepted->queue_id);
+		else if (accepted->duplicate_of != NULL)
+			text = g_strdup_printf ("250 2.0.0 Ok: already queued as %s", accepted->duplicate_of);
 		else
 			text = g_strdup ("250 2.0.0 Ok: already accepted");
 	} else if (error != NULL && error->domain == SC_INGRESS_ERROR) {

@@ -667,7 +667,7 @@ sc_spool_inject (ScSpool *spool, const ScNewMessage *message, GError **error)
 	char *queue_id = NULL;
 	guint duplicates = 0;
 
-	if (!sc_spool_inject_batch (spool, &message, 1, 0, &queue_id, &duplicates, error))
+	if (!sc_spool_inject_batch (spool, &message, 1, 0, &queue_id, &duplicates, NULL, error))
 		return NULL;
 	return queue_id;
 }
@@ -680,6 +680,7 @@ dedupe_recipients (ScSpool *spool,
 		   const ScNewMessage *message,
 		   gint64 dedupe_window,
 		   GPtrArray **out_duplicates,
+		   char **out_first_queue_id,
 		   GError **error)
 {
 	g_autoptr(GPtrArray) fresh = g_ptr_array_new ();
@@ -697,6 +698,8 @@ dedupe_recipients (ScSpool *spool,
 		sc_bind_int64 (stmt, ":since", message->now - dedupe_window);
 		rc = sqlite3_step (stmt);
 		if (rc == SQLITE_ROW) {
+			if (duplicates->len == 0)
+				*out_first_queue_id = sc_column_dup (stmt, 0);
 			g_ptr_array_add (duplicates, (gpointer) message->recipients[i]);
 		} else if (rc == SQLITE_DONE) {
 			g_ptr_array_add (fresh, (gpointer) message->recipients[i]);
@@ -764,9 +767,11 @@ sc_spool_inject_batch (ScSpool *spool,
 		       gint64 dedupe_window,
 		       char **out_queue_ids,
 		       guint *out_duplicates,
+		       char **out_duplicate_of,
 		       GError **error)
 {
 	g_autoptr(GPtrArray) queue_ids = g_ptr_array_new_with_free_func (g_free);
+	g_autoptr(GPtrArray) duplicate_of = g_ptr_array_new_with_free_func (g_free);
 
 	if (!sc_spool_begin (spool, error))
 		return FALSE;
@@ -775,11 +780,13 @@ sc_spool_inject_batch (ScSpool *spool,
 		g_autoptr(GPtrArray) fresh = NULL;
 		g_autoptr(GPtrArray) duplicates = NULL;
 		g_autofree char *queue_id = new_queue_id ();
+		g_autofree char *first_duplicate_of = NULL;
 		gboolean dedupe = dedupe_window > 0 && message->dedupe && message->message_id != NULL;
 
 		g_return_val_if_fail (message->raw != NULL && message->recipients != NULL, FALSE);
 		if (dedupe) {
-			fresh = dedupe_recipients (spool, message, dedupe_window, &duplicates, error);
+			fresh = dedupe_recipients (spool, message, dedupe_window, &duplicates,
+						   &first_duplicate_of, error);
 			if (fresh == NULL)
 				goto failed;
 			g_ptr_array_add (fresh, NULL);
@@ -800,12 +807,16 @@ sc_spool_inject_batch (ScSpool *spool,
 			goto failed;
 		out_duplicates[m] = duplicates != NULL ? duplicates->len : 0;
 		g_ptr_array_add (queue_ids, g_steal_pointer (&queue_id));
+		g_ptr_array_add (duplicate_of, g_steal_pointer (&first_duplicate_of));
 	}
 	/* The caller may say "accepted" only after this returns. */
 	if (!sc_spool_commit (spool, error))
 		return FALSE;
-	for (guint m = 0; m < n_messages; m++)
+	for (guint m = 0; m < n_messages; m++) {
 		out_queue_ids[m] = g_steal_pointer (&queue_ids->pdata[m]);
+		if (out_duplicate_of != NULL)
+			out_duplicate_of[m] = g_steal_pointer (&duplicate_of->pdata[m]);
+	}
 	return TRUE;
 
 failed:

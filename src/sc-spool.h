@@ -68,15 +68,17 @@ char *sc_spool_inject (ScSpool *spool, const ScNewMessage *message, GError **err
 /* Commits @n_messages in one transaction (group commit).  With
  * @dedupe_window > 0 (µs), a recipient already accepted for the same
  * Message-ID within the window is left out (out_duplicates[i] counts
- * them; an "ingress-duplicate" audit row names them); a message left
- * with no recipient is not stored (out_queue_ids[i] NULL).  On error
- * nothing of the batch is stored. */
+ * them; an "ingress-duplicate" audit row names them, and
+ * out_duplicate_of[i], if asked, the queue id the first of them went to);
+ * a message left with no recipient is not stored (out_queue_ids[i]
+ * NULL).  On error nothing of the batch is stored. */
 gboolean sc_spool_inject_batch (ScSpool *spool,
 				const ScNewMessage *const *messages,
 				guint n_messages,
 				gint64 dedupe_window,
 				char **out_queue_ids,
 				guint *out_duplicates,
+				char **out_duplicate_of, /* (nullable) */
 				GError **error);
 /* Forgets at most @limit accepted pairs from before @before. */
 gboolean sc_spool_prune_accepted (ScSpool *spool,

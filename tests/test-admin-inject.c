@@ -300,6 +300,9 @@ test_duplicate (Fixture *fixture, gconstpointer user_data)
 	if (second->status != SOUP_STATUS_OK)
 		g_error ("resend: %u %s", second->status, second->body);
 	g_assert_true (json_object_get_null_member (second->json, "queue_id"));
+	/* the caller is told where its message went the first time */
+	g_assert_cmpstr (json_object_get_string_member (second->json, "duplicate_of"), ==,
+			 json_object_get_string_member (first->json, "queue_id"));
 	g_assert_cmpint (json_object_get_int_member (second->json, "recipients"), ==, 0);
 	g_assert_cmpint (json_object_get_int_member (second->json, "duplicates"), ==, 1);
 	g_assert_null (soup_message_headers_get_one (second->headers, "Location"));

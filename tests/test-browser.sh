@@ -16,8 +16,10 @@ command -v node >/dev/null || skip "node is not installed"
 # a binary without STAGECOACH_BIN or without the dashboard is a failure,
 # not a skip: only a machine that cannot run Chromium may skip
 [ -n "${STAGECOACH_BIN:-}" ] && [ -x "$STAGECOACH_BIN" ] || { echo "STAGECOACH_BIN is not set"; exit 1; }
-grep -q 'stagecoach-dashboard' "$STAGECOACH_BIN" ||
-  { echo "$STAGECOACH_BIN has no dashboard compiled in"; exit 1; }
+# the dashboard lives in the full program the lean front execs
+main_bin="$(dirname "$STAGECOACH_BIN")/stagecoach-main"
+grep -q 'stagecoach-dashboard' "$main_bin" ||
+  { echo "$main_bin has no dashboard compiled in"; exit 1; }
 
 export STAGECOACH_ARTIFACTS="${STAGECOACH_ARTIFACTS:-$here/artifacts}"
 node "$browser/dashboard.test.mjs"

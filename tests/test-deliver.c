@@ -74,7 +74,7 @@ mailer_section (const char *name, const char *url, guint priority, const char *e
 static const char *message_text = "From: Alice <alice@example.org>\r\n"
 				  "To: test@example.org\r\n"
 				  "Subject: deliver me\r\n"
-				  "Message-ID: <d1@example.org>\r\n"
+				  "Message-ID: <d%u@example.org>\r\n"
 				  "\r\n"
 				  "Hello, list.\r\n";
 
@@ -86,7 +86,10 @@ inject_to (Fixture *fixture, const char *const *recipients)
 	g_autoptr(GSubprocessLauncher) launcher =
 	    g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE);
 	g_autoptr(GSubprocess) process = NULL;
-	g_autoptr(GBytes) input = g_bytes_new_static (message_text, strlen (message_text));
+	/* a Message-ID per call: the same one again to a recipient is a resend, not delivered twice */
+	static guint sequence;
+	g_autofree char *text = g_strdup_printf (message_text, ++sequence);
+	g_autoptr(GBytes) input = g_bytes_new (text, strlen (text));
 	g_autoptr(GBytes) out = NULL;
 	g_autoptr(GError) error = NULL;
 
@@ -923,7 +926,8 @@ static gboolean
 deliver_in_process (ScConfig *config, ScClock *clock)
 {
 	static const char *const rcpts[] = {"a@one.example", NULL};
-	g_autoptr(GBytes) message = g_bytes_new_static (message_text, strlen (message_text));
+	g_autofree char *text = g_strdup_printf (message_text, 0u);
+	g_autoptr(GBytes) message = g_bytes_new (text, strlen (text));
 	g_autoptr(GPtrArray) records = g_ptr_array_new_with_free_func ((GDestroyNotify) sc_recipient_record_free);
 	g_autoptr(GCancellable) cancellable = g_cancellable_new ();
 	g_autoptr(GError) error = NULL;

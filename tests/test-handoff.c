@@ -390,6 +390,31 @@ test_no_daemon (Fixture *fixture, gconstpointer data)
 	g_assert_cmpint (total (fixture), ==, 1);
 }
 
+/* A caller that never saw the answer tries again (75 after the daemon
+ * went away, a lost reply): the resend is not stored again, and inject
+ * prints the queue id the message went to the first time — through the
+ * daemon and written directly. */
+static void
+test_resend (Fixture *fixture, gconstpointer data)
+{
+	g_autofree char *first = NULL;
+	g_autofree char *again = NULL;
+	g_autofree char *direct = NULL;
+
+	start_daemon (fixture);
+	g_assert_cmpint (inject (fixture, message_text, &first, NULL, "a@example.org"), ==, 0);
+	g_assert_cmpint (inject (fixture, message_text, &again, NULL, "A@example.org"), ==, 0);
+	g_assert_true (g_regex_match_simple ("^[0-9a-f]{16}\n$", first, 0, 0));
+	g_assert_cmpstr (again, ==, first);
+	g_assert_cmpint (total (fixture), ==, 1);
+	g_assert_cmpuint (count_in_log (fixture, "inject answered, exit 0"), ==, 2);
+	stop_daemon (fixture, SIGTERM);
+	g_assert_false (g_file_test (fixture->socket, G_FILE_TEST_EXISTS));
+	g_assert_cmpint (inject (fixture, message_text, &direct, NULL, "a@example.org"), ==, 0);
+	g_assert_cmpstr (direct, ==, first);
+	g_assert_cmpint (total (fixture), ==, 1);
+}
+
 /* A daemon killed with SIGKILL leaves its socket: inject still works (the
  * connection is refused, it writes the spool itself), and the next daemon
  * replaces the socket and takes messages again. */
@@ -576,6 +601,7 @@ main (int argc, char **argv)
 	g_test_add ("/handoff/sendmail", Fixture, NULL, setup, test_sendmail, teardown);
 	g_test_add ("/handoff/refusals-same-as-direct", Fixture, NULL, setup, test_refusals_same, teardown);
 	g_test_add ("/handoff/no-daemon", Fixture, NULL, setup, test_no_daemon, teardown);
+	g_test_add ("/handoff/resend-answered-with-first-queue-id", Fixture, NULL, setup, test_resend, teardown);
 	g_test_add ("/handoff/stale-socket", Fixture, NULL, setup, test_stale_socket, teardown);
 	g_test_add ("/handoff/client-dies-mid-message", Fixture, NULL, setup, test_client_dies, teardown);
 	g_test_add ("/handoff/concurrent-8x50", Fixture, NULL, setup, test_concurrent, teardown);

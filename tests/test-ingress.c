@@ -323,6 +323,7 @@ test_dedupe (Fixture *fixture, gconstpointer data)
 	b = accept_sync (ingress, fixture->config, &s, &error, NULL);
 	g_assert_no_error (error);
 	g_assert_null (b->queue_id);
+	g_assert_cmpstr (b->duplicate_of, ==, a->queue_id);
 	g_assert_cmpuint (b->n_duplicates, ==, 2);
 	g_assert_cmpuint (b->n_recipients, ==, 0);
 

@@ -409,7 +409,10 @@ test_kill9_resumes (Fixture *fixture, gconstpointer data)
 		g_autoptr(JsonObject) shown = sc_test_show (fixture->config, ids->pdata[i]);
 		JsonArray *attempts = json_object_get_array_member (shown, "attempts");
 		guint ok_per_stage[3] = {0};
-		guint crashed_slow = 0;
+		/* crashed: killed while the handler ran; released: killed after it
+		 * finished but before its result was committed (a window that
+		 * widens on a loaded machine) — either may run the stage again */
+		guint interrupted_slow = 0;
 		const char *stages[] = {"decorate", "exec:slow", "archive"};
 
 		for (guint a = 0; a < json_array_get_length (attempts); a++) {
@@ -419,14 +422,16 @@ test_kill9_resumes (Fixture *fixture, gconstpointer data)
 					continue;
 				if (g_strcmp0 (member (attempt, "outcome"), "ok") == 0)
 					ok_per_stage[s]++;
-				else if (g_strcmp0 (member (attempt, "outcome"), "crashed") == 0 && s == 1)
-					crashed_slow++;
+				else if ((g_strcmp0 (member (attempt, "outcome"), "crashed") == 0 ||
+					  g_strcmp0 (member (attempt, "outcome"), "released") == 0) &&
+					 s == 1)
+					interrupted_slow++;
 			}
 		}
 		for (guint s = 0; s < 3; s++)
 			g_assert_cmpuint (ok_per_stage[s], ==, 1);
 		/* the stage ran once, plus once per run the crash interrupted */
-		g_assert_cmpuint (GPOINTER_TO_UINT (g_hash_table_lookup (runs, ids->pdata[i])), <=, 1 + crashed_slow);
+		g_assert_cmpuint (GPOINTER_TO_UINT (g_hash_table_lookup (runs, ids->pdata[i])), <=, 1 + interrupted_slow);
 		g_assert_cmpuint (GPOINTER_TO_UINT (g_hash_table_lookup (runs, ids->pdata[i])), >=, 1);
 	}
 }

@@ -10,7 +10,7 @@
  *
  * Parameters (environment; the CI defaults in brackets):
  *   SC_SEED             the random seed [from the clock; always printed]
- *   SC_CRASH_MESSAGES   messages in the stream [300]
+ *   SC_CRASH_MESSAGES   messages in the stream [1000]
  *   SC_CRASH_KILLS      SIGKILLs of the runner [10]
  *   SC_CRASH_CALLERS    parallel inject callers [4]
  *   SC_CRASH_LISTS      lists [3]
@@ -83,7 +83,7 @@ params_load (Params *params)
 
 	params->seed = seed != NULL && *seed != '\0' ? g_ascii_strtoull (seed, NULL, 10)
 						      : (guint64) g_get_real_time () % 1000000000;
-	params->messages = env_uint ("SC_CRASH_MESSAGES", 300);
+	params->messages = env_uint ("SC_CRASH_MESSAGES", 1000);
 	params->kills = env_uint ("SC_CRASH_KILLS", 10);
 	params->callers = MAX (env_uint ("SC_CRASH_CALLERS", 4), 1);
 	params->lists = MAX (env_uint ("SC_CRASH_LISTS", 3), 1);

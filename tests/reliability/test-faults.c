@@ -30,7 +30,7 @@ static const char *const rcpts[] = {"a@one.example", "b@one.example", "c@two.exa
 static const char *message_text = "From: Alice <alice@example.org>\r\n"
 				  "To: test@example.org\r\n"
 				  "Subject: fault matrix\r\n"
-				  "Message-ID: <fault@example.org>\r\n"
+				  "Message-ID: <fault%u@example.org>\r\n"
 				  "\r\n"
 				  "Hello, list.\r\n";
 
@@ -129,8 +129,10 @@ inject (Fixture *fixture)
 {
 	g_autofree char *queue_id = NULL;
 	g_autofree char *err = NULL;
-	int status = rel_inject (fixture->config, LIST, message_text, strlen (message_text), rcpts,
-				 &queue_id, &err);
+	/* a Message-ID per message: the same one again would be a resend, not stored twice */
+	static guint sequence;
+	g_autofree char *text = g_strdup_printf (message_text, ++sequence);
+	int status = rel_inject (fixture->config, LIST, text, strlen (text), rcpts, &queue_id, &err);
 
 	if (status != 0)
 		g_error ("inject exited %d: %s", status, err);
