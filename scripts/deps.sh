@@ -19,6 +19,7 @@ STAGECOACH_TEST_PACKAGES=(
   openssl      # self-signed certificates for the TLS tests
   swaks libnet-ssleay-perl  # an SMTP client for the ingress listener tests (ssleay: its STARTTLS)
   python3      # the test-summary script
+  mailman3     # GNU Mailman 3 as a client of the SMTP listener (tests/clients/)
   chromium nodejs npm  # the dashboard's browser test (tests/browser/)
 )
 # The reliability suites (tests/reliability/) only.
@@ -61,9 +62,24 @@ install_deps() {
   # Postfix must not configure or start a system mail server: the tests
   # run private instances.
   echo 'postfix postfix/main_mailer_type select No configuration' | as_root debconf-set-selections
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+  # Mailman 3: no dbconfig database, no HyperKitty; the test runs a private
+  # instance and the system one must not start (see the policy-rc.d below).
+  printf '%s\n' 'mailman3 mailman3/dbconfig-install boolean false' \
+    'mailman3 mailman3/config_hyperkitty boolean false' | as_root debconf-set-selections
+  # Keep dpkg from starting services (mailman3, cron) where the machine has
+  # no policy-rc.d of its own; removed again afterwards.
+  local own_policy=0 rc=0
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\n# temporary, from stagecoach scripts/deps.sh\nexit 101\n' |
+      as_root tee /usr/sbin/policy-rc.d >/dev/null
+    as_root chmod 755 /usr/sbin/policy-rc.d
+    own_policy=1
+  fi
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q || rc=$?
   # shellcheck disable=SC2086
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing
+  [ $rc != 0 ] || as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing || rc=$?
+  [ $own_policy = 0 ] || as_root rm -f /usr/sbin/policy-rc.d
+  return $rc
 }
 
 # install_browser_deps — playwright-core for tests/browser/, pinned by its

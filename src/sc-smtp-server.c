@@ -509,8 +509,17 @@ listen_on (ScSmtpServer *server, ScSmtpProtocol protocol, const char *text, GErr
 		g_prefix_error (error, _("[ingress] %s=%s: "), protocol == SC_SMTP_PROTOCOL_LMTP ? "lmtp" : "smtp", text);
 		return FALSE;
 	}
-	if (G_IS_UNIX_SOCKET_ADDRESS (address))
+	if (G_IS_UNIX_SOCKET_ADDRESS (address)) {
 		server->unix_path = g_strdup (text);
+		/* connect() needs write permission: an MTA's LMTP client runs as
+		 * its own user (Postfix: postfix).  Anyone local may already use
+		 * the loopback listeners; the socket's folder restricts it. */
+		if (chmod (text, 0666) != 0) {
+			g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errno), _("LMTP socket %s: %s"),
+				     text, g_strerror (errno));
+			return FALSE;
+		}
+	}
 	g_signal_connect (service, "incoming", G_CALLBACK (on_incoming), server);
 	g_socket_service_start (service);
 	return TRUE;

@@ -16,7 +16,8 @@ ScSmtpServer *sc_smtp_server_new (ScConfig *config, ScAcceptor *acceptor, GError
 /* Limits, lists, TLS and AUTH files for new connections and commands. */
 void sc_smtp_server_set_config (ScSmtpServer *server, ScConfig *config);
 /* Stops listening; sessions in progress are answered 421 4.3.2 at their
- * next command (a transaction already past DATA finishes first). */
+ * next command (a transaction already past DATA finishes first; one
+ * between MAIL and DATA gets 451 4.3.2 to each RCPT, then the 421). */
 void sc_smtp_server_stop (ScSmtpServer *server);
 void sc_smtp_server_free (ScSmtpServer *server);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (ScSmtpServer, sc_smtp_server_free)

@@ -672,6 +672,13 @@ do_command (ScSmtpSession *session, const char *line)
 	gboolean lmtp = is_lmtp (session);
 
 	if (session->stopping) {
+		/* Python's smtplib (Mailman) takes a 421 to RCPT as the refusal of
+		 * that recipient alone and counts the rest of the transaction as
+		 * sent: refuse each recipient with 451; DATA gets the 421. */
+		if (session->state == STATE_MAIL && match_verb (line, "RCPT") != NULL) {
+			reply (session, "451 4.3.2 %s Service shutting down, try again later", session->hostname);
+			return SC_SMTP_STEP_READ;
+		}
 		reply (session, "421 4.3.2 %s Service shutting down, closing connection", session->hostname);
 		session->state = STATE_CLOSED;
 		return SC_SMTP_STEP_CLOSE;
@@ -1012,6 +1019,7 @@ sc_smtp_session_shutdown (ScSmtpSession *session)
 {
 	session->stopping = TRUE;
 	switch (session->state) {
+	case STATE_MAIL: /* no 421 unasked in a transaction: it would read as the next RCPT's reply */
 	case STATE_DATA:
 	case STATE_SUBMIT:
 	case STATE_STARTTLS:

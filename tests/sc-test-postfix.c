@@ -68,6 +68,7 @@ static const char master_services[] =
 	"proxywrite unix -       -       n       -       1       proxymap\n"
 	"smtp      unix  -       -       n       -       -       smtp\n"
 	"relay     unix  -       -       n       -       -       smtp\n"
+	"lmtp      unix  -       -       n       -       -       lmtp\n"
 	"showq     unix  n       -       n       -       -       showq\n"
 	"error     unix  -       -       n       -       -       error\n"
 	"retry     unix  -       -       n       -       -       error\n"
@@ -310,7 +311,9 @@ build_main_cf (ScTestPostfix *self, const ScTestPostfixOptions *options, gboolea
 	g_string_append (cf, "mynetworks = 127.0.0.0/8\n");
 	g_string_append (cf, "alias_maps =\n");
 	g_string_append (cf, "alias_database =\n");
-	if (options->relay_port != 0)
+	if (options->transport != NULL)
+		g_string_append_printf (cf, "default_transport = %s\n", options->transport);
+	else if (options->relay_port != 0)
 		g_string_append_printf (cf, "relayhost = [127.0.0.1]:%u\n", options->relay_port);
 	else
 		g_string_append (cf, "default_transport = discard:no relay in this test\n");

@@ -21,6 +21,9 @@ typedef struct {
 	/* smtpd_timeout in seconds (0: Postfix's default): smtpd answers an idle
 	 * client "421 4.4.2 … Error: timeout exceeded" and closes */
 	guint smtpd_timeout;
+	/* (nullable) default_transport, e.g. "lmtp:inet:127.0.0.1:PORT": accepted
+	 * mail goes there instead of to @relay_port */
+	const char *transport;
 } ScTestPostfixOptions;
 
 /* Starts a private master + smtpd + smtp client under a fresh temp folder.

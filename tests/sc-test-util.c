@@ -284,6 +284,45 @@ sc_test_wait_at_least (const char *config_path, const char *state, gint64 count,
 	return wait_for (config_path, state, count, TRUE, timeout_ms);
 }
 
+guint16
+sc_test_free_port (void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GSocket) socket = NULL;
+	g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+	g_autoptr(GSocketAddress) any = g_inet_socket_address_new (loopback, 0);
+	g_autoptr(GSocketAddress) bound = NULL;
+
+	socket = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, &error);
+	g_assert_no_error (error);
+	g_socket_bind (socket, any, FALSE, &error);
+	g_assert_no_error (error);
+	bound = g_socket_get_local_address (socket, &error);
+	g_assert_no_error (error);
+	return g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
+}
+
+gboolean
+sc_test_wait_port (guint16 port, GSubprocess *process, guint timeout_ms)
+{
+	gint64 deadline = g_get_monotonic_time () + (gint64) timeout_ms * 1000;
+	g_autoptr(GSocketClient) client = g_socket_client_new ();
+
+	/* no proxy lookup: it needs GSettings schemas, hidden by G_TEST_OPTION_ISOLATE_DIRS */
+	g_socket_client_set_enable_proxy (client, FALSE);
+	for (;;) {
+		g_autoptr(GSocketConnection) connection =
+		    g_socket_client_connect_to_host (client, "127.0.0.1", port, NULL, NULL);
+		if (connection != NULL)
+			return TRUE;
+		if (process != NULL && g_subprocess_get_identifier (process) == NULL)
+			return FALSE; /* exited */
+		if (g_get_monotonic_time () >= deadline)
+			return FALSE;
+		g_usleep (20 * 1000);
+	}
+}
+
 static GMutex expected_lock;
 static char *expected_warning; /* (nullable) a g_pattern_match_simple() glob */
 static guint expected_warning_count;

@@ -59,6 +59,13 @@ gboolean sc_test_wait_count (const char *config_path, const char *state, gint64 
 /* … or more than @count. */
 gboolean sc_test_wait_at_least (const char *config_path, const char *state, gint64 count, guint timeout_ms);
 
+/* A loopback port that was free a moment ago. */
+guint16 sc_test_free_port (void);
+/* Waits up to @timeout_ms until 127.0.0.1:@port accepts a connection;
+ * FALSE on timeout or once @process (nullable) has exited.  The probe
+ * is a connection of its own that is closed at once. */
+gboolean sc_test_wait_port (guint16 port, GSubprocess *process, guint timeout_ms);
+
 /* g_test_expect_message() does not see structured logging in GLib 2.74:
  * after sc_test_install_log_writer() (once, in main), a warning matching
  * the glob given to sc_test_expect_warning() is counted and swallowed

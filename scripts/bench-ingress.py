@@ -1,0 +1,487 @@
+#!/usr/bin/env python3
+"""Ingress: how fast mail gets into stagecoach, side by side with a private Postfix.
+
+Each round, on fresh spools and queues:
+  1. SMTP accept: `smtp-source -s S -m M -l 4096 -r 1` into stagecoach's SMTP
+     listener ([ingress] smtp=) and into a private Postfix's smtpd.  Accept
+     only, on both sides: the relay behind each is a socket that takes
+     connections and never says a word, so stagecoach's runner and Postfix's
+     smtp clients sit on their first few messages (mailer timeout 10m;
+     smtp_helo_timeout 300s) and everything else stays queued: what is
+     measured is the door, the durable write and the queue hand-over.  A 250
+     means durable on both (stagecoach: committed with synchronous=FULL;
+     Postfix: fsynced queue file).
+  2. `stagecoach inject` with 1 and with 8 parallel callers into the same
+     running daemon (the local hand-off when the daemon offers it, else the
+     command writes the spool itself), and the wall time of one inject process.
+  3. HTTP inject: POST /api/v1/messages?list=&from=&to= (message/rfc822, Bearer
+     token from SPOOL/admin-token) from 8 parallel keep-alive clients.
+  4. Idle latency: one message at a time over SMTP (Python smtplib, from before
+     connect) until the smtp-sink behind it has written it (polled every
+     0.2 ms for the complete dump file): stagecoach with pipeline `deliver`,
+     Postfix with relayhost; the median and p99 over L messages.
+Figures are medians over --rounds; one table with the ratios stagecoach / Postfix.
+Runs as root in private PID + network namespaces (unshare) so nothing leaks
+and every process of a round dies with it; without root the Postfix column is
+empty.  The command lines it ran are printed.
+
+    sudo scripts/bench-ingress.py [--messages 20000] [--sessions 8] [--inject 1000]
+        [--http 4000] [--latency 200] [--rounds 3] [--build DIR]
+"""
+import argparse
+import concurrent.futures
+import http.client
+import json
+import math
+import os
+import shutil
+import signal
+import smtplib
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--messages", type=int, default=20000, help="smtp-source -m (SMTP accept)")
+parser.add_argument("--sessions", type=int, default=8, help="smtp-source -s")
+parser.add_argument("--inject", type=int, default=1000, help="messages per inject measurement")
+parser.add_argument("--http", type=int, default=4000, help="messages for HTTP inject")
+parser.add_argument("--latency", type=int, default=200, help="messages for the idle latency")
+parser.add_argument("--pause", type=float, default=0.02, help="seconds between latency messages")
+parser.add_argument("--rounds", type=int, default=3)
+parser.add_argument("--postfix-only", action="store_true",
+                    help="only the Postfix column (the anchor), e.g. while stagecoach has no listener")
+parser.add_argument("--build", default=os.path.join(os.path.dirname(__file__), "..", "build"))
+args = parser.parse_args()
+
+binary = os.path.abspath(os.path.join(args.build, "stagecoach"))
+is_root = os.geteuid() == 0
+LIST = "bench.example.org"
+
+if is_root and not os.environ.get("SC_BENCH_INNER") and shutil.which("unshare"):
+    probe = subprocess.run(["unshare", "--pid", "--fork", "--net", "true"], capture_output=True)
+    if probe.returncode == 0:
+        print("command: " + " ".join([sys.executable] + sys.argv), flush=True)
+        os.environ["SC_BENCH_INNER"] = "1"
+        os.execvp("unshare", ["unshare", "--pid", "--fork", "--kill-child", "--mount-proc", "--net",
+                              sys.executable] + sys.argv)
+if os.environ.get("SC_BENCH_INNER"):
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+else:
+    print("command: " + " ".join([sys.executable] + sys.argv), flush=True)
+
+commands = []   # every load command line (of the first round), printed at the end
+
+
+def terminated(signum, frame):
+    raise SystemExit(f"stopped by signal {signum}")
+
+
+signal.signal(signal.SIGTERM, terminated)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, process=None, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            return False
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return True
+        except OSError:
+            time.sleep(0.02)
+    return False
+
+
+def stop(process, timeout=30):
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+class Sink:
+    def __init__(self, process):
+        self.process = process
+
+    def stop(self):
+        stop(self.process)
+
+
+def start_sink(work, name):
+    """smtp-sink dumping every transaction to WORK/NAME/; returns (process, port, dir)."""
+    dump = os.path.join(work, name)
+    os.makedirs(dump)
+    if is_root:
+        shutil.chown(dump, "nobody")
+    port = free_port()
+    argv = ["smtp-sink"] + (["-u", "nobody"] if is_root else []) + \
+        ["-d", os.path.join(dump, "%H%M%S."), f"127.0.0.1:{port}", "256"]
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if not wait_port(port, process):
+        sys.exit("smtp-sink did not start")
+    # the probe connection above left no dump (no MAIL), nothing to clean
+    return process, port, dump
+
+
+class Stagecoach:
+    def __init__(self, work, mailer_port, accept_only):
+        self.dir = os.path.join(work, "stagecoach-accept" if accept_only else "stagecoach-latency")
+        os.makedirs(self.dir)
+        self.smtp_port, self.admin_port = free_port(), free_port()
+        self.config = os.path.join(self.dir, "stagecoach.conf")
+        retry = "initial=1s\nmax-delay=2s\n"
+        timeout = "10m" if accept_only else "5s"
+        with open(self.config, "w") as f:
+            f.write(f"[stagecoach]\nspool={self.dir}/spool\ndefault-list={LIST}\n"
+                    f"[retry]\n{retry}"
+                    f"[admin]\nlisten=127.0.0.1:{self.admin_port}\n"
+                    f"[ingress]\nsmtp=127.0.0.1:{self.smtp_port}\nmax-connections=200\n"
+                    f"[mailer:sink]\nurl=smtp://127.0.0.1:{mailer_port}\nstarttls=off\ntimeout={timeout}\n"
+                    f"[list:{LIST}]\npipeline=deliver\n")
+        self.env = dict(os.environ, STAGECOACH_CONFIG=self.config)
+        self.log = open(os.path.join(self.dir, "daemon.log"), "w")
+        self.process = subprocess.Popen([binary, "run"], env=self.env, stdout=self.log,
+                                        stderr=subprocess.STDOUT)
+        if not wait_port(self.smtp_port, self.process):
+            self.stop()
+            with open(os.path.join(self.dir, "daemon.log")) as f:
+                log = f.read()
+            sys.exit(f"stagecoach run does not listen on [ingress] smtp=127.0.0.1:{self.smtp_port} "
+                     f"(no SMTP listener in this build?)\n{log}")
+        wait_port(self.admin_port, self.process, 10)
+
+    def token(self):
+        with open(os.path.join(self.dir, "spool", "admin-token")) as f:
+            for line in f:
+                if line.strip() and not line.startswith("#"):
+                    return line.split()[-1]
+        return None
+
+    def status(self):
+        out = subprocess.run([binary, "status", "--json"], env=self.env, capture_output=True,
+                             text=True, check=True).stdout
+        return json.loads(out)
+
+    def stop(self):
+        stop(self.process)
+        self.log.close()
+
+
+class Postfix:
+    """A private Postfix (as tests/sc-test-postfix.c builds it): smtpd on a loopback
+    port, relaying to @relay_port, or accept-only with defer_transports=smtp."""
+
+    SERVICES = """pickup unix n - n 60 1 pickup
+cleanup unix n - n - 0 cleanup
+qmgr unix n - n 300 1 qmgr
+rewrite unix - - n - - trivial-rewrite
+bounce unix - - n - 0 bounce
+defer unix - - n - 0 bounce
+trace unix - - n - 0 bounce
+verify unix - - n - 1 verify
+flush unix n - n 1000? 0 flush
+proxymap unix - - n - - proxymap
+smtp unix - - n - - smtp
+relay unix - - n - - smtp
+showq unix n - n - - showq
+error unix - - n - - error
+retry unix - - n - - error
+discard unix - - n - - discard
+anvil unix - - n - 1 anvil
+scache unix - - n - 1 scache
+postlog unix-dgram n - n - 1 postlogd
+"""
+
+    def __init__(self, work, name, relay_port, accept_only):
+        self.dir = os.path.join(work, name)
+        self.etc = os.path.join(self.dir, "etc")
+        os.makedirs(self.etc)
+        os.makedirs(os.path.join(self.dir, "queue"))
+        os.makedirs(os.path.join(self.dir, "data"))
+        os.chmod(self.dir, 0o755)
+        shutil.chown(os.path.join(self.dir, "data"), "postfix", "postfix")
+        self.port = free_port()
+        main_cf = f"""compatibility_level = 3.6
+queue_directory = {self.dir}/queue
+data_directory = {self.dir}/data
+mail_owner = postfix
+setgid_group = postdrop
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+myhostname = bench-postfix.localdomain
+mydestination =
+relay_domains =
+mynetworks = 127.0.0.0/8
+alias_maps =
+alias_database =
+relayhost = [127.0.0.1]:{relay_port}
+smtp_dns_support_level = disabled
+smtp_host_lookup = native
+smtpd_peername_lookup = no
+smtpd_recipient_restrictions = permit_mynetworks, reject
+maillog_file = {self.dir}/maillog
+maillog_file_prefixes = {self.dir}
+"""
+        if accept_only:
+            main_cf += "smtp_helo_timeout = 300s\n"
+        self._write("main.cf", main_cf)
+        self._write("master.cf", f"127.0.0.1:{self.port} inet n - n - - smtpd\n" + self.SERVICES)
+        started = subprocess.run(["postfix", "-c", self.etc, "start"], capture_output=True, text=True)
+        if started.returncode != 0:
+            sys.exit(f"postfix -c {self.etc} start failed: {started.stdout}{started.stderr}")
+        if not wait_port(self.port):
+            sys.exit(f"private postfix did not listen; see {self.dir}/maillog")
+
+    def _write(self, name, text):
+        path = os.path.join(self.etc, name)
+        with open(path, "w") as f:
+            f.write(text)
+        # Postfix will not read a config file modified in the current second
+        old = time.time() - 5
+        os.utime(path, (old, old))
+
+    def stop(self):
+        subprocess.run(["postfix", "-c", self.etc, "abort"], capture_output=True)
+
+
+def smtp_source(port, label):
+    argv = ["smtp-source", "-d", "-N", "-s", str(args.sessions), "-m", str(args.messages),
+            "-l", "4096", "-r", "1", "-f", "sender@bench.example", "-t", "rcpt@list.example",
+            "-M", "bench.localdomain", f"127.0.0.1:{port}"]
+    commands.append(f"{label}: " + " ".join(argv))
+    t0 = time.monotonic()
+    subprocess.run(argv, check=True, capture_output=True, timeout=1800)
+    return args.messages / (time.monotonic() - t0)
+
+
+BODY = ("From: a@example.org\r\nTo: bench@example.org\r\nSubject: ingress\r\n\r\n"
+        + "line of text, about four kilobytes in all\r\n" * 95).encode()
+
+
+def inject_rate(sc, callers, n):
+    argv = [binary, "inject", "--list", LIST, "rcpt@list.example"]
+    commands.append(f"inject x{callers}: " + " ".join(argv) + " < 4 KiB message")
+
+    def one(_):
+        t0 = time.monotonic()
+        subprocess.run(argv, input=BODY, env=sc.env, check=True, capture_output=True)
+        return time.monotonic() - t0
+    t0 = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=callers) as pool:
+        walls = list(pool.map(one, range(n)))
+    return n / (time.monotonic() - t0), statistics.median(walls) * 1000
+
+
+def http_rate(sc, clients, n):
+    token = sc.token()
+    path = f"/api/v1/messages?list={LIST}&from=sender%40bench.example&to=rcpt%40list.example"
+    commands.append(f"HTTP x{clients}: POST http://127.0.0.1:{sc.admin_port}{path} "
+                    "(Authorization: Bearer <SPOOL/admin-token>, Content-Type: message/rfc822, 4 KiB)")
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "message/rfc822"}
+    failures = []
+
+    def client(count):
+        conn = http.client.HTTPConnection("127.0.0.1", sc.admin_port, timeout=60)
+        for _ in range(count):
+            conn.request("POST", path, body=BODY, headers=headers)
+            response = conn.getresponse()
+            body = response.read()
+            if response.status != 201:
+                failures.append(f"{response.status} {body[:200]!r}")
+                return
+        conn.close()
+    per = [n // clients + (1 if i < n % clients else 0) for i in range(clients)]
+    t0 = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=clients) as pool:
+        list(pool.map(client, per))
+    seconds = time.monotonic() - t0
+    if failures:
+        print(f"  HTTP inject: {len(failures)} client(s) stopped: {failures[0]}", flush=True)
+        return None
+    return n / seconds
+
+
+def latency(port, dump_dir, label):
+    """SMTP-in -> written by the sink, one message at a time; (median ms, p99 ms)."""
+    commands.append(f"latency {label}: smtplib one message at a time to 127.0.0.1:{port}, "
+                    f"{args.latency} messages, {args.pause}s apart")
+    result = []
+    for i in range(-5, args.latency):  # the first 5 warm up (connection caches, first qmgr scan)
+        before = set(os.listdir(dump_dir))
+        message = BODY.replace(b"Subject: ingress", f"Message-ID: <lat-{label}-{i}-{time.time_ns()}@bench.example>\r\nSubject: latency".encode())
+        t0 = time.time_ns()
+        with smtplib.SMTP("127.0.0.1", port, local_hostname="bench.localdomain", timeout=30) as smtp:
+            smtp.sendmail("sender@bench.example", ["rcpt@list.example"], message)
+        # t1: when the complete dump (smtp-sink ends it with an empty line) is first
+        # seen, polling every 0.2 ms; a file's mtime would be rounded down to the
+        # kernel's coarse clock tick (up to 4 ms)
+        deadline = time.monotonic() + 30
+        t1 = None
+        while t1 is None and time.monotonic() < deadline:
+            for name in os.listdir(dump_dir):
+                if name in before:
+                    continue
+                with open(os.path.join(dump_dir, name), "rb") as f:
+                    data = f.read()
+                if len(data) > len(BODY) // 2 and data.endswith(b"\n\n"):
+                    t1 = time.time_ns()
+                    break
+            else:
+                time.sleep(0.0002)
+        if t1 is None:
+            sys.exit(f"latency {label}: message {i} never reached the sink")
+        if i >= 0:
+            result.append((t1 - t0) / 1e6)
+        time.sleep(args.pause)
+    result.sort()
+    return statistics.median(result), result[max(0, math.ceil(0.99 * len(result)) - 1)]
+
+
+class Silent:
+    """A relay that accepts connections and never answers (nothing is delivered)."""
+
+    def __init__(self):
+        self.socket = socket.socket()
+        self.socket.bind(("127.0.0.1", 0))
+        self.socket.listen(4096)
+        self.port = self.socket.getsockname()[1]
+
+    def stop(self):
+        self.socket.close()
+
+
+def run_round(number):
+    work = tempfile.mkdtemp(prefix="sc-bench-ingress-")
+    os.chmod(work, 0o755)
+    procs = []
+    r = {}
+    try:
+        silent = Silent()
+        procs.append(silent)
+        dead_port = silent.port
+        sc = None if args.postfix_only else Stagecoach(work, dead_port, accept_only=True)
+        if sc:
+            procs.append(sc)
+        pf = Postfix(work, "postfix-accept", dead_port, accept_only=True) if is_root else None
+        if pf:
+            procs.append(pf)
+        # alternate who goes first, so neither always gets the cooler machine
+        order = [("sc", sc.smtp_port if sc else None), ("pf", pf.port if pf else None)]
+        if number % 2 == 1:
+            order.reverse()
+        for who, port in order:
+            if port is not None:
+                r[f"smtp_{who}"] = smtp_source(port, "stagecoach" if who == "sc" else "postfix")
+        if "smtp_sc" in r:
+            print(f"  round {number + 1}: SMTP accept stagecoach {r['smtp_sc']:.0f} msgs/s "
+                  f"({sc.status().get('total')} stored of {args.messages})", flush=True)
+        if "smtp_pf" in r:
+            print(f"  round {number + 1}: SMTP accept postfix {r['smtp_pf']:.0f} msgs/s", flush=True)
+        if sc:
+            inject_and_http(sc, r, number)
+        for p in procs:
+            p.stop()
+        procs.clear()
+
+        if sc:
+            sink, sink_port, sink_dir = start_sink(work, "sink-stagecoach")
+            procs.append(Sink(sink))
+            # the floor of this measurement: the same client straight into the sink
+            r["lat_direct"] = latency(sink_port, sink_dir, "smtp-sink")
+            sc = Stagecoach(work, sink_port, accept_only=False)
+            procs.append(sc)
+            r["lat_sc"] = latency(sc.smtp_port, sink_dir, "stagecoach")
+            print(f"  round {number + 1}: idle latency stagecoach median {r['lat_sc'][0]:.2f} ms "
+                  f"p99 {r['lat_sc'][1]:.2f} ms", flush=True)
+        if is_root:
+            psink, psink_port, psink_dir = start_sink(work, "sink-postfix")
+            procs.append(Sink(psink))
+            pf = Postfix(work, "postfix-relay", psink_port, accept_only=False)
+            procs.append(pf)
+            r["lat_pf"] = latency(pf.port, psink_dir, "postfix")
+            print(f"  round {number + 1}: idle latency postfix median {r['lat_pf'][0]:.2f} ms "
+                  f"p99 {r['lat_pf'][1]:.2f} ms", flush=True)
+    finally:
+        for p in reversed(procs):
+            p.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    return r
+
+
+def inject_and_http(sc, r, number):
+    r["inject1"], r["inject_wall_ms"] = inject_rate(sc, 1, args.inject)
+    r["inject8"], _ = inject_rate(sc, 8, args.inject)
+    print(f"  round {number + 1}: inject x1 {r['inject1']:.0f} msgs/s "
+          f"(one process {r['inject_wall_ms']:.1f} ms), x8 {r['inject8']:.0f} msgs/s", flush=True)
+    r["http8"] = http_rate(sc, 8, args.http)
+    if r["http8"] is not None:
+        print(f"  round {number + 1}: HTTP inject x8 {r['http8']:.0f} msgs/s", flush=True)
+
+
+print(f"stagecoach: {binary}; {os.cpu_count()} CPUs; load average "
+      + " ".join(f"{x:.1f}" for x in os.getloadavg()) + f"; rounds: {args.rounds}; "
+      f"Postfix: {'yes' if is_root else 'no (needs root)'}", flush=True)
+rounds = []
+for i in range(args.rounds):
+    rounds.append(run_round(i))
+    if i == 0:
+        first_commands = list(commands)
+commands = first_commands
+
+
+def med(key, index=None):
+    values = [r[key] if index is None else r[key][index] for r in rounds
+              if r.get(key) is not None]
+    return statistics.median(values) if values else None
+
+
+def fmt(value, unit):
+    return "n/a" if value is None else f"{value:,.0f} {unit}" if unit == "msgs/s" else f"{value:.2f} {unit}"
+
+
+rows = [
+    (f"SMTP accept, smtp-source -s {args.sessions} -m {args.messages} -l 4096",
+     med("smtp_sc"), med("smtp_pf"), "msgs/s"),
+    (f"inject, 1 caller ({args.inject} msgs)", med("inject1"), None, "msgs/s"),
+    ("one inject process, wall (median)", med("inject_wall_ms"), None, "ms"),
+    (f"inject, 8 parallel callers ({args.inject} msgs)", med("inject8"), None, "msgs/s"),
+    (f"HTTP inject, 8 clients ({args.http} msgs)", med("http8"), None, "msgs/s"),
+    (f"latency floor: smtplib straight into smtp-sink, median", med("lat_direct", 0), None, "ms"),
+    (f"idle latency SMTP-in -> sink, median ({args.latency} msgs)", med("lat_sc", 0), med("lat_pf", 0), "ms"),
+    (f"idle latency SMTP-in -> sink, p99 ({args.latency} msgs)", med("lat_sc", 1), med("lat_pf", 1), "ms"),
+]
+print()
+print(f"medians of {args.rounds} round(s); accept = durable 250 while the relay behind takes "
+      "connections and never answers (nothing delivered meanwhile); load average at the end: "
+      + " ".join(f"{x:.1f}" for x in os.getloadavg()))
+print(f"{'what':<58} {'stagecoach':>14} {'postfix':>14} {'sc/postfix':>10}")
+for what, sc_value, pf_value, unit in rows:
+    ratio = f"{sc_value / pf_value:.2f}" if sc_value and pf_value else "-"
+    print(f"{what:<58} {fmt(sc_value, unit):>14} {fmt(pf_value, unit) if pf_value else '-':>14} {ratio:>10}")
+print()
+print("per round: " + json.dumps([{k: (round(v, 2) if isinstance(v, float) else
+                                       [round(x, 2) for x in v] if isinstance(v, tuple) else v)
+                                   for k, v in r.items()} for r in rounds]))
+print("commands (round 1; ports change every round):")
+for line in commands:
+    print("  " + line)
+bench_inject = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bench-inject.py")
+if os.path.exists(bench_inject):
+    # the hand-off's own benchmark: posix_spawn callers, hand-off vs. writing the spool
+    argv = [sys.executable, bench_inject, "--build", args.build, "--single", "100", "--messages", "100"]
+    print("\n" + " ".join(argv) + ":", flush=True)
+    subprocess.run(argv, timeout=1800)
