@@ -693,6 +693,27 @@ sc_config_read_admin_tokens (const char *path, GError **error)
 	return g_strv_builder_end (triples);
 }
 
+/* HOST:PORT (a bracketed IPv6 host too); *@out_host is the bare host. */
+static gboolean
+split_host_port (const char *text, char **out_host, guint16 *out_port)
+{
+	const char *colon = strrchr (text, ':');
+	guint64 port = 0;
+	g_autofree char *host = colon != NULL ? g_strndup (text, colon - text) : NULL;
+
+	if (host != NULL && host[0] == '[' && g_str_has_suffix (host, "]")) {
+		char *bare = g_strndup (host + 1, strlen (host) - 2);
+		g_free (host);
+		host = bare;
+	}
+	if (colon == NULL || *host == '\0' ||
+	    !g_ascii_string_to_unsigned (colon + 1, 10, 0, 65535, &port, NULL))
+		return FALSE;
+	*out_host = g_steal_pointer (&host);
+	*out_port = (guint16) port;
+	return TRUE;
+}
+
 static void
 load_admin (ScConfigLoader *loader, ScConfig *config)
 {
@@ -716,16 +737,9 @@ load_admin (ScConfigLoader *loader, ScConfig *config)
 		}
 	}
 	if (*listen != '\0') {
-		const char *colon = strrchr (listen, ':');
-		guint64 port = 0;
-		g_autofree char *host = colon != NULL ? g_strndup (listen, colon - listen) : NULL;
-		if (host != NULL && host[0] == '[' && g_str_has_suffix (host, "]")) {
-			char *bare = g_strndup (host + 1, strlen (host) - 2);
-			g_free (host);
-			host = bare;
-		}
-		if (colon == NULL || *host == '\0' ||
-		    !g_ascii_string_to_unsigned (colon + 1, 10, 0, 65535, &port, NULL)) {
+		g_autofree char *host = NULL;
+		guint16 port = 0;
+		if (!split_host_port (listen, &host, &port)) {
 			add_problem (loader, section, SC_KEY_ADMIN_LISTEN,
 				     _("“%s” is not HOST:PORT"), listen);
 		} else if (!host_is_loopback (host) && config->admin_token_file == NULL) {
@@ -789,26 +803,6 @@ sc_config_ingress_allows (const ScConfig *config, GInetAddress *address)
 	return FALSE;
 }
 
-/* HOST:PORT (a bracketed IPv6 host too); *@out_host is the bare host. */
-static gboolean
-split_host_port (const char *text, char **out_host, guint16 *out_port)
-{
-	const char *colon = strrchr (text, ':');
-	guint64 port = 0;
-	g_autofree char *host = colon != NULL ? g_strndup (text, colon - text) : NULL;
-
-	if (host != NULL && host[0] == '[' && g_str_has_suffix (host, "]")) {
-		char *bare = g_strndup (host + 1, strlen (host) - 2);
-		g_free (host);
-		host = bare;
-	}
-	if (colon == NULL || *host == '\0' ||
-	    !g_ascii_string_to_unsigned (colon + 1, 10, 0, 65535, &port, NULL))
-		return FALSE;
-	*out_host = g_steal_pointer (&host);
-	*out_port = (guint16) port;
-	return TRUE;
-}
 
 /* An ingress listen address: HOST:PORT, or (@unix_ok) an absolute path.
  * Returns whether it is reachable only from this machine. */
