@@ -241,7 +241,7 @@ on_accepted (GObject *source, GAsyncResult *result, gpointer user_data)
 {
 	Connection *connection = user_data;
 	g_autoptr(GError) error = NULL;
-	g_autoptr(ScAccepted) accepted = sc_acceptor_accept_finish ((ScAcceptor *) source, result, &error);
+	g_autoptr(ScAccepted) accepted = sc_acceptor_accept_finish (NULL, result, &error);
 	const ScSubmission *submission;
 	const char *door = connection->protocol == SC_SMTP_PROTOCOL_LMTP ? "lmtp" : "smtp";
 	const char *peer = connection->peer != NULL ? connection->peer : "local socket";
@@ -252,13 +252,9 @@ on_accepted (GObject *source, GAsyncResult *result, gpointer user_data)
 		return;
 	}
 	submission = sc_smtp_session_get_submission (connection->session);
-	/* one line per transaction, never the content */
-	if (accepted != NULL)
-		g_info ("%s: from %s: %s, list %s, %" G_GSIZE_FORMAT " bytes, %u recipient(s), %u duplicate(s), sender <%s>",
-			door, peer, accepted->queue_id != NULL ? accepted->queue_id : "no new queue id",
-			accepted->list_id != NULL ? accepted->list_id : "?", g_bytes_get_size (submission->raw),
-			accepted->n_recipients, accepted->n_duplicates, submission->sender);
-	else
+	/* one line per transaction, never the content: the acceptor logs
+	 * what it stored, for every door; refusals are said here */
+	if (accepted == NULL)
 		g_info ("%s: from %s: refused (%s), %" G_GSIZE_FORMAT " bytes, %u recipient(s), sender <%s>", door, peer,
 			error->message, g_bytes_get_size (submission->raw),
 			g_strv_length ((GStrv) submission->recipients), submission->sender);
