@@ -102,22 +102,54 @@ send_all (int fd, const void *data, size_t size)
 	return 0;
 }
 
+/* What goes to the daemon is gathered here and sent in one piece: a
+ * send per netstring field woke the daemon's thread once per field (26
+ * sends for one short inject). */
+typedef struct {
+	int fd;
+	size_t length;
+	char buffer[16384];
+} Writer;
+
+static int
+writer_flush (Writer *writer)
+{
+	if (writer->length > 0 && send_all (writer->fd, writer->buffer, writer->length) != 0)
+		return -1;
+	writer->length = 0;
+	return 0;
+}
+
+static int
+writer_put (Writer *writer, const void *data, size_t size)
+{
+	if (writer->length + size > sizeof writer->buffer) {
+		if (writer_flush (writer) != 0)
+			return -1;
+		if (size > sizeof writer->buffer)
+			return send_all (writer->fd, data, size);
+	}
+	memcpy (writer->buffer + writer->length, data, size);
+	writer->length += size;
+	return 0;
+}
+
 /* One netstring: "LEN:" DATA ",". */
 static int
-send_netstring (int fd, const void *data, size_t size)
+put_netstring (Writer *writer, const void *data, size_t size)
 {
 	char head[32];
 	int n = snprintf (head, sizeof head, "%zu:", size);
 
-	if (send_all (fd, head, n) != 0 || send_all (fd, data, size) != 0)
+	if (writer_put (writer, head, n) != 0 || writer_put (writer, data, size) != 0)
 		return -1;
-	return send_all (fd, ",", 1);
+	return writer_put (writer, ",", 1);
 }
 
 static int
-send_string (int fd, const char *text)
+put_string (Writer *writer, const char *text)
 {
-	return send_netstring (fd, text, strlen (text));
+	return put_netstring (writer, text, strlen (text));
 }
 
 typedef struct {
@@ -242,6 +274,7 @@ sc_handoff_client_run (const char *spool,
 		       int in_fd)
 {
 	Reader reader = {0};
+	Writer writer = {0};
 	char number[32];
 	char *status = NULL;
 	char *chunk = NULL;
@@ -251,18 +284,21 @@ sc_handoff_client_run (const char *spool,
 	if (fd < 0)
 		return SC_HANDOFF_NO_DAEMON;
 	reader.fd = fd;
+	writer.fd = fd;
 	set_timeout (fd, HANDSHAKE_TIMEOUT_S);
 	snprintf (number, sizeof number, "%016" PRIx64, config_hash);
-	if (send_string (fd, SC_HANDOFF_GREETING) != 0 || send_string (fd, number) != 0 ||
-	    send_string (fd, command) != 0)
+	if (put_string (&writer, SC_HANDOFF_GREETING) != 0 || put_string (&writer, number) != 0 ||
+	    put_string (&writer, command) != 0)
 		goto out;
 	snprintf (number, sizeof number, "%d", argc);
-	if (send_string (fd, number) != 0)
+	if (put_string (&writer, number) != 0)
 		goto out;
 	for (int i = 0; i < argc; i++) {
-		if (send_string (fd, argv[i]) != 0)
+		if (put_string (&writer, argv[i]) != 0)
 			goto out;
 	}
+	if (writer_flush (&writer) != 0)
+		goto out;
 	status = read_netstring (&reader, 16, NULL);
 	if (status == NULL || strcmp (status, "direct") == 0)
 		goto out; /* nothing read from @in_fd yet */
@@ -289,7 +325,8 @@ sc_handoff_client_run (const char *spool,
 			result = EX_IOERR;
 			goto out;
 		}
-		if (send_netstring (fd, chunk, n) != 0)
+		/* the empty chunk (n == 0) ends the message and sends what is gathered */
+		if (put_netstring (&writer, chunk, n) != 0 || (n == 0 && writer_flush (&writer) != 0))
 			break; /* the daemon hung up: perhaps with an answer */
 		if (n == 0)
 			break;
