@@ -300,6 +300,8 @@ main (int argc, char **argv)
 		return run_main_program (1);
 	status = sc_handoff_client_run (spool, sc_handoff_hash (config_text, config_size), command,
 					argc - first, argv + first, STDIN_FILENO);
+	free (spool);
+	free (config_text);
 	if (status == SC_HANDOFF_NO_DAEMON)
 		return run_main_program (1);
 	return status;

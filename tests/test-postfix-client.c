@@ -300,8 +300,9 @@ run_case (Fixture *f, Door door, const char *tag)
 	g_autofree char *transport = NULL;
 	g_autofree char *relay = NULL;
 	ScTestPostfixOptions options = {0};
+	g_autofree char *swaks = g_find_program_in_path ("swaks");
 
-	if (g_find_program_in_path ("swaks") == NULL) {
+	if (swaks == NULL) {
 		g_test_skip ("swaks is not installed (scripts/deps.sh: install_deps test)");
 		return;
 	}
