@@ -110,27 +110,6 @@ run_command (const char *const *argv, GError **error)
 	return TRUE;
 }
 
-/* A loopback port that was free a moment ago.  Another process may take it
- * before master binds it: the caller retries on "Address already in use". */
-static guint16
-pick_free_port (void)
-{
-	g_autoptr(GError) error = NULL;
-	g_autoptr(GSocket) socket = NULL;
-	g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
-	g_autoptr(GSocketAddress) any = g_inet_socket_address_new (loopback, 0);
-	g_autoptr(GSocketAddress) bound = NULL;
-
-	socket = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM,
-			       G_SOCKET_PROTOCOL_TCP, &error);
-	g_assert_no_error (error);
-	g_socket_bind (socket, any, FALSE, &error);
-	g_assert_no_error (error);
-	bound = g_socket_get_local_address (socket, &error);
-	g_assert_no_error (error);
-	return g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound));
-}
-
 /* Postfix will not read a config file modified in the current second (it
  * waits for the clock to move on): date every file we write 5 s back. */
 static void
@@ -457,7 +436,8 @@ sc_test_postfix_start (const ScTestPostfixOptions *options)
 		log = sc_test_postfix_get_log (self);
 		log_offset = strlen (log);
 		g_clear_pointer (&log, g_free);
-		self->port = pick_free_port ();
+		/* free a moment ago: master may lose it to another process; retried on "in use" */
+		self->port = sc_test_free_port ();
 		master_cf = g_strdup_printf ("127.0.0.1:%u inet n - n - - smtpd\n%s",
 					     self->port, master_services);
 		write_config_file (path, master_cf);
