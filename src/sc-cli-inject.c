@@ -28,15 +28,6 @@
 #include "sc-message-headers.h"
 #include "sc-wake.h"
 
-void
-sc_ingress_set_too_big (GError **error, guint64 limit)
-{
-	g_autofree char *size = g_format_size_full (limit, G_FORMAT_SIZE_IEC_UNITS);
-
-	g_set_error (error, SC_INPUT_ERROR, SC_INPUT_ERROR_DATA,
-		     _("the message is larger than max-message-size (%s)"), size);
-}
-
 static GBytes *
 read_stdin (guint64 limit, GError **error)
 {
@@ -107,7 +98,6 @@ sc_ingress_input_free (ScIngressInput *input)
 	g_free (input->sender);
 	g_ptr_array_unref (input->recipients);
 	g_clear_pointer (&input->raw, g_bytes_unref);
-	g_clear_pointer (&input->headers, sc_message_headers_free);
 	g_free (input);
 }
 
@@ -210,49 +200,6 @@ sc_ingress_args_parse (const char *command, int argc, char **argv, gboolean help
 	return ok ? g_steal_pointer (&args) : NULL;
 }
 
-/* "List name <list.example.org>" → "list.example.org" */
-static char *
-list_id_from_header (const char *value)
-{
-	const char *open = value != NULL ? strrchr (value, '<') : NULL;
-	const char *close = open != NULL ? strchr (open, '>') : NULL;
-
-	if (open == NULL || close == NULL)
-		return value != NULL ? g_strstrip (g_strdup (value)) : NULL;
-	return g_strndup (open + 1, close - open - 1);
-}
-
-/* sendmail: the list named, else the List-Id header's, else default-list. */
-static char *
-sendmail_list (const ScConfig *config, const ScIngressArgs *args, ScMessageHeaders *headers,
-	       GError **error)
-{
-	g_autofree char *list_id = NULL;
-
-	if (args->list_id != NULL) {
-		if (sc_config_get_list (config, args->list_id) == NULL) {
-			/* named explicitly: a typo must not land on another list */
-			g_set_error (error, SC_INPUT_ERROR, SC_INPUT_ERROR_USAGE,
-				     _("unknown list “%s” (no [list:%s] in the configuration)"),
-				     args->list_id, args->list_id);
-			return NULL;
-		}
-		return g_strdup (args->list_id);
-	}
-	list_id = list_id_from_header (sc_message_headers_get (headers, "List-Id"));
-	if (list_id != NULL && sc_config_get_list (config, list_id) != NULL)
-		return g_steal_pointer (&list_id);
-	if (config->default_list == NULL) {
-		g_set_error (error, SC_INPUT_ERROR, SC_INPUT_ERROR_USAGE,
-			     list_id != NULL
-				 ? _("unknown list “%s”, and no default-list in the configuration")
-				 : _("no --list, no List-Id header, and no default-list in the configuration"),
-			     list_id);
-		return NULL;
-	}
-	return g_strdup (config->default_list);
-}
-
 ScIngressInput *
 sc_ingress_input_new (const ScConfig *config, const ScIngressArgs *args, GBytes *message,
 		      GError **error)
@@ -264,53 +211,31 @@ sc_ingress_input_new (const ScConfig *config, const ScIngressArgs *args, GBytes 
 	for (guint i = 0; i < args->recipients->len; i++)
 		g_ptr_array_add (input->recipients, g_strdup (args->recipients->pdata[i]));
 	input->raw = sendmail && args->dot_ends ? cut_at_dot_line (message) : g_bytes_ref (message);
-	input->headers = sc_message_headers_parse (input->raw, error);
-	if (input->headers == NULL)
-		return NULL;
 	if (sendmail && args->from_headers) {
 		const char *fields[] = {"To", "Cc", "Bcc"};
+		g_autoptr(ScMessageHeaders) headers = sc_message_headers_parse (input->raw, error);
+
+		if (headers == NULL)
+			return NULL;
 		for (gsize f = 0; f < G_N_ELEMENTS (fields); f++) {
-			g_autoptr(GPtrArray) found =
-			    sc_message_headers_get_addresses (input->headers, fields[f]);
+			g_autoptr(GPtrArray) found = sc_message_headers_get_addresses (headers, fields[f]);
 			for (guint i = 0; i < found->len; i++)
 				g_ptr_array_add (input->recipients, g_strdup (found->pdata[i]));
 		}
-		if (sc_message_headers_get (input->headers, "Bcc") != NULL) {
-			g_autoptr(GBytes) stripped = sc_message_headers_remove (input->headers, "Bcc");
-			g_clear_pointer (&input->headers, sc_message_headers_free);
+		if (sc_message_headers_get (headers, "Bcc") != NULL) {
 			g_bytes_unref (input->raw);
-			input->raw = g_steal_pointer (&stripped);
-			input->headers = sc_message_headers_parse (input->raw, error);
-			if (input->headers == NULL)
-				return NULL;
+			input->raw = sc_message_headers_remove (headers, "Bcc");
 		}
 	}
-	if (sendmail) {
-		input->list_id = sendmail_list (config, args, input->headers, error);
-		if (input->list_id == NULL)
-			return NULL;
-	} else {
-		input->list_id = g_strdup (args->list_id);
-	}
-	input->sender = g_strdup (args->sender != NULL ? args->sender : "");
-	if (strcmp (input->sender, "<>") == 0)
-		set_string (&input->sender, ""); /* the null reverse-path, as sendmail -f '<>' */
-	if (!sc_address_validate (input->sender, TRUE, error))
-		return NULL;
 	if (input->recipients->len == 0) {
 		g_set_error (error, SC_INPUT_ERROR, SC_INPUT_ERROR_USAGE, _("no recipients"));
 		return NULL;
 	}
-	for (guint i = 0; i < input->recipients->len; i++) {
-		if (!sc_address_validate (input->recipients->pdata[i], FALSE, error))
-			return NULL;
-	}
-	if (sc_config_get_list (config, input->list_id) == NULL) {
-		g_set_error (error, SC_INPUT_ERROR, SC_INPUT_ERROR_USAGE,
-			     _("unknown list “%s” (no [list:%s] in the configuration)"),
-			     input->list_id, input->list_id);
-		return NULL;
-	}
+	/* inject names its list; sendmail may, else the ingress rule chooses
+	 * (List-Id, bounces=, default-list) as for SMTP.  The message, the
+	 * addresses and the list are checked once, by sc_ingress_prepare(). */
+	input->list_id = g_strdup (args->list_id);
+	input->sender = g_strdup (args->sender != NULL ? args->sender : "");
 	g_ptr_array_add (input->recipients, NULL);
 	return g_steal_pointer (&input);
 }

@@ -88,26 +88,23 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (ScIngressArgs, sc_ingress_args_free)
 ScIngressArgs *sc_ingress_args_parse (const char *command, int argc, char **argv, gboolean help,
 				      GError **error);
 
-/* What a message and its command line amount to: checked (addresses,
- * headers, list), sendmail's "." line, -t and Bcc applied. */
+/* What a message and its command line amount to: sendmail's "." line,
+ * -t and Bcc applied; checked and routed later by sc_ingress_prepare(). */
 typedef struct {
-	char *list_id;             /* an existing [list:…] */
-	char *sender;              /* "" for the null reverse-path */
+	char *list_id;             /* (nullable) named on the command line */
+	char *sender;              /* "" or "<>" for the null reverse-path */
 	GPtrArray *recipients;     /* NULL-terminated (for ScSubmission) */
 	GBytes *raw;
-	ScMessageHeaders *headers; /* of @raw */
 } ScIngressInput;
 
 void sc_ingress_input_free (ScIngressInput *input);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (ScIngressInput, sc_ingress_input_free)
 
-/* Checks @message (the bytes on standard input, within max-message-size)
- * with @args against @config.  NULL with SC_INPUT_ERROR (USAGE: no
- * recipients, unknown list; DATA: not a message, bad address). */
+/* @message (the bytes on standard input, within max-message-size) with
+ * @args.  NULL with SC_INPUT_ERROR_USAGE (no recipients) or, for -t, the
+ * error of a message whose headers do not parse. */
 ScIngressInput *sc_ingress_input_new (const ScConfig *config, const ScIngressArgs *args,
 				      GBytes *message, GError **error);
-/* The error for a message over @limit bytes: the same text everywhere. */
-void sc_ingress_set_too_big (GError **error, guint64 limit);
 
 int sc_cli_inject (ScCli *cli, int argc, char **argv);
 int sc_cli_sendmail (ScCli *cli, int argc, char **argv);

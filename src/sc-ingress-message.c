@@ -44,6 +44,15 @@ sc_prepared_free (ScPrepared *prepared)
 	g_free (prepared);
 }
 
+void
+sc_ingress_set_too_big (GError **error, guint64 limit)
+{
+	g_autofree char *size = g_format_size_full (limit, G_FORMAT_SIZE_IEC_UNITS);
+
+	g_set_error (error, SC_INGRESS_ERROR, SC_INGRESS_ERROR_TOO_BIG,
+		     _("the message is larger than max-message-size (%s)"), size);
+}
+
 /* "List name <list.example.org>" → "list.example.org" */
 static char *
 list_id_from_header (const char *value)
@@ -110,10 +119,7 @@ sc_ingress_prepare (const ScConfig *config, const ScSubmission *submission, GErr
 	const char *sender = submission->sender != NULL ? submission->sender : "";
 
 	if (size > config->max_message_size) {
-		g_autofree char *limit = g_format_size_full (config->max_message_size,
-							     G_FORMAT_SIZE_IEC_UNITS);
-		g_set_error (error, SC_INGRESS_ERROR, SC_INGRESS_ERROR_TOO_BIG,
-			     _("the message is larger than max-message-size (%s)"), limit);
+		sc_ingress_set_too_big (error, config->max_message_size);
 		return NULL;
 	}
 	if (strcmp (sender, "<>") == 0)

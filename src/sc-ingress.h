@@ -70,6 +70,10 @@ typedef struct {
 } ScAccepted;
 
 void sc_accepted_free (ScAccepted *accepted);
+
+/* SC_INGRESS_ERROR_TOO_BIG for a message over @limit bytes: one text for
+ * every door, whether it counted while reading or afterwards. */
+void sc_ingress_set_too_big (GError **error, guint64 limit);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (ScAccepted, sc_accepted_free)
 
 /* A submission checked and routed: what the spool stores.  The same
