@@ -408,6 +408,19 @@ test_sendmail_t (Fixture *fixture, gconstpointer data)
 		g_assert_cmpint (sc_test_run (fixture->config, plain_input, NULL, &err, "sendmail",
 					      "x@example.org", NULL), ==, EX_USAGE);
 		g_assert_nonnull (strstr (err, "default-list"));
+		/* the envelope sender as a list's bounces= chooses it, as for SMTP */
+		write_config (fixture, "[list:bounced.example.org]\npipeline=archive\narchive=\n"
+				       "bounces=owner-bounces@example.org\n");
+		{
+			g_autofree char *id = NULL;
+			g_autoptr(JsonObject) shown = NULL;
+			g_assert_cmpint (sc_test_run (fixture->config, plain_input, NULL, NULL, "sendmail",
+						      "-f", "owner-bounces@example.org", "x@example.org", NULL),
+					 ==, 0);
+			id = newest_id (fixture);
+			shown = sc_test_show (fixture->config, id);
+			g_assert_cmpstr (json_object_get_string_member (shown, "list"), ==, "bounced.example.org");
+		}
 		write_config (fixture, "default-list=test.example.org\n");
 		g_assert_cmpint (sc_test_run (fixture->config, plain_input, NULL, NULL, "sendmail",
 					      "x@example.org", NULL), ==, 0);
