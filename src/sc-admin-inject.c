@@ -20,6 +20,7 @@
 
 #include "sc-admin-private.h"
 #include "sc-i18n.h"
+#include "sc-message-json.h"
 
 #define ENVELOPE_KEY "sc-admin-envelope"
 #define BUSY_RETRY_AFTER "5" /* seconds: a locked or stopping spool */
@@ -259,24 +260,14 @@ reply_accepted (SoupServerMessage *message, const ScAccepted *accepted)
 	g_autoptr(JsonNode) node = NULL;
 
 	json_builder_begin_object (builder);
-	json_builder_set_member_name (builder, "queue_id");
-	if (accepted->queue_id != NULL)
-		json_builder_add_string_value (builder, accepted->queue_id);
-	else
-		json_builder_add_null_value (builder);
-	json_builder_set_member_name (builder, "list");
-	json_builder_add_string_value (builder, accepted->list_id);
-	json_builder_set_member_name (builder, "message_id");
-	json_builder_add_string_value (builder, accepted->message_id);
+	sc_json_add_string (builder, "queue_id", accepted->queue_id);
+	sc_json_add_string (builder, "list", accepted->list_id);
+	sc_json_add_string (builder, "message_id", accepted->message_id);
 	json_builder_set_member_name (builder, "recipients");
 	json_builder_add_int_value (builder, accepted->n_recipients);
 	json_builder_set_member_name (builder, "duplicates");
 	json_builder_add_int_value (builder, accepted->n_duplicates);
-	json_builder_set_member_name (builder, "duplicate_of");
-	if (accepted->duplicate_of != NULL)
-		json_builder_add_string_value (builder, accepted->duplicate_of);
-	else
-		json_builder_add_null_value (builder);
+	sc_json_add_string (builder, "duplicate_of", accepted->duplicate_of);
 	json_builder_end_object (builder);
 	node = json_builder_get_root (builder);
 	if (accepted->queue_id != NULL) {
