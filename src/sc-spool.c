@@ -87,11 +87,15 @@ static const char *const sql_text[SC_SQL_LAST] = {
 	"INSERT INTO recipients (message_id, position, address) VALUES (:message_id, :position, "
 	":address)",
     [SC_SQL_ACCEPTED_LOOKUP] =
-	"SELECT queue_id FROM accepted WHERE message_id = :message_id AND recipient = :recipient"
-	" AND accepted_at > :since",
+	"SELECT queue_id FROM accepted WHERE message_id = :message_id AND recipient = :recipient",
+    /* one statement per recipient: a new pair, or one older than the
+     * window, is (re)written and counts as a change; a pair within the
+     * window is left alone: changes() = 0 says "duplicate" */
     [SC_SQL_ACCEPTED_INSERT] =
-	"INSERT OR REPLACE INTO accepted (message_id, recipient, accepted_at, queue_id)"
-	" VALUES (:message_id, :recipient, :now, :queue_id)",
+	"INSERT INTO accepted (message_id, recipient, accepted_at, queue_id)"
+	" VALUES (:message_id, :recipient, :now, :queue_id)"
+	" ON CONFLICT (message_id, recipient) DO UPDATE SET accepted_at = excluded.accepted_at,"
+	" queue_id = excluded.queue_id WHERE accepted.accepted_at <= :since",
     /* bounded: one prune must not hold the write lock for a day's pairs */
     [SC_SQL_ACCEPTED_PRUNE] =
 	"DELETE FROM accepted WHERE (message_id, recipient) IN (SELECT message_id, recipient"
@@ -672,13 +676,17 @@ sc_spool_inject (ScSpool *spool, const ScNewMessage *message, GError **error)
 	return queue_id;
 }
 
-/* The recipients of @message not accepted for its Message-ID within
- * the window; records the others as accepted now (@queue_id: the row
- * they go to).  Compared in lower case: a list resends what it sent. */
+/* Records @message's (Message-ID, recipient) pairs as accepted now for
+ * @queue_id and returns the recipients that were new; those accepted
+ * within the window are left out (*@out_duplicates), the queue id the
+ * first of them went to in *@out_first_queue_id.  One write per
+ * recipient, no lookup first: the insert itself says which pairs were
+ * known.  Compared in lower case: a list resends what it sent. */
 static GPtrArray *
 dedupe_recipients (ScSpool *spool,
 		   const ScNewMessage *message,
 		   gint64 dedupe_window,
+		   const char *queue_id,
 		   GPtrArray **out_duplicates,
 		   char **out_first_queue_id,
 		   GError **error)
@@ -688,50 +696,35 @@ dedupe_recipients (ScSpool *spool,
 
 	for (guint i = 0; message->recipients[i] != NULL; i++) {
 		g_autofree char *key = g_ascii_strdown (message->recipients[i], -1);
-		g_autoptr(ScStatement) stmt = sc_spool_statement (spool, SC_SQL_ACCEPTED_LOOKUP, error);
-		int rc;
-
-		if (stmt == NULL)
-			return NULL;
-		sc_bind_text (stmt, ":message_id", message->message_id);
-		sc_bind_text (stmt, ":recipient", key);
-		sc_bind_int64 (stmt, ":since", message->now - dedupe_window);
-		rc = sqlite3_step (stmt);
-		if (rc == SQLITE_ROW) {
-			if (duplicates->len == 0)
-				*out_first_queue_id = sc_column_dup (stmt, 0);
-			g_ptr_array_add (duplicates, (gpointer) message->recipients[i]);
-		} else if (rc == SQLITE_DONE) {
-			g_ptr_array_add (fresh, (gpointer) message->recipients[i]);
-		} else {
-			sc_spool_set_error (spool, rc, error, "inject");
-			return NULL;
-		}
-	}
-	*out_duplicates = g_steal_pointer (&duplicates);
-	return g_steal_pointer (&fresh);
-}
-
-static gboolean
-remember_accepted (ScSpool *spool,
-		   const ScNewMessage *message,
-		   const char *const *recipients,
-		   const char *queue_id,
-		   GError **error)
-{
-	for (guint i = 0; recipients[i] != NULL; i++) {
-		g_autofree char *key = g_ascii_strdown (recipients[i], -1);
 		g_autoptr(ScStatement) stmt = sc_spool_statement (spool, SC_SQL_ACCEPTED_INSERT, error);
+
 		if (stmt == NULL)
-			return FALSE;
+			return NULL;
 		sc_bind_text (stmt, ":message_id", message->message_id);
 		sc_bind_text (stmt, ":recipient", key);
 		sc_bind_int64 (stmt, ":now", message->now);
+		sc_bind_int64 (stmt, ":since", message->now - dedupe_window);
 		sc_bind_text (stmt, ":queue_id", queue_id);
 		if (!sc_spool_step_done (spool, stmt, error, "inject"))
-			return FALSE;
+			return NULL;
+		if (sqlite3_changes (spool->db) > 0) {
+			g_ptr_array_add (fresh, (gpointer) message->recipients[i]);
+			continue;
+		}
+		if (duplicates->len == 0) {
+			/* the answer names where the earlier send went: once per message */
+			g_autoptr(ScStatement) lookup = sc_spool_statement (spool, SC_SQL_ACCEPTED_LOOKUP, error);
+			if (lookup == NULL)
+				return NULL;
+			sc_bind_text (lookup, ":message_id", message->message_id);
+			sc_bind_text (lookup, ":recipient", key);
+			if (sqlite3_step (lookup) == SQLITE_ROW)
+				*out_first_queue_id = sc_column_dup (lookup, 0);
+		}
+		g_ptr_array_add (duplicates, (gpointer) message->recipients[i]);
 	}
-	return TRUE;
+	*out_duplicates = g_steal_pointer (&duplicates);
+	return g_steal_pointer (&fresh);
 }
 
 /* A resend is answered "accepted" like the first send; the audit log
@@ -785,7 +778,7 @@ sc_spool_inject_batch (ScSpool *spool,
 
 		g_return_val_if_fail (message->raw != NULL && message->recipients != NULL, FALSE);
 		if (dedupe) {
-			fresh = dedupe_recipients (spool, message, dedupe_window, &duplicates,
+			fresh = dedupe_recipients (spool, message, dedupe_window, queue_id, &duplicates,
 						   &first_duplicate_of, error);
 			if (fresh == NULL)
 				goto failed;
@@ -796,8 +789,6 @@ sc_spool_inject_batch (ScSpool *spool,
 			if (fresh != NULL)
 				stored.recipients = (const char *const *) fresh->pdata;
 			if (!insert_message (spool, &stored, queue_id, error))
-				goto failed;
-			if (dedupe && !remember_accepted (spool, message, stored.recipients, queue_id, error))
 				goto failed;
 		} else {
 			g_clear_pointer (&queue_id, g_free); /* nothing new: nothing stored */
