@@ -31,8 +31,6 @@ struct _ScAcceptor {
 	GSourceFunc hook;         /* (nullable) on @hook_context after a commit that stored */
 	gpointer hook_data;
 	GMainContext *hook_context; /* (owned) (nullable) */
-	guint64 batches;
-	guint64 accepted;
 };
 
 static void
@@ -73,7 +71,6 @@ commit_cb (gpointer user_data)
 			g_task_return_error (batch->pdata[i], g_error_copy (error));
 		return G_SOURCE_REMOVE;
 	}
-	acceptor->batches++;
 	for (guint i = 0; i < batch->len; i++) {
 		const ScPrepared *p = prepared[i];
 		ScAccepted *a = accepted[i];
@@ -86,7 +83,6 @@ commit_cb (gpointer user_data)
 			a->message_id, g_bytes_get_size (p->raw), a->n_recipients, a->n_duplicates);
 		g_task_return_pointer (batch->pdata[i], a, (GDestroyNotify) sc_accepted_free);
 	}
-	acceptor->accepted += batch->len;
 	if (stored > 0 && acceptor->hook != NULL)
 		g_main_context_invoke (acceptor->hook_context, acceptor->hook, acceptor->hook_data);
 	return G_SOURCE_REMOVE;
