@@ -12,6 +12,7 @@
 #include <glib/gstdio.h>
 #include <gio/gunixsocketaddress.h>
 #include <json-glib/json-glib.h>
+#include <sqlite3.h>
 
 #include "sc-test-util.h"
 
@@ -710,6 +711,46 @@ test_starttls_auth (Fixture *fixture, gconstpointer data)
 	}
 }
 
+/* The spool cannot take the message (another process holds its write
+ * lock past busy-timeout): 451 4.3.0 after the data, never a 5xx, nothing
+ * stored; the client's resend goes in once the lock is gone. */
+static void
+test_locked_spool (Fixture *fixture, gconstpointer data)
+{
+	g_autoptr(Client) client = NULL;
+	g_autofree char *db_path = NULL;
+	const char *transaction = "MAIL FROM:<s@example.org>\r\nRCPT TO:<r@example.org>\r\nDATA\r\n";
+	const char *message = "Subject: locked\r\nMessage-ID: <locked@example.org>\r\n\r\nbody\r\n.\r\n";
+	sqlite3 *db = NULL;
+
+	start_daemon (fixture, "busy-timeout=1s\n", NULL);
+	db_path = g_build_filename (fixture->dir, "spool", "spool.db", NULL);
+	g_assert_cmpint (sqlite3_open (db_path, &db), ==, SQLITE_OK);
+	sqlite3_busy_timeout (db, 10000); /* the daemon may be writing: wait our turn */
+	client = client_connect (fixture->smtp_port);
+	expect_reply (client, "220 ");
+	client_send (client, "EHLO c\r\n", -1);
+	expect_reply (client, "250-mx.test");
+	client_send (client, transaction, -1);
+	expect_reply (client, "250 2.1.0");
+	expect_reply (client, "250 2.1.5");
+	expect_reply (client, "354 ");
+	g_assert_cmpint (sqlite3_exec (db, "BEGIN IMMEDIATE", NULL, NULL, NULL), ==, SQLITE_OK);
+	client_send (client, message, -1);
+	expect_reply (client, "451 4.3.0 ");
+	g_assert_cmpint (sqlite3_exec (db, "ROLLBACK", NULL, NULL, NULL), ==, SQLITE_OK);
+	sqlite3_close (db);
+	g_assert_cmpuint (count_stored (fixture), ==, 0);
+	/* the client keeps the message and tries again */
+	client_send (client, transaction, -1);
+	expect_reply (client, "250 2.1.0");
+	expect_reply (client, "250 2.1.5");
+	expect_reply (client, "354 ");
+	client_send (client, message, -1);
+	expect_reply (client, "250 2.0.0 Ok: queued as ");
+	g_assert_cmpuint (count_stored (fixture), ==, 1);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -727,6 +768,7 @@ main (int argc, char **argv)
 	ADD ("/ingress-smtp/lmtp-unix", test_lmtp, GINT_TO_POINTER (TRUE));
 	ADD ("/ingress-smtp/no-list", test_no_list, NULL);
 	ADD ("/ingress-smtp/stop", test_stop, NULL);
+	ADD ("/ingress-smtp/locked-spool", test_locked_spool, NULL);
 	ADD ("/ingress-smtp/starttls-auth", test_starttls_auth, NULL);
 #undef ADD
 	return g_test_run ();
