@@ -269,11 +269,10 @@ assert_delivered_once (Fixture *f, const char *tag)
 	g_assert_cmpuint (total, ==, g_hash_table_size (pairs));
 }
 
-/* Postfix's maillog: every recipient "status=sent" by @client (smtp or lmtp). */
-static void
-assert_postfix_sent (Fixture *f, const char *client, const char *relay)
+/* How many recipients Postfix's maillog says @client (smtp or lmtp) sent via @relay. */
+static guint
+count_postfix_sent (const char *log, const char *client, const char *relay)
 {
-	g_autofree char *log = sc_test_postfix_get_log (f->postfix);
 	g_auto(GStrv) lines = g_strsplit (log, "\n", -1);
 	g_autofree char *daemon = g_strdup_printf ("postfix/%s[", client);
 	guint sent = 0;
@@ -288,6 +287,27 @@ assert_postfix_sent (Fixture *f, const char *client, const char *relay)
 			if (strstr (lines[i], to) != NULL)
 				sent++;
 		}
+	}
+	return sent;
+}
+
+/* Postfix's maillog: every recipient "status=sent".  postlogd writes the
+ * file on its own schedule: the last lines may land after the queue is
+ * empty, so the log is read until they are there (or the wait is over). */
+static void
+assert_postfix_sent (Fixture *f, const char *client, const char *relay)
+{
+	gint64 deadline = g_get_monotonic_time () + (gint64) WAIT_MS * 1000;
+	g_autofree char *log = NULL;
+	guint sent = 0;
+
+	for (;;) {
+		g_free (log);
+		log = sc_test_postfix_get_log (f->postfix);
+		sent = count_postfix_sent (log, client, relay);
+		if (sent >= N_PAIRS || g_get_monotonic_time () >= deadline)
+			break;
+		g_usleep (100 * 1000);
 	}
 	if (sent != N_PAIRS)
 		g_test_message ("postfix maillog:\n%s", log);
