@@ -959,8 +959,13 @@ runner_claim (ScRunner *runner)
 		if (next_due > runner->once_started_at)
 			next_due = G_MAXINT64;
 	}
-	/* Due now but no room: the next drain claims; else sleep till due. */
-	runner_schedule (runner, MIN (MAX (next_due, now), runner->last_rescan + runner->config->rescan));
+	/* Due now but left unclaimed (no room, or the memory budget): a job's
+	 * end claims again, so sleep; a timer at "now" would spin a core for
+	 * as long as a relay hangs.  With nothing in flight no job will end:
+	 * look again in a second. */
+	if (next_due <= now)
+		next_due = runner->in_flight > 0 ? G_MAXINT64 : now + G_USEC_PER_SEC;
+	runner_schedule (runner, MIN (next_due, runner->last_rescan + runner->config->rescan));
 }
 
 static void

@@ -12,6 +12,7 @@
 #include <glib/gstdio.h>
 #include <signal.h>
 #include <sqlite3.h>
+#include <unistd.h>
 
 #include "sc-test-sink.h"
 #include "sc-test-util.h"
@@ -341,23 +342,16 @@ test_claim_memory (Fixture *fixture, gconstpointer data)
 	g_assert_cmpint (peak, <, (64 + 40) * 1024);
 }
 
-/* Issue 7, defect 5: a relay that accepts TCP and never answers holds
- * only its own mailer's lane: another list's messages flow meanwhile. */
-static void
-test_hung_relay_lane (Fixture *fixture, gconstpointer data)
+/* A relay that completes the TCP handshake (the kernel does) and never
+ * says a word; returns its port. */
+static guint16
+listen_hung (GSocket **out)
 {
 	g_autoptr(GSocket) hung = NULL;
 	g_autoptr(GSocketAddress) address = NULL;
 	g_autoptr(GInetAddress) loopback = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
 	g_autoptr(GError) error = NULL;
-	g_autofree char *log = g_build_filename (fixture->dir, "run.log", NULL);
-	g_autofree char *text = NULL;
-	g_autoptr(GSubprocess) daemon = NULL;
-	guint16 port;
-	gint64 deadline;
-	gint64 done_b = 0;
 
-	/* listening, never accepting: the kernel completes the handshake */
 	hung = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, &error);
 	g_assert_no_error (error);
 	address = g_inet_socket_address_new (loopback, 0);
@@ -366,7 +360,39 @@ test_hung_relay_lane (Fixture *fixture, gconstpointer data)
 	g_assert_true (g_socket_listen (hung, &error));
 	g_clear_object (&address);
 	address = g_socket_get_local_address (hung, &error);
-	port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (address));
+	g_assert_no_error (error);
+	*out = g_steal_pointer (&hung);
+	return g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (address));
+}
+
+/* CPU time (user + system) the process has used so far, in seconds. */
+static double
+cpu_seconds (GSubprocess *process)
+{
+	g_autofree char *path = g_strdup_printf ("/proc/%s/stat", g_subprocess_get_identifier (process));
+	g_autofree char *stat = NULL;
+	g_auto(GStrv) fields = NULL;
+
+	g_assert_true (g_file_get_contents (path, &stat, NULL, NULL));
+	/* fields after the command's ")" : state is field 3, utime 14, stime 15 */
+	fields = g_strsplit (strrchr (stat, ')') + 2, " ", -1);
+	g_assert_cmpuint (g_strv_length (fields), >, 13);
+	return (double) (g_ascii_strtoll (fields[11], NULL, 10) + g_ascii_strtoll (fields[12], NULL, 10)) /
+	       (double) sysconf (_SC_CLK_TCK);
+}
+
+/* Issue 7, defect 5: a relay that accepts TCP and never answers holds
+ * only its own mailer's lane: another list's messages flow meanwhile. */
+static void
+test_hung_relay_lane (Fixture *fixture, gconstpointer data)
+{
+	g_autoptr(GSocket) hung = NULL;
+	g_autofree char *log = g_build_filename (fixture->dir, "run.log", NULL);
+	g_autofree char *text = NULL;
+	g_autoptr(GSubprocess) daemon = NULL;
+	guint16 port = listen_hung (&hung);
+	gint64 deadline;
+	gint64 done_b = 0;
 
 	text = g_strdup_printf ("[stagecoach]\nspool=spool\nworkers=2\nrescan=1s\n"
 				"[mailer:hung]\nurl=smtp://127.0.0.1:%u\ntimeout=20s\nstarttls=off\n"
@@ -398,6 +424,43 @@ test_hung_relay_lane (Fixture *fixture, gconstpointer data)
 	stop_daemon (daemon);
 }
 
+/* A backlog behind a hung relay, more due messages than the runner may
+ * hold: it must sleep until a job ends, not claim again and again.  It
+ * spun a whole core (60 polls and 29 fcntl locks per accepted message
+ * in bench-ingress, and 100 % CPU once idle) until this was fixed. */
+static void
+test_hung_relay_backlog_sleeps (Fixture *fixture, gconstpointer data)
+{
+	g_autoptr(GSocket) hung = NULL;
+	g_autofree char *log = g_build_filename (fixture->dir, "run.log", NULL);
+	g_autofree char *text = NULL;
+	g_autoptr(GSubprocess) daemon = NULL;
+	guint16 port = listen_hung (&hung);
+	double before, used;
+
+	text = g_strdup_printf ("[stagecoach]\nspool=spool\nworkers=1\nclaim-batch=1\nrescan=1s\n"
+				"[mailer:hung]\nurl=smtp://127.0.0.1:%u\ntimeout=60s\nstarttls=off\n"
+				"max-connections=1\n"
+				"[list:test.example.org]\npipeline=deliver\n",
+				port);
+	g_assert_true (g_file_set_contents (fixture->config, text, -1, NULL));
+	inject_many (fixture, 40);
+	daemon = sc_test_spawn (fixture->config, log, "run", NULL);
+	/* the one deliver job is stuck in the greeting, the rest wait due */
+	g_assert_true (sc_test_wait_at_least (fixture->config, "active", 1, 20000));
+	g_usleep (500 * 1000);
+	before = cpu_seconds (daemon);
+	g_usleep (3 * G_USEC_PER_SEC);
+	used = cpu_seconds (daemon) - before;
+	g_test_message ("CPU used in 3 s behind a hung relay: %.2f s", used);
+	/* asleep it uses ~0; spinning it used a whole core (3 s, or half of
+	 * that on a loaded machine) */
+	g_assert_cmpfloat (used, <, 0.5);
+	g_assert_cmpint (db_int (fixture, "SELECT count(*) FROM messages WHERE state IN ('active', 'queued')"),
+			 ==, 40);
+	stop_daemon (daemon);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -412,5 +475,7 @@ main (int argc, char **argv)
 		    test_claim_memory, teardown);
 	g_test_add ("/leases/lanes/hung-relay-holds-only-its-lane", Fixture, NULL, setup,
 		    test_hung_relay_lane, teardown);
+	g_test_add ("/leases/lanes/hung-relay-backlog-sleeps", Fixture, NULL, setup,
+		    test_hung_relay_backlog_sleeps, teardown);
 	return g_test_run ();
 }
