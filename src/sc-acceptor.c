@@ -2,13 +2,15 @@
  * checked messages committed together on the ingress thread.
  *
  * A submission is checked on the caller's thread, then queued; the first
- * one queued attaches an idle source (default priority, so it runs in the
- * next main-loop iteration, together with whatever I/O is ready then and
- * never starved by it).  The idle commits the whole queue in one
- * transaction and answers each caller.  While that commit waits for its
- * fsync, new data piles up in the sockets; the next iteration reads all
- * of it and the next commit takes all of it: an idle daemon commits each
- * message at once, a busy one many per fsync, with no timer anywhere.
+ * one queued attaches an idle source at idle priority: it runs once no
+ * connection has input waiting, so every session that could still reach
+ * its final "." in this round does, and all of them share one commit.
+ * It cannot starve: each session then waits for its answer, so at most
+ * one message per connection comes before it.  The idle commits the
+ * whole queue in one transaction and answers each caller.  An idle
+ * daemon commits each message at once, a busy one many per fsync, with
+ * no timer anywhere.  (At default priority the commit ran beside the
+ * first ready socket: about one message per fsync with 8 sessions.)
  */
 #include "config.h"
 
@@ -178,7 +180,7 @@ sc_acceptor_accept_async (ScAcceptor *acceptor,
 	g_ptr_array_add (acceptor->pending, g_steal_pointer (&task));
 	if (acceptor->commit_source == NULL) {
 		acceptor->commit_source = g_idle_source_new ();
-		g_source_set_priority (acceptor->commit_source, G_PRIORITY_DEFAULT);
+		g_source_set_priority (acceptor->commit_source, G_PRIORITY_DEFAULT_IDLE);
 		g_source_set_callback (acceptor->commit_source, commit_cb, acceptor, NULL);
 		g_source_attach (acceptor->commit_source, acceptor->context);
 	}

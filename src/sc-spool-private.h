@@ -12,6 +12,8 @@ G_BEGIN_DECLS
 typedef enum {
 	SC_SQL_BEGIN_IMMEDIATE,
 	SC_SQL_COMMIT,
+	SC_SQL_SYNC_NORMAL,
+	SC_SQL_SYNC_FULL,
 	SC_SQL_ROLLBACK,
 	SC_SQL_INSERT_MESSAGE,
 	SC_SQL_INSERT_BODY,
@@ -88,6 +90,7 @@ typedef enum {
 struct _ScSpool {
 	sqlite3 *db;                     /* (owned) */
 	gboolean holds_writer;           /* between sc_spool_begin and commit/rollback */
+	gboolean unsynced;               /* synchronous=NORMAL until commit/rollback */
 	char *folder;                    /* (owned) */
 	sqlite3_stmt *stmts[SC_SQL_LAST]; /* (owned) prepared lazily */
 };
@@ -127,6 +130,7 @@ gboolean sc_spool_step_done (ScSpool *spool, ScStatement *stmt, GError **error, 
 
 gboolean sc_spool_begin (ScSpool *spool, GError **error);
 gboolean sc_spool_commit (ScSpool *spool, GError **error);
+gboolean sc_spool_begin_unsynced (ScSpool *spool, GError **error);
 void sc_spool_rollback (ScSpool *spool);
 
 /* For tests: the statement text and the connection, to check query plans

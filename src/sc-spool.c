@@ -76,6 +76,8 @@ sc_outcome_to_string (ScOutcome outcome)
 static const char *const sql_text[SC_SQL_LAST] = {
     [SC_SQL_BEGIN_IMMEDIATE] = "BEGIN IMMEDIATE",
     [SC_SQL_COMMIT] = "COMMIT",
+    [SC_SQL_SYNC_NORMAL] = "PRAGMA synchronous = NORMAL",
+    [SC_SQL_SYNC_FULL] = "PRAGMA synchronous = FULL",
     [SC_SQL_ROLLBACK] = "ROLLBACK",
     [SC_SQL_INSERT_MESSAGE] =
 	"INSERT INTO messages (queue_id, list_id, sender, subject, message_id, pipeline, state,"
@@ -506,23 +508,57 @@ static GMutex process_writer;
 static void
 release_writer (ScSpool *spool)
 {
+	/* back to FULL before anything else can commit on this connection
+	 * (SQLite refuses the change inside a transaction) */
+	if (spool->unsynced) {
+		spool->unsynced = FALSE;
+		if (!sc_spool_exec_simple (spool, SC_SQL_SYNC_FULL, NULL))
+			g_error ("spool: cannot set synchronous=FULL again");
+	}
 	if (spool->holds_writer) {
 		spool->holds_writer = FALSE;
 		g_mutex_unlock (&process_writer);
 	}
 }
 
-gboolean
-sc_spool_begin (ScSpool *spool, GError **error)
+static gboolean
+begin (ScSpool *spool, gboolean unsynced, GError **error)
 {
 	g_return_val_if_fail (!spool->holds_writer, FALSE);
 	g_mutex_lock (&process_writer);
 	spool->holds_writer = TRUE;
+	/* the level is read at COMMIT, and SQLite lets it change only
+	 * outside a transaction */
+	if (unsynced) {
+		spool->unsynced = TRUE;
+		if (!sc_spool_exec_simple (spool, SC_SQL_SYNC_NORMAL, error)) {
+			release_writer (spool);
+			return FALSE;
+		}
+	}
 	if (!sc_spool_exec_simple (spool, SC_SQL_BEGIN_IMMEDIATE, error)) {
 		release_writer (spool);
 		return FALSE;
 	}
 	return TRUE;
+}
+
+gboolean
+sc_spool_begin (ScSpool *spool, GError **error)
+{
+	return begin (spool, FALSE, error);
+}
+
+/* A transaction whose loss on power failure only undoes itself: the WAL
+ * is one file, so the next synchronous=FULL commit (a stage result, an
+ * accepted message) makes its frames durable too, and until then the
+ * rows read as before it.  For claims: a lost claim leaves the message
+ * queued with its old lease generation, to be claimed again — what a
+ * crash does anyway.  Never for anything acknowledged to anyone. */
+gboolean
+sc_spool_begin_unsynced (ScSpool *spool, GError **error)
+{
+	return begin (spool, TRUE, error);
 }
 
 gboolean
@@ -1034,7 +1070,7 @@ sc_spool_claim_within (ScSpool *spool,
 	g_autoptr(GPtrArray) messages = g_ptr_array_new_with_free_func ((GDestroyNotify) sc_message_free);
 	g_autoptr(GArray) rowids = g_array_new (FALSE, FALSE, sizeof (gint64));
 
-	if (!sc_spool_begin (spool, error))
+	if (!sc_spool_begin_unsynced (spool, error))
 		return NULL;
 	{
 		g_autoptr(ScStatement) stmt = sc_spool_statement (spool, SC_SQL_CLAIM, error);

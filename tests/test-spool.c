@@ -2080,6 +2080,46 @@ test_claim_memory_budget (Fixture *fixture, gconstpointer user_data)
 	(void) second;
 }
 
+static int
+synchronous_level (ScSpool *spool)
+{
+	sqlite3_stmt *stmt = NULL;
+	int level;
+
+	g_assert_cmpint (sqlite3_prepare_v2 (spool->db, "PRAGMA synchronous", -1, &stmt, NULL), ==, SQLITE_OK);
+	g_assert_cmpint (sqlite3_step (stmt), ==, SQLITE_ROW);
+	level = sqlite3_column_int (stmt, 0);
+	sqlite3_finalize (stmt);
+	return level;
+}
+
+/* A claim commits without waiting for the disk (its loss only undoes
+ * it), but the connection is back at FULL afterwards, committed or not:
+ * the next accepted message or stage result must be durable. */
+static void
+test_claim_unsynced_then_full (Fixture *fixture, gconstpointer user_data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GPtrArray) claimed = NULL;
+	g_autoptr(GPtrArray) refused = NULL;
+	g_autofree char *queue_id = inject (fixture, "a.example.org");
+	gint64 now = sc_clock_now (fixture->clock);
+
+	g_assert_cmpint (synchronous_level (fixture->spool), ==, 2);
+	claimed = sc_spool_claim (fixture->spool, "r", now, now + LEASE, 10, &error);
+	g_assert_no_error (error);
+	g_assert_cmpuint (claimed->len, ==, 1);
+	g_assert_cmpint (synchronous_level (fixture->spool), ==, 2);
+	/* a claim that cannot even begin (another process writes) */
+	g_assert_cmpint (sqlite3_exec (fixture->observer, "BEGIN IMMEDIATE", NULL, NULL, NULL), ==, SQLITE_OK);
+	refused = sc_spool_claim (fixture->spool, "r", now, now + LEASE, 10, &error);
+	g_assert_null (refused);
+	g_assert_nonnull (error);
+	g_assert_cmpint (sqlite3_exec (fixture->observer, "ROLLBACK", NULL, NULL, NULL), ==, SQLITE_OK);
+	g_assert_cmpint (synchronous_level (fixture->spool), ==, 2);
+	(void) queue_id;
+}
+
 /* Issue 7, defect 3: of a dead runner's claims only those a handler was
  * running are blamed; the merely claimed go back at once, uncounted. */
 static void
@@ -2333,5 +2373,7 @@ main (int argc, char **argv)
 	ADD ("/spool/bad/full", test_bad_full);
 #undef ADD
 	g_test_add ("/spool/claim/memory-budget", Fixture, NULL, fixture_setup, test_claim_memory_budget, fixture_teardown);
+	g_test_add ("/spool/claim/unsynced-then-full", Fixture, NULL, fixture_setup,
+		    test_claim_unsynced_then_full, fixture_teardown);
 	return g_test_run ();
 }
