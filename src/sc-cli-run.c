@@ -6,6 +6,9 @@
 
 #include <curl/curl.h>
 #include <glib-unix.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdio.h>
 #include <sysexits.h>
 
@@ -99,6 +102,15 @@ sc_cli_run (ScCli *cli, int argc, char **argv)
 	 * curl, so inject and the other short commands skip its TLS start-up
 	 * (measured: most of a short command's run time). */
 	curl_global_init (CURL_GLOBAL_DEFAULT);
+#ifdef __GLIBC__
+	/* SQLite frees a statement journal after every statement of a
+	 * multi-row transaction; with glibc's default threshold each free
+	 * gave the top of the thread's heap back (madvise), and the TLB
+	 * shoot-down that follows interrupts the other core: 14 % of the
+	 * ingress thread's time in perf, 1.4x the accept rate without it.
+	 * Keep up to 8 MiB free per arena instead. */
+	(void) mallopt (M_TRIM_THRESHOLD, 8 * 1024 * 1024);
+#endif
 	if (sc_cli_get_config (cli) == NULL)
 		return EX_CONFIG;
 	for (guint i = 0; cli->config->warnings != NULL && i < cli->config->warnings->len; i++)
