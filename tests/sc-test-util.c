@@ -142,6 +142,20 @@ bytes_to_string (GBytes *bytes)
 	return size > 0 ? g_strndup (data, size) : g_strdup ("");
 }
 
+gboolean
+sc_test_communicate (GSubprocess *process, GBytes *input, GBytes **out, GBytes **err, GError **error)
+{
+	/* A command refused on its command line exits without reading its
+	 * input: writing it must be EPIPE (GLib ignores that), not SIGPIPE
+	 * killing the test.  Set after the spawn, so the child keeps the
+	 * default. */
+	void (*old_handler) (int) = signal (SIGPIPE, SIG_IGN);
+	gboolean ok = g_subprocess_communicate (process, input, NULL, out, err, error);
+
+	signal (SIGPIPE, old_handler);
+	return ok;
+}
+
 int
 sc_test_run (const char *config_path,
 	     GBytes *input,
@@ -167,16 +181,7 @@ sc_test_run (const char *config_path,
 	va_end (args);
 	process = g_subprocess_launcher_spawnv (launcher, (const char *const *) argv->pdata, &error);
 	g_assert_no_error (error);
-	/* A command refused on its command line exits without reading its
-	 * input: writing it must be EPIPE (GLib ignores that), not SIGPIPE
-	 * killing the test.  Set after the spawn, so the child keeps the
-	 * default. */
-	{
-		void (*old_handler) (int) = signal (SIGPIPE, SIG_IGN);
-		g_subprocess_communicate (process, input != NULL ? input : empty, NULL, &stdout_bytes,
-					  &stderr_bytes, &error);
-		signal (SIGPIPE, old_handler);
-	}
+	sc_test_communicate (process, input != NULL ? input : empty, &stdout_bytes, &stderr_bytes, &error);
 	g_assert_no_error (error);
 	if (out_stdout != NULL)
 		*out_stdout = bytes_to_string (stdout_bytes);

@@ -34,6 +34,9 @@ G_BEGIN_DECLS
 /* Runs the stagecoach binary with STAGECOACH_CONFIG=@config_path, feeding
  * @input (nullable) on stdin; returns its exit status.  @out_stdout and
  * @out_stderr: (optional) (transfer full).  Arguments end with NULL. */
+/* g_subprocess_communicate with SIGPIPE ignored while the input is
+ * written: a child that exits before reading it must not kill the test. */
+gboolean sc_test_communicate (GSubprocess *process, GBytes *input, GBytes **out, GBytes **err, GError **error);
 int sc_test_run (const char *config_path,
 		 GBytes *input,
 		 char **out_stdout,

@@ -190,7 +190,7 @@ test_inject (Fixture *fixture, gconstpointer data)
 						       fixture->config, "inject", "-l", "test.example.org",
 						       "c@example.org", NULL);
 		g_assert_no_error (error);
-		g_subprocess_communicate (process, other, NULL, &stdout_bytes, NULL, &error);
+		sc_test_communicate (process, other, &stdout_bytes, NULL, &error);
 		g_assert_no_error (error);
 		g_assert_cmpint (g_subprocess_get_exit_status (process), ==, 0);
 		g_assert_cmpuint (g_bytes_get_size (stdout_bytes), ==, 17);
@@ -256,7 +256,7 @@ test_sendmail (Fixture *fixture, gconstpointer data)
 		g_subprocess_launcher_setenv (launcher, "STAGECOACH_CONFIG", fixture->config, TRUE);
 		process = g_subprocess_launcher_spawn (launcher, &error, link, "-t", "-oi", NULL);
 		g_assert_no_error (error);
-		g_subprocess_communicate (process, second_input, NULL, &stdout_bytes, NULL, &error);
+		sc_test_communicate (process, second_input, &stdout_bytes, NULL, &error);
 		g_assert_no_error (error);
 		g_assert_cmpint (g_subprocess_get_exit_status (process), ==, 0);
 		g_assert_cmpuint (g_bytes_get_size (stdout_bytes), ==, 0);
@@ -306,8 +306,7 @@ static void
 run_case (Fixture *fixture, const Case *c, GBytes *big, Outcome *outcome)
 {
 	g_autoptr(GSubprocessLauncher) launcher =
-	    g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE |
-				       G_SUBPROCESS_FLAGS_STDERR_PIPE);
+	    g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE);
 	g_autoptr(GPtrArray) argv = g_ptr_array_new ();
 	g_autoptr(GSubprocess) process = NULL;
 	g_autoptr(GBytes) input = NULL;
@@ -321,6 +320,15 @@ run_case (Fixture *fixture, const Case *c, GBytes *big, Outcome *outcome)
 		input = g_bytes_new_static (message_text, strlen (message_text));
 	else
 		input = g_bytes_new_static (c->input, c->input_size != 0 ? c->input_size : strlen (c->input));
+	/* stdin from a file: a command refused (for its arguments, its size)
+	 * exits before reading all of it, and writing to its pipe would then
+	 * fail (EPIPE) at random */
+	{
+		g_autofree char *path = g_build_filename (fixture->dir, "case-input", NULL);
+		g_assert_true (g_file_set_contents (path, g_bytes_get_data (input, NULL),
+						    (gssize) g_bytes_get_size (input), NULL));
+		g_subprocess_launcher_set_stdin_file_path (launcher, path);
+	}
 	g_ptr_array_add (argv, (gpointer) sc_test_binary ());
 	for (guint i = 0; i < G_N_ELEMENTS (c->args) && c->args[i] != NULL; i++)
 		g_ptr_array_add (argv, (gpointer) c->args[i]);
@@ -328,7 +336,7 @@ run_case (Fixture *fixture, const Case *c, GBytes *big, Outcome *outcome)
 	g_subprocess_launcher_setenv (launcher, "STAGECOACH_CONFIG", fixture->config, TRUE);
 	process = g_subprocess_launcher_spawnv (launcher, (const char *const *) argv->pdata, &error);
 	g_assert_no_error (error);
-	g_subprocess_communicate (process, input, NULL, &out, &err, &error);
+	g_subprocess_communicate (process, NULL, NULL, &out, &err, &error);
 	g_assert_no_error (error);
 	outcome->status = g_subprocess_get_exit_status (process);
 	outcome->out = g_strndup (g_bytes_get_data (out, NULL), g_bytes_get_size (out));
