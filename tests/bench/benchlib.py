@@ -136,6 +136,7 @@ class Refuser:
         self.seen = {}
         self.accepted = 0
         self.refused = 0
+        self.accept_times = []  # time.monotonic() of each 250
         self.lock = threading.Lock()
         self.all_accepted = threading.Event()
         self.expected = None
@@ -150,6 +151,12 @@ class Refuser:
             self.port = self.server.sockets[0].getsockname()[1]
             ready.set()
             self.loop.run_forever()
+            # sessions still open end here, before the loop closes
+            tasks = asyncio.all_tasks(self.loop)
+            for task in tasks:
+                task.cancel()
+            self.loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+            self.loop.close()
         self.thread = threading.Thread(target=run, daemon=True)
         self.thread.start()
         ready.wait(10)
@@ -203,6 +210,7 @@ class Refuser:
                             answer = b"450 4.7.1 try again later (bench refuser)\r\n"
                         else:
                             self.accepted += 1
+                            self.accept_times.append(time.monotonic())
                             answer = b"250 2.0.0 accepted\r\n"
                             if self.expected is not None and self.accepted >= self.expected:
                                 self.all_accepted.set()
@@ -220,7 +228,7 @@ class Refuser:
                 else:
                     w(b"502 5.5.2 not implemented\r\n")
                 await writer.drain()
-        except (ConnectionError, asyncio.IncompleteReadError):
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
             pass
         finally:
             writer.close()
@@ -239,7 +247,7 @@ class Postfix:
 
     SERVICES = """pickup unix n - n 60 1 pickup
 cleanup unix n - n - 0 cleanup
-qmgr unix n - n 300 1 qmgr
+qmgr unix n - n {qmgr_wakeup} 1 qmgr
 rewrite unix - - n - - trivial-rewrite
 bounce unix - - n - 0 bounce
 defer unix - - n - 0 bounce
@@ -258,7 +266,7 @@ scache unix - - n - 1 scache
 postlog unix-dgram n - n - 1 postlogd
 """
 
-    def __init__(self, work, name, relay_port, accept_only=False, extra=""):
+    def __init__(self, work, name, relay_port, accept_only=False, extra="", qmgr_wakeup=300):
         self.dir = os.path.join(work, name)
         self.etc = os.path.join(self.dir, "etc")
         os.makedirs(self.etc)
@@ -292,7 +300,8 @@ maillog_file_prefixes = {self.dir}
             main_cf += "smtp_helo_timeout = 300s\n"
         main_cf += extra
         self._write("main.cf", main_cf)
-        self._write("master.cf", f"127.0.0.1:{self.port} inet n - n - - smtpd\n" + self.SERVICES)
+        self._write("master.cf", f"127.0.0.1:{self.port} inet n - n - - smtpd\n"
+                    + self.SERVICES.replace("{qmgr_wakeup}", str(qmgr_wakeup)))
         started = subprocess.run(["postfix", "-c", self.etc, "start"], capture_output=True, text=True)
         if started.returncode != 0:
             sys.exit(f"postfix -c {self.etc} start failed: {started.stdout}{started.stderr}")
