@@ -433,7 +433,7 @@ def scale_one(total):
         db.close()
         fill = time.monotonic() - t0
         note_command(8, f"spool of N deferred messages: one SQLite INSERT ... WITH RECURSIVE into "
-                     "messages, bodies, recipients (real schema, triggers run); N={total} took "
+                     f"messages, bodies, recipients (real schema, triggers run); N={total} took "
                      f"{fill:.1f} s; then 64 due messages through `stagecoach inject` (no daemon)")
         for i in range(64):
             sc.cli("inject", "--list", bl.LIST, f"due{i}@list.example", input=bl.BODY)
