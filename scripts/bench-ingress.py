@@ -32,17 +32,18 @@ import argparse
 import concurrent.futures
 import http.client
 import json
-import math
 import os
 import shutil
 import signal
-import smtplib
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "bench"))
+from benchlib import BODY, Postfix, Silent, free_port, stop, wait_port  # noqa: E402
+import benchlib  # noqa: E402
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--messages", type=int, default=20000, help="smtp-source -m (SMTP accept)")
@@ -81,36 +82,6 @@ def terminated(signum, frame):
 
 
 signal.signal(signal.SIGTERM, terminated)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, process=None, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            return False
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return True
-        except OSError:
-            time.sleep(0.02)
-    return False
-
-
-def stop(process, timeout=30):
-    if process is None or process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 class Sink:
@@ -181,83 +152,6 @@ class Stagecoach:
         self.log.close()
 
 
-class Postfix:
-    """A private Postfix (as tests/sc-test-postfix.c builds it): smtpd on a loopback
-    port, relaying to @relay_port, or accept-only with defer_transports=smtp."""
-
-    SERVICES = """pickup unix n - n 60 1 pickup
-cleanup unix n - n - 0 cleanup
-qmgr unix n - n 300 1 qmgr
-rewrite unix - - n - - trivial-rewrite
-bounce unix - - n - 0 bounce
-defer unix - - n - 0 bounce
-trace unix - - n - 0 bounce
-verify unix - - n - 1 verify
-flush unix n - n 1000? 0 flush
-proxymap unix - - n - - proxymap
-smtp unix - - n - - smtp
-relay unix - - n - - smtp
-showq unix n - n - - showq
-error unix - - n - - error
-retry unix - - n - - error
-discard unix - - n - - discard
-anvil unix - - n - 1 anvil
-scache unix - - n - 1 scache
-postlog unix-dgram n - n - 1 postlogd
-"""
-
-    def __init__(self, work, name, relay_port, accept_only):
-        self.dir = os.path.join(work, name)
-        self.etc = os.path.join(self.dir, "etc")
-        os.makedirs(self.etc)
-        os.makedirs(os.path.join(self.dir, "queue"))
-        os.makedirs(os.path.join(self.dir, "data"))
-        os.chmod(self.dir, 0o755)
-        shutil.chown(os.path.join(self.dir, "data"), "postfix", "postfix")
-        self.port = free_port()
-        main_cf = f"""compatibility_level = 3.6
-queue_directory = {self.dir}/queue
-data_directory = {self.dir}/data
-mail_owner = postfix
-setgid_group = postdrop
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-myhostname = bench-postfix.localdomain
-mydestination =
-relay_domains =
-mynetworks = 127.0.0.0/8
-alias_maps =
-alias_database =
-relayhost = [127.0.0.1]:{relay_port}
-smtp_dns_support_level = disabled
-smtp_host_lookup = native
-smtpd_peername_lookup = no
-smtpd_recipient_restrictions = permit_mynetworks, reject
-maillog_file = {self.dir}/maillog
-maillog_file_prefixes = {self.dir}
-"""
-        if accept_only:
-            main_cf += "smtp_helo_timeout = 300s\n"
-        self._write("main.cf", main_cf)
-        self._write("master.cf", f"127.0.0.1:{self.port} inet n - n - - smtpd\n" + self.SERVICES)
-        started = subprocess.run(["postfix", "-c", self.etc, "start"], capture_output=True, text=True)
-        if started.returncode != 0:
-            sys.exit(f"postfix -c {self.etc} start failed: {started.stdout}{started.stderr}")
-        if not wait_port(self.port):
-            sys.exit(f"private postfix did not listen; see {self.dir}/maillog")
-
-    def _write(self, name, text):
-        path = os.path.join(self.etc, name)
-        with open(path, "w") as f:
-            f.write(text)
-        # Postfix will not read a config file modified in the current second
-        old = time.time() - 5
-        os.utime(path, (old, old))
-
-    def stop(self):
-        subprocess.run(["postfix", "-c", self.etc, "abort"], capture_output=True)
-
-
 def smtp_source(port, label):
     argv = ["smtp-source", "-d", "-N", "-s", str(args.sessions), "-m", str(args.messages),
             "-l", "4096", "-r", "1", "-f", "sender@bench.example", "-t", "rcpt@list.example",
@@ -266,10 +160,6 @@ def smtp_source(port, label):
     t0 = time.monotonic()
     subprocess.run(argv, check=True, capture_output=True, timeout=1800)
     return args.messages / (time.monotonic() - t0)
-
-
-BODY = ("From: a@example.org\r\nTo: bench@example.org\r\nSubject: ingress\r\n\r\n"
-        + "line of text, about four kilobytes in all\r\n" * 95).encode()
 
 
 def inject_rate(sc, callers, n):
@@ -319,49 +209,7 @@ def latency(port, dump_dir, label):
     """SMTP-in -> written by the sink, one message at a time; (median ms, p99 ms)."""
     commands.append(f"latency {label}: smtplib one message at a time to 127.0.0.1:{port}, "
                     f"{args.latency} messages, {args.pause}s apart")
-    result = []
-    for i in range(-5, args.latency):  # the first 5 warm up (connection caches, first qmgr scan)
-        before = set(os.listdir(dump_dir))
-        message = BODY.replace(b"Subject: ingress", f"Message-ID: <lat-{label}-{i}-{time.time_ns()}@bench.example>\r\nSubject: latency".encode())
-        t0 = time.time_ns()
-        with smtplib.SMTP("127.0.0.1", port, local_hostname="bench.localdomain", timeout=30) as smtp:
-            smtp.sendmail("sender@bench.example", ["rcpt@list.example"], message)
-        # t1: when the complete dump (smtp-sink ends it with an empty line) is first
-        # seen, polling every 0.2 ms; a file's mtime would be rounded down to the
-        # kernel's coarse clock tick (up to 4 ms)
-        deadline = time.monotonic() + 30
-        t1 = None
-        while t1 is None and time.monotonic() < deadline:
-            for name in os.listdir(dump_dir):
-                if name in before:
-                    continue
-                with open(os.path.join(dump_dir, name), "rb") as f:
-                    data = f.read()
-                if len(data) > len(BODY) // 2 and data.endswith(b"\n\n"):
-                    t1 = time.time_ns()
-                    break
-            else:
-                time.sleep(0.0002)
-        if t1 is None:
-            sys.exit(f"latency {label}: message {i} never reached the sink")
-        if i >= 0:
-            result.append((t1 - t0) / 1e6)
-        time.sleep(args.pause)
-    result.sort()
-    return statistics.median(result), result[max(0, math.ceil(0.99 * len(result)) - 1)]
-
-
-class Silent:
-    """A relay that accepts connections and never answers (nothing is delivered)."""
-
-    def __init__(self):
-        self.socket = socket.socket()
-        self.socket.bind(("127.0.0.1", 0))
-        self.socket.listen(4096)
-        self.port = self.socket.getsockname()[1]
-
-    def stop(self):
-        self.socket.close()
+    return benchlib.latency(port, dump_dir, label, args.latency, args.pause)
 
 
 def run_round(number):

@@ -1,0 +1,383 @@
+"""Shared pieces of the benchmarks (scripts/bench.sh, scripts/bench-ingress.py).
+
+A private Postfix, smtp-sink / smtp-source, a silent relay, a small real
+SMTP receiver that refuses each message a set number of times, the idle
+latency method and the private PID + network namespace every benchmark
+process lives in.  Everything listens on 127.0.0.1.
+"""
+import asyncio
+import math
+import os
+import shutil
+import signal
+import smtplib
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+LIST = "bench.example.org"
+
+# about 4 KiB, one recipient; the same bytes for every client this module has
+BODY = ("From: a@example.org\r\nTo: bench@example.org\r\nSubject: ingress\r\n\r\n"
+        + "line of text, about four kilobytes in all\r\n" * 95).encode()
+
+
+def is_root():
+    return os.geteuid() == 0
+
+
+def enter_namespace(env_flag="SC_BENCH_INNER"):
+    """Re-exec the running script in private PID + network namespaces (as root):
+    every process it starts dies with it and only its own loopback exists.
+    Returns True inside the namespace (loopback brought up)."""
+    if os.environ.get(env_flag):
+        subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+        return True
+    if is_root() and shutil.which("unshare"):
+        probe = subprocess.run(["unshare", "--pid", "--fork", "--net", "true"], capture_output=True)
+        if probe.returncode == 0:
+            os.environ[env_flag] = "1"
+            sys.stdout.flush()
+            os.execvp("unshare", ["unshare", "--pid", "--fork", "--kill-child", "--mount-proc",
+                                  "--net", sys.executable] + sys.argv)
+    return False
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, process=None, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            return False
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return True
+        except OSError:
+            time.sleep(0.02)
+    return False
+
+
+def stop(process, timeout=30):
+    """SIGTERM, then SIGKILL after @timeout: this one process, by its PID."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+class Sink:
+    """smtp-sink on a free loopback port.  dump=True writes each transaction to a
+    file in self.dir (one X-Rcpt-Args line per recipient); exit_after=N makes it
+    exit after N messages, which is how the throughput figures see the end."""
+
+    def __init__(self, work, name, dump=False, exit_after=None):
+        self.dir = None
+        self.port = free_port()
+        argv = ["smtp-sink"] + (["-u", "nobody"] if is_root() else [])
+        if dump:
+            self.dir = os.path.join(work, name)
+            os.makedirs(self.dir)
+            if is_root():
+                shutil.chown(self.dir, "nobody")
+            argv += ["-d", os.path.join(self.dir, "%H%M%S.")]
+        if exit_after is not None:
+            argv += ["-M", str(exit_after)]
+        argv += [f"127.0.0.1:{self.port}", "256"]
+        self.argv = argv
+        self.process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # the probe connection sends no MAIL: it counts as no message, dumps nothing
+        if not wait_port(self.port, self.process):
+            sys.exit("smtp-sink did not start: " + " ".join(argv))
+
+    def wait_exit(self, timeout):
+        """Seconds-since-epoch-free: the monotonic time the sink exited, or None."""
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        return time.monotonic()
+
+    def stop(self):
+        stop(self.process)
+
+
+class Silent:
+    """A relay that accepts connections and never answers (nothing is delivered)."""
+
+    def __init__(self):
+        self.socket = socket.socket()
+        self.socket.bind(("127.0.0.1", 0))
+        self.socket.listen(4096)
+        self.port = self.socket.getsockname()[1]
+
+    def stop(self):
+        self.socket.close()
+
+
+class Refuser:
+    """A small real SMTP receiver on loopback (asyncio, in a thread): answers 450 after
+    the data to the first @refusals deliveries of each (Message-ID, recipients) and 250
+    from then on.  self.accepted counts the 250s; self.refused the 450s."""
+
+    def __init__(self, refusals=2):
+        self.refusals = refusals
+        self.seen = {}
+        self.accepted = 0
+        self.refused = 0
+        self.accept_times = []  # time.monotonic() of each 250
+        self.lock = threading.Lock()
+        self.all_accepted = threading.Event()
+        self.expected = None
+        self.loop = asyncio.new_event_loop()
+        ready = threading.Event()
+        self.port = None
+
+        def run():
+            asyncio.set_event_loop(self.loop)
+            self.server = self.loop.run_until_complete(
+                asyncio.start_server(self._session, "127.0.0.1", 0, backlog=1024))
+            self.port = self.server.sockets[0].getsockname()[1]
+            ready.set()
+            self.loop.run_forever()
+            # sessions still open end here, before the loop closes
+            tasks = asyncio.all_tasks(self.loop)
+            for task in tasks:
+                task.cancel()
+            self.loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+            self.loop.close()
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+        ready.wait(10)
+
+    def expect(self, count):
+        with self.lock:
+            self.expected = count
+            if self.accepted >= count:
+                self.all_accepted.set()
+
+    async def _session(self, reader, writer):
+        w = writer.write
+        w(b"220 refuser.localdomain ESMTP\r\n")
+        rcpts = []
+        try:
+            while True:
+                line = await reader.readline()
+                if not line:
+                    break
+                verb = line[:4].upper()
+                if verb in (b"EHLO",):
+                    w(b"250-refuser.localdomain\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 SIZE 100000000\r\n")
+                elif verb == b"HELO":
+                    w(b"250 refuser.localdomain\r\n")
+                elif verb == b"MAIL":
+                    rcpts = []
+                    w(b"250 2.1.0 ok\r\n")
+                elif verb == b"RCPT":
+                    rcpts.append(line[8:].strip().lower())
+                    w(b"250 2.1.5 ok\r\n")
+                elif verb == b"DATA":
+                    w(b"354 go ahead\r\n")
+                    await writer.drain()
+                    message_id = b""
+                    in_header = True
+                    while True:
+                        data = await reader.readline()
+                        if not data or data == b".\r\n" or data == b".\n":
+                            break
+                        if in_header:
+                            if data in (b"\r\n", b"\n"):
+                                in_header = False
+                            elif data[:11].lower() == b"message-id:":
+                                message_id = data[11:].strip()
+                    key = (message_id, tuple(rcpts))
+                    with self.lock:
+                        n = self.seen.get(key, 0)
+                        self.seen[key] = n + 1
+                        if n < self.refusals:
+                            self.refused += 1
+                            answer = b"450 4.7.1 try again later (bench refuser)\r\n"
+                        else:
+                            self.accepted += 1
+                            self.accept_times.append(time.monotonic())
+                            answer = b"250 2.0.0 accepted\r\n"
+                            if self.expected is not None and self.accepted >= self.expected:
+                                self.all_accepted.set()
+                    w(answer)
+                    rcpts = []
+                elif verb == b"RSET":
+                    rcpts = []
+                    w(b"250 2.0.0 ok\r\n")
+                elif verb == b"NOOP":
+                    w(b"250 2.0.0 ok\r\n")
+                elif verb == b"QUIT":
+                    w(b"221 2.0.0 bye\r\n")
+                    await writer.drain()
+                    break
+                else:
+                    w(b"502 5.5.2 not implemented\r\n")
+                await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+
+    def stop(self):
+        def close():
+            self.server.close()
+            self.loop.stop()
+        self.loop.call_soon_threadsafe(close)
+        self.thread.join(10)
+
+
+class Postfix:
+    """A private Postfix (as tests/sc-test-postfix.c builds it): smtpd on a loopback
+    port relaying everything to [127.0.0.1]:relay_port; @extra is appended to main.cf."""
+
+    SERVICES = """pickup unix n - n 60 1 pickup
+cleanup unix n - n - 0 cleanup
+qmgr unix n - n {qmgr_wakeup} 1 qmgr
+rewrite unix - - n - - trivial-rewrite
+bounce unix - - n - 0 bounce
+defer unix - - n - 0 bounce
+trace unix - - n - 0 bounce
+verify unix - - n - 1 verify
+flush unix n - n 1000? 0 flush
+proxymap unix - - n - - proxymap
+smtp unix - - n - - smtp
+relay unix - - n - - smtp
+showq unix n - n - - showq
+error unix - - n - - error
+retry unix - - n - - error
+discard unix - - n - - discard
+anvil unix - - n - 1 anvil
+scache unix - - n - 1 scache
+postlog unix-dgram n - n - 1 postlogd
+"""
+
+    def __init__(self, work, name, relay_port, accept_only=False, extra="", qmgr_wakeup=300):
+        self.dir = os.path.join(work, name)
+        self.etc = os.path.join(self.dir, "etc")
+        os.makedirs(self.etc)
+        os.makedirs(os.path.join(self.dir, "queue"))
+        os.makedirs(os.path.join(self.dir, "data"))
+        os.chmod(self.dir, 0o755)
+        shutil.chown(os.path.join(self.dir, "data"), "postfix", "postfix")
+        self.port = free_port()
+        main_cf = f"""compatibility_level = 3.6
+queue_directory = {self.dir}/queue
+data_directory = {self.dir}/data
+mail_owner = postfix
+setgid_group = postdrop
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+myhostname = bench-postfix.localdomain
+mydestination =
+relay_domains =
+mynetworks = 127.0.0.0/8
+alias_maps =
+alias_database =
+relayhost = [127.0.0.1]:{relay_port}
+smtp_dns_support_level = disabled
+smtp_host_lookup = native
+smtpd_peername_lookup = no
+smtpd_recipient_restrictions = permit_mynetworks, reject
+maillog_file = {self.dir}/maillog
+maillog_file_prefixes = {self.dir}
+"""
+        if accept_only:
+            main_cf += "smtp_helo_timeout = 300s\n"
+        main_cf += extra
+        self._write("main.cf", main_cf)
+        self._write("master.cf", f"127.0.0.1:{self.port} inet n - n - - smtpd\n"
+                    + self.SERVICES.replace("{qmgr_wakeup}", str(qmgr_wakeup)))
+        started = subprocess.run(["postfix", "-c", self.etc, "start"], capture_output=True, text=True)
+        if started.returncode != 0:
+            sys.exit(f"postfix -c {self.etc} start failed: {started.stdout}{started.stderr}")
+        if not wait_port(self.port):
+            sys.exit(f"private postfix did not listen; see {self.dir}/maillog")
+
+    def _write(self, name, text):
+        path = os.path.join(self.etc, name)
+        with open(path, "w") as f:
+            f.write(text)
+        # Postfix will not read a config file modified in the current second
+        old = time.time() - 5
+        os.utime(path, (old, old))
+
+    def stop(self):
+        subprocess.run(["postfix", "-c", self.etc, "abort"], capture_output=True)
+
+
+def smtp_source_argv(port, messages, sessions=8, size=4096, recipients=1):
+    return ["smtp-source", "-d", "-N", "-s", str(sessions), "-m", str(messages),
+            "-l", str(size), "-r", str(recipients), "-f", "sender@bench.example",
+            "-t", "rcpt@list.example", "-M", "bench.localdomain", f"127.0.0.1:{port}"]
+
+
+def latency(port, dump_dir, label, count, pause=0.02, warmup=5):
+    """SMTP-in -> written by the sink, one message at a time: (median ms, p99 ms).
+    From before connect (Python smtplib) until the complete dump file of the
+    smtp-sink behind @port is first seen, polling every 0.2 ms; a file's mtime
+    would be rounded down to the kernel's coarse clock tick (up to 4 ms)."""
+    result = []
+    for i in range(-warmup, count):  # the first ones warm up (connection caches, first qmgr scan)
+        before = set(os.listdir(dump_dir))
+        message = BODY.replace(b"Subject: ingress", f"Message-ID: <lat-{label}-{i}-{time.time_ns()}"
+                               "@bench.example>\r\nSubject: latency".encode())
+        t0 = time.time_ns()
+        with smtplib.SMTP("127.0.0.1", port, local_hostname="bench.localdomain", timeout=30) as smtp:
+            smtp.sendmail("sender@bench.example", ["rcpt@list.example"], message)
+        deadline = time.monotonic() + 30
+        t1 = None
+        while t1 is None and time.monotonic() < deadline:
+            for name in os.listdir(dump_dir):
+                if name in before:
+                    continue
+                with open(os.path.join(dump_dir, name), "rb") as f:
+                    data = f.read()
+                # smtp-sink ends a dump with an empty line
+                if len(data) > len(BODY) // 2 and data.endswith(b"\n\n"):
+                    t1 = time.time_ns()
+                    break
+            else:
+                time.sleep(0.0002)
+        if t1 is None:
+            sys.exit(f"latency {label}: message {i} never reached the sink")
+        if i >= 0:
+            result.append((t1 - t0) / 1e6)
+        time.sleep(pause)
+    result.sort()
+    return statistics.median(result), result[max(0, math.ceil(0.99 * len(result)) - 1)]
+
+
+def count_rcpts(dump_dir, done):
+    """Recipients in the complete dump files of @dump_dir (X-Rcpt-Args lines);
+    @done caches the files already counted (name -> count)."""
+    total = 0
+    for name in os.listdir(dump_dir):
+        if name in done:
+            total += done[name]
+            continue
+        try:
+            with open(os.path.join(dump_dir, name), "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            continue
+        if not data.endswith(b"\n\n"):
+            continue
+        head = data.split(b"\nReceived:", 1)[0]
+        done[name] = head.count(b"X-Rcpt-Args:")
+        total += done[name]
+    return total
