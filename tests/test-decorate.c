@@ -784,6 +784,54 @@ test_footer_7bit_to_qp (Fixture *fixture, gconstpointer user_data)
 	g_assert_cmpstr (text, ==, "plain\n-- \nÜber dev\n");
 }
 
+/* The charsets decorate checks without iconv (US-ASCII, UTF-8) decide as
+ * iconv did: text that is not what its charset claims is wrapped, not
+ * appended to; a footer the charset cannot carry makes the part UTF-8. */
+static void
+test_footer_charset_checks (Fixture *fixture, gconstpointer user_data)
+{
+	static const char *const claims_wrongly[] = {
+	    "From: a@example.org\nSubject: x\nContent-Type: text/plain; charset=us-ascii\n"
+	    "Content-Transfer-Encoding: 8bit\n\nbyte \xe9 is not ascii\n",
+	    "From: a@example.org\nSubject: x\nContent-Type: text/plain; charset=utf-8\n"
+	    "Content-Transfer-Encoding: 8bit\n\nbyte \xe9 alone is not utf-8\n",
+	    "From: a@example.org\nSubject: x\nContent-Type: text/plain; charset=utf-8\n"
+	    "Content-Transfer-Encoding: 8bit\n\nsurrogate \xed\xa0\x80 is not utf-8\n",
+	};
+
+	for (guint i = 0; i < G_N_ELEMENTS (claims_wrongly); i++) {
+		GBytes *output = decorate_text (fixture, claims_wrongly[i]);
+		g_autoptr(GMimeMessage) parsed = parse_output (output);
+		GMimeObject *top = g_mime_message_get_mime_part (parsed);
+		g_assert_true (GMIME_IS_MULTIPART (top));
+		g_assert_cmpint (g_mime_multipart_get_count (GMIME_MULTIPART (top)), ==, 2);
+		g_assert_nonnull (fixture->context.note);
+		g_assert_nonnull (strstr (fixture->context.note, "not valid in its charset"));
+		assert_decorated (fixture, fixture->input, output);
+	}
+	/* plain ASCII text, a footer with a non-ASCII letter: still inline */
+	fixture->list.footer_template = (char *) "-- \n\xc3\x9c $list_name\n";
+	{
+		GBytes *output = decorate_text (fixture, "From: a@example.org\nSubject: x\n"
+							 "Content-Type: text/plain; charset=us-ascii\n\nplain\n");
+		g_autoptr(GMimeMessage) parsed = parse_output (output);
+		GMimeObject *top = g_mime_message_get_mime_part (parsed);
+		g_autofree char *text = decoded_text (top);
+		g_assert_true (GMIME_IS_TEXT_PART (top));
+		g_assert_cmpstr (g_mime_object_get_content_type_parameter (top, "charset"), ==, "utf-8");
+		g_assert_cmpstr (text, ==, "plain\n-- \n\xc3\x9c dev\n");
+	}
+	/* valid UTF-8 text keeps its charset and gets the footer appended */
+	{
+		GBytes *output = decorate_text (fixture, "From: a@example.org\nSubject: x\n"
+							 "Content-Type: text/plain; charset=utf-8\n"
+							 "Content-Transfer-Encoding: 8bit\n\nh\xc3\xa4llo\n");
+		g_autoptr(GMimeMessage) parsed = parse_output (output);
+		g_autofree char *text = decoded_text (g_mime_message_get_mime_part (parsed));
+		g_assert_cmpstr (text, ==, "h\xc3\xa4llo\n-- \n\xc3\x9c dev\n");
+	}
+}
+
 static void
 test_footer_base64_utf8 (Fixture *fixture, gconstpointer user_data)
 {
@@ -1406,6 +1454,7 @@ main (int argc, char **argv)
 	ADD ("/decorate/footer/latin1-to-utf8", test_footer_latin1_to_utf8);
 	ADD ("/decorate/footer/7bit-to-qp", test_footer_7bit_to_qp);
 	ADD ("/decorate/footer/base64-utf8", test_footer_base64_utf8);
+	ADD ("/decorate/footer/charset-checks", test_footer_charset_checks);
 	ADD ("/decorate/footer/header-template", test_footer_header_template);
 	ADD ("/decorate/footer/none", test_footer_none);
 	ADD ("/decorate/mime/mixed", test_mime_mixed);
