@@ -611,40 +611,24 @@ release_commits (ScRunner *runner, GPtrArray *commits, const GError *error)
 static gboolean
 record_all (ScRunner *runner, GPtrArray *commits, GPtrArray *results, GError **error)
 {
-	const char *owner = sc_owner_get_name (runner->owner);
+	g_autofree ScRecipientGroup *groups = g_new0 (ScRecipientGroup, MAX (commits->len, 1));
 
-	if (!sc_spool_record_begin (runner->spool, error))
+	for (guint i = 0; i < commits->len; i++) {
+		ScRecipientCommit *commit = commits->pdata[i];
+		g_clear_error (&commit->error);
+		groups[i].updates = commit->updates;
+		groups[i].n_updates = commit->n_updates;
+	}
+	if (!sc_spool_commit_batch (runner->spool, sc_owner_get_name (runner->owner), groups, commits->len,
+				    (ScStageResult *const *) results->pdata, results->len, error))
 		return FALSE;
 	for (guint i = 0; i < commits->len; i++) {
 		ScRecipientCommit *commit = commits->pdata[i];
-		g_autoptr(GError) error_local = NULL;
-
-		g_clear_error (&commit->error);
-		if (!sc_spool_savepoint (runner->spool, "recipients", error))
-			goto failed;
-		if (!sc_spool_record_recipients (runner->spool, owner, commit->updates,
-						 commit->n_updates, &error_local)) {
-			if (!g_error_matches (error_local, SC_SPOOL_ERROR, SC_SPOOL_ERROR_INVALID)) {
-				g_propagate_error (error, g_steal_pointer (&error_local));
-				goto failed;
-			}
-			sc_spool_savepoint_rollback (runner->spool, "recipients");
-			commit->error = g_steal_pointer (&error_local);
-		} else {
-			sc_spool_savepoint_release (runner->spool, "recipients");
-		}
+		if (groups[i].lease_lost)
+			commit->error = g_error_new_literal (SC_SPOOL_ERROR, SC_SPOOL_ERROR_INVALID,
+							     _("the message is no longer leased to this runner"));
 	}
-	if (!sc_spool_record_apply_results (runner->spool, owner,
-					    (ScStageResult *const *) results->pdata,
-					    results->len, NULL, error))
-		goto failed;
-	if (!sc_spool_record_commit (runner->spool, error))
-		return FALSE;
 	return TRUE;
-
-failed:
-	sc_spool_record_rollback (runner->spool);
-	return FALSE;
 }
 
 /* Main thread: what workers handed back joins what waits for the next

@@ -1213,34 +1213,9 @@ apply_result (ScSpool *spool, const char *owner, const ScStageResult *result, gb
 	return TRUE;
 }
 
-gboolean
-sc_spool_record_results (ScSpool *spool,
-			 const char *owner,
-			 ScStageResult *const *results,
-			 guint n_results,
-			 guint *out_stale,
-			 GError **error)
-{
-	if (out_stale != NULL)
-		*out_stale = 0;
-	if (n_results == 0)
-		return TRUE;
-	if (!sc_spool_begin (spool, error))
-		return FALSE;
-	if (!sc_spool_record_apply_results (spool, owner, results, n_results, out_stale, error)) {
-		sc_spool_rollback (spool);
-		return FALSE;
-	}
-	return sc_spool_commit (spool, error);
-}
-
-gboolean
-sc_spool_record_apply_results (ScSpool *spool,
-			       const char *owner,
-			       ScStageResult *const *results,
-			       guint n_results,
-			       guint *out_stale,
-			       GError **error)
+static gboolean
+apply_results (ScSpool *spool, const char *owner, ScStageResult *const *results, guint n_results,
+	       guint *out_stale, GError **error)
 {
 	guint stale = 0;
 
@@ -1257,29 +1232,11 @@ sc_spool_record_apply_results (ScSpool *spool,
 	return TRUE;
 }
 
-gboolean
-sc_spool_record_begin (ScSpool *spool, GError **error)
+/* SAVEPOINT names are fixed here, never from a caller. */
+static gboolean
+savepoint (ScSpool *spool, GError **error)
 {
-	return sc_spool_begin (spool, error);
-}
-
-gboolean
-sc_spool_record_commit (ScSpool *spool, GError **error)
-{
-	return sc_spool_commit (spool, error);
-}
-
-void
-sc_spool_record_rollback (ScSpool *spool)
-{
-	sc_spool_rollback (spool);
-}
-
-gboolean
-sc_spool_savepoint (ScSpool *spool, const char *name, GError **error)
-{
-	g_autofree char *sql = g_strdup_printf ("SAVEPOINT %s", name);
-	int rc = sqlite3_exec (spool->db, sql, NULL, NULL, NULL);
+	int rc = sqlite3_exec (spool->db, "SAVEPOINT recipients", NULL, NULL, NULL);
 
 	if (rc != SQLITE_OK) {
 		sc_spool_set_error (spool, rc, error, "savepoint");
@@ -1290,26 +1247,23 @@ sc_spool_savepoint (ScSpool *spool, const char *name, GError **error)
 
 /* Released, not left open: an open savepoint makes SQLite keep a statement
  * journal for the rest of the transaction. */
-void
-sc_spool_savepoint_release (ScSpool *spool, const char *name)
+static void
+savepoint_release (ScSpool *spool)
 {
-	g_autofree char *sql = g_strdup_printf ("RELEASE %s", name);
-	(void) sqlite3_exec (spool->db, sql, NULL, NULL, NULL);
+	(void) sqlite3_exec (spool->db, "RELEASE recipients", NULL, NULL, NULL);
 }
 
-void
-sc_spool_savepoint_rollback (ScSpool *spool, const char *name)
+static void
+savepoint_rollback (ScSpool *spool)
 {
-	g_autofree char *sql = g_strdup_printf ("ROLLBACK TO %s; RELEASE %s", name, name);
-	(void) sqlite3_exec (spool->db, sql, NULL, NULL, NULL);
+	(void) sqlite3_exec (spool->db, "ROLLBACK TO recipients; RELEASE recipients", NULL, NULL, NULL);
 }
 
-gboolean
-sc_spool_record_recipients (ScSpool *spool,
-			    const char *owner,
-			    const ScRecipientUpdate *updates,
-			    guint n_updates,
-			    GError **error)
+/* Inside the caller's transaction.  FALSE with SC_SPOOL_ERROR_INVALID when
+ * the lease is gone (the caller undoes the group). */
+static gboolean
+record_recipients (ScSpool *spool, const char *owner, const ScRecipientUpdate *updates, guint n_updates,
+		   GError **error)
 {
 	for (guint i = 0; i < n_updates; i++) {
 		g_autoptr(ScStatement) stmt = sc_spool_statement (spool, SC_SQL_UPDATE_RECIPIENT, error);
@@ -1333,6 +1287,67 @@ sc_spool_record_recipients (ScSpool *spool,
 		}
 	}
 	return TRUE;
+}
+
+gboolean
+sc_spool_commit_batch (ScSpool *spool,
+		       const char *owner,
+		       ScRecipientGroup *groups,
+		       guint n_groups,
+		       ScStageResult *const *results,
+		       guint n_results,
+		       GError **error)
+{
+	if (n_groups == 0 && n_results == 0)
+		return TRUE;
+	if (!sc_spool_begin (spool, error))
+		return FALSE;
+	for (guint i = 0; i < n_groups; i++) {
+		g_autoptr(GError) error_local = NULL;
+
+		groups[i].lease_lost = FALSE;
+		if (!savepoint (spool, error))
+			goto failed;
+		if (record_recipients (spool, owner, groups[i].updates, groups[i].n_updates, &error_local)) {
+			savepoint_release (spool);
+			continue;
+		}
+		if (!g_error_matches (error_local, SC_SPOOL_ERROR, SC_SPOOL_ERROR_INVALID)) {
+			g_propagate_error (error, g_steal_pointer (&error_local));
+			goto failed;
+		}
+		/* this group's claim is gone: undo it alone */
+		savepoint_rollback (spool);
+		groups[i].lease_lost = TRUE;
+	}
+	if (!apply_results (spool, owner, results, n_results, NULL, error))
+		goto failed;
+	return sc_spool_commit (spool, error);
+
+failed:
+	sc_spool_rollback (spool);
+	return FALSE;
+}
+
+gboolean
+sc_spool_record_results (ScSpool *spool,
+			 const char *owner,
+			 ScStageResult *const *results,
+			 guint n_results,
+			 guint *out_stale,
+			 GError **error)
+{
+	if (out_stale != NULL)
+		*out_stale = 0;
+	if (n_results == 0)
+		return TRUE;
+	if (!sc_spool_begin (spool, error))
+		return FALSE;
+	if (!apply_results (spool, owner, results, n_results, out_stale, error)) {
+		sc_spool_rollback (spool);
+		return FALSE;
+	}
+	return sc_spool_commit (spool, error);
 }
 
 /* One statement per claim still worked on, in one transaction. */

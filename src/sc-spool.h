@@ -178,28 +178,25 @@ gboolean sc_spool_record_results (ScSpool *spool,
 				  guint *out_stale,
 				  GError **error);
 
-/* Applies recipient updates inside the caller's transaction (between
- * sc_spool_record_begin/_commit): the runner commits them with the stage
- * results.  Returns FALSE with SC_SPOOL_ERROR_INVALID when the lease is
- * gone (nothing of @updates applied). */
-gboolean sc_spool_record_begin (ScSpool *spool, GError **error);
-gboolean sc_spool_record_apply_results (ScSpool *spool,
-					const char *owner,
-					ScStageResult *const *results,
-					guint n_results,
-					guint *out_stale,
-					GError **error);
-gboolean sc_spool_record_recipients (ScSpool *spool,
-				     const char *owner,
-				     const ScRecipientUpdate *updates,
-				     guint n_updates,
-				     GError **error);
-gboolean sc_spool_record_commit (ScSpool *spool, GError **error);
-void sc_spool_record_rollback (ScSpool *spool);
-/* Savepoints, so one stale recipient batch can be undone alone. */
-gboolean sc_spool_savepoint (ScSpool *spool, const char *name, GError **error);
-void sc_spool_savepoint_rollback (ScSpool *spool, const char *name);
-void sc_spool_savepoint_release (ScSpool *spool, const char *name);
+/* One worker's recipient updates from one SMTP transaction: recorded
+ * whole or not at all. */
+typedef struct {
+	const ScRecipientUpdate *updates;
+	guint n_updates;
+	gboolean lease_lost; /* (out) its claim was gone: none of it recorded */
+} ScRecipientGroup;
+
+/* The runner's group commit: every recipient group and stage result at
+ * hand in one transaction.  A group whose claim is gone is left out
+ * alone (lease_lost), a result likewise (`applied` FALSE); any other
+ * failure records nothing and returns FALSE. */
+gboolean sc_spool_commit_batch (ScSpool *spool,
+				const char *owner,
+				ScRecipientGroup *groups,
+				guint n_groups,
+				ScStageResult *const *results,
+				guint n_results,
+				GError **error);
 
 /* One claim of one message. */
 typedef struct {

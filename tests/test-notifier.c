@@ -360,11 +360,12 @@ make_dead (Fixture *fixture, guint n)
 		g_assert_no_error (error);
 		if (claimed->len == 0)
 			break;
-		g_assert_true (sc_spool_record_begin (fixture->spool, &error));
+		g_autofree ScRecipientUpdate *updates = g_new0 (ScRecipientUpdate, claimed->len);
+		g_autofree ScRecipientGroup *groups = g_new0 (ScRecipientGroup, claimed->len);
 		for (guint i = 0; i < claimed->len; i++) {
 			ScMessage *message = claimed->pdata[i];
 			ScStageResult *result = g_new0 (ScStageResult, 1);
-			ScRecipientUpdate update = {
+			updates[i] = (ScRecipientUpdate){
 			    .rowid = message->rowid,
 			    .lease_generation = message->lease_generation,
 			    .position = 0,
@@ -373,8 +374,8 @@ make_dead (Fixture *fixture, guint n)
 			    .reply = "550 5.1.1 no such user",
 			    .at = now,
 			};
-			g_assert_true (sc_spool_record_recipients (fixture->spool, "test", &update, 1, &error));
-			g_assert_no_error (error);
+			groups[i].updates = &updates[i];
+			groups[i].n_updates = 1;
 			result->rowid = message->rowid;
 			result->lease_generation = message->lease_generation;
 			result->stage = "decorate";
@@ -386,12 +387,12 @@ make_dead (Fixture *fixture, guint n)
 			result->attempts = 1;
 			g_ptr_array_add (results, result);
 		}
-		g_assert_true (sc_spool_record_apply_results (fixture->spool, "test",
-							      (ScStageResult *const *) results->pdata,
-							      results->len, NULL, &error));
+		g_assert_true (sc_spool_commit_batch (fixture->spool, "test", groups, claimed->len,
+						      (ScStageResult *const *) results->pdata, results->len,
+						      &error));
 		g_assert_no_error (error);
-		g_assert_true (sc_spool_record_commit (fixture->spool, &error));
-		g_assert_no_error (error);
+		for (guint i = 0; i < claimed->len; i++)
+			g_assert_false (groups[i].lease_lost);
 	}
 	return g_steal_pointer (&queue_ids);
 }

@@ -2230,11 +2230,15 @@ test_lease_generation (Fixture *fixture, gconstpointer user_data)
 	g_assert_false (old_result.applied);
 	g_assert_cmpint (db_int (fixture, "SELECT count(*) FROM stages WHERE message_id = %" G_GINT64_FORMAT, first->rowid), ==, 0);
 
-	g_assert_true (sc_spool_record_begin (fixture->spool, &error));
-	g_assert_false (sc_spool_record_recipients (fixture->spool, "runner-a", &update, 1, &error));
-	g_assert_error (error, SC_SPOOL_ERROR, SC_SPOOL_ERROR_INVALID);
-	g_clear_error (&error);
-	sc_spool_record_rollback (fixture->spool);
+	{
+		/* the stale claim's recipient group is left out alone; the
+		 * batch itself commits */
+		ScRecipientGroup group = {&update, 1, FALSE};
+		g_assert_true (sc_spool_commit_batch (fixture->spool, "runner-a", &group, 1, NULL, 0, &error));
+		g_assert_no_error (error);
+		g_assert_true (group.lease_lost);
+		g_assert_cmpint (db_int (fixture, "SELECT count(*) FROM recipients WHERE status = 'sent'"), ==, 0);
+	}
 
 	{
 		ScLease lease = lease_of (first);
@@ -2312,10 +2316,12 @@ test_reclaim_progress_not_counted (Fixture *fixture, gconstpointer user_data)
 		update.status = "deferred";
 		update.code = 451;
 		update.at = sc_clock_now (fixture->clock) + SEC;
-		g_assert_true (sc_spool_record_begin (fixture->spool, &error));
-		g_assert_true (sc_spool_record_recipients (fixture->spool, "runner-a", &update, 1, &error));
-		g_assert_true (sc_spool_record_commit (fixture->spool, &error));
-		g_assert_no_error (error);
+		{
+			ScRecipientGroup group = {&update, 1, FALSE};
+			g_assert_true (sc_spool_commit_batch (fixture->spool, "runner-a", &group, 1, NULL, 0, &error));
+			g_assert_no_error (error);
+			g_assert_false (group.lease_lost);
+		}
 		sc_clock_advance (fixture->clock, 2 * SEC);
 		g_assert_cmpuint (reclaim (fixture, "watcher", NULL, 3), ==, 1);
 	}
