@@ -243,18 +243,18 @@ static const char *const sql_text[SC_SQL_LAST] = {
     [SC_SQL_RETRY] =
 	"UPDATE messages SET state = 'queued', cycle = cycle + 1, cycle_started_at = :now,"
 	" attempts = 0, crashes = 0, next_attempt_at = :now, updated_at = :now,"
-	" hold_reason = NULL WHERE id = :id",
+	" hold_reason = NULL WHERE id = :id AND state = :expected",
     [SC_SQL_SELECT_MATCHING] =
 	"SELECT queue_id FROM messages WHERE state = :state"
 	" AND (:list_id IS NULL OR list_id = :list_id) ORDER BY id",
     [SC_SQL_HOLD] =
 	"UPDATE messages SET state = 'held', hold_reason = :reason, next_attempt_at = NULL,"
-	" updated_at = :now WHERE id = :id",
+	" updated_at = :now WHERE id = :id AND state = :expected",
     [SC_SQL_RELEASE] =
 	"UPDATE messages SET state = CASE WHEN attempts > 0 THEN 'deferred' ELSE 'queued' END,"
 	" hold_reason = NULL, crashes = 0, next_attempt_at = :now, updated_at = :now"
-	" WHERE id = :id",
-    [SC_SQL_DELETE_MESSAGE] = "DELETE FROM messages WHERE id = :id",
+	" WHERE id = :id AND state = :expected",
+    [SC_SQL_DELETE_MESSAGE] = "DELETE FROM messages WHERE id = :id AND state = :expected",
     [SC_SQL_INSERT_AUDIT] =
 	"INSERT INTO audit (at, actor, remote, action, queue_id, detail)"
 	" VALUES (:now, :actor, :remote, :action, :queue_id, :detail)",
@@ -1096,7 +1096,7 @@ sc_spool_claim_within (ScSpool *spool,
 			return NULL;
 		}
 	}
-	for (guint i = 0; i < rowids->len; i++) {
+	for (guint i = 0; i < rowids->len;) {
 		g_autoptr(ScStatement) stmt = sc_spool_statement (spool, SC_SQL_CLAIM_ONE, error);
 		if (stmt == NULL) {
 			sc_spool_rollback (spool);
@@ -1110,6 +1110,12 @@ sc_spool_claim_within (ScSpool *spool,
 			sc_spool_rollback (spool);
 			return NULL;
 		}
+		/* the update re-checks the state: a message another writer took
+		 * since the select is not this claim's */
+		if (sqlite3_changes (spool->db) == 0)
+			g_array_remove_index (rowids, i);
+		else
+			i++;
 	}
 	for (guint i = 0; i < rowids->len; i++) {
 		ScMessage *message = load_claimed (spool, g_array_index (rowids, gint64, i), error);
