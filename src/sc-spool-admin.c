@@ -29,26 +29,24 @@ sc_spool_write_audit (ScSpool *spool,
 	return sc_spool_step_done (spool, stmt, error, "audit");
 }
 
-/* Changes the message only while it is still in the @expected state its
+/* Changes @message only while it is still in the state its
  * check read: under a backend with several writers another runner or
  * operator may have moved it since (SQLite's single writer makes the
  * check and the change one step, but the spool must not depend on it). */
 static gboolean
-update_by_id (ScSpool *spool,
-	      ScSql sql,
-	      const char *queue_id,
-	      gint64 rowid,
-	      ScMessageState expected,
-	      gint64 now,
-	      const char *reason,
-	      GError **error)
+update_message (ScSpool *spool,
+		ScSql sql,
+		const ScMessageSummary *message,
+		gint64 now,
+		const char *reason,
+		GError **error)
 {
 	g_autoptr(ScStatement) stmt = sc_spool_statement (spool, sql, error);
 
 	if (stmt == NULL)
 		return FALSE;
-	sc_bind_int64 (stmt, ":id", rowid);
-	sc_bind_text (stmt, ":expected", sc_message_state_to_string (expected));
+	sc_bind_int64 (stmt, ":id", message->rowid);
+	sc_bind_text (stmt, ":expected", sc_message_state_to_string (message->state));
 	if (sql != SC_SQL_DELETE_MESSAGE)
 		sc_bind_int64 (stmt, ":now", now);
 	if (sql == SC_SQL_HOLD)
@@ -58,7 +56,7 @@ update_by_id (ScSpool *spool,
 	if (sqlite3_changes (spool->db) == 0) {
 		g_set_error (error, SC_SPOOL_ERROR, SC_SPOOL_ERROR_INVALID,
 			     _("%s changed while this was being done (it was %s); nothing was changed"),
-			     queue_id, sc_message_state_to_string (expected));
+			     message->queue_id, sc_message_state_to_string (message->state));
 		return FALSE;
 	}
 	return TRUE;
@@ -147,14 +145,7 @@ retry_locked (ScSpool *spool,
 	}
 	if (from_stage != NULL && !forget_stages_from (spool, summary, from_stage, error))
 		return FALSE;
-	if (!update_by_id (spool,
-			   SC_SQL_RETRY,
-			   summary->queue_id,
-			   summary->rowid,
-			   summary->state,
-			   audit->now,
-			   NULL,
-			   error))
+	if (!update_message (spool, SC_SQL_RETRY, summary, audit->now, NULL, error))
 		return FALSE;
 	if (!reset_recipients (spool, summary->rowid, error))
 		return FALSE;
@@ -220,14 +211,7 @@ sc_spool_retry_matching (ScSpool *spool,
 		g_autoptr(ScMessageSummary) summary =
 		    sc_spool_get_summary (spool, queue_ids->pdata[i], error);
 		if (summary == NULL ||
-		    !update_by_id (spool,
-				   SC_SQL_RETRY,
-				   summary->queue_id,
-				   summary->rowid,
-				   summary->state,
-				   audit->now,
-				   NULL,
-				   error) ||
+		    !update_message (spool, SC_SQL_RETRY, summary, audit->now, NULL, error) ||
 		    !reset_recipients (spool, summary->rowid, error)) {
 			sc_spool_rollback (spool);
 			return FALSE;
@@ -273,14 +257,7 @@ sc_spool_retry_list (ScSpool *spool,
 		}
 		if (message->state != SC_STATE_DEAD && message->state != SC_STATE_DEFERRED)
 			continue; /* moved on since the search: not ours to retry */
-		if (!update_by_id (spool,
-				   SC_SQL_RETRY,
-				   message->queue_id,
-				   message->rowid,
-				   message->state,
-				   audit->now,
-				   NULL,
-				   error) ||
+		if (!update_message (spool, SC_SQL_RETRY, message, audit->now, NULL, error) ||
 		    !reset_recipients (spool, message->rowid, error)) {
 			sc_spool_rollback (spool);
 			return FALSE;
@@ -325,41 +302,20 @@ act_locked (ScSpool *spool,
 		if (summary->state != SC_STATE_QUEUED && summary->state != SC_STATE_DEFERRED &&
 		    summary->state != SC_STATE_DEAD)
 			return refuse_state (summary, "hold", error);
-		if (!update_by_id (spool,
-				   SC_SQL_HOLD,
-				   summary->queue_id,
-				   summary->rowid,
-				   summary->state,
-				   audit->now,
-				   reason,
-				   error))
+		if (!update_message (spool, SC_SQL_HOLD, summary, audit->now, reason, error))
 			return FALSE;
 		return sc_spool_write_audit (spool, audit, "hold", queue_id, reason, error);
 	case ACTION_RELEASE:
 		if (summary->state != SC_STATE_HELD)
 			return refuse_state (summary, "release", error);
-		if (!update_by_id (spool,
-				   SC_SQL_RELEASE,
-				   summary->queue_id,
-				   summary->rowid,
-				   summary->state,
-				   audit->now,
-				   NULL,
-				   error))
+		if (!update_message (spool, SC_SQL_RELEASE, summary, audit->now, NULL, error))
 			return FALSE;
 		return sc_spool_write_audit (spool, audit, "release", queue_id, NULL, error);
 	case ACTION_DELETE:
 	default:
 		if (summary->state == SC_STATE_ACTIVE)
 			return refuse_state (summary, "delete", error);
-		if (!update_by_id (spool,
-				   SC_SQL_DELETE_MESSAGE,
-				   summary->queue_id,
-				   summary->rowid,
-				   summary->state,
-				   audit->now,
-				   NULL,
-				   error))
+		if (!update_message (spool, SC_SQL_DELETE_MESSAGE, summary, audit->now, NULL, error))
 			return FALSE;
 		return sc_spool_write_audit (spool, audit, "delete", queue_id, summary->subject, error);
 	}
