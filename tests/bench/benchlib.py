@@ -316,6 +316,15 @@ maillog_file_prefixes = {self.dir}
         old = time.time() - 5
         os.utime(path, (old, old))
 
+    def finished(self, n):
+        """Whether the queue is empty (call once everything was accepted): every
+        message handed on.  Walks Postfix's queue folders (deferred is hashed)."""
+        for name in ("maildrop", "incoming", "active", "deferred", "hold"):
+            for _, _, files in os.walk(os.path.join(self.dir, "queue", name)):
+                if files:
+                    return False
+        return True
+
     def stop(self):
         subprocess.run(["postfix", "-c", self.etc, "abort"], capture_output=True)
 
