@@ -347,6 +347,33 @@ static const char *const handler_keys[] = {
     NULL,
 };
 
+/* The spool names its backend by scheme, as OpenSMTPD names its queue
+ * backend: `sqlite:FOLDER` or a bare FOLDER is the embedded SQLite spool
+ * (the only backend so far); a PostgreSQL URI or libpq key=value string
+ * is refused by name rather than taken for a folder called "postgresql:". */
+static char *
+resolve_spool (ScConfigLoader *loader, const char *section, const char *value)
+{
+	const char *folder = value;
+
+	if (g_str_has_prefix (value, "sqlite:"))
+		folder = value + strlen ("sqlite:");
+	else if (g_str_has_prefix (value, "postgresql:") || g_str_has_prefix (value, "postgres:") ||
+		 (strchr (value, '=') != NULL && strchr (value, '/') == NULL))
+		add_problem (loader, section, SC_KEY_SPOOL,
+			     _("a PostgreSQL spool is not available in this version: use a "
+			       "folder or sqlite:FOLDER"));
+	else if (strchr (value, ':') != NULL && strchr (value, '/') != NULL &&
+		 strstr (value, "://") != NULL)
+		add_problem (loader, section, SC_KEY_SPOOL,
+			     _("unknown spool backend (known: sqlite:FOLDER, or a folder)"));
+	if (*folder == '\0') {
+		add_problem (loader, section, SC_KEY_SPOOL, _("must not be empty"));
+		folder = SC_DEF_SPOOL;
+	}
+	return resolve_path (loader, folder);
+}
+
 static void
 load_main (ScConfigLoader *loader, ScConfig *config)
 {
@@ -354,9 +381,7 @@ load_main (ScConfigLoader *loader, ScConfig *config)
 	g_autofree char *spool = get_string (loader, section, SC_KEY_SPOOL, SC_DEF_SPOOL);
 
 	check_known_keys (loader, section, main_keys);
-	if (*spool == '\0')
-		add_problem (loader, section, SC_KEY_SPOOL, _("must not be empty"));
-	config->spool = resolve_path (loader, *spool != '\0' ? spool : SC_DEF_SPOOL);
+	config->spool = resolve_spool (loader, section, spool);
 	config->workers = get_uint (loader, section, SC_KEY_WORKERS, SC_DEF_WORKERS, 1, 256);
 	config->lease = get_duration (loader, section, SC_KEY_LEASE, SC_DEF_LEASE);
 	if (config->lease < 5 * G_USEC_PER_SEC) {

@@ -289,7 +289,13 @@ main (int argc, char **argv)
 			return run_main_program (1); /* the full program says what is wrong */
 		*strrchr (folder, '/') = '\0';
 		found = find_spool (text, &value);
-		if (found < 0 || (found == 1 && *value == '\0'))
+		/* the backend by scheme, as sc-config.c reads it: sqlite: or
+		 * none is a folder; anything else is the full program's to judge */
+		if (found == 1 && strncmp (value, "sqlite:", strlen ("sqlite:")) == 0)
+			value += strlen ("sqlite:");
+		if (found < 0 || (found == 1 && (*value == '\0' || strstr (value, "://") != NULL ||
+						 strncmp (value, "postgres", strlen ("postgres")) == 0 ||
+						 (strchr (value, '=') != NULL && strchr (value, '/') == NULL))))
 			return run_main_program (1);
 		spool = canonicalize (found == 1 ? value : DEFAULT_SPOOL, folder[0] != '\0' ? folder : "/");
 		free (text);

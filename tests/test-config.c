@@ -645,6 +645,31 @@ test_error_spool_empty (Fixture *fixture, gconstpointer user_data)
 	assert_one_problem (fixture, "[stagecoach]\nspool =\n", "stagecoach", "spool", "must not be empty");
 }
 
+/* The spool names its backend by scheme: sqlite: or a bare folder is the
+ * embedded spool; a PostgreSQL URI or connection string is refused by
+ * name, not taken for a folder. */
+static void
+test_spool_backend (Fixture *fixture, gconstpointer user_data)
+{
+	g_autofree char *sqlite_path =
+	    sc_test_write_file (fixture->dir, "sqlite.conf", "[stagecoach]\nspool = sqlite:/var/tmp/sc-q\n");
+	g_autofree char *bare_path =
+	    sc_test_write_file (fixture->dir, "bare.conf", "[stagecoach]\nspool = /var/tmp/sc-q\n");
+	g_autoptr(ScConfig) sqlite = load_ok (sqlite_path);
+	g_autoptr(ScConfig) bare = load_ok (bare_path);
+
+	g_assert_cmpstr (sqlite->spool, ==, "/var/tmp/sc-q");
+	g_assert_cmpstr (bare->spool, ==, "/var/tmp/sc-q");
+	assert_one_problem (fixture, "[stagecoach]\nspool = postgresql://sc@127.0.0.1/spool\n", "stagecoach",
+			    "spool", "PostgreSQL spool is not available");
+	assert_one_problem (fixture, "[stagecoach]\nspool = host=127.0.0.1 dbname=spool\n", "stagecoach",
+			    "spool", "PostgreSQL spool is not available");
+	assert_one_problem (fixture, "[stagecoach]\nspool = mysql://sc@127.0.0.1/spool\n", "stagecoach",
+			    "spool", "unknown spool backend");
+	assert_one_problem (fixture, "[stagecoach]\nspool = sqlite:\n", "stagecoach", "spool",
+			    "must not be empty");
+}
+
 static void
 test_error_list_id (Fixture *fixture, gconstpointer user_data)
 {
@@ -932,6 +957,7 @@ main (int argc, char **argv)
 	ADD ("/config/error/value-not-utf8", test_error_value_not_utf8);
 	ADD ("/config/error/default-list-unknown", test_error_default_list_unknown);
 	ADD ("/config/error/spool-empty", test_error_spool_empty);
+	ADD ("/config/spool/backend-by-scheme", test_spool_backend);
 	ADD ("/config/error/list-id", test_error_list_id);
 	g_test_add_func ("/config/error/unparsable", test_error_unparsable);
 	ADD ("/config/error/missing-file", test_error_missing_file);

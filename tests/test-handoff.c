@@ -601,6 +601,29 @@ test_config_changed (Fixture *fixture, gconstpointer data)
 	g_assert_cmpuint (count_in_log (fixture, "inject answered, exit 0"), ==, 1);
 }
 
+/* spool=sqlite:FOLDER names the same folder as a bare FOLDER: the lean
+ * front finds the daemon's socket in it and hands over. */
+static void
+test_sqlite_scheme (Fixture *fixture, gconstpointer data)
+{
+	g_autofree char *text = NULL;
+	g_autofree char *out = NULL;
+	g_autoptr(GBytes) input = g_bytes_new_static (message_text, strlen (message_text));
+	g_auto(GStrv) parts = NULL;
+
+	g_assert_true (g_file_get_contents (fixture->config, &text, NULL, NULL));
+	parts = g_strsplit (text, "spool=spool\n", 2);
+	g_clear_pointer (&text, g_free);
+	text = g_strjoinv ("spool=sqlite:spool\n", parts);
+	g_assert_true (g_file_set_contents (fixture->config, text, -1, NULL));
+	start_daemon (fixture);
+	g_assert_cmpint (sc_test_run (fixture->config, input, &out, NULL, "inject", "--list",
+				      "test.example.org", "a@example.net", NULL), ==, 0);
+	g_assert_true (g_regex_match_simple ("^[0-9a-f]{16}\n$", out, 0, 0));
+	g_assert_cmpuint (count_in_log (fixture, "inject answered, exit 0"), ==, 1);
+	g_assert_cmpint (total (fixture), ==, 1);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -615,5 +638,6 @@ main (int argc, char **argv)
 	g_test_add ("/handoff/concurrent-8x50", Fixture, NULL, setup, test_concurrent, teardown);
 	g_test_add ("/handoff/socket-permissions", Fixture, NULL, setup, test_permissions, teardown);
 	g_test_add ("/handoff/config-changed", Fixture, NULL, setup, test_config_changed, teardown);
+	g_test_add ("/handoff/sqlite-scheme", Fixture, NULL, setup, test_sqlite_scheme, teardown);
 	return g_test_run ();
 }
