@@ -267,19 +267,6 @@ server_environ (void)
 	return env;
 }
 
-static char *
-log_tail (const char *path)
-{
-	g_autofree char *contents = NULL;
-	gsize length = 0;
-
-	if (!g_file_get_contents (path, &contents, &length, NULL))
-		return g_strdup ("(no server log)");
-	if (length > LOG_TAIL_BYTES)
-		return g_strdup_printf ("…%s", contents + length - LOG_TAIL_BYTES);
-	return g_steal_pointer (&contents);
-}
-
 /* Waits up to @timeout_us for @pid to exit and reaps it. */
 static gboolean
 wait_exit (GPid pid, gint64 timeout_us)
@@ -383,6 +370,19 @@ stop_watchdog (ScTestPostgres *self)
 }
 
 #ifdef HAVE_LIBPQ
+
+static char *
+log_tail (const char *path)
+{
+	g_autofree char *contents = NULL;
+	gsize length = 0;
+
+	if (!g_file_get_contents (path, &contents, &length, NULL))
+		return g_strdup ("(no server log)");
+	if (length > LOG_TAIL_BYTES)
+		return g_strdup_printf ("…%s", contents + length - LOG_TAIL_BYTES);
+	return g_steal_pointer (&contents);
+}
 
 static PGconn *
 connect_to (ScTestPostgres *self, const char *dbname, GError **error)
