@@ -11,6 +11,7 @@ STAGECOACH_BUILD_PACKAGES=(
   gcc pkg-config meson ninja-build gettext
   libglib2.0-dev libsoup-3.0-dev libsqlite3-dev libcurl4-openssl-dev
   libgmime-3.0-dev libjson-glib-dev
+  libpq-dev    # the PostgreSQL spool backend (issue 10)
   sqlite3 ca-certificates
 )
 STAGECOACH_TEST_PACKAGES=(
@@ -21,6 +22,7 @@ STAGECOACH_TEST_PACKAGES=(
   python3      # the test-summary script
   mailman3     # GNU Mailman 3 as a client of the SMTP listener (tests/clients/)
   chromium nodejs npm  # the dashboard's browser test (tests/browser/)
+  postgresql-15  # initdb/postgres for the private servers of the PostgreSQL tests
 )
 # The reliability suites (tests/reliability/) only.
 STAGECOACH_RELIABILITY_PACKAGES=(
@@ -66,9 +68,19 @@ install_deps() {
   # instance and the system one must not start (see the policy-rc.d below).
   printf '%s\n' 'mailman3 mailman3/dbconfig-install boolean false' \
     'mailman3 mailman3/config_hyperkitty boolean false' | as_root debconf-set-selections
-  # Keep dpkg from starting services (mailman3, cron) where the machine has
+  # Keep dpkg from starting services (mailman3, cron, postgresql) where the machine has
   # no policy-rc.d of its own; removed again afterwards.
-  local own_policy=0 rc=0
+  local own_policy=0 own_createcluster=0 rc=0
+  # PostgreSQL: the binaries only.  Without this, the first install of a
+  # major version runs pg_createcluster for a system "15 main" cluster
+  # (postgresql-common reads createcluster.d); the tests initdb their own.
+  local createcluster=/etc/postgresql-common/createcluster.d/stagecoach-tests.conf
+  if [[ " $(echo $missing) " == *" postgresql-15 "* ]] && [ ! -e "$createcluster" ]; then
+    as_root mkdir -p "$(dirname "$createcluster")"
+    printf '# temporary, from stagecoach scripts/deps.sh\ncreate_main_cluster = false\n' |
+      as_root tee "$createcluster" >/dev/null
+    own_createcluster=1
+  fi
   if [ ! -e /usr/sbin/policy-rc.d ]; then
     printf '#!/bin/sh\n# temporary, from stagecoach scripts/deps.sh\nexit 101\n' |
       as_root tee /usr/sbin/policy-rc.d >/dev/null
@@ -79,6 +91,7 @@ install_deps() {
   # shellcheck disable=SC2086
   [ $rc != 0 ] || as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing || rc=$?
   [ $own_policy = 0 ] || as_root rm -f /usr/sbin/policy-rc.d
+  [ $own_createcluster = 0 ] || as_root rm -f "$createcluster"
   return $rc
 }
 
