@@ -19,7 +19,6 @@
 #include "sc-gmime.h"
 #include "sc-i18n.h"
 #include "sc-message-json.h"
-#include "sc-wake.h"
 
 #define LIMIT_DEFAULT 50
 #define LIMIT_MAX 500
@@ -245,7 +244,7 @@ kick (ScAdminServer *server)
 {
 	if (server->kick != NULL)
 		(void) server->kick (server->kick_data);
-	sc_wake_notify (server->config->spool);
+	sc_spool_wake_runners (server->spool);
 }
 
 /* ---- GET /csrf, /status ---- */

@@ -10,7 +10,6 @@
 #include "sc-cli.h"
 #include "sc-error.h"
 #include "sc-i18n.h"
-#include "sc-wake.h"
 
 static void
 fill_audit (ScAuditContext *audit, char **out_actor)
@@ -77,7 +76,7 @@ sc_cli_retry (ScCli *cli, int argc, char **argv)
 			printf ("%s\n", argv[i]);
 		}
 	}
-	sc_wake_notify (cli->config->spool);
+	sc_spool_wake_runners (cli->spool);
 	return failures > 0 ? status : EX_OK;
 }
 
@@ -135,7 +134,7 @@ act_on_each (ScCli *cli, int argc, char **argv, ActionFunc action, const char *s
 		}
 		printf ("%s\n", argv[i]);
 	}
-	sc_wake_notify (cli->config->spool);
+	sc_spool_wake_runners (cli->spool);
 	return result;
 }
 

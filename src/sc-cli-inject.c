@@ -26,7 +26,6 @@
 #include "sc-i18n.h"
 #include "sc-ingress.h"
 #include "sc-message-headers.h"
-#include "sc-wake.h"
 
 static GBytes *
 read_stdin (guint64 limit, GError **error)
@@ -274,7 +273,7 @@ store_directly (ScCli *cli, ScIngressInput *input)
 	if (fflush (stdout) != 0)
 		return EX_IOERR; /* committed, but the caller cannot know: it retries, dedupe catches it */
 	if (accepted->queue_id != NULL)
-		sc_wake_notify (cli->config->spool);
+		sc_spool_wake_runners (cli->spool);
 	return EX_OK;
 }
 

@@ -42,7 +42,6 @@
 #include "sc-retry.h"
 #include "sc-spool.h"
 #include "sc-timer.h"
-#include "sc-wake.h"
 
 /* How long SIGTERM waits for in-flight stages before releasing them. */
 #define SC_RUNNER_STOP_GRACE (30 * G_USEC_PER_SEC)
@@ -110,8 +109,6 @@ struct _ScRunner {
 	GCancellable *cancellable; /* (owned) cancelled by stop */
 	GSource *timer;            /* (owned) ready time = next claim */
 	GSource *wake_source;      /* (owned) (nullable) */
-	GSocket *wake_socket;      /* (owned) (nullable) */
-	char *wake_path;           /* (owned) (nullable) */
 	guint renew_id;
 	guint drain_id;            /* idle that drains `finished` */
 	GMutex drain_lock;         /* guards drain_id across threads */
@@ -807,7 +804,7 @@ static gboolean
 probe_alive_cb (const char *owner, gpointer user_data)
 {
 	ReclaimProbe *probe = user_data;
-	gboolean alive = sc_owner_is_alive (sc_spool_get_folder (probe->runner->spool), owner);
+	gboolean alive = sc_spool_runner_is_alive (probe->runner->spool, owner);
 
 	if (!alive)
 		g_ptr_array_add (probe->dead, g_strdup (owner));
@@ -822,7 +819,7 @@ probe_in_handler_cb (const char *owner, const ScLease *lease, gpointer user_data
 	g_autofree char *key = NULL;
 
 	if (running == NULL) {
-		running = sc_owner_read_in_handler (sc_spool_get_folder (probe->runner->spool), owner);
+		running = sc_spool_runner_in_handler (probe->runner->spool, owner);
 		g_hash_table_insert (probe->in_handler, g_strdup (owner), running);
 	}
 	key = g_strdup_printf ("%" G_GINT64_FORMAT ":%" G_GINT64_FORMAT, lease->rowid, lease->generation);
@@ -863,7 +860,7 @@ reclaim_dead_owners (ScRunner *runner)
 		if (count > 0)
 			g_message ("took back %u message(s) from runners that stopped", count);
 		for (guint i = 0; i < dead->len; i++)
-			sc_owner_forget (sc_spool_get_folder (runner->spool), dead->pdata[i]);
+			sc_spool_forget_runner (runner->spool, dead->pdata[i]);
 	}
 	runner->last_rescan = sc_clock_now (runner->clock);
 }
@@ -967,12 +964,9 @@ timer_cb (gpointer user_data)
 }
 
 static gboolean
-wake_cb (GSocket *socket, GIOCondition condition, gpointer user_data)
+wake_cb (gpointer user_data)
 {
-	ScRunner *runner = user_data;
-
-	sc_wake_drain (socket);
-	runner_claim (runner);
+	runner_claim (user_data);
 	return G_SOURCE_CONTINUE;
 }
 
@@ -1159,7 +1153,7 @@ sc_runner_new (ScConfig *config, ScClock *clock, GError **error)
 	runner->spool = sc_spool_open (config->spool, config->busy_timeout, error);
 	if (runner->spool == NULL)
 		return NULL;
-	runner->owner = sc_owner_register (config->spool, error);
+	runner->owner = sc_spool_register_runner (runner->spool, error);
 	if (runner->owner == NULL)
 		return NULL;
 	runner->pool = g_thread_pool_new (worker_cb, runner, (int) config->workers, FALSE, error);
@@ -1169,16 +1163,12 @@ sc_runner_new (ScConfig *config, ScClock *clock, GError **error)
 	pool_size_for (runner, config);
 	runner->timer = sc_timer_source_new (timer_cb, runner, "stagecoach-claim-timer");
 	g_source_attach (runner->timer, runner->context);
-	runner->wake_socket = sc_wake_listen (config->spool, &runner->wake_path, &error_local);
-	if (runner->wake_socket == NULL) {
+	runner->wake_source = sc_spool_wake_source_new (runner->spool, wake_cb, runner, &error_local);
+	if (runner->wake_source == NULL)
 		g_warning ("no instant wakeups, rescanning every %" G_GINT64_FORMAT "s: %s",
 			   config->rescan / G_USEC_PER_SEC, error_local->message);
-	} else {
-		runner->wake_source = g_socket_create_source (runner->wake_socket, G_IO_IN, NULL);
-		g_source_set_callback (runner->wake_source, (GSourceFunc) (void (*) (void)) wake_cb, runner, NULL);
-		g_source_set_static_name (runner->wake_source, "stagecoach-wake");
+	else
 		g_source_attach (runner->wake_source, runner->context);
-	}
 	return g_steal_pointer (&runner);
 }
 
@@ -1249,10 +1239,6 @@ sc_runner_free (ScRunner *runner)
 		g_source_destroy (runner->wake_source);
 		g_source_unref (runner->wake_source);
 	}
-	if (runner->wake_path != NULL)
-		(void) g_unlink (runner->wake_path);
-	g_free (runner->wake_path);
-	g_clear_object (&runner->wake_socket);
 	/* No handler runs any more (the pool was joined): what is still
 	 * leased goes back at once rather than waiting for the lease. */
 	if (runner->spool != NULL && runner->owner != NULL)

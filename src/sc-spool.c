@@ -644,12 +644,6 @@ sc_spool_close (ScSpool *spool)
 	g_free (spool);
 }
 
-const char *
-sc_spool_get_folder (ScSpool *spool)
-{
-	return spool->folder;
-}
-
 /* ---- ingress ---- */
 
 static char *

@@ -44,7 +44,6 @@ typedef struct _ScSpool ScSpool;
  * SC_SPOOL_ERROR_FAILED. */
 ScSpool *sc_spool_open (const char *folder, gint64 busy_timeout, GError **error);
 void sc_spool_close (ScSpool *spool);
-const char *sc_spool_get_folder (ScSpool *spool);
 
 /* ---- ingress ---- */
 
@@ -259,6 +258,28 @@ gboolean sc_spool_check_clock (ScSpool *spool,
 			       gint64 threshold,
 			       gint64 *out_step,
 			       GError **error);
+
+/* ---- runners' presence and wakeups (sc-spool-presence.c) ---- */
+
+typedef struct _ScOwner ScOwner;
+
+/* This process as a runner of the spool, for as long as it holds the
+ * result (its name is the lease owner of what it claims). */
+ScOwner *sc_spool_register_runner (ScSpool *spool, GError **error);
+/* Whether runner @owner still runs (its process holds its registration). */
+gboolean sc_spool_runner_is_alive (ScSpool *spool, const char *owner);
+/* The claims runner @owner had a handler running on, as
+ * "ROWID:GENERATION" keys. (transfer full) */
+GHashTable *sc_spool_runner_in_handler (ScSpool *spool, const char *owner);
+/* Forgets a dead runner (after its messages were taken back). */
+void sc_spool_forget_runner (ScSpool *spool, const char *owner);
+/* Best effort, never blocks: wakes every runner of the spool after a
+ * commit that gave them work. */
+void sc_spool_wake_runners (ScSpool *spool);
+/* (transfer full) a source that calls @func each time the spool's runners
+ * are woken; NULL with @error when wakeups cannot be had (the caller
+ * rescans instead).  Attach it; destroying it stops listening. */
+GSource *sc_spool_wake_source_new (ScSpool *spool, GSourceFunc func, gpointer data, GError **error);
 
 /* Earliest next_attempt_at of a queued/deferred message; FALSE if none. */
 gboolean sc_spool_next_due (ScSpool *spool, gint64 *out_time, GError **error);
