@@ -57,7 +57,7 @@ sc_cli_list (ScCli *cli, int argc, char **argv)
 	g_autofree char *state = NULL;
 	g_autofree char *list_id = NULL;
 	int limit = 100;
-	ScMessageFilter filter = {0};
+	ScMessageSearch filter = {0};
 	g_autoptr(GPtrArray) summaries = NULL;
 	g_autoptr(GError) error = NULL;
 	int status;
@@ -84,7 +84,7 @@ sc_cli_list (ScCli *cli, int argc, char **argv)
 	filter.limit = limit > 0 ? (guint) limit : 0;
 	if (!sc_cli_open (cli, &status))
 		return status;
-	summaries = sc_spool_list (cli->spool, &filter, &error);
+	summaries = sc_spool_search (cli->spool, &filter, &error);
 	if (summaries == NULL)
 		return sc_cli_fail (cli, error);
 	if (json) {

@@ -72,33 +72,6 @@ sc_spool_summary_from_row (ScStatement *stmt)
 	return summary;
 }
 
-GPtrArray *
-sc_spool_list (ScSpool *spool, const ScMessageFilter *filter, GError **error)
-{
-	ScSql sql = filter->has_state ? (filter->list_id != NULL ? SC_SQL_LIST_STATE_LIST : SC_SQL_LIST_STATE)
-				      : (filter->list_id != NULL ? SC_SQL_LIST_LIST : SC_SQL_LIST);
-	g_autoptr(ScStatement) stmt = sc_spool_statement (spool, sql, error);
-	g_autoptr(GPtrArray) summaries =
-	    g_ptr_array_new_with_free_func ((GDestroyNotify) sc_message_summary_free);
-	int rc;
-
-	if (stmt == NULL)
-		return NULL;
-	if (filter->has_state)
-		sc_bind_text (stmt, ":state", sc_message_state_to_string (filter->state));
-	if (filter->list_id != NULL)
-		sc_bind_text (stmt, ":list_id", filter->list_id);
-	sc_bind_int64 (stmt, ":after", filter->after_rowid > 0 ? filter->after_rowid : G_MAXINT64);
-	sc_bind_int64 (stmt, ":limit", filter->limit > 0 ? (gint64) filter->limit : -1);
-	while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
-		g_ptr_array_add (summaries, sc_spool_summary_from_row (stmt));
-	if (rc != SQLITE_DONE) {
-		sc_spool_set_error (spool, rc, error, "list");
-		return NULL;
-	}
-	return g_steal_pointer (&summaries);
-}
-
 ScMessageSummary *
 sc_spool_get_summary (ScSpool *spool, const char *queue_id, GError **error)
 {

@@ -73,6 +73,19 @@ sc_outcome_to_string (ScOutcome outcome)
 	}
 }
 
+/* What a message summary reads (sc_spool_summary_from_row's columns). */
+#define SUMMARY_COLUMNS                                                                            \
+	"SELECT id, queue_id, state, list_id, sender, subject, message_id, last_error,"           \
+	" hold_reason, pipeline, attempts, cycle, created_at, next_attempt_at, updated_at, size"
+/* A search's text and stage filters: NULL parameters pass every row. */
+#define SEARCH_FILTERS                                                                             \
+	" AND (:query IS NULL OR subject LIKE :query ESCAPE '\\' OR sender LIKE :query ESCAPE '\\'" \
+	" OR message_id LIKE :query ESCAPE '\\' OR last_error LIKE :query ESCAPE '\\'"             \
+	" OR queue_id LIKE :query ESCAPE '\\')"                                                    \
+	" AND (:stage IS NULL OR :stage = COALESCE((SELECT stage FROM attempts"                    \
+	" WHERE attempts.message_id = messages.id ORDER BY attempts.id DESC LIMIT 1),"             \
+	" substr(pipeline, 1, instr(pipeline || ';', ';') - 1)))"
+
 static const char *const sql_text[SC_SQL_LAST] = {
     [SC_SQL_BEGIN_IMMEDIATE] = "BEGIN IMMEDIATE",
     [SC_SQL_COMMIT] = "COMMIT",
@@ -203,30 +216,8 @@ static const char *const sql_text[SC_SQL_LAST] = {
 	" ORDER BY next_attempt_at LIMIT 1",
     [SC_SQL_COUNT_ALL] = "SELECT state, SUM(count) FROM state_counts GROUP BY state",
     [SC_SQL_COUNT_LIST] = "SELECT state, count FROM state_counts WHERE list_id = :list_id",
-    /* One statement per filter shape, so each walks its own index
-     * backwards from :after (keyset pagination) and stops at :limit. */
-    [SC_SQL_LIST] =
-	"SELECT id, queue_id, state, list_id, sender, subject, message_id, last_error,"
-	" hold_reason, pipeline, attempts, cycle, created_at, next_attempt_at, updated_at, size"
-	" FROM messages WHERE id < :after ORDER BY id DESC LIMIT :limit",
-    [SC_SQL_LIST_STATE] =
-	"SELECT id, queue_id, state, list_id, sender, subject, message_id, last_error,"
-	" hold_reason, pipeline, attempts, cycle, created_at, next_attempt_at, updated_at, size"
-	" FROM messages INDEXED BY messages_state WHERE state = :state AND id < :after"
-	" ORDER BY id DESC LIMIT :limit",
-    [SC_SQL_LIST_LIST] =
-	"SELECT id, queue_id, state, list_id, sender, subject, message_id, last_error,"
-	" hold_reason, pipeline, attempts, cycle, created_at, next_attempt_at, updated_at, size"
-	" FROM messages INDEXED BY messages_list WHERE list_id = :list_id AND id < :after"
-	" ORDER BY id DESC LIMIT :limit",
-    [SC_SQL_LIST_STATE_LIST] =
-	"SELECT id, queue_id, state, list_id, sender, subject, message_id, last_error,"
-	" hold_reason, pipeline, attempts, cycle, created_at, next_attempt_at, updated_at, size"
-	" FROM messages INDEXED BY messages_state WHERE state = :state AND list_id = :list_id"
-	" AND id < :after ORDER BY id DESC LIMIT :limit",
     [SC_SQL_SUMMARY_BY_QUEUE_ID] =
-	"SELECT id, queue_id, state, list_id, sender, subject, message_id, last_error,"
-	" hold_reason, pipeline, attempts, cycle, created_at, next_attempt_at, updated_at, size"
+	SUMMARY_COLUMNS
 	" FROM messages WHERE queue_id = :queue_id",
     [SC_SQL_SELECT_STAGES] =
 	"SELECT stage, completed_at, note, length(output) FROM stages WHERE message_id = :id"
@@ -285,52 +276,29 @@ static const char *const sql_text[SC_SQL_LAST] = {
 	"SELECT count(*) FROM (SELECT 1 FROM messages INDEXED BY messages_due"
 	" WHERE state IN ('queued','deferred') AND next_attempt_at <= :now LIMIT :limit)",
     /* sc-spool-search.c: the admin API's reads.  Each search shape walks
-     * its own index backwards from :after (keyset) like SC_SQL_LIST*; q and
+     * its own index backwards from :after (keyset pagination) and stops at
+     * :limit; q and
      * stage only filter the rows that walk meets (a LIKE per row, no index). */
     [SC_SQL_SEARCH] =
-	"SELECT id, queue_id, state, list_id, sender, subject, message_id, last_error,"
-	" hold_reason, pipeline, attempts, cycle, created_at, next_attempt_at, updated_at, size"
+	SUMMARY_COLUMNS
 	" FROM messages WHERE id < :after"
-	" AND (:query IS NULL OR subject LIKE :query ESCAPE '\\' OR sender LIKE :query ESCAPE '\\'"
-	" OR message_id LIKE :query ESCAPE '\\' OR last_error LIKE :query ESCAPE '\\'"
-	" OR queue_id LIKE :query ESCAPE '\\')"
-	" AND (:stage IS NULL OR :stage = COALESCE((SELECT stage FROM attempts"
-	" WHERE attempts.message_id = messages.id ORDER BY attempts.id DESC LIMIT 1),"
-	" substr(pipeline, 1, instr(pipeline || ';', ';') - 1)))"
+	SEARCH_FILTERS
 	" ORDER BY id DESC LIMIT :limit",
     [SC_SQL_SEARCH_STATE] =
-	"SELECT id, queue_id, state, list_id, sender, subject, message_id, last_error,"
-	" hold_reason, pipeline, attempts, cycle, created_at, next_attempt_at, updated_at, size"
+	SUMMARY_COLUMNS
 	" FROM messages INDEXED BY messages_state WHERE state = :state AND id < :after"
-	" AND (:query IS NULL OR subject LIKE :query ESCAPE '\\' OR sender LIKE :query ESCAPE '\\'"
-	" OR message_id LIKE :query ESCAPE '\\' OR last_error LIKE :query ESCAPE '\\'"
-	" OR queue_id LIKE :query ESCAPE '\\')"
-	" AND (:stage IS NULL OR :stage = COALESCE((SELECT stage FROM attempts"
-	" WHERE attempts.message_id = messages.id ORDER BY attempts.id DESC LIMIT 1),"
-	" substr(pipeline, 1, instr(pipeline || ';', ';') - 1)))"
+	SEARCH_FILTERS
 	" ORDER BY id DESC LIMIT :limit",
     [SC_SQL_SEARCH_LIST] =
-	"SELECT id, queue_id, state, list_id, sender, subject, message_id, last_error,"
-	" hold_reason, pipeline, attempts, cycle, created_at, next_attempt_at, updated_at, size"
+	SUMMARY_COLUMNS
 	" FROM messages INDEXED BY messages_list WHERE list_id = :list_id AND id < :after"
-	" AND (:query IS NULL OR subject LIKE :query ESCAPE '\\' OR sender LIKE :query ESCAPE '\\'"
-	" OR message_id LIKE :query ESCAPE '\\' OR last_error LIKE :query ESCAPE '\\'"
-	" OR queue_id LIKE :query ESCAPE '\\')"
-	" AND (:stage IS NULL OR :stage = COALESCE((SELECT stage FROM attempts"
-	" WHERE attempts.message_id = messages.id ORDER BY attempts.id DESC LIMIT 1),"
-	" substr(pipeline, 1, instr(pipeline || ';', ';') - 1)))"
+	SEARCH_FILTERS
 	" ORDER BY id DESC LIMIT :limit",
     [SC_SQL_SEARCH_STATE_LIST] =
-	"SELECT id, queue_id, state, list_id, sender, subject, message_id, last_error,"
-	" hold_reason, pipeline, attempts, cycle, created_at, next_attempt_at, updated_at, size"
+	SUMMARY_COLUMNS
 	" FROM messages INDEXED BY messages_state WHERE state = :state AND list_id = :list_id"
 	" AND id < :after"
-	" AND (:query IS NULL OR subject LIKE :query ESCAPE '\\' OR sender LIKE :query ESCAPE '\\'"
-	" OR message_id LIKE :query ESCAPE '\\' OR last_error LIKE :query ESCAPE '\\'"
-	" OR queue_id LIKE :query ESCAPE '\\')"
-	" AND (:stage IS NULL OR :stage = COALESCE((SELECT stage FROM attempts"
-	" WHERE attempts.message_id = messages.id ORDER BY attempts.id DESC LIMIT 1),"
-	" substr(pipeline, 1, instr(pipeline || ';', ';') - 1)))"
+	SEARCH_FILTERS
 	" ORDER BY id DESC LIMIT :limit",
     /* state_counts holds one row per (state, list): small whatever the queue */
     [SC_SQL_COUNT_BY_LIST] =

@@ -293,14 +293,6 @@ gboolean sc_spool_count_states (ScSpool *spool,
 				GError **error);
 
 typedef struct {
-	gboolean has_state;
-	ScMessageState state;
-	const char *list_id; /* (nullable) */
-	gint64 after_rowid;  /* keyset pagination: rows with a smaller id come next */
-	guint limit;         /* 0: no limit */
-} ScMessageFilter;
-
-typedef struct {
 	gint64 rowid;
 	char *queue_id;
 	ScMessageState state;
@@ -322,8 +314,20 @@ typedef struct {
 void sc_message_summary_free (ScMessageSummary *summary);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (ScMessageSummary, sc_message_summary_free)
 
-/* Newest first. (transfer full) (element-type ScMessageSummary) */
-GPtrArray *sc_spool_list (ScSpool *spool, const ScMessageFilter *filter, GError **error);
+typedef struct {
+	gboolean has_state;
+	ScMessageState state;
+	const char *list_id; /* (nullable) */
+	const char *stage;   /* (nullable) last attempt's stage, else the first one */
+	const char *query;   /* (nullable) substring of subject, sender, Message-ID,
+			      * last error or queue id; ASCII case-insensitive */
+	gint64 after_rowid;  /* keyset: rows with a smaller id come next; 0: newest */
+	guint limit;         /* 0: no limit */
+} ScMessageSearch;
+
+/* Newest first: `stagecoach list` and the admin API's message list.
+ * (transfer full) (element-type ScMessageSummary) */
+GPtrArray *sc_spool_search (ScSpool *spool, const ScMessageSearch *search, GError **error);
 ScMessageSummary *sc_spool_get_summary (ScSpool *spool, const char *queue_id, GError **error);
 
 typedef struct {
@@ -466,19 +470,6 @@ gboolean sc_spool_notify_count_backlog (ScSpool *spool, gint64 now, guint64 limi
 
 /* ---- the admin API's reads (sc-spool-search.c); main thread ---- */
 
-typedef struct {
-	gboolean has_state;
-	ScMessageState state;
-	const char *list_id; /* (nullable) */
-	const char *stage;   /* (nullable) last attempt's stage, else the first one */
-	const char *query;   /* (nullable) substring of subject, sender, Message-ID,
-			      * last error or queue id; ASCII case-insensitive */
-	gint64 after_rowid;  /* keyset: rows with a smaller id come next; 0: newest */
-	guint limit;         /* 0: no limit */
-} ScMessageSearch;
-
-/* Newest first. (transfer full) (element-type ScMessageSummary) */
-GPtrArray *sc_spool_search (ScSpool *spool, const ScMessageSearch *search, GError **error);
 
 typedef struct {
 	char *list_id;

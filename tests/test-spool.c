@@ -1279,10 +1279,10 @@ assert_listed (GPtrArray *summaries, const char *const *queue_ids)
 }
 
 static GPtrArray *
-list_messages (Fixture *fixture, const ScMessageFilter *filter)
+list_messages (Fixture *fixture, const ScMessageSearch *filter)
 {
 	g_autoptr(GError) error = NULL;
-	GPtrArray *result = sc_spool_list (fixture->spool, filter, &error);
+	GPtrArray *result = sc_spool_search (fixture->spool, filter, &error);
 
 	g_assert_no_error (error);
 	g_assert_nonnull (result);
@@ -1303,7 +1303,7 @@ test_list_filters (Fixture *fixture, gconstpointer user_data)
 	g_assert_true (sc_spool_hold (fixture->spool, b2, "spam?", &audit, &error));
 	g_assert_no_error (error);
 	{
-		ScMessageFilter f = {0};
+		ScMessageSearch f = {0};
 		g_autoptr(GPtrArray) all = list_messages (fixture, &f);
 		assert_listed (all, (const char *const[]){b2, a2, b1, a1, NULL});
 		g_assert_cmpint (((ScMessageSummary *) all->pdata[0])->state, ==, SC_STATE_HELD);
@@ -1311,32 +1311,32 @@ test_list_filters (Fixture *fixture, gconstpointer user_data)
 		g_assert_cmpint (((ScMessageSummary *) all->pdata[3])->state, ==, SC_STATE_ACTIVE);
 	}
 	{
-		ScMessageFilter f = {.list_id = "a.example.org"};
+		ScMessageSearch f = {.list_id = "a.example.org"};
 		g_autoptr(GPtrArray) got = list_messages (fixture, &f);
 		assert_listed (got, (const char *const[]){a2, a1, NULL});
 	}
 	{
-		ScMessageFilter f = {.has_state = TRUE, .state = SC_STATE_QUEUED};
+		ScMessageSearch f = {.has_state = TRUE, .state = SC_STATE_QUEUED};
 		g_autoptr(GPtrArray) got = list_messages (fixture, &f);
 		assert_listed (got, (const char *const[]){a2, b1, NULL});
 	}
 	{
-		ScMessageFilter f = {.has_state = TRUE, .state = SC_STATE_QUEUED, .list_id = "b.example.org"};
+		ScMessageSearch f = {.has_state = TRUE, .state = SC_STATE_QUEUED, .list_id = "b.example.org"};
 		g_autoptr(GPtrArray) got = list_messages (fixture, &f);
 		assert_listed (got, (const char *const[]){b1, NULL});
 	}
 	{
-		ScMessageFilter f = {.has_state = TRUE, .state = SC_STATE_DEAD};
+		ScMessageSearch f = {.has_state = TRUE, .state = SC_STATE_DEAD};
 		g_autoptr(GPtrArray) got = list_messages (fixture, &f);
 		assert_listed (got, NULL);
 	}
 	{
-		ScMessageFilter f = {.list_id = "nosuch.example.org"};
+		ScMessageSearch f = {.list_id = "nosuch.example.org"};
 		g_autoptr(GPtrArray) got = list_messages (fixture, &f);
 		assert_listed (got, NULL);
 	}
 	{
-		ScMessageFilter f = {.limit = 3};
+		ScMessageSearch f = {.limit = 3};
 		g_autoptr(GPtrArray) got = list_messages (fixture, &f);
 		assert_listed (got, (const char *const[]){b2, a2, b1, NULL});
 	}
@@ -1347,7 +1347,7 @@ test_list_keyset (Fixture *fixture, gconstpointer user_data)
 {
 	g_autoptr(GPtrArray) injected = g_ptr_array_new_with_free_func (g_free);
 	g_autoptr(GHashTable) seen = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
-	ScMessageFilter filter = {.list_id = "a.example.org", .limit = 3};
+	ScMessageSearch filter = {.list_id = "a.example.org", .limit = 3};
 	guint pages = 0;
 	gint64 previous = G_MAXINT64;
 
@@ -1792,9 +1792,9 @@ assert_plans (sqlite3 *db)
 	    {SC_SQL_RENEW_LEASES, NULL},
 	    {SC_SQL_RELEASE_OWNER, NULL},
 	    {SC_SQL_SUMMARY_BY_QUEUE_ID, NULL},
-	    {SC_SQL_LIST_STATE, "messages_state"},
-	    {SC_SQL_LIST_LIST, "messages_list"},
-	    {SC_SQL_LIST_STATE_LIST, "messages_state"},
+	    {SC_SQL_SEARCH_STATE, "messages_state"},
+	    {SC_SQL_SEARCH_LIST, "messages_list"},
+	    {SC_SQL_SEARCH_STATE_LIST, "messages_state"},
 	};
 
 	for (gsize i = 0; i < G_N_ELEMENTS (checked); i++) {
