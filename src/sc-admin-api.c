@@ -732,7 +732,7 @@ handle_bulk_retry (ScAdminServer *server, SoupServerMessage *message, const ScAd
 	if (query != NULL && *query == '\0')
 		query = NULL;
 	if (state_text == NULL || !sc_message_state_from_string (state_text, &state) ||
-	    (state != SC_STATE_DEAD && state != SC_STATE_DEFERRED)) {
+	    !sc_message_state_allows (state, SC_ACTION_RETRY_MATCHING)) {
 		sc_admin_reply_error (message, SOUP_STATUS_BAD_REQUEST, _("state must be dead or deferred"));
 		return;
 	}

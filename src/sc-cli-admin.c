@@ -56,7 +56,7 @@ sc_cli_retry (ScCli *cli, int argc, char **argv)
 		ScMessageState state;
 		guint count = 0;
 		if (!sc_message_state_from_string (state_text, &state) ||
-		    (state != SC_STATE_DEAD && state != SC_STATE_DEFERRED)) {
+		    !sc_message_state_allows (state, SC_ACTION_RETRY_MATCHING)) {
 			g_set_error (&error, SC_INPUT_ERROR, SC_INPUT_ERROR_USAGE,
 				     _("--state takes dead or deferred"));
 			return sc_cli_fail (cli, error);

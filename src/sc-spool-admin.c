@@ -133,8 +133,6 @@ retry_locked (ScSpool *spool,
 
 	if (summary == NULL)
 		return FALSE;
-	if (summary->state == SC_STATE_ACTIVE)
-		return refuse_state (summary, "retry", error);
 	if (summary->state == SC_STATE_DONE && from_stage == NULL) {
 		g_set_error (error,
 			     SC_SPOOL_ERROR,
@@ -143,6 +141,9 @@ retry_locked (ScSpool *spool,
 			     queue_id);
 		return FALSE;
 	}
+	if (!sc_message_state_allows (summary->state,
+				      from_stage != NULL ? SC_ACTION_RETRY_FROM_STAGE : SC_ACTION_RETRY))
+		return refuse_state (summary, "retry", error);
 	if (from_stage != NULL && !forget_stages_from (spool, summary, from_stage, error))
 		return FALSE;
 	if (!update_message (spool, SC_SQL_RETRY, summary, audit->now, NULL, error))
@@ -179,8 +180,7 @@ sc_spool_retry_matching (ScSpool *spool,
 	g_autoptr(GPtrArray) queue_ids = g_ptr_array_new_with_free_func (g_free);
 	g_autofree char *detail = NULL;
 
-	/* as sc_spool_retry: leased messages are the runner's, done ones need --from-stage */
-	if (state == SC_STATE_ACTIVE || state == SC_STATE_DONE) {
+	if (!sc_message_state_allows (state, SC_ACTION_RETRY_MATCHING)) {
 		g_set_error (error,
 			     SC_SPOOL_ERROR,
 			     SC_SPOOL_ERROR_INVALID,
@@ -255,7 +255,7 @@ sc_spool_retry_list (ScSpool *spool,
 			sc_spool_rollback (spool);
 			return FALSE;
 		}
-		if (message->state != SC_STATE_DEAD && message->state != SC_STATE_DEFERRED)
+		if (!sc_message_state_allows (message->state, SC_ACTION_RETRY_MATCHING))
 			continue; /* moved on since the search: not ours to retry */
 		if (!update_message (spool, SC_SQL_RETRY, message, audit->now, NULL, error) ||
 		    !reset_recipients (spool, message->rowid, error)) {
@@ -299,21 +299,20 @@ act_locked (ScSpool *spool,
 		return FALSE;
 	switch (action) {
 	case ACTION_HOLD:
-		if (summary->state != SC_STATE_QUEUED && summary->state != SC_STATE_DEFERRED &&
-		    summary->state != SC_STATE_DEAD)
+		if (!sc_message_state_allows (summary->state, SC_ACTION_HOLD))
 			return refuse_state (summary, "hold", error);
 		if (!update_message (spool, SC_SQL_HOLD, summary, audit->now, reason, error))
 			return FALSE;
 		return sc_spool_write_audit (spool, audit, "hold", queue_id, reason, error);
 	case ACTION_RELEASE:
-		if (summary->state != SC_STATE_HELD)
+		if (!sc_message_state_allows (summary->state, SC_ACTION_RELEASE))
 			return refuse_state (summary, "release", error);
 		if (!update_message (spool, SC_SQL_RELEASE, summary, audit->now, NULL, error))
 			return FALSE;
 		return sc_spool_write_audit (spool, audit, "release", queue_id, NULL, error);
 	case ACTION_DELETE:
 	default:
-		if (summary->state == SC_STATE_ACTIVE)
+		if (!sc_message_state_allows (summary->state, SC_ACTION_DELETE))
 			return refuse_state (summary, "delete", error);
 		if (!update_message (spool, SC_SQL_DELETE_MESSAGE, summary, audit->now, NULL, error))
 			return FALSE;

@@ -42,6 +42,32 @@ sc_message_state_to_string (ScMessageState state)
 	return state_names[state];
 }
 
+#define ALLOWS(...) ((guint) (__VA_ARGS__))
+#define BIT(action) (1u << (action))
+
+static const guint allowed_actions[SC_STATE_LAST] = {
+    [SC_STATE_QUEUED] = ALLOWS (BIT (SC_ACTION_RETRY) | BIT (SC_ACTION_RETRY_FROM_STAGE) |
+				BIT (SC_ACTION_HOLD) | BIT (SC_ACTION_DELETE)),
+    [SC_STATE_ACTIVE] = 0,
+    [SC_STATE_DEFERRED] = ALLOWS (BIT (SC_ACTION_RETRY) | BIT (SC_ACTION_RETRY_FROM_STAGE) |
+				  BIT (SC_ACTION_RETRY_MATCHING) | BIT (SC_ACTION_HOLD) |
+				  BIT (SC_ACTION_DELETE)),
+    [SC_STATE_HELD] = ALLOWS (BIT (SC_ACTION_RETRY) | BIT (SC_ACTION_RETRY_FROM_STAGE) |
+			      BIT (SC_ACTION_RELEASE) | BIT (SC_ACTION_DELETE)),
+    /* done: only stages run again on purpose (--from-stage) */
+    [SC_STATE_DONE] = ALLOWS (BIT (SC_ACTION_RETRY_FROM_STAGE) | BIT (SC_ACTION_DELETE)),
+    [SC_STATE_DEAD] = ALLOWS (BIT (SC_ACTION_RETRY) | BIT (SC_ACTION_RETRY_FROM_STAGE) |
+			      BIT (SC_ACTION_RETRY_MATCHING) | BIT (SC_ACTION_HOLD) |
+			      BIT (SC_ACTION_DELETE)),
+};
+
+gboolean
+sc_message_state_allows (ScMessageState state, ScAction action)
+{
+	g_return_val_if_fail (state < SC_STATE_LAST && action < SC_ACTION_LAST, FALSE);
+	return (allowed_actions[state] & BIT (action)) != 0;
+}
+
 gboolean
 sc_message_state_from_string (const char *text, ScMessageState *out_state)
 {

@@ -27,6 +27,22 @@ typedef enum {
 const char *sc_message_state_to_string (ScMessageState state);
 gboolean sc_message_state_from_string (const char *text, ScMessageState *out_state);
 
+/* What an operator can do to a message (CLI, admin API, dashboard). */
+typedef enum {
+	SC_ACTION_RETRY,            /* a new cycle from the first stage not done */
+	SC_ACTION_RETRY_FROM_STAGE, /* a new cycle from a named stage, done messages too */
+	SC_ACTION_RETRY_MATCHING,   /* the bulk retry of every message in one state */
+	SC_ACTION_HOLD,
+	SC_ACTION_RELEASE,
+	SC_ACTION_DELETE,
+	SC_ACTION_LAST,
+} ScAction;
+
+/* The one table of which actions each state allows; every operator path
+ * checks it (a message leased by a runner allows none: the runner's
+ * result would overwrite the operator's decision). */
+gboolean sc_message_state_allows (ScMessageState state, ScAction action);
+
 typedef enum {
 	SC_OUTCOME_OK,
 	SC_OUTCOME_TRANSIENT,

@@ -2031,6 +2031,28 @@ test_bind_unknown_parameter (Fixture *fixture, gconstpointer user_data)
 	g_test_trap_assert_stderr ("*no such bind parameter :nosuch*");
 }
 
+/* The one table of what operators may do in each state (issue 10): a
+ * leased message allows nothing, a done one only --from-stage and delete,
+ * bulk retry takes dead and deferred. */
+static void
+test_state_actions (void)
+{
+	/* rows: states in enum order; columns: retry, from-stage, matching, hold, release, delete */
+	static const char *const expected[SC_STATE_LAST] = {
+	    [SC_STATE_QUEUED] = "YY-Y-Y",
+	    [SC_STATE_ACTIVE] = "------",
+	    [SC_STATE_DEFERRED] = "YYYY-Y",
+	    [SC_STATE_HELD] = "YY--YY",
+	    [SC_STATE_DONE] = "-Y---Y",
+	    [SC_STATE_DEAD] = "YYYY-Y",
+	};
+
+	for (guint state = 0; state < SC_STATE_LAST; state++)
+		for (guint action = 0; action < SC_ACTION_LAST; action++)
+			g_assert_cmpint (sc_message_state_allows (state, action), ==,
+					 expected[state][action] == 'Y');
+}
+
 static void
 test_state_out_of_range (void)
 {
@@ -2339,6 +2361,7 @@ main (int argc, char **argv)
 #define ADD(path, func) g_test_add (path, Fixture, NULL, fixture_setup, func, fixture_teardown)
 	g_test_add_func ("/spool/names", test_state_names);
 	g_test_add_func ("/spool/names/out-of-range", test_state_out_of_range);
+	g_test_add_func ("/spool/states/actions", test_state_actions);
 	ADD ("/spool/bind/unknown-parameter", test_bind_unknown_parameter);
 	ADD ("/spool/open/creates-and-migrates", test_open_creates_and_migrates);
 	ADD ("/spool/open/creates-folder", test_open_creates_folder);
