@@ -28,6 +28,18 @@ sc_json_add_string (JsonBuilder *builder, const char *key, const char *value)
 		json_builder_add_null_value (builder);
 }
 
+/* Actions on one message, as the admin API's paths name them. */
+static const struct {
+	ScAction action;
+	const char *name;
+} message_actions[] = {
+    {SC_ACTION_RETRY, "retry"},
+    {SC_ACTION_RETRY_FROM_STAGE, "retry-from-stage"},
+    {SC_ACTION_HOLD, "hold"},
+    {SC_ACTION_RELEASE, "release"},
+    {SC_ACTION_DELETE, "delete"},
+};
+
 static void
 add_summary_members (JsonBuilder *builder, const ScMessageSummary *summary)
 {
@@ -53,6 +65,15 @@ add_summary_members (JsonBuilder *builder, const ScMessageSummary *summary)
 		  summary->state == SC_STATE_QUEUED || summary->state == SC_STATE_DEFERRED
 		      ? summary->next_attempt_at
 		      : 0);
+	/* what an operator may do now, from the spool's one table: the
+	 * dashboard offers exactly these */
+	json_builder_set_member_name (builder, "actions");
+	json_builder_begin_array (builder);
+	for (guint i = 0; i < G_N_ELEMENTS (message_actions); i++) {
+		if (sc_message_state_allows (summary->state, message_actions[i].action))
+			json_builder_add_string_value (builder, message_actions[i].name);
+	}
+	json_builder_end_array (builder);
 }
 
 JsonNode *

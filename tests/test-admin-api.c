@@ -623,6 +623,21 @@ assert_last_audit (Fixture *fixture, const char *action, const char *queue_id, c
 	g_assert_cmpstr (last_remote, ==, "127.0.0.1");
 }
 
+/* The "actions" a message's JSON offers, joined with ",". (transfer full) */
+static char *
+offered_actions (Fixture *fixture, const char *path)
+{
+	g_autoptr(Response) response = GET (fixture, path);
+	g_autoptr(JsonNode) node = response_json (response);
+	JsonArray *actions = json_object_get_array_member (json_node_get_object (node), "actions");
+	g_autoptr(GString) joined = g_string_new (NULL);
+
+	g_assert_cmpuint (response->status, ==, 200);
+	for (guint i = 0; i < json_array_get_length (actions); i++)
+		g_string_append_printf (joined, "%s%s", i > 0 ? "," : "", json_array_get_string_element (actions, i));
+	return g_string_free (g_steal_pointer (&joined), FALSE);
+}
+
 static void
 test_message_actions (Fixture *fixture, gconstpointer user_data)
 {
@@ -640,6 +655,11 @@ test_message_actions (Fixture *fixture, gconstpointer user_data)
 		g_assert_cmpint (state_of (fixture, queue_id), ==, SC_STATE_HELD);
 		assert_last_audit (fixture, "hold", queue_id, "admin");
 		g_assert_cmpuint (fixture->kicks, ==, 0);
+	}
+	{
+		/* what the dashboard may offer now: the spool's table for "held" */
+		g_autofree char *offered = offered_actions (fixture, base);
+		g_assert_cmpstr (offered, ==, "retry,retry-from-stage,release,delete");
 	}
 	{
 		/* held twice: the state does not fit */
@@ -684,6 +704,10 @@ test_message_actions (Fixture *fixture, gconstpointer user_data)
 		response = post (fixture, "POST", retry, NULL);
 		g_assert_cmpuint (response->status, ==, 409);
 		g_assert_cmpint (state_of (fixture, queue_id), ==, SC_STATE_ACTIVE);
+		{
+			g_autofree char *offered = offered_actions (fixture, base);
+			g_assert_cmpstr (offered, ==, "");
+		}
 		g_assert_true (sc_spool_release_owner (fixture->spool, "test-runner", T0, &error));
 	}
 	{

@@ -639,8 +639,8 @@
   }
 
   function renderActions(m, base, retryStage, reload) {
-    const state = m.state;
-    const active = state === 'active';
+    // the server's table of what this state allows (sc_message_state_allows)
+    const allows = (action) => (m.actions || []).includes(action);
     const section = h('section', { class: 'card actions', id: 'actions' }, h('h2', null, 'Actions'));
 
     async function act(label, path, body, method) {
@@ -653,13 +653,13 @@
       }
     }
 
-    const retry = h('button', { id: 'retry', type: 'button', class: 'primary', disabled: active }, 'Retry');
+    const retry = h('button', { id: 'retry', type: 'button', class: 'primary', disabled: !allows('retry') }, 'Retry');
     retry.addEventListener('click', () => act('Retry queued: the message is due now in a new cycle.', '/retry', {}));
 
     const stages = m.pipeline || [];
     const stageSelect = h('select', { id: 'retry-stage', 'aria-label': 'Stage to retry from' },
       stages.map((st) => h('option', { value: st, selected: st === retryStage }, st)));
-    const retryFrom = h('button', { id: 'retry-from', type: 'button', disabled: active || !stages.length }, 'Retry from stage');
+    const retryFrom = h('button', { id: 'retry-from', type: 'button', disabled: !allows('retry-from-stage') || !stages.length }, 'Retry from stage');
     retryFrom.addEventListener('click', async () => {
       const st = stageSelect.value;
       const ok = await ask(`Retry from ${st}?`,
@@ -667,15 +667,15 @@
       if (ok) act(`Retry from ${st} queued.`, '/retry', { from_stage: st });
     });
 
-    const hold = h('button', { id: 'hold', type: 'button', disabled: state === 'held' || state === 'done' }, 'Hold');
+    const hold = h('button', { id: 'hold', type: 'button', disabled: !allows('hold') }, 'Hold');
     hold.addEventListener('click', async () => {
       const ok = await ask('Hold this message?', 'It will not be processed until it is released.', { input: 'Reason (optional)', ok: 'Hold' });
       if (ok) act('Message held.', '/hold', ok.value ? { reason: ok.value } : {});
     });
-    const release = h('button', { id: 'release', type: 'button', disabled: state !== 'held' }, 'Release');
+    const release = h('button', { id: 'release', type: 'button', disabled: !allows('release') }, 'Release');
     release.addEventListener('click', () => act('Message released.', '/release', {}));
 
-    const del = h('button', { id: 'delete', type: 'button', class: 'danger', disabled: active }, 'Delete');
+    const del = h('button', { id: 'delete', type: 'button', class: 'danger', disabled: !allows('delete') }, 'Delete');
     del.addEventListener('click', async () => {
       const ok = await ask('Delete this message?',
         `“${text(m.subject, '(no subject)')}” (${text(m.id)}) and all its records are removed from the spool. This cannot be undone.`,
@@ -692,7 +692,7 @@
 
     section.appendChild(h('div', { class: 'buttons' }, retry,
       h('span', { class: 'joined' }, stageSelect, retryFrom), hold, release, del));
-    if (active) section.appendChild(h('p', { class: 'muted small' }, 'A runner is working on this message right now.'));
+    if (m.state === 'active') section.appendChild(h('p', { class: 'muted small' }, 'A runner is working on this message right now.'));
     return section;
   }
 

@@ -260,6 +260,10 @@ async function main() {
     await page.locator('#recipients').filter({ hasText: reply }).waitFor();
     const rcptText = await page.locator('#recipients').innerText();
     assert(/\b5\d\d\b/.test(rcptText) && rcptText.includes('alice@example.net'), `#recipients shows the 5xx reply: ${rcptText}`);
+    // the buttons are the server's table for "dead" (the message's "actions")
+    assert(await page.locator('#release').isDisabled(), 'a dead message offers no release');
+    assert(!(await page.locator('#hold').isDisabled()), 'a dead message can be held');
+    assert(!(await page.locator('#retry').isDisabled()), 'a dead message can be retried');
     await page.screenshot({ path: path.join(ARTIFACTS, 'message.png'), fullPage: true });
     await page.setViewportSize({ width: 390, height: 844 });
     await page.screenshot({ path: path.join(ARTIFACTS, 'message-phone.png'), fullPage: true });
@@ -274,6 +278,8 @@ async function main() {
     await page.locator('#message-state').filter({ hasText: /^done$/ }).waitFor({ timeout: 60000 });
     const after = JSON.parse(await cli('show', '--json', id));
     assert(after.state === 'done', `the spool says done, not ${after.state}`);
+    assert(await page.locator('#retry').isDisabled(), 'a done message offers retry from a stage only');
+    assert(!(await page.locator('#retry-from').isDisabled()), 'a done message can run a stage again');
 
     step = 'the injected subject renders as text';
     await page.goto(base + '/#/messages?q=' + encodeURIComponent('onerror'));
