@@ -784,7 +784,7 @@ test_transition_to_done (Fixture *fixture, gconstpointer user_data)
 	g_assert_cmpuint (record (fixture, "runner-a", &r), ==, 0);
 	g_assert_cmpint (state_of (fixture, queue_id), ==, SC_STATE_ACTIVE);
 	/* still runner-a's, and not shorter than claimed (its exact end is
-	 * checked per backend: test-spool.c /spool/sqlite/lease-columns) */
+	 * checked per backend: test-spool.c /spool/lease/columns) */
 	{
 		g_autofree char *owners = lease_owners (fixture, T0 + LEASE - 1);
 		g_assert_cmpstr (owners, ==, "runner-a");
@@ -1658,7 +1658,7 @@ test_counts_random_walk (Fixture *fixture, gconstpointer user_data)
 			deletes++;
 	g_assert_cmpuint (deletes, >, 0);
 	/* a state invariant: queued/deferred ⇒ a due time (active ⇔ leased is
-	 * a backend's columns: test-spool.c /spool/sqlite/lease-columns) */
+	 * a backend's columns: test-spool.c /spool/lease/columns) */
 	messages = all_messages (fixture);
 	for (guint i = 0; i < messages->len; i++) {
 		ScMessageSummary *s = messages->pdata[i];
