@@ -409,6 +409,12 @@ reclaim (Fixture *fixture, const char *self, const char *const *alive, guint cra
 	return reclaim_checked (fixture, self, &check, crash_limit);
 }
 
+static gint
+compare_strings (gconstpointer a, gconstpointer b)
+{
+	return g_strcmp0 (*(const char *const *) a, *(const char *const *) b);
+}
+
 /* The owners of active messages, sorted and joined by ",", as reclaim
  * asks about them; changes nothing as long as no lease ends by @now. */
 static char *
@@ -418,7 +424,7 @@ lease_owners (Fixture *fixture, gint64 now)
 	OwnerCheck check = {.all_alive = TRUE, .asked = asked};
 
 	g_assert_cmpuint (reclaim_at (fixture, "(observer)", &check, now, 3), ==, 0);
-	g_ptr_array_sort (asked, (GCompareFunc) g_strcmp0);
+	g_ptr_array_sort (asked, compare_strings);
 	g_ptr_array_add (asked, NULL);
 	return g_strjoinv (",", (char **) asked->pdata);
 }
