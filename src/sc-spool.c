@@ -1292,9 +1292,19 @@ sc_spool_commit_batch (ScSpool *spool,
 		       guint n_results,
 		       GError **error)
 {
+	/* Only stages that went well and hand the message on to its next
+	 * stage, under the same lease: losing them to a power cut only runs
+	 * them again, and the next FULL commit (the last stage's, any
+	 * recipient's) makes them durable before anything is acknowledged or
+	 * sent twice.  Saves an fsync between stages (idle latency). */
+	gboolean unsynced = n_groups == 0;
+
 	if (n_groups == 0 && n_results == 0)
 		return TRUE;
-	if (!sc_spool_begin (spool, error))
+	for (guint i = 0; i < n_results && unsynced; i++)
+		unsynced = results[i]->outcome == SC_OUTCOME_OK && results[i]->next_state == SC_STATE_ACTIVE &&
+			   results[i]->notification_kind == NULL;
+	if (!(unsynced ? sc_spool_begin_unsynced (spool, error) : sc_spool_begin (spool, error)))
 		return FALSE;
 	for (guint i = 0; i < n_groups; i++) {
 		g_autoptr(GError) error_local = NULL;

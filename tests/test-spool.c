@@ -923,6 +923,32 @@ test_claim_unsynced_then_full (Fixture *fixture, gconstpointer user_data)
 	(void) queue_id;
 }
 
+/* A batch of stages that only hand the message on commits without an
+ * fsync (a power cut would only run them again); the connection is FULL
+ * again afterwards, and a batch that ends a message is FULL. */
+static void
+test_handover_unsynced_then_full (Fixture *fixture, gconstpointer user_data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *queue_id = inject (fixture, "a.example.org");
+	g_autoptr(ScMessage) message = claim_one (fixture, "r", queue_id);
+	ScStageResult on = result_for (fixture, message, SC_OUTCOME_OK, SC_STATE_ACTIVE);
+	ScStageResult done = result_for (fixture, message, SC_OUTCOME_OK, SC_STATE_DONE);
+	ScStageResult *one = &on;
+
+	g_assert_true (sc_spool_commit_batch (fixture->spool, "r", NULL, 0, &one, 1, &error));
+	g_assert_no_error (error);
+	g_assert_true (on.applied);
+	g_assert_cmpint (synchronous_level (fixture->spool), ==, 2);
+	done.stage = "archive";
+	one = &done;
+	g_assert_true (sc_spool_commit_batch (fixture->spool, "r", NULL, 0, &one, 1, &error));
+	g_assert_no_error (error);
+	g_assert_true (done.applied);
+	g_assert_cmpint (synchronous_level (fixture->spool), ==, 2);
+	g_assert_cmpint (db_int (fixture, "SELECT count(*) FROM stages"), ==, 2);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -938,6 +964,7 @@ main (int argc, char **argv)
 	ADD ("/spool/inject/atomic", test_inject_atomic);
 	ADD ("/spool/transition/dead-atomic", test_transition_dead_atomic);
 	ADD ("/spool/lease/columns", test_lease_columns);
+	ADD ("/spool/commit/handover-unsynced-then-full", test_handover_unsynced_then_full);
 	ADD ("/spool/plan/empty", test_plan_empty);
 	ADD ("/spool/plan/large", test_plan_large);
 	ADD ("/spool/bad/locked", test_bad_locked);
