@@ -14,17 +14,8 @@
 #include "sc-error.h"
 #include "sc-spool-private.h"
 #include "sc-spool.h"
+#include "sc-test-spool.h"
 #include "sc-test-util.h"
-
-#define SEC G_GINT64_CONSTANT (1000000)
-#define MINUTE (60 * SEC)
-#define HOUR (3600 * SEC)
-/* 2026-11-23T12:00:00Z */
-#define T0 (G_GINT64_CONSTANT (1795435200) * SEC)
-#define LEASE (5 * MINUTE)
-#define BUSY_TIMEOUT (100 * 1000) /* 100 ms */
-
-#define PIPELINE "decorate;archive;exec:deliver"
 
 typedef struct {
 	char *dir;        /* (owned) */
@@ -123,109 +114,11 @@ db_text (Fixture *fixture, const char *format, ...)
 
 /* ---- spool helpers ---- */
 
-static char *
-inject_full (Fixture *fixture, const char *list_id, const char *pipeline, const char *body, gint64 now)
-{
-	static const char *const recipients[] = {"a@example.org", "b@example.net", "c@example.com", NULL};
-	g_autoptr(GError) error = NULL;
-	g_autoptr(GBytes) raw = g_bytes_new (body, strlen (body));
-	g_autofree char *subject = g_strdup_printf ("subject of %s", body);
-	ScNewMessage message = {
-	    .list_id = list_id,
-	    .sender = "owner@example.org",
-	    .recipients = recipients,
-	    .pipeline = pipeline,
-	    .subject = subject,
-	    .message_id = "<id@example.org>",
-	    .raw = raw,
-	    .now = now,
-	};
-	char *queue_id = sc_spool_inject (fixture->spool, &message, &error);
-
-	g_assert_no_error (error);
-	g_assert_nonnull (queue_id);
-	return queue_id;
-}
-
-static char *
-inject (Fixture *fixture, const char *list_id)
-{
-	return inject_full (fixture, list_id, PIPELINE, "Subject: hi\r\n\r\nbody\r\n", sc_clock_now (fixture->clock));
-}
-
-static ScMessageSummary *
-summary (Fixture *fixture, const char *queue_id)
-{
-	g_autoptr(GError) error = NULL;
-	ScMessageSummary *result = sc_spool_get_summary (fixture->spool, queue_id, &error);
-
-	g_assert_no_error (error);
-	g_assert_nonnull (result);
-	return result;
-}
-
 static ScMessageState
 state_of (Fixture *fixture, const char *queue_id)
 {
 	g_autoptr(ScMessageSummary) s = summary (fixture, queue_id);
 	return s->state;
-}
-
-static GPtrArray *
-claim (Fixture *fixture, const char *owner, guint limit)
-{
-	g_autoptr(GError) error = NULL;
-	gint64 now = sc_clock_now (fixture->clock);
-	GPtrArray *messages = sc_spool_claim (fixture->spool, owner, now, now + LEASE, limit, &error);
-
-	g_assert_no_error (error);
-	g_assert_nonnull (messages);
-	return messages;
-}
-
-/* Claims exactly one message, which must be @queue_id when given. */
-static ScMessage *
-claim_one (Fixture *fixture, const char *owner, const char *queue_id)
-{
-	g_autoptr(GPtrArray) messages = claim (fixture, owner, 1);
-
-	g_assert_cmpuint (messages->len, ==, 1);
-	if (queue_id != NULL)
-		g_assert_cmpstr (((ScMessage *) messages->pdata[0])->queue_id, ==, queue_id);
-	return g_ptr_array_steal_index (messages, 0);
-}
-
-/* Records one result; returns how many were stale (0 or 1). */
-static guint
-record (Fixture *fixture, const char *owner, const ScStageResult *result)
-{
-	g_autoptr(GError) error = NULL;
-	ScStageResult copy = *result;
-	ScStageResult *one = &copy;
-	guint stale = 99;
-
-	g_assert_true (sc_spool_record_results (fixture->spool, owner, &one, 1, &stale, &error));
-	g_assert_no_error (error);
-	g_assert_cmpuint (stale, <=, 1);
-	return stale;
-}
-
-static ScStageResult
-result_for (Fixture *fixture, const ScMessage *message, ScOutcome outcome, ScMessageState next_state)
-{
-	gint64 now = sc_clock_now (fixture->clock);
-	ScStageResult result = {
-	    .rowid = message->rowid,
-	    .lease_generation = message->lease_generation,
-	    .stage = sc_message_next_stage (message),
-	    .outcome = outcome,
-	    .started_at = now - SEC,
-	    .finished_at = now,
-	    .error = outcome == SC_OUTCOME_OK ? NULL : "451 4.3.0 try again later",
-	    .next_state = next_state,
-	    .attempts = message->attempts + (outcome == SC_OUTCOME_OK ? 0 : 1),
-	};
-	return result;
 }
 
 static void
@@ -247,73 +140,12 @@ assert_counts_match (Fixture *fixture, const char *list_id)
 	}
 }
 
-static gint64
-count_of (Fixture *fixture, const char *list_id, ScMessageState state)
-{
-	g_autoptr(GError) error = NULL;
-	gint64 counts[SC_STATE_LAST];
-
-	g_assert_true (sc_spool_count_states (fixture->spool, list_id, counts, &error));
-	g_assert_no_error (error);
-	return counts[state];
-}
-
-typedef struct {
-	const char *const *alive; /* owners that are alive */
-	guint calls;
-	GArray *in_handler;       /* (nullable) ScLease: claims a handler ran; NULL: all */
-	GArray *in_flight;        /* (nullable) ScLease: self's claims; NULL: all */
-} OwnerCheck;
-
-static gboolean
-owner_alive_cb (const char *owner, gpointer user_data)
-{
-	OwnerCheck *check = user_data;
-	check->calls++;
-	return check->alive != NULL && g_strv_contains (check->alive, owner);
-}
-
-static gboolean
-lease_listed (GArray *leases, const ScLease *lease)
-{
-	if (leases == NULL)
-		return TRUE;
-	for (guint i = 0; i < leases->len; i++) {
-		ScLease *listed = &g_array_index (leases, ScLease, i);
-		if (listed->rowid == lease->rowid && listed->generation == lease->generation)
-			return TRUE;
-	}
-	return FALSE;
-}
-
-static gboolean
-in_handler_cb (const char *owner, const ScLease *lease, gpointer user_data)
-{
-	OwnerCheck *check = user_data;
-	return lease_listed (check->in_handler, lease);
-}
-
-static gboolean
-in_flight_cb (const ScLease *lease, gpointer user_data)
-{
-	OwnerCheck *check = user_data;
-	return lease_listed (check->in_flight, lease);
-}
+typedef ScTestOwnerCheck OwnerCheck;
 
 static guint
 reclaim_checked (Fixture *fixture, const char *self, OwnerCheck *check, guint crash_limit)
 {
-	g_autoptr(GError) error = NULL;
-	ScLeaseProbe probe = {
-	    .alive = owner_alive_cb,
-	    .in_handler = in_handler_cb,
-	    .in_flight = in_flight_cb,
-	    .user_data = check,
-	};
-	guint count = sc_spool_reclaim (fixture->spool, self, &probe, sc_clock_now (fixture->clock),
-					crash_limit, &error);
-	g_assert_no_error (error);
-	return count;
+	return sc_test_spool_reclaim (fixture->spool, self, check, sc_clock_now (fixture->clock), crash_limit);
 }
 
 static guint
