@@ -20,6 +20,7 @@
 #include "sc-error.h"
 #include "sc-handler.h"
 #include "sc-i18n.h"
+#include "sc-spool-uri.h"
 #include "sc-message-headers.h"
 
 typedef struct {
@@ -347,26 +348,27 @@ static const char *const handler_keys[] = {
     NULL,
 };
 
-/* The spool names its backend by scheme, as OpenSMTPD names its queue
- * backend: `sqlite:FOLDER` or a bare FOLDER is the embedded SQLite spool
- * (the only backend so far); a PostgreSQL URI or libpq key=value string
- * is refused by name rather than taken for a folder called "postgresql:". */
+/* The spool names its backend by scheme (sc-spool-uri.c); only the
+ * embedded SQLite spool exists so far, and a PostgreSQL value is refused
+ * by name rather than taken for a folder called "postgresql:". */
 static char *
 resolve_spool (ScConfigLoader *loader, const char *section, const char *value)
 {
 	const char *folder = value;
 
-	if (g_str_has_prefix (value, "sqlite:"))
-		folder = value + strlen ("sqlite:");
-	else if (g_str_has_prefix (value, "postgresql:") || g_str_has_prefix (value, "postgres:") ||
-		 (strchr (value, '=') != NULL && strchr (value, '/') == NULL))
+	switch (sc_spool_uri_parse (value, &folder)) {
+	case SC_SPOOL_URI_FOLDER:
+		break;
+	case SC_SPOOL_URI_POSTGRESQL:
 		add_problem (loader, section, SC_KEY_SPOOL,
 			     _("a PostgreSQL spool is not available in this version: use a "
 			       "folder or sqlite:FOLDER"));
-	else if (strchr (value, ':') != NULL && strchr (value, '/') != NULL &&
-		 strstr (value, "://") != NULL)
+		break;
+	case SC_SPOOL_URI_UNKNOWN:
 		add_problem (loader, section, SC_KEY_SPOOL,
 			     _("unknown spool backend (known: sqlite:FOLDER, or a folder)"));
+		break;
+	}
 	if (*folder == '\0') {
 		add_problem (loader, section, SC_KEY_SPOOL, _("must not be empty"));
 		folder = SC_DEF_SPOOL;

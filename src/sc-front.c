@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "sc-handoff-client.h"
+#include "sc-spool-uri.h"
 
 #define MAIN_PROGRAM "stagecoach-main"
 #define DEFAULT_SPOOL "/var/spool/stagecoach"
@@ -278,6 +279,7 @@ main (int argc, char **argv)
 		spool = strdup (DEFAULT_SPOOL);
 	} else {
 		char *value = NULL;
+		const char *spool_folder = NULL;
 		char *path = canonicalize (config_path, NULL);
 		char *folder = path != NULL ? strdup (path) : NULL;
 		char *text;
@@ -289,15 +291,13 @@ main (int argc, char **argv)
 			return run_main_program (1); /* the full program says what is wrong */
 		*strrchr (folder, '/') = '\0';
 		found = find_spool (text, &value);
-		/* the backend by scheme, as sc-config.c reads it: sqlite: or
-		 * none is a folder; anything else is the full program's to judge */
-		if (found == 1 && strncmp (value, "sqlite:", strlen ("sqlite:")) == 0)
-			value += strlen ("sqlite:");
-		if (found < 0 || (found == 1 && (*value == '\0' || strstr (value, "://") != NULL ||
-						 strncmp (value, "postgres", strlen ("postgres")) == 0 ||
-						 (strchr (value, '=') != NULL && strchr (value, '/') == NULL))))
+		/* a folder (sqlite: or none), read as sc-config.c reads it;
+		 * anything else is the full program's to judge */
+		if (found == 1 && sc_spool_uri_parse (value, &spool_folder) != SC_SPOOL_URI_FOLDER)
 			return run_main_program (1);
-		spool = canonicalize (found == 1 ? value : DEFAULT_SPOOL, folder[0] != '\0' ? folder : "/");
+		if (found < 0 || (found == 1 && *spool_folder == '\0'))
+			return run_main_program (1);
+		spool = canonicalize (found == 1 ? spool_folder : DEFAULT_SPOOL, folder[0] != '\0' ? folder : "/");
 		free (text);
 		free (folder);
 		free (path);
