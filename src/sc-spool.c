@@ -42,23 +42,22 @@ sc_message_state_to_string (ScMessageState state)
 	return state_names[state];
 }
 
-#define ALLOWS(...) ((guint) (__VA_ARGS__))
 #define BIT(action) (1u << (action))
 
 static const guint allowed_actions[SC_STATE_LAST] = {
-    [SC_STATE_QUEUED] = ALLOWS (BIT (SC_ACTION_RETRY) | BIT (SC_ACTION_RETRY_FROM_STAGE) |
-				BIT (SC_ACTION_HOLD) | BIT (SC_ACTION_DELETE)),
+    [SC_STATE_QUEUED] = BIT (SC_ACTION_RETRY) | BIT (SC_ACTION_RETRY_FROM_STAGE) |
+			BIT (SC_ACTION_HOLD) | BIT (SC_ACTION_DELETE),
     [SC_STATE_ACTIVE] = 0,
-    [SC_STATE_DEFERRED] = ALLOWS (BIT (SC_ACTION_RETRY) | BIT (SC_ACTION_RETRY_FROM_STAGE) |
-				  BIT (SC_ACTION_RETRY_MATCHING) | BIT (SC_ACTION_HOLD) |
-				  BIT (SC_ACTION_DELETE)),
-    [SC_STATE_HELD] = ALLOWS (BIT (SC_ACTION_RETRY) | BIT (SC_ACTION_RETRY_FROM_STAGE) |
-			      BIT (SC_ACTION_RELEASE) | BIT (SC_ACTION_DELETE)),
+    [SC_STATE_DEFERRED] = BIT (SC_ACTION_RETRY) | BIT (SC_ACTION_RETRY_FROM_STAGE) |
+			  BIT (SC_ACTION_RETRY_MATCHING) | BIT (SC_ACTION_HOLD) |
+			  BIT (SC_ACTION_DELETE),
+    [SC_STATE_HELD] = BIT (SC_ACTION_RETRY) | BIT (SC_ACTION_RETRY_FROM_STAGE) |
+		      BIT (SC_ACTION_RELEASE) | BIT (SC_ACTION_DELETE),
     /* done: only stages run again on purpose (--from-stage) */
-    [SC_STATE_DONE] = ALLOWS (BIT (SC_ACTION_RETRY_FROM_STAGE) | BIT (SC_ACTION_DELETE)),
-    [SC_STATE_DEAD] = ALLOWS (BIT (SC_ACTION_RETRY) | BIT (SC_ACTION_RETRY_FROM_STAGE) |
-			      BIT (SC_ACTION_RETRY_MATCHING) | BIT (SC_ACTION_HOLD) |
-			      BIT (SC_ACTION_DELETE)),
+    [SC_STATE_DONE] = BIT (SC_ACTION_RETRY_FROM_STAGE) | BIT (SC_ACTION_DELETE),
+    [SC_STATE_DEAD] = BIT (SC_ACTION_RETRY) | BIT (SC_ACTION_RETRY_FROM_STAGE) |
+		      BIT (SC_ACTION_RETRY_MATCHING) | BIT (SC_ACTION_HOLD) |
+		      BIT (SC_ACTION_DELETE),
 };
 
 gboolean
@@ -303,8 +302,8 @@ static const char *const sql_text[SC_SQL_LAST] = {
 	" WHERE state IN ('queued','deferred') AND next_attempt_at <= :now LIMIT :limit)",
     /* sc-spool-search.c: the admin API's reads.  Each search shape walks
      * its own index backwards from :after (keyset pagination) and stops at
-     * :limit; q and
-     * stage only filter the rows that walk meets (a LIKE per row, no index). */
+     * :limit; q and stage only filter the rows that walk meets (a LIKE per
+     * row, no index). */
     [SC_SQL_SEARCH] =
 	SUMMARY_COLUMNS
 	" FROM messages WHERE id < :after"
@@ -1207,25 +1206,6 @@ apply_result (ScSpool *spool, const char *owner, const ScStageResult *result, gb
 	return TRUE;
 }
 
-static gboolean
-apply_results (ScSpool *spool, const char *owner, ScStageResult *const *results, guint n_results,
-	       guint *out_stale, GError **error)
-{
-	guint stale = 0;
-
-	for (guint i = 0; i < n_results; i++) {
-		gboolean applied = FALSE;
-		if (!apply_result (spool, owner, results[i], &applied, error))
-			return FALSE;
-		results[i]->applied = applied;
-		if (!applied)
-			stale++;
-	}
-	if (out_stale != NULL)
-		*out_stale = stale;
-	return TRUE;
-}
-
 /* SAVEPOINT names are fixed here, never from a caller. */
 static gboolean
 savepoint (ScSpool *spool, GError **error)
@@ -1253,12 +1233,17 @@ savepoint_rollback (ScSpool *spool)
 	(void) sqlite3_exec (spool->db, "ROLLBACK TO recipients; RELEASE recipients", NULL, NULL, NULL);
 }
 
-/* Inside the caller's transaction.  FALSE with SC_SPOOL_ERROR_INVALID when
- * the lease is gone (the caller undoes the group). */
+/* Inside the caller's transaction.  *@out_lost: the lease is gone, the
+ * rest was not tried (the caller undoes the group). */
 static gboolean
-record_recipients (ScSpool *spool, const char *owner, const ScRecipientUpdate *updates, guint n_updates,
+record_recipients (ScSpool *spool,
+		   const char *owner,
+		   const ScRecipientUpdate *updates,
+		   guint n_updates,
+		   gboolean *out_lost,
 		   GError **error)
 {
+	*out_lost = FALSE;
 	for (guint i = 0; i < n_updates; i++) {
 		g_autoptr(ScStatement) stmt = sc_spool_statement (spool, SC_SQL_UPDATE_RECIPIENT, error);
 		if (stmt == NULL)
@@ -1275,9 +1260,8 @@ record_recipients (ScSpool *spool, const char *owner, const ScRecipientUpdate *u
 		if (!sc_spool_step_done (spool, stmt, error, "record recipients"))
 			return FALSE;
 		if (sqlite3_changes (spool->db) == 0) {
-			g_set_error (error, SC_SPOOL_ERROR, SC_SPOOL_ERROR_INVALID,
-				     _("the message is no longer leased to this runner"));
-			return FALSE;
+			*out_lost = TRUE;
+			return TRUE;
 		}
 	}
 	return TRUE;
@@ -1307,25 +1291,20 @@ sc_spool_commit_batch (ScSpool *spool,
 	if (!(unsynced ? sc_spool_begin_unsynced (spool, error) : sc_spool_begin (spool, error)))
 		return FALSE;
 	for (guint i = 0; i < n_groups; i++) {
-		g_autoptr(GError) error_local = NULL;
-
-		groups[i].lease_lost = FALSE;
-		if (!savepoint (spool, error))
+		if (!savepoint (spool, error) ||
+		    !record_recipients (spool, owner, groups[i].updates, groups[i].n_updates,
+					&groups[i].lease_lost, error))
 			goto failed;
-		if (record_recipients (spool, owner, groups[i].updates, groups[i].n_updates, &error_local)) {
+		/* a group whose claim is gone is undone alone */
+		if (groups[i].lease_lost)
+			savepoint_rollback (spool);
+		else
 			savepoint_release (spool);
-			continue;
-		}
-		if (!g_error_matches (error_local, SC_SPOOL_ERROR, SC_SPOOL_ERROR_INVALID)) {
-			g_propagate_error (error, g_steal_pointer (&error_local));
-			goto failed;
-		}
-		/* this group's claim is gone: undo it alone */
-		savepoint_rollback (spool);
-		groups[i].lease_lost = TRUE;
 	}
-	if (!apply_results (spool, owner, results, n_results, NULL, error))
-		goto failed;
+	for (guint i = 0; i < n_results; i++) {
+		if (!apply_result (spool, owner, results[i], &results[i]->applied, error))
+			goto failed;
+	}
 	return sc_spool_commit (spool, error);
 
 failed:
@@ -1341,17 +1320,14 @@ sc_spool_record_results (ScSpool *spool,
 			 guint *out_stale,
 			 GError **error)
 {
-	if (out_stale != NULL)
+	if (!sc_spool_commit_batch (spool, owner, NULL, 0, results, n_results, error))
+		return FALSE;
+	if (out_stale != NULL) {
 		*out_stale = 0;
-	if (n_results == 0)
-		return TRUE;
-	if (!sc_spool_begin (spool, error))
-		return FALSE;
-	if (!apply_results (spool, owner, results, n_results, out_stale, error)) {
-		sc_spool_rollback (spool);
-		return FALSE;
+		for (guint i = 0; i < n_results; i++)
+			*out_stale += results[i]->applied ? 0 : 1;
 	}
-	return sc_spool_commit (spool, error);
+	return TRUE;
 }
 
 /* One statement per claim still worked on, in one transaction. */
