@@ -105,6 +105,9 @@ function run(cmd, args, { input, env } = {}) {
       if (code === 0) resolve(out);
       else reject(new Error(`${cmd} ${args.join(' ')} exited ${code}: ${err.trim()}`));
     });
+    // a command that reads no input may exit before it is written: EPIPE
+    // then is no failure (its exit code says how it went)
+    child.stdin.on('error', (e) => { if (e.code !== 'EPIPE') reject(e); });
     child.stdin.end(input || '');
   });
 }
