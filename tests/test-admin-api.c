@@ -301,7 +301,7 @@ run_stage (Fixture *fixture, const char *queue_id, ScOutcome outcome, ScMessageS
 	for (guint i = 0; i < claimed->len; i++) {
 		ScMessage *message = claimed->pdata[i];
 		ScStageResult result = {
-		    .rowid = message->rowid,
+		    .id = message->id,
 		    .lease_generation = message->lease_generation,
 		    .stage = NULL,
 		    .started_at = now - 2 * SEC,
@@ -311,7 +311,7 @@ run_stage (Fixture *fixture, const char *queue_id, ScOutcome outcome, ScMessageS
 		ScStageResult *one = &result;
 		guint stale = 0;
 
-		if (message->rowid == summary->rowid) {
+		if (message->id == summary->id) {
 			result.stage = sc_message_next_stage (message);
 			result.outcome = outcome;
 			result.error = outcome == SC_OUTCOME_OK ? NULL : "550 5.1.1 no such user";

@@ -366,7 +366,7 @@ make_dead (Fixture *fixture, guint n)
 			ScMessage *message = claimed->pdata[i];
 			ScStageResult *result = g_new0 (ScStageResult, 1);
 			updates[i] = (ScRecipientUpdate){
-			    .rowid = message->rowid,
+			    .id = message->id,
 			    .lease_generation = message->lease_generation,
 			    .position = 0,
 			    .status = "failed",
@@ -376,7 +376,7 @@ make_dead (Fixture *fixture, guint n)
 			};
 			groups[i].updates = &updates[i];
 			groups[i].n_updates = 1;
-			result->rowid = message->rowid;
+			result->id = message->id;
 			result->lease_generation = message->lease_generation;
 			result->stage = "decorate";
 			result->outcome = SC_OUTCOME_PERMANENT;
