@@ -4,7 +4,11 @@
 #include "sc-test-backend.h"
 #include "sc-test-postgres.h"
 
+#include <sqlite3.h>
 #include <stdlib.h>
+#ifdef HAVE_LIBPQ
+#include <libpq-fe.h>
+#endif
 
 static ScTestPostgres *server;   /* started on first use, stopped at exit */
 static GHashTable *uris;         /* fixture dir → its database's URI */
@@ -81,4 +85,88 @@ char *
 sc_test_backend_state_dir (const char *dir)
 {
 	return g_build_filename (dir, sc_test_backend_is_postgresql () ? "state" : "spool", NULL);
+}
+
+/* ---- plain SQL on either backend ---- */
+
+static char *
+sqlite_query (const char *folder, const char *sql, gboolean want_row)
+{
+	g_autofree char *path = g_build_filename (folder, "spool.db", NULL);
+	sqlite3 *db = NULL;
+	sqlite3_stmt *stmt = NULL;
+	char *value = NULL;
+	int rc;
+
+	g_assert_cmpint (sqlite3_open_v2 (path, &db, SQLITE_OPEN_READWRITE, NULL), ==, SQLITE_OK);
+	sqlite3_busy_timeout (db, 10000);
+	if (sqlite3_prepare_v2 (db, sql, -1, &stmt, NULL) != SQLITE_OK)
+		g_error ("%s: %s", sql, sqlite3_errmsg (db));
+	rc = sqlite3_step (stmt);
+	if (want_row) {
+		g_assert_cmpint (rc, ==, SQLITE_ROW);
+		value = g_strdup ((const char *) sqlite3_column_text (stmt, 0));
+	} else if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+		g_error ("%s: %s", sql, sqlite3_errmsg (db));
+	}
+	sqlite3_finalize (stmt);
+	sqlite3_close (db);
+	return value;
+}
+
+#ifdef HAVE_LIBPQ
+static char *
+pg_query (const char *uri, const char *sql, gboolean want_row)
+{
+	PGconn *conn = PQconnectdb (uri);
+	PGresult *result;
+	char *value = NULL;
+
+	if (PQstatus (conn) != CONNECTION_OK)
+		g_error ("%s: %s", uri, PQerrorMessage (conn));
+	result = PQexec (conn, sql);
+	if (PQresultStatus (result) != PGRES_TUPLES_OK && PQresultStatus (result) != PGRES_COMMAND_OK)
+		g_error ("%s: %s", sql, PQerrorMessage (conn));
+	if (want_row) {
+		g_assert_cmpint (PQntuples (result), >=, 1);
+		if (!PQgetisnull (result, 0, 0))
+			value = g_strdup (PQgetvalue (result, 0, 0));
+	}
+	PQclear (result);
+	PQfinish (conn);
+	return value;
+}
+#endif
+
+static char *
+query (const char *location, const char *sql, gboolean want_row)
+{
+	if (!sc_test_backend_is_postgresql ())
+		return sqlite_query (location, sql, want_row);
+#ifdef HAVE_LIBPQ
+	return pg_query (location, sql, want_row);
+#else
+	g_assert_not_reached ();
+#endif
+}
+
+gint64
+sc_test_backend_query_int (const char *location, const char *sql)
+{
+	g_autofree char *text = query (location, sql, TRUE);
+
+	g_assert_nonnull (text);
+	return g_ascii_strtoll (text, NULL, 10);
+}
+
+char *
+sc_test_backend_query_text (const char *location, const char *sql)
+{
+	return query (location, sql, TRUE);
+}
+
+void
+sc_test_backend_exec (const char *location, const char *sql)
+{
+	g_free (query (location, sql, FALSE));
 }

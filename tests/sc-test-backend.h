@@ -28,4 +28,14 @@ char *sc_test_backend_spool_location (const char *dir);
  * is its state folder), DIR/state for PostgreSQL. (transfer full) */
 char *sc_test_backend_state_dir (const char *dir);
 
+
+/* For checks the spool's verbs do not offer: one SQL statement run
+ * straight on the spool @location names (FOLDER/spool.db, or the
+ * PostgreSQL database), in plain SQL both backends read alike.  The first
+ * column of the first row, as a number or as text (NULL for SQL NULL). */
+gint64 sc_test_backend_query_int (const char *location, const char *sql);
+char *sc_test_backend_query_text (const char *location, const char *sql);
+/* Runs @sql for its effect (setting up a state no verb makes). */
+void sc_test_backend_exec (const char *location, const char *sql);
+
 G_END_DECLS
