@@ -992,7 +992,7 @@ read_boot_id (void)
 }
 
 /* A stepped wall clock: stored due times, cycle starts and leases move
- * with it (sc-spool-clock.c), then the timer is set again. */
+ * with it (sc-sqlite-clock.c), then the timer is set again. */
 static void
 check_clock (ScRunner *runner)
 {

@@ -1,8 +1,9 @@
 /* sc-spool.h — the spool: every piece of stagecoach's state, behind verbs.
  *
- * Kept as narrow as OpenSMTPD's scheduler backend so another store (a
- * PostgreSQL one, claiming with FOR UPDATE SKIP LOCKED) could sit behind
- * it: callers see messages, stages, attempts and recipients, never SQL.
+ * As narrow as OpenSMTPD's scheduler backend, so that either store sits
+ * behind it (sc-spool-backend.h: the embedded SQLite one, or PostgreSQL
+ * claiming with FOR UPDATE SKIP LOCKED): callers see messages, stages,
+ * attempts and recipients, never SQL.
  * An ScSpool is one connection and belongs to the thread that opened it.
  * Times are µs since the epoch; every write is one transaction.
  */
@@ -55,11 +56,18 @@ const char *sc_outcome_to_string (ScOutcome outcome);
 
 typedef struct _ScSpool ScSpool;
 
-/* Opens (creating and migrating) folder/spool.db.  A locked or full spool
- * is SC_SPOOL_ERROR_TEMPORARY; a spool newer than this program knows is
- * SC_SPOOL_ERROR_FAILED. */
-ScSpool *sc_spool_open (const char *folder, gint64 busy_timeout, GError **error);
+/* Opens (creating and migrating) the spool @location names: a folder or
+ * sqlite:FOLDER (FOLDER/spool.db), or a postgresql:// URI or libpq
+ * key=value string.  A locked, full or unreachable spool is
+ * SC_SPOOL_ERROR_TEMPORARY; a spool newer than this program knows, or a
+ * backend this build lacks, is SC_SPOOL_ERROR_FAILED. */
+ScSpool *sc_spool_open (const char *location, gint64 busy_timeout, GError **error);
 void sc_spool_close (ScSpool *spool);
+/* "sqlite" or "postgresql". */
+const char *sc_spool_backend_name (ScSpool *spool);
+/* For check-config: the server ("SQLite 3.40.1", "PostgreSQL 15.10") and
+ * the schema version the spool is at. */
+gboolean sc_spool_describe (ScSpool *spool, char **out_server, int *out_schema_version, GError **error);
 
 /* ---- ingress ---- */
 
@@ -275,7 +283,7 @@ gboolean sc_spool_check_clock (ScSpool *spool,
 			       gint64 *out_step,
 			       GError **error);
 
-/* ---- runners' presence and wakeups (sc-spool-presence.c) ---- */
+/* ---- runners' presence and wakeups (sc-sqlite-presence.c for the embedded spool) ---- */
 
 typedef struct _ScOwner ScOwner;
 
@@ -436,7 +444,7 @@ gboolean sc_spool_delete (ScSpool *spool,
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (ScSpool, sc_spool_close)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (ScMessage, sc_message_free)
 
-/* ---- the admin notification outbox (sc-spool-notify.c) ----
+/* ---- the admin notification outbox ----
  * Only the notifier (main thread of `run`) sends; rows stay pending until
  * a receiver acknowledged them with a 2xx. */
 
@@ -484,7 +492,7 @@ gboolean sc_spool_notify_insert_event (ScSpool *spool,
  * @limit (cheap to ask "more than N?"). */
 gboolean sc_spool_notify_count_backlog (ScSpool *spool, gint64 now, guint64 limit, guint64 *out_count, GError **error);
 
-/* ---- the admin API's reads (sc-spool-search.c); main thread ---- */
+/* ---- the admin API's reads; main thread ---- */
 
 
 typedef struct {
