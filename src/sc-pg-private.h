@@ -35,6 +35,8 @@ typedef struct {
 	gboolean in_transaction; /* between sc_pg_begin and commit/rollback */
 	char *runner;            /* (owned) (nullable) the registered runner's name */
 	gint64 runner_key;       /* its session advisory lock key */
+	gboolean runner_locked;  /* this session holds it (FALSE after a reconnect until retaken) */
+	gboolean reconnecting;   /* inside reconnect: no recursion */
 	char *display;           /* (owned) host/db for error messages, no password */
 } ScPgSpool;
 
@@ -88,6 +90,12 @@ gboolean sc_pg_exec_done (ScPgSpool *pg,
 			  const char *doing,
 			  guint64 *out_changed,
 			  GError **error);
+
+/* A new connection (application_name "stagecoach", connect_timeout
+ * from @busy_timeout; @conninfo overrides both).  Failure is TEMPORARY. */
+PGconn *sc_pg_connect (const char *conninfo, gint64 busy_timeout, GError **error);
+/* pg_try_advisory_lock on pg->runner_key for this session. */
+gboolean sc_pg_take_runner_lock (ScPgSpool *pg, GError **error);
 
 /* Reading a result: NULL and 0 for SQL NULL. */
 gboolean sc_pg_is_null (const PGresult *result, int row, int column);
