@@ -234,8 +234,14 @@ read_version (PGconn *conn, GError **error)
 	g_autoptr(PGresult) exists = NULL;
 	g_autoptr(PGresult) version = NULL;
 
-	exists = PQexecParams (conn, "SELECT to_regclass ('schema_version') IS NOT NULL", 0, NULL, NULL,
-			       NULL, NULL, 0);
+	/* pg_tables, not to_regclass(): the latter reads the backend's
+	 * catalog cache, which taking an advisory lock does not refresh, so
+	 * under the migration lock it could miss a table another process
+	 * had just created; a query reads the committed catalog. */
+	exists = PQexecParams (conn,
+			       "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_tables"
+			       " WHERE schemaname = current_schema () AND tablename = 'schema_version')",
+			       0, NULL, NULL, NULL, NULL, 0);
 	if (PQresultStatus (exists) != PGRES_TUPLES_OK) {
 		set_error (conn, exists, error, _("cannot read the spool schema version"));
 		return -1;
