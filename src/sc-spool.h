@@ -112,8 +112,11 @@ gboolean sc_spool_prune_accepted (ScSpool *spool,
 
 /* ---- the runner's verbs ---- */
 
+/* Ids: each message's key in its backend — opaque to callers, stable for
+ * the message's life (kept by spool-copy), larger for later messages (the
+ * keyset cursors of listings compare them), never reused. */
 typedef struct {
-	gint64 rowid;
+	gint64 id;
 	gint64 lease_generation; /* this claim's: every update it makes checks it */
 	char *queue_id;
 	char *list_id;
@@ -160,7 +163,7 @@ GPtrArray *sc_spool_claim_within (ScSpool *spool,
 
 /* One stage's end, and what becomes of the message, as the runner decided. */
 typedef struct {
-	gint64 rowid;
+	gint64 id;
 	gint64 lease_generation; /* the claim it ran under */
 	const char *stage;   /* (nullable) NULL: no stage ran, only the state changes */
 	ScOutcome outcome;
@@ -181,7 +184,7 @@ typedef struct {
 /* One recipient's new delivery state, committed right after its SMTP
  * transaction, only while @lease_owner still holds the message. */
 typedef struct {
-	gint64 rowid;
+	gint64 id;
 	gint64 lease_generation;
 	guint position;
 	const char *status;  /* sent, deferred, failed */
@@ -223,7 +226,7 @@ gboolean sc_spool_commit_batch (ScSpool *spool,
 
 /* One claim of one message. */
 typedef struct {
-	gint64 rowid;
+	gint64 id;
 	gint64 generation;
 } ScLease;
 
@@ -293,7 +296,7 @@ ScOwner *sc_spool_register_runner (ScSpool *spool, GError **error);
 /* Whether runner @owner still runs (its process holds its registration). */
 gboolean sc_spool_runner_is_alive (ScSpool *spool, const char *owner);
 /* The claims runner @owner had a handler running on, as
- * "ROWID:GENERATION" keys. (transfer full) */
+ * "ID:GENERATION" keys. (transfer full) */
 GHashTable *sc_spool_runner_in_handler (ScSpool *spool, const char *owner);
 /* Forgets a dead runner (after its messages were taken back). */
 void sc_spool_forget_runner (ScSpool *spool, const char *owner);
@@ -317,7 +320,7 @@ gboolean sc_spool_count_states (ScSpool *spool,
 				GError **error);
 
 typedef struct {
-	gint64 rowid;
+	gint64 id;
 	char *queue_id;
 	ScMessageState state;
 	char *list_id;
@@ -345,7 +348,7 @@ typedef struct {
 	const char *stage;   /* (nullable) last attempt's stage, else the first one */
 	const char *query;   /* (nullable) substring of subject, sender, Message-ID,
 			      * last error or queue id; ASCII case-insensitive */
-	gint64 after_rowid;  /* keyset: rows with a smaller id come next; 0: newest */
+	gint64 after_id;     /* keyset: rows with a smaller id come next; 0: newest */
 	guint limit;         /* 0: no limit */
 } ScMessageSearch;
 
@@ -384,14 +387,14 @@ typedef struct {
 void sc_recipient_record_free (ScRecipientRecord *record);
 
 /* (transfer full) (element-type ScStageRecord) in completion order */
-GPtrArray *sc_spool_get_stages (ScSpool *spool, gint64 rowid, GError **error);
+GPtrArray *sc_spool_get_stages (ScSpool *spool, gint64 id, GError **error);
 /* (transfer full) (element-type ScAttemptRecord) oldest first */
-GPtrArray *sc_spool_get_attempts (ScSpool *spool, gint64 rowid, GError **error);
+GPtrArray *sc_spool_get_attempts (ScSpool *spool, gint64 id, GError **error);
 /* (transfer full) (element-type ScRecipientRecord) */
-GPtrArray *sc_spool_get_recipients (ScSpool *spool, gint64 rowid, GError **error);
+GPtrArray *sc_spool_get_recipients (ScSpool *spool, gint64 id, GError **error);
 /* The injected bytes, or one stage's output. */
-GBytes *sc_spool_get_raw (ScSpool *spool, gint64 rowid, GError **error);
-GBytes *sc_spool_get_stage_output (ScSpool *spool, gint64 rowid, const char *stage, GError **error);
+GBytes *sc_spool_get_raw (ScSpool *spool, gint64 id, GError **error);
+GBytes *sc_spool_get_stage_output (ScSpool *spool, gint64 id, const char *stage, GError **error);
 
 /* ---- operator actions; each writes an audit row in its transaction ---- */
 

@@ -45,7 +45,7 @@ update_message (ScSpool *spool,
 
 	if (stmt == NULL)
 		return FALSE;
-	sc_bind_int64 (stmt, ":id", message->rowid);
+	sc_bind_int64 (stmt, ":id", message->id);
 	sc_bind_text (stmt, ":expected", sc_message_state_to_string (message->state));
 	if (sql != SC_SQL_DELETE_MESSAGE)
 		sc_bind_int64 (stmt, ":now", now);
@@ -104,7 +104,7 @@ forget_stages_from (ScSpool *spool, const ScMessageSummary *summary, const char 
 		stmt = sc_sqlite_statement (spool, SC_SQL_DELETE_STAGE, error);
 		if (stmt == NULL)
 			return FALSE;
-		sc_bind_int64 (stmt, ":id", summary->rowid);
+		sc_bind_int64 (stmt, ":id", summary->id);
 		sc_bind_text (stmt, ":stage", pipeline[i]);
 		if (!sc_sqlite_step_done (spool, stmt, error, "retry"))
 			return FALSE;
@@ -148,7 +148,7 @@ retry_locked (ScSpool *spool,
 		return FALSE;
 	if (!update_message (spool, SC_SQL_RETRY, summary, audit->now, NULL, error))
 		return FALSE;
-	if (!reset_recipients (spool, summary->rowid, error))
+	if (!reset_recipients (spool, summary->id, error))
 		return FALSE;
 	return sc_sqlite_write_audit (spool, audit, "retry", queue_id, from_stage, error);
 }
@@ -212,7 +212,7 @@ sc_sqlite_retry_matching (ScSpool *spool,
 		    sc_sqlite_get_summary (spool, queue_ids->pdata[i], error);
 		if (summary == NULL ||
 		    !update_message (spool, SC_SQL_RETRY, summary, audit->now, NULL, error) ||
-		    !reset_recipients (spool, summary->rowid, error)) {
+		    !reset_recipients (spool, summary->id, error)) {
 			sc_sqlite_rollback (spool);
 			return FALSE;
 		}
@@ -258,7 +258,7 @@ sc_sqlite_retry_list (ScSpool *spool,
 		if (!sc_message_state_allows (message->state, SC_ACTION_RETRY_MATCHING))
 			continue; /* moved on since the search: not ours to retry */
 		if (!update_message (spool, SC_SQL_RETRY, message, audit->now, NULL, error) ||
-		    !reset_recipients (spool, message->rowid, error)) {
+		    !reset_recipients (spool, message->id, error)) {
 			sc_sqlite_rollback (spool);
 			return FALSE;
 		}

@@ -36,7 +36,7 @@ sc_sqlite_summary_from_row (ScStatement *stmt)
 {
 	ScMessageSummary *summary = g_new0 (ScMessageSummary, 1);
 
-	summary->rowid = sqlite3_column_int64 (stmt, 0);
+	summary->id = sqlite3_column_int64 (stmt, 0);
 	summary->queue_id = sc_column_dup (stmt, 1);
 	(void) sc_message_state_from_string ((const char *) sqlite3_column_text (stmt, 2),
 					     &summary->state);

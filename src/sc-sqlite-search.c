@@ -62,7 +62,7 @@ sc_sqlite_search (ScSpool *spool, const ScMessageSearch *search, GError **error)
 		pattern = like_pattern (search->query);
 	sc_bind_text (stmt, ":query", pattern);
 	sc_bind_text (stmt, ":stage", search->stage != NULL && *search->stage != '\0' ? search->stage : NULL);
-	sc_bind_int64 (stmt, ":after", search->after_rowid > 0 ? search->after_rowid : G_MAXINT64);
+	sc_bind_int64 (stmt, ":after", search->after_id > 0 ? search->after_id : G_MAXINT64);
 	sc_bind_int64 (stmt, ":limit", search->limit > 0 ? (gint64) search->limit : -1);
 	while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
 		g_ptr_array_add (summaries, sc_sqlite_summary_from_row (stmt));

@@ -861,7 +861,7 @@ load_claimed (ScSpool *spool, gint64 rowid, GError **error)
 			sc_sqlite_set_error (spool, rc, error, "claim");
 			return NULL;
 		}
-		message->rowid = rowid;
+		message->id = rowid;
 		message->queue_id = sc_column_dup (stmt, 0);
 		message->list_id = sc_column_dup (stmt, 1);
 		message->sender = sc_column_dup (stmt, 2);
@@ -983,7 +983,7 @@ insert_notification (ScSpool *spool,
 	if (stmt == NULL)
 		return FALSE;
 	sc_bind_text (stmt, ":kind", kind);
-	sc_bind_int64 (stmt, ":message_id", result->rowid);
+	sc_bind_int64 (stmt, ":message_id", result->id);
 	sc_bind_text (stmt, ":detail", detail);
 	sc_bind_int64 (stmt, ":now", result->finished_at);
 	return sc_sqlite_step_done (spool, stmt, error, "record notification");
@@ -1007,7 +1007,7 @@ apply_result (ScSpool *spool, const char *owner, const ScStageResult *result, gb
 		else
 			sc_bind_text (stmt, ":next_attempt_at", NULL);
 		sc_bind_text (stmt, ":last_error", last_error);
-		sc_bind_int64 (stmt, ":id", result->rowid);
+		sc_bind_int64 (stmt, ":id", result->id);
 		sc_bind_text (stmt, ":owner", owner);
 		sc_bind_int64 (stmt, ":generation", result->lease_generation);
 		if (!sc_sqlite_step_done (spool, stmt, error, "record result"))
@@ -1024,7 +1024,7 @@ apply_result (ScSpool *spool, const char *owner, const ScStageResult *result, gb
 		g_autoptr(ScStatement) stmt = sc_sqlite_statement (spool, SC_SQL_INSERT_STAGE, error);
 		if (stmt == NULL)
 			return FALSE;
-		sc_bind_int64 (stmt, ":message_id", result->rowid);
+		sc_bind_int64 (stmt, ":message_id", result->id);
 		sc_bind_text (stmt, ":stage", result->stage);
 		sc_bind_int64 (stmt, ":completed_at", result->finished_at);
 		sc_bind_text (stmt, ":note", result->note);
@@ -1036,7 +1036,7 @@ apply_result (ScSpool *spool, const char *owner, const ScStageResult *result, gb
 		g_autoptr(ScStatement) stmt = sc_sqlite_statement (spool, SC_SQL_INSERT_ATTEMPT, error);
 		if (stmt == NULL)
 			return FALSE;
-		sc_bind_int64 (stmt, ":message_id", result->rowid);
+		sc_bind_int64 (stmt, ":message_id", result->id);
 		sc_bind_text (stmt, ":stage", result->stage);
 		sc_bind_text (stmt, ":outcome", sc_outcome_to_string (result->outcome));
 		sc_bind_text (stmt, ":error", result->outcome == SC_OUTCOME_OK ? result->note : result->error);
@@ -1107,7 +1107,7 @@ record_recipients (ScSpool *spool,
 		sc_bind_text (stmt, ":reply", updates[i].reply);
 		sc_bind_text (stmt, ":mailer", updates[i].mailer);
 		sc_bind_int64 (stmt, ":at", updates[i].at);
-		sc_bind_int64 (stmt, ":id", updates[i].rowid);
+		sc_bind_int64 (stmt, ":id", updates[i].id);
 		sc_bind_int64 (stmt, ":position", updates[i].position);
 		sc_bind_text (stmt, ":owner", owner);
 		sc_bind_int64 (stmt, ":generation", updates[i].lease_generation);
@@ -1185,7 +1185,7 @@ sc_sqlite_renew_leases (ScSpool *spool,
 			sc_sqlite_rollback (spool);
 			return FALSE;
 		}
-		sc_bind_int64 (stmt, ":id", leases[i].rowid);
+		sc_bind_int64 (stmt, ":id", leases[i].id);
 		sc_bind_int64 (stmt, ":generation", leases[i].generation);
 		sc_bind_text (stmt, ":owner", owner);
 		sc_bind_int64 (stmt, ":lease_expires_at", lease_expires_at);
@@ -1210,7 +1210,7 @@ sc_sqlite_release_owner (ScSpool *spool, const char *owner, gint64 now, GError *
 }
 
 typedef struct {
-	gint64 rowid;
+	gint64 id;
 	char *owner;
 	gint64 lease_expires_at;
 	char *pipeline;
@@ -1238,7 +1238,7 @@ reclaim_one (ScSpool *spool,
 {
 	ScMessage probe = {0};
 	g_auto(GStrv) pipeline = g_strsplit (row->pipeline, ";", -1);
-	g_auto(GStrv) completed = select_strings (spool, SC_SQL_SELECT_COMPLETED, row->rowid, error);
+	g_auto(GStrv) completed = select_strings (spool, SC_SQL_SELECT_COMPLETED, row->id, error);
 	g_autofree char *reason = NULL;
 	g_autofree char *hold_reason = NULL;
 	const char *stage;
@@ -1256,7 +1256,7 @@ reclaim_one (ScSpool *spool,
 		int rc;
 		if (stmt == NULL)
 			return FALSE;
-		sc_bind_int64 (stmt, ":id", row->rowid);
+		sc_bind_int64 (stmt, ":id", row->id);
 		rc = sqlite3_step (stmt);
 		if (rc != SQLITE_ROW) {
 			sc_sqlite_set_error (spool, rc, error, "reclaim");
@@ -1289,7 +1289,7 @@ reclaim_one (ScSpool *spool,
 		sc_bind_int64 (stmt, ":now", now);
 		sc_bind_text (stmt, ":hold_reason", hold_reason);
 		sc_bind_text (stmt, ":last_error", in_handler ? reason : NULL);
-		sc_bind_int64 (stmt, ":id", row->rowid);
+		sc_bind_int64 (stmt, ":id", row->id);
 		sc_bind_text (stmt, ":owner", row->owner);
 		sc_bind_int64 (stmt, ":generation", row->generation);
 		if (!sc_sqlite_step_done (spool, stmt, error, "reclaim"))
@@ -1304,7 +1304,7 @@ reclaim_one (ScSpool *spool,
 		g_autoptr(ScStatement) stmt = sc_sqlite_statement (spool, SC_SQL_INSERT_ATTEMPT, error);
 		if (stmt == NULL)
 			return FALSE;
-		sc_bind_int64 (stmt, ":message_id", row->rowid);
+		sc_bind_int64 (stmt, ":message_id", row->id);
 		sc_bind_text (stmt, ":stage", stage != NULL ? stage : "");
 		sc_bind_text (stmt, ":outcome",
 			      sc_outcome_to_string (in_handler ? SC_OUTCOME_CRASHED : SC_OUTCOME_RELEASED));
@@ -1316,7 +1316,7 @@ reclaim_one (ScSpool *spool,
 			return FALSE;
 	}
 	if (hold) {
-		ScStageResult about = {.rowid = row->rowid, .finished_at = now};
+		ScStageResult about = {.id = row->id, .finished_at = now};
 		if (!insert_notification (spool, &about, "message.held", hold_reason, error))
 			return FALSE;
 	}
@@ -1347,7 +1347,7 @@ sc_sqlite_reclaim (ScSpool *spool,
 		}
 		while ((rc = sqlite3_step (stmt)) == SQLITE_ROW) {
 			ActiveRow row = {
-			    .rowid = sqlite3_column_int64 (stmt, 0),
+			    .id = sqlite3_column_int64 (stmt, 0),
 			    .owner = sc_column_dup (stmt, 1),
 			    .lease_expires_at = sqlite3_column_int64 (stmt, 2),
 			    .pipeline = sc_column_dup (stmt, 3),
@@ -1364,7 +1364,7 @@ sc_sqlite_reclaim (ScSpool *spool,
 	}
 	for (guint i = 0; i < rows->len; i++) {
 		ActiveRow *row = &g_array_index (rows, ActiveRow, i);
-		ScLease lease = {.rowid = row->rowid, .generation = row->generation};
+		ScLease lease = {.id = row->id, .generation = row->generation};
 		gboolean owner_is_alive;
 		gboolean in_handler = FALSE;
 

@@ -158,7 +158,7 @@ reclaim (Fixture *fixture, const char *self, const char *const *alive, guint cra
 static ScLease
 lease_of (const ScMessage *message)
 {
-	ScLease lease = {.rowid = message->rowid, .generation = message->lease_generation};
+	ScLease lease = {.id = message->id, .generation = message->lease_generation};
 	return lease;
 }
 
@@ -333,14 +333,14 @@ test_transition_dead_atomic (Fixture *fixture, gconstpointer user_data)
 		g_clear_error (&error);
 	}
 	g_assert_cmpint (state_of (fixture, queue_id), ==, SC_STATE_ACTIVE);
-	g_assert_cmpint (db_int (fixture, "SELECT count(*) FROM attempts WHERE message_id = %" G_GINT64_FORMAT, m->rowid), ==, 0);
+	g_assert_cmpint (db_int (fixture, "SELECT count(*) FROM attempts WHERE message_id = %" G_GINT64_FORMAT, m->id), ==, 0);
 	g_assert_cmpint (db_int (fixture, "SELECT count(*) FROM notifications"), ==, 0);
 	g_assert_cmpint (count_of (fixture, NULL, SC_STATE_DEAD), ==, 0);
 	db_exec (fixture->observer, "DROP TRIGGER no_notify");
 	/* no transaction left open: the same result goes through */
 	g_assert_cmpuint (record (fixture, "runner-a", &r), ==, 0);
 	g_assert_cmpint (state_of (fixture, queue_id), ==, SC_STATE_DEAD);
-	g_assert_cmpint (db_int (fixture, "SELECT count(*) FROM notifications WHERE message_id = %" G_GINT64_FORMAT, m->rowid), ==, 1);
+	g_assert_cmpint (db_int (fixture, "SELECT count(*) FROM notifications WHERE message_id = %" G_GINT64_FORMAT, m->id), ==, 1);
 	assert_counts_match (fixture, NULL);
 }
 
@@ -693,7 +693,7 @@ test_bad_full (Fixture *fixture, gconstpointer user_data)
 	assert_nothing_written (fixture, 2);
 	{
 		g_autoptr(ScMessageSummary) s = summary (fixture, queue_id);
-		g_autoptr(GBytes) back = sc_spool_get_raw (fixture->spool, s->rowid, &error);
+		g_autoptr(GBytes) back = sc_spool_get_raw (fixture->spool, s->id, &error);
 		g_assert_no_error (error);
 		g_assert_true (g_bytes_equal (back, big));
 	}
