@@ -477,7 +477,7 @@ test_actions_same_as_sqlite (Fixture *fixture, gconstpointer data)
 	g_autoptr(GError) error = NULL;
 	Store stores[2] = {{0}, {.pg = TRUE}};
 	GPtrArray *ids[2] = {NULL, NULL};
-	g_autofree char *described[2] = {NULL, NULL};
+	char *described[2] = {NULL, NULL};
 	GString *codes[2] = {g_string_new (NULL), g_string_new (NULL)};
 
 	if (skipped ())
@@ -555,6 +555,7 @@ test_actions_same_as_sqlite (Fixture *fixture, gconstpointer data)
 	for (guint s = 0; s < 2; s++) {
 		g_string_free (codes[s], TRUE);
 		g_ptr_array_unref (ids[s]);
+		g_free (described[s]);
 	}
 	sc_spool_close (stores[0].spool);
 	pg_close (stores[1].spool);
