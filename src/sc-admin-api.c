@@ -132,7 +132,7 @@ sc_admin_parse_search_query (GHashTable *query, ScMessageSearch *out_search, GEr
 	const char *state = query_get (query, "state");
 
 	memset (out_search, 0, sizeof *out_search);
-	if (!parse_page_query (query, &out_search->after_rowid, &out_search->limit, error))
+	if (!parse_page_query (query, &out_search->after_id, &out_search->limit, error))
 		return FALSE;
 	if (state != NULL) {
 		if (!sc_message_state_from_string (state, &out_search->state)) {
@@ -341,7 +341,7 @@ handle_messages (ScAdminServer *server, SoupServerMessage *message, GHashTable *
 	json_builder_end_array (builder);
 	add_cursor (builder,
 		    more,
-		    summaries->len > 0 ? ((ScMessageSummary *) summaries->pdata[summaries->len - 1])->rowid : 0);
+		    summaries->len > 0 ? ((ScMessageSummary *) summaries->pdata[summaries->len - 1])->id : 0);
 	json_builder_end_object (builder);
 	reply_builder (message, SOUP_STATUS_OK, builder);
 }
@@ -422,7 +422,7 @@ handle_message_show (ScAdminServer *server, SoupServerMessage *message, const ch
 		reply_spool_error (message, error);
 		return;
 	}
-	raw = sc_spool_get_raw (server->spool, summary->rowid, &error);
+	raw = sc_spool_get_raw (server->spool, summary->id, &error);
 	if (raw == NULL) {
 		reply_spool_error (message, error);
 		return;
@@ -466,8 +466,8 @@ handle_download (ScAdminServer *server, SoupServerMessage *message, const char *
 		reply_spool_error (message, error);
 		return;
 	}
-	bytes = stage != NULL ? sc_spool_get_stage_output (server->spool, summary->rowid, stage, &error)
-			      : sc_spool_get_raw (server->spool, summary->rowid, &error);
+	bytes = stage != NULL ? sc_spool_get_stage_output (server->spool, summary->id, stage, &error)
+			      : sc_spool_get_raw (server->spool, summary->id, &error);
 	if (bytes == NULL) {
 		if (error == NULL)
 			g_set_error (&error, SC_SPOOL_ERROR, SC_SPOOL_ERROR_NOT_FOUND,
@@ -643,7 +643,7 @@ bulk_step (ScAdminBulk *bulk, gboolean *out_done, GError **error)
 		return FALSE;
 	*out_done = found->len < BULK_BATCH;
 	if (found->len > 0)
-		bulk->search.after_rowid = ((ScMessageSummary *) found->pdata[found->len - 1])->rowid;
+		bulk->search.after_id = ((ScMessageSummary *) found->pdata[found->len - 1])->id;
 	bulk->batches++;
 	if (bulk->dry_run) {
 		bulk->count += found->len;

@@ -230,8 +230,8 @@ sc_cli_export (ScCli *cli, int argc, char **argv)
 	summary = sc_spool_get_summary (cli->spool, argv[1], &error);
 	if (summary == NULL)
 		return sc_cli_fail (cli, error);
-	bytes = stage != NULL ? sc_spool_get_stage_output (cli->spool, summary->rowid, stage, &error)
-			      : sc_spool_get_raw (cli->spool, summary->rowid, &error);
+	bytes = stage != NULL ? sc_spool_get_stage_output (cli->spool, summary->id, stage, &error)
+			      : sc_spool_get_raw (cli->spool, summary->id, &error);
 	if (bytes == NULL)
 		return sc_cli_fail (cli, error);
 	data = g_bytes_get_data (bytes, &size);

@@ -99,13 +99,13 @@ sc_message_json_build (ScSpool *spool, const char *queue_id, GError **error)
 
 	if (summary == NULL)
 		return NULL;
-	stages = sc_spool_get_stages (spool, summary->rowid, error);
+	stages = sc_spool_get_stages (spool, summary->id, error);
 	if (stages == NULL)
 		return NULL;
-	attempts = sc_spool_get_attempts (spool, summary->rowid, error);
+	attempts = sc_spool_get_attempts (spool, summary->id, error);
 	if (attempts == NULL)
 		return NULL;
-	recipients = sc_spool_get_recipients (spool, summary->rowid, error);
+	recipients = sc_spool_get_recipients (spool, summary->id, error);
 	if (recipients == NULL)
 		return NULL;
 

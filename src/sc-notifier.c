@@ -333,8 +333,8 @@ add_message (ScNotifier *self, JsonBuilder *builder, const ScNotification *row)
 	if (summary == NULL && !g_error_matches (error_local, SC_SPOOL_ERROR, SC_SPOOL_ERROR_NOT_FOUND))
 		g_warning ("notifier: reading %s: %s", row->queue_id, error_local->message);
 	if (summary != NULL) {
-		recipients = sc_spool_get_recipients (self->spool, summary->rowid, NULL);
-		attempts = sc_spool_get_attempts (self->spool, summary->rowid, NULL);
+		recipients = sc_spool_get_recipients (self->spool, summary->id, NULL);
+		attempts = sc_spool_get_attempts (self->spool, summary->id, NULL);
 	}
 	if (attempts != NULL && attempts->len > 0)
 		stage = ((ScAttemptRecord *) attempts->pdata[attempts->len - 1])->stage;

@@ -28,10 +28,10 @@ gboolean sc_owner_is_alive (const char *spool_folder, const char *name);
 /* Removes a dead runner's lock file (after its messages were taken back). */
 void sc_owner_forget (const char *spool_folder, const char *name);
 
-/* Worker @slot starts running a handler on (rowid, generation); rowid 0:
+/* Worker @slot starts running a handler on (message id, generation); id 0:
  * the slot is idle again.  Thread-safe (each worker owns its slot). */
-void sc_owner_mark_in_handler (ScOwner *owner, guint slot, gint64 rowid, gint64 generation);
-/* The claims runner NAME had in a handler, as "ROWID:GENERATION" keys.
+void sc_owner_mark_in_handler (ScOwner *owner, guint slot, gint64 id, gint64 generation);
+/* The claims runner NAME had in a handler, as "ID:GENERATION" keys.
  * (transfer full) empty when it recorded none or the file is gone. */
 GHashTable *sc_owner_read_in_handler (const char *spool_folder, const char *name);
 

@@ -116,7 +116,7 @@ struct _ScRunner {
 	guint64 in_flight_bytes;   /* what they hold in memory, estimated (claim_cost) */
 	guint64 next_sequence;
 	GHashTable *lanes;         /* (owned) key → ScLane*, main thread */
-	GHashTable *claims;        /* (owned) rowid → generation of every claim in flight */
+	GHashTable *claims;        /* (owned) message id → generation of every claim in flight */
 	GPtrArray *pending_jobs;   /* (owned) ScJob* finished, decided, not yet committed */
 	GPtrArray *pending_results; /* (owned) their ScStageResult*, same order */
 	GPtrArray *pending_commits; /* ScRecipientCommit* not yet committed (workers wait) */
@@ -171,7 +171,7 @@ record_recipients_cb (gpointer data, ScRecipientUpdate *updates, guint n_updates
 	ScRecipientCommit commit = {.updates = updates, .n_updates = n_updates};
 
 	for (guint i = 0; i < n_updates; i++) {
-		updates[i].rowid = job->message->rowid;
+		updates[i].id = job->message->id;
 		updates[i].lease_generation = job->message->lease_generation;
 	}
 	g_mutex_lock (&runner->commit_lock);
@@ -242,7 +242,7 @@ worker_cb (gpointer data, gpointer user_data)
 		job_free (job);
 		return;
 	}
-	sc_owner_mark_in_handler (runner->owner, slot, job->message->rowid, job->message->lease_generation);
+	sc_owner_mark_in_handler (runner->owner, slot, job->message->id, job->message->lease_generation);
 	const ScHandler *handler;
 	const ScListConfig *list = sc_config_get_list (job->config, job->message->list_id);
 	g_autoptr(GError) error_local = NULL;
@@ -438,7 +438,7 @@ static void
 claim_add (ScRunner *runner, const ScMessage *message)
 {
 	g_hash_table_insert (runner->claims,
-			     g_memdup2 (&message->rowid, sizeof message->rowid),
+			     g_memdup2 (&message->id, sizeof message->id),
 			     g_memdup2 (&message->lease_generation, sizeof message->lease_generation));
 	runner->in_flight++;
 }
@@ -447,7 +447,7 @@ claim_add (ScRunner *runner, const ScMessage *message)
 static void
 claim_remove (ScRunner *runner, const ScMessage *message, guint64 cost)
 {
-	g_hash_table_remove (runner->claims, &message->rowid);
+	g_hash_table_remove (runner->claims, &message->id);
 	runner->in_flight--;
 	runner->in_flight_bytes -= MIN (cost, runner->in_flight_bytes);
 }
@@ -455,7 +455,7 @@ claim_remove (ScRunner *runner, const ScMessage *message, guint64 cost)
 static gboolean
 claim_in_flight (ScRunner *runner, const ScLease *lease)
 {
-	const gint64 *generation = g_hash_table_lookup (runner->claims, &lease->rowid);
+	const gint64 *generation = g_hash_table_lookup (runner->claims, &lease->id);
 	return generation != NULL && *generation == lease->generation;
 }
 
@@ -484,7 +484,7 @@ decide (ScRunner *runner, ScJob *job, ScStageResult *result)
 	ScMessage *message = job->message;
 	const ScRetryPolicy *policy = &job->config->retry;
 
-	result->rowid = message->rowid;
+	result->id = message->id;
 	result->lease_generation = message->lease_generation;
 	result->stage = job->stage;
 	result->started_at = job->started_at;
@@ -822,7 +822,7 @@ probe_in_handler_cb (const char *owner, const ScLease *lease, gpointer user_data
 		running = sc_spool_runner_in_handler (probe->runner->spool, owner);
 		g_hash_table_insert (probe->in_handler, g_strdup (owner), running);
 	}
-	key = g_strdup_printf ("%" G_GINT64_FORMAT ":%" G_GINT64_FORMAT, lease->rowid, lease->generation);
+	key = g_strdup_printf ("%" G_GINT64_FORMAT ":%" G_GINT64_FORMAT, lease->id, lease->generation);
 	return g_hash_table_contains (running, key);
 }
 
@@ -907,7 +907,7 @@ runner_claim (ScRunner *runner)
 				 * interrupted commit cannot cause this, but a
 				 * pipeline edit by hand could): finish it. */
 				ScStageResult result = {
-				    .rowid = message->rowid,
+				    .id = message->id,
 				    .lease_generation = message->lease_generation,
 				    .stage = NULL,
 				    .outcome = SC_OUTCOME_OK,
@@ -992,7 +992,7 @@ read_boot_id (void)
 }
 
 /* A stepped wall clock: stored due times, cycle starts and leases move
- * with it (sc-spool-clock.c), then the timer is set again. */
+ * with it (sc-sqlite-clock.c), then the timer is set again. */
 static void
 check_clock (ScRunner *runner)
 {
@@ -1030,7 +1030,7 @@ renew_cb (gpointer user_data)
 
 		g_hash_table_iter_init (&iter, runner->claims);
 		while (g_hash_table_iter_next (&iter, &key, &value)) {
-			ScLease lease = {.rowid = *(gint64 *) key, .generation = *(gint64 *) value};
+			ScLease lease = {.id = *(gint64 *) key, .generation = *(gint64 *) value};
 			g_array_append_val (leases, lease);
 		}
 		/* only the claims still worked on: one we dropped must expire */

@@ -10,7 +10,8 @@
  * once in sc-spool.c, not per backend.
  *
  * Backends: sc-sqlite-*.c (the embedded default, a folder) and sc-pg-*.c
- * (PostgreSQL, for runners on several hosts; only with HAVE_LIBPQ).
+ * (PostgreSQL, for runners on several hosts; only with HAVE_PG_SPOOL,
+ * which meson sets when libpq is found).
  */
 #pragma once
 
@@ -24,7 +25,10 @@ typedef struct {
 	void (*close) (ScSpool *spool);
 	/* For check-config: the server's version ("SQLite 3.40.1",
 	 * "PostgreSQL 15.10") and the schema version the spool is at. */
-	gboolean (*describe) (ScSpool *spool, char **out_server, int *out_schema_version, GError **error);
+	gboolean (*describe) (ScSpool *spool,
+			      char **out_server,
+			      int *out_schema_version,
+			      GError **error);
 
 	/* ingress */
 	gboolean (*inject_batch) (ScSpool *spool,
@@ -35,7 +39,8 @@ typedef struct {
 				  guint *out_duplicates,
 				  char **out_duplicate_of,
 				  GError **error);
-	gboolean (*prune_accepted) (ScSpool *spool, gint64 before, guint limit, guint *out_pruned, GError **error);
+	gboolean (*prune_accepted) (
+	    ScSpool *spool, gint64 before, guint limit, guint *out_pruned, GError **error);
 
 	/* the runner */
 	GPtrArray *(*claim_within) (ScSpool *spool,
@@ -81,10 +86,16 @@ typedef struct {
 	GHashTable *(*runner_in_handler) (ScSpool *spool, const char *owner);
 	void (*forget_runner) (ScSpool *spool, const char *owner);
 	void (*wake_runners) (ScSpool *spool);
-	GSource *(*wake_source_new) (ScSpool *spool, GSourceFunc func, gpointer data, GError **error);
+	GSource *(*wake_source_new) (ScSpool *spool,
+				     GSourceFunc func,
+				     gpointer data,
+				     GError **error);
 
 	/* reading */
-	gboolean (*count_states) (ScSpool *spool, const char *list_id, gint64 counts[SC_STATE_LAST], GError **error);
+	gboolean (*count_states) (ScSpool *spool,
+				  const char *list_id,
+				  gint64 counts[SC_STATE_LAST],
+				  GError **error);
 	GPtrArray *(*search) (ScSpool *spool, const ScMessageSearch *search, GError **error);
 	ScMessageSummary *(*get_summary) (ScSpool *spool, const char *queue_id, GError **error);
 	GPtrArray *(*get_stages) (ScSpool *spool, gint64 id, GError **error);
@@ -116,35 +127,42 @@ typedef struct {
 			  const char *reason,
 			  const ScAuditContext *audit,
 			  GError **error);
-	gboolean (*release) (ScSpool *spool, const char *queue_id, const ScAuditContext *audit, GError **error);
-	gboolean (*delete_message) (ScSpool *spool, const char *queue_id, const ScAuditContext *audit, GError **error);
+	gboolean (*release) (ScSpool *spool,
+			     const char *queue_id,
+			     const ScAuditContext *audit,
+			     GError **error);
+	gboolean (*delete_message) (ScSpool *spool,
+				    const char *queue_id,
+				    const ScAuditContext *audit,
+				    GError **error);
 
 	/* the notification outbox */
 	GPtrArray *(*notify_claim) (ScSpool *spool, gint64 now, guint limit, GError **error);
-	gboolean (*notify_mark_sent) (ScSpool *spool, const gint64 *ids, guint n_ids, gint64 now, GError **error);
+	gboolean (*notify_mark_sent) (
+	    ScSpool *spool, const gint64 *ids, guint n_ids, gint64 now, GError **error);
 	gboolean (*notify_mark_failed) (ScSpool *spool,
 					const gint64 *ids,
 					guint n_ids,
 					gint64 next_attempt_at,
 					const char *last_error,
 					GError **error);
-	gboolean (*notify_count_pending) (ScSpool *spool, gint64 now, guint64 *out_count, GError **error);
-	gboolean (*notify_next_due) (ScSpool *spool, gint64 *out_time, GError **error);
-	gboolean (*notify_insert_event) (ScSpool *spool,
-					 const char *kind,
-					 const char *detail,
-					 gint64 now,
-					 GError **error);
-	gboolean (*notify_count_backlog) (ScSpool *spool,
+	gboolean (*notify_count_pending) (ScSpool *spool,
 					  gint64 now,
-					  guint64 limit,
 					  guint64 *out_count,
 					  GError **error);
+	gboolean (*notify_next_due) (ScSpool *spool, gint64 *out_time, GError **error);
+	gboolean (*notify_insert_event) (
+	    ScSpool *spool, const char *kind, const char *detail, gint64 now, GError **error);
+	gboolean (*notify_count_backlog) (
+	    ScSpool *spool, gint64 now, guint64 limit, guint64 *out_count, GError **error);
 
 	/* the admin API's reads */
 	GPtrArray *(*count_by_list) (ScSpool *spool, GError **error);
 	GPtrArray *(*list_audit) (ScSpool *spool, gint64 after_id, guint limit, GError **error);
-	GPtrArray *(*list_notifications) (ScSpool *spool, gint64 after_id, guint limit, GError **error);
+	GPtrArray *(*list_notifications) (ScSpool *spool,
+					  gint64 after_id,
+					  guint limit,
+					  GError **error);
 	gboolean (*count_notifications_pending) (ScSpool *spool, gint64 *out_count, GError **error);
 	GArray *(*throughput) (ScSpool *spool, gint64 now, guint n_minutes, GError **error);
 	gboolean (*fold_attempts) (ScSpool *spool,
@@ -162,11 +180,13 @@ struct _ScSpool {
 };
 
 /* sc-sqlite-spool.c: FOLDER/spool.db */
-ScSpool *sc_sqlite_spool_open (const char *folder, gint64 busy_timeout, GError **error);
-#ifdef HAVE_LIBPQ
+ScSpool *
+sc_sqlite_spool_open (const char *folder, gint64 busy_timeout, GError **error);
+#ifdef HAVE_PG_SPOOL
 /* sc-pg-spool.c: a postgresql:// URI or a libpq key=value string.
  * @busy_timeout bounds how long a call waits for a lock or a reconnect. */
-ScSpool *sc_pg_spool_open (const char *conninfo, gint64 busy_timeout, GError **error);
+ScSpool *
+sc_pg_spool_open (const char *conninfo, gint64 busy_timeout, GError **error);
 #endif
 
 G_END_DECLS

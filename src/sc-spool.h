@@ -1,8 +1,9 @@
 /* sc-spool.h — the spool: every piece of stagecoach's state, behind verbs.
  *
- * Kept as narrow as OpenSMTPD's scheduler backend so another store (a
- * PostgreSQL one, claiming with FOR UPDATE SKIP LOCKED) could sit behind
- * it: callers see messages, stages, attempts and recipients, never SQL.
+ * As narrow as OpenSMTPD's scheduler backend, so that either store sits
+ * behind it (sc-spool-backend.h: the embedded SQLite one, or PostgreSQL
+ * claiming with FOR UPDATE SKIP LOCKED): callers see messages, stages,
+ * attempts and recipients, never SQL.
  * An ScSpool is one connection and belongs to the thread that opened it.
  * Times are µs since the epoch; every write is one transaction.
  */
@@ -55,11 +56,18 @@ const char *sc_outcome_to_string (ScOutcome outcome);
 
 typedef struct _ScSpool ScSpool;
 
-/* Opens (creating and migrating) folder/spool.db.  A locked or full spool
- * is SC_SPOOL_ERROR_TEMPORARY; a spool newer than this program knows is
- * SC_SPOOL_ERROR_FAILED. */
-ScSpool *sc_spool_open (const char *folder, gint64 busy_timeout, GError **error);
+/* Opens (creating and migrating) the spool @location names: a folder or
+ * sqlite:FOLDER (FOLDER/spool.db), or a postgresql:// URI or libpq
+ * key=value string.  A locked, full or unreachable spool is
+ * SC_SPOOL_ERROR_TEMPORARY; a spool newer than this program knows, or a
+ * backend this build lacks, is SC_SPOOL_ERROR_FAILED. */
+ScSpool *sc_spool_open (const char *location, gint64 busy_timeout, GError **error);
 void sc_spool_close (ScSpool *spool);
+/* "sqlite" or "postgresql". */
+const char *sc_spool_backend_name (ScSpool *spool);
+/* For check-config: the server ("SQLite 3.40.1", "PostgreSQL 15.10") and
+ * the schema version the spool is at. */
+gboolean sc_spool_describe (ScSpool *spool, char **out_server, int *out_schema_version, GError **error);
 
 /* ---- ingress ---- */
 
@@ -104,8 +112,11 @@ gboolean sc_spool_prune_accepted (ScSpool *spool,
 
 /* ---- the runner's verbs ---- */
 
+/* Ids: each message's key in its backend — opaque to callers, stable for
+ * the message's life (kept by spool-copy), larger for later messages (the
+ * keyset cursors of listings compare them), never reused. */
 typedef struct {
-	gint64 rowid;
+	gint64 id;
 	gint64 lease_generation; /* this claim's: every update it makes checks it */
 	char *queue_id;
 	char *list_id;
@@ -152,7 +163,7 @@ GPtrArray *sc_spool_claim_within (ScSpool *spool,
 
 /* One stage's end, and what becomes of the message, as the runner decided. */
 typedef struct {
-	gint64 rowid;
+	gint64 id;
 	gint64 lease_generation; /* the claim it ran under */
 	const char *stage;   /* (nullable) NULL: no stage ran, only the state changes */
 	ScOutcome outcome;
@@ -173,7 +184,7 @@ typedef struct {
 /* One recipient's new delivery state, committed right after its SMTP
  * transaction, only while @lease_owner still holds the message. */
 typedef struct {
-	gint64 rowid;
+	gint64 id;
 	gint64 lease_generation;
 	guint position;
 	const char *status;  /* sent, deferred, failed */
@@ -215,7 +226,7 @@ gboolean sc_spool_commit_batch (ScSpool *spool,
 
 /* One claim of one message. */
 typedef struct {
-	gint64 rowid;
+	gint64 id;
 	gint64 generation;
 } ScLease;
 
@@ -275,7 +286,7 @@ gboolean sc_spool_check_clock (ScSpool *spool,
 			       gint64 *out_step,
 			       GError **error);
 
-/* ---- runners' presence and wakeups (sc-spool-presence.c) ---- */
+/* ---- runners' presence and wakeups (sc-sqlite-presence.c for the embedded spool) ---- */
 
 typedef struct _ScOwner ScOwner;
 
@@ -285,7 +296,7 @@ ScOwner *sc_spool_register_runner (ScSpool *spool, GError **error);
 /* Whether runner @owner still runs (its process holds its registration). */
 gboolean sc_spool_runner_is_alive (ScSpool *spool, const char *owner);
 /* The claims runner @owner had a handler running on, as
- * "ROWID:GENERATION" keys. (transfer full) */
+ * "ID:GENERATION" keys. (transfer full) */
 GHashTable *sc_spool_runner_in_handler (ScSpool *spool, const char *owner);
 /* Forgets a dead runner (after its messages were taken back). */
 void sc_spool_forget_runner (ScSpool *spool, const char *owner);
@@ -309,7 +320,7 @@ gboolean sc_spool_count_states (ScSpool *spool,
 				GError **error);
 
 typedef struct {
-	gint64 rowid;
+	gint64 id;
 	char *queue_id;
 	ScMessageState state;
 	char *list_id;
@@ -337,7 +348,7 @@ typedef struct {
 	const char *stage;   /* (nullable) last attempt's stage, else the first one */
 	const char *query;   /* (nullable) substring of subject, sender, Message-ID,
 			      * last error or queue id; ASCII case-insensitive */
-	gint64 after_rowid;  /* keyset: rows with a smaller id come next; 0: newest */
+	gint64 after_id;     /* keyset: rows with a smaller id come next; 0: newest */
 	guint limit;         /* 0: no limit */
 } ScMessageSearch;
 
@@ -376,14 +387,14 @@ typedef struct {
 void sc_recipient_record_free (ScRecipientRecord *record);
 
 /* (transfer full) (element-type ScStageRecord) in completion order */
-GPtrArray *sc_spool_get_stages (ScSpool *spool, gint64 rowid, GError **error);
+GPtrArray *sc_spool_get_stages (ScSpool *spool, gint64 id, GError **error);
 /* (transfer full) (element-type ScAttemptRecord) oldest first */
-GPtrArray *sc_spool_get_attempts (ScSpool *spool, gint64 rowid, GError **error);
+GPtrArray *sc_spool_get_attempts (ScSpool *spool, gint64 id, GError **error);
 /* (transfer full) (element-type ScRecipientRecord) */
-GPtrArray *sc_spool_get_recipients (ScSpool *spool, gint64 rowid, GError **error);
+GPtrArray *sc_spool_get_recipients (ScSpool *spool, gint64 id, GError **error);
 /* The injected bytes, or one stage's output. */
-GBytes *sc_spool_get_raw (ScSpool *spool, gint64 rowid, GError **error);
-GBytes *sc_spool_get_stage_output (ScSpool *spool, gint64 rowid, const char *stage, GError **error);
+GBytes *sc_spool_get_raw (ScSpool *spool, gint64 id, GError **error);
+GBytes *sc_spool_get_stage_output (ScSpool *spool, gint64 id, const char *stage, GError **error);
 
 /* ---- operator actions; each writes an audit row in its transaction ---- */
 
@@ -436,7 +447,7 @@ gboolean sc_spool_delete (ScSpool *spool,
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (ScSpool, sc_spool_close)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (ScMessage, sc_message_free)
 
-/* ---- the admin notification outbox (sc-spool-notify.c) ----
+/* ---- the admin notification outbox ----
  * Only the notifier (main thread of `run`) sends; rows stay pending until
  * a receiver acknowledged them with a 2xx. */
 
@@ -484,7 +495,7 @@ gboolean sc_spool_notify_insert_event (ScSpool *spool,
  * @limit (cheap to ask "more than N?"). */
 gboolean sc_spool_notify_count_backlog (ScSpool *spool, gint64 now, guint64 limit, guint64 *out_count, GError **error);
 
-/* ---- the admin API's reads (sc-spool-search.c); main thread ---- */
+/* ---- the admin API's reads; main thread ---- */
 
 
 typedef struct {

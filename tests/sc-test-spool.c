@@ -83,7 +83,7 @@ sc_test_spool_result_for (ScClock *clock, const ScMessage *message, ScOutcome ou
 {
 	gint64 now = sc_clock_now (clock);
 	ScStageResult result = {
-	    .rowid = message->rowid,
+	    .id = message->id,
 	    .lease_generation = message->lease_generation,
 	    .stage = sc_message_next_stage (message),
 	    .outcome = outcome,
@@ -124,7 +124,7 @@ lease_listed (GArray *leases, const ScLease *lease)
 		return TRUE;
 	for (guint i = 0; i < leases->len; i++) {
 		ScLease *listed = &g_array_index (leases, ScLease, i);
-		if (listed->rowid == lease->rowid && listed->generation == lease->generation)
+		if (listed->id == lease->id && listed->generation == lease->generation)
 			return TRUE;
 	}
 	return FALSE;

@@ -15,7 +15,7 @@
 #include "sc-clock.h"
 #include "sc-config.h"
 #include "sc-error.h"
-#include "sc-spool-private.h"
+#include "sc-sqlite-private.h"
 #include "sc-spool.h"
 #include "sc-test-util.h"
 
@@ -301,7 +301,7 @@ run_stage (Fixture *fixture, const char *queue_id, ScOutcome outcome, ScMessageS
 	for (guint i = 0; i < claimed->len; i++) {
 		ScMessage *message = claimed->pdata[i];
 		ScStageResult result = {
-		    .rowid = message->rowid,
+		    .id = message->id,
 		    .lease_generation = message->lease_generation,
 		    .stage = NULL,
 		    .started_at = now - 2 * SEC,
@@ -311,7 +311,7 @@ run_stage (Fixture *fixture, const char *queue_id, ScOutcome outcome, ScMessageS
 		ScStageResult *one = &result;
 		guint stale = 0;
 
-		if (message->rowid == summary->rowid) {
+		if (message->id == summary->id) {
 			result.stage = sc_message_next_stage (message);
 			result.outcome = outcome;
 			result.error = outcome == SC_OUTCOME_OK ? NULL : "550 5.1.1 no such user";
@@ -340,7 +340,7 @@ db_int (Fixture *fixture, const char *sql)
 	sqlite3_stmt *stmt = NULL;
 	gint64 value;
 
-	g_assert_cmpint (sqlite3_prepare_v2 (sc_spool_get_db (fixture->spool), sql, -1, &stmt, NULL), ==, SQLITE_OK);
+	g_assert_cmpint (sqlite3_prepare_v2 (sc_sqlite_get_db (fixture->spool), sql, -1, &stmt, NULL), ==, SQLITE_OK);
 	g_assert_cmpint (sqlite3_step (stmt), ==, SQLITE_ROW);
 	value = sqlite3_column_int64 (stmt, 0);
 	sqlite3_finalize (stmt);
@@ -353,7 +353,7 @@ db_text (Fixture *fixture, const char *sql)
 	sqlite3_stmt *stmt = NULL;
 	char *value;
 
-	g_assert_cmpint (sqlite3_prepare_v2 (sc_spool_get_db (fixture->spool), sql, -1, &stmt, NULL), ==, SQLITE_OK);
+	g_assert_cmpint (sqlite3_prepare_v2 (sc_sqlite_get_db (fixture->spool), sql, -1, &stmt, NULL), ==, SQLITE_OK);
 	g_assert_cmpint (sqlite3_step (stmt), ==, SQLITE_ROW);
 	value = g_strdup ((const char *) sqlite3_column_text (stmt, 0));
 	sqlite3_finalize (stmt);
@@ -539,11 +539,11 @@ test_plans (Fixture *fixture, gconstpointer user_data)
 				  SC_SQL_COUNT_NOTIFICATIONS_PENDING};
 
 	for (guint i = 0; i < G_N_ELEMENTS (searches); i++) {
-		g_autofree char *sql = g_strconcat ("EXPLAIN QUERY PLAN ", sc_spool_sql_text (searches[i]), NULL);
+		g_autofree char *sql = g_strconcat ("EXPLAIN QUERY PLAN ", sc_sqlite_sql_text (searches[i]), NULL);
 		sqlite3_stmt *stmt = NULL;
 		g_autoptr(GString) plan = g_string_new (NULL);
 
-		g_assert_cmpint (sqlite3_prepare_v2 (sc_spool_get_db (fixture->spool), sql, -1, &stmt, NULL), ==, SQLITE_OK);
+		g_assert_cmpint (sqlite3_prepare_v2 (sc_sqlite_get_db (fixture->spool), sql, -1, &stmt, NULL), ==, SQLITE_OK);
 		while (sqlite3_step (stmt) == SQLITE_ROW)
 			g_string_append_printf (plan, "%s\n", sqlite3_column_text (stmt, 3));
 		sqlite3_finalize (stmt);
@@ -807,11 +807,11 @@ test_bulk_retry_batches (Fixture *fixture, gconstpointer user_data)
 	gboolean served_meanwhile = FALSE;
 
 	/* durability is not under test here: inject fast */
-	g_assert_cmpint (sqlite3_exec (sc_spool_get_db (fixture->spool), "PRAGMA synchronous = OFF", NULL, NULL, NULL),
+	g_assert_cmpint (sqlite3_exec (sc_sqlite_get_db (fixture->spool), "PRAGMA synchronous = OFF", NULL, NULL, NULL),
 			 ==, SQLITE_OK);
 	for (guint i = 0; i < n; i++)
 		g_free (inject (fixture, i % 2 == 0 ? "a.example.org" : "b.example.org", "bulk"));
-	g_assert_cmpint (sqlite3_exec (sc_spool_get_db (fixture->spool), "UPDATE messages SET state = 'dead'", NULL,
+	g_assert_cmpint (sqlite3_exec (sc_sqlite_get_db (fixture->spool), "UPDATE messages SET state = 'dead'", NULL,
 				       NULL, NULL),
 			 ==, SQLITE_OK);
 

@@ -8,7 +8,7 @@
 #include <sqlite3.h>
 
 #include "sc-ingress-private.h"
-#include "sc-spool-private.h"
+#include "sc-sqlite-private.h"
 #include "sc-test-util.h"
 
 typedef struct {
@@ -450,13 +450,13 @@ test_full (Fixture *fixture, gconstpointer data)
 	sqlite3_stmt *stmt = NULL;
 
 	g_assert_no_error (error);
-	sqlite3_prepare_v2 (sc_spool_get_db (spool), "PRAGMA page_count", -1, &stmt, NULL);
+	sqlite3_prepare_v2 (sc_sqlite_get_db (spool), "PRAGMA page_count", -1, &stmt, NULL);
 	g_assert_cmpint (sqlite3_step (stmt), ==, SQLITE_ROW);
 	pages = sqlite3_column_int64 (stmt, 0);
 	sqlite3_finalize (stmt);
 	{
 		g_autofree char *limit = g_strdup_printf ("PRAGMA max_page_count = %" G_GINT64_FORMAT, pages + 4);
-		g_assert_cmpint (sqlite3_exec (sc_spool_get_db (spool), limit, NULL, NULL, NULL), ==, SQLITE_OK);
+		g_assert_cmpint (sqlite3_exec (sc_sqlite_get_db (spool), limit, NULL, NULL, NULL), ==, SQLITE_OK);
 	}
 	for (guint i = 0; i < G_N_ELEMENTS (batch); i++) {
 		batch[i] = sc_ingress_prepare (fixture->config, &s, &error);

@@ -20,7 +20,7 @@
 #include "sc-config.h"
 #include "sc-error.h"
 #include "sc-notifier.h"
-#include "sc-spool-private.h"
+#include "sc-sqlite-private.h"
 #include "sc-spool.h"
 #include "sc-test-http.h"
 #include "sc-test-util.h"
@@ -308,7 +308,7 @@ db_int (Fixture *fixture, const char *sql)
 	sqlite3_stmt *stmt = NULL;
 	gint64 value;
 
-	g_assert_cmpint (sqlite3_prepare_v2 (sc_spool_get_db (fixture->spool), sql, -1, &stmt, NULL), ==,
+	g_assert_cmpint (sqlite3_prepare_v2 (sc_sqlite_get_db (fixture->spool), sql, -1, &stmt, NULL), ==,
 			 SQLITE_OK);
 	g_assert_cmpint (sqlite3_step (stmt), ==, SQLITE_ROW);
 	value = sqlite3_column_int64 (stmt, 0);
@@ -366,7 +366,7 @@ make_dead (Fixture *fixture, guint n)
 			ScMessage *message = claimed->pdata[i];
 			ScStageResult *result = g_new0 (ScStageResult, 1);
 			updates[i] = (ScRecipientUpdate){
-			    .rowid = message->rowid,
+			    .id = message->id,
 			    .lease_generation = message->lease_generation,
 			    .position = 0,
 			    .status = "failed",
@@ -376,7 +376,7 @@ make_dead (Fixture *fixture, guint n)
 			};
 			groups[i].updates = &updates[i];
 			groups[i].n_updates = 1;
-			result->rowid = message->rowid;
+			result->id = message->id;
 			result->lease_generation = message->lease_generation;
 			result->stage = "decorate";
 			result->outcome = SC_OUTCOME_PERMANENT;
@@ -753,11 +753,11 @@ test_plans (Fixture *fixture, gconstpointer data)
 	};
 
 	for (gsize i = 0; i < G_N_ELEMENTS (checked); i++) {
-		g_autofree char *sql = g_strdup_printf ("EXPLAIN QUERY PLAN %s", sc_spool_sql_text (checked[i]));
+		g_autofree char *sql = g_strdup_printf ("EXPLAIN QUERY PLAN %s", sc_sqlite_sql_text (checked[i]));
 		sqlite3_stmt *stmt = NULL;
 		g_autoptr(GString) plan = g_string_new (NULL);
 
-		g_assert_cmpint (sqlite3_prepare_v2 (sc_spool_get_db (fixture->spool), sql, -1, &stmt, NULL),
+		g_assert_cmpint (sqlite3_prepare_v2 (sc_sqlite_get_db (fixture->spool), sql, -1, &stmt, NULL),
 				 ==, SQLITE_OK);
 		while (sqlite3_step (stmt) == SQLITE_ROW)
 			g_string_append_printf (plan, "%s\n", sqlite3_column_text (stmt, 3));
@@ -794,7 +794,7 @@ test_redirect_not_followed (Fixture *fixture, gconstpointer data)
 	g_assert_cmpint (db_int (fixture, "SELECT next_attempt_at FROM notifications"), ==, T0 + 10 * SEC);
 	{
 		sqlite3_stmt *stmt = NULL;
-		g_assert_cmpint (sqlite3_prepare_v2 (sc_spool_get_db (fixture->spool),
+		g_assert_cmpint (sqlite3_prepare_v2 (sc_sqlite_get_db (fixture->spool),
 						     "SELECT last_error FROM notifications", -1, &stmt, NULL),
 				 ==, SQLITE_OK);
 		g_assert_cmpint (sqlite3_step (stmt), ==, SQLITE_ROW);

@@ -156,7 +156,7 @@ count_all_attempts (Fixture *fixture, int outcome, const char *stage)
 	guint count = 0;
 
 	for (guint i = 0; i < messages->len; i++)
-		count += count_attempts (fixture, ((ScMessageSummary *) messages->pdata[i])->rowid, outcome, stage);
+		count += count_attempts (fixture, ((ScMessageSummary *) messages->pdata[i])->id, outcome, stage);
 	return count;
 }
 
@@ -282,7 +282,7 @@ assert_no_lease (Fixture *fixture)
 static ScLease
 lease_of (const ScMessage *message)
 {
-	ScLease lease = {.rowid = message->rowid, .generation = message->lease_generation};
+	ScLease lease = {.id = message->id, .generation = message->lease_generation};
 	return lease;
 }
 
@@ -413,16 +413,16 @@ test_inject (Fixture *fixture, gconstpointer user_data)
 	g_assert_cmpint (s->next_attempt_at, ==, T0);
 	g_assert_cmpint (s->size, ==, (gint64) strlen (body));
 
-	raw = sc_spool_get_raw (fixture->spool, s->rowid, &error);
+	raw = sc_spool_get_raw (fixture->spool, s->id, &error);
 	g_assert_no_error (error);
 	g_assert_cmpmem (g_bytes_get_data (raw, NULL), g_bytes_get_size (raw), body, strlen (body));
-	recipients = sc_spool_get_recipients (fixture->spool, s->rowid, &error);
+	recipients = sc_spool_get_recipients (fixture->spool, s->id, &error);
 	g_assert_no_error (error);
 	g_assert_cmpuint (recipients->len, ==, 3);
 	g_assert_cmpstr (((ScRecipientRecord *) recipients->pdata[0])->address, ==, "a@example.org");
 	g_assert_cmpstr (((ScRecipientRecord *) recipients->pdata[0])->status, ==, "pending");
 	g_assert_cmpstr (((ScRecipientRecord *) recipients->pdata[2])->address, ==, "c@example.com");
-	stages = sc_spool_get_stages (fixture->spool, s->rowid, &error);
+	stages = sc_spool_get_stages (fixture->spool, s->id, &error);
 	g_assert_no_error (error);
 	g_assert_cmpuint (stages->len, ==, 0);
 
@@ -439,7 +439,7 @@ test_inject (Fixture *fixture, gconstpointer user_data)
 		seen = sc_spool_get_summary (observer, queue_id, &error);
 		g_assert_no_error (error);
 		g_assert_nonnull (seen);
-		g_assert_cmpint (seen->rowid, ==, s->rowid);
+		g_assert_cmpint (seen->id, ==, s->id);
 		g_assert_cmpint (seen->state, ==, SC_STATE_QUEUED);
 	}
 
@@ -457,7 +457,7 @@ test_inject (Fixture *fixture, gconstpointer user_data)
 		g_assert_cmpstr (e->sender, ==, "");
 		g_assert_null (e->subject);
 		g_assert_cmpint (e->size, ==, 0);
-		back = sc_spool_get_raw (fixture->spool, e->rowid, &error);
+		back = sc_spool_get_raw (fixture->spool, e->id, &error);
 		g_assert_no_error (error);
 		g_assert_cmpuint (g_bytes_get_size (back), ==, 0);
 	}
@@ -622,7 +622,7 @@ test_transition_to_done (Fixture *fixture, gconstpointer user_data)
 		g_autofree char *owners = lease_owners (fixture, T0 + LEASE - 1);
 		g_assert_cmpstr (owners, ==, "runner-a");
 	}
-	output = sc_spool_get_stage_output (fixture->spool, m->rowid, "decorate", &error);
+	output = sc_spool_get_stage_output (fixture->spool, m->id, "decorate", &error);
 	g_assert_no_error (error);
 	g_assert_true (g_bytes_equal (output, decorated));
 
@@ -633,7 +633,7 @@ test_transition_to_done (Fixture *fixture, gconstpointer user_data)
 	r = result_for (fixture, m, SC_OUTCOME_OK, SC_STATE_ACTIVE);
 	g_assert_cmpstr (r.stage, ==, "archive");
 	g_assert_cmpuint (record (fixture, "runner-a", &r), ==, 0);
-	g_assert_null (sc_spool_get_stage_output (fixture->spool, m->rowid, "archive", &error));
+	g_assert_null (sc_spool_get_stage_output (fixture->spool, m->id, "archive", &error));
 	g_assert_error (error, SC_SPOOL_ERROR, SC_SPOOL_ERROR_NOT_FOUND);
 	g_clear_error (&error);
 
@@ -651,7 +651,7 @@ test_transition_to_done (Fixture *fixture, gconstpointer user_data)
 	g_assert_cmpint (s->next_attempt_at, ==, 0);
 	g_assert_cmpint (s->updated_at, ==, T0 + 4 * SEC);
 	assert_no_lease (fixture);
-	stages = sc_spool_get_stages (fixture->spool, m->rowid, &error);
+	stages = sc_spool_get_stages (fixture->spool, m->id, &error);
 	g_assert_no_error (error);
 	g_assert_cmpuint (stages->len, ==, 3);
 	g_assert_cmpstr (((ScStageRecord *) stages->pdata[0])->stage, ==, "decorate");
@@ -661,7 +661,7 @@ test_transition_to_done (Fixture *fixture, gconstpointer user_data)
 	g_assert_cmpstr (((ScStageRecord *) stages->pdata[1])->stage, ==, "archive");
 	g_assert_cmpint (((ScStageRecord *) stages->pdata[1])->output_size, ==, -1);
 	g_assert_cmpstr (((ScStageRecord *) stages->pdata[2])->stage, ==, "exec:deliver");
-	attempts = sc_spool_get_attempts (fixture->spool, m->rowid, &error);
+	attempts = sc_spool_get_attempts (fixture->spool, m->id, &error);
 	g_assert_no_error (error);
 	g_assert_cmpuint (attempts->len, ==, 3);
 	for (guint i = 0; i < attempts->len; i++) {
@@ -709,7 +709,7 @@ test_transition_deferred (Fixture *fixture, gconstpointer user_data)
 	g_assert_cmpuint (s->attempts, ==, 1);
 	g_assert_cmpstr (s->last_error, ==, "451 4.3.0 try again later");
 	assert_no_lease (fixture);
-	attempts = sc_spool_get_attempts (fixture->spool, m->rowid, &error);
+	attempts = sc_spool_get_attempts (fixture->spool, m->id, &error);
 	g_assert_no_error (error);
 	g_assert_cmpuint (attempts->len, ==, 2);
 	g_assert_cmpstr (((ScAttemptRecord *) attempts->pdata[1])->stage, ==, "archive");
@@ -769,8 +769,8 @@ test_transition_dead (Fixture *fixture, gconstpointer user_data)
 	g_assert_cmpint (entry->next_attempt_at, ==, T0 + SEC);
 	pending = pending_notifications (fixture);
 	g_assert_cmpuint (pending->len, ==, 1);
-	g_assert_cmpint (((ScNotification *) pending->pdata[0])->message_rowid, ==, m->rowid);
-	attempts = attempts_of (fixture, m->rowid);
+	g_assert_cmpint (((ScNotification *) pending->pdata[0])->message_rowid, ==, m->id);
+	attempts = attempts_of (fixture, m->id);
 	g_assert_cmpuint (attempts->len, ==, 1);
 	g_assert_cmpint (((ScAttemptRecord *) attempts->pdata[0])->outcome, ==, SC_OUTCOME_PERMANENT);
 
@@ -806,8 +806,8 @@ test_result_batch (Fixture *fixture, gconstpointer user_data)
 	g_assert_true (ra.applied);
 	g_assert_true (rb.applied);
 	g_assert_cmpuint (count_all_attempts (fixture, -1, NULL), ==, 2);
-	g_assert_cmpuint (count_attempts (fixture, ma->rowid, SC_OUTCOME_OK, "decorate"), ==, 1);
-	g_assert_cmpuint (count_attempts (fixture, mb->rowid, SC_OUTCOME_TRANSIENT, "decorate"), ==, 1);
+	g_assert_cmpuint (count_attempts (fixture, ma->id, SC_OUTCOME_OK, "decorate"), ==, 1);
+	g_assert_cmpuint (count_attempts (fixture, mb->id, SC_OUTCOME_TRANSIENT, "decorate"), ==, 1);
 	g_assert_cmpint (count_of (fixture, NULL, SC_STATE_ACTIVE), ==, 1);
 	g_assert_cmpint (count_of (fixture, NULL, SC_STATE_DEFERRED), ==, 1);
 	/* nothing to record: TRUE, zero stale */
@@ -824,13 +824,13 @@ static char *
 message_picture (Fixture *fixture, const char *queue_id)
 {
 	g_autoptr(ScMessageSummary) s = summary (fixture, queue_id);
-	g_autoptr(GPtrArray) attempts = attempts_of (fixture, s->rowid);
+	g_autoptr(GPtrArray) attempts = attempts_of (fixture, s->id);
 
 	return g_strdup_printf ("%s attempts=%u cycle=%u next=%" G_GINT64_FORMAT " updated=%" G_GINT64_FORMAT
 				" error=%s hold=%s stages=%u attempt-records=%u",
 				sc_message_state_to_string (s->state), s->attempts, s->cycle, s->next_attempt_at,
 				s->updated_at, s->last_error != NULL ? s->last_error : "(null)",
-				s->hold_reason != NULL ? s->hold_reason : "(null)", count_stages (fixture, s->rowid),
+				s->hold_reason != NULL ? s->hold_reason : "(null)", count_stages (fixture, s->id),
 				attempts->len);
 }
 
@@ -876,7 +876,7 @@ test_result_stale_owner (Fixture *fixture, gconstpointer user_data)
 	g_assert_cmpstr (after, ==, before);
 	g_assert_cmpint (state_of (fixture, lost->queue_id), ==, SC_STATE_ACTIVE);
 	/* the kept one went through */
-	g_assert_cmpuint (count_stages (fixture, kept->rowid), ==, 1);
+	g_assert_cmpuint (count_stages (fixture, kept->id), ==, 1);
 
 	/* a failure from the old owner is skipped too */
 	r_lost = result_for (fixture, lost, SC_OUTCOME_PERMANENT, SC_STATE_DEAD);
@@ -894,7 +894,7 @@ test_result_stale_owner (Fixture *fixture, gconstpointer user_data)
 	g_assert_cmpuint (record (fixture, "runner-a", &r_lost), ==, 1);
 	g_assert_cmpint (state_of (fixture, lost->queue_id), ==, SC_STATE_DONE);
 	/* an unknown row is stale, not an error */
-	r_lost.rowid = 999999;
+	r_lost.id = 999999;
 	g_assert_cmpuint (record (fixture, "runner-a", &r_lost), ==, 1);
 	assert_counts_match (fixture, NULL);
 	(void) queue_id;
@@ -928,7 +928,7 @@ test_reclaim_dead_owner (Fixture *fixture, gconstpointer user_data)
 	g_assert_nonnull (strstr (s->last_error, "runner-dead"));
 	g_assert_null (s->hold_reason);
 	assert_no_lease (fixture);
-	attempts = sc_spool_get_attempts (fixture->spool, m->rowid, &error);
+	attempts = sc_spool_get_attempts (fixture->spool, m->id, &error);
 	g_assert_no_error (error);
 	g_assert_cmpuint (attempts->len, ==, 2);
 	g_assert_cmpstr (((ScAttemptRecord *) attempts->pdata[1])->stage, ==, "archive");
@@ -993,7 +993,7 @@ test_reclaim_crash_limit (Fixture *fixture, gconstpointer user_data)
 		g_autoptr(ScMessage) m = claim_one (fixture, owner, poison);
 		/* the crashes counted so far (the spool's count, read at claim) */
 		g_assert_cmpuint (m->crashes, ==, crash - 1);
-		rowid = m->rowid;
+		rowid = m->id;
 		sc_clock_advance (fixture->clock, SEC);
 		g_assert_cmpuint (reclaim (fixture, "watcher", NULL, 3), ==, 1);
 		g_assert_cmpuint (count_attempts (fixture, rowid, SC_OUTCOME_CRASHED, NULL), ==, crash);
@@ -1051,7 +1051,7 @@ test_reclaim_blames_in_handler_only (Fixture *fixture, gconstpointer user_data)
 	sb = summary (fixture, b);
 	g_assert_cmpint (sb->state, ==, SC_STATE_QUEUED);
 	g_assert_null (sb->last_error);
-	attempts = attempts_of (fixture, mb->rowid);
+	attempts = attempts_of (fixture, mb->id);
 	g_assert_cmpuint (attempts->len, ==, 1);
 	g_assert_cmpint (((ScAttemptRecord *) attempts->pdata[0])->outcome, ==, SC_OUTCOME_RELEASED);
 	assert_counts_match (fixture, NULL);
@@ -1107,8 +1107,8 @@ test_reclaim_progress_not_counted (Fixture *fixture, gconstpointer user_data)
 		ScRecipientUpdate update = {0};
 		sc_clock_advance (fixture->clock, MINUTE);
 		m = claim_one (fixture, "runner-a", a);
-		rowid = m->rowid;
-		update.rowid = m->rowid;
+		rowid = m->id;
+		update.id = m->id;
 		update.lease_generation = m->lease_generation;
 		update.position = 0;
 		update.status = "deferred";
@@ -1176,7 +1176,7 @@ test_lease_generation (Fixture *fixture, gconstpointer user_data)
 	ScStageResult old_result;
 	ScStageResult *one = &old_result;
 	ScRecipientUpdate update = {
-	    .rowid = first->rowid,
+	    .id = first->id,
 	    .lease_generation = first->lease_generation,
 	    .position = 0,
 	    .status = "sent",
@@ -1196,7 +1196,7 @@ test_lease_generation (Fixture *fixture, gconstpointer user_data)
 	g_assert_no_error (error);
 	g_assert_cmpuint (stale, ==, 1);
 	g_assert_false (old_result.applied);
-	g_assert_cmpuint (count_stages (fixture, first->rowid), ==, 0);
+	g_assert_cmpuint (count_stages (fixture, first->id), ==, 0);
 
 	{
 		/* the stale claim's recipient group is left out alone; the
@@ -1206,7 +1206,7 @@ test_lease_generation (Fixture *fixture, gconstpointer user_data)
 		g_assert_true (sc_spool_commit_batch (fixture->spool, "runner-a", &group, 1, NULL, 0, &error));
 		g_assert_no_error (error);
 		g_assert_true (group.lease_lost);
-		recipients = sc_spool_get_recipients (fixture->spool, first->rowid, &error);
+		recipients = sc_spool_get_recipients (fixture->spool, first->id, &error);
 		g_assert_no_error (error);
 		for (guint i = 0; i < recipients->len; i++)
 			g_assert_cmpstr (((ScRecipientRecord *) recipients->pdata[i])->status, ==, "pending");
@@ -1598,12 +1598,12 @@ test_list_keyset (Fixture *fixture, gconstpointer user_data)
 		g_assert_cmpuint (page->len, <=, 3);
 		for (guint i = 0; i < page->len; i++) {
 			ScMessageSummary *s = page->pdata[i];
-			g_assert_cmpint (s->rowid, <, previous);
-			previous = s->rowid;
+			g_assert_cmpint (s->id, <, previous);
+			previous = s->id;
 			g_assert_cmpstr (s->list_id, ==, "a.example.org");
 			g_assert_true (g_hash_table_add (seen, g_strdup (s->queue_id)));
 		}
-		filter.after_rowid = ((ScMessageSummary *) page->pdata[page->len - 1])->rowid;
+		filter.after_id = ((ScMessageSummary *) page->pdata[page->len - 1])->id;
 		/* new mail arrives between pages: it neither shifts nor repeats rows */
 		g_free (inject (fixture, "a.example.org"));
 		g_free (inject (fixture, "b.example.org"));
@@ -1680,7 +1680,7 @@ test_admin_retry (Fixture *fixture, gconstpointer user_data)
 	g_assert_cmpuint (s->attempts, ==, 0);
 	g_assert_cmpint (s->next_attempt_at, ==, T0 + HOUR);
 	/* history kept, and the finished stage is not run again */
-	attempts = sc_spool_get_attempts (fixture->spool, s->rowid, &error);
+	attempts = sc_spool_get_attempts (fixture->spool, s->id, &error);
 	g_assert_cmpuint (attempts->len, ==, 2);
 	m = claim_one (fixture, "r", queue_id);
 	g_assert_cmpstr (sc_message_next_stage (m), ==, "archive");
@@ -1693,7 +1693,7 @@ test_admin_retry (Fixture *fixture, gconstpointer user_data)
 		g_autoptr(GPtrArray) now_attempts = NULL;
 		r.next_attempt_at = T0 + 2 * HOUR;
 		record (fixture, "r", &r);
-		now_attempts = attempts_of (fixture, s->rowid);
+		now_attempts = attempts_of (fixture, s->id);
 		g_assert_cmpuint (now_attempts->len, ==, 3);
 		g_assert_cmpuint (((ScAttemptRecord *) now_attempts->pdata[2])->cycle, ==, 2);
 	}
@@ -1736,7 +1736,7 @@ test_admin_retry_from_stage (Fixture *fixture, gconstpointer user_data)
 	g_assert_nonnull (strstr (error->message, "deliver"));
 	g_clear_error (&error);
 	g_assert_cmpint (state_of (fixture, queue_id), ==, SC_STATE_DONE);
-	g_assert_cmpuint (count_stages (fixture, s->rowid), ==, 3);
+	g_assert_cmpuint (count_stages (fixture, s->id), ==, 3);
 	audit_rows = read_audit (fixture);
 	g_assert_cmpuint (audit_rows->len, ==, 0);
 	g_clear_pointer (&audit_rows, g_ptr_array_unref);
@@ -1744,7 +1744,7 @@ test_admin_retry_from_stage (Fixture *fixture, gconstpointer user_data)
 	/* from archive: decorate's record stays, archive and later go */
 	g_assert_true (sc_spool_retry (fixture->spool, queue_id, "archive", &audit, &error));
 	g_assert_no_error (error);
-	stages = sc_spool_get_stages (fixture->spool, s->rowid, &error);
+	stages = sc_spool_get_stages (fixture->spool, s->id, &error);
 	g_assert_cmpuint (stages->len, ==, 1);
 	g_assert_cmpstr (((ScStageRecord *) stages->pdata[0])->stage, ==, "decorate");
 	g_assert_cmpint (state_of (fixture, queue_id), ==, SC_STATE_QUEUED);
@@ -1755,14 +1755,14 @@ test_admin_retry_from_stage (Fixture *fixture, gconstpointer user_data)
 		g_assert_false (sc_spool_retry (fixture->spool, queue_id, "decorate", &audit, &error));
 		g_assert_error (error, SC_SPOOL_ERROR, SC_SPOOL_ERROR_INVALID);
 		g_clear_error (&error);
-		g_assert_cmpuint (count_stages (fixture, s->rowid), ==, 1);
+		g_assert_cmpuint (count_stages (fixture, s->id), ==, 1);
 		g_assert_cmpint (state_of (fixture, queue_id), ==, SC_STATE_ACTIVE);
 		g_assert_true (sc_spool_release_owner (fixture->spool, "r", T0, &error));
 	}
 	/* from the first stage: everything is forgotten */
 	g_assert_true (sc_spool_retry (fixture->spool, queue_id, "decorate", &audit, &error));
 	g_assert_no_error (error);
-	g_assert_cmpuint (count_stages (fixture, s->rowid), ==, 0);
+	g_assert_cmpuint (count_stages (fixture, s->id), ==, 0);
 	audit_rows = read_audit (fixture);
 	g_assert_cmpuint (audit_rows->len, ==, 2);
 	g_assert_cmpstr (((ScAuditEntry *) audit_rows->pdata[0])->detail, ==, "archive");
@@ -1923,7 +1923,7 @@ test_admin_hold_release_delete (Fixture *fixture, gconstpointer user_data)
 	g_assert_cmpint (state_of (fixture, active), ==, SC_STATE_ACTIVE);
 	{
 		g_autoptr(ScMessageSummary) s = summary (fixture, dead);
-		dead_rowid = s->rowid;
+		dead_rowid = s->id;
 	}
 	{
 		g_autoptr(GPtrArray) pending = pending_notifications (fixture);

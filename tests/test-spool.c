@@ -12,7 +12,7 @@
 
 #include "sc-clock.h"
 #include "sc-error.h"
-#include "sc-spool-private.h"
+#include "sc-sqlite-private.h"
 #include "sc-spool.h"
 #include "sc-test-spool.h"
 #include "sc-test-util.h"
@@ -158,7 +158,7 @@ reclaim (Fixture *fixture, const char *self, const char *const *alive, guint cra
 static ScLease
 lease_of (const ScMessage *message)
 {
-	ScLease lease = {.rowid = message->rowid, .generation = message->lease_generation};
+	ScLease lease = {.id = message->id, .generation = message->lease_generation};
 	return lease;
 }
 
@@ -183,11 +183,11 @@ test_open_creates_and_migrates (Fixture *fixture, gconstpointer user_data)
 {
 	g_autofree char *mode = db_text (fixture, "PRAGMA journal_mode");
 
-	g_assert_cmpint (sc_spool_schema_version, >=, 1);
-	g_assert_cmpint (db_int (fixture, "PRAGMA user_version"), ==, sc_spool_schema_version);
+	g_assert_cmpint (sc_sqlite_schema_version, >=, 1);
+	g_assert_cmpint (db_int (fixture, "PRAGMA user_version"), ==, sc_sqlite_schema_version);
 	g_assert_cmpstr (mode, ==, "wal");
-	g_assert_true (g_file_test (fixture->spool->folder, G_FILE_TEST_IS_DIR));
-	g_assert_cmpstr (fixture->spool->folder, ==, fixture->dir);
+	g_assert_true (g_file_test (sc_sqlite (fixture->spool)->folder, G_FILE_TEST_IS_DIR));
+	g_assert_cmpstr (sc_sqlite (fixture->spool)->folder, ==, fixture->dir);
 	for (const char *const *table = (const char *const[]){"messages", "bodies", "stages", "attempts", "recipients",
 							      "notifications", "audit", "state_counts", NULL};
 	     *table != NULL;
@@ -201,11 +201,11 @@ test_open_creates_and_migrates (Fixture *fixture, gconstpointer user_data)
 	/* foreign keys are on for the spool's own connection */
 	{
 		sqlite3_stmt *stmt = NULL;
-		g_assert_cmpint (sqlite3_prepare_v2 (sc_spool_get_db (fixture->spool), "PRAGMA foreign_keys", -1, &stmt, NULL), ==, SQLITE_OK);
+		g_assert_cmpint (sqlite3_prepare_v2 (sc_sqlite_get_db (fixture->spool), "PRAGMA foreign_keys", -1, &stmt, NULL), ==, SQLITE_OK);
 		g_assert_cmpint (sqlite3_step (stmt), ==, SQLITE_ROW);
 		g_assert_cmpint (sqlite3_column_int (stmt, 0), ==, 1);
 		sqlite3_finalize (stmt);
-		g_assert_cmpint (sqlite3_prepare_v2 (sc_spool_get_db (fixture->spool), "PRAGMA synchronous", -1, &stmt, NULL), ==, SQLITE_OK);
+		g_assert_cmpint (sqlite3_prepare_v2 (sc_sqlite_get_db (fixture->spool), "PRAGMA synchronous", -1, &stmt, NULL), ==, SQLITE_OK);
 		g_assert_cmpint (sqlite3_step (stmt), ==, SQLITE_ROW);
 		g_assert_cmpint (sqlite3_column_int (stmt, 0), ==, 2); /* FULL */
 		sqlite3_finalize (stmt);
@@ -237,7 +237,7 @@ test_open_reopen_noop (Fixture *fixture, gconstpointer user_data)
 	g_clear_pointer (&fixture->spool, sc_spool_close);
 	fixture->spool = sc_spool_open (fixture->dir, BUSY_TIMEOUT, &error);
 	g_assert_no_error (error);
-	g_assert_cmpint (db_int (fixture, "PRAGMA user_version"), ==, sc_spool_schema_version);
+	g_assert_cmpint (db_int (fixture, "PRAGMA user_version"), ==, sc_sqlite_schema_version);
 	schema_after = db_text (fixture, "SELECT group_concat(sql, ';') FROM (SELECT sql FROM sqlite_schema ORDER BY name)");
 	g_assert_cmpstr (schema_after, ==, schema_before);
 	kept = summary (fixture, queue_id);
@@ -252,14 +252,14 @@ test_open_newer_refused (Fixture *fixture, gconstpointer user_data)
 	g_autoptr(ScSpool) spool = NULL;
 
 	g_clear_pointer (&fixture->spool, sc_spool_close);
-	db_exec (fixture->observer, "PRAGMA user_version = %d", sc_spool_schema_version + 1);
+	db_exec (fixture->observer, "PRAGMA user_version = %d", sc_sqlite_schema_version + 1);
 	spool = sc_spool_open (fixture->dir, BUSY_TIMEOUT, &error);
 	g_assert_null (spool);
 	g_assert_error (error, SC_SPOOL_ERROR, SC_SPOOL_ERROR_FAILED);
 	g_assert_nonnull (strstr (error->message, fixture->dir));
 	g_assert_nonnull (strstr (error->message, "newer"));
 	/* and left as it was */
-	g_assert_cmpint (db_int (fixture, "PRAGMA user_version"), ==, sc_spool_schema_version + 1);
+	g_assert_cmpint (db_int (fixture, "PRAGMA user_version"), ==, sc_sqlite_schema_version + 1);
 }
 
 static void
@@ -333,14 +333,14 @@ test_transition_dead_atomic (Fixture *fixture, gconstpointer user_data)
 		g_clear_error (&error);
 	}
 	g_assert_cmpint (state_of (fixture, queue_id), ==, SC_STATE_ACTIVE);
-	g_assert_cmpint (db_int (fixture, "SELECT count(*) FROM attempts WHERE message_id = %" G_GINT64_FORMAT, m->rowid), ==, 0);
+	g_assert_cmpint (db_int (fixture, "SELECT count(*) FROM attempts WHERE message_id = %" G_GINT64_FORMAT, m->id), ==, 0);
 	g_assert_cmpint (db_int (fixture, "SELECT count(*) FROM notifications"), ==, 0);
 	g_assert_cmpint (count_of (fixture, NULL, SC_STATE_DEAD), ==, 0);
 	db_exec (fixture->observer, "DROP TRIGGER no_notify");
 	/* no transaction left open: the same result goes through */
 	g_assert_cmpuint (record (fixture, "runner-a", &r), ==, 0);
 	g_assert_cmpint (state_of (fixture, queue_id), ==, SC_STATE_DEAD);
-	g_assert_cmpint (db_int (fixture, "SELECT count(*) FROM notifications WHERE message_id = %" G_GINT64_FORMAT, m->rowid), ==, 1);
+	g_assert_cmpint (db_int (fixture, "SELECT count(*) FROM notifications WHERE message_id = %" G_GINT64_FORMAT, m->id), ==, 1);
 	assert_counts_match (fixture, NULL);
 }
 
@@ -482,19 +482,19 @@ assert_plans (sqlite3 *db)
 	};
 
 	for (gsize i = 0; i < G_N_ELEMENTS (checked); i++) {
-		g_autofree char *plan = explain (db, sc_spool_sql_text (checked[i].sql));
-		g_test_message ("%s\n%s", sc_spool_sql_text (checked[i].sql), plan);
+		g_autofree char *plan = explain (db, sc_sqlite_sql_text (checked[i].sql));
+		g_test_message ("%s\n%s", sc_sqlite_sql_text (checked[i].sql), plan);
 		if (strstr (plan, "SCAN messages") != NULL)
-			g_error ("full scan of messages in:\n%s\nplan:\n%s", sc_spool_sql_text (checked[i].sql), plan);
+			g_error ("full scan of messages in:\n%s\nplan:\n%s", sc_sqlite_sql_text (checked[i].sql), plan);
 		/* a sort of the candidates would read every due message */
 		if (checked[i].must_use != NULL && strstr (plan, "TEMP B-TREE") != NULL)
-			g_error ("sorting in:\n%s\nplan:\n%s", sc_spool_sql_text (checked[i].sql), plan);
+			g_error ("sorting in:\n%s\nplan:\n%s", sc_sqlite_sql_text (checked[i].sql), plan);
 		if (checked[i].must_use != NULL && strstr (plan, checked[i].must_use) == NULL)
-			g_error ("%s not used by:\n%s\nplan:\n%s", checked[i].must_use, sc_spool_sql_text (checked[i].sql), plan);
+			g_error ("%s not used by:\n%s\nplan:\n%s", checked[i].must_use, sc_sqlite_sql_text (checked[i].sql), plan);
 	}
 	/* the counts never read messages at all */
 	{
-		g_autofree char *plan = explain (db, sc_spool_sql_text (SC_SQL_COUNT_ALL));
+		g_autofree char *plan = explain (db, sc_sqlite_sql_text (SC_SQL_COUNT_ALL));
 		g_assert_null (strstr (plan, "messages"));
 	}
 }
@@ -503,7 +503,7 @@ static void
 test_plan_empty (Fixture *fixture, gconstpointer user_data)
 {
 	assert_plans (fixture->observer);
-	assert_plans (sc_spool_get_db (fixture->spool));
+	assert_plans (sc_sqlite_get_db (fixture->spool));
 }
 
 #define BULK 100000
@@ -537,7 +537,7 @@ test_plan_large (Fixture *fixture, gconstpointer user_data)
 	g_assert_cmpint (count_of (fixture, NULL, SC_STATE_DONE), ==, BULK * 8 / 10);
 
 	assert_plans (fixture->observer);
-	assert_plans (sc_spool_get_db (fixture->spool));
+	assert_plans (sc_sqlite_get_db (fixture->spool));
 
 	/* the real claim of one takes the earliest due message */
 	first_due = db_text (fixture, "SELECT queue_id FROM messages WHERE state IN ('queued','deferred') ORDER BY next_attempt_at LIMIT 1");
@@ -643,7 +643,7 @@ static void
 test_bad_full (Fixture *fixture, gconstpointer user_data)
 {
 	g_autoptr(GError) error = NULL;
-	sqlite3 *db = sc_spool_get_db (fixture->spool);
+	sqlite3 *db = sc_sqlite_get_db (fixture->spool);
 	g_autofree char *first = inject (fixture, "l.example.org");
 	g_autofree char *big_body = g_malloc (1024 * 1024 + 1);
 	g_autofree char *queue_id = NULL;
@@ -693,7 +693,7 @@ test_bad_full (Fixture *fixture, gconstpointer user_data)
 	assert_nothing_written (fixture, 2);
 	{
 		g_autoptr(ScMessageSummary) s = summary (fixture, queue_id);
-		g_autoptr(GBytes) back = sc_spool_get_raw (fixture->spool, s->rowid, &error);
+		g_autoptr(GBytes) back = sc_spool_get_raw (fixture->spool, s->id, &error);
 		g_assert_no_error (error);
 		g_assert_true (g_bytes_equal (back, big));
 	}
@@ -705,7 +705,7 @@ static void
 test_bind_unknown_parameter (Fixture *fixture, gconstpointer user_data)
 {
 	if (g_test_subprocess ()) {
-		g_autoptr(ScStatement) stmt = sc_spool_statement (fixture->spool, SC_SQL_NEXT_DUE, NULL);
+		g_autoptr(ScStatement) stmt = sc_sqlite_statement (fixture->spool, SC_SQL_NEXT_DUE, NULL);
 		g_assert_nonnull (stmt);
 		sc_bind_text (stmt, ":nosuch", "x");
 		return;
@@ -721,7 +721,7 @@ synchronous_level (ScSpool *spool)
 	sqlite3_stmt *stmt = NULL;
 	int level;
 
-	g_assert_cmpint (sqlite3_prepare_v2 (spool->db, "PRAGMA synchronous", -1, &stmt, NULL), ==, SQLITE_OK);
+	g_assert_cmpint (sqlite3_prepare_v2 (sc_sqlite (spool)->db, "PRAGMA synchronous", -1, &stmt, NULL), ==, SQLITE_OK);
 	g_assert_cmpint (sqlite3_step (stmt), ==, SQLITE_ROW);
 	level = sqlite3_column_int (stmt, 0);
 	sqlite3_finalize (stmt);

@@ -121,7 +121,7 @@ parse_search_query (GHashTable *query, ScMessageSearch *search, GError **error)
 	if (values[4] != NULL) {
 		if (!g_ascii_string_to_unsigned (values[4], 10, 1, G_MAXINT64, &value, error))
 			return FALSE;
-		search->after_rowid = (gint64) value;
+		search->after_id = (gint64) value;
 	}
 	if (values[5] != NULL) {
 		if (!g_ascii_string_to_unsigned (values[5], 10, 1, LIMIT_MAX, &value, error))
@@ -218,7 +218,7 @@ check_search (const ScMessageSearch *parsed)
 	g_autoptr(GPtrArray) found = NULL;
 	ScMessageSearch search = *parsed;
 	gboolean oracle = search.query != NULL && is_ascii (search.query) && !search.has_state &&
-			  search.list_id == NULL && search.stage == NULL && search.after_rowid == 0;
+			  search.list_id == NULL && search.stage == NULL && search.after_id == 0;
 
 	if (oracle)
 		search.limit = 0;
@@ -238,7 +238,7 @@ check_search (const ScMessageSearch *parsed)
 		gboolean listed = FALSE;
 
 		for (guint j = 0; j < found->len && !listed; j++)
-			listed = ((const ScMessageSummary *) found->pdata[j])->rowid == message->rowid;
+			listed = ((const ScMessageSummary *) found->pdata[j])->id == message->id;
 		if (expected != listed)
 			g_printerr ("q=“%s” subject=“%s”: expected %d, listed %d\n", search.query,
 				    message->subject, expected, listed);

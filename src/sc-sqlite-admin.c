@@ -1,4 +1,4 @@
-/* sc-spool-admin.c — operator actions on the spool: retry, hold, release,
+/* sc-sqlite-admin.c — operator actions on the spool: retry, hold, release,
  * delete.  Each checks the message's state, changes it and writes an audit
  * row in one transaction, so the log never claims an action that did not
  * happen.  A message leased by a runner is never touched: the runner's
@@ -6,17 +6,17 @@
 #include "config.h"
 
 #include "sc-i18n.h"
-#include "sc-spool-private.h"
+#include "sc-sqlite-private.h"
 
 gboolean
-sc_spool_write_audit (ScSpool *spool,
+sc_sqlite_write_audit (ScSpool *spool,
 	     const ScAuditContext *audit,
 	     const char *action,
 	     const char *queue_id,
 	     const char *detail,
 	     GError **error)
 {
-	g_autoptr(ScStatement) stmt = sc_spool_statement (spool, SC_SQL_INSERT_AUDIT, error);
+	g_autoptr(ScStatement) stmt = sc_sqlite_statement (spool, SC_SQL_INSERT_AUDIT, error);
 
 	if (stmt == NULL)
 		return FALSE;
@@ -26,7 +26,7 @@ sc_spool_write_audit (ScSpool *spool,
 	sc_bind_text (stmt, ":action", action);
 	sc_bind_text (stmt, ":queue_id", queue_id);
 	sc_bind_text (stmt, ":detail", detail);
-	return sc_spool_step_done (spool, stmt, error, "audit");
+	return sc_sqlite_step_done (spool, stmt, error, "audit");
 }
 
 /* Changes @message only while it is still in the state its
@@ -41,19 +41,19 @@ update_message (ScSpool *spool,
 		const char *reason,
 		GError **error)
 {
-	g_autoptr(ScStatement) stmt = sc_spool_statement (spool, sql, error);
+	g_autoptr(ScStatement) stmt = sc_sqlite_statement (spool, sql, error);
 
 	if (stmt == NULL)
 		return FALSE;
-	sc_bind_int64 (stmt, ":id", message->rowid);
+	sc_bind_int64 (stmt, ":id", message->id);
 	sc_bind_text (stmt, ":expected", sc_message_state_to_string (message->state));
 	if (sql != SC_SQL_DELETE_MESSAGE)
 		sc_bind_int64 (stmt, ":now", now);
 	if (sql == SC_SQL_HOLD)
 		sc_bind_text (stmt, ":reason", reason);
-	if (!sc_spool_step_done (spool, stmt, error, "update"))
+	if (!sc_sqlite_step_done (spool, stmt, error, "update"))
 		return FALSE;
-	if (sqlite3_changes (spool->db) == 0) {
+	if (sqlite3_changes (sc_sqlite (spool)->db) == 0) {
 		g_set_error (error, SC_SPOOL_ERROR, SC_SPOOL_ERROR_INVALID,
 			     _("%s changed while this was being done (it was %s); nothing was changed"),
 			     message->queue_id, sc_message_state_to_string (message->state));
@@ -67,12 +67,12 @@ update_message (ScSpool *spool,
 static gboolean
 reset_recipients (ScSpool *spool, gint64 rowid, GError **error)
 {
-	g_autoptr(ScStatement) stmt = sc_spool_statement (spool, SC_SQL_RESET_RECIPIENTS, error);
+	g_autoptr(ScStatement) stmt = sc_sqlite_statement (spool, SC_SQL_RESET_RECIPIENTS, error);
 
 	if (stmt == NULL)
 		return FALSE;
 	sc_bind_int64 (stmt, ":id", rowid);
-	return sc_spool_step_done (spool, stmt, error, "retry");
+	return sc_sqlite_step_done (spool, stmt, error, "retry");
 }
 
 static gboolean
@@ -101,12 +101,12 @@ forget_stages_from (ScSpool *spool, const ScMessageSummary *summary, const char 
 		if (!found && strcmp (pipeline[i], from_stage) != 0)
 			continue;
 		found = TRUE;
-		stmt = sc_spool_statement (spool, SC_SQL_DELETE_STAGE, error);
+		stmt = sc_sqlite_statement (spool, SC_SQL_DELETE_STAGE, error);
 		if (stmt == NULL)
 			return FALSE;
-		sc_bind_int64 (stmt, ":id", summary->rowid);
+		sc_bind_int64 (stmt, ":id", summary->id);
 		sc_bind_text (stmt, ":stage", pipeline[i]);
-		if (!sc_spool_step_done (spool, stmt, error, "retry"))
+		if (!sc_sqlite_step_done (spool, stmt, error, "retry"))
 			return FALSE;
 	}
 	if (!found) {
@@ -129,7 +129,7 @@ retry_locked (ScSpool *spool,
 	      const ScAuditContext *audit,
 	      GError **error)
 {
-	g_autoptr(ScMessageSummary) summary = sc_spool_get_summary (spool, queue_id, error);
+	g_autoptr(ScMessageSummary) summary = sc_sqlite_get_summary (spool, queue_id, error);
 
 	if (summary == NULL)
 		return FALSE;
@@ -148,29 +148,29 @@ retry_locked (ScSpool *spool,
 		return FALSE;
 	if (!update_message (spool, SC_SQL_RETRY, summary, audit->now, NULL, error))
 		return FALSE;
-	if (!reset_recipients (spool, summary->rowid, error))
+	if (!reset_recipients (spool, summary->id, error))
 		return FALSE;
-	return sc_spool_write_audit (spool, audit, "retry", queue_id, from_stage, error);
+	return sc_sqlite_write_audit (spool, audit, "retry", queue_id, from_stage, error);
 }
 
 gboolean
-sc_spool_retry (ScSpool *spool,
+sc_sqlite_retry (ScSpool *spool,
 		const char *queue_id,
 		const char *from_stage,
 		const ScAuditContext *audit,
 		GError **error)
 {
-	if (!sc_spool_begin (spool, error))
+	if (!sc_sqlite_begin (spool, error))
 		return FALSE;
 	if (!retry_locked (spool, queue_id, from_stage, audit, error)) {
-		sc_spool_rollback (spool);
+		sc_sqlite_rollback (spool);
 		return FALSE;
 	}
-	return sc_spool_commit (spool, error);
+	return sc_sqlite_commit (spool, error);
 }
 
 gboolean
-sc_spool_retry_matching (ScSpool *spool,
+sc_sqlite_retry_matching (ScSpool *spool,
 			 ScMessageState state,
 			 const char *list_id,
 			 const ScAuditContext *audit,
@@ -188,13 +188,13 @@ sc_spool_retry_matching (ScSpool *spool,
 			     sc_message_state_to_string (state));
 		return FALSE;
 	}
-	if (!sc_spool_begin (spool, error))
+	if (!sc_sqlite_begin (spool, error))
 		return FALSE;
 	{
-		g_autoptr(ScStatement) stmt = sc_spool_statement (spool, SC_SQL_SELECT_MATCHING, error);
+		g_autoptr(ScStatement) stmt = sc_sqlite_statement (spool, SC_SQL_SELECT_MATCHING, error);
 		int rc;
 		if (stmt == NULL) {
-			sc_spool_rollback (spool);
+			sc_sqlite_rollback (spool);
 			return FALSE;
 		}
 		sc_bind_text (stmt, ":state", sc_message_state_to_string (state));
@@ -202,18 +202,18 @@ sc_spool_retry_matching (ScSpool *spool,
 		while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
 			g_ptr_array_add (queue_ids, sc_column_dup (stmt, 0));
 		if (rc != SQLITE_DONE) {
-			sc_spool_set_error (spool, rc, error, "retry");
-			sc_spool_rollback (spool);
+			sc_sqlite_set_error (spool, rc, error, "retry");
+			sc_sqlite_rollback (spool);
 			return FALSE;
 		}
 	}
 	for (guint i = 0; i < queue_ids->len; i++) {
 		g_autoptr(ScMessageSummary) summary =
-		    sc_spool_get_summary (spool, queue_ids->pdata[i], error);
+		    sc_sqlite_get_summary (spool, queue_ids->pdata[i], error);
 		if (summary == NULL ||
 		    !update_message (spool, SC_SQL_RETRY, summary, audit->now, NULL, error) ||
-		    !reset_recipients (spool, summary->rowid, error)) {
-			sc_spool_rollback (spool);
+		    !reset_recipients (spool, summary->id, error)) {
+			sc_sqlite_rollback (spool);
 			return FALSE;
 		}
 	}
@@ -221,11 +221,11 @@ sc_spool_retry_matching (ScSpool *spool,
 				  sc_message_state_to_string (state),
 				  list_id != NULL ? list_id : "*",
 				  queue_ids->len);
-	if (!sc_spool_write_audit (spool, audit, "retry-bulk", NULL, detail, error)) {
-		sc_spool_rollback (spool);
+	if (!sc_sqlite_write_audit (spool, audit, "retry-bulk", NULL, detail, error)) {
+		sc_sqlite_rollback (spool);
 		return FALSE;
 	}
-	if (!sc_spool_commit (spool, error))
+	if (!sc_sqlite_commit (spool, error))
 		return FALSE;
 	if (out_count != NULL)
 		*out_count = queue_ids->len;
@@ -233,7 +233,7 @@ sc_spool_retry_matching (ScSpool *spool,
 }
 
 gboolean
-sc_spool_retry_list (ScSpool *spool,
+sc_sqlite_retry_list (ScSpool *spool,
 		     GPtrArray *queue_ids,
 		     const char *detail,
 		     const ScAuditContext *audit,
@@ -243,23 +243,23 @@ sc_spool_retry_list (ScSpool *spool,
 	guint count = 0;
 	g_autofree char *summary = NULL;
 
-	if (!sc_spool_begin (spool, error))
+	if (!sc_sqlite_begin (spool, error))
 		return FALSE;
 	for (guint i = 0; i < queue_ids->len; i++) {
-		g_autoptr(ScMessageSummary) message = sc_spool_get_summary (spool, queue_ids->pdata[i], error);
+		g_autoptr(ScMessageSummary) message = sc_sqlite_get_summary (spool, queue_ids->pdata[i], error);
 		if (message == NULL) {
 			if (g_error_matches (*error, SC_SPOOL_ERROR, SC_SPOOL_ERROR_NOT_FOUND)) {
 				g_clear_error (error); /* deleted since the search */
 				continue;
 			}
-			sc_spool_rollback (spool);
+			sc_sqlite_rollback (spool);
 			return FALSE;
 		}
 		if (!sc_message_state_allows (message->state, SC_ACTION_RETRY_MATCHING))
 			continue; /* moved on since the search: not ours to retry */
 		if (!update_message (spool, SC_SQL_RETRY, message, audit->now, NULL, error) ||
-		    !reset_recipients (spool, message->rowid, error)) {
-			sc_spool_rollback (spool);
+		    !reset_recipients (spool, message->id, error)) {
+			sc_sqlite_rollback (spool);
 			return FALSE;
 		}
 		count++;
@@ -267,12 +267,12 @@ sc_spool_retry_list (ScSpool *spool,
 	/* a batch of a larger job has no row of its own: the last one says the total */
 	if (detail != NULL) {
 		summary = g_strdup_printf ("%s count=%u", detail, count + (inout_count != NULL ? *inout_count : 0));
-		if (!sc_spool_write_audit (spool, audit, "retry-bulk", NULL, summary, error)) {
-			sc_spool_rollback (spool);
+		if (!sc_sqlite_write_audit (spool, audit, "retry-bulk", NULL, summary, error)) {
+			sc_sqlite_rollback (spool);
 			return FALSE;
 		}
 	}
-	if (!sc_spool_commit (spool, error))
+	if (!sc_sqlite_commit (spool, error))
 		return FALSE;
 	if (inout_count != NULL)
 		*inout_count += count;
@@ -293,7 +293,7 @@ act_locked (ScSpool *spool,
 	    const ScAuditContext *audit,
 	    GError **error)
 {
-	g_autoptr(ScMessageSummary) summary = sc_spool_get_summary (spool, queue_id, error);
+	g_autoptr(ScMessageSummary) summary = sc_sqlite_get_summary (spool, queue_id, error);
 
 	if (summary == NULL)
 		return FALSE;
@@ -303,20 +303,20 @@ act_locked (ScSpool *spool,
 			return refuse_state (summary, "hold", error);
 		if (!update_message (spool, SC_SQL_HOLD, summary, audit->now, reason, error))
 			return FALSE;
-		return sc_spool_write_audit (spool, audit, "hold", queue_id, reason, error);
+		return sc_sqlite_write_audit (spool, audit, "hold", queue_id, reason, error);
 	case ACTION_RELEASE:
 		if (!sc_message_state_allows (summary->state, SC_ACTION_RELEASE))
 			return refuse_state (summary, "release", error);
 		if (!update_message (spool, SC_SQL_RELEASE, summary, audit->now, NULL, error))
 			return FALSE;
-		return sc_spool_write_audit (spool, audit, "release", queue_id, NULL, error);
+		return sc_sqlite_write_audit (spool, audit, "release", queue_id, NULL, error);
 	case ACTION_DELETE:
 	default:
 		if (!sc_message_state_allows (summary->state, SC_ACTION_DELETE))
 			return refuse_state (summary, "delete", error);
 		if (!update_message (spool, SC_SQL_DELETE_MESSAGE, summary, audit->now, NULL, error))
 			return FALSE;
-		return sc_spool_write_audit (spool, audit, "delete", queue_id, summary->subject, error);
+		return sc_sqlite_write_audit (spool, audit, "delete", queue_id, summary->subject, error);
 	}
 }
 
@@ -328,17 +328,17 @@ act (ScSpool *spool,
      const ScAuditContext *audit,
      GError **error)
 {
-	if (!sc_spool_begin (spool, error))
+	if (!sc_sqlite_begin (spool, error))
 		return FALSE;
 	if (!act_locked (spool, action, queue_id, reason, audit, error)) {
-		sc_spool_rollback (spool);
+		sc_sqlite_rollback (spool);
 		return FALSE;
 	}
-	return sc_spool_commit (spool, error);
+	return sc_sqlite_commit (spool, error);
 }
 
 gboolean
-sc_spool_hold (ScSpool *spool,
+sc_sqlite_hold (ScSpool *spool,
 	       const char *queue_id,
 	       const char *reason,
 	       const ScAuditContext *audit,
@@ -348,13 +348,13 @@ sc_spool_hold (ScSpool *spool,
 }
 
 gboolean
-sc_spool_release (ScSpool *spool, const char *queue_id, const ScAuditContext *audit, GError **error)
+sc_sqlite_release (ScSpool *spool, const char *queue_id, const ScAuditContext *audit, GError **error)
 {
 	return act (spool, ACTION_RELEASE, queue_id, NULL, audit, error);
 }
 
 gboolean
-sc_spool_delete (ScSpool *spool, const char *queue_id, const ScAuditContext *audit, GError **error)
+sc_sqlite_delete_message (ScSpool *spool, const char *queue_id, const ScAuditContext *audit, GError **error)
 {
 	return act (spool, ACTION_DELETE, queue_id, NULL, audit, error);
 }

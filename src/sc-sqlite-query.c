@@ -1,16 +1,16 @@
-/* sc-spool-query.c — the spool's read side: counts, listings, one message's
+/* sc-sqlite-query.c — the spool's read side: counts, listings, one message's
  * history.  Nothing here writes; nothing here scans the queue for counts
  * (state_counts is kept by triggers). */
 #include "config.h"
 
 #include "sc-i18n.h"
-#include "sc-spool-private.h"
+#include "sc-sqlite-private.h"
 
 gboolean
-sc_spool_count_states (ScSpool *spool, const char *list_id, gint64 counts[SC_STATE_LAST], GError **error)
+sc_sqlite_count_states (ScSpool *spool, const char *list_id, gint64 counts[SC_STATE_LAST], GError **error)
 {
 	g_autoptr(ScStatement) stmt =
-	    sc_spool_statement (spool, list_id != NULL ? SC_SQL_COUNT_LIST : SC_SQL_COUNT_ALL, error);
+	    sc_sqlite_statement (spool, list_id != NULL ? SC_SQL_COUNT_LIST : SC_SQL_COUNT_ALL, error);
 	int rc;
 
 	if (stmt == NULL)
@@ -25,34 +25,18 @@ sc_spool_count_states (ScSpool *spool, const char *list_id, gint64 counts[SC_STA
 			counts[state] += sqlite3_column_int64 (stmt, 1);
 	}
 	if (rc != SQLITE_DONE) {
-		sc_spool_set_error (spool, rc, error, "count");
+		sc_sqlite_set_error (spool, rc, error, "count");
 		return FALSE;
 	}
 	return TRUE;
 }
 
-void
-sc_message_summary_free (ScMessageSummary *summary)
-{
-	if (summary == NULL)
-		return;
-	g_free (summary->queue_id);
-	g_free (summary->list_id);
-	g_free (summary->sender);
-	g_free (summary->subject);
-	g_free (summary->message_id);
-	g_free (summary->last_error);
-	g_free (summary->hold_reason);
-	g_free (summary->pipeline);
-	g_free (summary);
-}
-
 ScMessageSummary *
-sc_spool_summary_from_row (ScStatement *stmt)
+sc_sqlite_summary_from_row (ScStatement *stmt)
 {
 	ScMessageSummary *summary = g_new0 (ScMessageSummary, 1);
 
-	summary->rowid = sqlite3_column_int64 (stmt, 0);
+	summary->id = sqlite3_column_int64 (stmt, 0);
 	summary->queue_id = sc_column_dup (stmt, 1);
 	(void) sc_message_state_from_string ((const char *) sqlite3_column_text (stmt, 2),
 					     &summary->state);
@@ -73,9 +57,9 @@ sc_spool_summary_from_row (ScStatement *stmt)
 }
 
 ScMessageSummary *
-sc_spool_get_summary (ScSpool *spool, const char *queue_id, GError **error)
+sc_sqlite_get_summary (ScSpool *spool, const char *queue_id, GError **error)
 {
-	g_autoptr(ScStatement) stmt = sc_spool_statement (spool, SC_SQL_SUMMARY_BY_QUEUE_ID, error);
+	g_autoptr(ScStatement) stmt = sc_sqlite_statement (spool, SC_SQL_SUMMARY_BY_QUEUE_ID, error);
 	int rc;
 
 	if (stmt == NULL)
@@ -83,7 +67,7 @@ sc_spool_get_summary (ScSpool *spool, const char *queue_id, GError **error)
 	sc_bind_text (stmt, ":queue_id", queue_id);
 	rc = sqlite3_step (stmt);
 	if (rc == SQLITE_ROW)
-		return sc_spool_summary_from_row (stmt);
+		return sc_sqlite_summary_from_row (stmt);
 	if (rc == SQLITE_DONE)
 		g_set_error (error,
 			     SC_SPOOL_ERROR,
@@ -91,7 +75,7 @@ sc_spool_get_summary (ScSpool *spool, const char *queue_id, GError **error)
 			     _("no message with queue id %s"),
 			     queue_id);
 	else
-		sc_spool_set_error (spool, rc, error, "show");
+		sc_sqlite_set_error (spool, rc, error, "show");
 	return NULL;
 }
 
@@ -112,16 +96,6 @@ attempt_record_free (ScAttemptRecord *record)
 	g_free (record);
 }
 
-void
-sc_recipient_record_free (ScRecipientRecord *record)
-{
-	g_free (record->address);
-	g_free (record->status);
-	g_free (record->reply);
-	g_free (record->mailer);
-	g_free (record);
-}
-
 static GPtrArray *
 select_rows (ScSpool *spool,
 	     ScSql sql,
@@ -130,7 +104,7 @@ select_rows (ScSpool *spool,
 	     GDestroyNotify free_func,
 	     GError **error)
 {
-	g_autoptr(ScStatement) stmt = sc_spool_statement (spool, sql, error);
+	g_autoptr(ScStatement) stmt = sc_sqlite_statement (spool, sql, error);
 	g_autoptr(GPtrArray) rows = g_ptr_array_new_with_free_func (free_func);
 	int rc;
 
@@ -140,14 +114,14 @@ select_rows (ScSpool *spool,
 	while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
 		g_ptr_array_add (rows, from_row (stmt));
 	if (rc != SQLITE_DONE) {
-		sc_spool_set_error (spool, rc, error, "read history");
+		sc_sqlite_set_error (spool, rc, error, "read history");
 		return NULL;
 	}
 	return g_steal_pointer (&rows);
 }
 
 GPtrArray *
-sc_spool_select_page (ScSpool *spool,
+sc_sqlite_select_page (ScSpool *spool,
 		      ScSql sql,
 		      gint64 after_id,
 		      guint limit,
@@ -155,7 +129,7 @@ sc_spool_select_page (ScSpool *spool,
 		      GDestroyNotify free_func,
 		      GError **error)
 {
-	g_autoptr(ScStatement) stmt = sc_spool_statement (spool, sql, error);
+	g_autoptr(ScStatement) stmt = sc_sqlite_statement (spool, sql, error);
 	g_autoptr(GPtrArray) rows = g_ptr_array_new_with_free_func (free_func);
 	int rc;
 
@@ -166,7 +140,7 @@ sc_spool_select_page (ScSpool *spool,
 	while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
 		g_ptr_array_add (rows, from_row (stmt));
 	if (rc != SQLITE_DONE) {
-		sc_spool_set_error (spool, rc, error, "list");
+		sc_sqlite_set_error (spool, rc, error, "list");
 		return NULL;
 	}
 	return g_steal_pointer (&rows);
@@ -218,7 +192,7 @@ recipient_from_row (ScStatement *stmt)
 }
 
 GPtrArray *
-sc_spool_get_stages (ScSpool *spool, gint64 rowid, GError **error)
+sc_sqlite_get_stages (ScSpool *spool, gint64 rowid, GError **error)
 {
 	return select_rows (spool,
 			    SC_SQL_SELECT_STAGES,
@@ -229,7 +203,7 @@ sc_spool_get_stages (ScSpool *spool, gint64 rowid, GError **error)
 }
 
 GPtrArray *
-sc_spool_get_attempts (ScSpool *spool, gint64 rowid, GError **error)
+sc_sqlite_get_attempts (ScSpool *spool, gint64 rowid, GError **error)
 {
 	return select_rows (spool,
 			    SC_SQL_SELECT_ATTEMPTS,
@@ -240,7 +214,7 @@ sc_spool_get_attempts (ScSpool *spool, gint64 rowid, GError **error)
 }
 
 GPtrArray *
-sc_spool_get_recipients (ScSpool *spool, gint64 rowid, GError **error)
+sc_sqlite_get_recipients (ScSpool *spool, gint64 rowid, GError **error)
 {
 	return select_rows (spool,
 			    SC_SQL_SELECT_RECIPIENTS,

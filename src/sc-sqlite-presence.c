@@ -1,4 +1,4 @@
-/* sc-spool-presence.c — which runners a spool has, whether each is alive,
+/* sc-sqlite-presence.c — which runners a spool has, whether each is alive,
  * and how a writer wakes them, behind the spool so that nothing above it
  * knows the embedded backend keeps them in its folder (lock files in
  * runners/, sc-owner.c; datagram sockets in wake/, sc-wake.c).  A backend
@@ -8,39 +8,39 @@
 #include "config.h"
 
 #include "sc-owner.h"
-#include "sc-spool-private.h"
+#include "sc-sqlite-private.h"
 #include "sc-wake.h"
 
 #include <glib/gstdio.h>
 
 ScOwner *
-sc_spool_register_runner (ScSpool *spool, GError **error)
+sc_sqlite_register_runner (ScSpool *spool, GError **error)
 {
-	return sc_owner_register (spool->folder, error);
+	return sc_owner_register (sc_sqlite (spool)->folder, error);
 }
 
 gboolean
-sc_spool_runner_is_alive (ScSpool *spool, const char *owner)
+sc_sqlite_runner_is_alive (ScSpool *spool, const char *owner)
 {
-	return sc_owner_is_alive (spool->folder, owner);
+	return sc_owner_is_alive (sc_sqlite (spool)->folder, owner);
 }
 
 GHashTable *
-sc_spool_runner_in_handler (ScSpool *spool, const char *owner)
+sc_sqlite_runner_in_handler (ScSpool *spool, const char *owner)
 {
-	return sc_owner_read_in_handler (spool->folder, owner);
+	return sc_owner_read_in_handler (sc_sqlite (spool)->folder, owner);
 }
 
 void
-sc_spool_forget_runner (ScSpool *spool, const char *owner)
+sc_sqlite_forget_runner (ScSpool *spool, const char *owner)
 {
-	sc_owner_forget (spool->folder, owner);
+	sc_owner_forget (sc_sqlite (spool)->folder, owner);
 }
 
 void
-sc_spool_wake_runners (ScSpool *spool)
+sc_sqlite_wake_runners (ScSpool *spool)
 {
-	sc_wake_notify (spool->folder);
+	sc_wake_notify (sc_sqlite (spool)->folder);
 }
 
 typedef struct {
@@ -72,12 +72,12 @@ waker_dispatch (GSocket *socket, GIOCondition condition, gpointer user_data)
 }
 
 GSource *
-sc_spool_wake_source_new (ScSpool *spool, GSourceFunc func, gpointer data, GError **error)
+sc_sqlite_wake_source_new (ScSpool *spool, GSourceFunc func, gpointer data, GError **error)
 {
 	Waker *waker = g_new0 (Waker, 1);
 	GSource *source;
 
-	waker->socket = sc_wake_listen (spool->folder, &waker->path, error);
+	waker->socket = sc_wake_listen (sc_sqlite (spool)->folder, &waker->path, error);
 	if (waker->socket == NULL) {
 		g_free (waker);
 		return NULL;

@@ -1,4 +1,4 @@
-/* sc-spool-search.c — the reads behind the admin API: message search with
+/* sc-sqlite-search.c — the reads behind the admin API: message search with
  * keyset pagination, per-list counts, the audit log, the notification
  * outbox, recent throughput and the attempt feed of /metrics.
  *
@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "sc-i18n.h"
-#include "sc-spool-private.h"
+#include "sc-sqlite-private.h"
 
 /* A finished stage can be recorded a little after a later one started
  * (workers run in parallel); rows this much older than the window still
@@ -37,7 +37,7 @@ like_pattern (const char *query)
 }
 
 GPtrArray *
-sc_spool_search (ScSpool *spool, const ScMessageSearch *search, GError **error)
+sc_sqlite_search (ScSpool *spool, const ScMessageSearch *search, GError **error)
 {
 	ScSql sql = search->has_state
 			? (search->list_id != NULL ? SC_SQL_SEARCH_STATE_LIST : SC_SQL_SEARCH_STATE)
@@ -51,7 +51,7 @@ sc_spool_search (ScSpool *spool, const ScMessageSearch *search, GError **error)
 	g_return_val_if_fail (spool != NULL, NULL);
 	g_return_val_if_fail (search != NULL, NULL);
 
-	stmt = sc_spool_statement (spool, sql, error);
+	stmt = sc_sqlite_statement (spool, sql, error);
 	if (stmt == NULL)
 		return NULL;
 	if (search->has_state)
@@ -62,30 +62,21 @@ sc_spool_search (ScSpool *spool, const ScMessageSearch *search, GError **error)
 		pattern = like_pattern (search->query);
 	sc_bind_text (stmt, ":query", pattern);
 	sc_bind_text (stmt, ":stage", search->stage != NULL && *search->stage != '\0' ? search->stage : NULL);
-	sc_bind_int64 (stmt, ":after", search->after_rowid > 0 ? search->after_rowid : G_MAXINT64);
+	sc_bind_int64 (stmt, ":after", search->after_id > 0 ? search->after_id : G_MAXINT64);
 	sc_bind_int64 (stmt, ":limit", search->limit > 0 ? (gint64) search->limit : -1);
 	while ((rc = sqlite3_step (stmt)) == SQLITE_ROW)
-		g_ptr_array_add (summaries, sc_spool_summary_from_row (stmt));
+		g_ptr_array_add (summaries, sc_sqlite_summary_from_row (stmt));
 	if (rc != SQLITE_DONE) {
-		sc_spool_set_error (spool, rc, error, "search");
+		sc_sqlite_set_error (spool, rc, error, "search");
 		return NULL;
 	}
 	return g_steal_pointer (&summaries);
 }
 
-void
-sc_list_counts_free (ScListCounts *counts)
-{
-	if (counts == NULL)
-		return;
-	g_free (counts->list_id);
-	g_free (counts);
-}
-
 GPtrArray *
-sc_spool_count_by_list (ScSpool *spool, GError **error)
+sc_sqlite_count_by_list (ScSpool *spool, GError **error)
 {
-	g_autoptr(ScStatement) stmt = sc_spool_statement (spool, SC_SQL_COUNT_BY_LIST, error);
+	g_autoptr(ScStatement) stmt = sc_sqlite_statement (spool, SC_SQL_COUNT_BY_LIST, error);
 	g_autoptr(GPtrArray) lists = g_ptr_array_new_with_free_func ((GDestroyNotify) sc_list_counts_free);
 	ScListCounts *current = NULL;
 	int rc;
@@ -108,23 +99,10 @@ sc_spool_count_by_list (ScSpool *spool, GError **error)
 			current->counts[state] += sqlite3_column_int64 (stmt, 2);
 	}
 	if (rc != SQLITE_DONE) {
-		sc_spool_set_error (spool, rc, error, "count");
+		sc_sqlite_set_error (spool, rc, error, "count");
 		return NULL;
 	}
 	return g_steal_pointer (&lists);
-}
-
-void
-sc_audit_entry_free (ScAuditEntry *entry)
-{
-	if (entry == NULL)
-		return;
-	g_free (entry->actor);
-	g_free (entry->remote);
-	g_free (entry->action);
-	g_free (entry->queue_id);
-	g_free (entry->detail);
-	g_free (entry);
 }
 
 static gpointer
@@ -143,23 +121,10 @@ audit_from_row (ScStatement *stmt)
 }
 
 GPtrArray *
-sc_spool_list_audit (ScSpool *spool, gint64 after_id, guint limit, GError **error)
+sc_sqlite_list_audit (ScSpool *spool, gint64 after_id, guint limit, GError **error)
 {
-	return sc_spool_select_page (spool, SC_SQL_AUDIT_PAGE, after_id, limit, audit_from_row,
+	return sc_sqlite_select_page (spool, SC_SQL_AUDIT_PAGE, after_id, limit, audit_from_row,
 				     (GDestroyNotify) sc_audit_entry_free, error);
-}
-
-void
-sc_notification_entry_free (ScNotificationEntry *entry)
-{
-	if (entry == NULL)
-		return;
-	g_free (entry->kind);
-	g_free (entry->queue_id);
-	g_free (entry->detail);
-	g_free (entry->state);
-	g_free (entry->last_error);
-	g_free (entry);
 }
 
 static gpointer
@@ -181,25 +146,25 @@ notification_from_row (ScStatement *stmt)
 }
 
 GPtrArray *
-sc_spool_list_notifications (ScSpool *spool, gint64 after_id, guint limit, GError **error)
+sc_sqlite_list_notifications (ScSpool *spool, gint64 after_id, guint limit, GError **error)
 {
-	return sc_spool_select_page (spool, SC_SQL_NOTIFICATIONS_PAGE, after_id, limit,
+	return sc_sqlite_select_page (spool, SC_SQL_NOTIFICATIONS_PAGE, after_id, limit,
 				     notification_from_row,
 				     (GDestroyNotify) sc_notification_entry_free, error);
 }
 
 gboolean
-sc_spool_count_notifications_pending (ScSpool *spool, gint64 *out_count, GError **error)
+sc_sqlite_count_notifications_pending (ScSpool *spool, gint64 *out_count, GError **error)
 {
 	g_autoptr(ScStatement) stmt =
-	    sc_spool_statement (spool, SC_SQL_COUNT_NOTIFICATIONS_PENDING, error);
+	    sc_sqlite_statement (spool, SC_SQL_COUNT_NOTIFICATIONS_PENDING, error);
 	int rc;
 
 	if (stmt == NULL)
 		return FALSE;
 	rc = sqlite3_step (stmt);
 	if (rc != SQLITE_ROW) {
-		sc_spool_set_error (spool, rc, error, "notifications");
+		sc_sqlite_set_error (spool, rc, error, "notifications");
 		return FALSE;
 	}
 	*out_count = sqlite3_column_int64 (stmt, 0);
@@ -207,7 +172,7 @@ sc_spool_count_notifications_pending (ScSpool *spool, gint64 *out_count, GError 
 }
 
 GArray *
-sc_spool_throughput (ScSpool *spool, gint64 now, guint n_minutes, GError **error)
+sc_sqlite_throughput (ScSpool *spool, gint64 now, guint n_minutes, GError **error)
 {
 	const gint64 minute = 60 * G_USEC_PER_SEC;
 	gint64 last_start = now - now % minute;
@@ -220,7 +185,7 @@ sc_spool_throughput (ScSpool *spool, gint64 now, guint n_minutes, GError **error
 	g_array_set_size (buckets, n_minutes);
 	for (guint i = 0; i < n_minutes; i++)
 		g_array_index (buckets, ScThroughput, i).at = first_start + (gint64) i * minute;
-	stmt = sc_spool_statement (spool, SC_SQL_RECENT_ATTEMPTS, error);
+	stmt = sc_sqlite_statement (spool, SC_SQL_RECENT_ATTEMPTS, error);
 	if (stmt == NULL)
 		return NULL;
 	while ((rc = sqlite3_step (stmt)) == SQLITE_ROW) {
@@ -242,21 +207,21 @@ sc_spool_throughput (ScSpool *spool, gint64 now, guint n_minutes, GError **error
 		}
 	}
 	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
-		sc_spool_set_error (spool, rc, error, "throughput");
+		sc_sqlite_set_error (spool, rc, error, "throughput");
 		return NULL;
 	}
 	return g_steal_pointer (&buckets);
 }
 
 gboolean
-sc_spool_fold_attempts (ScSpool *spool,
+sc_sqlite_fold_attempts (ScSpool *spool,
 			gint64 *inout_after_id,
 			guint limit,
 			ScAttemptFunc func,
 			gpointer user_data,
 			GError **error)
 {
-	g_autoptr(ScStatement) stmt = sc_spool_statement (spool, SC_SQL_ATTEMPTS_SINCE, error);
+	g_autoptr(ScStatement) stmt = sc_sqlite_statement (spool, SC_SQL_ATTEMPTS_SINCE, error);
 	int rc;
 
 	if (stmt == NULL)
@@ -272,7 +237,7 @@ sc_spool_fold_attempts (ScSpool *spool,
 		      user_data);
 	}
 	if (rc != SQLITE_DONE) {
-		sc_spool_set_error (spool, rc, error, "attempts");
+		sc_sqlite_set_error (spool, rc, error, "attempts");
 		return FALSE;
 	}
 	return TRUE;

@@ -1,4 +1,4 @@
-/* sc-spool-schema.c — the spool's tables, why each index exists, and the
+/* sc-sqlite-schema.c — the spool's tables, why each index exists, and the
  * forward migrations.
  *
  * Version log (PRAGMA user_version):
@@ -7,7 +7,7 @@
  *   v2  messages.lease_generation: a lease belongs to one claim, not only
  *       to one runner (every lease-checked update compares it);
  *       clock_anchor: the wall clock against the boot clock, to notice a
- *       stepped wall clock once per spool (sc-spool-clock.c)
+ *       stepped wall clock once per spool (sc-sqlite-clock.c)
  *   v3  accepted: the (Message-ID, recipient) pairs ingress accepted
  *       lately, so a resend of a chunk is not delivered twice
  *
@@ -45,7 +45,7 @@
 #include "config.h"
 
 #include "sc-i18n.h"
-#include "sc-spool-private.h"
+#include "sc-sqlite-private.h"
 
 static const char *const migrations[] = {
     /* v0 → v1 */
@@ -180,7 +180,7 @@ static const char *const migrations[] = {
     "CREATE INDEX accepted_at ON accepted (accepted_at);",
 };
 
-const int sc_spool_schema_version = G_N_ELEMENTS (migrations);
+const int sc_sqlite_schema_version = G_N_ELEMENTS (migrations);
 
 static int
 read_version (sqlite3 *db)
@@ -199,13 +199,13 @@ read_version (sqlite3 *db)
 /* Each step runs with its version bump in one transaction, so a crash
  * mid-migration leaves the previous version intact. */
 gboolean
-sc_spool_schema_migrate (sqlite3 *db, GError **error)
+sc_sqlite_schema_migrate (sqlite3 *db, GError **error)
 {
 	int version = read_version (db);
 
 	/* Up to date (the usual case): no write lock, so a read command such
 	 * as `status` works while a busy daemon holds it. */
-	if (version == sc_spool_schema_version)
+	if (version == sc_sqlite_schema_version)
 		return TRUE;
 	if (sqlite3_exec (db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
 		int rc = sqlite3_errcode (db);
@@ -220,17 +220,17 @@ sc_spool_schema_migrate (sqlite3 *db, GError **error)
 		return FALSE;
 	}
 	version = read_version (db);
-	if (version > sc_spool_schema_version) {
+	if (version > sc_sqlite_schema_version) {
 		sqlite3_exec (db, "ROLLBACK", NULL, NULL, NULL);
 		g_set_error (error,
 			     SC_SPOOL_ERROR,
 			     SC_SPOOL_ERROR_FAILED,
 			     _("spool schema version %d is newer than this stagecoach knows (%d)"),
 			     version,
-			     sc_spool_schema_version);
+			     sc_sqlite_schema_version);
 		return FALSE;
 	}
-	for (; version < sc_spool_schema_version; version++) {
+	for (; version < sc_sqlite_schema_version; version++) {
 		g_autofree char *bump = g_strdup_printf ("PRAGMA user_version = %d", version + 1);
 		if (sqlite3_exec (db, migrations[version], NULL, NULL, NULL) != SQLITE_OK ||
 		    sqlite3_exec (db, bump, NULL, NULL, NULL) != SQLITE_OK) {

@@ -1,4 +1,4 @@
-/* sc-spool-clock.c — a stepped wall clock must not stretch or cut waits.
+/* sc-sqlite-clock.c — a stepped wall clock must not stretch or cut waits.
  *
  * Due times, cycle starts and leases are stored as wall-clock times: they
  * must survive restarts and mean the same to every runner.  When an
@@ -14,7 +14,7 @@
  */
 #include "config.h"
 
-#include "sc-spool-private.h"
+#include "sc-sqlite-private.h"
 
 /* How often the anchor is rewritten when nothing happened: slewing must
  * not add up to a false step. */
@@ -23,32 +23,32 @@
 static gboolean
 shift (ScSpool *spool, ScSql sql, gint64 step, GError **error)
 {
-	g_autoptr(ScStatement) stmt = sc_spool_statement (spool, sql, error);
+	g_autoptr(ScStatement) stmt = sc_sqlite_statement (spool, sql, error);
 
 	if (stmt == NULL)
 		return FALSE;
 	sc_bind_int64 (stmt, ":step", step);
-	return sc_spool_step_done (spool, stmt, error, "clock step");
+	return sc_sqlite_step_done (spool, stmt, error, "clock step");
 }
 
 static gboolean
 write_anchor (ScSpool *spool, const char *boot_id, gint64 wall, gint64 boottime, GError **error)
 {
-	g_autoptr(ScStatement) stmt = sc_spool_statement (spool, SC_SQL_CLOCK_WRITE, error);
+	g_autoptr(ScStatement) stmt = sc_sqlite_statement (spool, SC_SQL_CLOCK_WRITE, error);
 
 	if (stmt == NULL)
 		return FALSE;
 	sc_bind_text (stmt, ":boot_id", boot_id);
 	sc_bind_int64 (stmt, ":wall", wall);
 	sc_bind_int64 (stmt, ":boottime", boottime);
-	return sc_spool_step_done (spool, stmt, error, "clock anchor");
+	return sc_sqlite_step_done (spool, stmt, error, "clock anchor");
 }
 
 /* Reads the anchor: FALSE without error when there is none. */
 static gboolean
 read_anchor (ScSpool *spool, char **out_boot_id, gint64 *out_wall, gint64 *out_boottime, GError **error)
 {
-	g_autoptr(ScStatement) stmt = sc_spool_statement (spool, SC_SQL_CLOCK_READ, error);
+	g_autoptr(ScStatement) stmt = sc_sqlite_statement (spool, SC_SQL_CLOCK_READ, error);
 	int rc;
 
 	if (stmt == NULL)
@@ -61,12 +61,12 @@ read_anchor (ScSpool *spool, char **out_boot_id, gint64 *out_wall, gint64 *out_b
 		return TRUE;
 	}
 	if (rc != SQLITE_DONE)
-		sc_spool_set_error (spool, rc, error, "clock anchor");
+		sc_sqlite_set_error (spool, rc, error, "clock anchor");
 	return FALSE;
 }
 
 gboolean
-sc_spool_check_clock (ScSpool *spool,
+sc_sqlite_check_clock (ScSpool *spool,
 		      gint64 wall,
 		      gint64 boottime,
 		      const char *boot_id,
@@ -92,7 +92,7 @@ sc_spool_check_clock (ScSpool *spool,
 		return FALSE;
 	}
 	g_clear_pointer (&anchor_boot_id, g_free);
-	if (!sc_spool_begin (spool, error))
+	if (!sc_sqlite_begin (spool, error))
 		return FALSE;
 	/* again under the lock: another runner may have just applied it */
 	step = 0;
@@ -103,7 +103,7 @@ sc_spool_check_clock (ScSpool *spool,
 			step = 0;
 	} else if (error_local != NULL) {
 		g_propagate_error (error, g_steal_pointer (&error_local));
-		sc_spool_rollback (spool);
+		sc_sqlite_rollback (spool);
 		return FALSE;
 	}
 	/* (a new boot: the boot clock restarted, nothing to compare with) */
@@ -112,14 +112,14 @@ sc_spool_check_clock (ScSpool *spool,
 	     !shift (spool, SC_SQL_CLOCK_SHIFT_CYCLE, step, error) ||
 	     !shift (spool, SC_SQL_CLOCK_SHIFT_LEASES, step, error) ||
 	     !shift (spool, SC_SQL_CLOCK_SHIFT_NOTIFICATIONS, step, error))) {
-		sc_spool_rollback (spool);
+		sc_sqlite_rollback (spool);
 		return FALSE;
 	}
 	if (!write_anchor (spool, boot_id, wall, boottime, error)) {
-		sc_spool_rollback (spool);
+		sc_sqlite_rollback (spool);
 		return FALSE;
 	}
-	if (!sc_spool_commit (spool, error))
+	if (!sc_sqlite_commit (spool, error))
 		return FALSE;
 	*out_step = step;
 	return TRUE;

@@ -1,8 +1,8 @@
-/* sc-spool-notify.c — the admin notification outbox: the notifier's verbs.
+/* sc-sqlite-notify.c — the admin notification outbox: the notifier's verbs.
  *
  * Rows are written by the runner's transactions (message.dead,
  * recipients.failed) or here (events not tied to a message), and leave the
- * pending state only through sc_spool_notify_mark_sent, after a receiver
+ * pending state only through sc_sqlite_notify_mark_sent, after a receiver
  * answered 2xx: a notification is never lost across restarts, at worst sent
  * twice under the same delivery id.  Every read walks the partial index
  * notifications_due; nothing here may scan the messages table or touch a
@@ -10,21 +10,10 @@
  */
 #include "config.h"
 
-#include "sc-spool-private.h"
-
-void
-sc_notification_free (ScNotification *notification)
-{
-	if (notification == NULL)
-		return;
-	g_free (notification->kind);
-	g_free (notification->queue_id);
-	g_free (notification->detail);
-	g_free (notification);
-}
+#include "sc-sqlite-private.h"
 
 GPtrArray *
-sc_spool_notify_claim (ScSpool *spool, gint64 now, guint limit, GError **error)
+sc_sqlite_notify_claim (ScSpool *spool, gint64 now, guint limit, GError **error)
 {
 	g_autoptr(GPtrArray) rows =
 	    g_ptr_array_new_with_free_func ((GDestroyNotify) sc_notification_free);
@@ -32,7 +21,7 @@ sc_spool_notify_claim (ScSpool *spool, gint64 now, guint limit, GError **error)
 	int rc;
 
 	g_return_val_if_fail (spool != NULL, NULL);
-	stmt = sc_spool_statement (spool, SC_SQL_NOTIFY_CLAIM, error);
+	stmt = sc_sqlite_statement (spool, SC_SQL_NOTIFY_CLAIM, error);
 	if (stmt == NULL)
 		return NULL;
 	sc_bind_int64 (stmt, ":now", now);
@@ -49,7 +38,7 @@ sc_spool_notify_claim (ScSpool *spool, gint64 now, guint limit, GError **error)
 		g_ptr_array_add (rows, row);
 	}
 	if (rc != SQLITE_DONE) {
-		sc_spool_set_error (spool, rc, error, "read notifications");
+		sc_sqlite_set_error (spool, rc, error, "read notifications");
 		return NULL;
 	}
 	return g_steal_pointer (&rows);
@@ -66,12 +55,12 @@ update_each (ScSpool *spool,
 {
 	if (n_ids == 0)
 		return TRUE;
-	if (!sc_spool_begin (spool, error))
+	if (!sc_sqlite_begin (spool, error))
 		return FALSE;
 	for (guint i = 0; i < n_ids; i++) {
-		g_autoptr(ScStatement) stmt = sc_spool_statement (spool, sql, error);
+		g_autoptr(ScStatement) stmt = sc_sqlite_statement (spool, sql, error);
 		if (stmt == NULL) {
-			sc_spool_rollback (spool);
+			sc_sqlite_rollback (spool);
 			return FALSE;
 		}
 		sc_bind_int64 (stmt, ":id", ids[i]);
@@ -81,23 +70,23 @@ update_each (ScSpool *spool,
 			sc_bind_int64 (stmt, ":next_attempt_at", now);
 			sc_bind_text (stmt, ":last_error", last_error);
 		}
-		if (!sc_spool_step_done (spool, stmt, error, "update notification")) {
-			sc_spool_rollback (spool);
+		if (!sc_sqlite_step_done (spool, stmt, error, "update notification")) {
+			sc_sqlite_rollback (spool);
 			return FALSE;
 		}
 	}
-	return sc_spool_commit (spool, error);
+	return sc_sqlite_commit (spool, error);
 }
 
 gboolean
-sc_spool_notify_mark_sent (ScSpool *spool, const gint64 *ids, guint n_ids, gint64 now, GError **error)
+sc_sqlite_notify_mark_sent (ScSpool *spool, const gint64 *ids, guint n_ids, gint64 now, GError **error)
 {
 	g_return_val_if_fail (spool != NULL, FALSE);
 	return update_each (spool, SC_SQL_NOTIFY_MARK_SENT, ids, n_ids, now, NULL, error);
 }
 
 gboolean
-sc_spool_notify_mark_failed (ScSpool *spool,
+sc_sqlite_notify_mark_failed (ScSpool *spool,
 			     const gint64 *ids,
 			     guint n_ids,
 			     gint64 next_attempt_at,
@@ -115,7 +104,7 @@ select_count (ScSpool *spool, ScStatement *stmt, guint64 *out_count, GError **er
 	int rc = sqlite3_step (stmt);
 
 	if (rc != SQLITE_ROW) {
-		sc_spool_set_error (spool, rc, error, "count notifications");
+		sc_sqlite_set_error (spool, rc, error, "count notifications");
 		return FALSE;
 	}
 	*out_count = (guint64) sqlite3_column_int64 (stmt, 0);
@@ -123,12 +112,12 @@ select_count (ScSpool *spool, ScStatement *stmt, guint64 *out_count, GError **er
 }
 
 gboolean
-sc_spool_notify_count_pending (ScSpool *spool, gint64 now, guint64 *out_count, GError **error)
+sc_sqlite_notify_count_pending (ScSpool *spool, gint64 now, guint64 *out_count, GError **error)
 {
 	g_autoptr(ScStatement) stmt = NULL;
 
 	g_return_val_if_fail (spool != NULL && out_count != NULL, FALSE);
-	stmt = sc_spool_statement (spool, SC_SQL_NOTIFY_COUNT_DUE, error);
+	stmt = sc_sqlite_statement (spool, SC_SQL_NOTIFY_COUNT_DUE, error);
 	if (stmt == NULL)
 		return FALSE;
 	sc_bind_int64 (stmt, ":now", now);
@@ -136,18 +125,18 @@ sc_spool_notify_count_pending (ScSpool *spool, gint64 now, guint64 *out_count, G
 }
 
 gboolean
-sc_spool_notify_next_due (ScSpool *spool, gint64 *out_time, GError **error)
+sc_sqlite_notify_next_due (ScSpool *spool, gint64 *out_time, GError **error)
 {
 	g_autoptr(ScStatement) stmt = NULL;
 	int rc;
 
 	g_return_val_if_fail (spool != NULL && out_time != NULL, FALSE);
-	stmt = sc_spool_statement (spool, SC_SQL_NOTIFY_NEXT_DUE, error);
+	stmt = sc_sqlite_statement (spool, SC_SQL_NOTIFY_NEXT_DUE, error);
 	if (stmt == NULL)
 		return FALSE;
 	rc = sqlite3_step (stmt);
 	if (rc != SQLITE_ROW) {
-		sc_spool_set_error (spool, rc, error, "next notification");
+		sc_sqlite_set_error (spool, rc, error, "next notification");
 		return FALSE;
 	}
 	if (sqlite3_column_type (stmt, 0) == SQLITE_NULL)
@@ -157,7 +146,7 @@ sc_spool_notify_next_due (ScSpool *spool, gint64 *out_time, GError **error)
 }
 
 gboolean
-sc_spool_notify_insert_event (ScSpool *spool,
+sc_sqlite_notify_insert_event (ScSpool *spool,
 			      const char *kind,
 			      const char *detail,
 			      gint64 now,
@@ -166,27 +155,27 @@ sc_spool_notify_insert_event (ScSpool *spool,
 	g_autoptr(ScStatement) stmt = NULL;
 
 	g_return_val_if_fail (spool != NULL && kind != NULL, FALSE);
-	if (!sc_spool_begin (spool, error))
+	if (!sc_sqlite_begin (spool, error))
 		return FALSE;
-	stmt = sc_spool_statement (spool, SC_SQL_NOTIFY_INSERT_EVENT, error);
+	stmt = sc_sqlite_statement (spool, SC_SQL_NOTIFY_INSERT_EVENT, error);
 	if (stmt == NULL) {
-		sc_spool_rollback (spool);
+		sc_sqlite_rollback (spool);
 		return FALSE;
 	}
 	sc_bind_text (stmt, ":kind", kind);
 	sc_bind_text (stmt, ":detail", detail);
 	sc_bind_int64 (stmt, ":now", now);
-	if (!sc_spool_step_done (spool, stmt, error, "record notification")) {
-		sc_spool_rollback (spool);
+	if (!sc_sqlite_step_done (spool, stmt, error, "record notification")) {
+		sc_sqlite_rollback (spool);
 		return FALSE;
 	}
 	/* reset before COMMIT: a statement still stepping would hold the write */
 	g_clear_pointer (&stmt, sc_statement_reset);
-	return sc_spool_commit (spool, error);
+	return sc_sqlite_commit (spool, error);
 }
 
 gboolean
-sc_spool_notify_count_backlog (ScSpool *spool,
+sc_sqlite_notify_count_backlog (ScSpool *spool,
 			       gint64 now,
 			       guint64 limit,
 			       guint64 *out_count,
@@ -195,7 +184,7 @@ sc_spool_notify_count_backlog (ScSpool *spool,
 	g_autoptr(ScStatement) stmt = NULL;
 
 	g_return_val_if_fail (spool != NULL && out_count != NULL, FALSE);
-	stmt = sc_spool_statement (spool, SC_SQL_NOTIFY_COUNT_BACKLOG, error);
+	stmt = sc_sqlite_statement (spool, SC_SQL_NOTIFY_COUNT_BACKLOG, error);
 	if (stmt == NULL)
 		return FALSE;
 	sc_bind_int64 (stmt, ":now", now);
