@@ -22,7 +22,8 @@
 #include "sc-test-spool.h"
 #include "sc-test-util.h"
 
-#ifdef HAVE_LIBPQ
+/* HAVE_PG_SPOOL: libpq and the backend built (meson) */
+#ifdef HAVE_PG_SPOOL
 #include "sc-pg-private.h"
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (PGconn, PQfinish)
@@ -191,7 +192,7 @@ store_fail_next (Store *store, gint64 now, const char *reason)
 	g_assert_no_error (error);
 	g_assert_cmpuint (claimed->len, ==, 1);
 	message = claimed->pdata[0];
-	result.rowid = message->rowid;
+	result.id = message->id;
 	result.lease_generation = message->lease_generation;
 	result.stage = sc_message_next_stage (message);
 	result.outcome = SC_OUTCOME_TRANSIENT;
@@ -292,7 +293,7 @@ assert_same_search (Store *sqlite, Store *pg, const ScMessageSearch *search, gui
 	for (guint i = 0; i < a->len; i++) {
 		ScMessageSummary *x = a->pdata[i];
 		ScMessageSummary *y = b->pdata[i];
-		g_assert_cmpint (x->rowid, ==, y->rowid);
+		g_assert_cmpint (x->id, ==, y->id);
 		g_assert_cmpint (x->state, ==, y->state);
 		g_assert_cmpstr (x->last_error, ==, y->last_error);
 		g_assert_cmpint (x->next_attempt_at, ==, y->next_attempt_at);
@@ -300,7 +301,7 @@ assert_same_search (Store *sqlite, Store *pg, const ScMessageSearch *search, gui
 	}
 	/* keyset pages add up to the whole, on PostgreSQL */
 	paged.limit = page;
-	paged.after_rowid = 0;
+	paged.after_id = 0;
 	for (;;) {
 		g_autoptr(GPtrArray) part = store_search (pg, &paged);
 		g_autofree char *s = found_subjects (part);
@@ -308,7 +309,7 @@ assert_same_search (Store *sqlite, Store *pg, const ScMessageSearch *search, gui
 			break;
 		g_assert_cmpuint (part->len, <=, page);
 		g_string_append_printf (walked, "%s%s", walked->len > 0 ? "|" : "", s);
-		paged.after_rowid = ((ScMessageSummary *) part->pdata[part->len - 1])->rowid;
+		paged.after_id = ((ScMessageSummary *) part->pdata[part->len - 1])->id;
 	}
 	g_assert_cmpstr (walked->str, ==, sb);
 }
@@ -446,10 +447,10 @@ store_describe (Store *store)
 	g_assert_no_error (error);
 	for (guint i = 0; i < all->len; i++) {
 		ScMessageSummary *s = all->pdata[i];
-		g_autoptr(GPtrArray) stages = store->pg ? sc_pg_get_stages (store->spool, s->rowid, &error)
-							: sc_spool_get_stages (store->spool, s->rowid, &error);
-		g_autoptr(GPtrArray) recipients = store->pg ? sc_pg_get_recipients (store->spool, s->rowid, &error)
-							    : sc_spool_get_recipients (store->spool, s->rowid, &error);
+		g_autoptr(GPtrArray) stages = store->pg ? sc_pg_get_stages (store->spool, s->id, &error)
+							: sc_spool_get_stages (store->spool, s->id, &error);
+		g_autoptr(GPtrArray) recipients = store->pg ? sc_pg_get_recipients (store->spool, s->id, &error)
+							    : sc_spool_get_recipients (store->spool, s->id, &error);
 		g_assert_no_error (error);
 		g_string_append_printf (out, "%s %s cycle=%u attempts=%u next=%" G_GINT64_FORMAT " hold=%s stages=%u",
 					s->subject, sc_message_state_to_string (s->state), s->cycle, s->attempts,
@@ -1051,12 +1052,12 @@ main (int argc, char **argv)
 	return status;
 }
 
-#else /* !HAVE_LIBPQ */
+#else /* !HAVE_PG_SPOOL */
 
 static void
 test_without_libpq (void)
 {
-	g_test_skip (sc_test_postgres_why_unavailable ());
+	g_test_skip ("built without the PostgreSQL spool (libpq)");
 }
 
 int
