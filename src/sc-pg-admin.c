@@ -84,7 +84,7 @@ update_message (ScPgSpool *pg,
 	g_auto(ScPgParams) params = {0};
 	guint64 changed = 0;
 
-	sc_pg_params_int64 (&params, message->rowid);
+	sc_pg_params_int64 (&params, message->id);
 	sc_pg_params_text (&params, sc_message_state_to_string (message->state));
 	if (stmt != &delete_message)
 		sc_pg_params_int64 (&params, now);
@@ -104,11 +104,11 @@ update_message (ScPgSpool *pg,
 /* A new cycle gives refused recipients another chance (the operator fixed
  * the cause); recipients already sent are never sent again. */
 static gboolean
-reset_recipients_of (ScPgSpool *pg, gint64 rowid, GError **error)
+reset_recipients_of (ScPgSpool *pg, gint64 id, GError **error)
 {
 	g_auto(ScPgParams) params = {0};
 
-	sc_pg_params_int64 (&params, rowid);
+	sc_pg_params_int64 (&params, id);
 	return sc_pg_exec_done (pg, &reset_recipients, &params, "retry", NULL, error);
 }
 
@@ -138,7 +138,7 @@ forget_stages_from (ScPgSpool *pg, const ScMessageSummary *summary, const char *
 		if (!found && strcmp (pipeline[i], from_stage) != 0)
 			continue;
 		found = TRUE;
-		sc_pg_params_int64 (&params, summary->rowid);
+		sc_pg_params_int64 (&params, summary->id);
 		sc_pg_params_text (&params, pipeline[i]);
 		if (!sc_pg_exec_done (pg, &delete_stage, &params, "retry", NULL, error))
 			return FALSE;
@@ -202,7 +202,7 @@ retry_locked (ScPgSpool *pg, gpointer data, GError **error)
 		return FALSE;
 	if (!update_message (pg, &retry_message, summary, retry->audit->now, NULL, error))
 		return FALSE;
-	if (!reset_recipients_of (pg, summary->rowid, error))
+	if (!reset_recipients_of (pg, summary->id, error))
 		return FALSE;
 	return sc_pg_write_audit (pg, retry->audit, "retry", retry->queue_id, retry->from_stage, error);
 }
@@ -301,7 +301,7 @@ retry_list_locked (ScPgSpool *pg, gpointer data, GError **error)
 		if (!sc_message_state_allows (message->state, SC_ACTION_RETRY_MATCHING))
 			continue; /* moved on since the search: not ours to retry */
 		if (!update_message (pg, &retry_message, message, list->audit->now, NULL, error) ||
-		    !reset_recipients_of (pg, message->rowid, error))
+		    !reset_recipients_of (pg, message->id, error))
 			return FALSE;
 		list->count++;
 	}

@@ -110,7 +110,7 @@ summary_from_row (const PGresult *result, int row)
 {
 	ScMessageSummary *summary = g_new0 (ScMessageSummary, 1);
 
-	summary->rowid = sc_pg_get_int64 (result, row, 0);
+	summary->id = sc_pg_get_int64 (result, row, 0);
 	summary->queue_id = sc_pg_dup_text (result, row, 1);
 	(void) sc_message_state_from_string (PQgetvalue (result, row, 2), &summary->state);
 	summary->list_id = sc_pg_dup_text (result, row, 3);
@@ -163,7 +163,7 @@ sc_pg_search (ScSpool *spool, const ScMessageSearch *search, GError **error)
 		pattern = sc_pg_like_pattern (search->query);
 	sc_pg_params_text (&params, pattern);
 	sc_pg_params_text (&params, search->stage != NULL && *search->stage != '\0' ? search->stage : NULL);
-	sc_pg_params_int64 (&params, search->after_rowid > 0 ? search->after_rowid : G_MAXINT64);
+	sc_pg_params_int64 (&params, search->after_id > 0 ? search->after_id : G_MAXINT64);
 	if (search->limit > 0)
 		sc_pg_params_int64 (&params, search->limit);
 	else
