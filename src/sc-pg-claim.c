@@ -108,7 +108,7 @@ load_claimed (ScPgSpool *pg, GPtrArray *messages, const gint64 *ids, guint n_ids
 
 	for (guint i = 0; i < messages->len; i++) {
 		ScMessage *message = messages->pdata[i];
-		g_hash_table_insert (by_id, &message->rowid, message);
+		g_hash_table_insert (by_id, &message->id, message);
 		g_hash_table_insert (recipients, message, g_strv_builder_new ());
 		g_hash_table_insert (completed, message, g_strv_builder_new ());
 		message->recipient_records = g_ptr_array_new_with_free_func ((GDestroyNotify) sc_recipient_record_free);
@@ -238,7 +238,7 @@ sc_pg_claim_within (ScSpool *spool,
 			goto failed;
 		for (int row = 0; row < PQntuples (result); row++) {
 			ScMessage *message = g_new0 (ScMessage, 1);
-			message->rowid = sc_pg_get_int64 (result, row, 0);
+			message->id = sc_pg_get_int64 (result, row, 0);
 			message->queue_id = sc_pg_dup_text (result, row, 1);
 			message->list_id = sc_pg_dup_text (result, row, 2);
 			message->sender = sc_pg_dup_text (result, row, 3);
@@ -257,12 +257,12 @@ sc_pg_claim_within (ScSpool *spool,
 
 		for (guint i = 0; i < messages->len; i++) {
 			ScMessage *message = messages->pdata[i];
-			g_hash_table_insert (by_id, &message->rowid, message);
+			g_hash_table_insert (by_id, &message->id, message);
 		}
 		for (guint i = 0; i < ids->len; i++) {
 			ScMessage *message = g_hash_table_lookup (by_id, &g_array_index (ids, gint64, i));
 			if (message != NULL)
-				g_array_append_val (claimed, message->rowid);
+				g_array_append_val (claimed, message->id);
 		}
 		g_ptr_array_set_free_func (messages, NULL);
 		for (guint i = 0; i < claimed->len; i++)
@@ -343,7 +343,7 @@ apply_result (ScPgSpool *pg, const char *owner, const ScStageResult *result, gbo
 	else
 		sc_pg_params_null (&params);
 	sc_pg_params_text (&params, ok ? NULL : result->error);
-	sc_pg_params_int64 (&params, result->rowid);
+	sc_pg_params_int64 (&params, result->id);
 	sc_pg_params_text (&params, owner);
 	sc_pg_params_int64 (&params, result->lease_generation);
 	sc_pg_params_text (&params, result->stage);
@@ -364,13 +364,13 @@ apply_result (ScPgSpool *pg, const char *owner, const ScStageResult *result, gbo
 		return TRUE;
 	}
 	if (result->next_state == SC_STATE_DEAD &&
-	    !sc_pg_insert_notification (pg, result->rowid, "message.dead",
+	    !sc_pg_insert_notification (pg, result->id, "message.dead",
 					result->notification_detail != NULL ? result->notification_detail
 									    : result->error,
 					result->finished_at, error))
 		return FALSE;
 	if (result->notification_kind != NULL &&
-	    !sc_pg_insert_notification (pg, result->rowid, result->notification_kind,
+	    !sc_pg_insert_notification (pg, result->id, result->notification_kind,
 					result->notification_detail, result->finished_at, error))
 		return FALSE;
 	*out_applied = TRUE;
@@ -419,12 +419,12 @@ record_group (ScPgSpool *pg, const char *owner, ScRecipientGroup *group, GError 
 		gint64 code = u->code;
 
 		for (guint j = 0; j < i && !checked; j++)
-			checked = group->updates[j].rowid == u->rowid &&
+			checked = group->updates[j].id == u->id &&
 				  group->updates[j].lease_generation == u->lease_generation;
 		if (!checked) {
 			g_auto(ScPgParams) check = {0};
 			g_autoptr(PGresult) held = NULL;
-			sc_pg_params_int64 (&check, u->rowid);
+			sc_pg_params_int64 (&check, u->id);
 			sc_pg_params_text (&check, owner);
 			sc_pg_params_int64 (&check, u->lease_generation);
 			held = sc_pg_exec (pg, &hold_claim, &check, "record recipients", error);
@@ -435,7 +435,7 @@ record_group (ScPgSpool *pg, const char *owner, ScRecipientGroup *group, GError 
 				return TRUE;
 			}
 		}
-		g_array_append_val (ids, u->rowid);
+		g_array_append_val (ids, u->id);
 		g_array_append_val (positions, position);
 		g_array_append_val (codes, code);
 		g_array_append_val (ats, u->at);
@@ -521,7 +521,7 @@ sc_pg_renew_leases (ScSpool *spool,
 	if (n_leases == 0)
 		return TRUE;
 	for (guint i = 0; i < n_leases; i++) {
-		ids[i] = leases[i].rowid;
+		ids[i] = leases[i].id;
 		generations[i] = leases[i].generation;
 	}
 	sc_pg_params_int64 (&params, lease_expires_at);

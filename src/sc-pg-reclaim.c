@@ -11,7 +11,7 @@
 #include "sc-pg-private.h"
 
 typedef struct {
-	gint64 rowid;
+	gint64 id;
 	char *owner;
 	gint64 lease_expires_at;
 	char *pipeline;
@@ -95,7 +95,7 @@ reclaim_one (ScPgSpool *pg,
 {
 	ScMessage probe = {0};
 	g_auto(GStrv) pipeline = g_strsplit (row->pipeline, ";", -1);
-	g_auto(GStrv) completed = select_completed_stages (pg, row->rowid, error);
+	g_auto(GStrv) completed = select_completed_stages (pg, row->id, error);
 	g_autofree char *reason = NULL;
 	g_autofree char *hold_reason = NULL;
 	const char *stage;
@@ -109,7 +109,7 @@ reclaim_one (ScPgSpool *pg,
 		/* a stage that was delivering was killed, not killing */
 		g_auto(ScPgParams) params = {0};
 		g_autoptr(PGresult) result = NULL;
-		sc_pg_params_int64 (&params, row->rowid);
+		sc_pg_params_int64 (&params, row->id);
 		result = sc_pg_exec (pg, &select_progress, &params, "reclaim", error);
 		if (result == NULL)
 			return FALSE;
@@ -138,7 +138,7 @@ reclaim_one (ScPgSpool *pg,
 		sc_pg_params_text (&params, in_handler ? "true" : "false");
 		sc_pg_params_text (&params, hold_reason);
 		sc_pg_params_text (&params, in_handler ? reason : NULL);
-		sc_pg_params_int64 (&params, row->rowid);
+		sc_pg_params_int64 (&params, row->id);
 		sc_pg_params_text (&params, row->owner);
 		sc_pg_params_int64 (&params, row->generation);
 		if (!sc_pg_exec_done (pg, &reclaim_one_stmt, &params, "reclaim", &changed, error))
@@ -151,7 +151,7 @@ reclaim_one (ScPgSpool *pg,
 		/* a `released` attempt too: it tells an idempotent stage that
 		 * a copy may exist */
 		g_auto(ScPgParams) params = {0};
-		sc_pg_params_int64 (&params, row->rowid);
+		sc_pg_params_int64 (&params, row->id);
 		sc_pg_params_text (&params, stage != NULL ? stage : "");
 		sc_pg_params_text (&params,
 				   sc_outcome_to_string (in_handler ? SC_OUTCOME_CRASHED : SC_OUTCOME_RELEASED));
@@ -160,7 +160,7 @@ reclaim_one (ScPgSpool *pg,
 		if (!sc_pg_exec_done (pg, &insert_attempt, &params, "reclaim", NULL, error))
 			return FALSE;
 	}
-	if (hold && !sc_pg_insert_notification (pg, row->rowid, "message.held", hold_reason, now, error))
+	if (hold && !sc_pg_insert_notification (pg, row->id, "message.held", hold_reason, now, error))
 		return FALSE;
 	return TRUE;
 }
@@ -176,7 +176,7 @@ select_active_rows (ScPgSpool *pg, GError **error)
 		return NULL;
 	for (int i = 0; i < PQntuples (result); i++) {
 		ActiveRow row = {
-		    .rowid = sc_pg_get_int64 (result, i, 0),
+		    .id = sc_pg_get_int64 (result, i, 0),
 		    .owner = sc_pg_dup_text (result, i, 1),
 		    .lease_expires_at = sc_pg_get_int64 (result, i, 2),
 		    .pipeline = sc_pg_dup_text (result, i, 3),
@@ -210,7 +210,7 @@ sc_pg_reclaim (ScSpool *spool,
 		return 0;
 	for (guint i = 0; i < rows->len; i++) {
 		ActiveRow *row = &g_array_index (rows, ActiveRow, i);
-		ScLease lease = {.rowid = row->rowid, .generation = row->generation};
+		ScLease lease = {.id = row->id, .generation = row->generation};
 		gboolean owner_is_alive;
 		gboolean in_handler = FALSE;
 

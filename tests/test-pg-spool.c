@@ -223,7 +223,7 @@ test_terminated_backend (Fixture *fixture, gconstpointer data)
 	{
 		g_autoptr(GPtrArray) stages = NULL;
 		g_autoptr(ScMessageSummary) s = summary (fixture, before);
-		stages = sc_spool_get_stages (fixture->spool, s->rowid, &error);
+		stages = sc_spool_get_stages (fixture->spool, s->id, &error);
 		g_assert_no_error (error);
 		g_assert_cmpuint (stages->len, ==, 1);
 	}
