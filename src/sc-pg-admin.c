@@ -104,11 +104,11 @@ update_message (ScPgSpool *pg,
 /* A new cycle gives refused recipients another chance (the operator fixed
  * the cause); recipients already sent are never sent again. */
 static gboolean
-reset_recipients_of (ScPgSpool *pg, gint64 rowid, GError **error)
+reset_recipients_of (ScPgSpool *pg, gint64 id, GError **error)
 {
 	g_auto(ScPgParams) params = {0};
 
-	sc_pg_params_int64 (&params, rowid);
+	sc_pg_params_int64 (&params, id);
 	return sc_pg_exec_done (pg, &reset_recipients, &params, "retry", NULL, error);
 }
 

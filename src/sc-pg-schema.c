@@ -234,13 +234,14 @@ read_version (PGconn *conn, GError **error)
 	g_autoptr(PGresult) exists = NULL;
 	g_autoptr(PGresult) version = NULL;
 
-	/* pg_tables, not to_regclass(): the latter reads the backend's
-	 * catalog cache, which taking an advisory lock does not refresh, so
-	 * under the migration lock it could miss a table another process
-	 * had just created; a query reads the committed catalog. */
+	/* pg_class read with this statement's snapshot, not to_regclass():
+	 * that looks in the catalog cache, which an advisory lock does not
+	 * refresh — after waiting for another migrator it would still say
+	 * "no such table" */
 	exists = PQexecParams (conn,
-			       "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_tables"
-			       " WHERE schemaname = current_schema () AND tablename = 'schema_version')",
+			       "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class WHERE relname = 'schema_version'"
+			       " AND relnamespace = (SELECT oid FROM pg_catalog.pg_namespace"
+			       " WHERE nspname = current_schema ()))",
 			       0, NULL, NULL, NULL, NULL, 0);
 	if (PQresultStatus (exists) != PGRES_TUPLES_OK) {
 		set_error (conn, exists, error, _("cannot read the spool schema version"));
