@@ -50,7 +50,7 @@ typedef struct {
 	gboolean binary_result;
 } ScPgStatement;
 
-#define SC_PG_MAX_PARAMS 16
+#define SC_PG_MAX_PARAMS 24
 
 /* One call's parameters, in order; int64s are rendered into the struct,
  * arrays into owned strings (freed by sc_pg_params_clear). */
@@ -70,6 +70,8 @@ void sc_pg_params_null (ScPgParams *params);
 void sc_pg_params_bytes (ScPgParams *params, GBytes *value); /* binary bytea; NULL: SQL NULL */
 /* "{1,2,3}", for $n::bigint[] */
 void sc_pg_params_int64_array (ScPgParams *params, const gint64 *values, guint n_values);
+/* '{"a","b"}' (NULL elements: NULL), for $n::text[] */
+void sc_pg_params_text_array (ScPgParams *params, const char *const *values, guint n_values);
 void sc_pg_params_clear (ScPgParams *params);
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (ScPgParams, sc_pg_params_clear)
 
@@ -131,6 +133,60 @@ gboolean sc_pg_write_audit (ScPgSpool *pg,
 			    const char *queue_id,
 			    const char *detail,
 			    GError **error);
+
+/* ---- the runner's verbs: sc-pg-claim.c, sc-pg-reclaim.c, sc-pg-presence.c ---- */
+
+GPtrArray *sc_pg_claim_within (ScSpool *spool,
+			       const char *owner,
+			       gint64 now,
+			       gint64 lease_expires_at,
+			       guint limit,
+			       guint64 max_bytes,
+			       gboolean take_first,
+			       GError **error);
+gboolean sc_pg_commit_batch (ScSpool *spool,
+			     const char *owner,
+			     ScRecipientGroup *groups,
+			     guint n_groups,
+			     ScStageResult *const *results,
+			     guint n_results,
+			     GError **error);
+gboolean sc_pg_renew_leases (ScSpool *spool,
+			     const char *owner,
+			     const ScLease *leases,
+			     guint n_leases,
+			     gint64 lease_expires_at,
+			     GError **error);
+gboolean sc_pg_release_owner (ScSpool *spool, const char *owner, gint64 now, GError **error);
+guint sc_pg_reclaim (ScSpool *spool,
+		     const char *self_owner,
+		     const ScLeaseProbe *probe,
+		     gint64 now,
+		     guint crash_limit,
+		     GError **error);
+gboolean sc_pg_check_clock (ScSpool *spool,
+			    gint64 wall,
+			    gint64 boottime,
+			    const char *boot_id,
+			    gint64 threshold,
+			    gint64 *out_step,
+			    GError **error);
+gboolean sc_pg_next_due (ScSpool *spool, gint64 *out_time, GError **error);
+ScOwner *sc_pg_register_runner (ScSpool *spool, GError **error);
+gboolean sc_pg_runner_is_alive (ScSpool *spool, const char *owner);
+GHashTable *sc_pg_runner_in_handler (ScSpool *spool, const char *owner);
+void sc_pg_forget_runner (ScSpool *spool, const char *owner);
+void sc_pg_wake_runners (ScSpool *spool);
+GSource *sc_pg_wake_source_new (ScSpool *spool, GSourceFunc func, gpointer data, GError **error);
+
+/* A notification about message @message_id (its queue id copied), inside
+ * the caller's transaction (sc-pg-claim.c). */
+gboolean sc_pg_insert_notification (ScPgSpool *pg,
+				    gint64 message_id,
+				    const char *kind,
+				    const char *detail,
+				    gint64 now,
+				    GError **error);
 
 /* sc-pg-schema.c */
 extern const int sc_pg_schema_version;

@@ -234,8 +234,15 @@ read_version (PGconn *conn, GError **error)
 	g_autoptr(PGresult) exists = NULL;
 	g_autoptr(PGresult) version = NULL;
 
-	exists = PQexecParams (conn, "SELECT to_regclass ('schema_version') IS NOT NULL", 0, NULL, NULL,
-			       NULL, NULL, 0);
+	/* pg_class read with this statement's snapshot, not to_regclass():
+	 * that looks in the catalog cache, which an advisory lock does not
+	 * refresh — after waiting for another migrator it would still say
+	 * "no such table" */
+	exists = PQexecParams (conn,
+			       "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class WHERE relname = 'schema_version'"
+			       " AND relnamespace = (SELECT oid FROM pg_catalog.pg_namespace"
+			       " WHERE nspname = current_schema ()))",
+			       0, NULL, NULL, NULL, NULL, 0);
 	if (PQresultStatus (exists) != PGRES_TUPLES_OK) {
 		set_error (conn, exists, error, _("cannot read the spool schema version"));
 		return -1;
