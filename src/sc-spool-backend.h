@@ -189,8 +189,9 @@ typedef struct {
 	/* Appends @rows as they are, ids included. */
 	gboolean (*copy_in) (ScSpool *spool, const ScCopyTable *table, GPtrArray *rows, GError **error);
 	gboolean (*copy_count) (ScSpool *spool, const ScCopyTable *table, guint64 *out_rows, GError **error);
-	/* Makes the written rows the spool's (rows made later numbered after
-	 * the copied ids) and ends the transaction; ends a read snapshot. */
+	/* After copy_begin with @write: makes the written rows the spool's
+	 * (rows made later numbered after the copied ids) and commits.  A
+	 * read snapshot ends with copy_rollback. */
 	gboolean (*copy_commit) (ScSpool *spool, GError **error);
 	void (*copy_rollback) (ScSpool *spool);
 } ScSpoolBackend;
@@ -221,6 +222,18 @@ void sc_sqlite_copy_rollback (ScSpool *spool);
  * @busy_timeout bounds how long a call waits for a lock or a reconnect. */
 ScSpool *
 sc_pg_spool_open (const char *conninfo, gint64 busy_timeout, GError **error);
+/* sc-pg-copy.c: the copy entries of the PostgreSQL backend's table */
+gboolean sc_pg_copy_begin (ScSpool *spool, gboolean write, GError **error);
+GPtrArray *sc_pg_copy_out (
+    ScSpool *spool, const ScCopyTable *table, GVariant *after, guint limit, GError **error);
+gboolean sc_pg_copy_in (ScSpool *spool, const ScCopyTable *table, GPtrArray *rows, GError **error);
+gboolean sc_pg_copy_count (ScSpool *spool, const ScCopyTable *table, guint64 *out_rows, GError **error);
+gboolean sc_pg_copy_commit (ScSpool *spool, GError **error);
+void sc_pg_copy_rollback (ScSpool *spool);
+#define SC_PG_COPY_ENTRIES                                                                         \
+	.copy_begin = sc_pg_copy_begin, .copy_out = sc_pg_copy_out, .copy_in = sc_pg_copy_in,      \
+	.copy_count = sc_pg_copy_count, .copy_commit = sc_pg_copy_commit,                          \
+	.copy_rollback = sc_pg_copy_rollback
 #endif
 
 G_END_DECLS

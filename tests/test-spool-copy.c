@@ -328,6 +328,8 @@ assert_message_equal (ScSpool *a, ScSpool *b, gint64 id)
 		g_assert_cmpint (x->completed_at, ==, y->completed_at);
 		g_assert_cmpstr (x->note, ==, y->note);
 		g_assert_cmpint (x->output_size, ==, y->output_size);
+		if (x->output_size < 0)
+			continue; /* none recorded: NOT_FOUND on both */
 		out_a = sc_spool_get_stage_output (a, id, x->stage, &error);
 		g_assert_no_error (error);
 		out_b = sc_spool_get_stage_output (b, id, y->stage, &error);
@@ -896,6 +898,9 @@ test_postgresql_round_trip (Fixture *fixture, gconstpointer data)
 	g_autofree char *err = NULL;
 	g_autofree char *cli_dir = g_build_filename (fixture->dir, "cli-back", NULL);
 	g_auto(Spool) names = {0};
+	g_autoptr(ScSpool) pg = NULL;
+	g_autoptr(ScSpool) sqlite = NULL;
+	g_autoptr(ScSpool) cli_back = NULL;
 	guint64 to_pg[SC_SPOOL_COPY_N_TABLES];
 	guint64 back[SC_SPOOL_COPY_N_TABLES];
 
@@ -910,25 +915,60 @@ test_postgresql_round_trip (Fixture *fixture, gconstpointer data)
 	uri = sc_test_postgres_get_uri (server, "copy");
 
 	populate (fixture, fixture->from, &names);
-	{
-		g_autoptr(ScSpool) pg = open_spool (uri);
-		g_autoptr(ScSpool) sqlite = open_spool (back_dir);
-		copy_ok (fixture->from, pg, to_pg);
-		assert_spools_equal (fixture->from, pg);
-		copy_ok (pg, sqlite, back);
-		g_assert_cmpmem (to_pg, sizeof to_pg, back, sizeof back);
-		assert_files_equal (fixture->from_dir, back_dir);
-		/* not twice into one database */
-		g_assert_false (sc_spool_copy (fixture->from, pg, NULL, NULL, NULL, &error));
-		g_assert_error (error, SC_SPOOL_ERROR, SC_SPOOL_ERROR_INVALID);
-		g_clear_error (&error);
-		/* the PostgreSQL copy runs on: ids kept, new ones after them */
-		assert_runs_on (fixture, pg, &names);
+	pg = open_spool (uri);
+	if (pg->backend->copy_begin == NULL) {
+		/* sc-pg-spool.c's table lacks SC_PG_COPY_ENTRIES */
+		g_test_skip ("the PostgreSQL backend's table has no copy entries yet");
+		return;
 	}
+
+	/* a row PostgreSQL cannot take (text that is not UTF-8), met when
+	 * messages, bodies, stages and attempts are already written: the
+	 * database is left empty */
+	g_assert_cmpint (sqlite3_exec (sc_sqlite_get_db (fixture->from),
+				       "UPDATE recipients SET reply = CAST (x'ff2035353020' AS TEXT)"
+				       " WHERE position = 2 AND status = 'failed'",
+				       NULL, NULL, NULL),
+			 ==, SQLITE_OK);
+	g_assert_false (sc_spool_copy (fixture->from, pg, NULL, NULL, NULL, &error));
+	g_assert_error (error, SC_SPOOL_ERROR, SC_SPOOL_ERROR_FAILED);
+	g_test_message ("%s", error->message);
+	g_assert_nonnull (strstr (error->message, "recipients.reply"));
+	g_clear_error (&error);
+	assert_spool_empty (pg);
+	for (guint t = 0; t < SC_SPOOL_COPY_N_TABLES; t++) {
+		guint64 n = 99;
+		g_assert_true (pg->backend->copy_count (pg, &sc_spool_copy_tables[t], &n, &error));
+		g_assert_no_error (error);
+		g_assert_cmpuint (n, ==, 0);
+	}
+	g_assert_cmpint (sqlite3_exec (sc_sqlite_get_db (fixture->from),
+				       "UPDATE recipients SET reply = '550 5.1.1 no such user'"
+				       " WHERE position = 2 AND status = 'failed'",
+				       NULL, NULL, NULL),
+			 ==, SQLITE_OK);
+
+	/* SQLite → PostgreSQL → SQLite: every value as it was */
+	sqlite = open_spool (back_dir);
+	copy_ok (fixture->from, pg, to_pg);
+	assert_spools_equal (fixture->from, pg);
+	copy_ok (pg, sqlite, back);
+	g_assert_cmpmem (to_pg, sizeof to_pg, back, sizeof back);
+	assert_files_equal (fixture->from_dir, back_dir);
+	/* not twice into one database */
+	g_assert_false (sc_spool_copy (fixture->from, pg, NULL, NULL, NULL, &error));
+	g_assert_error (error, SC_SPOOL_ERROR, SC_SPOOL_ERROR_INVALID);
+	g_assert_nonnull (strstr (error->message, "messages (9)"));
+	g_clear_error (&error);
+	/* the PostgreSQL copy runs on: ids kept, new ones after them */
+	assert_runs_on (fixture, pg, &names);
+
 	/* and the command line, from PostgreSQL */
 	g_assert_cmpint (run_copy (fixture, &out, &err, uri, cli_dir), ==, EX_OK);
 	g_test_message ("%s%s", out, err);
-	g_assert_nonnull (strstr (out, "messages       10\n"));
+	g_assert_nonnull (strstr (out, "messages       11\n"));
+	cli_back = open_spool (cli_dir);
+	assert_spools_equal (pg, cli_back);
 #endif
 }
 
