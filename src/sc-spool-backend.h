@@ -230,10 +230,6 @@ gboolean sc_pg_copy_in (ScSpool *spool, const ScCopyTable *table, GPtrArray *row
 gboolean sc_pg_copy_count (ScSpool *spool, const ScCopyTable *table, guint64 *out_rows, GError **error);
 gboolean sc_pg_copy_commit (ScSpool *spool, GError **error);
 void sc_pg_copy_rollback (ScSpool *spool);
-#define SC_PG_COPY_ENTRIES                                                                         \
-	.copy_begin = sc_pg_copy_begin, .copy_out = sc_pg_copy_out, .copy_in = sc_pg_copy_in,      \
-	.copy_count = sc_pg_copy_count, .copy_commit = sc_pg_copy_commit,                          \
-	.copy_rollback = sc_pg_copy_rollback
 #endif
 
 G_END_DECLS
