@@ -314,6 +314,22 @@ static const ScPgStatement attempts_since = {
 #define THROUGHPUT_SLACK (10 * G_USEC_PER_SEC * 60)
 #define THROUGHPUT_PAGE 1000
 
+void
+sc_pg_notify_plan_statements (const ScPgStatement *const **out_ordered, const ScPgStatement *const **out_indexed)
+{
+	static const ScPgStatement *const ordered[] = {
+	    &audit_page, &notifications_page, &recent_attempts, &attempts_since, NULL,
+	};
+	/* the claim sorts the few rows it took (ties on due time by id) */
+	static const ScPgStatement *const indexed[] = {
+	    &notify_claim, &notify_count_due, &notify_next_due, &notify_count_backlog,
+	    &count_notifications_pending, NULL,
+	};
+
+	*out_ordered = ordered;
+	*out_indexed = indexed;
+}
+
 GPtrArray *
 sc_pg_count_by_list (ScSpool *spool, GError **error)
 {

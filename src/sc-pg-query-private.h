@@ -25,4 +25,13 @@ char *sc_pg_like_pattern (const char *query);
  * neither marks it sent nor failed (it died, or lost its connection). */
 #define SC_PG_NOTIFY_LEASE (2 * 60 * G_USEC_PER_SEC)
 
+/* For tests (tests/test-pg-query.c checks their generic plans, as
+ * test-spool.c does SQLite's query plans): the statements that must read
+ * an index, never scan a table; @out_ordered: those that walk it in
+ * order and need no sort either (keyset pages).  NULL-terminated. */
+void sc_pg_query_plan_statements (const ScPgStatement *const **out_ordered,
+				  const ScPgStatement *const **out_indexed);
+void sc_pg_notify_plan_statements (const ScPgStatement *const **out_ordered,
+				   const ScPgStatement *const **out_indexed);
+
 G_END_DECLS

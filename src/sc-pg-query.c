@@ -214,6 +214,18 @@ sc_pg_get_summary_for_update (ScPgSpool *pg, const char *queue_id, GError **erro
 	return get_summary (pg, &summary_for_update, queue_id, error);
 }
 
+void
+sc_pg_query_plan_statements (const ScPgStatement *const **out_ordered, const ScPgStatement *const **out_indexed)
+{
+	static const ScPgStatement *const ordered[] = {
+	    &search_any, &search_state, &search_list, &search_state_list, NULL,
+	};
+	static const ScPgStatement *const indexed[] = {&summary_by_queue_id, &summary_for_update, NULL};
+
+	*out_ordered = ordered;
+	*out_indexed = indexed;
+}
+
 /* ---- one message's history ---- */
 
 static const ScPgStatement select_stages = {

@@ -24,7 +24,7 @@
 
 /* HAVE_PG_SPOOL: libpq and the backend built (meson) */
 #ifdef HAVE_PG_SPOOL
-#include "sc-pg-private.h"
+#include "sc-pg-query-private.h"
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (PGconn, PQfinish)
 
@@ -1024,6 +1024,82 @@ test_notify_connection_lost (Fixture *fixture, gconstpointer data)
 	pg_close (b);
 }
 
+/* ---- plans: indexes walked, never a table scanned ---- */
+
+/* @stmt's generic plan (the one a prepared statement settles on), with
+ * every parameter NULL (a generic plan does not look at them). */
+static char *
+generic_plan (PGconn *conn, const ScPgStatement *stmt)
+{
+	g_autoptr(GString) call = g_string_new ("EXPLAIN EXECUTE ");
+	g_autoptr(GString) plan = g_string_new (NULL);
+	g_autoptr(PGresult) prepared = PQprepare (conn, stmt->name, stmt->sql, 0, NULL);
+	g_autoptr(PGresult) explained = NULL;
+	guint n_params = 0;
+
+	if (PQresultStatus (prepared) != PGRES_COMMAND_OK)
+		g_error ("%s: %s", stmt->name, PQresultErrorMessage (prepared));
+	for (const char *p = strchr (stmt->sql, '$'); p != NULL; p = strchr (p + 1, '$'))
+		n_params = MAX (n_params, (guint) g_ascii_strtoull (p + 1, NULL, 10));
+	g_string_append (call, stmt->name);
+	for (guint i = 0; i < n_params; i++)
+		g_string_append (call, i == 0 ? " (NULL" : ", NULL");
+	if (n_params > 0)
+		g_string_append_c (call, ')');
+	explained = PQexec (conn, call->str);
+	if (PQresultStatus (explained) != PGRES_TUPLES_OK)
+		g_error ("%s: %s", call->str, PQresultErrorMessage (explained));
+	for (int row = 0; row < PQntuples (explained); row++)
+		g_string_append_printf (plan, "%s\n", PQgetvalue (explained, row, 0));
+	return g_string_free (g_steal_pointer (&plan), FALSE);
+}
+
+static void
+assert_plans (PGconn *conn, const ScPgStatement *const *statements, gboolean ordered)
+{
+	static const char *const tables[] = {"messages", "notifications", "attempts", "audit",
+					     "stages", "recipients", "bodies"};
+
+	for (guint i = 0; statements[i] != NULL; i++) {
+		g_autofree char *plan = generic_plan (conn, statements[i]);
+		g_test_message ("%s:\n%s", statements[i]->name, plan);
+		for (guint t = 0; t < G_N_ELEMENTS (tables); t++) {
+			g_autofree char *scan = g_strdup_printf ("Seq Scan on %s ", tables[t]);
+			g_assert_null (strstr (plan, scan));
+		}
+		g_assert_nonnull (strstr (plan, "Index"));
+		if (ordered)
+			g_assert_null (strstr (plan, "Sort"));
+	}
+}
+
+/* Scans and sorts made as costly as the planner allows: what remains in
+ * a plan is what it cannot do without (an index it lacks shows as a
+ * Seq Scan; an order no index gives, as a Sort), at any table size. */
+static void
+test_plans (Fixture *fixture, gconstpointer data)
+{
+	const ScPgStatement *const *ordered = NULL;
+	const ScPgStatement *const *indexed = NULL;
+	g_autoptr(PGconn) conn = NULL;
+	ScSpool *spool;
+
+	if (skipped ())
+		return;
+	spool = pg_open (fixture, NULL); /* the schema */
+	conn = connect_db (fixture->dbname);
+	exec_ok (conn, "SET plan_cache_mode = force_generic_plan");
+	exec_ok (conn, "SET enable_seqscan = off");
+	exec_ok (conn, "SET enable_sort = off");
+	sc_pg_query_plan_statements (&ordered, &indexed);
+	assert_plans (conn, ordered, TRUE);
+	assert_plans (conn, indexed, FALSE);
+	sc_pg_notify_plan_statements (&ordered, &indexed);
+	assert_plans (conn, ordered, TRUE);
+	assert_plans (conn, indexed, FALSE);
+	pg_close (spool);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1042,6 +1118,7 @@ main (int argc, char **argv)
 		    test_search_same_as_sqlite, teardown);
 	g_test_add ("/pg-query/actions/same-as-sqlite", Fixture, NULL, setup, test_actions_same_as_sqlite,
 		    teardown);
+	g_test_add ("/pg-query/plans", Fixture, NULL, setup, test_plans, teardown);
 	g_test_add ("/pg-query/counts/concurrent-writers", Fixture, NULL, setup, test_counts_concurrent, teardown);
 	g_test_add ("/pg-query/notify/one-notifier", Fixture, NULL, setup, test_notify_one_notifier, teardown);
 	g_test_add ("/pg-query/notify/takeover", Fixture, NULL, setup, test_notify_takeover, teardown);
