@@ -259,4 +259,13 @@ gboolean sc_pg_fold_attempts (ScSpool *spool,
 			      gpointer user_data,
 			      GError **error);
 
+/* sc-pg-copy.c: the copy entries of the PostgreSQL backend's table */
+gboolean sc_pg_copy_begin (ScSpool *spool, gboolean write, GError **error);
+GPtrArray *sc_pg_copy_out (
+    ScSpool *spool, const ScCopyTable *table, GVariant *after, guint limit, GError **error);
+gboolean sc_pg_copy_in (ScSpool *spool, const ScCopyTable *table, GPtrArray *rows, GError **error);
+gboolean sc_pg_copy_count (ScSpool *spool, const ScCopyTable *table, guint64 *out_rows, GError **error);
+gboolean sc_pg_copy_commit (ScSpool *spool, GError **error);
+void sc_pg_copy_rollback (ScSpool *spool);
+
 G_END_DECLS
