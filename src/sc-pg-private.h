@@ -38,6 +38,7 @@ typedef struct {
 	gboolean runner_locked;  /* this session holds it (FALSE after a reconnect until retaken) */
 	gboolean reconnecting;   /* inside reconnect: no recursion */
 	char *display;           /* (owned) host/db for error messages, no password */
+	GHashTable *lock_missing; /* (owned) runner → monotonic µs its lock was first seen gone */
 } ScPgSpool;
 
 #define SC_PG_SPOOL(spool) ((ScPgSpool *) (spool))
