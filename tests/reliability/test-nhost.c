@@ -25,8 +25,17 @@
  *
  * Asserted: every message done (none held, dead or left over), every
  * recipient row 'sent', every (Message-ID, recipient) pair received at the
- * sink, duplicates within one transaction per connection per kill or
- * termination, no double claim, each runner exits 0 on the final SIGTERM.
+ * sink, no double claim, each runner exits 0 on the final SIGTERM, and
+ * duplicates within the documented window: a runner that dies (or loses
+ * its session) after the relay's 250 and before its commit leaves that
+ * delivery to be repeated — at most one transaction per connection, so
+ * max-connections (4) messages per kill or termination, each message one
+ * transaction of its 5 recipients.  Checked three ways: in all,
+ * duplicates ≤ (kills + terminations) × 4 × 5; per pair, extra copies ≤
+ * kills + terminations; and per daemon instance, the messages received
+ * twice that the claim log shows taken over from it ≤ 4 × its kills and
+ * terminations — a message received twice that was never taken over from
+ * a killed or cut-off runner fails the test.
  * The figures are printed (g_test_message) for the lead to quote.
  *
  * Parameters (environment; defaults in brackets):
@@ -88,6 +97,8 @@ typedef struct {
 	GPid pid;
 	gint64 started_at; /* g_get_real_time () before the spawn */
 	gint64 killed_at;  /* before SIGKILL was sent; 0: not killed */
+	guint terminated;  /* its connections ended so many times */
+	guint duplicated;  /* messages received twice after it lost them */
 } Instance;
 
 /* When a slot's connections were terminated: between @before (the call
@@ -428,8 +439,10 @@ terminated_between (GArray *terminations, guint slot, gint64 claimed_at, gint64 
 	return FALSE;
 }
 
+/* @lost_by: message id → the Instance whose claim was taken over after
+ * it was killed or cut off (the last one), to blame duplicates on. */
 static void
-check_claims (PGconn *conn, GArray *instances, GArray *terminations, ClaimFigures *figures)
+check_claims (PGconn *conn, GArray *instances, GArray *terminations, ClaimFigures *figures, GHashTable *lost_by)
 {
 	PGresult *result = db_query (conn,
 				     "SELECT message, kind, owner, generation, actor, at FROM nhost_claims"
@@ -472,8 +485,10 @@ check_claims (PGconn *conn, GArray *instances, GArray *terminations, ClaimFigure
 
 			if (previous != NULL && previous->killed_at != 0 && previous->killed_at <= at) {
 				figures->after_kill++;
+				g_hash_table_insert (lost_by, g_memdup2 (&id, sizeof id), previous);
 			} else if (previous != NULL && terminated_between (terminations, previous->slot, claimed_at, at)) {
 				figures->after_termination++;
+				g_hash_table_insert (lost_by, g_memdup2 (&id, sizeof id), previous);
 			} else {
 				figures->double_claims++;
 				if (figures->double_claims <= 20)
@@ -507,6 +522,8 @@ test_nhost_stream (void)
 	g_autoptr(GArray) instances = g_array_new (FALSE, TRUE, sizeof (Instance));
 	g_autoptr(GArray) terminations = g_array_new (FALSE, TRUE, sizeof (Termination));
 	g_autoptr(GHashTable) pairs = NULL;
+	g_autoptr(GHashTable) lost_by = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free, NULL);
+	g_autoptr(GHashTable) ids = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
 	g_autoptr(GRand) rand = NULL;
 	g_autofree char *top = NULL;
 	g_autofree char *sink_url = NULL;
@@ -518,7 +535,7 @@ test_nhost_stream (void)
 	gint64 started, injected_at = 0, done_at = 0, next_kill, deadline;
 	gint64 terminate_at[16];
 	guint kills = 0, term_rounds = 0, term_backends = 0, missing = 0, duplicates = 0, dup_pairs = 0;
-	guint max_extra = 0, pairs_expected = 0, events;
+	guint max_extra = 0, pairs_expected = 0, events, unblamed = 0, over_blamed = 0, most_blamed = 0;
 	gint64 done = 0, held, dead, left, not_sent, crashed, released, total;
 	int exits[RUNNERS];
 
@@ -623,6 +640,11 @@ test_nhost_stream (void)
 			g_array_append_val (terminations, t);
 			term_rounds++;
 			term_backends += (guint) MAX (t.backends, 0);
+			for (guint i = 0; i < instances->len; i++) {
+				Instance *instance = &g_array_index (instances, Instance, i);
+				if (instance->slot == TERMINATED_SLOT && instance->killed_at == 0 && t.backends > 0)
+					instance->terminated++;
+			}
 			g_test_message ("terminated %d connections of %s", t.backends, runners[TERMINATED_SLOT].app);
 		}
 		g_usleep (50 * 1000);
@@ -649,13 +671,23 @@ test_nhost_stream (void)
 	not_sent = db_int (conn, "SELECT count(*) FROM recipients WHERE status <> 'sent'");
 	crashed = db_int (conn, "SELECT count(*) FROM attempts WHERE outcome = 'crashed'");
 	released = db_int (conn, "SELECT count(*) FROM attempts WHERE outcome = 'released'");
-	check_claims (conn, instances, terminations, &claims);
+	check_claims (conn, instances, terminations, &claims, lost_by);
+	{
+		PGresult *result = db_query (conn, "SELECT message_id, id FROM messages");
+
+		for (int row = 0; row < PQntuples (result); row++) {
+			gint64 id = g_ascii_strtoll (PQgetvalue (result, row, 1), NULL, 10);
+			g_hash_table_insert (ids, g_strdup (PQgetvalue (result, row, 0)), g_memdup2 (&id, sizeof id));
+		}
+		PQclear (result);
+	}
 	PQfinish (conn);
 
 	/* the sink */
 	pairs = rel_sink_pair_counts (sink);
 	for (guint i = 0; i < params->messages; i++) {
 		g_autofree char *message_id = g_strdup_printf ("<%" G_GUINT64_FORMAT ".%u@nhost.test>", params->seed, i);
+		gboolean duplicated = FALSE;
 
 		for (guint r = 0; r < params->recipients; r++) {
 			g_autofree char *address = recipient_address (i, r);
@@ -671,7 +703,34 @@ test_nhost_stream (void)
 				dup_pairs++;
 				duplicates += copies - 1;
 				max_extra = MAX (max_extra, copies - 1);
+				duplicated = TRUE;
 			}
+		}
+		/* a second copy needs a runner that lost the message after
+		 * delivering it: the one whose claim was taken over */
+		if (duplicated) {
+			gint64 *id = g_hash_table_lookup (ids, message_id);
+			Instance *instance = id != NULL ? g_hash_table_lookup (lost_by, id) : NULL;
+
+			if (instance != NULL) {
+				instance->duplicated++;
+			} else if (++unblamed <= 20) {
+				g_test_message ("%s was received twice but never taken over from a killed or cut-off runner",
+						message_id);
+			}
+		}
+	}
+	for (guint i = 0; i < instances->len; i++) {
+		Instance *instance = &g_array_index (instances, Instance, i);
+		guint losses = (instance->killed_at != 0 ? 1 : 0) + instance->terminated;
+
+		most_blamed = MAX (most_blamed, instance->duplicated);
+		if (instance->duplicated > losses * MAX_CONNECTIONS) {
+			over_blamed++;
+			g_test_message ("runner %s (pid %d) lost %u messages after delivering them, more than %u "
+					"(one transaction per connection, %u kills/terminations)",
+					runners[instance->slot].app, (int) instance->pid, instance->duplicated,
+					losses * MAX_CONNECTIONS, losses);
 		}
 	}
 
@@ -685,10 +744,11 @@ test_nhost_stream (void)
 			term_backends, exits[0], exits[1], exits[2]);
 	g_test_message ("N-host figures: done=%" G_GINT64_FORMAT " held=%" G_GINT64_FORMAT " dead=%" G_GINT64_FORMAT
 			" left=%" G_GINT64_FORMAT " recipient-rows-not-sent=%" G_GINT64_FORMAT " missing=%u "
-			"duplicates=%u (pairs %u, most per pair %u; bound %u) crashed-attempts=%" G_GINT64_FORMAT
+			"duplicates=%u (pairs %u, most per pair %u; bound %u; most messages per lost runner %u, "
+			"bound %u per kill/termination) crashed-attempts=%" G_GINT64_FORMAT
 			" released-attempts=%" G_GINT64_FORMAT,
 			done, held, dead, left, not_sent, missing, duplicates, dup_pairs, max_extra,
-			events * MAX_CONNECTIONS * params->recipients, crashed, released);
+			events * MAX_CONNECTIONS * params->recipients, most_blamed, MAX_CONNECTIONS, crashed, released);
 	g_test_message ("N-host figures: claims=%u taken-back=%u reclaimed-after-kill=%u "
 			"reclaimed-after-termination=%u double-claims=%u unknown-owners=%u "
 			"injected-in=%.1fs all-done-in=%.1fs (%.0f messages/s) wall=%.1fs",
@@ -726,6 +786,12 @@ test_nhost_stream (void)
 	if (duplicates > events * MAX_CONNECTIONS * params->recipients)
 		check_fail ("%u duplicates, more than one transaction per connection per kill or termination (%u)",
 			    duplicates, events * MAX_CONNECTIONS * params->recipients);
+	if (unblamed > 0)
+		check_fail ("%u messages received twice without a kill or termination of the runner that had them",
+			    unblamed);
+	if (over_blamed > 0)
+		check_fail ("%u runner instances repeated more than one transaction per connection per kill or termination",
+			    over_blamed);
 	if (claims.double_claims > 0)
 		check_fail ("%u messages claimed by a runner while the previous owner was alive and connected",
 			    claims.double_claims);
