@@ -19,9 +19,11 @@
  * transition out of it into nhost_claims.  From that log, for each message,
  * a claim taken while the previous claim had not been ended by its own
  * runner is a double claim unless that runner had been SIGKILLed, or its
- * connections terminated, before the later claim (a reclaim).  Owners are
- * "HOST-PID-RANDOM" (sc_owner_make_name): the PID says which daemon
- * instance made a claim.
+ * connections terminated, before the later claim (a reclaim).  Each daemon
+ * instance gets its own application_name in its spool URI
+ * ("nhost-r0.3": runner 0's fourth start), so the log names the process
+ * behind every change, a restarted runner taking back its predecessor's
+ * claims included.
  *
  * Asserted: every message done (none held, dead or left over), every
  * recipient row 'sent', every (Message-ID, recipient) pair received at the
@@ -91,9 +93,12 @@ typedef struct {
 	guint drain_s;
 } Params;
 
-/* One daemon process: a runner slot is restarted as new instances. */
+/* One daemon process: a runner slot is restarted as new instances, each
+ * with an application_name of its own, so that the server's log of who
+ * changed a row names the process. */
 typedef struct {
 	guint slot;
+	char *app;         /* application_name: "nhost-rSLOT.N" */
 	GPid pid;
 	gint64 started_at; /* g_get_real_time () before the spawn */
 	gint64 killed_at;  /* before SIGKILL was sent; 0: not killed */
@@ -101,10 +106,10 @@ typedef struct {
 	guint duplicated;  /* messages received twice after it lost them */
 } Instance;
 
-/* When a slot's connections were terminated: between @before (the call
- * began) and @after (every one of them gone). */
+/* When an instance's connections were terminated: between @before (the
+ * call began) and @after (every one of them gone). */
 typedef struct {
-	guint slot;
+	guint instance; /* index in the instances */
 	gint64 before;
 	gint64 after;
 	int backends;
@@ -112,7 +117,9 @@ typedef struct {
 
 typedef struct {
 	guint slot;
-	char *app;    /* application_name: "nhost-rN" */
+	char *name;   /* "nhost-rN" */
+	guint starts;
+	guint instance; /* the running instance's index */
 	char *dir;    /* its own folder: config, state/, run.log */
 	char *config;
 	char *log;
@@ -347,7 +354,7 @@ injector (gpointer data)
 /* ---- the runners ---- */
 
 static void
-runner_write_config (Runner *runner, const char *uri, const char *sink_url)
+runner_write_config (Runner *runner, const char *uri, const char *sink_url, const char *app)
 {
 	g_autofree char *state = g_build_filename (runner->dir, "state", NULL);
 	/* the URI's own parameter: libpq takes it over its default name */
@@ -376,41 +383,39 @@ runner_write_config (Runner *runner, const char *uri, const char *sink_url)
 						 "[list:" LIST "]\n"
 						 "pipeline=deliver\n"
 						 "bounces=bounces@" LIST "\n",
-						 uri, runner->app, state, WORKERS, sink_url, MAX_RECIPIENTS,
+						 uri, app, state, WORKERS, sink_url, MAX_RECIPIENTS,
 						 MAX_CONNECTIONS);
 
 	g_assert_true (g_file_set_contents (runner->config, text, -1, NULL));
 }
 
 static void
-runner_start (Runner *runner, GArray *instances)
+instance_clear (gpointer data)
+{
+	g_free (((Instance *) data)->app);
+}
+
+/* A new instance: its config (its own application_name), its process. */
+static void
+runner_start (Runner *runner, GArray *instances, const char *uri, const char *sink_url)
 {
 	Instance instance = {.slot = runner->slot, .started_at = g_get_real_time ()};
 
+	instance.app = g_strdup_printf ("%s.%u", runner->name, runner->starts++);
+	runner_write_config (runner, uri, sink_url, instance.app);
 	runner->daemon = rel_daemon_start (runner->config, runner->log, NULL);
 	instance.pid = (GPid) g_ascii_strtoll (g_subprocess_get_identifier (runner->daemon->process), NULL, 10);
+	runner->instance = instances->len;
 	g_array_append_val (instances, instance);
 }
 
-/* The instance a lease owner ("HOST-PID-RANDOM") belongs to; NULL when
- * the owner is none of ours or not of that form. */
+/* The instance whose sessions carry @app; NULL for none of ours. */
 static Instance *
-instance_of (GArray *instances, const char *owner)
+instance_of (GArray *instances, const char *app)
 {
-	const char *last = owner != NULL ? strrchr (owner, '-') : NULL;
-	const char *start = last;
-	GPid pid;
-
-	if (last == NULL)
-		return NULL;
-	while (start > owner && start[-1] != '-')
-		start--;
-	if (start == owner)
-		return NULL;
-	pid = (GPid) g_ascii_strtoll (start, NULL, 10);
-	for (guint i = instances->len; i-- > 0;) {
+	for (guint i = 0; i < instances->len; i++) {
 		Instance *instance = &g_array_index (instances, Instance, i);
-		if (instance->pid == pid)
+		if (g_strcmp0 (instance->app, app) == 0)
 			return instance;
 	}
 	return NULL;
@@ -424,16 +429,17 @@ typedef struct {
 	guint after_kill;       /* claims of a message whose previous owner was killed */
 	guint after_termination; /* … whose previous owner's connections were ended */
 	guint double_claims;
-	guint unknown_owners;
+	guint unknown_actors;
 } ClaimFigures;
 
 static gboolean
-terminated_between (GArray *terminations, guint slot, gint64 claimed_at, gint64 next_at)
+terminated_between (GArray *instances, GArray *terminations, Instance *instance, gint64 claimed_at, gint64 next_at)
 {
 	for (guint i = 0; i < terminations->len; i++) {
 		Termination *t = &g_array_index (terminations, Termination, i);
 
-		if (t->slot == slot && t->backends > 0 && claimed_at <= t->after && t->before <= next_at)
+		if (&g_array_index (instances, Instance, t->instance) == instance && t->backends > 0 &&
+		    claimed_at <= t->after && t->before <= next_at)
 			return TRUE;
 	}
 	return FALSE;
@@ -478,15 +484,16 @@ check_claims (PGconn *conn, GArray *instances, GArray *terminations, ClaimFigure
 			continue;
 		}
 		figures->claims++;
-		if (instance_of (instances, row_owner) == NULL)
-			figures->unknown_owners++;
+		/* a claim is made by its owner's own session */
+		if (instance_of (instances, row_actor) == NULL)
+			figures->unknown_actors++;
 		if (owner != NULL && !ended) {
-			Instance *previous = instance_of (instances, owner);
+			Instance *previous = instance_of (instances, actor);
 
 			if (previous != NULL && previous->killed_at != 0 && previous->killed_at <= at) {
 				figures->after_kill++;
 				g_hash_table_insert (lost_by, g_memdup2 (&id, sizeof id), previous);
-			} else if (previous != NULL && terminated_between (terminations, previous->slot, claimed_at, at)) {
+			} else if (previous != NULL && terminated_between (instances, terminations, previous, claimed_at, at)) {
 				figures->after_termination++;
 				g_hash_table_insert (lost_by, g_memdup2 (&id, sizeof id), previous);
 			} else {
@@ -506,6 +513,24 @@ check_claims (PGconn *conn, GArray *instances, GArray *terminations, ClaimFigure
 		claimed_at = at;
 		ended = FALSE;
 	}
+	PQclear (result);
+}
+
+/* A message's claim log, for a failure's message. */
+static void
+print_history (PGconn *conn, gint64 id)
+{
+	g_autofree char *text = g_strdup_printf ("%" G_GINT64_FORMAT, id);
+	const char *const values[] = {text};
+	PGresult *result = PQexecParams (conn,
+					 "SELECT kind, owner, generation, new_state, actor, at FROM nhost_claims"
+					 " WHERE message = $1::bigint ORDER BY seq",
+					 1, NULL, values, NULL, NULL, 0);
+
+	for (int row = 0; PQresultStatus (result) == PGRES_TUPLES_OK && row < PQntuples (result); row++)
+		g_test_message ("  message %s: %s owner=%s generation=%s state→%s by %s at %s", text,
+				PQgetvalue (result, row, 0), PQgetvalue (result, row, 1), PQgetvalue (result, row, 2),
+				PQgetvalue (result, row, 3), PQgetvalue (result, row, 4), PQgetvalue (result, row, 5));
 	PQclear (result);
 }
 
@@ -569,6 +594,7 @@ test_nhost_stream (void)
 	conn = db_connect (pg);
 	install_claim_log (conn);
 
+	g_array_set_clear_func (instances, instance_clear);
 	rand = g_rand_new_with_seed ((guint32) params->seed);
 	nhost.queue_ids = g_new0 (char *, params->messages);
 	top = sc_test_make_tmpdir ("sc-nhost");
@@ -577,17 +603,16 @@ test_nhost_stream (void)
 		Runner *runner = &runners[i];
 
 		runner->slot = i;
-		runner->app = g_strdup_printf ("nhost-r%u", i);
-		runner->dir = g_build_filename (top, runner->app, NULL);
+		runner->name = g_strdup_printf ("nhost-r%u", i);
+		runner->dir = g_build_filename (top, runner->name, NULL);
 		g_assert_cmpint (g_mkdir (runner->dir, 0755), ==, 0);
 		runner->config = g_build_filename (runner->dir, "stagecoach.conf", NULL);
 		runner->log = g_build_filename (runner->dir, "run.log", NULL);
-		runner_write_config (runner, nhost.uri, sink_url);
 	}
 
 	started = g_get_monotonic_time ();
 	for (guint i = 0; i < RUNNERS; i++)
-		runner_start (&runners[i], instances);
+		runner_start (&runners[i], instances, nhost.uri, sink_url);
 	thread = g_thread_new ("injector", injector, &nhost);
 	/* the terminations spread over the injection, the kills every
 	 * kill-ms ± 50 % while there is work */
@@ -626,26 +651,25 @@ test_nhost_stream (void)
 			g_clear_pointer (&runner->daemon, rel_daemon_free);
 			kills++;
 			g_usleep ((gulong) g_rand_int_range (rand, 50, 250) * 1000);
-			runner_start (runner, instances);
+			runner_start (runner, instances, nhost.uri, sink_url);
 			next_kill = g_get_monotonic_time () +
 				    (gint64) g_rand_int_range (rand, params->kill_ms / 2, params->kill_ms * 3 / 2) * 1000;
 		}
 		if (term_rounds < MIN (params->terminations, G_N_ELEMENTS (terminate_at)) &&
 		    now >= terminate_at[term_rounds]) {
-			Termination t = {.slot = TERMINATED_SLOT, .before = g_get_real_time ()};
+			Runner *runner = &runners[TERMINATED_SLOT];
+			Instance *instance = &g_array_index (instances, Instance, runner->instance);
+			Termination t = {.instance = runner->instance, .before = g_get_real_time ()};
 
-			t.backends = sc_test_postgres_terminate_backends (pg, DBNAME, runners[TERMINATED_SLOT].app, &error);
+			t.backends = sc_test_postgres_terminate_backends (pg, DBNAME, instance->app, &error);
 			g_assert_no_error (error);
 			t.after = g_get_real_time ();
 			g_array_append_val (terminations, t);
 			term_rounds++;
 			term_backends += (guint) MAX (t.backends, 0);
-			for (guint i = 0; i < instances->len; i++) {
-				Instance *instance = &g_array_index (instances, Instance, i);
-				if (instance->slot == TERMINATED_SLOT && instance->killed_at == 0 && t.backends > 0)
-					instance->terminated++;
-			}
-			g_test_message ("terminated %d connections of %s", t.backends, runners[TERMINATED_SLOT].app);
+			if (t.backends > 0)
+				instance->terminated++;
+			g_test_message ("terminated %d connections of %s", t.backends, instance->app);
 		}
 		g_usleep (50 * 1000);
 	}
@@ -681,7 +705,6 @@ test_nhost_stream (void)
 		}
 		PQclear (result);
 	}
-	PQfinish (conn);
 
 	/* the sink */
 	pairs = rel_sink_pair_counts (sink);
@@ -714,9 +737,11 @@ test_nhost_stream (void)
 
 			if (instance != NULL) {
 				instance->duplicated++;
-			} else if (++unblamed <= 20) {
+			} else if (++unblamed <= 10) {
 				g_test_message ("%s was received twice but never taken over from a killed or cut-off runner",
 						message_id);
+				if (id != NULL)
+					print_history (conn, *id);
 			}
 		}
 	}
@@ -727,12 +752,14 @@ test_nhost_stream (void)
 		most_blamed = MAX (most_blamed, instance->duplicated);
 		if (instance->duplicated > losses * MAX_CONNECTIONS) {
 			over_blamed++;
-			g_test_message ("runner %s (pid %d) lost %u messages after delivering them, more than %u "
+			g_test_message ("runner instance %s (pid %d) lost %u messages after delivering them, more than %u "
 					"(one transaction per connection, %u kills/terminations)",
-					runners[instance->slot].app, (int) instance->pid, instance->duplicated,
+					instance->app, (int) instance->pid, instance->duplicated,
 					losses * MAX_CONNECTIONS, losses);
 		}
 	}
+
+	PQfinish (conn);
 
 	/* a kill or a termination may repeat what its runner had in flight:
 	 * at most one transaction per connection (every message is one
@@ -750,10 +777,10 @@ test_nhost_stream (void)
 			done, held, dead, left, not_sent, missing, duplicates, dup_pairs, max_extra,
 			events * MAX_CONNECTIONS * params->recipients, most_blamed, MAX_CONNECTIONS, crashed, released);
 	g_test_message ("N-host figures: claims=%u taken-back=%u reclaimed-after-kill=%u "
-			"reclaimed-after-termination=%u double-claims=%u unknown-owners=%u "
+			"reclaimed-after-termination=%u double-claims=%u unknown-claimers=%u "
 			"injected-in=%.1fs all-done-in=%.1fs (%.0f messages/s) wall=%.1fs",
 			claims.claims, claims.taken_back, claims.after_kill, claims.after_termination,
-			claims.double_claims, claims.unknown_owners,
+			claims.double_claims, claims.unknown_actors,
 			injected_at > 0 ? (injected_at - started) / 1e6 : -1.0,
 			done_at > 0 ? (done_at - started) / 1e6 : -1.0,
 			done_at > 0 ? params->messages / ((done_at - started) / 1e6) : 0.0,
@@ -763,11 +790,11 @@ test_nhost_stream (void)
 		check_fail ("only %u kills landed before the work ran out (raise SC_NHOST_MESSAGES or "
 			    "SC_NHOST_INJECT_S)", kills);
 	if (params->terminations > 0 && term_backends == 0)
-		check_fail ("no connection of %s was terminated", runners[TERMINATED_SLOT].app);
+		check_fail ("no connection of %s was terminated", runners[TERMINATED_SLOT].name);
 	for (guint i = 0; i < RUNNERS; i++) {
 		if (exits[i] != 0)
 			check_fail ("%s exited %d on SIGTERM (-2: it had died before; see %s)",
-				    runners[i].app, exits[i], runners[i].log);
+				    runners[i].name, exits[i], runners[i].log);
 	}
 	if (total != params->messages)
 		check_fail ("%" G_GINT64_FORMAT " messages in the spool, %u injected", total, params->messages);
@@ -795,9 +822,9 @@ test_nhost_stream (void)
 	if (claims.double_claims > 0)
 		check_fail ("%u messages claimed by a runner while the previous owner was alive and connected",
 			    claims.double_claims);
-	if (claims.unknown_owners > 0)
-		check_fail ("%u claims by an owner that is none of the test's daemons (owner names are "
-			    "HOST-PID-RANDOM)", claims.unknown_owners);
+	if (claims.unknown_actors > 0)
+		check_fail ("%u claims made by a session that is none of the test's daemons",
+			    claims.unknown_actors);
 
 	if (g_test_failed () && g_strcmp0 (g_getenv ("SC_NHOST_KEEP"), "1") == 0)
 		g_test_message ("kept for inspection: %s (configs and run.log of each runner)", top);
@@ -805,7 +832,7 @@ test_nhost_stream (void)
 		sc_test_remove_tree (top);
 	for (guint i = 0; i < RUNNERS; i++) {
 		g_clear_pointer (&runners[i].daemon, rel_daemon_free);
-		g_free (runners[i].app);
+		g_free (runners[i].name);
 		g_free (runners[i].dir);
 		g_free (runners[i].config);
 		g_free (runners[i].log);
