@@ -36,7 +36,6 @@
 
 #define SESSION_LIFETIME (12 * G_TIME_SPAN_HOUR)
 #define SESSIONS_MAX 1024
-#define GENERATED_TOKEN_FILE "admin-token"
 #define GENERATED_TOKEN_NAME "admin"
 #define FAILURES_FREE 5                              /* per peer, before any wait */
 #define BACKOFF_MAX (60 * G_USEC_PER_SEC)
@@ -171,9 +170,9 @@ load_tokens (ScAdminAuth *auth, const char *path, GError **error)
 }
 
 char *
-sc_admin_token_ensure (const char *spool_dir, GError **error)
+sc_admin_token_ensure (const char *state_dir, GError **error)
 {
-	g_autofree char *path = g_build_filename (spool_dir, GENERATED_TOKEN_FILE, NULL);
+	g_autofree char *path = g_build_filename (state_dir, SC_ADMIN_GENERATED_TOKEN_FILE, NULL);
 	g_autofree char *temporary = NULL;
 	g_autofree char *token = NULL;
 	g_autofree char *line = NULL;
@@ -181,9 +180,9 @@ sc_admin_token_ensure (const char *spool_dir, GError **error)
 
 	if (g_file_test (path, G_FILE_TEST_EXISTS))
 		return g_steal_pointer (&path);
-	if (!g_file_test (spool_dir, G_FILE_TEST_IS_DIR)) {
+	if (!g_file_test (state_dir, G_FILE_TEST_IS_DIR)) {
 		g_set_error (error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
-			     _("the spool folder %s does not exist yet (start the daemon once)"), spool_dir);
+			     _("the state folder %s does not exist yet (start the daemon once)"), state_dir);
 		return NULL;
 	}
 	token = random_hex (32, error);
@@ -235,7 +234,7 @@ sc_admin_login_url (const ScConfig *config, GError **error)
 		return NULL;
 	}
 	token_path = config->admin_token_file != NULL ? g_strdup (config->admin_token_file)
-						      : sc_admin_token_ensure (config->spool, error);
+						      : sc_admin_token_ensure (config->state_dir, error);
 	if (token_path == NULL)
 		return NULL;
 	triples = sc_config_read_admin_tokens (token_path, error);
@@ -298,7 +297,7 @@ sc_admin_auth_new (const ScConfig *config, GError **error)
 		return NULL;
 	}
 	auth->token_path = config->admin_token_file != NULL ? g_strdup (config->admin_token_file)
-							    : sc_admin_token_ensure (config->spool, error);
+							    : sc_admin_token_ensure (config->state_dir, error);
 	if (auth->token_path == NULL || !load_tokens (auth, auth->token_path, error)) {
 		sc_admin_auth_free (auth);
 		return NULL;

@@ -42,9 +42,9 @@ void sc_admin_server_set_acceptor (ScAdminServer *server, ScAcceptor *acceptor);
  * unreadable token file, and then every old setting stays in force. */
 gboolean sc_admin_server_set_config (ScAdminServer *server, ScConfig *config, GError **error);
 
-/* The generated token file, SPOOL_DIR/admin-token (mode 0600, "admin
+/* The generated token file, STATE_DIR/admin-token (mode 0600, "admin
  * TOKEN"), made if missing; its path. (transfer full) */
-char *sc_admin_token_ensure (const char *spool_dir, GError **error);
+char *sc_admin_token_ensure (const char *state_dir, GError **error);
 /* The dashboard's login link for the operator: the public URL (or the
  * listen address) with the first token in the fragment, "…/#token=T",
  * which browsers send to no server.  (transfer full) */

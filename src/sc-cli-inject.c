@@ -288,7 +288,7 @@ try_handoff (ScCli *cli, int argc, char **argv)
 	if (cli->config->path != NULL &&
 	    !g_file_get_contents (cli->config->path, &text, &length, NULL))
 		return SC_HANDOFF_NO_DAEMON;
-	return sc_handoff_client_run (cli->config->spool, sc_handoff_hash (text, length), cli->command,
+	return sc_handoff_client_run (cli->config->state_dir, sc_handoff_hash (text, length), cli->command,
 				      argc - 1, argv + 1, STDIN_FILENO);
 }
 

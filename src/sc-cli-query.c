@@ -12,6 +12,7 @@
 #include "sc-error.h"
 #include "sc-i18n.h"
 #include "sc-message-json.h"
+#include "sc-spool-uri.h"
 
 static int
 print_json (JsonNode *node)
@@ -28,6 +29,7 @@ sc_cli_status (ScCli *cli, int argc, char **argv)
 	g_autofree char *list_id = NULL;
 	gint64 counts[SC_STATE_LAST];
 	g_autoptr(GError) error = NULL;
+	g_autofree char *shown = NULL;
 	int status;
 	const GOptionEntry entries[] = {
 	    {"json", 0, 0, G_OPTION_ARG_NONE, &json, N_("Print JSON"), NULL},
@@ -41,10 +43,16 @@ sc_cli_status (ScCli *cli, int argc, char **argv)
 		return status;
 	if (!sc_spool_count_states (cli->spool, list_id, counts, &error))
 		return sc_cli_fail (cli, error);
+	shown = sc_spool_uri_mask (cli->config->spool);
 	if (json) {
 		g_autoptr(JsonNode) node = sc_status_json_build (counts);
+		json_object_set_string_member (json_node_get_object (node), "backend",
+					       sc_spool_backend_name (cli->spool));
+		json_object_set_string_member (json_node_get_object (node), "spool", shown);
 		return print_json (node);
 	}
+	/* which spool: with several hosts on one database, and after a move */
+	printf ("%-9s %s %s\n", "spool", sc_spool_backend_name (cli->spool), shown);
 	for (guint i = 0; i < SC_STATE_LAST; i++)
 		printf ("%-9s %" G_GINT64_FORMAT "\n", sc_message_state_to_string (i), counts[i]);
 	return EX_OK;

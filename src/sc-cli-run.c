@@ -5,11 +5,13 @@
 #include "config.h"
 
 #include <curl/curl.h>
+#include <errno.h>
 #include <glib-unix.h>
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
 #include <stdio.h>
+#include <string.h>
 #include <sysexits.h>
 
 #include "sc-cli.h"
@@ -19,6 +21,7 @@
 #include "sc-ingress.h"
 #include "sc-notifier.h"
 #include "sc-runner.h"
+#include "sc-spool-uri.h"
 
 typedef struct {
 	ScCli *cli;
@@ -69,7 +72,9 @@ reload_cb (gpointer user_data)
 		return G_SOURCE_CONTINUE;
 	}
 	if (g_strcmp0 (config->spool, daemon->cli->config->spool) != 0)
-		g_warning ("SIGHUP: the spool folder changed; that takes a restart");
+		g_warning ("SIGHUP: spool= changed; that takes a restart");
+	if (g_strcmp0 (config->state_dir, daemon->cli->config->state_dir) != 0)
+		g_warning ("SIGHUP: state-dir= changed; that takes a restart");
 	g_message ("configuration reloaded from %s", path != NULL ? path : "(defaults)");
 	sc_runner_set_config (daemon->runner, config);
 	if (daemon->ingress != NULL)
@@ -124,6 +129,13 @@ sc_cli_run (ScCli *cli, int argc, char **argv)
 		g_autoptr(GError) error_local = NULL;
 		ScSpool *spool = sc_runner_get_spool (runner);
 
+		/* after the spool, which made a folder spool's folder (the usual
+		 * state-dir, 0750); like the hand-off and the dashboard that need
+		 * it, mail flows without it */
+		if (g_mkdir_with_parents (cli->config->state_dir, 0700) != 0)
+			g_warning ("state-dir: cannot create %s: %s (no hand-off socket, no generated admin token)",
+				   cli->config->state_dir, g_strerror (errno));
+
 		daemon.ingress = sc_ingress_new (cli->config, &error_local);
 		if (daemon.ingress == NULL)
 			return sc_cli_fail (cli, error_local);
@@ -144,8 +156,11 @@ sc_cli_run (ScCli *cli, int argc, char **argv)
 	signal_ids[0] = g_unix_signal_add (SIGTERM, stop_cb, &daemon);
 	signal_ids[1] = g_unix_signal_add (SIGINT, stop_cb, &daemon);
 	signal_ids[2] = g_unix_signal_add (SIGHUP, reload_cb, &daemon);
-	if (!once)
-		g_message ("stagecoach %s running on spool %s", PACKAGE_VERSION, cli->config->spool);
+	if (!once) {
+		g_autofree char *shown = sc_spool_uri_mask (cli->config->spool);
+		g_message ("stagecoach %s running on spool %s (%s), state in %s", PACKAGE_VERSION, shown,
+			   sc_spool_backend_name (sc_runner_get_spool (runner)), cli->config->state_dir);
+	}
 	if (!sc_runner_run (runner, once, &error)) {
 		for (gsize i = 0; i < G_N_ELEMENTS (signal_ids); i++)
 			g_source_remove (signal_ids[i]);
@@ -159,6 +174,51 @@ sc_cli_run (ScCli *cli, int argc, char **argv)
 	g_clear_pointer (&daemon.ingress, sc_ingress_free);
 	g_clear_pointer (&daemon.admin, sc_admin_server_free);
 	g_clear_pointer (&daemon.notifier, sc_notifier_free);
+	return EX_OK;
+}
+
+/* @message with the spool's location shown masked, in case an error
+ * repeats what it was given. (transfer full) */
+static char *
+without_password (const ScConfig *config, const char *message)
+{
+	g_autofree char *shown = sc_spool_uri_mask (config->spool);
+	g_autoptr(GString) text = g_string_new (message);
+
+	if (shown != NULL && strcmp (shown, config->spool) != 0)
+		g_string_replace (text, config->spool, shown, 0);
+	return g_string_free (g_steal_pointer (&text), FALSE);
+}
+
+/* Opens the spool as the daemon would and says what it is; a folder spool
+ * not made yet is only announced (opening would create it).  EX_TEMPFAIL
+ * when it cannot be opened now: the file itself is fine. */
+static int
+check_spool (ScCli *cli)
+{
+	const ScConfig *config = cli->config;
+	g_autofree char *shown = sc_spool_uri_mask (config->spool);
+	g_autoptr(GError) error = NULL;
+	g_autofree char *server = NULL;
+	int schema = 0;
+
+	if (config->spool_kind == SC_SPOOL_URI_FOLDER) {
+		g_autofree char *db = g_build_filename (config->spool, "spool.db", NULL);
+		if (!g_file_test (db, G_FILE_TEST_EXISTS)) {
+			printf (_("spool: sqlite at %s (not there yet: the first start creates it)\n"), shown);
+			return EX_OK;
+		}
+	}
+	cli->spool = sc_spool_open (config->spool, config->busy_timeout, &error);
+	if (cli->spool == NULL || !sc_spool_describe (cli->spool, &server, &schema, &error)) {
+		g_autofree char *message = without_password (config, error->message);
+		g_autofree char *safe = sc_cli_terminal_safe (message, TRUE);
+		fprintf (stderr, "stagecoach %s: %s\n", cli->command,
+			 _("the spool cannot be used now (the configuration itself is valid):"));
+		fprintf (stderr, "%s: %s\n", shown, safe);
+		return EX_TEMPFAIL;
+	}
+	printf (_("spool: %s (%s, schema %d) at %s\n"), sc_spool_backend_name (cli->spool), server, schema, shown);
 	return EX_OK;
 }
 
@@ -183,7 +243,12 @@ sc_cli_check_config (ScCli *cli, int argc, char **argv)
 			     g_hash_table_size (cli->config->lists)),
 		path != NULL ? path : _("built-in defaults"),
 		g_hash_table_size (cli->config->lists));
-	return EX_OK;
+	if (g_file_test (cli->config->state_dir, G_FILE_TEST_IS_DIR))
+		printf (_("state-dir: %s\n"), cli->config->state_dir);
+	else
+		printf (_("state-dir: %s (not there yet: the first start creates it)\n"), cli->config->state_dir);
+	fflush (stdout);
+	return check_spool (cli);
 }
 
 int

@@ -247,6 +247,7 @@ read_template (ScConfigLoader *loader, const char *section, const char *key, con
 
 static const char *const main_keys[] = {
     SC_KEY_SPOOL,
+    SC_KEY_STATE_DIR,
     SC_KEY_WORKERS,
     SC_KEY_LEASE,
     SC_KEY_BUSY_TIMEOUT,
@@ -348,25 +349,37 @@ static const char *const handler_keys[] = {
     NULL,
 };
 
-/* The spool names its backend by scheme (sc-spool-uri.c); only the
- * embedded SQLite spool exists so far, and a PostgreSQL value is refused
- * by name rather than taken for a folder called "postgresql:". */
+/* The spool names its backend by scheme (sc-spool-uri.c): a folder is
+ * resolved like any path; a PostgreSQL URI or connection string is kept
+ * as written for libpq (a relative host= socket folder is libpq's to
+ * read), and refused by name in a build without libpq rather than taken
+ * for a folder called "postgresql:". */
 static char *
-resolve_spool (ScConfigLoader *loader, const char *section, const char *value)
+resolve_spool (ScConfigLoader *loader, const char *section, const char *value, ScSpoolUriKind *out_kind)
 {
 	const char *folder = value;
 
-	switch (sc_spool_uri_parse (value, &folder)) {
+	*out_kind = sc_spool_uri_parse (value, &folder);
+	switch (*out_kind) {
 	case SC_SPOOL_URI_FOLDER:
 		break;
 	case SC_SPOOL_URI_POSTGRESQL:
+#ifdef HAVE_LIBPQ
+		return g_strdup (value);
+#else
 		add_problem (loader, section, SC_KEY_SPOOL,
-			     _("a PostgreSQL spool is not available in this version: use a "
-			       "folder or sqlite:FOLDER"));
+			     _("a PostgreSQL spool needs stagecoach built with libpq; this build has "
+			       "only the SQLite spool: use a folder or sqlite:FOLDER"));
+		*out_kind = SC_SPOOL_URI_FOLDER;
+		folder = SC_DEF_SPOOL;
 		break;
+#endif
 	case SC_SPOOL_URI_UNKNOWN:
 		add_problem (loader, section, SC_KEY_SPOOL,
-			     _("unknown spool backend (known: sqlite:FOLDER, or a folder)"));
+			     _("unknown spool backend (known: sqlite:FOLDER or a folder, "
+			       "postgresql://… or a libpq key=value string)"));
+		*out_kind = SC_SPOOL_URI_FOLDER;
+		folder = SC_DEF_SPOOL;
 		break;
 	}
 	if (*folder == '\0') {
@@ -376,6 +389,24 @@ resolve_spool (ScConfigLoader *loader, const char *section, const char *value)
 	return resolve_path (loader, folder);
 }
 
+/* Host-local state goes beside a folder spool, as before state-dir=
+ * existed; a database spool is shared by hosts, so each has its own. */
+static char *
+resolve_state_dir (ScConfigLoader *loader, const char *section, const ScConfig *config)
+{
+	g_autofree char *value = get_string (loader, section, SC_KEY_STATE_DIR, NULL);
+
+	if (value != NULL && *value == '\0') {
+		add_problem (loader, section, SC_KEY_STATE_DIR, _("must not be empty"));
+		g_clear_pointer (&value, g_free);
+	}
+	if (value != NULL)
+		return resolve_path (loader, value);
+	if (config->spool_kind == SC_SPOOL_URI_FOLDER)
+		return g_strdup (config->spool);
+	return g_strdup (SC_DEF_STATE_DIR);
+}
+
 static void
 load_main (ScConfigLoader *loader, ScConfig *config)
 {
@@ -383,7 +414,8 @@ load_main (ScConfigLoader *loader, ScConfig *config)
 	g_autofree char *spool = get_string (loader, section, SC_KEY_SPOOL, SC_DEF_SPOOL);
 
 	check_known_keys (loader, section, main_keys);
-	config->spool = resolve_spool (loader, section, spool);
+	config->spool = resolve_spool (loader, section, spool, &config->spool_kind);
+	config->state_dir = resolve_state_dir (loader, section, config);
 	config->workers = get_uint (loader, section, SC_KEY_WORKERS, SC_DEF_WORKERS, 1, 256);
 	config->lease = get_duration (loader, section, SC_KEY_LEASE, SC_DEF_LEASE);
 	if (config->lease < 5 * G_USEC_PER_SEC) {
@@ -1220,17 +1252,30 @@ sc_config_check_permissions (const ScConfig *config)
 {
 	GPtrArray *warnings = g_ptr_array_new_with_free_func (g_free);
 	const char *spool_files[] = {"spool.db", "spool.db-wal", "spool.db-shm"};
+	g_autofree char *generated_token = g_build_filename (config->state_dir, SC_ADMIN_GENERATED_TOKEN_FILE, NULL);
 
 	for (guint i = 0; config->mailers != NULL && i < config->mailers->len; i++)
 		check_private (warnings, ((ScMailerConfig *) config->mailers->pdata[i])->password_file);
 	check_private (warnings, config->notify_secret_file);
 	check_private (warnings, config->admin_token_file);
+	if (config->admin_token_file == NULL)
+		check_private (warnings, generated_token);
 	check_private (warnings, config->ingress.tls_key_file);
 	check_private (warnings, config->ingress.auth_file);
-	for (gsize i = 0; i < G_N_ELEMENTS (spool_files); i++) {
+	for (gsize i = 0; config->spool_kind == SC_SPOOL_URI_FOLDER && i < G_N_ELEMENTS (spool_files); i++) {
 		g_autofree char *path = g_build_filename (config->spool, spool_files[i], NULL);
 		check_private (warnings, path);
 	}
+	/* libpq gets the value in memory, never on a command line: the risk
+	 * is the file, and every copy or paste of it; libpq reads a password
+	 * file of its own */
+	if (config->spool_kind == SC_SPOOL_URI_POSTGRESQL && sc_spool_uri_has_password (config->spool))
+		g_ptr_array_add (warnings,
+				 g_strdup_printf (_("%s: [%s] %s holds a password: keep it out of the "
+						    "configuration, in ~/.pgpass, the file $PGPASSFILE names "
+						    "or passfile= (mode 0600)"),
+						  config->path != NULL ? config->path : _("(built-in defaults)"),
+						  SC_CONFIG_SECTION_MAIN, SC_KEY_SPOOL));
 	return warnings;
 }
 
@@ -1249,6 +1294,7 @@ sc_config_unref (ScConfig *config)
 		return;
 	g_free (config->path);
 	g_free (config->spool);
+	g_free (config->state_dir);
 	g_free (config->default_list);
 	g_hash_table_unref (config->lists);
 	g_hash_table_unref (config->execs);

@@ -10,12 +10,18 @@
 
 #include <gio/gio.h>
 
+#include "sc-spool-uri.h"
+
 G_BEGIN_DECLS
 
 /* [stagecoach] */
 #define SC_CONFIG_SECTION_MAIN "stagecoach"
-#define SC_KEY_SPOOL "spool" /* folder holding spool.db; relative to the config file */
+#define SC_KEY_SPOOL "spool" /* FOLDER | sqlite:FOLDER | postgresql://… | libpq key=value */
 #define SC_DEF_SPOOL "/var/spool/stagecoach"
+/* host-local state: the hand-off socket, the generated admin token;
+ * default: the spool folder, or SC_DEF_STATE_DIR for a database spool */
+#define SC_KEY_STATE_DIR "state-dir"
+#define SC_DEF_STATE_DIR SC_SPOOL_URI_DEFAULT_STATE_DIR
 #define SC_KEY_WORKERS "workers" /* handler threads */
 #define SC_DEF_WORKERS 4
 #define SC_KEY_LEASE "lease" /* how long a claim lasts without renewal */
@@ -103,6 +109,7 @@ G_BEGIN_DECLS
 #define SC_KEY_ADMIN_TOKEN_FILE "token-file" /* lines "NAME TOKEN [inject]"; required off loopback */
 #define SC_KEY_ADMIN_PUBLIC_URL "public-url" /* base of links in notifications */
 #define SC_KEY_ADMIN_ALLOWED_HOSTS "allowed-hosts" /* extra Host names served, ';'-separated */
+#define SC_ADMIN_GENERATED_TOKEN_FILE "admin-token" /* in state-dir without token-file */
 #define SC_ADMIN_TOKEN_MIN 16 /* characters: shorter tokens are refused */
 #define SC_ADMIN_SCOPE_FULL "full"     /* a token file line's optional third field */
 #define SC_ADMIN_SCOPE_INJECT "inject" /* may only POST /api/v1/messages */
@@ -226,7 +233,12 @@ typedef struct {
 typedef struct {
 	gint ref_count;
 	char *path;           /* (nullable) the file read; NULL for built-in defaults */
-	char *spool;          /* absolute */
+	/* the backend location: an absolute folder (sqlite: taken off) or,
+	 * with libpq, a PostgreSQL URI or connection string as written —
+	 * which may hold a password: show it through sc_spool_uri_mask() */
+	char *spool;
+	ScSpoolUriKind spool_kind; /* SC_SPOOL_URI_FOLDER or SC_SPOOL_URI_POSTGRESQL */
+	char *state_dir;      /* absolute; this host's own, never shared */
 	guint workers;
 	gint64 lease;
 	gint64 busy_timeout;
@@ -283,9 +295,10 @@ void sc_config_failure_clear (ScConfigFailure *failure);
  * the section itself). */
 gboolean sc_config_failure_has (const ScConfigFailure *failure, const char *section, const char *key);
 
-/* Secret files (password-file, secret-file, token-file) and spool files
- * (spool.db and its WAL and SHM) that other users can read: one warning
- * each, naming the file, for run and check-config.
+/* Secret files (password-file, secret-file, token-file, the generated
+ * admin token) and spool files (spool.db and its WAL and SHM) that other
+ * users can read, and a password written into spool=: one warning each,
+ * naming the file, for run and check-config.
  * (transfer full) (element-type utf8) */
 GPtrArray *sc_config_check_permissions (const ScConfig *config);
 

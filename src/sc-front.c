@@ -3,11 +3,12 @@
  * List software runs `stagecoach inject` / `sendmail` once per message,
  * so their start-up is the ingress rate: the full program loads ~49
  * shared objects (GLib, GIO, libsoup, libcurl, TLS) before main().  This
- * front links libc alone.  For inject and sendmail it finds the spool the
- * way the full program does (global --config/-c before the command,
- * $STAGECOACH_CONFIG, SYSCONFDIR/stagecoach/stagecoach.conf, else the
- * built-in /var/spool/stagecoach; spool= relative to the file's folder)
- * and hands the message to the daemon over SPOOL/ingress.sock
+ * front links libc alone.  For inject and sendmail it finds the state
+ * folder the way the full program does (global --config/-c before the
+ * command, $STAGECOACH_CONFIG, SYSCONFDIR/stagecoach/stagecoach.conf, else
+ * built-in defaults; state-dir=, else a folder spool=, else
+ * /var/lib/stagecoach for a database spool; relative to the file's
+ * folder) and hands the message to the daemon over STATE-DIR/ingress.sock
  * (sc-handoff-client.c).  Everything else — other commands, --help, a
  * configuration it does not read plainly, no daemon answering, a daemon
  * with another configuration — is decided before standard input is
@@ -175,14 +176,16 @@ trim (char *start, char *end)
 	return start;
 }
 
-/* [stagecoach] spool= of a key file: the last one, as GKeyFile takes it.
- * 0: none; 1: *out_value; -1: one we do not read plainly (escapes). */
+/* [stagecoach] spool= and state-dir= of a key file: the last of each, as
+ * GKeyFile takes them (NULL: none).  -1: one we do not read plainly
+ * (escapes); else 0. */
 static int
-find_spool (char *text, char **out_value)
+find_main_keys (char *text, char **out_spool, char **out_state_dir)
 {
 	int in_main = 0;
-	int found = 0;
 
+	*out_spool = NULL;
+	*out_state_dir = NULL;
 	for (char *line = text; line != NULL && *line != '\0';) {
 		char *newline = strchr (line, '\n');
 		char *end = newline != NULL ? newline : line + strlen (line);
@@ -196,18 +199,23 @@ find_spool (char *text, char **out_value)
 				  strncmp (start + 1, "stagecoach", close - start - 1) == 0;
 		} else if (in_main && *start != '#' && (equals = strchr (start, '=')) != NULL) {
 			char *key_end = equals;
+			char *key;
+			char *value;
 			*equals = '\0';
-			if (strcmp (trim (start, key_end), "spool") == 0) {
-				char *value = trim (equals + 1, equals + 1 + strlen (equals + 1));
+			key = trim (start, key_end);
+			value = trim (equals + 1, equals + 1 + strlen (equals + 1));
+			if (strcmp (key, "spool") == 0 || strcmp (key, "state-dir") == 0) {
 				if (strchr (value, '\\') != NULL)
 					return -1;
-				*out_value = value;
-				found = 1;
+				if (strcmp (key, "spool") == 0)
+					*out_spool = value;
+				else
+					*out_state_dir = value;
 			}
 		}
 		line = next;
 	}
-	return found;
+	return 0;
 }
 
 /* inject's --help (and GOption's other help spellings) print and exit:
@@ -235,7 +243,7 @@ main (int argc, char **argv)
 	const char *command;
 	char *config_text = NULL;
 	size_t config_size = 0;
-	char *spool = NULL;
+	char *state_dir = NULL;
 	int first;
 	int status;
 
@@ -276,37 +284,55 @@ main (int argc, char **argv)
 			config_path = SYSCONFDIR "/stagecoach/stagecoach.conf";
 	}
 	if (config_path == NULL) {
-		spool = strdup (DEFAULT_SPOOL);
+		state_dir = strdup (DEFAULT_SPOOL);
 	} else {
-		char *value = NULL;
-		const char *spool_folder = NULL;
+		char *spool = NULL;
+		char *state_value = NULL;
+		const char *spool_folder = DEFAULT_SPOOL;
 		char *path = canonicalize (config_path, NULL);
 		char *folder = path != NULL ? strdup (path) : NULL;
 		char *text;
-		int found;
 
 		config_text = read_file (config_path, &config_size);
 		text = config_text != NULL ? strdup (config_text) : NULL;
 		if (folder == NULL || text == NULL)
 			return run_main_program (1); /* the full program says what is wrong */
 		*strrchr (folder, '/') = '\0';
-		found = find_spool (text, &value);
-		/* a folder (sqlite: or none), read as sc-config.c reads it;
-		 * anything else is the full program's to judge */
-		if (found == 1 && sc_spool_uri_parse (value, &spool_folder) != SC_SPOOL_URI_FOLDER)
+		if (find_main_keys (text, &spool, &state_value) < 0)
 			return run_main_program (1);
-		if (found < 0 || (found == 1 && *spool_folder == '\0'))
+		/* the socket is in state-dir=, else in a folder spool (sqlite: or
+		 * none), else in the default state folder of a database spool:
+		 * read as sc-config.c reads them; anything else is the full
+		 * program's to judge */
+		if (spool != NULL) {
+			switch (sc_spool_uri_parse (spool, &spool_folder)) {
+			case SC_SPOOL_URI_FOLDER:
+				break;
+			case SC_SPOOL_URI_POSTGRESQL:
+				spool_folder = NULL;
+				break;
+			case SC_SPOOL_URI_UNKNOWN:
+				return run_main_program (1);
+			}
+		}
+		if ((spool_folder != NULL && *spool_folder == '\0') ||
+		    (state_value != NULL && *state_value == '\0'))
 			return run_main_program (1);
-		spool = canonicalize (found == 1 ? spool_folder : DEFAULT_SPOOL, folder[0] != '\0' ? folder : "/");
+		if (state_value != NULL)
+			state_dir = canonicalize (state_value, folder[0] != '\0' ? folder : "/");
+		else if (spool_folder != NULL)
+			state_dir = canonicalize (spool_folder, folder[0] != '\0' ? folder : "/");
+		else
+			state_dir = strdup (SC_SPOOL_URI_DEFAULT_STATE_DIR);
 		free (text);
 		free (folder);
 		free (path);
 	}
-	if (spool == NULL)
+	if (state_dir == NULL)
 		return run_main_program (1);
-	status = sc_handoff_client_run (spool, sc_handoff_hash (config_text, config_size), command,
+	status = sc_handoff_client_run (state_dir, sc_handoff_hash (config_text, config_size), command,
 					argc - first, argv + first, STDIN_FILENO);
-	free (spool);
+	free (state_dir);
 	free (config_text);
 	if (status == SC_HANDOFF_NO_DAEMON)
 		return run_main_program (1);

@@ -54,17 +54,17 @@ sc_handoff_hash (const void *data, size_t size)
 }
 
 int
-sc_handoff_connect (const char *spool)
+sc_handoff_connect (const char *state_dir)
 {
 	struct sockaddr_un address = {.sun_family = AF_UNIX};
 	int dir_fd = -1;
 	int fd;
 	int saved;
-	int n = snprintf (address.sun_path, sizeof address.sun_path, "%s/%s", spool, SC_HANDOFF_SOCKET);
+	int n = snprintf (address.sun_path, sizeof address.sun_path, "%s/%s", state_dir, SC_HANDOFF_SOCKET);
 
 	if (n < 0 || (size_t) n >= sizeof address.sun_path) {
 		/* too long for sun_path: name the folder through our descriptor */
-		dir_fd = open (spool, O_PATH | O_DIRECTORY | O_CLOEXEC);
+		dir_fd = open (state_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
 		if (dir_fd < 0)
 			return -1;
 		snprintf (address.sun_path, sizeof address.sun_path, "/proc/self/fd/%d/%s", dir_fd,
@@ -266,7 +266,7 @@ print_answer (Reader *reader, const char *command, const char *status)
 }
 
 int
-sc_handoff_client_run (const char *spool,
+sc_handoff_client_run (const char *state_dir,
 		       uint64_t config_hash,
 		       const char *command,
 		       int argc,
@@ -279,7 +279,7 @@ sc_handoff_client_run (const char *spool,
 	char *status = NULL;
 	char *chunk = NULL;
 	int result = SC_HANDOFF_NO_DAEMON;
-	int fd = sc_handoff_connect (spool);
+	int fd = sc_handoff_connect (state_dir);
 
 	if (fd < 0)
 		return SC_HANDOFF_NO_DAEMON;

@@ -18,16 +18,16 @@
  * with @size 0: built-in defaults). */
 uint64_t sc_handoff_hash (const void *data, size_t size);
 
-/* Connects to SPOOL/ingress.sock (paths longer than sun_path through
+/* Connects to STATE-DIR/ingress.sock (paths longer than sun_path through
  * /proc/self/fd).  -1 with errno. */
-int sc_handoff_connect (const char *spool);
+int sc_handoff_connect (const char *state_dir);
 
 /* Gives @command ("inject" or "sendmail") with its arguments @argv[0..argc)
  * (after the command's name) and the message read from @in_fd to the
- * daemon on @spool, prints the daemon's answer on stdout/stderr and
+ * daemon listening in @state_dir, prints the daemon's answer on stdout/stderr and
  * returns its exit code; SC_HANDOFF_NO_DAEMON when no daemon took it
  * (none listening, another configuration, stopping): @in_fd untouched. */
-int sc_handoff_client_run (const char *spool,
+int sc_handoff_client_run (const char *state_dir,
 			   uint64_t config_hash,
 			   const char *command,
 			   int argc,

@@ -1,4 +1,5 @@
-/* sc-handoff-server.c — the local hand-off socket SPOOL/ingress.sock.
+/* sc-handoff-server.c — the local hand-off socket STATE-DIR/ingress.sock
+ * (state-dir= is the spool folder for a SQLite spool: sc-config.h).
  *
  * `stagecoach inject` and `sendmail` (the lean front, sc-front.c, and the
  * full program alike: sc-handoff-client.c) give their command line and
@@ -35,7 +36,8 @@
  * temporary name, chmod, then renamed over the old one, so it is never
  * reachable with looser permissions), i.e. the daemon's user and root
  * — exactly who can write spool.db (0600, sc-spool-file.c) and so
- * inject without a daemon.
+ * inject without a daemon (with a PostgreSQL spool: the user whose
+ * credentials reach the database).
  *
  * Threads: everything runs on the thread-default main context of the
  * thread calling sc_handoff_server_new() (the ingress thread); call
@@ -540,11 +542,11 @@ sc_handoff_server_set_config (ScHandoffServer *server, ScConfig *config)
 	g_mutex_unlock (&server->lock);
 }
 
-/* Binds @name in the spool folder @dir_fd names, as an address. */
+/* Binds @name in the state folder @dir_fd names, as an address. */
 static GSocketAddress *
-address_in (const char *spool, int dir_fd, const char *name)
+address_in (const char *state_dir, int dir_fd, const char *name)
 {
-	g_autofree char *path = g_build_filename (spool, name, NULL);
+	g_autofree char *path = g_build_filename (state_dir, name, NULL);
 	struct sockaddr_un limit;
 
 	if (strlen (path) >= sizeof limit.sun_path) {
@@ -555,24 +557,24 @@ address_in (const char *spool, int dir_fd, const char *name)
 }
 
 static GSocket *
-make_socket (ScHandoffServer *server, const char *spool, GError **error)
+make_socket (ScHandoffServer *server, const char *state_dir, GError **error)
 {
 	g_autofree char *temporary = g_strdup_printf (".%s.%d", SC_HANDOFF_SOCKET, (int) getpid ());
 	g_autoptr(GSocket) socket = NULL;
 	g_autoptr(GSocketAddress) address = NULL;
 	struct stat st;
-	int dir_fd = open (spool, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	int dir_fd = open (state_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	gboolean ok = FALSE;
 
 	if (dir_fd < 0) {
 		int saved = errno;
 		g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved), _("cannot open %s: %s"),
-			     spool, g_strerror (saved));
+			     state_dir, g_strerror (saved));
 		return NULL;
 	}
 	(void) unlinkat (dir_fd, temporary, 0); /* left by a crashed daemon with our pid */
 	socket = g_socket_new (G_SOCKET_FAMILY_UNIX, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_DEFAULT, error);
-	address = address_in (spool, dir_fd, temporary);
+	address = address_in (state_dir, dir_fd, temporary);
 	if (socket != NULL && g_socket_bind (socket, address, FALSE, error)) {
 		/* never reachable with the umask's permissions: 0600 before its real name */
 		if (fchmodat (dir_fd, temporary, 0600, 0) != 0 ||
@@ -607,11 +609,11 @@ sc_handoff_server_new (ScConfig *config, ScAcceptor *acceptor, GError **error)
 	server->config = sc_config_ref (config);
 	server->config_hash = hash_config (config);
 	server->acceptor = acceptor;
-	server->path = g_build_filename (config->spool, SC_HANDOFF_SOCKET, NULL);
+	server->path = g_build_filename (config->state_dir, SC_HANDOFF_SOCKET, NULL);
 	server->connections = g_hash_table_new (NULL, NULL);
-	/* a socket left by a crashed daemon is replaced: we hold the runner
-	 * lock, so no other daemon serves this spool */
-	socket = make_socket (server, config->spool, error);
+	/* a socket left by a crashed daemon is replaced: state-dir is this
+	 * daemon's own (one daemon per state folder, doc/postgresql.md) */
+	socket = make_socket (server, config->state_dir, error);
 	server->service = g_socket_service_new ();
 	if (socket == NULL ||
 	    !g_socket_listener_add_socket (G_SOCKET_LISTENER (server->service), socket, NULL, error)) {

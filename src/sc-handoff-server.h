@@ -1,7 +1,7 @@
 /* sc-handoff-server.h — the local hand-off: `inject` and `sendmail` give
- * a message to the running daemon over a unix socket in the spool folder
- * (as Postfix's postdrop hands to pickup) and get its answer after the
- * commit.  Lives on the ingress thread like the SMTP listeners. */
+ * a message to the running daemon over a unix socket in state-dir (by
+ * default the spool folder), as Postfix's postdrop hands to pickup, and
+ * get its answer after the commit.  Lives on the ingress thread like the SMTP listeners. */
 #pragma once
 
 #include "sc-ingress.h"

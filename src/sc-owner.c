@@ -26,18 +26,35 @@ lock_path_for (const char *spool_folder, const char *name)
 	return g_build_filename (spool_folder, "runners", file, NULL);
 }
 
+char *
+sc_owner_make_name (void)
+{
+	char host[64] = "";
+
+	if (gethostname (host, sizeof host - 1) != 0)
+		g_strlcpy (host, "localhost", sizeof host);
+	g_strcanon (host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-", '-');
+	return g_strdup_printf ("%s-%d-%08x", host, (int) getpid (), g_random_int ());
+}
+
+ScOwner *
+sc_owner_new_named (const char *name)
+{
+	ScOwner *owner = g_new0 (ScOwner, 1);
+
+	owner->fd = -1;
+	owner->name = g_strdup (name);
+	return owner;
+}
+
 ScOwner *
 sc_owner_register (const char *spool_folder, GError **error)
 {
 	g_autoptr(ScOwner) owner = g_new0 (ScOwner, 1);
 	g_autofree char *dir = g_build_filename (spool_folder, "runners", NULL);
-	char host[64] = "";
 
 	owner->fd = -1;
-	if (gethostname (host, sizeof host - 1) != 0)
-		g_strlcpy (host, "localhost", sizeof host);
-	g_strcanon (host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-", '-');
-	owner->name = g_strdup_printf ("%s-%d-%08x", host, (int) getpid (), g_random_int ());
+	owner->name = sc_owner_make_name ();
 	if (g_mkdir_with_parents (dir, 0750) != 0) {
 		int saved_errno = errno;
 		g_set_error (error, SC_SPOOL_ERROR, SC_SPOOL_ERROR_TEMPORARY,
@@ -113,6 +130,8 @@ sc_owner_mark_in_handler (ScOwner *owner, guint slot, gint64 rowid, gint64 gener
 {
 	gint64 record[2] = {rowid, rowid != 0 ? generation : 0};
 
+	if (owner->fd < 0)
+		return; /* a folderless runner (sc_owner_new_named) */
 	if (pwrite (owner->fd, record, SLOT_SIZE, (off_t) slot * SLOT_SIZE) != (ssize_t) SLOT_SIZE)
 		g_debug ("cannot record slot %u in %s: %s", slot, owner->lock_path, g_strerror (errno));
 }

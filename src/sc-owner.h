@@ -21,6 +21,12 @@ G_BEGIN_DECLS
 typedef struct _ScOwner ScOwner;
 
 ScOwner *sc_owner_register (const char *spool_folder, GError **error);
+/* A runner known by @name alone, with no folder and no lock file: for a
+ * spool that keeps liveness itself (PostgreSQL: an advisory lock on its
+ * connection).  Its in-handler marks go nowhere. */
+ScOwner *sc_owner_new_named (const char *name);
+/* "HOST-PID-RANDOM": a name no other runner of any host has. (transfer full) */
+char *sc_owner_make_name (void);
 const char *sc_owner_get_name (ScOwner *owner);
 void sc_owner_free (ScOwner *owner);
 /* TRUE while the runner NAME holds its lock. */

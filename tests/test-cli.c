@@ -12,7 +12,10 @@
 #include <utime.h>
 #include <unistd.h>
 
+#include "sc-spool.h"
+#include "sc-spool-uri.h"
 #include "sc-test-http.h"
+#include "sc-test-postgres.h"
 #include "sc-test-util.h"
 
 typedef struct {
@@ -943,6 +946,286 @@ test_options_end_at_operands (Fixture *fixture, gconstpointer data)
 	g_assert_cmpstr (json_object_get_string_member (shown, "hold_reason"), ==, "-v");
 }
 
+/* ---- the spool's backend and state-dir (issue 10) ---- */
+
+static char *
+read_text (const char *path)
+{
+	char *text = NULL;
+
+	if (!g_file_get_contents (path, &text, NULL, NULL))
+		return g_strdup ("");
+	return text;
+}
+
+static guint
+count_in (const char *path, const char *needle)
+{
+	g_autofree char *text = read_text (path);
+	guint count = 0;
+
+	for (const char *p = strstr (text, needle); p != NULL; p = strstr (p + 1, needle))
+		count++;
+	return count;
+}
+
+/* check-config names the backend, the server and the schema; a SQLite
+ * spool not made yet is announced, not created. */
+static void
+test_check_config_sqlite (Fixture *fixture, gconstpointer data)
+{
+	g_autofree char *spool = g_build_filename (fixture->dir, "spool", NULL);
+	g_autofree char *out = NULL;
+	g_autofree char *err = NULL;
+	g_autofree char *expected = NULL;
+	g_autofree char *pattern = NULL;
+	g_autofree char *escaped = g_regex_escape_string (spool, -1);
+
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, &out, &err, "check-config", NULL), ==, 0);
+	g_test_message ("%s", out);
+	g_assert_nonnull (strstr (out, "OK (2 lists)"));
+	expected = g_strdup_printf ("spool: sqlite at %s (not there yet: the first start creates it)\n", spool);
+	g_assert_nonnull (strstr (out, expected));
+	g_assert_false (g_file_test (spool, G_FILE_TEST_EXISTS));
+	g_clear_pointer (&out, g_free);
+	g_clear_pointer (&err, g_free);
+
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, NULL, NULL, "status", NULL), ==, 0); /* creates it */
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, &out, &err, "check-config", NULL), ==, 0);
+	g_test_message ("%s", out);
+	pattern = g_strdup_printf ("^state-dir: %s\nspool: sqlite \\(SQLite 3\\.[0-9.]+, schema [1-9][0-9]*\\) at %s\n$",
+				   escaped, escaped);
+	g_assert_true (g_regex_match_simple (pattern, strchr (out, '\n') + 1, 0, 0));
+	g_assert_cmpstr (err, ==, "");
+}
+
+/* status says which spool it counted: the backend and the location. */
+static void
+test_status_names_backend (Fixture *fixture, gconstpointer data)
+{
+	g_autofree char *spool = g_build_filename (fixture->dir, "spool", NULL);
+	g_autofree char *first_line = g_strdup_printf ("spool     sqlite %s\n", spool);
+	g_autofree char *out = NULL;
+	g_autoptr(JsonParser) parser = json_parser_new ();
+	g_autoptr(GError) error = NULL;
+	JsonObject *object;
+
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, &out, NULL, "status", NULL), ==, 0);
+	g_assert_true (g_str_has_prefix (out, first_line));
+	g_assert_nonnull (strstr (out, "\nqueued    0\n"));
+	g_clear_pointer (&out, g_free);
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, &out, NULL, "status", "--json", NULL), ==, 0);
+	json_parser_load_from_data (parser, out, -1, &error);
+	g_assert_no_error (error);
+	object = json_node_get_object (json_parser_get_root (parser));
+	g_assert_cmpstr (json_object_get_string_member (object, "backend"), ==, "sqlite");
+	g_assert_cmpstr (json_object_get_string_member (object, "spool"), ==, spool);
+	g_assert_cmpint (json_object_get_int_member (object, "total"), ==, 0);
+}
+
+/* state-dir= set apart from the spool folder: the daemon makes it (0700)
+ * and puts its hand-off socket and generated admin token there, the lean
+ * front finds the socket there, admin-url reads the token there. */
+static void
+test_state_dir_apart (Fixture *fixture, gconstpointer data)
+{
+	g_autofree char *state = g_build_filename (fixture->dir, "state", NULL);
+	g_autofree char *socket_path = g_build_filename (state, "ingress.sock", NULL);
+	g_autofree char *token_path = g_build_filename (state, "admin-token", NULL);
+	g_autofree char *spool_socket = g_build_filename (fixture->dir, "spool", "ingress.sock", NULL);
+	g_autofree char *spool_token = g_build_filename (fixture->dir, "spool", "admin-token", NULL);
+	g_autofree char *log = g_build_filename (fixture->dir, "run.log", NULL);
+	guint16 port = sc_test_free_port ();
+	g_autofree char *extra = g_strdup_printf ("state-dir=state\n[admin]\nlisten=127.0.0.1:%u\n", port);
+	g_autoptr(GBytes) input = g_bytes_new_static (message_text, strlen (message_text));
+	g_autoptr(GSubprocess) daemon = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autofree char *out = NULL;
+	g_autofree char *token_line = NULL;
+	GStatBuf st;
+
+	write_config (fixture, extra);
+	daemon = sc_test_spawn (fixture->config, log, "--verbose", "run", NULL);
+	/* the admin server (and its token) starts after the ingress */
+	for (guint i = 0; i < 600 && !(g_file_test (socket_path, G_FILE_TEST_EXISTS) &&
+				       count_in (log, "hand-off: listening") >= 1 &&
+				       g_file_test (token_path, G_FILE_TEST_EXISTS)); i++)
+		g_usleep (G_USEC_PER_SEC / 20);
+	if (!g_file_test (socket_path, G_FILE_TEST_EXISTS))
+		g_error ("the daemon made no %s; see %s", socket_path, log);
+	g_assert_cmpint (g_stat (state, &st), ==, 0);
+	g_assert_cmpuint (st.st_mode & 07777, ==, 0700);
+	g_assert_true (g_file_test (token_path, G_FILE_TEST_IS_REGULAR));
+	g_assert_false (g_file_test (spool_socket, G_FILE_TEST_EXISTS));
+	g_assert_false (g_file_test (spool_token, G_FILE_TEST_EXISTS));
+	g_assert_cmpuint (count_in (log, "state in "), ==, 1);
+
+	/* the lean front hands over through state/ingress.sock */
+	g_assert_cmpint (sc_test_run (fixture->config, input, &out, NULL, "inject", "--list",
+				      "test.example.org", "a@example.net", NULL), ==, 0);
+	g_assert_true (g_regex_match_simple ("^[0-9a-f]{16}\n$", out, 0, 0));
+	for (guint i = 0; i < 100 && count_in (log, "inject answered, exit 0") == 0; i++)
+		g_usleep (G_USEC_PER_SEC / 20);
+	g_assert_cmpuint (count_in (log, "inject answered, exit 0"), ==, 1);
+	g_clear_pointer (&out, g_free);
+
+	/* admin-url's link carries the token in state/admin-token */
+	g_assert_true (g_file_get_contents (token_path, &token_line, NULL, NULL));
+	g_strstrip (token_line);
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, &out, NULL, "admin-url", NULL), ==, 0);
+	g_assert_nonnull (strstr (out, strchr (token_line, ' ') + 1));
+
+	g_subprocess_send_signal (daemon, SIGTERM);
+	g_subprocess_wait (daemon, NULL, &error);
+	g_assert_no_error (error);
+	g_assert_false (g_file_test (socket_path, G_FILE_TEST_EXISTS));
+}
+
+/* A database that does not answer is a clear report and exit 75, never a
+ * crash; and the password in spool= is nowhere in what is printed. */
+static void
+test_check_config_postgresql_unreachable (Fixture *fixture, gconstpointer data)
+{
+	guint16 port = sc_test_free_port ();
+	g_autofree char *extra =
+	    g_strdup_printf ("spool=postgresql://stagecoach:s3cret@127.0.0.1:%u/nosuch?connect_timeout=2\n"
+			     "state-dir=state\n",
+			     port);
+	g_autofree char *out = NULL;
+	g_autofree char *err = NULL;
+	g_autofree char *text = NULL;
+	int status;
+
+	g_assert_true (g_file_get_contents (fixture->config, &text, NULL, NULL));
+	{
+		/* replace the folder spool= of the fixture's file */
+		g_auto(GStrv) parts = g_strsplit (text, "spool=spool\n", 2);
+		g_autofree char *joined = g_strjoinv (extra, parts);
+		g_assert_true (g_file_set_contents (fixture->config, joined, -1, NULL));
+	}
+	status = sc_test_run (fixture->config, NULL, &out, &err, "check-config", NULL);
+	g_test_message ("exit %d\nstdout:\n%s\nstderr:\n%s", status, out, err);
+#ifdef HAVE_LIBPQ
+	g_assert_cmpint (status, ==, EX_TEMPFAIL);
+	g_assert_nonnull (strstr (out, "OK (2 lists)"));
+	g_assert_nonnull (strstr (err, "the spool cannot be used now"));
+	g_assert_nonnull (strstr (err, "postgresql://stagecoach:***@127.0.0.1:"));
+	g_assert_nonnull (strstr (err, "[stagecoach] spool holds a password"));
+	g_assert_null (strstr (out, "s3cret"));
+	g_assert_null (strstr (err, "s3cret"));
+	/* status: the same failure through the common path, password masked */
+	g_clear_pointer (&out, g_free);
+	g_clear_pointer (&err, g_free);
+	status = sc_test_run (fixture->config, NULL, &out, &err, "status", NULL);
+	g_test_message ("status: exit %d\n%s%s", status, out, err);
+	g_assert_cmpint (status, !=, 0);
+	g_assert_null (strstr (out, "s3cret"));
+	g_assert_null (strstr (err, "s3cret"));
+#else
+	g_assert_cmpint (status, ==, EX_CONFIG);
+	g_assert_nonnull (strstr (err, "a PostgreSQL spool needs stagecoach built with libpq"));
+	g_assert_null (strstr (err, "s3cret"));
+#endif
+}
+
+/* ---- on a private PostgreSQL server (tests/sc-test-postgres.h) ---- */
+
+static ScTestPostgres *shared_postgres; /* one per test binary, stopped at the end */
+
+/* A fresh database on the binary's server, as a URI with @password
+ * (nullable) in it; NULL after g_test_skip() when there is no server or
+ * this build's spool has no PostgreSQL backend. (transfer full) */
+static char *
+postgres_spool (const char *dbname, const char *password)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *uri = NULL;
+	g_autoptr(ScSpool) probe = NULL;
+
+	if (!sc_test_postgres_available ()) {
+		g_test_skip (sc_test_postgres_why_unavailable ());
+		return NULL;
+	}
+	if (shared_postgres == NULL) {
+		shared_postgres = sc_test_postgres_start (&error);
+		g_assert_no_error (error);
+	}
+	g_assert_true (sc_test_postgres_create_database (shared_postgres, dbname, &error));
+	g_assert_no_error (error);
+	uri = sc_test_postgres_get_uri (shared_postgres, dbname);
+	probe = sc_spool_open (uri, 5 * G_USEC_PER_SEC, &error);
+	if (probe == NULL) {
+		g_autofree char *why = g_strdup_printf ("PostgreSQL backend not built (sc_spool_open: %s)",
+							error->message);
+		g_test_skip (why);
+		return NULL;
+	}
+	if (password != NULL) {
+		/* postgresql://stagecoach@… → postgresql://stagecoach:PASSWORD@… (trust: not checked) */
+		g_auto(GStrv) parts = g_strsplit (uri, "stagecoach@", 2);
+		g_autofree char *with = g_strdup_printf ("stagecoach:%s@", password);
+		g_free (uri);
+		uri = g_strjoinv (with, parts);
+	}
+	return g_steal_pointer (&uri);
+}
+
+/* check-config and status on a PostgreSQL spool: backend, server version,
+ * schema version; the state folder apart; the password shown masked. */
+static void
+test_postgresql_check_config_and_status (Fixture *fixture, gconstpointer data)
+{
+	g_autofree char *uri = postgres_spool ("cli_check_config", "s3cret");
+	g_autofree char *masked = NULL;
+	g_autofree char *text = NULL;
+	g_autofree char *out = NULL;
+	g_autofree char *err = NULL;
+	g_autofree char *pattern = NULL;
+	g_autofree char *escaped = NULL;
+	g_autofree char *state = g_build_filename (fixture->dir, "state", NULL);
+	g_autoptr(JsonParser) parser = json_parser_new ();
+	g_autoptr(GError) error = NULL;
+	JsonObject *object;
+
+	if (uri == NULL)
+		return;
+	masked = sc_spool_uri_mask (uri);
+	escaped = g_regex_escape_string (masked, -1);
+	g_assert_nonnull (strstr (masked, "stagecoach:***@"));
+	text = g_strdup_printf ("[stagecoach]\nspool=%s\nstate-dir=state\nbusy-timeout=5s\n"
+				"[list:test.example.org]\npipeline=archive\narchive=\n",
+				uri);
+	g_assert_true (g_file_set_contents (fixture->config, text, -1, NULL));
+
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, &out, &err, "check-config", NULL), ==, 0);
+	g_test_message ("%s%s", out, err);
+	pattern = g_strdup_printf ("\nspool: postgresql \\(PostgreSQL [0-9]+\\.[0-9]+[^,]*, schema [1-9][0-9]*\\) at %s\n",
+				   escaped);
+	g_assert_true (g_regex_match_simple (pattern, out, 0, 0));
+	g_assert_nonnull (strstr (out, state));
+	g_assert_nonnull (strstr (err, "[stagecoach] spool holds a password"));
+	g_assert_null (strstr (out, "s3cret"));
+	g_assert_null (strstr (err, "s3cret"));
+	g_clear_pointer (&out, g_free);
+	g_clear_pointer (&err, g_free);
+
+	g_assert_cmpint (sc_test_count (fixture->config, "total"), ==, 0);
+	g_free (sc_test_inject (fixture->config, "test.example.org", message_text));
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, &out, &err, "status", NULL), ==, 0);
+	g_assert_true (g_str_has_prefix (out, "spool     postgresql "));
+	g_assert_nonnull (strstr (out, masked));
+	g_assert_nonnull (strstr (out, "\nqueued    1\n"));
+	g_assert_null (strstr (out, "s3cret"));
+	g_clear_pointer (&out, g_free);
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, &out, NULL, "status", "--json", NULL), ==, 0);
+	json_parser_load_from_data (parser, out, -1, &error);
+	g_assert_no_error (error);
+	object = json_node_get_object (json_parser_get_root (parser));
+	g_assert_cmpstr (json_object_get_string_member (object, "backend"), ==, "postgresql");
+	g_assert_cmpstr (json_object_get_string_member (object, "spool"), ==, masked);
+	g_assert_cmpint (json_object_get_int_member (object, "queued"), ==, 1);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -969,5 +1252,16 @@ main (int argc, char **argv)
 	g_test_add ("/cli/permissions/warnings", Fixture, NULL, setup, test_permission_warnings, teardown);
 	g_test_add ("/cli/usage/options-end-at-operands", Fixture, NULL, setup,
 		    test_options_end_at_operands, teardown);
-	return g_test_run ();
+	g_test_add ("/cli/check-config/sqlite", Fixture, NULL, setup, test_check_config_sqlite, teardown);
+	g_test_add ("/cli/status/names-backend", Fixture, NULL, setup, test_status_names_backend, teardown);
+	g_test_add ("/cli/state-dir/apart", Fixture, NULL, setup, test_state_dir_apart, teardown);
+	g_test_add ("/cli/check-config/postgresql-unreachable", Fixture, NULL, setup,
+		    test_check_config_postgresql_unreachable, teardown);
+	g_test_add ("/cli/postgresql/check-config-and-status", Fixture, NULL, setup,
+		    test_postgresql_check_config_and_status, teardown);
+	{
+		int status = g_test_run ();
+		g_clear_pointer (&shared_postgres, sc_test_postgres_stop);
+		return status;
+	}
 }

@@ -7,6 +7,7 @@
 #include "sc-duration.h"
 #include "sc-error.h"
 #include "sc-handler.h"
+#include "sc-spool-uri.h"
 #include "sc-test-util.h"
 
 #define SEC G_GINT64_CONSTANT (1000000)
@@ -646,8 +647,9 @@ test_error_spool_empty (Fixture *fixture, gconstpointer user_data)
 }
 
 /* The spool names its backend by scheme: sqlite: or a bare folder is the
- * embedded spool; a PostgreSQL URI or connection string is refused by
- * name, not taken for a folder. */
+ * embedded spool; a PostgreSQL URI or connection string is kept as
+ * written for libpq, or refused by name in a build without it — never
+ * taken for a folder. */
 static void
 test_spool_backend (Fixture *fixture, gconstpointer user_data)
 {
@@ -657,17 +659,168 @@ test_spool_backend (Fixture *fixture, gconstpointer user_data)
 	    sc_test_write_file (fixture->dir, "bare.conf", "[stagecoach]\nspool = /var/tmp/sc-q\n");
 	g_autoptr(ScConfig) sqlite = load_ok (sqlite_path);
 	g_autoptr(ScConfig) bare = load_ok (bare_path);
+	const char *postgresql[] = {
+	    "postgresql://sc@127.0.0.1/spool",
+	    "postgres://sc@db.example.org:5433/spool?sslmode=verify-full",
+	    "host=127.0.0.1 dbname=spool",
+	    /* a socket folder: a slash after the first '=' is still libpq's */
+	    "host=/var/run/postgresql dbname=spool user=sc",
+	    "dbname = spool",
+	};
 
 	g_assert_cmpstr (sqlite->spool, ==, "/var/tmp/sc-q");
 	g_assert_cmpstr (bare->spool, ==, "/var/tmp/sc-q");
-	assert_one_problem (fixture, "[stagecoach]\nspool = postgresql://sc@127.0.0.1/spool\n", "stagecoach",
-			    "spool", "PostgreSQL spool is not available");
-	assert_one_problem (fixture, "[stagecoach]\nspool = host=127.0.0.1 dbname=spool\n", "stagecoach",
-			    "spool", "PostgreSQL spool is not available");
+	g_assert_cmpint (sqlite->spool_kind, ==, SC_SPOOL_URI_FOLDER);
+	g_assert_cmpint (bare->spool_kind, ==, SC_SPOOL_URI_FOLDER);
+	for (gsize i = 0; i < G_N_ELEMENTS (postgresql); i++) {
+		g_autofree char *text = g_strdup_printf ("[stagecoach]\nspool = %s\n", postgresql[i]);
+#ifdef HAVE_LIBPQ
+		g_autofree char *path = sc_test_write_file (fixture->dir, "pg.conf", text);
+		g_autoptr(ScConfig) config = load_ok (path);
+
+		g_assert_cmpstr (config->spool, ==, postgresql[i]);
+		g_assert_cmpint (config->spool_kind, ==, SC_SPOOL_URI_POSTGRESQL);
+		g_assert_cmpstr (config->state_dir, ==, SC_DEF_STATE_DIR);
+		g_assert_cmpstr (config->state_dir, ==, "/var/lib/stagecoach");
+#else
+		assert_one_problem (fixture, text, "stagecoach", "spool",
+				    "a PostgreSQL spool needs stagecoach built with libpq");
+#endif
+	}
+#ifdef HAVE_LIBPQ
+	g_test_message ("built with libpq: PostgreSQL values accepted (the refusal is the other build's)");
+#else
+	g_test_message ("built without libpq: PostgreSQL values refused by name");
+#endif
+	/* not libpq's: a folder with '=' after a slash, a scheme we lack */
+	{
+		g_autofree char *path =
+		    sc_test_write_file (fixture->dir, "odd.conf", "[stagecoach]\nspool = queue/a=b\n");
+		g_autoptr(ScConfig) config = load_ok (path);
+		g_autofree char *expected = g_build_filename (fixture->dir, "queue", "a=b", NULL);
+		g_assert_cmpint (config->spool_kind, ==, SC_SPOOL_URI_FOLDER);
+		g_assert_cmpstr (config->spool, ==, expected);
+	}
 	assert_one_problem (fixture, "[stagecoach]\nspool = mysql://sc@127.0.0.1/spool\n", "stagecoach",
 			    "spool", "unknown spool backend");
 	assert_one_problem (fixture, "[stagecoach]\nspool = sqlite:\n", "stagecoach", "spool",
 			    "must not be empty");
+}
+
+/* state-dir= holds what is this host's own (the hand-off socket, the
+ * generated admin token): beside a folder spool unless set, in
+ * /var/lib/stagecoach for a database spool; relative to the file. */
+static void
+test_state_dir (Fixture *fixture, gconstpointer user_data)
+{
+	g_autofree char *folder_path =
+	    sc_test_write_file (fixture->dir, "folder.conf", "[stagecoach]\nspool = queue\n");
+	g_autofree char *set_path = sc_test_write_file (fixture->dir, "set.conf",
+							"[stagecoach]\nspool = sqlite:queue\nstate-dir = run/../state\n");
+	g_autoptr(ScConfig) folder = load_ok (folder_path);
+	g_autoptr(ScConfig) set = load_ok (set_path);
+	g_autoptr(ScConfig) defaults = NULL;
+	g_autofree char *queue = g_build_filename (fixture->dir, "queue", NULL);
+	g_autofree char *state = g_build_filename (fixture->dir, "state", NULL);
+	g_autoptr(GError) error = NULL;
+
+	g_assert_cmpstr (folder->state_dir, ==, queue);
+	g_assert_cmpstr (set->spool, ==, queue);
+	g_assert_cmpstr (set->state_dir, ==, state);
+	defaults = sc_config_load (NULL, &error);
+	g_assert_no_error (error);
+	g_assert_cmpstr (defaults->state_dir, ==, SC_DEF_SPOOL);
+#ifdef HAVE_LIBPQ
+	{
+		g_autofree char *pg_path = sc_test_write_file (fixture->dir, "pg.conf",
+							       "[stagecoach]\nspool = postgresql://sc@127.0.0.1/q\n"
+							       "state-dir = /srv/sc-host-a\n");
+		g_autoptr(ScConfig) pg = load_ok (pg_path);
+		g_assert_cmpstr (pg->state_dir, ==, "/srv/sc-host-a");
+	}
+#endif
+	assert_one_problem (fixture, "[stagecoach]\nstate-dir =\n", "stagecoach", "state-dir", "must not be empty");
+}
+
+typedef struct {
+	const char *value;
+	const char *shown;
+	gboolean has_password;
+} MaskCase;
+
+/* What libpq would take for a password is what is hidden, and nothing
+ * else: the user, host, port, database and other parameters stay, so an
+ * operator can still tell which spool it is. */
+static void
+test_spool_mask (void)
+{
+	const MaskCase cases[] = {
+	    {"/var/spool/stagecoach", "/var/spool/stagecoach", FALSE},
+	    {"sqlite:/srv/a:b@c", "sqlite:/srv/a:b@c", FALSE},
+	    {"postgresql://sc@127.0.0.1/spool", "postgresql://sc@127.0.0.1/spool", FALSE},
+	    {"postgresql://sc:s3cret@127.0.0.1:5432/spool", "postgresql://sc:***@127.0.0.1:5432/spool", TRUE},
+	    {"postgres://sc:p%40ss@db/spool", "postgres://sc:***@db/spool", TRUE},
+	    {"postgresql://sc:@db/spool", "postgresql://sc:***@db/spool", FALSE},
+	    /* the user part ends at the first '@' before any '/', as libpq reads it */
+	    {"postgresql://db:5432/spool@x", "postgresql://db:5432/spool@x", FALSE},
+	    {"postgresql://sc@db/spool?sslmode=require&password=s3cret&connect_timeout=5",
+	     "postgresql://sc@db/spool?sslmode=require&password=***&connect_timeout=5", TRUE},
+	    {"postgresql:///spool?host=/run/postgresql&pass%77ord=s3cret",
+	     "postgresql:///spool?host=/run/postgresql&pass%77ord=***", TRUE},
+	    {"postgresql://sc:a@db/spool?password=b", "postgresql://sc:***@db/spool?password=***", TRUE},
+	    {"host=db dbname=spool user=sc", "host=db dbname=spool user=sc", FALSE},
+	    {"host=db password=s3cret dbname=spool", "host=db password=*** dbname=spool", TRUE},
+	    {"host=db password = s3cret", "host=db password=***", TRUE},
+	    {"password='s3 cr\\'et' host=db", "password=*** host=db", TRUE},
+	    {"host=/run/postgresql passfile=/etc/stagecoach/pgpass dbname=spool",
+	     "host=/run/postgresql passfile=/etc/stagecoach/pgpass dbname=spool", FALSE},
+	    /* libpq skips the spaces after '=': the password here is "host=db" */
+	    {"password= host=db", "password=***", TRUE},
+	    {"password='' host=db", "password=*** host=db", FALSE},
+	    /* libpq expands a dbname that is itself a URI or connection string */
+	    {"dbname=postgresql://sc:s3cret@db/spool connect_timeout=5",
+	     "dbname='postgresql://sc:***@db/spool' connect_timeout=5", TRUE},
+	    {"dbname='host=db password=s3cret' user=sc", "dbname='host=db password=***' user=sc", TRUE},
+	};
+
+	for (gsize i = 0; i < G_N_ELEMENTS (cases); i++) {
+		g_autofree char *shown = sc_spool_uri_mask (cases[i].value);
+		g_test_message ("%s → %s", cases[i].value, shown);
+		g_assert_cmpstr (shown, ==, cases[i].shown);
+		g_assert_cmpint (sc_spool_uri_has_password (cases[i].value), ==, cases[i].has_password);
+		g_assert_null (strstr (shown, "s3cret"));
+		g_assert_null (strstr (shown, "s3 cr"));
+	}
+}
+
+/* A password written into spool= is named (without itself) where the
+ * permissions of secrets are checked: check-config and run warn. */
+static void
+test_spool_password_warning (Fixture *fixture, gconstpointer user_data)
+{
+#ifdef HAVE_LIBPQ
+	g_autofree char *with = sc_test_write_file (fixture->dir, "with.conf",
+						    "[stagecoach]\nspool = postgresql://sc:s3cret@127.0.0.1/q\n"
+						    "state-dir = state\n");
+	g_autofree char *without = sc_test_write_file (fixture->dir, "without.conf",
+						       "[stagecoach]\nspool = host=127.0.0.1 dbname=q "
+						       "passfile=pgpass\nstate-dir = state\n");
+	g_autoptr(ScConfig) config = load_ok (with);
+	g_autoptr(ScConfig) clean = load_ok (without);
+	g_autoptr(GPtrArray) warnings = sc_config_check_permissions (config);
+	g_autoptr(GPtrArray) none = sc_config_check_permissions (clean);
+
+	g_assert_cmpuint (warnings->len, ==, 1);
+	g_test_message ("%s", (const char *) warnings->pdata[0]);
+	g_assert_true (g_str_has_prefix (warnings->pdata[0], with));
+	g_assert_nonnull (strstr (warnings->pdata[0], "[stagecoach] spool holds a password"));
+	g_assert_nonnull (strstr (warnings->pdata[0], ".pgpass"));
+	g_assert_nonnull (strstr (warnings->pdata[0], "passfile="));
+	g_assert_null (strstr (warnings->pdata[0], "s3cret"));
+	g_assert_cmpuint (none->len, ==, 0);
+#else
+	g_test_skip ("built without libpq: a PostgreSQL spool= is refused before any warning");
+#endif
 }
 
 static void
@@ -958,6 +1111,9 @@ main (int argc, char **argv)
 	ADD ("/config/error/default-list-unknown", test_error_default_list_unknown);
 	ADD ("/config/error/spool-empty", test_error_spool_empty);
 	ADD ("/config/spool/backend-by-scheme", test_spool_backend);
+	ADD ("/config/spool/state-dir", test_state_dir);
+	g_test_add_func ("/config/spool/mask-password", test_spool_mask);
+	ADD ("/config/spool/password-warning", test_spool_password_warning);
 	ADD ("/config/error/list-id", test_error_list_id);
 	g_test_add_func ("/config/error/unparsable", test_error_unparsable);
 	ADD ("/config/error/missing-file", test_error_missing_file);

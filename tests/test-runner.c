@@ -6,14 +6,16 @@
 
 #include <glib/gstdio.h>
 #include <signal.h>
-#include <sqlite3.h>
 
+#include "sc-spool.h"
+#include "sc-test-backend.h"
 #include "sc-test-util.h"
 
 typedef struct {
 	char *dir;
 	char *config;
-	char *spool;
+	char *spool;       /* what sc_spool_open takes: a folder or a URI */
+	char *spool_lines; /* the config's lines naming it (sc-test-backend.h) */
 	char *archive;
 } Fixture;
 
@@ -34,7 +36,7 @@ write_config_full (Fixture *fixture,
 		   const char *retry_extra)
 {
 	g_autofree char *text = g_strdup_printf ("[stagecoach]\n"
-						 "spool=spool\n"
+						 "%s"
 						 "workers=2\n"
 						 "lease=10s\n"
 						 "busy-timeout=5s\n"
@@ -51,7 +53,7 @@ write_config_full (Fixture *fixture,
 						 "footer=footer.txt\n"
 						 "archive=%s\n"
 						 "%s",
-						 retry_extra != NULL ? retry_extra : "",
+						 fixture->spool_lines, retry_extra != NULL ? retry_extra : "",
 						 pipeline, archive, extra != NULL ? extra : "");
 	g_autofree char *path = sc_test_write_file (fixture->dir, "stagecoach.conf", text);
 }
@@ -69,7 +71,8 @@ setup (Fixture *fixture, gconstpointer data)
 
 	fixture->dir = sc_test_make_tmpdir ("sc-runner");
 	fixture->config = g_build_filename (fixture->dir, "stagecoach.conf", NULL);
-	fixture->spool = g_build_filename (fixture->dir, "spool", NULL);
+	fixture->spool_lines = sc_test_backend_spool_lines (fixture->dir);
+	fixture->spool = sc_test_backend_spool_location (fixture->dir);
 	fixture->archive = g_build_filename (fixture->dir, "archive", NULL);
 	footer = sc_test_write_file (fixture->dir, "footer.txt", "-- \nposted to $list_name\n");
 	write_config (fixture, "maildir:archive", "decorate;archive", NULL);
@@ -82,6 +85,7 @@ teardown (Fixture *fixture, gconstpointer data)
 	g_free (fixture->dir);
 	g_free (fixture->config);
 	g_free (fixture->spool);
+	g_free (fixture->spool_lines);
 	g_free (fixture->archive);
 }
 
@@ -228,9 +232,10 @@ test_permanent_dead (Fixture *fixture, gconstpointer data)
 						      "#!/bin/sh\necho 'policy says no' >&2\nexit 1\n");
 	g_autofree char *queue_id = NULL;
 	g_autoptr(JsonObject) shown = NULL;
-	g_autofree char *db_path = g_build_filename (fixture->spool, "spool.db", NULL);
-	sqlite3 *db = NULL;
-	sqlite3_stmt *stmt = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(ScSpool) spool = NULL;
+	g_autoptr(GPtrArray) notifications = NULL;
+	ScNotificationEntry *entry;
 
 	g_assert_cmpint (g_chmod (script, 0755), ==, 0);
 	write_config (fixture, "maildir:archive", "decorate;exec:reject;archive",
@@ -240,13 +245,14 @@ test_permanent_dead (Fixture *fixture, gconstpointer data)
 	shown = sc_test_show (fixture->config, queue_id);
 	g_assert_cmpstr (member (shown, "state"), ==, "dead");
 	g_assert_nonnull (strstr (member (shown, "last_error"), "policy says no"));
-	g_assert_cmpint (sqlite3_open (db_path, &db), ==, SQLITE_OK);
-	g_assert_cmpint (sqlite3_prepare_v2 (db, "SELECT kind, queue_id FROM notifications", -1, &stmt, NULL), ==, SQLITE_OK);
-	g_assert_cmpint (sqlite3_step (stmt), ==, SQLITE_ROW);
-	g_assert_cmpstr ((const char *) sqlite3_column_text (stmt, 0), ==, "message.dead");
-	g_assert_cmpstr ((const char *) sqlite3_column_text (stmt, 1), ==, queue_id);
-	sqlite3_finalize (stmt);
-	sqlite3_close (db);
+	spool = sc_spool_open (fixture->spool, G_USEC_PER_SEC, &error);
+	g_assert_no_error (error);
+	notifications = sc_spool_list_notifications (spool, 0, 10, &error);
+	g_assert_no_error (error);
+	g_assert_cmpuint (notifications->len, ==, 1);
+	entry = notifications->pdata[0];
+	g_assert_cmpstr (entry->kind, ==, "message.dead");
+	g_assert_cmpstr (entry->queue_id, ==, queue_id);
 }
 
 /* Transient failures back off, then give up at max-attempts. */
@@ -598,6 +604,8 @@ int
 main (int argc, char **argv)
 {
 	g_test_init (&argc, &argv, G_TEST_OPTION_ISOLATE_DIRS, NULL);
+	if (!sc_test_backend_init ())
+		return 0;
 	g_test_add ("/runner/pipeline/done", Fixture, NULL, setup, test_pipeline_done, teardown);
 	g_test_add ("/runner/archive-failure/resumes-at-archive", Fixture, NULL, setup,
 		    test_archive_failure_resumes, teardown);

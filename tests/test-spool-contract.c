@@ -15,19 +15,26 @@
 #include "sc-clock.h"
 #include "sc-error.h"
 #include "sc-spool.h"
+#include "sc-test-postgres.h"
 #include "sc-test-spool.h"
 #include "sc-test-util.h"
 
-/* The backends the contract runs against; a PostgreSQL one joins when it
- * exists (issue 10, section 2). */
-static const char *const backends[] = {"sqlite", NULL};
+/* The backends the contract runs against.  PostgreSQL's cases run when
+ * the server binaries and libpq are there; otherwise one case says,
+ * skipped, why not. */
+static const char *const backends[] = {"sqlite", "postgresql", NULL};
 
 typedef struct {
 	const char *backend; /* one of backends[] */
 	char *dir;           /* (owned) scratch folder; the SQLite spool's */
+	char *uri;           /* (owned) the PostgreSQL spool's: a database per case */
 	ScSpool *spool;      /* (owned) */
 	ScClock *clock;      /* (owned) fixed at T0 */
 } Fixture;
+
+/* One private server for the whole binary, started by the first case
+ * that needs it (from the main thread, which outlives every case). */
+static ScTestPostgres *postgres;
 
 /* The one place that knows how a backend's spool is opened: each call is
  * a new connection to the same spool. */
@@ -36,6 +43,8 @@ open_backend (Fixture *fixture, GError **error)
 {
 	if (strcmp (fixture->backend, "sqlite") == 0)
 		return sc_spool_open (fixture->dir, BUSY_TIMEOUT, error);
+	if (strcmp (fixture->backend, "postgresql") == 0)
+		return sc_spool_open (fixture->uri, BUSY_TIMEOUT, error);
 	g_error ("unknown spool backend %s", fixture->backend);
 	return NULL;
 }
@@ -48,6 +57,17 @@ fixture_setup (Fixture *fixture, gconstpointer user_data)
 	fixture->backend = user_data;
 	fixture->dir = sc_test_make_tmpdir ("sc-spool-contract");
 	fixture->clock = sc_clock_new_fixed (T0);
+	if (strcmp (fixture->backend, "postgresql") == 0) {
+		static guint databases;
+		g_autofree char *name = g_strdup_printf ("contract_%u", ++databases);
+
+		if (postgres == NULL)
+			postgres = sc_test_postgres_start (&error);
+		g_assert_no_error (error);
+		g_assert_true (sc_test_postgres_create_database (postgres, name, &error));
+		g_assert_no_error (error);
+		fixture->uri = sc_test_postgres_get_uri (postgres, name);
+	}
 	fixture->spool = open_backend (fixture, &error);
 	g_assert_no_error (error);
 	g_assert_nonnull (fixture->spool);
@@ -60,6 +80,7 @@ fixture_teardown (Fixture *fixture, gconstpointer user_data)
 	g_clear_pointer (&fixture->clock, sc_clock_unref);
 	sc_test_remove_tree (fixture->dir);
 	g_free (fixture->dir);
+	g_free (fixture->uri);
 }
 
 /* ---- spool helpers ---- */
@@ -1994,13 +2015,23 @@ add_contract_test (const char *name, ContractTest func)
 {
 	for (const char *const *backend = backends; *backend != NULL; backend++) {
 		g_autofree char *path = g_strdup_printf ("/spool-contract/%s/%s", *backend, name);
+		if (strcmp (*backend, "postgresql") == 0 && !sc_test_postgres_available ())
+			continue; /* test_postgres_unavailable says so, once */
 		g_test_add (path, Fixture, *backend, fixture_setup, func, fixture_teardown);
 	}
+}
+
+static void
+test_postgres_unavailable (void)
+{
+	g_test_skip (sc_test_postgres_why_unavailable ());
 }
 
 int
 main (int argc, char **argv)
 {
+	int status;
+
 	g_test_init (&argc, &argv, G_TEST_OPTION_ISOLATE_DIRS, NULL);
 
 	/* the interface's own tables, the same for every backend */
@@ -2037,5 +2068,9 @@ main (int argc, char **argv)
 	add_contract_test ("admin/retry-from-stage", test_admin_retry_from_stage);
 	add_contract_test ("admin/retry-matching", test_admin_retry_matching);
 	add_contract_test ("admin/hold-release-delete", test_admin_hold_release_delete);
-	return g_test_run ();
+	if (!sc_test_postgres_available ())
+		g_test_add_func ("/spool-contract/postgresql/skipped", test_postgres_unavailable);
+	status = g_test_run ();
+	g_clear_pointer (&postgres, sc_test_postgres_stop);
+	return status;
 }

@@ -1,0 +1,482 @@
+/* test-pg-spool.c — what only the PostgreSQL spool has to show (the
+ * contract suite covers the verbs): runners on separate connections never
+ * claim the same message; a killed connection costs one TEMPORARY call
+ * and the next works; so does a server restart, with nothing committed
+ * lost; a runner's liveness is its advisory lock, seen from another
+ * connection and gone with its session; two processes creating a spool
+ * at once migrate it once; a schema newer than known is refused; a
+ * NOTIFY from another connection wakes the listening source.
+ *
+ * Against a private server (tests/sc-test-postgres.c), one per binary,
+ * a database per case; every case skips, saying why, without one. */
+#include "config.h"
+
+#include <string.h>
+
+#include "sc-clock.h"
+#include "sc-error.h"
+#include "sc-owner.h"
+#include "sc-spool.h"
+#include "sc-test-postgres.h"
+#include "sc-test-spool.h"
+#include "sc-test-util.h"
+
+#ifdef HAVE_LIBPQ
+#include <libpq-fe.h>
+
+static ScTestPostgres *postgres;
+
+typedef struct {
+	char *dbname; /* (owned) */
+	char *uri;    /* (owned) */
+	ScSpool *spool;
+	ScClock *clock;
+} Fixture;
+
+static void
+setup (Fixture *fixture, gconstpointer data)
+{
+	static guint databases;
+	g_autoptr(GError) error = NULL;
+
+	if (postgres == NULL)
+		postgres = sc_test_postgres_start (&error);
+	g_assert_no_error (error);
+	fixture->dbname = g_strdup_printf ("pg_spool_%u", ++databases);
+	g_assert_true (sc_test_postgres_create_database (postgres, fixture->dbname, &error));
+	g_assert_no_error (error);
+	fixture->uri = sc_test_postgres_get_uri (postgres, fixture->dbname);
+	fixture->clock = sc_clock_new_fixed (T0);
+}
+
+static void
+teardown (Fixture *fixture, gconstpointer data)
+{
+	g_clear_pointer (&fixture->spool, sc_spool_close);
+	g_clear_pointer (&fixture->clock, sc_clock_unref);
+	g_free (fixture->uri);
+	g_free (fixture->dbname);
+}
+
+static ScSpool *
+open_spool (Fixture *fixture, gint64 busy_timeout)
+{
+	g_autoptr(GError) error = NULL;
+	ScSpool *spool = sc_spool_open (fixture->uri, busy_timeout, &error);
+
+	g_assert_no_error (error);
+	g_assert_nonnull (spool);
+	return spool;
+}
+
+static PGconn *
+raw_connect (Fixture *fixture)
+{
+	PGconn *conn = PQconnectdb (fixture->uri);
+
+	g_assert_cmpint (PQstatus (conn), ==, CONNECTION_OK);
+	return conn;
+}
+
+static void
+raw_exec (PGconn *conn, const char *sql)
+{
+	PGresult *result = PQexec (conn, sql);
+	ExecStatusType status = PQresultStatus (result);
+
+	if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK)
+		g_error ("%s: %s", sql, PQresultErrorMessage (result));
+	PQclear (result);
+}
+
+/* ---- claims from several runners ---- */
+
+#define N_MESSAGES 300
+#define N_CLAIMERS 3
+
+typedef struct {
+	const char *uri;
+	char owner[32];
+	GPtrArray *claimed; /* (owned) queue ids */
+	guint errors;
+} Claimer;
+
+static gpointer
+claimer_thread (gpointer data)
+{
+	Claimer *claimer = data;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(ScSpool) spool = sc_spool_open (claimer->uri, 5 * SEC, &error);
+	guint empty = 0;
+
+	g_assert_no_error (error);
+	/* until the queue stays empty: each claim takes a few, as a runner does */
+	while (empty < 3) {
+		g_autoptr(GPtrArray) messages = sc_spool_claim (spool, claimer->owner, T0, T0 + LEASE, 4, &error);
+		if (messages == NULL) {
+			/* a deadlock or lock timeout is TEMPORARY: a runner retries */
+			g_assert_error (error, SC_SPOOL_ERROR, SC_SPOOL_ERROR_TEMPORARY);
+			g_clear_error (&error);
+			claimer->errors++;
+			continue;
+		}
+		empty = messages->len == 0 ? empty + 1 : 0;
+		for (guint i = 0; i < messages->len; i++) {
+			ScMessage *message = messages->pdata[i];
+			g_ptr_array_add (claimer->claimed, g_strdup (message->queue_id));
+		}
+	}
+	return NULL;
+}
+
+static void
+test_concurrent_claims (Fixture *fixture, gconstpointer data)
+{
+	Claimer claimers[N_CLAIMERS];
+	GThread *threads[N_CLAIMERS];
+	g_autoptr(GHashTable) seen = g_hash_table_new (g_str_hash, g_str_equal);
+	g_autoptr(GHashTable) injected = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+	guint total = 0;
+
+	fixture->spool = open_spool (fixture, BUSY_TIMEOUT);
+	for (guint i = 0; i < N_MESSAGES; i++)
+		g_hash_table_add (injected, sc_test_spool_inject_full (fixture->spool, "list", PIPELINE,
+									"Subject: x\r\n\r\nbody\r\n", T0 - SEC));
+	for (guint i = 0; i < N_CLAIMERS; i++) {
+		claimers[i].uri = fixture->uri;
+		g_snprintf (claimers[i].owner, sizeof claimers[i].owner, "runner-%u", i);
+		claimers[i].claimed = g_ptr_array_new_with_free_func (g_free);
+		claimers[i].errors = 0;
+	}
+	for (guint i = 0; i < N_CLAIMERS; i++)
+		threads[i] = g_thread_new ("claimer", claimer_thread, &claimers[i]);
+	for (guint i = 0; i < N_CLAIMERS; i++)
+		g_thread_join (threads[i]);
+	for (guint i = 0; i < N_CLAIMERS; i++) {
+		g_test_message ("%s claimed %u (%u temporary errors)", claimers[i].owner, claimers[i].claimed->len,
+				claimers[i].errors);
+		/* every runner got some: nobody waited for another's claim */
+		g_assert_cmpuint (claimers[i].claimed->len, >, 0);
+		for (guint j = 0; j < claimers[i].claimed->len; j++) {
+			const char *queue_id = claimers[i].claimed->pdata[j];
+			if (!g_hash_table_add (seen, (gpointer) queue_id))
+				g_error ("%s was claimed twice", queue_id);
+			g_assert_true (g_hash_table_contains (injected, queue_id));
+			total++;
+		}
+	}
+	g_assert_cmpuint (total, ==, N_MESSAGES);
+	g_assert_cmpint (sc_test_spool_count_of (fixture->spool, NULL, SC_STATE_ACTIVE), ==, N_MESSAGES);
+	for (guint i = 0; i < N_CLAIMERS; i++)
+		g_ptr_array_unref (claimers[i].claimed);
+}
+
+/* ---- connection loss ---- */
+
+static gboolean
+next_due (ScSpool *spool, GError **error)
+{
+	gint64 due = 0;
+
+	if (sc_spool_next_due (spool, &due, error))
+		return TRUE;
+	return error == NULL || *error == NULL;
+}
+
+static void
+test_terminated_backend (Fixture *fixture, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *before = NULL;
+	g_autofree char *after = NULL;
+	g_autoptr(ScMessage) message = NULL;
+	int killed;
+
+	fixture->spool = open_spool (fixture, 2 * SEC);
+	before = inject (fixture, "list");
+	killed = sc_test_postgres_terminate_backends (postgres, fixture->dbname, "stagecoach", &error);
+	g_assert_no_error (error);
+	g_assert_cmpint (killed, ==, 1);
+	/* the call that finds the connection gone fails, TEMPORARY … */
+	g_assert_false (next_due (fixture->spool, &error));
+	g_assert_error (error, SC_SPOOL_ERROR, SC_SPOOL_ERROR_TEMPORARY);
+	g_test_message ("after the kill: %s", error->message);
+	g_clear_error (&error);
+	/* … and the next one works, on a new session */
+	after = inject (fixture, "list");
+	message = claim_one (fixture, "runner", before);
+	g_assert_cmpint (sc_test_spool_count_of (fixture->spool, "list", SC_STATE_QUEUED), ==, 1);
+
+	/* a write that the kill interrupts is not half-done: it fails
+	 * TEMPORARY and nothing of it is there */
+	killed = sc_test_postgres_terminate_backends (postgres, fixture->dbname, "stagecoach", &error);
+	g_assert_no_error (error);
+	{
+		ScStageResult result = result_for (fixture, message, SC_OUTCOME_OK, SC_STATE_ACTIVE);
+		ScStageResult *one = &result;
+		g_assert_false (sc_spool_record_results (fixture->spool, "runner", &one, 1, NULL, &error));
+		g_assert_error (error, SC_SPOOL_ERROR, SC_SPOOL_ERROR_TEMPORARY);
+		g_clear_error (&error);
+		/* the runner's retry of the same result applies it, once */
+		g_assert_cmpuint (record (fixture, "runner", &result), ==, 0);
+	}
+	{
+		g_autoptr(GPtrArray) stages = NULL;
+		g_autoptr(ScMessageSummary) s = summary (fixture, before);
+		stages = sc_spool_get_stages (fixture->spool, s->id, &error);
+		g_assert_no_error (error);
+		g_assert_cmpuint (stages->len, ==, 1);
+	}
+}
+
+static void
+test_server_restart (Fixture *fixture, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *queue_id = NULL;
+	g_autoptr(ScMessageSummary) s = NULL;
+
+	fixture->spool = open_spool (fixture, 5 * SEC);
+	queue_id = inject (fixture, "list");
+	/* immediate: no checkpoint, the inject must come back from the WAL */
+	g_assert_true (sc_test_postgres_restart_immediate (postgres, &error));
+	g_assert_no_error (error);
+	g_assert_false (next_due (fixture->spool, &error));
+	g_assert_error (error, SC_SPOOL_ERROR, SC_SPOOL_ERROR_TEMPORARY);
+	g_clear_error (&error);
+	s = summary (fixture, queue_id);
+	g_assert_cmpint (s->state, ==, SC_STATE_QUEUED);
+	g_clear_pointer (&s, sc_message_summary_free);
+
+	/* a fast shutdown too, and the spool keeps working after it */
+	g_assert_true (sc_test_postgres_restart (postgres, &error));
+	g_assert_no_error (error);
+	g_assert_false (next_due (fixture->spool, &error));
+	g_clear_error (&error);
+	{
+		g_autoptr(ScMessage) message = claim_one (fixture, "runner", queue_id);
+		g_assert_cmpstr (message->queue_id, ==, queue_id);
+	}
+}
+
+/* ---- liveness ---- */
+
+/* The server drops a closed session's locks a moment after the socket
+ * closes: poll. */
+static gboolean
+wait_alive (ScSpool *spool, const char *owner, gboolean alive)
+{
+	for (guint i = 0; i < 500; i++) {
+		if (sc_spool_runner_is_alive (spool, owner) == alive)
+			return TRUE;
+		g_usleep (10 * 1000);
+	}
+	return FALSE;
+}
+
+static void
+test_liveness (Fixture *fixture, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	ScSpool *runner_spool = open_spool (fixture, 2 * SEC);
+	g_autoptr(ScOwner) owner = sc_spool_register_runner (runner_spool, &error);
+	g_autofree char *name = NULL;
+
+	g_assert_no_error (error);
+	g_assert_nonnull (owner);
+	name = g_strdup (sc_owner_get_name (owner));
+	fixture->spool = open_spool (fixture, BUSY_TIMEOUT);
+	g_assert_true (sc_spool_runner_is_alive (fixture->spool, name));
+	g_assert_false (sc_spool_runner_is_alive (fixture->spool, "some-other-runner"));
+	/* in-handler marks of a folderless runner go nowhere, and none is read */
+	sc_owner_mark_in_handler (owner, 0, 1, 1);
+	{
+		g_autoptr(GHashTable) running = sc_spool_runner_in_handler (fixture->spool, name);
+		g_assert_cmpuint (g_hash_table_size (running), ==, 0);
+	}
+
+	/* its connection killed: dead until its next call reconnects and
+	 * takes the lock again */
+	g_assert_cmpint (sc_test_postgres_terminate_backends (postgres, fixture->dbname, "stagecoach", &error), >=, 1);
+	g_assert_no_error (error);
+	/* (the kill took ours too: this call reconnects it) */
+	(void) sc_spool_runner_is_alive (fixture->spool, name);
+	g_assert_true (wait_alive (fixture->spool, name, FALSE));
+	g_assert_false (next_due (runner_spool, &error));
+	g_assert_error (error, SC_SPOOL_ERROR, SC_SPOOL_ERROR_TEMPORARY);
+	g_clear_error (&error);
+	g_assert_true (next_due (runner_spool, &error));
+	g_assert_no_error (error);
+	g_assert_true (wait_alive (fixture->spool, name, TRUE));
+
+	/* closed: dead, as a killed process's would be */
+	g_clear_pointer (&owner, sc_owner_free);
+	sc_spool_close (runner_spool);
+	g_assert_true (wait_alive (fixture->spool, name, FALSE));
+}
+
+/* ---- migration ---- */
+
+typedef struct {
+	const char *uri;
+	GError *error;
+	GMutex *start;
+} Opener;
+
+static gpointer
+opener_thread (gpointer data)
+{
+	Opener *opener = data;
+	ScSpool *spool;
+
+	/* both released together */
+	g_mutex_lock (opener->start);
+	g_mutex_unlock (opener->start);
+	spool = sc_spool_open (opener->uri, 10 * SEC, &opener->error);
+	g_clear_pointer (&spool, sc_spool_close);
+	return NULL;
+}
+
+static void
+test_migrate_concurrently (Fixture *fixture, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	GMutex start;
+	Opener openers[4];
+	GThread *threads[G_N_ELEMENTS (openers)];
+	g_autofree char *server = NULL;
+	int version = 0;
+
+	g_mutex_init (&start);
+	g_mutex_lock (&start);
+	for (guint i = 0; i < G_N_ELEMENTS (openers); i++) {
+		openers[i] = (Opener){.uri = fixture->uri, .start = &start};
+		threads[i] = g_thread_new ("opener", opener_thread, &openers[i]);
+	}
+	g_usleep (50 * 1000);
+	g_mutex_unlock (&start);
+	for (guint i = 0; i < G_N_ELEMENTS (openers); i++) {
+		g_thread_join (threads[i]);
+		g_assert_no_error (openers[i].error);
+	}
+	g_mutex_clear (&start);
+
+	fixture->spool = open_spool (fixture, BUSY_TIMEOUT);
+	g_assert_true (sc_spool_describe (fixture->spool, &server, &version, &error));
+	g_assert_no_error (error);
+	g_assert_true (g_str_has_prefix (server, "PostgreSQL "));
+	g_assert_cmpint (version, ==, 3);
+	{
+		PGconn *conn = raw_connect (fixture);
+		PGresult *result = PQexec (conn, "SELECT count(*) FROM schema_version");
+		g_assert_cmpint (PQresultStatus (result), ==, PGRES_TUPLES_OK);
+		g_assert_cmpstr (PQgetvalue (result, 0, 0), ==, "1");
+		PQclear (result);
+		PQfinish (conn);
+	}
+	g_clear_pointer (&fixture->spool, sc_spool_close);
+
+	/* and a spool from a newer stagecoach is refused, not touched */
+	{
+		PGconn *conn = raw_connect (fixture);
+		raw_exec (conn, "UPDATE schema_version SET version = 99");
+		PQfinish (conn);
+	}
+	g_assert_null (sc_spool_open (fixture->uri, BUSY_TIMEOUT, &error));
+	g_assert_error (error, SC_SPOOL_ERROR, SC_SPOOL_ERROR_FAILED);
+	g_assert_nonnull (strstr (error->message, "99"));
+}
+
+/* ---- wakeups ---- */
+
+static gboolean
+woken_cb (gpointer data)
+{
+	guint *woken = data;
+	(*woken)++;
+	return G_SOURCE_CONTINUE;
+}
+
+static void
+pump (GMainContext *context)
+{
+	if (!g_main_context_iteration (context, FALSE))
+		g_usleep (1000);
+}
+
+static void
+test_wakeups (Fixture *fixture, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GMainContext) context = g_main_context_new ();
+	g_autoptr(ScSpool) other = NULL;
+	GSource *source;
+	guint woken = 0;
+	gint64 deadline;
+
+	fixture->spool = open_spool (fixture, BUSY_TIMEOUT);
+	source = sc_spool_wake_source_new (fixture->spool, woken_cb, &woken, &error);
+	g_assert_no_error (error);
+	g_assert_nonnull (source);
+	g_source_attach (source, context);
+	other = open_spool (fixture, BUSY_TIMEOUT);
+	sc_spool_wake_runners (other);
+	deadline = g_get_monotonic_time () + 10 * SEC;
+	while (woken == 0 && g_get_monotonic_time () < deadline)
+		pump (context);
+	g_assert_cmpuint (woken, >=, 1);
+
+	/* its connection killed: it listens again and wakes its runner
+	 * (what was notified meanwhile may be lost) */
+	woken = 0;
+	g_assert_cmpint (sc_test_postgres_terminate_backends (postgres, fixture->dbname, "stagecoach", &error), >=, 1);
+	deadline = g_get_monotonic_time () + 10 * SEC;
+	while (woken == 0 && g_get_monotonic_time () < deadline)
+		pump (context);
+	g_assert_cmpuint (woken, >=, 1);
+	woken = 0;
+	/* other's session was killed too: the first call reconnects */
+	(void) next_due (other, NULL);
+	deadline = g_get_monotonic_time () + 10 * SEC;
+	while (woken == 0 && g_get_monotonic_time () < deadline) {
+		sc_spool_wake_runners (other);
+		for (guint i = 0; i < 100 && woken == 0; i++)
+			pump (context);
+	}
+	g_assert_cmpuint (woken, >=, 1);
+	g_source_destroy (source);
+	g_source_unref (source);
+}
+
+#endif /* HAVE_LIBPQ */
+
+static void
+test_unavailable (void)
+{
+	g_test_skip (sc_test_postgres_why_unavailable ());
+}
+
+int
+main (int argc, char **argv)
+{
+	int status;
+
+	g_test_init (&argc, &argv, G_TEST_OPTION_ISOLATE_DIRS, NULL);
+	if (!sc_test_postgres_available ()) {
+		g_test_add_func ("/pg-spool/skipped", test_unavailable);
+		return g_test_run ();
+	}
+#ifdef HAVE_LIBPQ
+	g_test_add ("/pg-spool/claim/concurrent-never-twice", Fixture, NULL, setup, test_concurrent_claims, teardown);
+	g_test_add ("/pg-spool/connection/terminated", Fixture, NULL, setup, test_terminated_backend, teardown);
+	g_test_add ("/pg-spool/connection/server-restart", Fixture, NULL, setup, test_server_restart, teardown);
+	g_test_add ("/pg-spool/presence/advisory-lock", Fixture, NULL, setup, test_liveness, teardown);
+	g_test_add ("/pg-spool/presence/wakeups", Fixture, NULL, setup, test_wakeups, teardown);
+	g_test_add ("/pg-spool/schema/migrate-concurrently", Fixture, NULL, setup, test_migrate_concurrently, teardown);
+#endif
+	status = g_test_run ();
+#ifdef HAVE_LIBPQ
+	g_clear_pointer (&postgres, sc_test_postgres_stop);
+#endif
+	return status;
+}
