@@ -62,14 +62,17 @@ sc_pg_register_runner (ScSpool *spool, GError **error)
 	return sc_owner_new_named (name);
 }
 
-/* A runner whose lock is gone is dead only once it has stayed gone for
- * two busy-timeouts: a runner whose connection was cut (a server restart,
- * pg_terminate_backend, a network blip) reconnects within its
- * busy-timeout and takes its lock back, and its claims must still be its
- * own then — taking them at once had it deliver, from what it held in
- * memory, messages another runner was delivering too (hundreds, in the
- * N-host test).  A killed runner's claims wait that much longer: seconds,
- * not the lease's minutes. */
+/* A runner this connection has seen alive whose lock is gone is dead only
+ * once that has lasted two busy-timeouts: a runner whose connection was
+ * cut (a server restart, pg_terminate_backend, a network blip) reconnects
+ * within its busy-timeout and takes its lock back, and its claims must
+ * still be its own then — taking them at once had it deliver, from what
+ * it held in memory, messages another runner was delivering too
+ * (hundreds, in the N-host test).  A killed runner's claims wait that
+ * much longer: seconds, not the lease's minutes.  A runner never seen
+ * alive here (by a process that just started: `run --once`, a daemon's
+ * first pass) cannot be told from one reconnecting; it is dead at once,
+ * as it always was. */
 static gboolean
 lock_gone_long_enough (ScPgSpool *pg, const char *owner)
 {
@@ -77,6 +80,8 @@ lock_gone_long_enough (ScPgSpool *pg, const char *owner)
 	gint64 *since = g_hash_table_lookup (pg->lock_missing, owner);
 
 	if (since == NULL) {
+		if (!g_hash_table_contains (pg->seen_alive, owner))
+			return TRUE;
 		since = g_new (gint64, 1);
 		*since = now;
 		g_hash_table_insert (pg->lock_missing, g_strdup (owner), since);
@@ -114,6 +119,7 @@ sc_pg_runner_is_alive (ScSpool *spool, const char *owner)
 	}
 	if (sc_pg_get_bool (result, 0, 0)) {
 		g_hash_table_remove (pg->lock_missing, owner);
+		g_hash_table_add (pg->seen_alive, g_strdup (owner));
 		return TRUE;
 	}
 	return !lock_gone_long_enough (pg, owner);
@@ -135,11 +141,12 @@ sc_pg_runner_in_handler (ScSpool *spool, const char *owner)
 }
 
 /* Its lock ended with its session; what is left is this connection's
- * note of when that was seen. */
+ * notes of having seen it alive and then not. */
 void
 sc_pg_forget_runner (ScSpool *spool, const char *owner)
 {
 	g_hash_table_remove (SC_PG_SPOOL (spool)->lock_missing, owner);
+	g_hash_table_remove (SC_PG_SPOOL (spool)->seen_alive, owner);
 }
 
 void

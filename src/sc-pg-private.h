@@ -38,7 +38,8 @@ typedef struct {
 	gboolean runner_locked;  /* this session holds it (FALSE after a reconnect until retaken) */
 	gboolean reconnecting;   /* inside reconnect: no recursion */
 	char *display;           /* (owned) host/db for error messages, no password */
-	GHashTable *lock_missing; /* (owned) runner → monotonic µs its lock was first seen gone */
+	GHashTable *seen_alive;   /* (owned) runners seen holding their lock (sc-pg-presence.c) */
+	GHashTable *lock_missing; /* (owned) of those, runner → monotonic µs its lock was first seen gone */
 } ScPgSpool;
 
 #define SC_PG_SPOOL(spool) ((ScPgSpool *) (spool))
