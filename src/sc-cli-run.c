@@ -125,16 +125,16 @@ sc_cli_run (ScCli *cli, int argc, char **argv)
 	if (runner == NULL)
 		return sc_cli_fail (cli, error);
 	daemon.runner = runner;
-	/* after the spool: a folder spool made its folder, the usual state-dir */
-	if (g_mkdir_with_parents (cli->config->state_dir, 0700) != 0) {
-		int saved = errno;
-		g_set_error (&error, G_IO_ERROR, g_io_error_from_errno (saved), _("cannot create %s: %s"),
-			     cli->config->state_dir, g_strerror (saved));
-		return sc_cli_fail (cli, error);
-	}
 	if (!once) {
 		g_autoptr(GError) error_local = NULL;
 		ScSpool *spool = sc_runner_get_spool (runner);
+
+		/* after the spool, which made a folder spool's folder (the usual
+		 * state-dir, 0750); like the hand-off and the dashboard that need
+		 * it, mail flows without it */
+		if (g_mkdir_with_parents (cli->config->state_dir, 0700) != 0)
+			g_warning ("state-dir: cannot create %s: %s (no hand-off socket, no generated admin token)",
+				   cli->config->state_dir, g_strerror (errno));
 
 		daemon.ingress = sc_ingress_new (cli->config, &error_local);
 		if (daemon.ingress == NULL)

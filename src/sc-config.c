@@ -1266,9 +1266,9 @@ sc_config_check_permissions (const ScConfig *config)
 		g_autofree char *path = g_build_filename (config->spool, spool_files[i], NULL);
 		check_private (warnings, path);
 	}
-	/* the command line of every process showing the file's text is not
-	 * the risk (libpq gets it in memory); the file is, and a log or a
-	 * paste of it: libpq reads a password file of its own */
+	/* libpq gets the value in memory, never on a command line: the risk
+	 * is the file, and every copy or paste of it; libpq reads a password
+	 * file of its own */
 	if (config->spool_kind == SC_SPOOL_URI_POSTGRESQL && sc_spool_uri_has_password (config->spool))
 		g_ptr_array_add (warnings,
 				 g_strdup_printf (_("%s: [%s] %s holds a password: keep it out of the "

@@ -32,6 +32,7 @@ static const ScCliCommand commands[] = {
     {"export", sc_cli_export, N_("Write a message's raw or a stage's output bytes")},
     {"check-config", sc_cli_check_config, N_("Check the configuration and report every problem")},
     {"notify-test", sc_cli_notify_test, N_("Send a test notification to the admin webhook and show the answer")},
+    {"spool-copy", sc_cli_spool_copy, N_("Copy a whole spool into a new one, e.g. from SQLite to PostgreSQL")},
     {"admin-url", sc_cli_admin_url, N_("Print the dashboard's login link (it holds a token: keep it private)")},
 };
 

@@ -452,4 +452,11 @@ static const ScSpoolBackend pg_backend = {
     .count_notifications_pending = sc_pg_count_notifications_pending,
     .throughput = sc_pg_throughput,
     .fold_attempts = sc_pg_fold_attempts,
+    /* spool-copy (sc-pg-copy.c) */
+    .copy_begin = sc_pg_copy_begin,
+    .copy_out = sc_pg_copy_out,
+    .copy_in = sc_pg_copy_in,
+    .copy_count = sc_pg_copy_count,
+    .copy_commit = sc_pg_copy_commit,
+    .copy_rollback = sc_pg_copy_rollback,
 };

@@ -15,6 +15,7 @@
  */
 #pragma once
 
+#include "sc-spool-copy.h"
 #include "sc-spool.h"
 
 G_BEGIN_DECLS
@@ -171,6 +172,28 @@ typedef struct {
 				   ScAttemptFunc func,
 				   gpointer user_data,
 				   GError **error);
+
+	/* spool-copy (sc-spool-copy.c): rows of the tables of
+	 * sc_spool_copy_tables as GVariant tuples of the table's row type.
+	 * copy_begin opens the one transaction the others run in: with
+	 * @write, the destination's (nothing of it visible or kept before
+	 * copy_commit); without, a read snapshot of the source. */
+	gboolean (*copy_begin) (ScSpool *spool, gboolean write, GError **error);
+	/* Up to @limit rows in key order after the key @after (a tuple of the
+	 * key columns; NULL: from the first). (transfer full) (element-type GVariant) */
+	GPtrArray *(*copy_out) (ScSpool *spool,
+				const ScCopyTable *table,
+				GVariant *after,
+				guint limit,
+				GError **error);
+	/* Appends @rows as they are, ids included. */
+	gboolean (*copy_in) (ScSpool *spool, const ScCopyTable *table, GPtrArray *rows, GError **error);
+	gboolean (*copy_count) (ScSpool *spool, const ScCopyTable *table, guint64 *out_rows, GError **error);
+	/* After copy_begin with @write: makes the written rows the spool's
+	 * (rows made later numbered after the copied ids) and commits.  A
+	 * read snapshot ends with copy_rollback. */
+	gboolean (*copy_commit) (ScSpool *spool, GError **error);
+	void (*copy_rollback) (ScSpool *spool);
 } ScSpoolBackend;
 
 /* Every backend's connection starts with this: sc-spool.c dispatches
@@ -182,11 +205,31 @@ struct _ScSpool {
 /* sc-sqlite-spool.c: FOLDER/spool.db */
 ScSpool *
 sc_sqlite_spool_open (const char *folder, gint64 busy_timeout, GError **error);
+/* sc-sqlite-copy.c: the copy entries of the SQLite backend's table */
+gboolean sc_sqlite_copy_begin (ScSpool *spool, gboolean write, GError **error);
+GPtrArray *sc_sqlite_copy_out (
+    ScSpool *spool, const ScCopyTable *table, GVariant *after, guint limit, GError **error);
+gboolean sc_sqlite_copy_in (ScSpool *spool, const ScCopyTable *table, GPtrArray *rows, GError **error);
+gboolean sc_sqlite_copy_count (ScSpool *spool, const ScCopyTable *table, guint64 *out_rows, GError **error);
+gboolean sc_sqlite_copy_commit (ScSpool *spool, GError **error);
+void sc_sqlite_copy_rollback (ScSpool *spool);
+#define SC_SQLITE_COPY_ENTRIES                                                                     \
+	.copy_begin = sc_sqlite_copy_begin, .copy_out = sc_sqlite_copy_out,                        \
+	.copy_in = sc_sqlite_copy_in, .copy_count = sc_sqlite_copy_count,                          \
+	.copy_commit = sc_sqlite_copy_commit, .copy_rollback = sc_sqlite_copy_rollback
 #ifdef HAVE_PG_SPOOL
 /* sc-pg-spool.c: a postgresql:// URI or a libpq key=value string.
  * @busy_timeout bounds how long a call waits for a lock or a reconnect. */
 ScSpool *
 sc_pg_spool_open (const char *conninfo, gint64 busy_timeout, GError **error);
+/* sc-pg-copy.c: the copy entries of the PostgreSQL backend's table */
+gboolean sc_pg_copy_begin (ScSpool *spool, gboolean write, GError **error);
+GPtrArray *sc_pg_copy_out (
+    ScSpool *spool, const ScCopyTable *table, GVariant *after, guint limit, GError **error);
+gboolean sc_pg_copy_in (ScSpool *spool, const ScCopyTable *table, GPtrArray *rows, GError **error);
+gboolean sc_pg_copy_count (ScSpool *spool, const ScCopyTable *table, guint64 *out_rows, GError **error);
+gboolean sc_pg_copy_commit (ScSpool *spool, GError **error);
+void sc_pg_copy_rollback (ScSpool *spool);
 #endif
 
 G_END_DECLS

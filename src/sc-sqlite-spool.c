@@ -1482,4 +1482,5 @@ static const ScSpoolBackend sqlite_backend = {
     .count_notifications_pending = sc_sqlite_count_notifications_pending,
     .throughput = sc_sqlite_throughput,
     .fold_attempts = sc_sqlite_fold_attempts,
+    SC_SQLITE_COPY_ENTRIES,
 };

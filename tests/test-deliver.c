@@ -6,18 +6,19 @@
 
 #include <glib/gstdio.h>
 #include <signal.h>
-#include <sqlite3.h>
 
 #include "sc-deliver-mailer.h"
 #include "sc-handler.h"
 #include "sc-test-postfix.h"
 #include "sc-test-sink.h"
+#include "sc-test-backend.h"
 #include "sc-test-util.h"
 
 typedef struct {
 	char *dir;
 	char *config;
-	char *spool_db;
+	char *spool;       /* a folder or a URI (sc-test-backend.h) */
+	char *spool_lines; /* the config's lines naming it */
 } Fixture;
 
 static void
@@ -25,7 +26,8 @@ setup (Fixture *fixture, gconstpointer data)
 {
 	fixture->dir = sc_test_make_tmpdir ("sc-deliver");
 	fixture->config = g_build_filename (fixture->dir, "stagecoach.conf", NULL);
-	fixture->spool_db = g_build_filename (fixture->dir, "spool", "spool.db", NULL);
+	fixture->spool_lines = sc_test_backend_spool_lines (fixture->dir);
+	fixture->spool = sc_test_backend_spool_location (fixture->dir);
 	g_free (sc_test_write_file (fixture->dir, "footer.txt", "-- \nfooter of $list_name\n"));
 }
 
@@ -35,7 +37,8 @@ teardown (Fixture *fixture, gconstpointer data)
 	sc_test_remove_tree (fixture->dir);
 	g_free (fixture->dir);
 	g_free (fixture->config);
-	g_free (fixture->spool_db);
+	g_free (fixture->spool);
+	g_free (fixture->spool_lines);
 }
 
 /* @mailers: "[mailer:a]\nurl=…\n…" sections; @list_extra: more list keys. */
@@ -43,7 +46,7 @@ static void
 write_config (Fixture *fixture, const char *mailers, const char *list_extra)
 {
 	g_autofree char *text = g_strdup_printf ("[stagecoach]\n"
-						 "spool=spool\n"
+						 "%s"
 						 "workers=4\n"
 						 "lease=30s\n"
 						 "[retry]\n"
@@ -60,7 +63,7 @@ write_config (Fixture *fixture, const char *mailers, const char *list_extra)
 						 "footer=footer.txt\n"
 						 "bounces=bounces@test.example.org\n"
 						 "%s",
-						 mailers, list_extra != NULL ? list_extra : "");
+						 fixture->spool_lines, mailers, list_extra != NULL ? list_extra : "");
 	g_assert_true (g_file_set_contents (fixture->config, text, -1, NULL));
 }
 
@@ -355,8 +358,7 @@ test_circuit_opens (Fixture *fixture, gconstpointer data)
 	g_autofree char *primary = NULL;
 	g_autofree char *secondary = NULL;
 	const char *const rcpts[] = {"a@one.example", NULL};
-	sqlite3 *db = NULL;
-	sqlite3_stmt *stmt = NULL;
+	g_autofree char *detail = NULL;
 
 	if (backup == NULL)
 		return;
@@ -371,12 +373,9 @@ test_circuit_opens (Fixture *fixture, gconstpointer data)
 		g_free (inject_to (fixture, rcpts));
 	g_assert_cmpint (run_once (fixture), ==, 0);
 	g_assert_cmpint (sc_test_count (fixture->config, "done"), ==, 3);
-	g_assert_cmpint (sqlite3_open (fixture->spool_db, &db), ==, SQLITE_OK);
-	g_assert_cmpint (sqlite3_prepare_v2 (db, "SELECT detail FROM notifications WHERE kind = 'mailer.circuit_open'", -1, &stmt, NULL), ==, SQLITE_OK);
-	g_assert_cmpint (sqlite3_step (stmt), ==, SQLITE_ROW);
-	g_assert_nonnull (strstr ((const char *) sqlite3_column_text (stmt, 0), "primary"));
-	sqlite3_finalize (stmt);
-	sqlite3_close (db);
+	detail = sc_test_backend_query_text (fixture->spool,
+					     "SELECT detail FROM notifications WHERE kind = 'mailer.circuit_open'");
+	g_assert_nonnull (strstr (detail, "primary"));
 	g_assert_cmpuint (sc_test_sink_count_recipient (backup, "a@one.example"), ==, 3);
 }
 
@@ -426,8 +425,8 @@ test_permanent_refusal (Fixture *fixture, gconstpointer data)
 	g_autofree char *queue_id = NULL;
 	g_autoptr(JsonObject) shown = NULL;
 	const char *const rcpts[] = {"a@one.example", "b@two.example", NULL};
-	sqlite3 *db = NULL;
-	sqlite3_stmt *stmt = NULL;
+	g_autofree char *kind = NULL;
+	g_autofree char *detail = NULL;
 
 	if (sink == NULL)
 		return;
@@ -441,14 +440,12 @@ test_permanent_refusal (Fixture *fixture, gconstpointer data)
 	g_assert_cmpuint (count_status (shown, "failed"), ==, 2);
 	g_assert_cmpint (json_object_get_int_member (recipient (shown, "b@two.example"), "code"), >=, 500);
 	g_assert_true (g_str_has_prefix (member (recipient (shown, "b@two.example"), "reply"), "5"));
-	g_assert_cmpint (sqlite3_open (fixture->spool_db, &db), ==, SQLITE_OK);
-	g_assert_cmpint (sqlite3_prepare_v2 (db, "SELECT kind, detail FROM notifications WHERE queue_id = ?1", -1, &stmt, NULL), ==, SQLITE_OK);
-	sqlite3_bind_text (stmt, 1, queue_id, -1, SQLITE_STATIC);
-	g_assert_cmpint (sqlite3_step (stmt), ==, SQLITE_ROW);
-	g_assert_cmpstr ((const char *) sqlite3_column_text (stmt, 0), ==, "message.dead");
-	g_assert_nonnull (strstr ((const char *) sqlite3_column_text (stmt, 1), "a@one.example"));
-	sqlite3_finalize (stmt);
-	sqlite3_close (db);
+	/* the message's one notification (no other message in this spool) */
+	g_assert_cmpint (sc_test_backend_query_int (fixture->spool, "SELECT count(*) FROM notifications"), ==, 1);
+	kind = sc_test_backend_query_text (fixture->spool, "SELECT kind FROM notifications");
+	detail = sc_test_backend_query_text (fixture->spool, "SELECT detail FROM notifications");
+	g_assert_cmpstr (kind, ==, "message.dead");
+	g_assert_nonnull (strstr (detail, "a@one.example"));
 	/* the operator fixes the cause and retries: delivered */
 	sc_test_sink_restart (sink, NULL);
 	g_assert_cmpint (sc_test_run (fixture->config, NULL, NULL, NULL, "retry", queue_id, NULL), ==, 0);
@@ -528,15 +525,10 @@ test_partial (Fixture *fixture, gconstpointer data)
 	g_assert_cmpuint (sc_test_sink_count_recipient (sink, "good1@one.example"), ==, 1);
 	{
 		/* the refused one is reported to the admin, with the server's words */
-		sqlite3 *db = NULL;
-		sqlite3_stmt *stmt = NULL;
-		g_assert_cmpint (sqlite3_open (fixture->spool_db, &db), ==, SQLITE_OK);
-		g_assert_cmpint (sqlite3_prepare_v2 (db, "SELECT detail FROM notifications WHERE kind = 'recipients.failed'", -1, &stmt, NULL), ==, SQLITE_OK);
-		g_assert_cmpint (sqlite3_step (stmt), ==, SQLITE_ROW);
-		g_assert_nonnull (strstr ((const char *) sqlite3_column_text (stmt, 0), "bad@one.example"));
-		g_assert_nonnull (strstr ((const char *) sqlite3_column_text (stmt, 0), "no such user"));
-		sqlite3_finalize (stmt);
-		sqlite3_close (db);
+		g_autofree char *detail = sc_test_backend_query_text (
+		    fixture->spool, "SELECT detail FROM notifications WHERE kind = 'recipients.failed'");
+		g_assert_nonnull (strstr (detail, "bad@one.example"));
+		g_assert_nonnull (strstr (detail, "no such user"));
 	}
 
 	/* the 450 is lifted: a Postfix without that entry on the same relay */
@@ -1033,6 +1025,8 @@ int
 main (int argc, char **argv)
 {
 	g_test_init (&argc, &argv, G_TEST_OPTION_ISOLATE_DIRS, NULL);
+	if (!sc_test_backend_init ())
+		return 0;
 	g_test_add ("/deliver/happy-path/250-recipients", Fixture, NULL, setup, test_happy_path, teardown);
 	g_test_add ("/deliver/connections/reused-across-messages", Fixture, NULL, setup, test_connections_reused, teardown);
 	g_test_add ("/deliver/failover/primary-down", Fixture, NULL, setup, test_failover, teardown);
