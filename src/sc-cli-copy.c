@@ -140,6 +140,7 @@ sc_cli_spool_copy (ScCli *cli, int argc, char **argv)
 		g_prefix_error (&error, _("TO: "));
 		return sc_cli_fail (cli, error);
 	}
+	progress.last_report = g_get_monotonic_time ();
 	if (!sc_spool_copy (from, to, report, &progress, NULL, &error)) {
 		g_prefix_error (&error, _("nothing was copied: "));
 		return sc_cli_fail (cli, error);

@@ -62,6 +62,28 @@ sc_pg_register_runner (ScSpool *spool, GError **error)
 	return sc_owner_new_named (name);
 }
 
+/* A runner whose lock is gone is dead only once it has stayed gone for
+ * two busy-timeouts: a runner whose connection was cut (a server restart,
+ * pg_terminate_backend, a network blip) reconnects within its
+ * busy-timeout and takes its lock back, and its claims must still be its
+ * own then — taking them at once had it deliver, from what it held in
+ * memory, messages another runner was delivering too (hundreds, in the
+ * N-host test).  A killed runner's claims wait that much longer: seconds,
+ * not the lease's minutes. */
+static gboolean
+lock_gone_long_enough (ScPgSpool *pg, const char *owner)
+{
+	gint64 now = g_get_monotonic_time ();
+	gint64 *since = g_hash_table_lookup (pg->lock_missing, owner);
+
+	if (since == NULL) {
+		since = g_new (gint64, 1);
+		*since = now;
+		g_hash_table_insert (pg->lock_missing, g_strdup (owner), since);
+	}
+	return now - *since >= 2 * pg->busy_timeout;
+}
+
 gboolean
 sc_pg_runner_is_alive (ScSpool *spool, const char *owner)
 {
@@ -90,7 +112,11 @@ sc_pg_runner_is_alive (ScSpool *spool, const char *owner)
 		g_debug ("%s", error->message);
 		return TRUE;
 	}
-	return sc_pg_get_bool (result, 0, 0);
+	if (sc_pg_get_bool (result, 0, 0)) {
+		g_hash_table_remove (pg->lock_missing, owner);
+		return TRUE;
+	}
+	return !lock_gone_long_enough (pg, owner);
 }
 
 /* Always empty.  The SQLite spool learns which claims a dead runner's
@@ -108,11 +134,12 @@ sc_pg_runner_in_handler (ScSpool *spool, const char *owner)
 	return g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
 }
 
-/* Nothing to forget: a runner's only trace, its lock, ended with its
- * session. */
+/* Its lock ended with its session; what is left is this connection's
+ * note of when that was seen. */
 void
 sc_pg_forget_runner (ScSpool *spool, const char *owner)
 {
+	g_hash_table_remove (SC_PG_SPOOL (spool)->lock_missing, owner);
 }
 
 void

@@ -38,6 +38,7 @@ typedef struct {
 	gboolean runner_locked;  /* this session holds it (FALSE after a reconnect until retaken) */
 	gboolean reconnecting;   /* inside reconnect: no recursion */
 	char *display;           /* (owned) host/db for error messages, no password */
+	GHashTable *lock_missing; /* (owned) runner → monotonic µs its lock was first seen gone */
 } ScPgSpool;
 
 #define SC_PG_SPOOL(spool) ((ScPgSpool *) (spool))
@@ -258,5 +259,14 @@ gboolean sc_pg_fold_attempts (ScSpool *spool,
 			      ScAttemptFunc func,
 			      gpointer user_data,
 			      GError **error);
+
+/* sc-pg-copy.c: the copy entries of the PostgreSQL backend's table */
+gboolean sc_pg_copy_begin (ScSpool *spool, gboolean write, GError **error);
+GPtrArray *sc_pg_copy_out (
+    ScSpool *spool, const ScCopyTable *table, GVariant *after, guint limit, GError **error);
+gboolean sc_pg_copy_in (ScSpool *spool, const ScCopyTable *table, GPtrArray *rows, GError **error);
+gboolean sc_pg_copy_count (ScSpool *spool, const ScCopyTable *table, guint64 *out_rows, GError **error);
+gboolean sc_pg_copy_commit (ScSpool *spool, GError **error);
+void sc_pg_copy_rollback (ScSpool *spool);
 
 G_END_DECLS

@@ -57,6 +57,7 @@ sc_pg_spool_open (const char *conninfo, gint64 busy_timeout, GError **error)
 	pg->conninfo = g_strdup (conninfo);
 	pg->busy_timeout = busy_timeout;
 	pg->prepared = g_hash_table_new (g_str_hash, g_str_equal);
+	pg->lock_missing = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
 	pg->display = describe_target (conn);
 	/* lock waits end after busy_timeout as TEMPORARY (55P03), as SQLite's
 	 * busy handler does; set again by each reconnect */
@@ -81,6 +82,7 @@ pg_close (ScSpool *spool)
 	/* ends the session: its advisory locks (the runner's) go with it */
 	PQfinish (pg->conn);
 	g_hash_table_unref (pg->prepared);
+	g_hash_table_unref (pg->lock_missing);
 	g_free (pg->conninfo);
 	g_free (pg->runner);
 	g_free (pg->display);

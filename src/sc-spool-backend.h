@@ -205,31 +205,11 @@ struct _ScSpool {
 /* sc-sqlite-spool.c: FOLDER/spool.db */
 ScSpool *
 sc_sqlite_spool_open (const char *folder, gint64 busy_timeout, GError **error);
-/* sc-sqlite-copy.c: the copy entries of the SQLite backend's table */
-gboolean sc_sqlite_copy_begin (ScSpool *spool, gboolean write, GError **error);
-GPtrArray *sc_sqlite_copy_out (
-    ScSpool *spool, const ScCopyTable *table, GVariant *after, guint limit, GError **error);
-gboolean sc_sqlite_copy_in (ScSpool *spool, const ScCopyTable *table, GPtrArray *rows, GError **error);
-gboolean sc_sqlite_copy_count (ScSpool *spool, const ScCopyTable *table, guint64 *out_rows, GError **error);
-gboolean sc_sqlite_copy_commit (ScSpool *spool, GError **error);
-void sc_sqlite_copy_rollback (ScSpool *spool);
-#define SC_SQLITE_COPY_ENTRIES                                                                     \
-	.copy_begin = sc_sqlite_copy_begin, .copy_out = sc_sqlite_copy_out,                        \
-	.copy_in = sc_sqlite_copy_in, .copy_count = sc_sqlite_copy_count,                          \
-	.copy_commit = sc_sqlite_copy_commit, .copy_rollback = sc_sqlite_copy_rollback
 #ifdef HAVE_PG_SPOOL
 /* sc-pg-spool.c: a postgresql:// URI or a libpq key=value string.
  * @busy_timeout bounds how long a call waits for a lock or a reconnect. */
 ScSpool *
 sc_pg_spool_open (const char *conninfo, gint64 busy_timeout, GError **error);
-/* sc-pg-copy.c: the copy entries of the PostgreSQL backend's table */
-gboolean sc_pg_copy_begin (ScSpool *spool, gboolean write, GError **error);
-GPtrArray *sc_pg_copy_out (
-    ScSpool *spool, const ScCopyTable *table, GVariant *after, guint limit, GError **error);
-gboolean sc_pg_copy_in (ScSpool *spool, const ScCopyTable *table, GPtrArray *rows, GError **error);
-gboolean sc_pg_copy_count (ScSpool *spool, const ScCopyTable *table, guint64 *out_rows, GError **error);
-gboolean sc_pg_copy_commit (ScSpool *spool, GError **error);
-void sc_pg_copy_rollback (ScSpool *spool);
 #endif
 
 G_END_DECLS

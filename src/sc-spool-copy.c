@@ -277,11 +277,16 @@ static GVariant *
 key_of (const ScCopyTable *table, GVariant *row)
 {
 	GVariant *children[4];
+	GVariant *key;
 
 	g_assert (table->n_key <= G_N_ELEMENTS (children));
 	for (guint k = 0; k < table->n_key; k++)
 		children[k] = g_variant_get_child_value (row, k);
-	return g_variant_ref_sink (g_variant_new_tuple (children, table->n_key));
+	/* the tuple takes its own references of non-floating children */
+	key = g_variant_ref_sink (g_variant_new_tuple (children, table->n_key));
+	for (guint k = 0; k < table->n_key; k++)
+		g_variant_unref (children[k]);
+	return key;
 }
 
 static gboolean

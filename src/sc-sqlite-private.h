@@ -263,6 +263,15 @@ sc_sqlite_fold_attempts (ScSpool *spool,
 			 gpointer user_data,
 			 GError **error);
 
+/* sc-sqlite-copy.c: the copy entries of the SQLite backend's table */
+gboolean sc_sqlite_copy_begin (ScSpool *spool, gboolean write, GError **error);
+GPtrArray *sc_sqlite_copy_out (
+    ScSpool *spool, const ScCopyTable *table, GVariant *after, guint limit, GError **error);
+gboolean sc_sqlite_copy_in (ScSpool *spool, const ScCopyTable *table, GPtrArray *rows, GError **error);
+gboolean sc_sqlite_copy_count (ScSpool *spool, const ScCopyTable *table, guint64 *out_rows, GError **error);
+gboolean sc_sqlite_copy_commit (ScSpool *spool, GError **error);
+void sc_sqlite_copy_rollback (ScSpool *spool);
+
 /* Resets and clears a cached statement when it goes out of scope. */
 typedef sqlite3_stmt ScStatement;
 void

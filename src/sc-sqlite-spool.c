@@ -1482,5 +1482,11 @@ static const ScSpoolBackend sqlite_backend = {
     .count_notifications_pending = sc_sqlite_count_notifications_pending,
     .throughput = sc_sqlite_throughput,
     .fold_attempts = sc_sqlite_fold_attempts,
-    SC_SQLITE_COPY_ENTRIES,
+    /* spool-copy (sc-sqlite-copy.c) */
+    .copy_begin = sc_sqlite_copy_begin,
+    .copy_out = sc_sqlite_copy_out,
+    .copy_in = sc_sqlite_copy_in,
+    .copy_count = sc_sqlite_copy_count,
+    .copy_commit = sc_sqlite_copy_commit,
+    .copy_rollback = sc_sqlite_copy_rollback,
 };

@@ -425,7 +425,7 @@ test_permanent_refusal (Fixture *fixture, gconstpointer data)
 	g_autofree char *queue_id = NULL;
 	g_autoptr(JsonObject) shown = NULL;
 	const char *const rcpts[] = {"a@one.example", "b@two.example", NULL};
-	g_autofree char *kind = NULL;
+	g_autofree char *queue_of = NULL;
 	g_autofree char *detail = NULL;
 
 	if (sink == NULL)
@@ -440,11 +440,15 @@ test_permanent_refusal (Fixture *fixture, gconstpointer data)
 	g_assert_cmpuint (count_status (shown, "failed"), ==, 2);
 	g_assert_cmpint (json_object_get_int_member (recipient (shown, "b@two.example"), "code"), >=, 500);
 	g_assert_true (g_str_has_prefix (member (recipient (shown, "b@two.example"), "reply"), "5"));
-	/* the message's one notification (no other message in this spool) */
-	g_assert_cmpint (sc_test_backend_query_int (fixture->spool, "SELECT count(*) FROM notifications"), ==, 1);
-	kind = sc_test_backend_query_text (fixture->spool, "SELECT kind FROM notifications");
-	detail = sc_test_backend_query_text (fixture->spool, "SELECT detail FROM notifications");
-	g_assert_cmpstr (kind, ==, "message.dead");
+	/* its message.dead notification (the only message in this spool) */
+	g_assert_cmpint (sc_test_backend_query_int (fixture->spool,
+						    "SELECT count(*) FROM notifications WHERE kind = 'message.dead'"),
+			 ==, 1);
+	queue_of = sc_test_backend_query_text (fixture->spool,
+					       "SELECT queue_id FROM notifications WHERE kind = 'message.dead'");
+	detail = sc_test_backend_query_text (fixture->spool,
+					     "SELECT detail FROM notifications WHERE kind = 'message.dead'");
+	g_assert_cmpstr (queue_of, ==, queue_id);
 	g_assert_nonnull (strstr (detail, "a@one.example"));
 	/* the operator fixes the cause and retries: delivered */
 	sc_test_sink_restart (sink, NULL);

@@ -287,7 +287,10 @@ test_liveness (Fixture *fixture, gconstpointer data)
 	name = g_strdup (sc_owner_get_name (owner));
 	fixture->spool = open_spool (fixture, BUSY_TIMEOUT);
 	g_assert_true (sc_spool_runner_is_alive (fixture->spool, name));
-	g_assert_false (sc_spool_runner_is_alive (fixture->spool, "some-other-runner"));
+	/* a runner without its lock is dead once that has lasted two
+	 * busy-timeouts (a cut connection is given time to come back) */
+	g_assert_true (sc_spool_runner_is_alive (fixture->spool, "some-other-runner"));
+	g_assert_true (wait_alive (fixture->spool, "some-other-runner", FALSE));
 	/* in-handler marks of a folderless runner go nowhere, and none is read */
 	sc_owner_mark_in_handler (owner, 0, 1, 1);
 	{
@@ -313,6 +316,76 @@ test_liveness (Fixture *fixture, gconstpointer data)
 	g_clear_pointer (&owner, sc_owner_free);
 	sc_spool_close (runner_spool);
 	g_assert_true (wait_alive (fixture->spool, name, FALSE));
+}
+
+/* What a reclaiming runner's probe asks, answered by the spool itself. */
+static gboolean
+probe_alive (const char *owner, gpointer user_data)
+{
+	return sc_spool_runner_is_alive (user_data, owner);
+}
+
+static gboolean
+probe_no (const char *owner, const ScLease *lease, gpointer user_data)
+{
+	return FALSE;
+}
+
+static gboolean
+probe_not_mine (const ScLease *lease, gpointer user_data)
+{
+	return FALSE;
+}
+
+/* A runner whose connection is cut keeps its claims while it reconnects:
+ * another runner's reclaim in that moment takes nothing, and the cut
+ * runner's result still applies.  (Reclaimed at once, its claims went to
+ * others while it still delivered them from memory: the N-host test's
+ * duplicates.) */
+static void
+test_cut_runner_keeps_claims (Fixture *fixture, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	ScSpool *runner_spool = open_spool (fixture, 2 * SEC);
+	g_autoptr(ScOwner) owner = sc_spool_register_runner (runner_spool, &error);
+	g_autoptr(GPtrArray) claimed = NULL;
+	g_autofree char *queue_id = NULL;
+	const char *name;
+	ScLeaseProbe probe = {probe_alive, probe_no, probe_not_mine, NULL};
+	guint taken;
+
+	g_assert_no_error (error);
+	name = sc_owner_get_name (owner);
+	fixture->spool = open_spool (fixture, SEC);
+	probe.user_data = fixture->spool;
+	queue_id = inject (fixture, "list");
+	claimed = sc_spool_claim (runner_spool, name, T0, T0 + LEASE, 1, &error);
+	g_assert_no_error (error);
+	g_assert_cmpuint (claimed->len, ==, 1);
+
+	g_assert_cmpint (sc_test_postgres_terminate_backends (postgres, fixture->dbname, "stagecoach", &error), >=, 1);
+	g_assert_no_error (error);
+	(void) next_due (fixture->spool, NULL); /* the observer's own reconnect */
+	g_clear_error (&error);
+	taken = sc_spool_reclaim (fixture->spool, "observer", &probe, T0 + SEC, 3, &error);
+	g_assert_no_error (error);
+	g_assert_cmpuint (taken, ==, 0);
+
+	/* the runner's next call finds its connection gone, the one after
+	 * reconnects and takes its lock back; its result applies */
+	g_assert_false (next_due (runner_spool, &error));
+	g_assert_error (error, SC_SPOOL_ERROR, SC_SPOOL_ERROR_TEMPORARY);
+	g_clear_error (&error);
+	{
+		ScStageResult result = result_for (fixture, claimed->pdata[0], SC_OUTCOME_OK, SC_STATE_DONE);
+		g_assert_cmpuint (sc_test_spool_record (runner_spool, name, &result), ==, 0);
+	}
+	{
+		g_autoptr(ScMessageSummary) s = summary (fixture, queue_id);
+		g_assert_cmpint (s->state, ==, SC_STATE_DONE);
+	}
+	g_clear_pointer (&owner, sc_owner_free);
+	sc_spool_close (runner_spool);
 }
 
 /* ---- migration ---- */
@@ -471,6 +544,8 @@ main (int argc, char **argv)
 	g_test_add ("/pg-spool/connection/terminated", Fixture, NULL, setup, test_terminated_backend, teardown);
 	g_test_add ("/pg-spool/connection/server-restart", Fixture, NULL, setup, test_server_restart, teardown);
 	g_test_add ("/pg-spool/presence/advisory-lock", Fixture, NULL, setup, test_liveness, teardown);
+	g_test_add ("/pg-spool/presence/cut-runner-keeps-claims", Fixture, NULL, setup, test_cut_runner_keeps_claims,
+		    teardown);
 	g_test_add ("/pg-spool/presence/wakeups", Fixture, NULL, setup, test_wakeups, teardown);
 	g_test_add ("/pg-spool/schema/migrate-concurrently", Fixture, NULL, setup, test_migrate_concurrently, teardown);
 #endif
