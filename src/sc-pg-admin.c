@@ -53,22 +53,52 @@ static const ScPgStatement delete_stage = {
     "DELETE FROM stages WHERE message_id = $1 AND stage = $2",
 };
 
-/* The bulk retry as one statement: the messages in the state, their
- * refused recipients, and how many.  Under READ COMMITTED a row another
- * transaction moves meanwhile is re-checked after its lock and left out
- * if no longer in the state. */
+/* The bulk retries, each one statement (one round trip for a batch of
+ * thousands): the messages named ($1, queue ids) or all of one state and
+ * list ($1 state, $2 list), if in a state that allows a bulk retry ($3,
+ * from sc_message_state_allows), their refused recipients, and how many.
+ * Rows are locked in id order first, so two bulk retries at once queue
+ * behind each other instead of deadlocking; under READ COMMITTED a row
+ * another transaction moved meanwhile is re-checked after its lock and
+ * left out if no longer retryable. */
+#define RETRY_BULK(TARGETS)                                                                        \
+	"WITH targets AS (SELECT id FROM messages WHERE " TARGETS " AND state = ANY ($3::text[])"  \
+	"  ORDER BY id FOR UPDATE),"                                                               \
+	" retried AS ("                                                                            \
+	"  UPDATE messages AS m SET state = 'queued', cycle = cycle + 1, cycle_started_at = $4,"   \
+	"  attempts = 0, crashes = 0, next_attempt_at = $4, updated_at = $4, hold_reason = NULL"   \
+	"  FROM targets WHERE m.id = targets.id AND m.state = ANY ($3::text[]) RETURNING m.id),"   \
+	" reset AS ("                                                                              \
+	"  UPDATE recipients SET status = 'pending' FROM retried"                                  \
+	"  WHERE recipients.message_id = retried.id AND recipients.status IN ('failed', 'deferred')" \
+	"  RETURNING 1)"                                                                           \
+	" SELECT count(*) FROM retried"
+
 static const ScPgStatement retry_matching = {
     "sc_admin_retry_matching",
-    "WITH retried AS ("
-    "  UPDATE messages SET state = 'queued', cycle = cycle + 1, cycle_started_at = $3,"
-    "  attempts = 0, crashes = 0, next_attempt_at = $3, updated_at = $3, hold_reason = NULL"
-    "  WHERE state = $1 AND ($2::text IS NULL OR list_id = $2) RETURNING id),"
-    " reset AS ("
-    "  UPDATE recipients SET status = 'pending' FROM retried"
-    "  WHERE recipients.message_id = retried.id AND recipients.status IN ('failed', 'deferred')"
-    "  RETURNING 1)"
-    " SELECT count(*) FROM retried",
+    RETRY_BULK ("state = $1 AND ($2::text IS NULL OR list_id = $2)"),
 };
+
+static const ScPgStatement retry_queue_ids = {
+    "sc_admin_retry_queue_ids",
+    /* $2 unused: the same parameters as retry_matching's */
+    RETRY_BULK ("queue_id = ANY ($1::text[]) AND $2::text IS NULL"),
+};
+
+/* The states sc_message_state_allows lets a bulk retry take, as a
+ * text[] parameter: the one table stays the only rule. */
+static void
+params_bulk_states (ScPgParams *params)
+{
+	const char *states[SC_STATE_LAST];
+	guint n = 0;
+
+	for (ScMessageState state = 0; state < SC_STATE_LAST; state++) {
+		if (sc_message_state_allows (state, SC_ACTION_RETRY_MATCHING))
+			states[n++] = sc_message_state_to_string (state);
+	}
+	sc_pg_params_text_array (params, states, n);
+}
 
 /* Changes @message only while it is still in the state its check read
  * (the row lock makes a miss impossible here; the condition is the rule
@@ -236,6 +266,7 @@ retry_matching_locked (ScPgSpool *pg, gpointer data, GError **error)
 
 	sc_pg_params_text (&params, sc_message_state_to_string (matching->state));
 	sc_pg_params_text (&params, matching->list_id);
+	params_bulk_states (&params);
 	sc_pg_params_int64 (&params, matching->audit->now);
 	result = sc_pg_exec (pg, &retry_matching, &params, "retry", error);
 	if (result == NULL)
@@ -281,30 +312,24 @@ typedef struct {
 	guint count;
 } RetryList;
 
+/* Messages gone since the search (deleted) or moved on (no longer
+ * retryable) are left out, not errors: the statement does not find them. */
 static gboolean
 retry_list_locked (ScPgSpool *pg, gpointer data, GError **error)
 {
 	RetryList *list = data;
+	g_auto(ScPgParams) params = {0};
+	g_autoptr(PGresult) result = NULL;
 	g_autofree char *summary = NULL;
 
-	list->count = 0;
-	for (guint i = 0; i < list->queue_ids->len; i++) {
-		g_autoptr(GError) error_local = NULL;
-		g_autoptr(ScMessageSummary) message =
-		    sc_pg_get_summary_for_update (pg, list->queue_ids->pdata[i], &error_local);
-		if (message == NULL) {
-			if (g_error_matches (error_local, SC_SPOOL_ERROR, SC_SPOOL_ERROR_NOT_FOUND))
-				continue; /* deleted since the search */
-			g_propagate_error (error, g_steal_pointer (&error_local));
-			return FALSE;
-		}
-		if (!sc_message_state_allows (message->state, SC_ACTION_RETRY_MATCHING))
-			continue; /* moved on since the search: not ours to retry */
-		if (!update_message (pg, &retry_message, message, list->audit->now, NULL, error) ||
-		    !reset_recipients_of (pg, message->id, error))
-			return FALSE;
-		list->count++;
-	}
+	sc_pg_params_text_array (&params, (const char *const *) list->queue_ids->pdata, list->queue_ids->len);
+	sc_pg_params_null (&params);
+	params_bulk_states (&params);
+	sc_pg_params_int64 (&params, list->audit->now);
+	result = sc_pg_exec (pg, &retry_queue_ids, &params, "retry", error);
+	if (result == NULL)
+		return FALSE;
+	list->count = (guint) sc_pg_get_int64 (result, 0, 0);
 	/* a batch of a larger job has no row of its own: the last one says the total */
 	if (list->detail == NULL)
 		return TRUE;
