@@ -465,8 +465,10 @@ void sc_notification_free (ScNotification *notification);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (ScNotification, sc_notification_free)
 
 /* Up to @limit pending notifications due at @now, earliest due first.
- * Reads only: the single notifier needs no lease. (transfer full)
- * (element-type ScNotification) */
+ * SQLite: reads only (one notifier per spool).  PostgreSQL: only while
+ * this connection holds the outbox's lock (one notifier across hosts),
+ * and the rows are leased to it until mark_sent/mark_failed. (transfer
+ * full) (element-type ScNotification) */
 GPtrArray *sc_spool_notify_claim (ScSpool *spool, gint64 now, guint limit, GError **error);
 /* Marks rows sent, in one transaction. */
 gboolean sc_spool_notify_mark_sent (ScSpool *spool,

@@ -115,16 +115,50 @@ sqlite_query (const char *folder, const char *sql, gboolean want_row)
 }
 
 #ifdef HAVE_LIBPQ
+/* One connection per spool, kept: a test that polls a count in a loop
+ * must not open a session per look (that starved the main loop under
+ * test, whose notifier then missed its receiver's timeouts). */
+static GHashTable *connections; /* location → PGconn */
+
+static void
+close_connections (void)
+{
+	g_clear_pointer (&connections, g_hash_table_unref);
+}
+
+static PGconn *
+pg_connection (const char *uri)
+{
+	PGconn *conn;
+
+	if (connections == NULL) {
+		connections = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) PQfinish);
+		atexit (close_connections);
+	}
+	conn = g_hash_table_lookup (connections, uri);
+	if (conn != NULL && PQstatus (conn) == CONNECTION_OK)
+		return conn;
+	conn = PQconnectdb (uri);
+	if (PQstatus (conn) != CONNECTION_OK)
+		g_error ("%s: %s", uri, PQerrorMessage (conn));
+	g_hash_table_replace (connections, g_strdup (uri), conn);
+	return conn;
+}
+
 static char *
 pg_query (const char *uri, const char *sql, gboolean want_row)
 {
-	PGconn *conn = PQconnectdb (uri);
-	PGresult *result;
+	PGconn *conn = pg_connection (uri);
+	PGresult *result = PQexec (conn, sql);
 	char *value = NULL;
 
-	if (PQstatus (conn) != CONNECTION_OK)
-		g_error ("%s: %s", uri, PQerrorMessage (conn));
-	result = PQexec (conn, sql);
+	if (PQresultStatus (result) != PGRES_TUPLES_OK && PQresultStatus (result) != PGRES_COMMAND_OK) {
+		/* a connection the test's server restart or termination cut:
+		 * once more on a new one */
+		PQclear (result);
+		PQreset (conn);
+		result = PQexec (conn, sql);
+	}
 	if (PQresultStatus (result) != PGRES_TUPLES_OK && PQresultStatus (result) != PGRES_COMMAND_OK)
 		g_error ("%s: %s", sql, PQerrorMessage (conn));
 	if (want_row) {
@@ -133,7 +167,6 @@ pg_query (const char *uri, const char *sql, gboolean want_row)
 			value = g_strdup (PQgetvalue (result, 0, 0));
 	}
 	PQclear (result);
-	PQfinish (conn);
 	return value;
 }
 #endif
