@@ -17,6 +17,9 @@ struct _ScOwner {
 	char *name;
 	char *lock_path;
 	int fd;
+	ScOwnerMarkFunc mark_func; /* (nullable) a folderless runner's marks */
+	gpointer mark_data;
+	GDestroyNotify mark_destroy;
 };
 
 static char *
@@ -83,6 +86,8 @@ sc_owner_free (ScOwner *owner)
 {
 	if (owner == NULL)
 		return;
+	if (owner->mark_destroy != NULL)
+		owner->mark_destroy (owner->mark_data);
 	if (owner->fd >= 0) {
 		(void) g_unlink (owner->lock_path);
 		close (owner->fd);
@@ -90,6 +95,15 @@ sc_owner_free (ScOwner *owner)
 	g_free (owner->name);
 	g_free (owner->lock_path);
 	g_free (owner);
+}
+
+void
+sc_owner_set_mark_func (ScOwner *owner, ScOwnerMarkFunc func, gpointer data, GDestroyNotify destroy)
+{
+	g_return_if_fail (owner->mark_func == NULL && owner->mark_destroy == NULL);
+	owner->mark_func = func;
+	owner->mark_data = data;
+	owner->mark_destroy = destroy;
 }
 
 gboolean
@@ -130,8 +144,12 @@ sc_owner_mark_in_handler (ScOwner *owner, guint slot, gint64 rowid, gint64 gener
 {
 	gint64 record[2] = {rowid, rowid != 0 ? generation : 0};
 
+	if (owner->mark_func != NULL) {
+		owner->mark_func (slot, rowid, record[1], owner->mark_data);
+		return;
+	}
 	if (owner->fd < 0)
-		return; /* a folderless runner (sc_owner_new_named) */
+		return; /* a folderless runner (sc_owner_new_named) without a mark function */
 	if (pwrite (owner->fd, record, SLOT_SIZE, (off_t) slot * SLOT_SIZE) != (ssize_t) SLOT_SIZE)
 		g_debug ("cannot record slot %u in %s: %s", slot, owner->lock_path, g_strerror (errno));
 }

@@ -23,7 +23,8 @@ typedef struct _ScOwner ScOwner;
 ScOwner *sc_owner_register (const char *spool_folder, GError **error);
 /* A runner known by @name alone, with no folder and no lock file: for a
  * spool that keeps liveness itself (PostgreSQL: an advisory lock on its
- * connection).  Its in-handler marks go nowhere. */
+ * connection).  Its in-handler marks go to its mark function, or nowhere
+ * without one. */
 ScOwner *sc_owner_new_named (const char *name);
 /* "HOST-PID-RANDOM": a name no other runner of any host has. (transfer full) */
 char *sc_owner_make_name (void);
@@ -37,6 +38,14 @@ void sc_owner_forget (const char *spool_folder, const char *name);
 /* Worker @slot starts running a handler on (message id, generation); id 0:
  * the slot is idle again.  Thread-safe (each worker owns its slot). */
 void sc_owner_mark_in_handler (ScOwner *owner, guint slot, gint64 id, gint64 generation);
+/* Where a folderless runner's marks go (PostgreSQL: a table, written on
+ * a connection of the mark function's own).  Called from the worker
+ * threads, with what sc_owner_mark_in_handler got; it must be
+ * thread-safe and return only once the mark is recorded (or given up):
+ * the handler starts after it.  Set once, before any mark; @destroy
+ * (nullable) runs on @data when the owner is freed. */
+typedef void (*ScOwnerMarkFunc) (guint slot, gint64 id, gint64 generation, gpointer data);
+void sc_owner_set_mark_func (ScOwner *owner, ScOwnerMarkFunc func, gpointer data, GDestroyNotify destroy);
 /* The claims runner NAME had in a handler, as "ID:GENERATION" keys.
  * (transfer full) empty when it recorded none or the file is gone. */
 GHashTable *sc_owner_read_in_handler (const char *spool_folder, const char *name);

@@ -10,6 +10,22 @@
  * trying its lock would, for a moment, make a live runner's reconnect
  * fail to take it back.
  *
+ * In-handler marks: which claims a runner's handlers are running right
+ * now, one row per worker slot in handler_marks (sc-pg-schema.c, v4), so
+ * that whoever takes a dead runner's messages back — on any host — blames
+ * only those (crashed, counted toward the crash limit) and gives the
+ * others back `released`.  A worker writes its mark before its handler
+ * starts and clears it after, each one upsert on a connection the marks
+ * have to themselves (the spool's belongs to the runner's main thread),
+ * shared by the workers under a mutex, opened at the first mark, with
+ * synchronous_commit off: the mark need not survive a server crash (the
+ * table is UNLOGGED anyway), only be visible before the handler can kill
+ * the process.  Best effort like the SQLite spool's lock-file slots: a
+ * lost connection is tried once more, then the mark is given up (the
+ * claim, if its runner dies, goes back `released`), and while the server
+ * cannot be reached marks are not tried for a backoff — a handler never
+ * waits for more than one connection attempt.
+ *
  * Wakeups: NOTIFY on one channel after a commit that gave runners work;
  * each runner LISTENs on a second connection of its own, whose socket is
  * polled by a GSource (the spool's connection is busy with calls and
@@ -43,11 +59,159 @@ runner_key (const char *name)
 	return (gint64) key;
 }
 
+/* ---- in-handler marks ---- */
+
+#define MARK_BACKOFF_MIN (G_USEC_PER_SEC / 2)
+#define MARK_BACKOFF_MAX (30 * G_USEC_PER_SEC)
+
+typedef struct {
+	GMutex lock;         /* one mark at a time on conn */
+	PGconn *conn;        /* (owned) (nullable) until the first mark, and after a loss */
+	char *conninfo;      /* (owned) */
+	gint64 busy_timeout; /* bounds a connection attempt */
+	char *owner;         /* (owned) the runner's name */
+	gint64 retry_after;  /* monotonic µs: no connection attempt before */
+	gint64 backoff;      /* µs, doubled per failed attempt */
+} MarkWriter;
+
+static const char mark_upsert_name[] = "sc_presence_mark";
+/* the statement prepared on the marks' own connection (not an
+ * ScPgStatement: those are the spool connection's) */
+static const char mark_upsert_sql[] =
+    "INSERT INTO handler_marks (owner, slot, message_id, generation)"
+    " VALUES ($1::text, $2::integer, $3::bigint, $4::bigint)"
+    " ON CONFLICT (owner, slot) DO UPDATE"
+    " SET message_id = excluded.message_id, generation = excluded.generation";
+
+static gboolean
+mark_connect (MarkWriter *writer, GError **error)
+{
+	g_autoptr(PGresult) set = NULL;
+	g_autoptr(PGresult) prepared = NULL;
+	PGconn *conn = sc_pg_connect (writer->conninfo, writer->busy_timeout, error);
+
+	if (conn == NULL)
+		return FALSE;
+	/* no value in it: a fixed setting */
+	set = PQexec (conn, "SET synchronous_commit TO off");
+	prepared = PQresultStatus (set) == PGRES_COMMAND_OK ? PQprepare (conn, mark_upsert_name, mark_upsert_sql, 0, NULL)
+							     : NULL;
+	if (PQresultStatus (prepared) != PGRES_COMMAND_OK) {
+		g_autofree char *text = g_strchomp (g_strdup (PQerrorMessage (conn)));
+		g_set_error (error, SC_SPOOL_ERROR, SC_SPOOL_ERROR_TEMPORARY, "in-handler marks: %s", text);
+		PQfinish (conn);
+		return FALSE;
+	}
+	writer->conn = conn;
+	return TRUE;
+}
+
+/* One upsert; FALSE with @error when it failed (the connection is then
+ * dropped: the next try starts on a new one). */
+static gboolean
+mark_send (MarkWriter *writer, guint slot, gint64 id, gint64 generation, GError **error)
+{
+	g_auto(ScPgParams) params = {0};
+	g_autoptr(PGresult) result = NULL;
+
+	sc_pg_params_text (&params, writer->owner);
+	sc_pg_params_int64 (&params, slot);
+	sc_pg_params_int64 (&params, id);
+	sc_pg_params_int64 (&params, generation);
+	result = PQexecPrepared (writer->conn, mark_upsert_name, (int) params.n, params.values, params.lengths,
+				 params.formats, 0);
+	if (PQresultStatus (result) == PGRES_COMMAND_OK)
+		return TRUE;
+	{
+		const char *message = result != NULL ? PQresultErrorMessage (result) : "";
+		g_autofree char *text =
+		    g_strchomp (g_strdup (message != NULL && *message != '\0' ? message : PQerrorMessage (writer->conn)));
+		g_set_error (error, SC_SPOOL_ERROR, SC_SPOOL_ERROR_TEMPORARY, "in-handler mark: %s", text);
+	}
+	g_clear_pointer (&writer->conn, PQfinish);
+	return FALSE;
+}
+
+/* ScOwnerMarkFunc, on a worker thread, before (and after) its handler. */
+static void
+mark_write (guint slot, gint64 id, gint64 generation, gpointer data)
+{
+	MarkWriter *writer = data;
+	g_autoptr(GError) error = NULL;
+	gboolean fresh = FALSE;
+
+	g_mutex_lock (&writer->lock);
+	if (writer->conn == NULL) {
+		if (g_get_monotonic_time () < writer->retry_after) {
+			g_mutex_unlock (&writer->lock);
+			return; /* the server was unreachable a moment ago */
+		}
+		if (!mark_connect (writer, &error))
+			goto failed;
+		fresh = TRUE;
+	}
+	if (mark_send (writer, slot, id, generation, &error))
+		goto done;
+	/* lost since the last mark: once more, on a new connection */
+	if (fresh)
+		goto failed;
+	g_debug ("%s; reconnecting", error->message);
+	g_clear_error (&error);
+	if (mark_connect (writer, &error) && mark_send (writer, slot, id, generation, &error))
+		goto done;
+failed:
+	g_debug ("runner %s: slot %u not recorded (%" G_GINT64_FORMAT "): %s", writer->owner, slot, id,
+		 error->message);
+	writer->retry_after = g_get_monotonic_time () + writer->backoff;
+	writer->backoff = MIN (writer->backoff * 2, MARK_BACKOFF_MAX);
+	g_mutex_unlock (&writer->lock);
+	return;
+done:
+	writer->backoff = MARK_BACKOFF_MIN;
+	g_mutex_unlock (&writer->lock);
+}
+
+/* The owner is freed: the runner stopped (its claims given back by
+ * release_owner, or going back by reclaim).  Its rows are removed, on
+ * the marks' connection if it has one (none: it never marked). */
+static void
+mark_writer_free (gpointer data)
+{
+	MarkWriter *writer = data;
+
+	if (writer->conn != NULL) {
+		const char *values[1] = {writer->owner};
+		g_autoptr(PGresult) result =
+		    PQexecParams (writer->conn, "DELETE FROM handler_marks WHERE owner = $1::text", 1, NULL, values,
+				  NULL, NULL, 0);
+		if (PQresultStatus (result) != PGRES_COMMAND_OK)
+			g_debug ("runner %s: its in-handler marks stay: %s", writer->owner,
+				 PQresultErrorMessage (result));
+	}
+	g_clear_pointer (&writer->conn, PQfinish);
+	g_mutex_clear (&writer->lock);
+	g_free (writer->conninfo);
+	g_free (writer->owner);
+	g_free (writer);
+}
+
 ScOwner *
 sc_pg_register_runner (ScSpool *spool, GError **error)
 {
+	/* its own rows (a name is never reused: none, unless a crash…) and
+	 * idle slots of every runner: a runner killed between stages leaves
+	 * those, and they blame nothing.  Only message_id = 0 rows: a live
+	 * runner's new mark is re-checked under its row lock and kept. */
+	static const ScPgStatement sweep = {
+	    "sc_presence_marks_sweep",
+	    "DELETE FROM handler_marks WHERE owner = $1::text OR message_id = 0",
+	};
 	ScPgSpool *pg = SC_PG_SPOOL (spool);
 	g_autofree char *name = sc_owner_make_name ();
+	g_auto(ScPgParams) params = {0};
+	g_autoptr(GError) sweep_error = NULL;
+	MarkWriter *writer;
+	ScOwner *owner;
 
 	g_return_val_if_fail (pg->runner == NULL, NULL);
 	pg->runner = g_strdup (name);
@@ -57,9 +221,20 @@ sc_pg_register_runner (ScSpool *spool, GError **error)
 		g_clear_pointer (&pg->runner, g_free);
 		return NULL;
 	}
+	sc_pg_params_text (&params, name);
+	if (!sc_pg_exec_done (pg, &sweep, &params, "register runner", NULL, &sweep_error))
+		g_debug ("%s", sweep_error->message);
 	/* The lock is the session's, released when the spool is closed (the
 	 * runner closes it right after freeing the owner). */
-	return sc_owner_new_named (name);
+	owner = sc_owner_new_named (name);
+	writer = g_new0 (MarkWriter, 1);
+	g_mutex_init (&writer->lock);
+	writer->conninfo = g_strdup (pg->conninfo);
+	writer->busy_timeout = pg->busy_timeout;
+	writer->owner = g_steal_pointer (&name);
+	writer->backoff = MARK_BACKOFF_MIN;
+	sc_owner_set_mark_func (owner, mark_write, writer, mark_writer_free);
+	return owner;
 }
 
 /* A runner this connection has seen alive whose lock is gone is dead only
@@ -125,28 +300,58 @@ sc_pg_runner_is_alive (ScSpool *spool, const char *owner)
 	return !lock_gone_long_enough (pg, owner);
 }
 
-/* Always empty.  The SQLite spool learns which claims a dead runner's
- * handlers were running from slots in its lock file, written twice per
- * stage without a sync; across hosts that would be two round trips per
- * stage to the server, for every stage of every message.  So a dead
- * PostgreSQL runner's claims all go back `released`, never blamed: a
- * message that kills its runner is not held by the crash limit here — it
- * is taken again, and a handler that crashes the process every time must
- * be found from the attempts' history (the same stage `released` over
- * and over). */
+/* The claims runner @owner's handlers were running, from its marks.  Not
+ * knowing (the server did not answer) is an empty table: its claims then
+ * go back `released`, as they did before there were marks. */
 GHashTable *
 sc_pg_runner_in_handler (ScSpool *spool, const char *owner)
 {
-	return g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+	static const ScPgStatement select_marks = {
+	    "sc_presence_marks",
+	    "SELECT message_id, generation FROM handler_marks WHERE owner = $1::text AND message_id <> 0",
+	};
+	ScPgSpool *pg = SC_PG_SPOOL (spool);
+	GHashTable *running = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+	g_auto(ScPgParams) params = {0};
+	g_autoptr(PGresult) result = NULL;
+	g_autoptr(GError) error = NULL;
+
+	sc_pg_params_text (&params, owner);
+	result = sc_pg_exec (pg, &select_marks, &params, "read in-handler marks", &error);
+	if (result == NULL) {
+		g_debug ("%s", error->message);
+		return running;
+	}
+	for (int row = 0; row < PQntuples (result); row++)
+		g_hash_table_add (running, g_strdup_printf ("%" G_GINT64_FORMAT ":%" G_GINT64_FORMAT,
+							    sc_pg_get_int64 (result, row, 0),
+							    sc_pg_get_int64 (result, row, 1)));
+	return running;
 }
 
-/* Its lock ended with its session; what is left is this connection's
- * notes of having seen it alive and then not. */
+/* A dead runner's messages were taken back: its marks go (its lock ended
+ * with its session), and so do this connection's notes of having seen it
+ * alive and then not.  Not while it is alive again — a runner whose
+ * session lapsed and came back marks anew, as the SQLite spool keeps a
+ * lock file whose runner holds it. */
 void
 sc_pg_forget_runner (ScSpool *spool, const char *owner)
 {
-	g_hash_table_remove (SC_PG_SPOOL (spool)->lock_missing, owner);
-	g_hash_table_remove (SC_PG_SPOOL (spool)->seen_alive, owner);
+	static const ScPgStatement forget = {
+	    "sc_presence_forget",
+	    "DELETE FROM handler_marks WHERE owner = $1::text",
+	};
+	ScPgSpool *pg = SC_PG_SPOOL (spool);
+	g_auto(ScPgParams) params = {0};
+	g_autoptr(GError) error = NULL;
+
+	if (sc_pg_runner_is_alive (spool, owner))
+		return;
+	g_hash_table_remove (pg->lock_missing, owner);
+	g_hash_table_remove (pg->seen_alive, owner);
+	sc_pg_params_text (&params, owner);
+	if (!sc_pg_exec_done (pg, &forget, &params, "forget runner", NULL, &error))
+		g_debug ("%s", error->message);
 }
 
 void

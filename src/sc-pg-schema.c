@@ -1,13 +1,25 @@
 /* sc-pg-schema.c — the PostgreSQL spool's tables and their migrations.
  *
  * Table for table and column for column the SQLite spool's
- * (sc-spool-schema.c, which says why each table and index exists), with
- * the same version numbers, so that spool-copy and the contract suite
- * see one model:
+ * (sc-sqlite-schema.c, which says why each table and index exists), with
+ * the same version numbers, so that spool-copy and the contract suite see
+ * one model:
  *   v1  messages, bodies, stages, attempts, recipients, notifications,
  *       audit, state_counts (+ triggers)
  *   v2  messages.lease_generation; clock_anchor
  *   v3  accepted
+ *   v4  handler_marks (a step that changes nothing on SQLite)
+ *
+ * v4: handler_marks is where a runner records which claims its handlers
+ * are running (sc-pg-presence.c), what the SQLite spool keeps in its
+ * runners' lock files, outside its database.  It is runner state, not
+ * part of the message model: spool-copy does not copy it and no verb's
+ * answer depends on its shape.  A real migration rather than a CREATE
+ * TABLE IF NOT EXISTS slipped into v3: the version then says what the
+ * database holds (describe reports it), the step runs once under the
+ * migration lock instead of on every open, and an older stagecoach
+ * refuses a spool whose runners it would not blame correctly rather than
+ * running beside them unnoticed.
  * The version is the one row of schema_version (SQLite keeps it in
  * PRAGMA user_version).  Types: BIGINT µs times and sizes, identity ids,
  * BYTEA bodies and outputs, TEXT for the rest.
@@ -197,6 +209,19 @@ static const char *const migrations[] = {
     "  PRIMARY KEY (message_id, recipient)"
     ");"
     "CREATE INDEX accepted_at ON accepted (accepted_at);",
+    /* v3 → v4: one row per (runner, worker slot); message_id 0 is an idle
+     * slot.  UNLOGGED: no WAL for two writes per stage.  A server crash
+     * empties it — and ends every session, so every runner reconnects
+     * and every lease is checked again; only the blame of a runner that
+     * died in the same moment is lost (its claims go back `released`,
+     * as before this table). */
+    "CREATE UNLOGGED TABLE handler_marks ("
+    "  owner TEXT NOT NULL,"
+    "  slot INTEGER NOT NULL,"
+    "  message_id BIGINT NOT NULL,"
+    "  generation BIGINT NOT NULL,"
+    "  PRIMARY KEY (owner, slot)"
+    ");",
 };
 
 const int sc_pg_schema_version = G_N_ELEMENTS (migrations);

@@ -10,6 +10,10 @@
  *       stepped wall clock once per spool (sc-sqlite-clock.c)
  *   v3  accepted: the (Message-ID, recipient) pairs ingress accepted
  *       lately, so a resend of a chunk is not delivered twice
+ *   v4  nothing here: PostgreSQL's handler_marks (which claims a runner's
+ *       handlers are running) are slots in runners/NAME.lock on this
+ *       spool (sc-owner.c); the number moves so that both backends keep
+ *       one numbering
  *
  * messages      one row per accepted message; small, so scans of it never
  *               drag the bodies along.  `state` is one of queued, active,
@@ -178,6 +182,8 @@ static const char *const migrations[] = {
     "  PRIMARY KEY (message_id, recipient)"
     ") WITHOUT ROWID;"
     "CREATE INDEX accepted_at ON accepted (accepted_at);",
+    /* v3 → v4: PostgreSQL's handler_marks; no table here (see the top) */
+    "",
 };
 
 const int sc_sqlite_schema_version = G_N_ELEMENTS (migrations);

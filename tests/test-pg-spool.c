@@ -5,13 +5,18 @@
  * lost; a runner's liveness is its advisory lock, seen from another
  * connection and gone with its session; two processes creating a spool
  * at once migrate it once; a schema newer than known is refused; a
- * NOTIFY from another connection wakes the listening source.
+ * NOTIFY from another connection wakes the listening source; a runner
+ * process killed while a handler ran on a claim gets exactly that claim
+ * blamed by another (its marks are in the database), until the crash
+ * limit holds it.
  *
  * Against a private server (tests/sc-test-postgres.c), one per binary,
  * a database per case; every case skips, saying why, without one. */
 #include "config.h"
 
+#include <signal.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "sc-clock.h"
 #include "sc-error.h"
@@ -20,6 +25,9 @@
 #include "sc-test-postgres.h"
 #include "sc-test-spool.h"
 #include "sc-test-util.h"
+
+/* this binary, for the cases that run a part of it as another process */
+static char *self_path;
 
 #ifdef HAVE_LIBPQ
 #include <libpq-fe.h>
@@ -288,11 +296,15 @@ test_liveness (Fixture *fixture, gconstpointer data)
 	fixture->spool = open_spool (fixture, BUSY_TIMEOUT);
 	g_assert_true (sc_spool_runner_is_alive (fixture->spool, name));
 	g_assert_false (sc_spool_runner_is_alive (fixture->spool, "some-other-runner"));
-	/* in-handler marks of a folderless runner go nowhere, and none is read */
+	/* its in-handler marks are read from another connection; a cleared
+	 * slot is not one */
 	sc_owner_mark_in_handler (owner, 0, 1, 1);
+	sc_owner_mark_in_handler (owner, 1, 2, 7);
+	sc_owner_mark_in_handler (owner, 1, 0, 0);
 	{
 		g_autoptr(GHashTable) running = sc_spool_runner_in_handler (fixture->spool, name);
-		g_assert_cmpuint (g_hash_table_size (running), ==, 0);
+		g_assert_cmpuint (g_hash_table_size (running), ==, 1);
+		g_assert_true (g_hash_table_contains (running, "1:1"));
 	}
 
 	/* its connection killed: dead until its next call reconnects and
@@ -313,6 +325,257 @@ test_liveness (Fixture *fixture, gconstpointer data)
 	g_clear_pointer (&owner, sc_owner_free);
 	sc_spool_close (runner_spool);
 	g_assert_true (wait_alive (fixture->spool, name, FALSE));
+}
+
+/* ---- in-handler marks across processes ---- */
+
+/* The child: a runner on the spool at @uri that claims every due message
+ * at @now, runs a "handler" on @poison's claim (slot 0; slot 1 ran
+ * another and is idle again), says its name and waits to be killed. */
+static int
+marked_child (const char *uri, const char *poison, const char *now_text)
+{
+	g_autoptr(GError) error = NULL;
+	gint64 now = g_ascii_strtoll (now_text, NULL, 10);
+	ScSpool *spool = sc_spool_open (uri, 5 * SEC, &error);
+	ScOwner *owner = spool != NULL ? sc_spool_register_runner (spool, &error) : NULL;
+	g_autoptr(GPtrArray) claimed = NULL;
+	gboolean marked = FALSE;
+
+	if (owner == NULL) {
+		g_printerr ("child: %s\n", error->message);
+		return 1;
+	}
+	claimed = sc_spool_claim (spool, sc_owner_get_name (owner), now, now + LEASE, 16, &error);
+	if (claimed == NULL) {
+		g_printerr ("child: %s\n", error->message);
+		return 1;
+	}
+	for (guint i = 0; i < claimed->len; i++) {
+		ScMessage *m = claimed->pdata[i];
+		if (strcmp (m->queue_id, poison) == 0) {
+			sc_owner_mark_in_handler (owner, 0, m->id, m->lease_generation);
+			marked = TRUE;
+		} else {
+			sc_owner_mark_in_handler (owner, 1, m->id, m->lease_generation);
+			sc_owner_mark_in_handler (owner, 1, 0, 0);
+		}
+	}
+	if (!marked) {
+		g_printerr ("child: %s not claimed (%u claimed)\n", poison, claimed->len);
+		return 1;
+	}
+	g_print ("%s %u\n", sc_owner_get_name (owner), claimed->len);
+	fflush (stdout);
+	for (;;)
+		pause (); /* killed here, its handler "running" */
+}
+
+/* Starts the child and reads its runner's name. (transfer full) */
+static char *
+run_marked_child (Fixture *fixture, const char *poison, guint expect_claimed, GSubprocess **out_child)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *now = g_strdup_printf ("%" G_GINT64_FORMAT, sc_clock_now (fixture->clock));
+	GSubprocess *child = g_subprocess_new (G_SUBPROCESS_FLAGS_STDOUT_PIPE, &error, self_path, "--marked-child",
+					       fixture->uri, poison, now, NULL);
+	g_autoptr(GDataInputStream) out = NULL;
+	g_autofree char *line = NULL;
+	g_auto(GStrv) words = NULL;
+
+	g_assert_no_error (error);
+	out = g_data_input_stream_new (g_subprocess_get_stdout_pipe (child));
+	line = g_data_input_stream_read_line (out, NULL, NULL, &error);
+	g_assert_no_error (error);
+	g_assert_nonnull (line);
+	words = g_strsplit (line, " ", 2);
+	g_assert_cmpuint (g_strv_length (words), ==, 2);
+	g_assert_cmpuint ((guint) g_ascii_strtoull (words[1], NULL, 10), ==, expect_claimed);
+	*out_child = child;
+	return g_strdup (words[0]);
+}
+
+static gint64
+raw_count_marks (Fixture *fixture, const char *owner)
+{
+	PGconn *conn = raw_connect (fixture);
+	const char *values[1] = {owner};
+	PGresult *result = PQexecParams (conn, "SELECT count(*) FROM handler_marks WHERE owner = $1", 1, NULL,
+					 values, NULL, NULL, 0);
+	gint64 count;
+
+	g_assert_cmpint (PQresultStatus (result), ==, PGRES_TUPLES_OK);
+	count = g_ascii_strtoll (PQgetvalue (result, 0, 0), NULL, 10);
+	PQclear (result);
+	PQfinish (conn);
+	return count;
+}
+
+/* Reclaim's probe as the runner has it (sc-runner.c): liveness and marks
+ * asked of the spool; the dead forgotten after. */
+typedef struct {
+	ScSpool *spool;
+	GPtrArray *dead;
+} RunnerProbe;
+
+static gboolean
+runner_alive_cb (const char *owner, gpointer user_data)
+{
+	RunnerProbe *probe = user_data;
+	gboolean alive = sc_spool_runner_is_alive (probe->spool, owner);
+
+	if (!alive)
+		g_ptr_array_add (probe->dead, g_strdup (owner));
+	return alive;
+}
+
+static gboolean
+runner_in_handler_cb (const char *owner, const ScLease *lease, gpointer user_data)
+{
+	RunnerProbe *probe = user_data;
+	g_autoptr(GHashTable) running = sc_spool_runner_in_handler (probe->spool, owner);
+	g_autofree char *key = g_strdup_printf ("%" G_GINT64_FORMAT ":%" G_GINT64_FORMAT, lease->id, lease->generation);
+
+	return g_hash_table_contains (running, key);
+}
+
+static gboolean
+runner_in_flight_cb (const ScLease *lease, gpointer user_data)
+{
+	return FALSE;
+}
+
+static guint
+count_outcome (Fixture *fixture, const char *queue_id, ScOutcome outcome)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(ScMessageSummary) s = summary (fixture, queue_id);
+	g_autoptr(GPtrArray) attempts = sc_spool_get_attempts (fixture->spool, s->id, &error);
+	guint count = 0;
+
+	g_assert_no_error (error);
+	for (guint i = 0; i < attempts->len; i++)
+		count += ((ScAttemptRecord *) attempts->pdata[i])->outcome == outcome ? 1 : 0;
+	return count;
+}
+
+#define CRASH_LIMIT 3
+
+static void
+test_marks_across_processes (Fixture *fixture, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *poison = NULL;
+	g_autofree char *others[2] = {NULL, NULL};
+	g_autoptr(GPtrArray) outbox = NULL;
+	g_autoptr(ScMessageSummary) held = NULL;
+	guint held_notes = 0;
+
+	fixture->spool = open_spool (fixture, 2 * SEC);
+	poison = inject (fixture, "list");
+	others[0] = inject (fixture, "list");
+	others[1] = inject (fixture, "list");
+	for (guint crash = 1; crash <= CRASH_LIMIT; crash++) {
+		g_autoptr(GSubprocess) child = NULL;
+		g_autoptr(GPtrArray) dead = g_ptr_array_new_with_free_func (g_free);
+		RunnerProbe runner = {.spool = fixture->spool, .dead = dead};
+		ScLeaseProbe probe = {
+		    .alive = runner_alive_cb,
+		    .in_handler = runner_in_handler_cb,
+		    .in_flight = runner_in_flight_cb,
+		    .user_data = &runner,
+		};
+		g_autofree char *name = run_marked_child (fixture, poison, 3, &child);
+		guint taken;
+
+		/* runner A, on its own connections, is killed mid-handler */
+		g_assert_true (sc_spool_runner_is_alive (fixture->spool, name));
+		g_assert_cmpint (raw_count_marks (fixture, name), ==, 2);
+		g_subprocess_send_signal (child, SIGKILL);
+		g_assert_true (g_subprocess_wait (child, NULL, NULL));
+		g_assert_true (wait_alive (fixture->spool, name, FALSE));
+
+		/* runner B takes its claims back: the poison blamed, the rest released */
+		sc_clock_advance (fixture->clock, SEC);
+		taken = sc_spool_reclaim (fixture->spool, "runner-b", &probe, sc_clock_now (fixture->clock), CRASH_LIMIT,
+					  &error);
+		g_assert_no_error (error);
+		g_assert_cmpuint (taken, ==, 3);
+		g_assert_cmpuint (dead->len, ==, 1);
+		g_assert_cmpstr (dead->pdata[0], ==, name);
+		sc_spool_forget_runner (fixture->spool, name);
+		g_assert_cmpint (raw_count_marks (fixture, name), ==, 0);
+
+		g_assert_cmpuint (count_outcome (fixture, poison, SC_OUTCOME_CRASHED), ==, crash);
+		g_assert_cmpuint (count_outcome (fixture, poison, SC_OUTCOME_RELEASED), ==, 0);
+		for (guint i = 0; i < G_N_ELEMENTS (others); i++) {
+			g_autoptr(ScMessageSummary) s = summary (fixture, others[i]);
+			g_assert_cmpint (s->state, ==, SC_STATE_QUEUED);
+			g_assert_cmpuint (count_outcome (fixture, others[i], SC_OUTCOME_CRASHED), ==, 0);
+			g_assert_cmpuint (count_outcome (fixture, others[i], SC_OUTCOME_RELEASED), ==, crash);
+		}
+		{
+			g_autoptr(ScMessageSummary) s = summary (fixture, poison);
+			g_assert_cmpint (s->state, ==, crash < CRASH_LIMIT ? SC_STATE_QUEUED : SC_STATE_HELD);
+		}
+	}
+	held = summary (fixture, poison);
+	g_assert_nonnull (held->hold_reason);
+	g_test_message ("held: %s", held->hold_reason);
+	g_assert_nonnull (strstr (held->hold_reason, "crash"));
+	outbox = sc_spool_list_notifications (fixture->spool, 0, 0, &error);
+	g_assert_no_error (error);
+	for (guint i = 0; i < outbox->len; i++) {
+		ScNotificationEntry *entry = outbox->pdata[i];
+		if (strcmp (entry->kind, "message.held") == 0 && g_strcmp0 (entry->queue_id, poison) == 0)
+			held_notes++;
+	}
+	g_assert_cmpuint (held_notes, ==, 1);
+	/* the others were never counted: a claim reads 0 crashes */
+	{
+		g_autoptr(GPtrArray) rest = sc_spool_claim (fixture->spool, "runner-b", sc_clock_now (fixture->clock),
+							    sc_clock_now (fixture->clock) + LEASE, 16, &error);
+		g_assert_no_error (error);
+		g_assert_cmpuint (rest->len, ==, 2);
+		for (guint i = 0; i < rest->len; i++)
+			g_assert_cmpuint (((ScMessage *) rest->pdata[i])->crashes, ==, 0);
+	}
+}
+
+/* The round trip of one mark, as a worker pays it before its handler
+ * (reported, not asserted: the machine is shared). */
+static void
+test_mark_cost (Fixture *fixture, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	ScSpool *runner_spool = open_spool (fixture, 2 * SEC);
+	g_autoptr(ScOwner) owner = sc_spool_register_runner (runner_spool, &error);
+	const guint n = 2000;
+	gint64 start;
+	gint64 elapsed;
+
+	g_assert_no_error (error);
+	fixture->spool = open_spool (fixture, BUSY_TIMEOUT);
+	sc_owner_mark_in_handler (owner, 0, 1, 1); /* connects */
+	start = g_get_monotonic_time ();
+	for (guint i = 0; i < n; i++)
+		sc_owner_mark_in_handler (owner, i % 4, i % 2 == 0 ? (gint64) i + 1 : 0, 1);
+	elapsed = g_get_monotonic_time () - start;
+	g_test_message ("one in-handler mark: %.1f us (%u marks, one connection)", (double) elapsed / n, n);
+	{
+		g_autoptr(GHashTable) running = sc_spool_runner_in_handler (fixture->spool, sc_owner_get_name (owner));
+		/* slots 0 and 2 hold the last even i's marks; 1 and 3 are idle */
+		g_assert_cmpuint (g_hash_table_size (running), ==, 2);
+		g_assert_true (g_hash_table_contains (running, "1997:1"));
+		g_assert_true (g_hash_table_contains (running, "1999:1"));
+	}
+	/* a clean stop takes its rows away */
+	{
+		g_autofree char *name = g_strdup (sc_owner_get_name (owner));
+		g_clear_pointer (&owner, sc_owner_free);
+		sc_spool_close (runner_spool);
+		g_assert_cmpint (raw_count_marks (fixture, name), ==, 0);
+	}
 }
 
 /* What a reclaiming runner's probe asks, answered by the spool itself. */
@@ -438,7 +701,8 @@ test_migrate_concurrently (Fixture *fixture, gconstpointer data)
 	g_assert_true (sc_spool_describe (fixture->spool, &server, &version, &error));
 	g_assert_no_error (error);
 	g_assert_true (g_str_has_prefix (server, "PostgreSQL "));
-	g_assert_cmpint (version, ==, 3);
+	/* v4: handler_marks, PostgreSQL's own (sc-pg-schema.c) */
+	g_assert_cmpint (version, ==, 4);
 	{
 		PGconn *conn = raw_connect (fixture);
 		PGresult *result = PQexec (conn, "SELECT count(*) FROM schema_version");
@@ -534,6 +798,11 @@ main (int argc, char **argv)
 {
 	int status;
 
+#ifdef HAVE_LIBPQ
+	if (argc == 5 && strcmp (argv[1], "--marked-child") == 0)
+		return marked_child (argv[2], argv[3], argv[4]);
+#endif
+	self_path = g_canonicalize_filename (argv[0], NULL);
 	g_test_init (&argc, &argv, G_TEST_OPTION_ISOLATE_DIRS, NULL);
 	if (!sc_test_postgres_available ()) {
 		g_test_add_func ("/pg-spool/skipped", test_unavailable);
@@ -544,6 +813,9 @@ main (int argc, char **argv)
 	g_test_add ("/pg-spool/connection/terminated", Fixture, NULL, setup, test_terminated_backend, teardown);
 	g_test_add ("/pg-spool/connection/server-restart", Fixture, NULL, setup, test_server_restart, teardown);
 	g_test_add ("/pg-spool/presence/advisory-lock", Fixture, NULL, setup, test_liveness, teardown);
+	g_test_add ("/pg-spool/presence/marks-across-processes", Fixture, NULL, setup, test_marks_across_processes,
+		    teardown);
+	g_test_add ("/pg-spool/presence/mark-cost", Fixture, NULL, setup, test_mark_cost, teardown);
 	g_test_add ("/pg-spool/presence/cut-runner-keeps-claims", Fixture, NULL, setup, test_cut_runner_keeps_claims,
 		    teardown);
 	g_test_add ("/pg-spool/presence/wakeups", Fixture, NULL, setup, test_wakeups, teardown);
@@ -553,5 +825,6 @@ main (int argc, char **argv)
 #ifdef HAVE_LIBPQ
 	g_clear_pointer (&postgres, sc_test_postgres_stop);
 #endif
+	g_free (self_path);
 	return status;
 }

@@ -442,6 +442,75 @@ test_kill9_resumes (Fixture *fixture, gconstpointer data)
 	}
 }
 
+/* A handler that kills its own runner (kill -9 $PPID) every time: each
+ * restart blames that message alone — the runner had marked it in a
+ * handler (a lock-file slot, or handler_marks on PostgreSQL) — and after
+ * the crash limit it is held, with a notification, instead of killing
+ * runners forever. */
+static void
+test_crash_limit_holds (Fixture *fixture, gconstpointer data)
+{
+	g_autofree char *kills_log = g_build_filename (fixture->dir, "kills.log", NULL);
+	g_autofree char *script_text = g_strdup_printf ("#!/bin/sh\n"
+							"echo \"$STAGECOACH_QUEUE_ID\" >> %s\n"
+							"kill -9 $PPID\n"
+							"sleep 5\n",
+							kills_log);
+	g_autofree char *script = sc_test_write_file (fixture->dir, "killer.sh", script_text);
+	g_autofree char *queue_id = NULL;
+	g_autofree char *kills = NULL;
+	g_auto(GStrv) lines = NULL;
+	g_autoptr(JsonObject) shown = NULL;
+	JsonArray *attempts;
+	guint crashed = 0;
+	guint killed_runs = 0;
+
+	g_assert_cmpint (g_chmod (script, 0755), ==, 0);
+	write_config (fixture, "maildir:archive", "decorate;exec:killer;archive",
+		      "[handler:killer]\ncommand=./killer.sh\ntimeout=1m\n");
+	queue_id = sc_test_inject (fixture->config, "test.example.org", message_text);
+	/* a run the handler kills, then a restart that takes the message
+	 * back; a restart may find the dead runner's session not yet gone
+	 * (PostgreSQL ends it a moment after the socket) and leave it */
+	for (guint run = 0; run < 12; run++) {
+		g_autoptr(JsonObject) now_shown = sc_test_show (fixture->config, queue_id);
+		g_autofree char *err = NULL;
+		int status;
+
+		if (g_strcmp0 (member (now_shown, "state"), "held") == 0)
+			break;
+		status = sc_test_run (fixture->config, NULL, NULL, &err, "run", "--once", NULL);
+		if (status == 128 + SIGKILL)
+			killed_runs++;
+		else
+			g_assert_cmpint (status, ==, 0);
+		g_usleep (100 * 1000);
+	}
+	shown = sc_test_show (fixture->config, queue_id);
+	g_assert_cmpstr (member (shown, "state"), ==, "held");
+	g_assert_nonnull (strstr (member (shown, "hold_reason"), "crash"));
+	attempts = json_object_get_array_member (shown, "attempts");
+	for (guint a = 0; a < json_array_get_length (attempts); a++) {
+		JsonObject *attempt = json_array_get_object_element (attempts, a);
+		if (g_strcmp0 (member (attempt, "outcome"), "crashed") == 0) {
+			g_assert_cmpstr (member (attempt, "stage"), ==, "exec:killer");
+			crashed++;
+		}
+	}
+	/* the crash limit (3): three runners killed, three crashes blamed */
+	g_assert_cmpuint (killed_runs, ==, 3);
+	g_assert_cmpuint (crashed, ==, 3);
+	g_assert_true (g_file_get_contents (kills_log, &kills, NULL, NULL));
+	lines = g_strsplit (g_strstrip (kills), "\n", -1);
+	g_assert_cmpuint (g_strv_length (lines), ==, 3);
+	g_assert_cmpint (sc_test_backend_query_int (fixture->spool,
+						    "SELECT count(*) FROM notifications WHERE kind = 'message.held'"),
+			 ==, 1);
+	/* held: a further run leaves it alone */
+	g_assert_cmpint (run_once (fixture), ==, 0);
+	g_assert_cmpint (sc_test_count (fixture->config, "held"), ==, 1);
+}
+
 /* Two runners on one spool: every message processed by exactly one. */
 static void
 test_two_runners (Fixture *fixture, gconstpointer data)
@@ -617,6 +686,7 @@ main (int argc, char **argv)
 	g_test_add ("/runner/transient/max-age-said", Fixture, NULL, setup, test_max_age_said, teardown);
 	g_test_add ("/runner/hold-release-delete", Fixture, NULL, setup, test_hold_release_delete, teardown);
 	g_test_add ("/runner/crash/kill-9-resumes", Fixture, NULL, setup, test_kill9_resumes, teardown);
+	g_test_add ("/runner/crash/limit-holds", Fixture, NULL, setup, test_crash_limit_holds, teardown);
 	g_test_add ("/runner/concurrency/two-runners", Fixture, NULL, setup, test_two_runners, teardown);
 	g_test_add ("/runner/wakeup/inject-wakes-daemon", Fixture, NULL, setup, test_wakeup, teardown);
 	g_test_add ("/runner/signal/sigterm-releases", Fixture, NULL, setup, test_sigterm_releases, teardown);

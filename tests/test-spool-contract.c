@@ -14,6 +14,7 @@
 
 #include "sc-clock.h"
 #include "sc-error.h"
+#include "sc-owner.h"
 #include "sc-spool.h"
 #include "sc-test-postgres.h"
 #include "sc-test-spool.h"
@@ -255,6 +256,99 @@ reclaim (Fixture *fixture, const char *self, const char *const *alive, guint cra
 {
 	OwnerCheck check = {.alive = alive};
 	return reclaim_checked (fixture, self, &check, crash_limit);
+}
+
+/* ---- runners whose in-handler marks the backend keeps ---- */
+
+/* A runner registered on a connection of its own, marking what its
+ * "handlers" run as sc-runner.c's workers do (sc_owner_mark_in_handler),
+ * the backend keeping the marks (SQLite: its lock file; PostgreSQL:
+ * handler_marks).  It stays registered while reclaim runs: the probe
+ * below declares it dead, as if its process had been killed — a clean
+ * stop removes its marks on both backends. */
+typedef struct {
+	ScSpool *spool; /* (owned) */
+	ScOwner *owner; /* (owned) */
+} MarkedRunner;
+
+static const char *
+marked_runner_start (Fixture *fixture, MarkedRunner *runner)
+{
+	g_autoptr(GError) error = NULL;
+
+	runner->spool = open_backend (fixture, &error);
+	g_assert_no_error (error);
+	runner->owner = sc_spool_register_runner (runner->spool, &error);
+	g_assert_no_error (error);
+	g_assert_nonnull (runner->owner);
+	return sc_owner_get_name (runner->owner);
+}
+
+static void
+marked_runner_stop (MarkedRunner *runner)
+{
+	g_clear_pointer (&runner->owner, sc_owner_free);
+	g_clear_pointer (&runner->spool, sc_spool_close);
+}
+
+static void
+mark (MarkedRunner *runner, guint slot, const ScMessage *message)
+{
+	sc_owner_mark_in_handler (runner->owner, slot, message != NULL ? message->id : 0,
+				  message != NULL ? message->lease_generation : 0);
+}
+
+/* Reclaim's probe as the runner's (sc-runner.c): every other owner dead,
+ * and what it had in a handler read from the backend, once per owner. */
+typedef struct {
+	ScSpool *spool;
+	GHashTable *running; /* owner → its in-handler keys */
+} BackendProbe;
+
+static gboolean
+backend_alive_cb (const char *owner, gpointer user_data)
+{
+	return FALSE;
+}
+
+static gboolean
+backend_in_handler_cb (const char *owner, const ScLease *lease, gpointer user_data)
+{
+	BackendProbe *probe = user_data;
+	GHashTable *running = g_hash_table_lookup (probe->running, owner);
+	g_autofree char *key = NULL;
+
+	if (running == NULL) {
+		running = sc_spool_runner_in_handler (probe->spool, owner);
+		g_hash_table_insert (probe->running, g_strdup (owner), running);
+	}
+	key = g_strdup_printf ("%" G_GINT64_FORMAT ":%" G_GINT64_FORMAT, lease->id, lease->generation);
+	return g_hash_table_contains (running, key);
+}
+
+static gboolean
+backend_in_flight_cb (const ScLease *lease, gpointer user_data)
+{
+	return FALSE;
+}
+
+static guint
+reclaim_by_marks (Fixture *fixture, const char *self, guint crash_limit)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GHashTable) running =
+	    g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) g_hash_table_unref);
+	BackendProbe backend = {.spool = fixture->spool, .running = running};
+	ScLeaseProbe probe = {
+	    .alive = backend_alive_cb,
+	    .in_handler = backend_in_handler_cb,
+	    .in_flight = backend_in_flight_cb,
+	    .user_data = &backend,
+	};
+	guint count = sc_spool_reclaim (fixture->spool, self, &probe, sc_clock_now (fixture->clock), crash_limit, &error);
+
+	g_assert_no_error (error);
+	return count;
 }
 
 static gint
@@ -1000,26 +1094,59 @@ test_reclaim_rules (Fixture *fixture, gconstpointer user_data)
 	assert_counts_match (fixture, NULL);
 }
 
+/* A message whose handler kills its runner every time is held after
+ * crash_limit crashes; what the same runners had merely claimed goes back
+ * `released`, never counted.  The marks are the backend's (a runner on a
+ * connection of its own marks, reclaim reads them back), as in a daemon. */
 static void
 test_reclaim_crash_limit (Fixture *fixture, gconstpointer user_data)
 {
 	g_autoptr(GError) error = NULL;
 	g_autofree char *poison = inject (fixture, "l.example.org");
+	g_autofree char *innocent = inject (fixture, "l.example.org");
 	g_autoptr(ScMessageSummary) s = NULL;
+	g_autoptr(ScMessageSummary) si = NULL;
 	gint64 rowid = 0;
+	gint64 innocent_rowid = 0;
 	gint64 due = 0;
 
 	for (guint crash = 1; crash <= 3; crash++) {
-		g_autofree char *owner = g_strdup_printf ("runner-%u", crash);
-		g_autoptr(ScMessage) m = claim_one (fixture, owner, poison);
+		MarkedRunner runner = {0};
+		const char *owner = marked_runner_start (fixture, &runner);
+		g_autoptr(GPtrArray) claimed = claim (fixture, owner, 2);
+		ScMessage *m = NULL;
+
+		g_assert_cmpuint (claimed->len, ==, 2);
+		for (guint i = 0; i < claimed->len; i++) {
+			ScMessage *c = claimed->pdata[i];
+			if (strcmp (c->queue_id, poison) == 0)
+				m = c;
+			else
+				innocent_rowid = c->id;
+		}
+		g_assert_nonnull (m);
 		/* the crashes counted so far (the spool's count, read at claim) */
 		g_assert_cmpuint (m->crashes, ==, crash - 1);
 		rowid = m->id;
+		/* its handler starts on the poison, and the runner dies */
+		mark (&runner, 0, m);
 		sc_clock_advance (fixture->clock, SEC);
-		g_assert_cmpuint (reclaim (fixture, "watcher", NULL, 3), ==, 1);
+		g_assert_cmpuint (reclaim_by_marks (fixture, "watcher", 3), ==, 2);
+		marked_runner_stop (&runner);
 		g_assert_cmpuint (count_attempts (fixture, rowid, SC_OUTCOME_CRASHED, NULL), ==, crash);
+		g_assert_cmpuint (count_attempts (fixture, innocent_rowid, SC_OUTCOME_RELEASED, NULL), ==, crash);
+		g_assert_cmpuint (count_attempts (fixture, innocent_rowid, SC_OUTCOME_CRASHED, NULL), ==, 0);
 		if (crash < 3)
 			g_assert_cmpint (state_of (fixture, poison), ==, SC_STATE_QUEUED);
+	}
+	/* the innocent one: back, uncounted, free to run */
+	si = summary (fixture, innocent);
+	g_assert_cmpint (si->state, ==, SC_STATE_QUEUED);
+	{
+		g_autoptr(ScMessage) m = claim_one (fixture, "runner-4", innocent);
+		ScStageResult result = result_for (fixture, m, SC_OUTCOME_OK, SC_STATE_DONE);
+		g_assert_cmpuint (m->crashes, ==, 0);
+		g_assert_cmpuint (record (fixture, "runner-4", &result), ==, 0);
 	}
 	s = summary (fixture, poison);
 	g_assert_cmpint (s->state, ==, SC_STATE_HELD);
@@ -1051,37 +1178,50 @@ test_reclaim_crash_limit (Fixture *fixture, gconstpointer user_data)
 static void
 test_reclaim_blames_in_handler_only (Fixture *fixture, gconstpointer user_data)
 {
+	MarkedRunner runner = {0};
+	const char *dead = marked_runner_start (fixture, &runner);
 	g_autofree char *a = inject (fixture, "l.example.org");
 	g_autofree char *b = inject (fixture, "l.example.org");
-	g_autoptr(ScMessage) ma = claim_one (fixture, "runner-dead", a);
-	g_autoptr(ScMessage) mb = claim_one (fixture, "runner-dead", b);
-	g_autoptr(GArray) running = g_array_new (FALSE, FALSE, sizeof (ScLease));
-	ScLease lease = lease_of (ma);
-	OwnerCheck check = {.in_handler = running};
+	g_autofree char *c = inject (fixture, "l.example.org");
+	g_autoptr(ScMessage) ma = claim_one (fixture, dead, a);
+	g_autoptr(ScMessage) mb = claim_one (fixture, dead, b);
+	g_autoptr(ScMessage) mc = claim_one (fixture, dead, c);
 	g_autoptr(GPtrArray) attempts = NULL;
 	g_autoptr(ScMessageSummary) sb = NULL;
+	ScMessage stale = {0};
 
-	g_array_append_val (running, lease);
+	/* slot 0 runs a; slot 1 ran b and is idle again; slot 2's mark is
+	 * of c's claim before this one (another generation) */
+	mark (&runner, 0, ma);
+	mark (&runner, 1, mb);
+	mark (&runner, 1, NULL);
+	stale.id = mc->id;
+	stale.lease_generation = mc->lease_generation - 1;
+	mark (&runner, 2, &stale);
 	sc_clock_advance (fixture->clock, SEC);
-	g_assert_cmpuint (reclaim_checked (fixture, "runner-b", &check, 3), ==, 2);
+	g_assert_cmpuint (reclaim_by_marks (fixture, "runner-b", 3), ==, 3);
+	marked_runner_stop (&runner);
 	/* a: its handler ran; blamed, due after the innocent */
 	g_assert_cmpint (state_of (fixture, a), ==, SC_STATE_QUEUED);
 	g_assert_cmpint (next_attempt_of (fixture, a), ==, T0 + SEC);
 	g_assert_cmpint (next_attempt_of (fixture, b), ==, T0);
-	/* b: only claimed; back at once, last error untouched */
+	g_assert_cmpint (next_attempt_of (fixture, c), ==, T0);
+	/* b and c: only claimed; back at once, last error untouched */
 	sb = summary (fixture, b);
 	g_assert_cmpint (sb->state, ==, SC_STATE_QUEUED);
 	g_assert_null (sb->last_error);
 	attempts = attempts_of (fixture, mb->id);
 	g_assert_cmpuint (attempts->len, ==, 1);
 	g_assert_cmpint (((ScAttemptRecord *) attempts->pdata[0])->outcome, ==, SC_OUTCOME_RELEASED);
+	g_assert_cmpuint (count_attempts (fixture, mc->id, SC_OUTCOME_RELEASED, NULL), ==, 1);
+	g_assert_cmpuint (count_attempts (fixture, ma->id, SC_OUTCOME_CRASHED, NULL), ==, 1);
 	assert_counts_match (fixture, NULL);
 	/* the crash counted for a only (the count a claim reads) */
 	{
-		g_autoptr(GPtrArray) both = claim (fixture, "runner-b", 2);
-		g_assert_cmpuint (both->len, ==, 2);
-		for (guint i = 0; i < both->len; i++) {
-			ScMessage *m = both->pdata[i];
+		g_autoptr(GPtrArray) all = claim (fixture, "runner-b", 3);
+		g_assert_cmpuint (all->len, ==, 3);
+		for (guint i = 0; i < all->len; i++) {
+			ScMessage *m = all->pdata[i];
 			g_assert_cmpuint (m->crashes, ==, strcmp (m->queue_id, a) == 0 ? 1 : 0);
 		}
 	}
