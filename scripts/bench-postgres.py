@@ -168,79 +168,12 @@ class Postgres:
         self.log.close()
 
 
-class SlowRelay:
-    """An SMTP receiver on loopback (asyncio, in a thread) that accepts every
-    recipient and answers the end of DATA after @delay seconds, as a relay
-    whose disk or network takes that long.  self.messages counts the 250s."""
-
-    def __init__(self, delay):
-        self.delay = delay
-        self.messages = 0
-        self.loop = asyncio.new_event_loop()
-        ready = threading.Event()
-
-        def run():
-            asyncio.set_event_loop(self.loop)
-            self.server = self.loop.run_until_complete(
-                asyncio.start_server(self._session, "127.0.0.1", 0, backlog=1024))
-            self.port = self.server.sockets[0].getsockname()[1]
-            ready.set()
-            self.loop.run_forever()
-            tasks = asyncio.all_tasks(self.loop)
-            for task in tasks:
-                task.cancel()
-            self.loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
-            self.loop.close()
-        self.thread = threading.Thread(target=run, daemon=True)
-        self.thread.start()
-        ready.wait(10)
-        self.argv = [f"(in this script: asyncio SMTP, DATA answered after {delay * 1000:.0f} ms)"]
-
-    async def _session(self, reader, writer):
-        w = writer.write
-        w(b"220 slow.localdomain ESMTP\r\n")
-        try:
-            while True:
-                line = await reader.readline()
-                if not line:
-                    break
-                verb = line[:4].upper()
-                if verb == b"EHLO":
-                    w(b"250-slow.localdomain\r\n250-PIPELINING\r\n250-8BITMIME\r\n250 SIZE 100000000\r\n")
-                elif verb == b"HELO":
-                    w(b"250 slow.localdomain\r\n")
-                elif verb in (b"MAIL", b"RCPT", b"RSET", b"NOOP"):
-                    w(b"250 2.0.0 ok\r\n")
-                elif verb == b"DATA":
-                    w(b"354 go ahead\r\n")
-                    await writer.drain()
-                    while True:
-                        data = await reader.readline()
-                        if not data or data in (b".\r\n", b".\n"):
-                            break
-                    if not data:
-                        break
-                    await asyncio.sleep(self.delay)
-                    self.messages += 1
-                    w(b"250 2.0.0 accepted\r\n")
-                elif verb == b"QUIT":
-                    w(b"221 2.0.0 bye\r\n")
-                    await writer.drain()
-                    break
-                else:
-                    w(b"502 5.5.2 not implemented\r\n")
-                await writer.drain()
-        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
-            pass
-        finally:
-            writer.close()
-
-    def stop(self):
-        def close():
-            self.server.close()
-            self.loop.stop()
-        self.loop.call_soon_threadsafe(close)
-        self.thread.join(10)
+def slow_relay(delay):
+    """benchlib's SMTP receiver refusing nothing and answering the end of DATA after
+    @delay seconds, as a relay whose disk or network takes that long."""
+    relay = bl.Refuser(refusals=0, delay=delay)
+    relay.argv = [f"(in this script: asyncio SMTP, DATA answered after {delay * 1000:.0f} ms)"]
+    return relay
 
 
 def config_text(spool, state_dir, relay_port, connections):
@@ -436,7 +369,7 @@ try:
     run_no = 0
     for relay_name in relays:
         if relay_name == "slow":
-            relay = SlowRelay(args.delay_ms / 1000)
+            relay = slow_relay(args.delay_ms / 1000)
             title = f"slow relay (DATA +{args.delay_ms:.0f} ms)"
             connections = args.slow_connections
         else:

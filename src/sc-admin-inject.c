@@ -170,8 +170,8 @@ sc_admin_inject_check_headers (ScAdminServer *server,
 	}
 	if ((guint64) length > server->config->max_message_size) {
 		g_autofree char *text = g_strdup_printf (_("the message is larger than max-message-size "
-							   "(%" G_GUINT64_FORMAT " bytes)"),
-							 server->config->max_message_size);
+							   "(%llu bytes)"),
+							 (unsigned long long) server->config->max_message_size);
 		sc_admin_reply_error_code (message, SOUP_STATUS_REQUEST_ENTITY_TOO_LARGE, "too-big", text);
 		return FALSE;
 	}

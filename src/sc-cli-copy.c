@@ -93,8 +93,7 @@ report (const ScCopyTable *table, guint64 rows, gboolean done, gpointer user_dat
 	if (now - progress->last_report < G_USEC_PER_SEC)
 		return;
 	progress->last_report = now;
-	fprintf (stderr, _("stagecoach spool-copy: %s: %" G_GUINT64_FORMAT " rows so far\n"), table->name,
-		 rows);
+	fprintf (stderr, _("stagecoach spool-copy: %s: %llu rows so far\n"), table->name, (unsigned long long) rows);
 }
 
 int

@@ -349,9 +349,11 @@ verify (ScSpool *from, ScSpool *to, const guint64 rows[SC_SPOOL_COPY_N_TABLES], 
 			return FALSE;
 		if (in_from != rows[t] || in_to != rows[t]) {
 			g_set_error (error, SC_SPOOL_ERROR, SC_SPOOL_ERROR_FAILED,
-				     _("check failed: %s has %" G_GUINT64_FORMAT " rows in the source, %"
-				       G_GUINT64_FORMAT " were copied and the destination has %" G_GUINT64_FORMAT),
-				     table->name, in_from, rows[t], in_to);
+				     /* %llu: a macro in a msgid hides it from xgettext */
+				     _("check failed: %s has %llu rows in the source, %llu were copied and the "
+				       "destination has %llu"),
+				     table->name, (unsigned long long) in_from, (unsigned long long) rows[t],
+				     (unsigned long long) in_to);
 			return FALSE;
 		}
 	}
@@ -361,9 +363,9 @@ verify (ScSpool *from, ScSpool *to, const guint64 rows[SC_SPOOL_COPY_N_TABLES], 
 	for (guint s = 0; s < SC_STATE_LAST; s++) {
 		if (from_counts[s] != to_counts[s]) {
 			g_set_error (error, SC_SPOOL_ERROR, SC_SPOOL_ERROR_FAILED,
-				     _("check failed: %" G_GINT64_FORMAT " messages are %s in the source, %"
-				       G_GINT64_FORMAT " in the destination"),
-				     from_counts[s], sc_message_state_to_string (s), to_counts[s]);
+				     _("check failed: %lld messages are %s in the source, %lld in the destination"),
+				     (long long) from_counts[s], sc_message_state_to_string (s),
+				     (long long) to_counts[s]);
 			return FALSE;
 		}
 	}

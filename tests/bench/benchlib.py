@@ -129,10 +129,13 @@ class Silent:
 class Refuser:
     """A small real SMTP receiver on loopback (asyncio, in a thread): answers 450 after
     the data to the first @refusals deliveries of each (Message-ID, recipients) and 250
-    from then on.  self.accepted counts the 250s; self.refused the 450s."""
+    from then on, each answer to the end of DATA after @delay seconds (a relay whose
+    disk or network takes that long).  self.accepted counts the 250s; self.refused the
+    450s."""
 
-    def __init__(self, refusals=2):
+    def __init__(self, refusals=2, delay=0.0):
         self.refusals = refusals
+        self.delay = delay
         self.seen = {}
         self.accepted = 0
         self.refused = 0
@@ -202,6 +205,8 @@ class Refuser:
                             elif data[:11].lower() == b"message-id:":
                                 message_id = data[11:].strip()
                     key = (message_id, tuple(rcpts))
+                    if self.delay > 0:
+                        await asyncio.sleep(self.delay)
                     with self.lock:
                         n = self.seen.get(key, 0)
                         self.seen[key] = n + 1
