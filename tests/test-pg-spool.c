@@ -651,6 +651,82 @@ test_cut_runner_keeps_claims (Fixture *fixture, gconstpointer data)
 	sc_spool_close (runner_spool);
 }
 
+/* ---- a full database ---- */
+
+/* PostgreSQL out of disk (SQLSTATE 53100, raised here by triggers as the
+ * server raises it when a write finds no space): inject answers 75 and
+ * keeps nothing; a stage result is not recorded and the message stays
+ * the runner's, to be recorded when there is room — nothing lost. */
+static void
+test_disk_full (Fixture *fixture, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *dir = sc_test_make_tmpdir ("sc-pg-full");
+	g_autofree char *config_text = g_strdup_printf ("[stagecoach]\nspool=%s\nstate-dir=state\nbusy-timeout=2s\n"
+							"[list:test.example.org]\npipeline=archive\narchive=\n",
+							fixture->uri);
+	g_autofree char *config = sc_test_write_file (dir, "stagecoach.conf", config_text);
+	g_autoptr(GBytes) input = g_bytes_new_static ("Subject: full\r\n\r\nbody\r\n", 25);
+	g_autofree char *out = NULL;
+	g_autofree char *err = NULL;
+	g_autofree char *queue_id = NULL;
+	g_autoptr(GPtrArray) claimed = NULL;
+	PGconn *conn;
+	int status;
+
+	fixture->spool = open_spool (fixture, BUSY_TIMEOUT);
+	queue_id = inject (fixture, "list"); /* before the disk fills */
+	conn = raw_connect (fixture);
+	raw_exec (conn, "CREATE FUNCTION full_disk () RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+			" RAISE EXCEPTION 'could not extend file: No space left on device'"
+			" USING ERRCODE = 'disk_full'; END $$");
+	raw_exec (conn, "CREATE TRIGGER messages_full BEFORE INSERT ON messages"
+			" FOR EACH ROW EXECUTE FUNCTION full_disk ()");
+	raw_exec (conn, "CREATE TRIGGER stages_full BEFORE INSERT ON stages"
+			" FOR EACH ROW EXECUTE FUNCTION full_disk ()");
+
+	/* the spool says NO_SPACE; the command says 75 and names the cause */
+	{
+		ScNewMessage message = {.list_id = "list",
+					.sender = "",
+					.recipients = (const char *const[]){"a@example.org", NULL},
+					.pipeline = PIPELINE,
+					.raw = input,
+					.now = T0};
+		g_autofree char *id = sc_spool_inject (fixture->spool, &message, &error);
+		g_assert_null (id);
+		g_assert_error (error, SC_SPOOL_ERROR, SC_SPOOL_ERROR_NO_SPACE);
+		g_clear_error (&error);
+	}
+	status = sc_test_run (config, input, &out, &err, "inject", "--list", "test.example.org", "b@example.org", NULL);
+	g_test_message ("inject on a full database: %d, %s", status, err);
+	g_assert_cmpint (status, ==, 75);
+	g_assert_nonnull (strstr (err, "space"));
+	g_assert_cmpint (sc_test_spool_count_of (fixture->spool, NULL, SC_STATE_QUEUED), ==, 1);
+
+	/* a stage's result waits: not recorded, still the runner's */
+	claimed = sc_spool_claim (fixture->spool, "runner", T0, T0 + LEASE, 1, &error);
+	g_assert_no_error (error);
+	g_assert_cmpuint (claimed->len, ==, 1);
+	{
+		ScStageResult result = result_for (fixture, claimed->pdata[0], SC_OUTCOME_OK, SC_STATE_DONE);
+		ScStageResult *one = &result;
+		g_assert_false (sc_spool_record_results (fixture->spool, "runner", &one, 1, NULL, &error));
+		g_assert_error (error, SC_SPOOL_ERROR, SC_SPOOL_ERROR_NO_SPACE);
+		g_clear_error (&error);
+		g_assert_cmpint (sc_test_spool_count_of (fixture->spool, NULL, SC_STATE_ACTIVE), ==, 1);
+		/* room again: the same result is recorded, once */
+		raw_exec (conn, "DROP TRIGGER stages_full ON stages");
+		g_assert_cmpuint (sc_test_spool_record (fixture->spool, "runner", &result), ==, 0);
+	}
+	{
+		g_autoptr(ScMessageSummary) s = summary (fixture, queue_id);
+		g_assert_cmpint (s->state, ==, SC_STATE_DONE);
+	}
+	PQfinish (conn);
+	sc_test_remove_tree (dir);
+}
+
 /* ---- migration ---- */
 
 typedef struct {
@@ -819,6 +895,7 @@ main (int argc, char **argv)
 	g_test_add ("/pg-spool/presence/cut-runner-keeps-claims", Fixture, NULL, setup, test_cut_runner_keeps_claims,
 		    teardown);
 	g_test_add ("/pg-spool/presence/wakeups", Fixture, NULL, setup, test_wakeups, teardown);
+	g_test_add ("/pg-spool/disk-full/inject-75-result-waits", Fixture, NULL, setup, test_disk_full, teardown);
 	g_test_add ("/pg-spool/schema/migrate-concurrently", Fixture, NULL, setup, test_migrate_concurrently, teardown);
 #endif
 	status = g_test_run ();
