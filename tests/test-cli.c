@@ -16,13 +16,25 @@
 #include "sc-spool-uri.h"
 #include "sc-test-http.h"
 #include "sc-test-postgres.h"
+#include "sc-test-backend.h"
 #include "sc-test-util.h"
 
 typedef struct {
 	char *dir;
 	char *config;
-	char *spool_db;
+	char *spool_db;    /* SQLite's file (the SQLite-only cases) */
+	char *spool_lines; /* the config's lines naming the spool (sc-test-backend.h) */
 } Fixture;
+
+/* A case about the SQLite spool's file or folder: skipped in the
+ * PostgreSQL run of this binary (cli-postgresql). */
+#define SQLITE_ONLY()                                                                              \
+	do {                                                                                       \
+		if (sc_test_backend_is_postgresql ()) {                                            \
+			g_test_skip ("a case of the SQLite spool (its file, folder or spool= line)");                              \
+			return;                                                                    \
+		}                                                                                  \
+	} while (0)
 
 static const char *message_text = "From: Alice <alice@example.org>\n"
 				  "To: test@example.org\n"
@@ -36,7 +48,7 @@ static void
 write_config (Fixture *fixture, const char *extra)
 {
 	g_autofree char *text = g_strdup_printf ("[stagecoach]\n"
-						 "spool=spool\n"
+						 "%s"
 						 "busy-timeout=300ms\n"
 						 "max-message-size=60M\n"
 						 "%s"
@@ -46,7 +58,7 @@ write_config (Fixture *fixture, const char *extra)
 						 "[list:other.example.org]\n"
 						 "pipeline=archive\n"
 						 "archive=\n",
-						 extra != NULL ? extra : "");
+						 fixture->spool_lines, extra != NULL ? extra : "");
 	g_autofree char *path = sc_test_write_file (fixture->dir, "stagecoach.conf", text);
 }
 
@@ -56,6 +68,7 @@ setup (Fixture *fixture, gconstpointer data)
 	fixture->dir = sc_test_make_tmpdir ("sc-cli");
 	fixture->config = g_build_filename (fixture->dir, "stagecoach.conf", NULL);
 	fixture->spool_db = g_build_filename (fixture->dir, "spool", "spool.db", NULL);
+	fixture->spool_lines = sc_test_backend_spool_lines (fixture->dir);
 	write_config (fixture, NULL);
 }
 
@@ -73,6 +86,7 @@ teardown (Fixture *fixture, gconstpointer data)
 	g_free (fixture->dir);
 	g_free (fixture->config);
 	g_free (fixture->spool_db);
+	g_free (fixture->spool_lines);
 }
 
 static int
@@ -260,6 +274,7 @@ test_inject_locked_spool (Fixture *fixture, gconstpointer data)
 	g_autofree char *err = NULL;
 	sqlite3 *db = NULL;
 
+	SQLITE_ONLY ();
 	g_assert_cmpint (sc_test_run (fixture->config, NULL, NULL, NULL, "status", NULL), ==, 0); /* creates it */
 	g_assert_cmpint (sqlite3_open (fixture->spool_db, &db), ==, SQLITE_OK);
 	g_assert_cmpint (sqlite3_exec (db, "BEGIN IMMEDIATE", NULL, NULL, NULL), ==, SQLITE_OK);
@@ -279,6 +294,7 @@ test_inject_concurrent_first_open (Fixture *fixture, gconstpointer data)
 	GSubprocess *processes[8];
 	g_autoptr(GBytes) input = g_bytes_new_static (message_text, strlen (message_text));
 
+	SQLITE_ONLY ();
 	for (guint i = 0; i < G_N_ELEMENTS (processes); i++) {
 		g_autoptr(GSubprocessLauncher) launcher =
 		    g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_SILENCE);
@@ -313,6 +329,7 @@ test_inject_disk_full (Fixture *fixture, gconstpointer data)
 	GString *text = g_string_new ("From: a@example.org\nSubject: big\n\n");
 	int wait_status = 0;
 
+	SQLITE_ONLY ();
 	g_assert_cmpint (g_mkdir (mount_point, 0755), ==, 0);
 	command = g_strdup_printf ("mount -t tmpfs -o size=1m tmpfs %s", mount_point);
 	if (!g_spawn_command_line_sync (command, NULL, NULL, &wait_status, NULL) ||
@@ -558,8 +575,10 @@ test_spool_file_modes (Fixture *fixture, gconstpointer data)
 	g_autoptr(GSubprocess) runner = NULL;
 	g_autoptr(GError) error = NULL;
 	g_autofree char *queue_id = NULL;
-	mode_t saved = umask (0); /* inherited by the commands: the worst case */
+	mode_t saved;
 
+	SQLITE_ONLY ();
+	saved = umask (0); /* inherited by the commands: the worst case */
 	g_assert_cmpint (g_mkdir (spool, 0755), ==, 0);
 	g_assert_cmpint (sc_test_run (fixture->config, NULL, NULL, NULL, "status", NULL), ==, 0);
 	g_assert_cmpuint (file_mode (spool, "spool.db"), ==, 0600);
@@ -588,6 +607,7 @@ test_permission_warnings (Fixture *fixture, gconstpointer data)
 	g_autofree char *out = NULL;
 	g_autofree char *err = NULL;
 
+	SQLITE_ONLY ();
 	write_config (fixture, "[admin]\ntoken-file=token\n"
 			       "[notify]\nwebhook=http://127.0.0.1:9/hook\nsecret-file=secret\n"
 			       "[mailer:relay]\nurl=smtp://127.0.0.1:9\nusername=u\npassword-file=password\n");
@@ -981,6 +1001,7 @@ test_check_config_sqlite (Fixture *fixture, gconstpointer data)
 	g_autofree char *pattern = NULL;
 	g_autofree char *escaped = g_regex_escape_string (spool, -1);
 
+	SQLITE_ONLY ();
 	g_assert_cmpint (sc_test_run (fixture->config, NULL, &out, &err, "check-config", NULL), ==, 0);
 	g_test_message ("%s", out);
 	g_assert_nonnull (strstr (out, "OK (2 lists)"));
@@ -1010,6 +1031,7 @@ test_status_names_backend (Fixture *fixture, gconstpointer data)
 	g_autoptr(GError) error = NULL;
 	JsonObject *object;
 
+	SQLITE_ONLY ();
 	g_assert_cmpint (sc_test_run (fixture->config, NULL, &out, NULL, "status", NULL), ==, 0);
 	g_assert_true (g_str_has_prefix (out, first_line));
 	g_assert_nonnull (strstr (out, "\nqueued    0\n"));
@@ -1044,6 +1066,7 @@ test_state_dir_apart (Fixture *fixture, gconstpointer data)
 	g_autofree char *token_line = NULL;
 	GStatBuf st;
 
+	SQLITE_ONLY ();
 	write_config (fixture, extra);
 	daemon = sc_test_spawn (fixture->config, log, "--verbose", "run", NULL);
 	/* the admin server (and its token) starts after the ingress */
@@ -1096,6 +1119,7 @@ test_check_config_postgresql_unreachable (Fixture *fixture, gconstpointer data)
 	g_autofree char *text = NULL;
 	int status;
 
+	SQLITE_ONLY ();
 	g_assert_true (g_file_get_contents (fixture->config, &text, NULL, NULL));
 	{
 		/* replace the folder spool= of the fixture's file */
@@ -1230,6 +1254,8 @@ int
 main (int argc, char **argv)
 {
 	g_test_init (&argc, &argv, G_TEST_OPTION_ISOLATE_DIRS, NULL);
+	if (!sc_test_backend_init ())
+		return 0;
 	g_test_add ("/cli/inject/prints-queue-id", Fixture, NULL, setup, test_inject_prints_id, teardown);
 	g_test_add ("/cli/inject/refusals-store-nothing", Fixture, NULL, setup, test_inject_refusals, teardown);
 	g_test_add ("/cli/inject/adds-message-id", Fixture, NULL, setup, test_inject_adds_message_id, teardown);
