@@ -302,7 +302,6 @@ sc_pg_write_audit (ScPgSpool *pg,
 	return sc_pg_exec_done (pg, &insert_audit, &params, "audit", NULL, error);
 }
 
-/* sc-spool.c's audit_duplicates, word for word. */
 static gboolean
 audit_duplicates (ScPgSpool *pg,
 		  const ScNewMessage *message,
@@ -310,20 +309,10 @@ audit_duplicates (ScPgSpool *pg,
 		  const char *queue_id,
 		  GError **error)
 {
-	g_autoptr(GString) detail = g_string_new (NULL);
-	ScAuditContext audit = {
-	    .actor = message->door != NULL ? message->door : "ingress",
-	    .remote = message->peer,
-	    .now = message->now,
-	};
+	ScAuditContext audit;
+	g_autofree char *detail = sc_spool_duplicates_detail (message, duplicates, &audit);
 
-	g_string_append_printf (detail, "Message-ID %s: %u recipient(s) accepted before, not sent again:",
-				message->message_id, duplicates->len);
-	for (guint i = 0; i < duplicates->len && i < 20; i++)
-		g_string_append_printf (detail, " %s", (const char *) duplicates->pdata[i]);
-	if (duplicates->len > 20)
-		g_string_append (detail, " …");
-	return sc_pg_write_audit (pg, &audit, "ingress-duplicate", queue_id, detail->str, error);
+	return sc_pg_write_audit (pg, &audit, "ingress-duplicate", queue_id, detail, error);
 }
 
 static gboolean

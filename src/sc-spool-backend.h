@@ -196,6 +196,11 @@ typedef struct {
 	void (*copy_rollback) (ScSpool *spool);
 } ScSpoolBackend;
 
+/* For backends (sc-spool-records.c): the "ingress-duplicate" audit row's
+ * detail for the recipients of @message left out as resends, and its
+ * audit context (the door, the peer, the time). (transfer full) */
+char *sc_spool_duplicates_detail (const ScNewMessage *message, GPtrArray *duplicates, ScAuditContext *out_audit);
+
 /* Every backend's connection starts with this: sc-spool.c dispatches
  * through it.  A backend's own struct embeds it first. */
 struct _ScSpool {

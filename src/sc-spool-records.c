@@ -188,3 +188,23 @@ sc_notification_entry_free (ScNotificationEntry *entry)
 	g_free (entry->last_error);
 	g_free (entry);
 }
+
+/* A resend is answered "accepted" like the first send; the audit log
+ * says what was left out, so an operator can see why a post went out
+ * fewer times than it came in. */
+char *
+sc_spool_duplicates_detail (const ScNewMessage *message, GPtrArray *duplicates, ScAuditContext *out_audit)
+{
+	GString *detail = g_string_new (NULL);
+
+	out_audit->actor = message->door != NULL ? message->door : "ingress";
+	out_audit->remote = message->peer;
+	out_audit->now = message->now;
+	g_string_append_printf (detail, "Message-ID %s: %u recipient(s) accepted before, not sent again:",
+				message->message_id, duplicates->len);
+	for (guint i = 0; i < duplicates->len && i < 20; i++)
+		g_string_append_printf (detail, " %s", (const char *) duplicates->pdata[i]);
+	if (duplicates->len > 20)
+		g_string_append (detail, " …");
+	return g_string_free (detail, FALSE);
+}

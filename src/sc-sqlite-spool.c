@@ -654,9 +654,6 @@ dedupe_recipients (ScSpool *spool,
 	return g_steal_pointer (&fresh);
 }
 
-/* A resend is answered "accepted" like the first send; the audit log
- * says what was left out, so an operator can see why a post went out
- * fewer times than it came in. */
 static gboolean
 audit_duplicates (ScSpool *spool,
 		  const ScNewMessage *message,
@@ -664,20 +661,10 @@ audit_duplicates (ScSpool *spool,
 		  const char *queue_id,
 		  GError **error)
 {
-	g_autoptr(GString) detail = g_string_new (NULL);
-	ScAuditContext audit = {
-	    .actor = message->door != NULL ? message->door : "ingress",
-	    .remote = message->peer,
-	    .now = message->now,
-	};
+	ScAuditContext audit;
+	g_autofree char *detail = sc_spool_duplicates_detail (message, duplicates, &audit);
 
-	g_string_append_printf (detail, "Message-ID %s: %u recipient(s) accepted before, not sent again:",
-				message->message_id, duplicates->len);
-	for (guint i = 0; i < duplicates->len && i < 20; i++)
-		g_string_append_printf (detail, " %s", (const char *) duplicates->pdata[i]);
-	if (duplicates->len > 20)
-		g_string_append (detail, " …");
-	return sc_sqlite_write_audit (spool, &audit, "ingress-duplicate", queue_id, detail->str, error);
+	return sc_sqlite_write_audit (spool, &audit, "ingress-duplicate", queue_id, detail, error);
 }
 
 gboolean
