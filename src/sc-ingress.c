@@ -47,6 +47,32 @@ start_doors (ScIngress *ingress, GError **error)
 	return TRUE;
 }
 
+static gboolean
+flush_tick (gpointer user_data)
+{
+	return G_SOURCE_CONTINUE; /* only wakes the iteration below */
+}
+
+/* Idle sessions' 421 4.3.2 (and answers still on their way) are written
+ * before the server is freed, which would cancel them: a loaded machine
+ * needs more than the iterations that happen to be ready at once (the
+ * ingress-smtp /stop case saw the connection close without its 421 under
+ * AddressSanitizer).  At most two seconds: a client that does not read
+ * does not hold the daemon's exit. */
+static void
+flush_smtp (ScIngress *ingress)
+{
+	gint64 deadline = g_get_monotonic_time () + 2 * G_USEC_PER_SEC;
+	GSource *tick = g_timeout_source_new (20);
+
+	g_source_set_callback (tick, flush_tick, NULL, NULL);
+	g_source_attach (tick, ingress->context);
+	while (sc_smtp_server_is_flushing (ingress->smtp) && g_get_monotonic_time () < deadline)
+		g_main_context_iteration (ingress->context, TRUE);
+	g_source_destroy (tick);
+	g_source_unref (tick);
+}
+
 static void
 stop_doors (ScIngress *ingress)
 {
@@ -61,6 +87,8 @@ stop_doors (ScIngress *ingress)
 		for (guint i = 0; i < 100 && g_main_context_iteration (ingress->context, FALSE); i++)
 			;
 	}
+	if (ingress->smtp != NULL)
+		flush_smtp (ingress);
 	g_clear_pointer (&ingress->smtp, sc_smtp_server_free);
 	g_clear_pointer (&ingress->acceptor, sc_acceptor_free);
 	g_clear_pointer (&ingress->handoff, sc_handoff_server_free);

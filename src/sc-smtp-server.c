@@ -576,6 +576,21 @@ sc_smtp_server_stop (ScSmtpServer *server)
 	g_list_free (connections);
 }
 
+gboolean
+sc_smtp_server_is_flushing (ScSmtpServer *server)
+{
+	for (GList *l = server->connections; l != NULL; l = l->next) {
+		Connection *connection = l->data;
+
+		/* a read cancelled by stop comes back to write its 421 */
+		if (connection->busy == BUSY_WRITE ||
+		    (connection->busy == BUSY_READ && connection->read_cancellable != NULL &&
+		     g_cancellable_is_cancelled (connection->read_cancellable)))
+			return TRUE;
+	}
+	return FALSE;
+}
+
 void
 sc_smtp_server_free (ScSmtpServer *server)
 {

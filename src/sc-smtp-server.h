@@ -19,6 +19,9 @@ void sc_smtp_server_set_config (ScSmtpServer *server, ScConfig *config);
  * next command (a transaction already past DATA finishes first; one
  * between MAIL and DATA gets 451 4.3.2 to each RCPT, then the 421). */
 void sc_smtp_server_stop (ScSmtpServer *server);
+/* After stop: whether a connection still has its 421 (or the answer to
+ * its last command) to write; freeing the server before cuts it off. */
+gboolean sc_smtp_server_is_flushing (ScSmtpServer *server);
 void sc_smtp_server_free (ScSmtpServer *server);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (ScSmtpServer, sc_smtp_server_free)
 
