@@ -666,7 +666,8 @@ test_disk_full (Fixture *fixture, gconstpointer data)
 							"[list:test.example.org]\npipeline=archive\narchive=\n",
 							fixture->uri);
 	g_autofree char *config = sc_test_write_file (dir, "stagecoach.conf", config_text);
-	g_autoptr(GBytes) input = g_bytes_new_static ("Subject: full\r\n\r\nbody\r\n", 25);
+	static const char text[] = "Subject: full\r\n\r\nbody\r\n";
+	g_autoptr(GBytes) input = g_bytes_new_static (text, sizeof text - 1);
 	g_autofree char *out = NULL;
 	g_autofree char *err = NULL;
 	g_autofree char *queue_id = NULL;
