@@ -142,20 +142,6 @@ reset_recipients_of (ScPgSpool *pg, gint64 id, GError **error)
 	return sc_pg_exec_done (pg, &reset_recipients, &params, "retry", NULL, error);
 }
 
-static gboolean
-refuse_state (const ScMessageSummary *summary, const char *action, GError **error)
-{
-	g_set_error (error,
-		     SC_SPOOL_ERROR,
-		     SC_SPOOL_ERROR_INVALID,
-		     /* TRANSLATORS: "cannot hold 1a2b…: it is done" */
-		     _("cannot %s %s: it is %s"),
-		     action,
-		     summary->queue_id,
-		     sc_message_state_to_string (summary->state));
-	return FALSE;
-}
-
 /* Forgets the records of @from_stage and every later stage in the pipeline. */
 static gboolean
 forget_stages_from (ScPgSpool *pg, const ScMessageSummary *summary, const char *from_stage, GError **error)
@@ -227,7 +213,7 @@ retry_locked (ScPgSpool *pg, gpointer data, GError **error)
 	}
 	if (!sc_message_state_allows (summary->state,
 				      retry->from_stage != NULL ? SC_ACTION_RETRY_FROM_STAGE : SC_ACTION_RETRY))
-		return refuse_state (summary, "retry", error);
+		return sc_spool_refuse_state (summary, "retry", error);
 	if (retry->from_stage != NULL && !forget_stages_from (pg, summary, retry->from_stage, error))
 		return FALSE;
 	if (!update_message (pg, &retry_message, summary, retry->audit->now, NULL, error))
@@ -378,20 +364,20 @@ act_locked (ScPgSpool *pg, gpointer data, GError **error)
 	switch (act->action) {
 	case ACTION_HOLD:
 		if (!sc_message_state_allows (summary->state, SC_ACTION_HOLD))
-			return refuse_state (summary, "hold", error);
+			return sc_spool_refuse_state (summary, "hold", error);
 		if (!update_message (pg, &hold_message, summary, act->audit->now, act->reason, error))
 			return FALSE;
 		return sc_pg_write_audit (pg, act->audit, "hold", act->queue_id, act->reason, error);
 	case ACTION_RELEASE:
 		if (!sc_message_state_allows (summary->state, SC_ACTION_RELEASE))
-			return refuse_state (summary, "release", error);
+			return sc_spool_refuse_state (summary, "release", error);
 		if (!update_message (pg, &release_message, summary, act->audit->now, NULL, error))
 			return FALSE;
 		return sc_pg_write_audit (pg, act->audit, "release", act->queue_id, NULL, error);
 	case ACTION_DELETE:
 	default:
 		if (!sc_message_state_allows (summary->state, SC_ACTION_DELETE))
-			return refuse_state (summary, "delete", error);
+			return sc_spool_refuse_state (summary, "delete", error);
 		if (!update_message (pg, &delete_message, summary, act->audit->now, NULL, error))
 			return FALSE;
 		return sc_pg_write_audit (pg, act->audit, "delete", act->queue_id, summary->subject, error);

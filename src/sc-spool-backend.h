@@ -201,6 +201,9 @@ typedef struct {
  * audit context (the door, the peer, the time). (transfer full) */
 char *sc_spool_duplicates_detail (const ScNewMessage *message, GPtrArray *duplicates, ScAuditContext *out_audit);
 
+/* SC_SPOOL_ERROR_INVALID "cannot ACTION ID: it is STATE"; returns FALSE. */
+gboolean sc_spool_refuse_state (const ScMessageSummary *summary, const char *action, GError **error);
+
 /* Every backend's connection starts with this: sc-spool.c dispatches
  * through it.  A backend's own struct embeds it first. */
 struct _ScSpool {

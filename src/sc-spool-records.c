@@ -1,9 +1,11 @@
 /* sc-spool-records.c — what every backend shares about the records of
  * sc-spool.h: state and outcome names, the table of actions each state
- * allows, and freeing the records the verbs return. */
+ * allows, refusing an action it does not allow, and freeing the records
+ * the verbs return. */
 #include "config.h"
 
-#include "sc-spool.h"
+#include "sc-i18n.h"
+#include "sc-spool-backend.h"
 
 static const char *const state_names[SC_STATE_LAST] = {
     [SC_STATE_QUEUED] = "queued",
@@ -207,4 +209,20 @@ sc_spool_duplicates_detail (const ScNewMessage *message, GPtrArray *duplicates, 
 	if (duplicates->len > 20)
 		g_string_append (detail, " …");
 	return g_string_free (detail, FALSE);
+}
+
+/* An operator action the message's state does not allow
+ * (sc_message_state_allows said no), said the same by every backend. */
+gboolean
+sc_spool_refuse_state (const ScMessageSummary *summary, const char *action, GError **error)
+{
+	g_set_error (error,
+		     SC_SPOOL_ERROR,
+		     SC_SPOOL_ERROR_INVALID,
+		     /* TRANSLATORS: "cannot hold 1a2b…: it is done" */
+		     _("cannot %s %s: it is %s"),
+		     action,
+		     summary->queue_id,
+		     sc_message_state_to_string (summary->state));
+	return FALSE;
 }

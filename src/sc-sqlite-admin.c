@@ -75,20 +75,6 @@ reset_recipients (ScSpool *spool, gint64 rowid, GError **error)
 	return sc_sqlite_step_done (spool, stmt, error, "retry");
 }
 
-static gboolean
-refuse_state (const ScMessageSummary *summary, const char *action, GError **error)
-{
-	g_set_error (error,
-		     SC_SPOOL_ERROR,
-		     SC_SPOOL_ERROR_INVALID,
-		     /* TRANSLATORS: "cannot hold 1a2b…: it is done" */
-		     _("cannot %s %s: it is %s"),
-		     action,
-		     summary->queue_id,
-		     sc_message_state_to_string (summary->state));
-	return FALSE;
-}
-
 /* Forgets the records of @from_stage and every later stage in the pipeline. */
 static gboolean
 forget_stages_from (ScSpool *spool, const ScMessageSummary *summary, const char *from_stage, GError **error)
@@ -143,7 +129,7 @@ retry_locked (ScSpool *spool,
 	}
 	if (!sc_message_state_allows (summary->state,
 				      from_stage != NULL ? SC_ACTION_RETRY_FROM_STAGE : SC_ACTION_RETRY))
-		return refuse_state (summary, "retry", error);
+		return sc_spool_refuse_state (summary, "retry", error);
 	if (from_stage != NULL && !forget_stages_from (spool, summary, from_stage, error))
 		return FALSE;
 	if (!update_message (spool, SC_SQL_RETRY, summary, audit->now, NULL, error))
@@ -300,20 +286,20 @@ act_locked (ScSpool *spool,
 	switch (action) {
 	case ACTION_HOLD:
 		if (!sc_message_state_allows (summary->state, SC_ACTION_HOLD))
-			return refuse_state (summary, "hold", error);
+			return sc_spool_refuse_state (summary, "hold", error);
 		if (!update_message (spool, SC_SQL_HOLD, summary, audit->now, reason, error))
 			return FALSE;
 		return sc_sqlite_write_audit (spool, audit, "hold", queue_id, reason, error);
 	case ACTION_RELEASE:
 		if (!sc_message_state_allows (summary->state, SC_ACTION_RELEASE))
-			return refuse_state (summary, "release", error);
+			return sc_spool_refuse_state (summary, "release", error);
 		if (!update_message (spool, SC_SQL_RELEASE, summary, audit->now, NULL, error))
 			return FALSE;
 		return sc_sqlite_write_audit (spool, audit, "release", queue_id, NULL, error);
 	case ACTION_DELETE:
 	default:
 		if (!sc_message_state_allows (summary->state, SC_ACTION_DELETE))
-			return refuse_state (summary, "delete", error);
+			return sc_spool_refuse_state (summary, "delete", error);
 		if (!update_message (spool, SC_SQL_DELETE_MESSAGE, summary, audit->now, NULL, error))
 			return FALSE;
 		return sc_sqlite_write_audit (spool, audit, "delete", queue_id, summary->subject, error);
