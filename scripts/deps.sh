@@ -12,6 +12,7 @@ STAGECOACH_BUILD_PACKAGES=(
   libglib2.0-dev libsoup-3.0-dev libsqlite3-dev libcurl4-openssl-dev
   libgmime-3.0-dev libjson-glib-dev
   libpq-dev    # the PostgreSQL spool backend (issue 10)
+  libopendkim-dev libssl-dev libpsl-dev publicsuffix  # the sign stage, DMARC (issue 11)
   sqlite3 ca-certificates
 )
 STAGECOACH_TEST_PACKAGES=(
@@ -23,6 +24,7 @@ STAGECOACH_TEST_PACKAGES=(
   mailman3     # GNU Mailman 3 as a client of the SMTP listener (tests/clients/)
   chromium nodejs npm  # the dashboard's browser test (tests/browser/)
   postgresql-15  # initdb/postgres for the private servers of the PostgreSQL tests
+  dnsmasq-base python3-dkim python3-dnspython python3-nacl  # a real DNS server; dkimpy verifies signatures (issue 11)
 )
 # The reliability suites (tests/reliability/) only.
 STAGECOACH_RELIABILITY_PACKAGES=(

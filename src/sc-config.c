@@ -215,6 +215,11 @@ list_config_free (ScListConfig *list)
 	g_free (list->help);
 	g_free (list->archive_url);
 	g_strfreev (list->unsubscribe);
+	g_free (list->unsubscribe_url);
+	g_free (list->address);
+	g_free (list->dkim_domain);
+	g_free (list->dkim_selector);
+	g_free (list->dkim_key_file);
 	g_strfreev (list->mailers);
 	g_free (list->bounces);
 	g_free (list);
@@ -256,6 +261,9 @@ static const char *const main_keys[] = {
     SC_KEY_RESCAN,
     SC_KEY_CLAIM_BATCH,
     SC_KEY_CLAIM_MEMORY,
+    SC_KEY_DNS_SERVER,
+    SC_KEY_DNS_TIMEOUT,
+    SC_KEY_PUBLIC_SUFFIX_LIST,
     NULL,
 };
 
@@ -281,6 +289,14 @@ static const char *const list_keys[] = {
     SC_KEY_LIST_ARCHIVE_URL,
     SC_KEY_LIST_UNSUBSCRIBE,
     SC_KEY_LIST_UNSUBSCRIBE_POST,
+    SC_KEY_LIST_UNSUBSCRIBE_URL,
+    SC_KEY_LIST_ADDRESS,
+    SC_KEY_LIST_FROM_REWRITE,
+    SC_KEY_LIST_FROM_ORIGINAL,
+    SC_KEY_LIST_FOOTER_IF_ABSENT,
+    SC_KEY_LIST_DKIM_DOMAIN,
+    SC_KEY_LIST_DKIM_SELECTOR,
+    SC_KEY_LIST_DKIM_KEY_FILE,
     SC_KEY_LIST_MAILERS,
     SC_KEY_LIST_BOUNCES,
     SC_KEY_LIST_VERP,
@@ -407,6 +423,39 @@ resolve_state_dir (ScConfigLoader *loader, const char *section, const ScConfig *
 	return g_strdup (SC_DEF_STATE_DIR);
 }
 
+/* dns-server= takes addresses, not names: the resolver must not need
+ * itself to be found. */
+static void
+load_dns (ScConfigLoader *loader, const char *section, ScConfig *config)
+{
+	g_autofree char *servers = get_string (loader, section, SC_KEY_DNS_SERVER, NULL);
+	g_autofree char *suffixes =
+	    get_string (loader, section, SC_KEY_PUBLIC_SUFFIX_LIST, SC_DEF_PUBLIC_SUFFIX_LIST);
+
+	if (servers != NULL && *servers != '\0') {
+		config->dns_servers = split_list (servers);
+		for (gsize i = 0; config->dns_servers[i] != NULL; i++) {
+			g_autoptr(GSocketConnectable) parsed =
+			    g_network_address_parse (config->dns_servers[i], 53, NULL);
+			const char *host = parsed != NULL
+					       ? g_network_address_get_hostname (G_NETWORK_ADDRESS (parsed))
+					       : NULL;
+			if (host == NULL || !g_hostname_is_ip_address (host))
+				add_problem (loader,
+					     section,
+					     SC_KEY_DNS_SERVER,
+					     _("“%s” is not an IP address with an optional port"),
+					     config->dns_servers[i]);
+		}
+	}
+	config->dns_timeout = get_duration (loader, section, SC_KEY_DNS_TIMEOUT, SC_DEF_DNS_TIMEOUT);
+	if (config->dns_timeout < G_USEC_PER_SEC / 10) {
+		add_problem (loader, section, SC_KEY_DNS_TIMEOUT, _("must be at least 100ms"));
+		(void) sc_duration_parse (SC_DEF_DNS_TIMEOUT, &config->dns_timeout, NULL);
+	}
+	config->public_suffix_list = resolve_path (loader, suffixes);
+}
+
 static void
 load_main (ScConfigLoader *loader, ScConfig *config)
 {
@@ -434,6 +483,7 @@ load_main (ScConfigLoader *loader, ScConfig *config)
 	config->max_message_size =
 	    get_size (loader, section, SC_KEY_MAX_MESSAGE_SIZE, SC_DEF_MAX_MESSAGE_SIZE);
 	config->default_list = get_string (loader, section, SC_KEY_DEFAULT_LIST, NULL);
+	load_dns (loader, section, config);
 }
 
 static void
@@ -468,6 +518,86 @@ load_retry (ScConfigLoader *loader, ScConfig *config)
 			     SC_KEY_RETRY_MAX_DELAY,
 			     _("must not be shorter than %s"),
 			     SC_KEY_RETRY_INITIAL);
+}
+
+/* The list's own address: address=, else post= when it names a mailbox
+ * (a bare address or a mailto: URI without query). */
+static char *
+list_address (ScConfigLoader *loader, const char *section, const ScListConfig *list)
+{
+	g_autofree char *address = get_string (loader, section, SC_KEY_LIST_ADDRESS, NULL);
+	g_autoptr(GError) error_local = NULL;
+	const char *post = list->post;
+
+	if (address != NULL && *address != '\0') {
+		if (!sc_address_validate (address, FALSE, &error_local)) {
+			add_problem (loader, section, SC_KEY_LIST_ADDRESS, "%s", error_local->message);
+			return NULL;
+		}
+		return g_steal_pointer (&address);
+	}
+	if (post == NULL)
+		return NULL;
+	if (g_ascii_strncasecmp (post, "mailto:", 7) == 0)
+		post += 7;
+	if (strchr (post, '?') != NULL || !sc_address_validate (post, FALSE, NULL))
+		return NULL;
+	return g_strdup (post);
+}
+
+/* Issue 11's keys: DMARC-safe From, footers once, DKIM, one-click. */
+static void
+load_list_deliverability (ScConfigLoader *loader, const char *section, ScListConfig *list)
+{
+	g_autofree char *rewrite = NULL;
+	g_autofree char *original =
+	    get_string (loader, section, SC_KEY_LIST_FROM_ORIGINAL, SC_DEF_LIST_FROM_ORIGINAL);
+	g_autofree char *key_file = get_string (loader, section, SC_KEY_LIST_DKIM_KEY_FILE, NULL);
+	gboolean rewrite_set = g_key_file_has_key (loader->keyfile, section,
+						   SC_KEY_LIST_FROM_REWRITE, NULL);
+
+	list->address = list_address (loader, section, list);
+	rewrite = get_string (loader, section, SC_KEY_LIST_FROM_REWRITE, SC_DEF_LIST_FROM_REWRITE);
+	if (strcmp (rewrite, "never") == 0)
+		list->from_rewrite = SC_FROM_REWRITE_NEVER;
+	else if (strcmp (rewrite, "always") == 0)
+		list->from_rewrite = SC_FROM_REWRITE_ALWAYS;
+	else if (strcmp (rewrite, "dmarc") == 0)
+		list->from_rewrite = SC_FROM_REWRITE_DMARC;
+	else
+		add_problem (loader, section, SC_KEY_LIST_FROM_REWRITE,
+			     _("“%s” is not never, always or dmarc"), rewrite);
+	/* A From can only be rewritten to the list's address: the default
+	 * (dmarc) quietly means never for a list without one; asking for it
+	 * in so many words without one is an error. */
+	if (list->address == NULL && list->from_rewrite != SC_FROM_REWRITE_NEVER) {
+		if (rewrite_set)
+			add_problem (loader, section, SC_KEY_LIST_FROM_REWRITE,
+				     _("needs the list's address in %s or %s"),
+				     SC_KEY_LIST_ADDRESS, SC_KEY_LIST_POST);
+		list->from_rewrite = SC_FROM_REWRITE_NEVER;
+	}
+	if (strcmp (original, "reply-to") == 0)
+		list->from_original = SC_FROM_ORIGINAL_REPLY_TO;
+	else if (strcmp (original, "cc") == 0)
+		list->from_original = SC_FROM_ORIGINAL_CC;
+	else
+		add_problem (loader, section, SC_KEY_LIST_FROM_ORIGINAL,
+			     _("“%s” is not reply-to or cc"), original);
+	list->footer_if_absent = get_boolean (loader, section, SC_KEY_LIST_FOOTER_IF_ABSENT, TRUE);
+	list->unsubscribe_url = get_string (loader, section, SC_KEY_LIST_UNSUBSCRIBE_URL, NULL);
+	if (list->unsubscribe_url != NULL && *list->unsubscribe_url == '\0')
+		g_clear_pointer (&list->unsubscribe_url, g_free);
+	if (list->unsubscribe_url != NULL &&
+	    g_ascii_strncasecmp (list->unsubscribe_url, "https://", 8) != 0)
+		add_problem (loader, section, SC_KEY_LIST_UNSUBSCRIBE_URL,
+			     _("must be an https:// URL (RFC 8058)"));
+	list->dkim_selector = get_string (loader, section, SC_KEY_LIST_DKIM_SELECTOR, NULL);
+	list->dkim_domain = get_string (loader, section, SC_KEY_LIST_DKIM_DOMAIN, NULL);
+	if (list->dkim_domain == NULL && list->address != NULL)
+		list->dkim_domain = g_strdup (strrchr (list->address, '@') + 1);
+	if (key_file != NULL && *key_file != '\0')
+		list->dkim_key_file = resolve_path (loader, key_file);
 }
 
 static ScListConfig *
@@ -552,6 +682,7 @@ load_list (ScConfigLoader *loader, const char *section, const char *list_id)
 	list->verp = get_boolean (loader, section, SC_KEY_LIST_VERP, FALSE);
 	if (list->verp && (list->bounces == NULL || *list->bounces == '\0'))
 		add_problem (loader, section, SC_KEY_LIST_VERP, _("needs %s"), SC_KEY_LIST_BOUNCES);
+	load_list_deliverability (loader, section, list);
 	return list;
 }
 
@@ -1296,6 +1427,8 @@ sc_config_unref (ScConfig *config)
 	g_free (config->spool);
 	g_free (config->state_dir);
 	g_free (config->default_list);
+	g_strfreev (config->dns_servers);
+	g_free (config->public_suffix_list);
 	g_hash_table_unref (config->lists);
 	g_hash_table_unref (config->execs);
 	g_clear_pointer (&config->mailers, g_ptr_array_unref); /* hand-built configs have none */

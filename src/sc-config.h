@@ -37,6 +37,12 @@ G_BEGIN_DECLS
 #define SC_DEF_CLAIM_BATCH 64
 #define SC_KEY_CLAIM_MEMORY "claim-memory" /* message bytes a runner holds in flight */
 #define SC_DEF_CLAIM_MEMORY "256M"
+/* DNS for the DMARC lookups of decorate's from-rewrite=dmarc */
+#define SC_KEY_DNS_SERVER "dns-server" /* HOST[:PORT], ';'-separated; default: /etc/resolv.conf */
+#define SC_KEY_DNS_TIMEOUT "dns-timeout" /* per lookup, all servers and retries together */
+#define SC_DEF_DNS_TIMEOUT "5s"
+#define SC_KEY_PUBLIC_SUFFIX_LIST "public-suffix-list" /* for DMARC's organizational domain */
+#define SC_DEF_PUBLIC_SUFFIX_LIST "/usr/share/publicsuffix/public_suffix_list.dat"
 
 /* [ingress] — the SMTP/LMTP listeners inside `run` (sc-ingress.h) */
 #define SC_CONFIG_SECTION_INGRESS "ingress"
@@ -90,6 +96,17 @@ G_BEGIN_DECLS
 #define SC_KEY_LIST_ARCHIVE_URL "archive-url" /* List-Archive URL */
 #define SC_KEY_LIST_UNSUBSCRIBE "unsubscribe" /* List-Unsubscribe URLs, ';'-separated */
 #define SC_KEY_LIST_UNSUBSCRIBE_POST "unsubscribe-one-click" /* RFC 8058 */
+/* https:// template with $recipient: List-Unsubscribe per recipient, one-click (RFC 8058) */
+#define SC_KEY_LIST_UNSUBSCRIBE_URL "unsubscribe-url"
+#define SC_KEY_LIST_ADDRESS "address" /* the list's own address; default: post when an address */
+#define SC_KEY_LIST_FROM_REWRITE "from-rewrite" /* never | always | dmarc */
+#define SC_DEF_LIST_FROM_REWRITE "dmarc"
+#define SC_KEY_LIST_FROM_ORIGINAL "from-original" /* where a rewritten From's author goes: reply-to | cc */
+#define SC_DEF_LIST_FROM_ORIGINAL "reply-to"
+#define SC_KEY_LIST_FOOTER_IF_ABSENT "footer-if-absent" /* no second header/footer text */
+#define SC_KEY_LIST_DKIM_DOMAIN "dkim-domain" /* d= of the sign stage; default: the address's domain */
+#define SC_KEY_LIST_DKIM_SELECTOR "dkim-selector" /* s= */
+#define SC_KEY_LIST_DKIM_KEY_FILE "dkim-key-file" /* PEM, RSA or Ed25519; read per use */
 
 #define SC_KEY_LIST_MAILERS "mailers" /* ';'-separated mailer names; default: all, by priority */
 #define SC_KEY_LIST_BOUNCES "bounces" /* envelope sender for deliveries */
@@ -161,6 +178,17 @@ typedef struct {
 	guint max_attempts;
 } ScRetryPolicy;
 
+typedef enum {
+	SC_FROM_REWRITE_NEVER, /* zero, so a list built in code rewrites nothing */
+	SC_FROM_REWRITE_ALWAYS,
+	SC_FROM_REWRITE_DMARC, /* when the author's domain publishes p=quarantine or p=reject */
+} ScFromRewrite;
+
+typedef enum {
+	SC_FROM_ORIGINAL_REPLY_TO,
+	SC_FROM_ORIGINAL_CC,
+} ScFromOriginal;
+
 typedef struct {
 	char *id;              /* LIST-ID */
 	char **pipeline;       /* stage names, e.g. {"decorate", "exec:spam", "archive"} */
@@ -177,6 +205,14 @@ typedef struct {
 	char *archive_url;     /* (nullable) */
 	char **unsubscribe;    /* (nullable) */
 	gboolean unsubscribe_one_click;
+	char *unsubscribe_url; /* (nullable) https:// template; $recipient etc. */
+	char *address;         /* (nullable) the list's address: a rewritten From */
+	ScFromRewrite from_rewrite;
+	ScFromOriginal from_original;
+	gboolean footer_if_absent; /* skip a header/footer text the body already has */
+	char *dkim_domain;     /* (nullable) */
+	char *dkim_selector;   /* (nullable) */
+	char *dkim_key_file;   /* (nullable) absolute */
 	char **mailers;        /* (nullable) names, in the order to try; NULL: all by priority */
 	char *bounces;         /* (nullable) envelope sender; else the message's sender */
 	gboolean verp;
@@ -247,6 +283,9 @@ typedef struct {
 	guint64 claim_memory;
 	guint64 max_message_size;
 	char *default_list;   /* (nullable) */
+	char **dns_servers;   /* (nullable) "HOST[:PORT]"; NULL: /etc/resolv.conf */
+	gint64 dns_timeout;   /* µs */
+	char *public_suffix_list; /* absolute */
 	ScRetryPolicy retry;
 	GHashTable *lists;    /* (owned) LIST-ID → ScListConfig* */
 	GHashTable *execs;    /* (owned) NAME → ScExecConfig* */
