@@ -121,5 +121,6 @@ int sc_cli_check_config (ScCli *cli, int argc, char **argv);
 int sc_cli_notify_test (ScCli *cli, int argc, char **argv);
 int sc_cli_admin_url (ScCli *cli, int argc, char **argv);
 int sc_cli_spool_copy (ScCli *cli, int argc, char **argv);
+int sc_cli_dkim_record (ScCli *cli, int argc, char **argv);
 
 G_END_DECLS

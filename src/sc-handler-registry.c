@@ -13,6 +13,7 @@ static const ScHandler *const builtin_handlers[] = {
     &sc_handler_archive,
     &sc_handler_exec,
     &sc_handler_deliver,
+    &sc_handler_sign,
 };
 
 const ScHandler *
@@ -49,7 +50,7 @@ sc_handler_registry_lookup (const char *stage, char **out_argument, GError **err
 	g_set_error (error,
 		     SC_CONFIG_ERROR,
 		     SC_CONFIG_ERROR_INVALID,
-		     _("unknown stage “%s” (known: decorate, archive, deliver, exec:NAME)"),
+		     _("unknown stage “%s” (known: decorate, sign, archive, deliver, exec:NAME)"),
 		     stage);
 	return NULL;
 }

@@ -73,6 +73,7 @@ extern const ScHandler sc_handler_decorate;
 extern const ScHandler sc_handler_archive;
 extern const ScHandler sc_handler_exec;
 extern const ScHandler sc_handler_deliver;
+extern const ScHandler sc_handler_sign;
 
 /* Finds the handler for a pipeline stage name ("archive", "exec:NAME").
  * @out_argument: (out) (optional) (transfer full): the part after ':' */

@@ -34,6 +34,7 @@ static const ScCliCommand commands[] = {
     {"notify-test", sc_cli_notify_test, N_("Send a test notification to the admin webhook and show the answer")},
     {"spool-copy", sc_cli_spool_copy, N_("Copy a whole spool into a new one, e.g. from SQLite to PostgreSQL")},
     {"admin-url", sc_cli_admin_url, N_("Print the dashboard's login link (it holds a token: keep it private)")},
+    {"dkim-record", sc_cli_dkim_record, N_("Print the DNS TXT record that publishes a list's DKIM key")},
 };
 
 static void

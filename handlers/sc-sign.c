@@ -1,0 +1,90 @@
+/* sc-sign.c — the sign stage: a DKIM signature as the list's domain.
+ *
+ * The signature is computed over the message as it leaves the pipeline,
+ * so sign must come after every stage that may change it (decorate, an
+ * exec:NAME whose output replaces the message) and before deliver;
+ * check() refuses any other order.  Its output is the signed message,
+ * in CRLF form: exactly the bytes deliver sends, nothing rewrites them
+ * afterwards.  The work itself is sc-dkim.c's, which deliver calls too
+ * when it must sign per recipient.
+ *
+ * Outcomes: a key file that is missing, unreadable or not a usable key
+ * is transient (the operator fixes it and the message goes on; the error
+ * names the file); a message that cannot carry a signature — no header
+ * block, or one verifiers would split differently — is permanent, with
+ * the reason.  Signing is pure: a retry signs again, with a new t=.
+ */
+#include "config.h"
+
+#include "sc-dkim.h"
+#include "sc-handler.h"
+#include "sc-i18n.h"
+
+static gboolean
+sc_sign_run (ScStageContext *context, GError **error)
+{
+	ScDkimKeyInfo info = {0};
+	GBytes *signed_message;
+
+	signed_message = sc_dkim_sign_full (context->list, context->current, &info, error);
+	if (signed_message == NULL) {
+		g_prefix_error (error, "sign: ");
+		return FALSE;
+	}
+	context->output = signed_message;
+	context->note = g_strdup_printf (_("signed as d=%s s=%s (%s, %u-bit key)"),
+					 context->list->dkim_domain, context->list->dkim_selector,
+					 sc_dkim_algorithm_name (info.type), info.bits);
+	g_debug ("%s: %s", context->queue_id, context->note);
+	return TRUE;
+}
+
+/* Whether stage @name may change the message (then it must come before sign). */
+static gboolean
+stage_rewrites (const ScConfig *config, const char *name)
+{
+	if (strcmp (name, "decorate") == 0)
+		return TRUE;
+	if (g_str_has_prefix (name, "exec:")) {
+		const ScExecConfig *exec = sc_config_get_exec (config, name + strlen ("exec:"));
+		return exec != NULL && exec->replace;
+	}
+	return FALSE;
+}
+
+static gboolean
+sc_sign_check (const ScConfig *config,
+	       const ScListConfig *list,
+	       const char *stage_argument,
+	       GError **error)
+{
+	gboolean after_sign = FALSE;
+
+	for (gsize i = 0; list->pipeline[i] != NULL; i++) {
+		const char *stage = list->pipeline[i];
+
+		if (strcmp (stage, "sign") == 0) {
+			after_sign = TRUE;
+		} else if (after_sign && stage_rewrites (config, stage)) {
+			g_set_error (error, SC_CONFIG_ERROR, SC_CONFIG_ERROR_INVALID,
+				     _("%s: “%s” comes after sign and may change the message, "
+				       "which breaks the signature: put sign after it"),
+				     SC_KEY_LIST_PIPELINE, stage);
+			return FALSE;
+		} else if (!after_sign && strcmp (stage, "deliver") == 0) {
+			/* check() runs only for pipelines that name sign: it is later */
+			g_set_error (error, SC_CONFIG_ERROR, SC_CONFIG_ERROR_INVALID,
+				     _("%s: deliver comes before sign, so nothing it sends is "
+				       "signed: put sign before deliver"),
+				     SC_KEY_LIST_PIPELINE);
+			return FALSE;
+		}
+	}
+	return sc_dkim_list_check (list, NULL, error);
+}
+
+const ScHandler sc_handler_sign = {
+    .name = "sign",
+    .run = sc_sign_run,
+    .check = sc_sign_check,
+};
