@@ -264,8 +264,8 @@ key_read (const char *path, ScDkimKeyInfo *out_info, GError **error)
 	if (key == NULL) {
 		if (encrypted)
 			key_error (error, path, "%s",
-				   _("the key is encrypted with a passphrase; stagecoach needs it "
-				     "unencrypted (keep the file readable by stagecoach alone)"));
+				   _("encrypted with a passphrase; stagecoach reads unencrypted keys "
+				     "only (keep the file readable by stagecoach alone instead)"));
 		else
 			key_error (error, path, "%s", _("not a private key in PEM form"));
 		return NULL;
@@ -292,7 +292,7 @@ key_read (const char *path, ScDkimKeyInfo *out_info, GError **error)
 		out_info->bits = 256;
 	} else {
 		const char *name = EVP_PKEY_get0_type_name (key);
-		key_error (error, path, _("a %s key; DKIM signs with RSA or Ed25519 keys"),
+		key_error (error, path, _("a key of type %s; DKIM signs with RSA or Ed25519 keys"),
 			   name != NULL ? name : "?");
 		return NULL;
 	}
@@ -405,6 +405,22 @@ sc_dkim_list_check (const ScListConfig *list, ScDkimKeyInfo *out_info, GError **
 
 /* ---- the message ---------------------------------------------------------- */
 
+/* Whether @data has a CR or LF that is not part of a CRLF pair. */
+static gboolean
+has_bare_line_end (const guint8 *data, gsize length)
+{
+	for (gsize i = 0; i < length; i++) {
+		if (data[i] == '\r') {
+			if (i + 1 >= length || data[i + 1] != '\n')
+				return TRUE;
+			i++;
+		} else if (data[i] == '\n') {
+			return TRUE;
+		}
+	}
+	return FALSE;
+}
+
 GBytes *
 sc_dkim_normalize (GBytes *message)
 {
@@ -423,32 +439,21 @@ sc_dkim_normalize (GBytes *message)
 		const guint8 *newline = memchr (data, '\n', length);
 		p = newline != NULL ? newline + 1 : end;
 	}
-	if (p == data && length >= 2 && data[length - 2] == '\r' && data[length - 1] == '\n') {
-		gboolean bare = FALSE;
-		for (const guint8 *lf = memchr (data, '\n', length); lf != NULL;
-		     lf = memchr (lf + 1, '\n', end - lf - 1)) {
-			if (lf == data || lf[-1] != '\r') {
-				bare = TRUE;
-				break;
-			}
-		}
-		if (!bare)
-			return g_bytes_ref (message);
-	}
+	if (p == data && length >= 2 && data[length - 2] == '\r' && data[length - 1] == '\n' &&
+	    !has_bare_line_end (data, length))
+		return g_bytes_ref (message);
 	out = g_byte_array_sized_new ((end - p) + (end - p) / 32 + 2);
 	while (p < end) {
-		const guint8 *newline = memchr (p, '\n', end - p);
-		if (newline == NULL) {
-			g_byte_array_append (out, p, end - p);
+		const guint8 *stop = p;
+		while (stop < end && *stop != '\r' && *stop != '\n')
+			stop++;
+		g_byte_array_append (out, p, stop - p);
+		if (stop == end)
 			break;
-		}
-		if (newline > data && newline[-1] == '\r') {
-			g_byte_array_append (out, p, newline + 1 - p);
-		} else {
-			g_byte_array_append (out, p, newline - p);
-			g_byte_array_append (out, (const guint8 *) "\r\n", 2);
-		}
-		p = newline + 1;
+		/* CRLF stays; a lone LF or CR ends its line as CRLF: verifiers
+		 * disagree on what a bare CR means (libopendkim and dkimpy do) */
+		g_byte_array_append (out, (const guint8 *) "\r\n", 2);
+		p = stop + (*stop == '\r' && stop + 1 < end && stop[1] == '\n' ? 2 : 1);
 	}
 	/* What libcurl would add before the final "." anyway: the bytes
 	 * returned are the bytes the receiver gets. */

@@ -58,10 +58,11 @@ gboolean sc_dkim_key_load (const char *path, ScDkimKeyInfo *out_info, GError **e
  * name the key and, for the key file, the file.  @out_info: (optional) */
 gboolean sc_dkim_list_check (const ScListConfig *list, ScDkimKeyInfo *out_info, GError **error);
 
-/* The message as the list sends it: line ends made CRLF (a bare LF
- * becomes CRLF, a bare CR stays, as deliver sends it), a final CRLF added
- * when missing, a leading mbox "From " line dropped.  The input itself
- * (another reference) when it is in that form already. (transfer full) */
+/* The message as the list sends it: every line end CRLF (a lone LF or a
+ * lone CR becomes CRLF: RFC 5322 allows neither, and verifiers disagree
+ * on what a bare CR means), a final CRLF added when missing, a leading
+ * mbox "From " line dropped.  The input itself (another reference) when
+ * it is in that form already. (transfer full) */
 GBytes *sc_dkim_normalize (GBytes *message);
 
 /* Signs @message as @list's dkim-domain with its dkim-selector and key,
