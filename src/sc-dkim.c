@@ -237,28 +237,18 @@ passphrase_refuse_cb (char *buffer, int size, int rwflag, void *user_data)
 	return -1;
 }
 
-/* Reads and checks @path's key. (transfer full) */
+/* Parses and checks a key file's bytes. (transfer full) */
 static EVP_PKEY *
-key_read (const char *path, ScDkimKeyInfo *out_info, GError **error)
+key_parse (const char *path, const char *data, gsize length, ScDkimKeyInfo *out_info,
+	   GError **error)
 {
-	gsize length = 0;
-	char *data = key_file_read (path, &length, error);
 	g_autoptr(BIO) bio = NULL;
 	g_autoptr(EVP_PKEY) key = NULL;
 	gboolean encrypted = FALSE;
 	int id;
 
-	if (data == NULL)
-		return NULL;
-	if (length == 0) {
-		secret_free (data, length + 1);
-		key_error (error, path, "%s", _("empty"));
-		return NULL;
-	}
 	bio = BIO_new_mem_buf (data, (int) length);
 	key = PEM_read_bio_PrivateKey (bio, NULL, passphrase_refuse_cb, &encrypted);
-	g_clear_pointer (&bio, BIO_free);
-	secret_free (data, length + 1);
 	/* the queue is per thread: leave nothing for the next caller to misread */
 	ERR_clear_error ();
 	if (key == NULL) {
@@ -299,20 +289,125 @@ key_read (const char *path, ScDkimKeyInfo *out_info, GError **error)
 	return g_steal_pointer (&key);
 }
 
+/* @key as unencrypted PKCS#8 PEM on OpenSSL's secure heap (cleansed when
+ * freed), NUL-terminated as libopendkim reads it. (transfer full) */
+static BIO *
+key_pem (EVP_PKEY *key)
+{
+	g_autoptr(BIO) bio = BIO_new (BIO_s_secmem ());
+
+	if (bio == NULL || !PEM_write_bio_PrivateKey (bio, key, NULL, NULL, 0, NULL, NULL) ||
+	    BIO_write (bio, "", 1) != 1) {
+		ERR_clear_error ();
+		return NULL;
+	}
+	return g_steal_pointer (&bio);
+}
+
+/* A parsed key file, shared read-only between threads. */
+typedef struct {
+	gint ref_count;
+	guint8 digest[EVP_MAX_MD_SIZE]; /* SHA-256 of the file's bytes */
+	ScDkimKeyInfo info;
+	EVP_PKEY *key;
+	BIO *pem;             /* what libopendkim is given */
+	const char *pem_data; /* inside pem */
+} ScDkimKey;
+
+static ScDkimKey *
+key_ref (ScDkimKey *key)
+{
+	g_atomic_int_inc (&key->ref_count);
+	return key;
+}
+
+static void
+key_unref (ScDkimKey *key)
+{
+	if (!g_atomic_int_dec_and_test (&key->ref_count))
+		return;
+	EVP_PKEY_free (key->key);
+	BIO_free (key->pem);
+	g_free (key);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (ScDkimKey, key_unref)
+
+/* Key files parsed before, by path.  OpenSSL 3.0 takes ~0.5 ms to decode
+ * a key (and libopendkim decodes it again for every message): the file is
+ * still read at each use — a new key takes effect at once, a removed one
+ * fails at once — but parsed only when its bytes changed. */
+static GMutex key_cache_lock;
+static GHashTable *key_cache; /* path → ScDkimKey */
+
+/* @path's key, read now, parsed if it changed. (transfer full) */
+static ScDkimKey *
+key_get (const char *path, GError **error)
+{
+	gsize length = 0;
+	char *data = key_file_read (path, &length, error);
+	guint8 digest[EVP_MAX_MD_SIZE];
+	unsigned int digest_length = 0;
+	g_autoptr(ScDkimKey) key = NULL;
+	ScDkimKey *cached;
+
+	if (data == NULL)
+		return NULL;
+	if (length == 0) {
+		secret_free (data, length + 1);
+		key_error (error, path, "%s", _("empty"));
+		return NULL;
+	}
+	if (EVP_Digest (data, length, digest, &digest_length, EVP_sha256 (), NULL) != 1) {
+		ERR_clear_error ();
+		memset (digest, 0, sizeof (digest));
+	}
+	g_mutex_lock (&key_cache_lock);
+	if (key_cache == NULL)
+		key_cache = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+						   (GDestroyNotify) key_unref);
+	cached = g_hash_table_lookup (key_cache, path);
+	if (cached != NULL && digest_length > 0 && memcmp (cached->digest, digest, digest_length) == 0)
+		key = key_ref (cached);
+	g_mutex_unlock (&key_cache_lock);
+	if (key != NULL) {
+		secret_free (data, length + 1);
+		return g_steal_pointer (&key);
+	}
+
+	key = g_new0 (ScDkimKey, 1);
+	key->ref_count = 1;
+	memcpy (key->digest, digest, sizeof (digest));
+	key->key = key_parse (path, data, length, &key->info, error);
+	secret_free (data, length + 1);
+	if (key->key == NULL)
+		return NULL;
+	key->pem = key_pem (key->key);
+	if (key->pem == NULL || BIO_get_mem_data (key->pem, (char **) &key->pem_data) <= 0) {
+		key_error (error, path, "%s", _("the key could not be prepared for libopendkim"));
+		return NULL;
+	}
+	if (digest_length > 0) {
+		g_mutex_lock (&key_cache_lock);
+		g_hash_table_replace (key_cache, g_strdup (path), key_ref (key));
+		g_mutex_unlock (&key_cache_lock);
+	}
+	return g_steal_pointer (&key);
+}
+
 gboolean
 sc_dkim_key_load (const char *path, ScDkimKeyInfo *out_info, GError **error)
 {
-	ScDkimKeyInfo info = {0};
-	g_autoptr(EVP_PKEY) key = NULL;
+	g_autoptr(ScDkimKey) key = NULL;
 
 	g_return_val_if_fail (path != NULL, FALSE);
 	if (library_get (error) == NULL)
 		return FALSE;
-	key = key_read (path, &info, error);
+	key = key_get (path, error);
 	if (key == NULL)
 		return FALSE;
 	if (out_info != NULL)
-		*out_info = info;
+		*out_info = key->info;
 	return TRUE;
 }
 
@@ -377,14 +472,14 @@ list_settings_check (const ScListConfig *list, GError **error)
 }
 
 /* The list's key, checked. (transfer full) */
-static EVP_PKEY *
-list_key_read (const ScListConfig *list, ScDkimKeyInfo *out_info, GError **error)
+static ScDkimKey *
+list_key_get (const ScListConfig *list, GError **error)
 {
-	EVP_PKEY *key;
+	ScDkimKey *key;
 
 	if (library_get (error) == NULL || !list_settings_check (list, error))
 		return NULL;
-	key = key_read (list->dkim_key_file, out_info, error);
+	key = key_get (list->dkim_key_file, error);
 	if (key == NULL)
 		g_prefix_error (error, "%s ", SC_KEY_LIST_DKIM_KEY_FILE);
 	return key;
@@ -393,13 +488,12 @@ list_key_read (const ScListConfig *list, ScDkimKeyInfo *out_info, GError **error
 gboolean
 sc_dkim_list_check (const ScListConfig *list, ScDkimKeyInfo *out_info, GError **error)
 {
-	ScDkimKeyInfo info = {0};
-	g_autoptr(EVP_PKEY) key = list_key_read (list, &info, error);
+	g_autoptr(ScDkimKey) key = list_key_get (list, error);
 
 	if (key == NULL)
 		return FALSE;
 	if (out_info != NULL)
-		*out_info = info;
+		*out_info = key->info;
 	return TRUE;
 }
 
@@ -565,21 +659,6 @@ field_is_signed (const guint8 *name, gsize length)
 
 /* ---- signing ---------------------------------------------------------------- */
 
-/* @key as unencrypted PKCS#8 PEM on OpenSSL's secure heap (cleansed when
- * freed), NUL-terminated as libopendkim reads it. (transfer full) */
-static BIO *
-key_pem (EVP_PKEY *key)
-{
-	g_autoptr(BIO) bio = BIO_new (BIO_s_secmem ());
-
-	if (bio == NULL || !PEM_write_bio_PrivateKey (bio, key, NULL, NULL, 0, NULL, NULL) ||
-	    BIO_write (bio, "", 1) != 1) {
-		ERR_clear_error ();
-		return NULL;
-	}
-	return g_steal_pointer (&bio);
-}
-
 static void G_GNUC_PRINTF (4, 5)
 library_error (GError **error, ScStageError code, DKIM *dkim, const char *format, ...)
 {
@@ -609,18 +688,15 @@ sc_dkim_sign_full (const ScListConfig *list,
 		   ScDkimKeyInfo *out_info,
 		   GError **error)
 {
-	ScDkimKeyInfo info = {0};
 	g_autoptr(GError) error_local = NULL;
-	g_autoptr(EVP_PKEY) key = NULL;
+	g_autoptr(ScDkimKey) key = NULL;
 	g_autoptr(GBytes) normalized = NULL;
 	g_autoptr(GArray) fields = NULL;
-	g_autoptr(BIO) pem = NULL;
 	g_autoptr(GByteArray) scratch = NULL;
 	g_autofree char *reason = NULL;
 	DKIM_LIB *lib;
 	DKIM *dkim;
 	DKIM_STAT status = DKIM_STAT_OK;
-	char *pem_data = NULL;
 	u_char *signature = NULL;
 	size_t signature_length = 0;
 	const guint8 *data;
@@ -635,7 +711,7 @@ sc_dkim_sign_full (const ScListConfig *list,
 	 * message waits for them rather than dying of them */
 	lib = library_get (&error_local);
 	if (lib != NULL)
-		key = list_key_read (list, &info, &error_local);
+		key = list_key_get (list, &error_local);
 	if (key == NULL) {
 		g_set_error_literal (error, SC_STAGE_ERROR, SC_STAGE_ERROR_TRANSIENT,
 				     error_local->message);
@@ -648,18 +724,11 @@ sc_dkim_sign_full (const ScListConfig *list,
 			     _("cannot be DKIM-signed: %s"), reason);
 		return NULL;
 	}
-	pem = key_pem (key);
-	if (pem == NULL || BIO_get_mem_data (pem, &pem_data) <= 0) {
-		g_set_error (error, SC_STAGE_ERROR, SC_STAGE_ERROR_TRANSIENT,
-			     _("%s %s: the key could not be handed to libopendkim"),
-			     SC_KEY_LIST_DKIM_KEY_FILE, list->dkim_key_file);
-		return NULL;
-	}
-	dkim = dkim_sign (lib, (const u_char *) "stagecoach", NULL, (dkim_sigkey_t) pem_data,
+	dkim = dkim_sign (lib, (const u_char *) "stagecoach", NULL, (dkim_sigkey_t) key->pem_data,
 			  (const u_char *) list->dkim_selector, (const u_char *) list->dkim_domain,
 			  DKIM_CANON_RELAXED, DKIM_CANON_RELAXED,
-			  info.type == SC_DKIM_KEY_ED25519 ? DKIM_SIGN_ED25519SHA256
-							   : DKIM_SIGN_RSASHA256,
+			  key->info.type == SC_DKIM_KEY_ED25519 ? DKIM_SIGN_ED25519SHA256
+								: DKIM_SIGN_RSASHA256,
 			  -1, &status);
 	if (dkim == NULL) {
 		library_error (error, SC_STAGE_ERROR_TRANSIENT, NULL,
@@ -724,7 +793,7 @@ sc_dkim_sign_full (const ScListConfig *list,
 	g_byte_array_append (out, data, length);
 	dkim_free (dkim);
 	if (out_info != NULL)
-		*out_info = info;
+		*out_info = key->info;
 	return g_byte_array_free_to_bytes (out);
 }
 
@@ -745,17 +814,16 @@ sc_dkim_record_name (const ScListConfig *list)
 char *
 sc_dkim_txt_record (const ScListConfig *list, ScDkimKeyInfo *out_info, GError **error)
 {
-	ScDkimKeyInfo info = {0};
-	g_autoptr(EVP_PKEY) key = list_key_read (list, &info, error);
+	g_autoptr(ScDkimKey) key = list_key_get (list, error);
 	g_autofree char *encoded = NULL;
 
 	if (key == NULL)
 		return NULL;
-	if (info.type == SC_DKIM_KEY_ED25519) {
+	if (key->info.type == SC_DKIM_KEY_ED25519) {
 		/* RFC 8463 §4.2: the bare 32-byte key, not a SubjectPublicKeyInfo */
 		guint8 raw[32];
 		size_t raw_length = sizeof (raw);
-		if (EVP_PKEY_get_raw_public_key (key, raw, &raw_length) != 1 || raw_length != 32) {
+		if (EVP_PKEY_get_raw_public_key (key->key, raw, &raw_length) != 1 || raw_length != 32) {
 			ERR_clear_error ();
 			g_set_error (error, SC_CONFIG_ERROR, SC_CONFIG_ERROR_INVALID,
 				     _("%s %s: no Ed25519 public key could be derived"),
@@ -765,7 +833,7 @@ sc_dkim_txt_record (const ScListConfig *list, ScDkimKeyInfo *out_info, GError **
 		encoded = g_base64_encode (raw, raw_length);
 	} else {
 		unsigned char *der = NULL;
-		int der_length = i2d_PUBKEY (key, &der);
+		int der_length = i2d_PUBKEY (key->key, &der);
 		if (der_length <= 0) {
 			ERR_clear_error ();
 			g_set_error (error, SC_CONFIG_ERROR, SC_CONFIG_ERROR_INVALID,
@@ -777,7 +845,7 @@ sc_dkim_txt_record (const ScListConfig *list, ScDkimKeyInfo *out_info, GError **
 		OPENSSL_free (der);
 	}
 	if (out_info != NULL)
-		*out_info = info;
+		*out_info = key->info;
 	return g_strdup_printf ("v=DKIM1; k=%s; p=%s",
-				info.type == SC_DKIM_KEY_ED25519 ? "ed25519" : "rsa", encoded);
+				key->info.type == SC_DKIM_KEY_ED25519 ? "ed25519" : "rsa", encoded);
 }

@@ -788,6 +788,40 @@ test_bad_keys (Fixture *fixture, gconstpointer user_data)
 	g_assert_cmpint (g_chmod (unreadable, 0600), ==, 0);
 }
 
+/* The key file is read at every use: a new key in its place signs the next
+ * message without a reload, and a removed one fails it at once. */
+static void
+test_key_rotation (Fixture *fixture, gconstpointer user_data)
+{
+	g_autofree char *path = g_build_filename (fixture->dir, "current.pem", NULL);
+	g_autofree char *rsa = NULL;
+	g_autofree char *ed = NULL;
+	g_autoptr(GBytes) message = g_bytes_new_static (simple_message, strlen (simple_message));
+	g_autoptr(GError) error = NULL;
+	gsize rsa_length = 0;
+	gsize ed_length = 0;
+
+	g_assert_true (g_file_get_contents (rsa_key, &rsa, &rsa_length, NULL));
+	g_assert_true (g_file_get_contents (ed25519_key, &ed, &ed_length, NULL));
+	fixture->list.dkim_key_file = path;
+	for (guint round = 0; round < 2; round++) {
+		g_autofree char *signature = NULL;
+		g_autofree char *a = NULL;
+
+		g_assert_true (g_file_set_contents (path, round == 0 ? rsa : ed,
+						    round == 0 ? rsa_length : ed_length, NULL));
+		signature = signature_value (sign_bytes (fixture, message));
+		a = signature_tag (signature, "a");
+		g_assert_cmpstr (a, ==, round == 0 ? "rsa-sha256" : "ed25519-sha256");
+		g_test_message ("%s", fixture->context.note);
+	}
+	g_assert_cmpint (g_unlink (path), ==, 0);
+	sc_stage_context_clear_outputs (&fixture->context);
+	g_assert_false (sc_handler_sign.run (&fixture->context, &error));
+	g_assert_error (error, SC_STAGE_ERROR, SC_STAGE_ERROR_TRANSIENT);
+	g_assert_nonnull (strstr (error->message, path));
+}
+
 /* The list's dkim-* settings are checked only where sign is in the
  * pipeline, and sign must follow every stage that may change the message. */
 static void
@@ -1254,6 +1288,7 @@ main (int argc, char **argv)
 	ADD ("/sign/shapes", "ed25519", test_shapes);
 	ADD ("/sign/threads", "rsa", test_threads);
 	ADD ("/sign/keys/bad", "rsa", test_bad_keys);
+	ADD ("/sign/keys/rotation", "rsa", test_key_rotation);
 	ADD ("/sign/check", "rsa", test_check);
 	ADD ("/sign/dkim-record", "rsa", test_dkim_record);
 	ADD ("/sign/corpus/rsa", "rsa", test_corpus);
