@@ -3,6 +3,7 @@
 # what is missing, builds, then runs tests/bench/bench.py and prints one table.
 #   scripts/bench.sh --quick                 everything small (a few minutes)
 #   scripts/bench.sh --only 1,3,6            some figures;  --skip 8  all but some
+#   scripts/bench.sh --only 10               the sign stage's cost per message (DKIM)
 #   scripts/bench.sh --write doc/performance.md   also record the run there
 #   scripts/bench.sh --help                  every option
 # Run it as root: the run lives in private PID + network namespaces (unshare)

@@ -18,6 +18,8 @@ Figures (see doc/DECISIONS.md, "bench.sh (issue 9)"):
   8 scale       N messages deferred: run --once claim, status, list, show, overview, RSS
                 against the same with 1,000
   9 callgrind   instructions per message and per stage (valgrind --tool=callgrind)
+ 10 sign        the sign stage's cost per message (RSA-2048, Ed25519) beside decorate's,
+                over the corpus and on a 4 KiB post (build/tests/bench-sign, one thread)
 Runs as root in private PID + network namespaces (unshare): every process dies with
 it.  Without root there is no Postfix column.
 """
@@ -46,7 +48,7 @@ import benchlib as bl  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
-ALL = list(range(1, 10))
+ALL = list(range(1, 11))
 
 parser = argparse.ArgumentParser(
     description="stagecoach vs Postfix side by side (issue 9); prints one table",
@@ -85,7 +87,7 @@ def figures_from(text):
     except ValueError:
         parser.error(f"not a list of figure numbers: {text!r}")
     if not chosen <= set(ALL):
-        parser.error(f"figures are 1 to 9: {text!r}")
+        parser.error(f"figures are 1 to {ALL[-1]}: {text!r}")
     return chosen
 
 
@@ -633,6 +635,23 @@ def fig9():
     return r
 
 
+def fig10():
+    """The sign stage (issue 11): µs per message, from build/tests/bench-sign."""
+    program = os.path.join(os.path.abspath(args.build), "tests", "bench-sign")
+    corpus = os.environ.get("SC_CORPUS") or os.path.join(ROOT, "..", "shared", "corpus")
+    if not os.access(program, os.X_OK):
+        raise BenchError(f"figure 10: no {program}: build first")
+    if not os.path.isdir(corpus):
+        raise BenchError(f"figure 10: no corpus at {corpus} (set SC_CORPUS)")
+    argv = [program, "--rounds", "3" if args.quick else "10", "--corpus", os.path.abspath(corpus)]
+    note_command(10, " ".join(argv))
+    out = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=1800).stdout
+    for line in out.splitlines():
+        if not line.startswith("{"):
+            log("  10 " + line)
+    return json.loads(out.strip().splitlines()[-1])
+
+
 # ---------------------------------------------------------------- table
 
 
@@ -745,6 +764,19 @@ def build_rows(results):
                          "n/a (" + ", ".join(missing) + " not in the profile)", "-", "-", "-", ""))
         for obj, value in r.get("objects", []):
             rows.append(("9", f"  self in {obj}", f"{value:,.0f}", "-", "-", "-", ""))
+    if results.get(10):
+        r = results[10][0]
+
+        def cost(key):
+            return f"{r[key]:,.0f} µs ({1e6 / r[key]:,.0f} msgs/s)"
+
+        corpus = f"corpus mean of {r['signable']} messages"
+        for key, what in (("decorate_us", f"decorate alone, corpus mean of {r['messages']} messages"),
+                          ("rsa_us", f"sign rsa-2048, {corpus}"),
+                          ("ed25519_us", f"sign ed25519, {corpus}"),
+                          ("rsa_small_us", "sign rsa-2048, a 4 KiB post"),
+                          ("ed25519_small_us", "sign ed25519, a 4 KiB post")):
+            rows.append(("10", f"{what} (one thread)", cost(key), "-", "-", "-", ""))
     return rows
 
 
@@ -781,8 +813,10 @@ def main():
     log(f"command: {COMMAND}")
     log(f"figures: {','.join(map(str, sorted(FIGURES)))}; messages {args.messages:,}; rounds "
         f"{args.rounds}; Postfix: {'yes' if ROOT_OK else 'no (needs root)'}; work: {WORK}")
-    plan = {1: fig1, 2: fig2, 3: fig3, 4: fig4, 5: fig5, 6: fig6, 7: fig7, 8: fig8, 9: fig9}
-    once = {8, 9}  # 8: a 1M spool is built once; 9: instruction counts do not drift
+    plan = {1: fig1, 2: fig2, 3: fig3, 4: fig4, 5: fig5, 6: fig6, 7: fig7, 8: fig8, 9: fig9,
+            10: fig10}
+    once = {8, 9, 10}  # 8: a 1M spool is built once; 9: instruction counts do not drift;
+    # 10: bench-sign repeats on its own
     results = {}
     try:
         for figure in sorted(FIGURES):
@@ -804,7 +838,7 @@ def main():
     rows = build_rows(results)
     end_load = os.getloadavg()
     table = render(rows)
-    header = (f"medians of {args.rounds} round(s) (figures 8 and 9: one run); ratio = how many "
+    header = (f"medians of {args.rounds} round(s) (figures 8, 9 and 10: one run); ratio = how many "
               "times better than Postfix (rates: stagecoach / Postfix; times: Postfix / "
               "stagecoach); ceiling = smtp-source → smtp-sink in the same run")
     print()
