@@ -8,6 +8,8 @@
  * afterwards.  The work itself is sc-dkim.c's, which deliver calls too
  * when it must sign per recipient.
  *
+ * check() refuses missing or malformed dkim-* settings; a key file that
+ * cannot be used is a warning (check-config fails on it, run logs it).
  * Outcomes: a key file that is missing, unreadable or not a usable key
  * is transient (the operator fixes it and the message goes on; the error
  * names the file); a message that cannot carry a signature — no header
@@ -58,6 +60,7 @@ sc_sign_check (const ScConfig *config,
 	       const char *stage_argument,
 	       GError **error)
 {
+	g_autoptr(GError) error_local = NULL;
 	gboolean after_sign = FALSE;
 
 	for (gsize i = 0; list->pipeline[i] != NULL; i++) {
@@ -80,7 +83,20 @@ sc_sign_check (const ScConfig *config,
 			return FALSE;
 		}
 	}
-	return sc_dkim_list_check (list, NULL, error);
+	if (!sc_dkim_list_settings_check (list, error))
+		return FALSE;
+	/* The key file is a run-time matter, like a mailer's password file:
+	 * check-config fails on it and `run` logs it (sc-config.h, warnings),
+	 * but it must not stop list software's inject, which may run as a
+	 * user that cannot read the key; signing fails transiently until it
+	 * is fixed, naming the file. */
+	if (!sc_dkim_key_load (list->dkim_key_file, NULL, &error_local))
+		g_ptr_array_add (config->warnings,
+				 g_strdup_printf ("%s: [%s%s] %s %s",
+						  config->path != NULL ? config->path : _("(built-in defaults)"),
+						  SC_CONFIG_SECTION_LIST_PREFIX, list->id,
+						  SC_KEY_LIST_DKIM_KEY_FILE, error_local->message));
+	return TRUE;
 }
 
 const ScHandler sc_handler_sign = {

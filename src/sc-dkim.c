@@ -436,8 +436,8 @@ dns_name_valid (const char *name)
 	return label > 0;
 }
 
-static gboolean
-list_settings_check (const ScListConfig *list, GError **error)
+gboolean
+sc_dkim_list_settings_check (const ScListConfig *list, GError **error)
 {
 	if (list->dkim_domain == NULL || *list->dkim_domain == '\0') {
 		g_set_error (error, SC_CONFIG_ERROR, SC_CONFIG_ERROR_INVALID,
@@ -477,7 +477,7 @@ list_key_get (const ScListConfig *list, GError **error)
 {
 	ScDkimKey *key;
 
-	if (library_get (error) == NULL || !list_settings_check (list, error))
+	if (library_get (error) == NULL || !sc_dkim_list_settings_check (list, error))
 		return NULL;
 	key = key_get (list->dkim_key_file, error);
 	if (key == NULL)

@@ -53,6 +53,11 @@ const char *const *sc_dkim_oversigned_fields (void);
  * contents. */
 gboolean sc_dkim_key_load (const char *path, ScDkimKeyInfo *out_info, GError **error);
 
+/* Checks @list's dkim-domain, dkim-selector and dkim-key-file settings
+ * (set, well formed) without reading the key.  Errors
+ * (SC_CONFIG_ERROR_INVALID) name the key. */
+gboolean sc_dkim_list_settings_check (const ScListConfig *list, GError **error);
+
 /* Checks that @list can sign: dkim-domain, dkim-selector and dkim-key-file
  * set and well formed, the key loads.  Errors (SC_CONFIG_ERROR_INVALID)
  * name the key and, for the key file, the file.  @out_info: (optional) */

@@ -714,9 +714,10 @@ write_config (const char *dir, const char *pipeline, const char *key_file, const
 	return sc_test_write_file (dir, "stagecoach.conf", text);
 }
 
-/* A bad key: the config check fails naming the key and the file, check-config
- * exits 78 saying so, the stage fails transiently naming the file; no line
- * of the key is ever shown. */
+/* A bad key file: the configuration loads with a warning naming the key and
+ * the file (list software's inject must go on working), check-config exits
+ * 78 saying so, the stage fails transiently naming the file; no line of the
+ * key is ever shown. */
 static void
 test_bad_keys (Fixture *fixture, gconstpointer user_data)
 {
@@ -758,19 +759,22 @@ test_bad_keys (Fixture *fixture, gconstpointer user_data)
 			continue;
 		}
 		config_path = write_config (fixture->dir, "decorate;sign;deliver", cases[i].path, NULL, NULL);
+		/* loads (inject must still work), with the problem as a warning */
 		config = sc_config_load (config_path, &error);
-		g_assert_null (config);
-		g_assert_error (error, SC_CONFIG_ERROR, SC_CONFIG_ERROR_INVALID);
-		g_test_message ("load: %s", error->message);
-		key_message = g_strdup_printf ("dkim-key-file %s: %s", cases[i].path, cases[i].reason);
-		g_assert_nonnull (strstr (error->message, key_message));
-		assert_no_key_material (error->message, rsa_key);
+		g_assert_no_error (error);
+		g_assert_cmpuint (config->warnings->len, ==, 1);
+		g_test_message ("load: %s", (const char *) config->warnings->pdata[0]);
+		key_message = g_strdup_printf ("[list:" LIST_ID "] dkim-key-file %s: %s", cases[i].path,
+					       cases[i].reason);
+		g_assert_nonnull (strstr (config->warnings->pdata[0], key_message));
+		assert_no_key_material (config->warnings->pdata[0], rsa_key);
 
 		g_assert_cmpint (sc_test_run (config_path, NULL, &out, &err, "check-config", NULL), ==, 78);
 		g_assert_nonnull (strstr (err, key_message));
 		assert_no_key_material (err, rsa_key);
 		assert_no_key_material (out, rsa_key);
-		g_clear_error (&error);
+		g_clear_pointer (&key_message, g_free);
+		key_message = g_strdup_printf ("dkim-key-file %s: %s", cases[i].path, cases[i].reason);
 
 		/* at run time (the file changed after the load): transient */
 		fixture->list.dkim_key_file = (char *) cases[i].path;
@@ -786,6 +790,39 @@ test_bad_keys (Fixture *fixture, gconstpointer user_data)
 		assert_no_key_material (error->message, rsa_key);
 	}
 	g_assert_cmpint (g_chmod (unreadable, 0600), ==, 0);
+}
+
+/* Through the binary: with the key file missing, inject still accepts (list
+ * software is not stopped), the message waits at sign with the file named,
+ * and goes on once the key is in place. */
+static void
+test_key_wait (Fixture *fixture, gconstpointer user_data)
+{
+	g_autofree char *key = g_build_filename (fixture->dir, "later.pem", NULL);
+	g_autofree char *config_path = write_config (fixture->dir, "decorate;sign", key, NULL, NULL);
+	g_autofree char *queue_id = NULL;
+	g_autofree char *err = NULL;
+	g_autofree char *contents = NULL;
+	g_autoptr(JsonObject) shown = NULL;
+	const char *last_error;
+	gsize length = 0;
+
+	queue_id = sc_test_inject (config_path, LIST_ID, simple_message);
+	g_assert_cmpint (sc_test_run (config_path, NULL, NULL, &err, "run", "--once", NULL), ==, 0);
+	shown = sc_test_show (config_path, queue_id);
+	g_assert_cmpstr (json_object_get_string_member (shown, "state"), ==, "deferred");
+	last_error = json_object_get_string_member (shown, "last_error");
+	g_test_message ("waiting: %s", last_error);
+	g_assert_nonnull (strstr (last_error, key));
+	g_assert_nonnull (strstr (last_error, "No such file or directory"));
+	g_clear_pointer (&shown, json_object_unref);
+
+	g_assert_true (g_file_get_contents (rsa_key, &contents, &length, NULL));
+	g_assert_true (g_file_set_contents (key, contents, length, NULL));
+	g_assert_cmpint (sc_test_run (config_path, NULL, NULL, NULL, "retry", queue_id, NULL), ==, 0);
+	g_assert_cmpint (sc_test_run (config_path, NULL, NULL, NULL, "run", "--once", NULL), ==, 0);
+	shown = sc_test_show (config_path, queue_id);
+	g_assert_cmpstr (json_object_get_string_member (shown, "state"), ==, "done");
 }
 
 /* The key file is read at every use: a new key in its place signs the next
@@ -1289,6 +1326,7 @@ main (int argc, char **argv)
 	ADD ("/sign/threads", "rsa", test_threads);
 	ADD ("/sign/keys/bad", "rsa", test_bad_keys);
 	ADD ("/sign/keys/rotation", "rsa", test_key_rotation);
+	ADD ("/sign/keys/wait", "rsa", test_key_wait);
 	ADD ("/sign/check", "rsa", test_check);
 	ADD ("/sign/dkim-record", "rsa", test_dkim_record);
 	ADD ("/sign/corpus/rsa", "rsa", test_corpus);
