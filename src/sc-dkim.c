@@ -89,6 +89,103 @@ sc_dkim_algorithm_name (ScDkimKeyType type)
 
 /* ---- the library ------------------------------------------------------ */
 
+/* libopendkim 2.11 (Debian 12's, and upstream's develop branch) leaks in
+ * dkim_free() what it made to sign with Ed25519: it frees the key's
+ * EVP_PKEY, its BIO and the signature buffer only for RSA signatures.
+ * That is ~470 bytes a message, a copy of the private key among them.
+ * Each signing handle therefore allocates through an arena of its own
+ * (dkim_init's allocator hooks, with the handle's memory closure):
+ * when libopendkim frees the 64-byte block that holds its crypto state
+ * for an Ed25519 signature, the EVP_PKEY and BIO it names are freed
+ * first, and what the handle left behind is freed after dkim_free().
+ * The block is recognized by its contents, not only its size (the layout
+ * of struct dkim_crypto in libopendkim's dkim-types.h): key size 512
+ * bits, signature length 64, the signature buffer one of this arena's
+ * live 64-byte blocks, no RSA key.  A libopendkim that frees these itself
+ * has cleared them first, and then nothing matches. */
+typedef struct {
+	unsigned char pad;
+	int keysize;
+	size_t inlen;
+	size_t outlen;
+	EVP_PKEY *pkey;
+	void *key;
+	BIO *keydata;
+	unsigned char *in;
+	unsigned char *out;
+} ScDkimCryptoLayout;
+
+typedef struct {
+	GHashTable *blocks; /* pointer → size, for the handle's live allocations */
+	gboolean ed25519;
+	guint released;     /* crypto states whose key this arena freed */
+} ScDkimArena;
+
+static void *
+arena_malloc_cb (void *closure, size_t size)
+{
+	ScDkimArena *arena = closure;
+	void *block = g_malloc (size);
+
+	if (arena != NULL)
+		g_hash_table_insert (arena->blocks, block, GSIZE_TO_POINTER (size));
+	return block;
+}
+
+static void
+arena_release_crypto (ScDkimArena *arena, void *block)
+{
+	ScDkimCryptoLayout *crypto = block;
+
+	/* an Ed25519 signature: 64 bytes, EVP_PKEY_size() * 8 bits of "key size" */
+	if (crypto->keysize != 64 * 8 || crypto->outlen != 64 || crypto->key != NULL ||
+	    crypto->out == NULL || crypto->pkey == NULL ||
+	    GPOINTER_TO_SIZE (g_hash_table_lookup (arena->blocks, crypto->out)) != 64)
+		return;
+	if (EVP_PKEY_get_base_id (crypto->pkey) != EVP_PKEY_ED25519)
+		return;
+	EVP_PKEY_free (crypto->pkey);
+	crypto->pkey = NULL;
+	BIO_free (crypto->keydata);
+	crypto->keydata = NULL;
+	arena->released++;
+}
+
+static void
+arena_free_cb (void *closure, void *block)
+{
+	ScDkimArena *arena = closure;
+
+	if (arena != NULL && block != NULL) {
+		gsize size = GPOINTER_TO_SIZE (g_hash_table_lookup (arena->blocks, block));
+		if (arena->ed25519 && size == sizeof (ScDkimCryptoLayout))
+			arena_release_crypto (arena, block);
+		g_hash_table_remove (arena->blocks, block);
+	}
+	g_free (block);
+}
+
+static void
+arena_init (ScDkimArena *arena, gboolean ed25519)
+{
+	arena->blocks = g_hash_table_new (NULL, NULL);
+	arena->ed25519 = ed25519;
+	arena->released = 0;
+}
+
+/* After dkim_free(): whatever the handle left allocated. */
+static void
+arena_clear (ScDkimArena *arena)
+{
+	GHashTableIter iter;
+	gpointer block;
+
+	g_hash_table_iter_init (&iter, arena->blocks);
+	while (g_hash_table_iter_next (&iter, &block, NULL))
+		g_free (block);
+	g_clear_pointer (&arena->blocks, g_hash_table_unref);
+}
+
 static DKIM_LIB *library;
 static char *library_problem; /* why there is none */
 
@@ -104,7 +201,7 @@ static void
 library_init (void)
 {
 	static const char *const none[] = {NULL};
-	DKIM_LIB *lib = dkim_init (NULL, NULL);
+	DKIM_LIB *lib = dkim_init (arena_malloc_cb, arena_free_cb);
 
 	if (lib == NULL) {
 		library_problem = g_strdup (_("libopendkim could not start (dkim_init failed)"));
@@ -697,6 +794,7 @@ sc_dkim_sign_full (const ScListConfig *list,
 	DKIM_LIB *lib;
 	DKIM *dkim;
 	DKIM_STAT status = DKIM_STAT_OK;
+	ScDkimArena arena;
 	u_char *signature = NULL;
 	size_t signature_length = 0;
 	const guint8 *data;
@@ -724,13 +822,15 @@ sc_dkim_sign_full (const ScListConfig *list,
 			     _("cannot be DKIM-signed: %s"), reason);
 		return NULL;
 	}
-	dkim = dkim_sign (lib, (const u_char *) "stagecoach", NULL, (dkim_sigkey_t) key->pem_data,
+	arena_init (&arena, key->info.type == SC_DKIM_KEY_ED25519);
+	dkim = dkim_sign (lib, (const u_char *) "stagecoach", &arena, (dkim_sigkey_t) key->pem_data,
 			  (const u_char *) list->dkim_selector, (const u_char *) list->dkim_domain,
 			  DKIM_CANON_RELAXED, DKIM_CANON_RELAXED,
 			  key->info.type == SC_DKIM_KEY_ED25519 ? DKIM_SIGN_ED25519SHA256
 								: DKIM_SIGN_RSASHA256,
 			  -1, &status);
 	if (dkim == NULL) {
+		arena_clear (&arena);
 		library_error (error, SC_STAGE_ERROR_TRANSIENT, NULL,
 			       _("libopendkim could not start a signature: %s"),
 			       dkim_getresultstr (status));
@@ -784,6 +884,7 @@ sc_dkim_sign_full (const ScListConfig *list,
 	}
 	if (status != DKIM_STAT_OK) {
 		dkim_free (dkim);
+		arena_clear (&arena);
 		return NULL;
 	}
 	out = g_byte_array_sized_new (strlen (SIGNATURE_PREFIX) + signature_length + 2 + length);
@@ -792,6 +893,7 @@ sc_dkim_sign_full (const ScListConfig *list,
 	g_byte_array_append (out, (const guint8 *) "\r\n", 2);
 	g_byte_array_append (out, data, length);
 	dkim_free (dkim);
+	arena_clear (&arena);
 	if (out_info != NULL)
 		*out_info = key->info;
 	return g_byte_array_free_to_bytes (out);
