@@ -97,7 +97,7 @@ sc_dkim_algorithm_name (ScDkimKeyType type)
  * (dkim_init's allocator hooks, with the handle's memory closure):
  * when libopendkim frees the 64-byte block that holds its crypto state
  * for an Ed25519 signature, the EVP_PKEY and BIO it names are freed
- * first, and what the handle left behind is freed after dkim_free().
+ * first, and the signature buffer it names after dkim_free().
  * The block is recognized by its contents, not only its size (the layout
  * of struct dkim_crypto in libopendkim's dkim-types.h): key size 512
  * bits, signature length 64, the signature buffer one of this arena's
@@ -118,7 +118,7 @@ typedef struct {
 typedef struct {
 	GHashTable *blocks; /* pointer → size, for the handle's live allocations */
 	gboolean ed25519;
-	guint released;     /* crypto states whose key this arena freed */
+	GPtrArray *orphans; /* signature buffers whose owner was freed without them */
 } ScDkimArena;
 
 static void *
@@ -148,7 +148,7 @@ arena_release_crypto (ScDkimArena *arena, void *block)
 	crypto->pkey = NULL;
 	BIO_free (crypto->keydata);
 	crypto->keydata = NULL;
-	arena->released++;
+	g_ptr_array_add (arena->orphans, crypto->out);
 }
 
 static void
@@ -170,19 +170,19 @@ arena_init (ScDkimArena *arena, gboolean ed25519)
 {
 	arena->blocks = g_hash_table_new (NULL, NULL);
 	arena->ed25519 = ed25519;
-	arena->released = 0;
+	arena->orphans = g_ptr_array_new ();
 }
 
-/* After dkim_free(): whatever the handle left allocated. */
+/* After dkim_free(): the signature buffers it left, and only those (a
+ * block libopendkim may have freed by other means is not touched). */
 static void
 arena_clear (ScDkimArena *arena)
 {
-	GHashTableIter iter;
-	gpointer block;
-
-	g_hash_table_iter_init (&iter, arena->blocks);
-	while (g_hash_table_iter_next (&iter, &block, NULL))
-		g_free (block);
+	for (guint i = 0; i < arena->orphans->len; i++) {
+		if (g_hash_table_remove (arena->blocks, arena->orphans->pdata[i]))
+			g_free (arena->orphans->pdata[i]);
+	}
+	g_clear_pointer (&arena->orphans, g_ptr_array_unref);
 	g_clear_pointer (&arena->blocks, g_hash_table_unref);
 }
 
