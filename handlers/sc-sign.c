@@ -12,9 +12,11 @@
  * cannot be used is a warning (check-config fails on it, run logs it).
  * Outcomes: a key file that is missing, unreadable or not a usable key
  * is transient (the operator fixes it and the message goes on; the error
- * names the file); a message that cannot carry a signature — no header
- * block, or one verifiers would split differently — is permanent, with
- * the reason.  Signing is pure: a retry signs again, with a new t=.
+ * names the file); a message that cannot carry a signature — empty, or no
+ * header field on its first line (ingress refuses those already) — is
+ * permanent, with the reason.  A header block that runs into a stray line
+ * gets the empty line before it, said in the note.  Signing is pure: a
+ * retry signs again, with a new t=.
  */
 #include "config.h"
 
@@ -26,17 +28,19 @@ static gboolean
 sc_sign_run (ScStageContext *context, GError **error)
 {
 	ScDkimKeyInfo info = {0};
+	g_autofree char *repair = NULL;
 	GBytes *signed_message;
 
-	signed_message = sc_dkim_sign_full (context->list, context->current, &info, error);
+	signed_message = sc_dkim_sign_full (context->list, context->current, &info, &repair, error);
 	if (signed_message == NULL) {
 		g_prefix_error (error, "sign: ");
 		return FALSE;
 	}
 	context->output = signed_message;
-	context->note = g_strdup_printf (_("signed as d=%s s=%s (%s, %u-bit key)"),
+	context->note = g_strdup_printf (_("signed as d=%s s=%s (%s, %u-bit key)%s%s"),
 					 context->list->dkim_domain, context->list->dkim_selector,
-					 sc_dkim_algorithm_name (info.type), info.bits);
+					 sc_dkim_algorithm_name (info.type), info.bits,
+					 repair != NULL ? "; " : "", repair != NULL ? repair : "");
 	g_debug ("%s: %s", context->queue_id, context->note);
 	return TRUE;
 }

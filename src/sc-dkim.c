@@ -17,8 +17,9 @@
  * others cannot change the signature, and libopendkim would parse an
  * author's DKIM-Signature it has no business with (and fail the message on
  * a malformed one).  The header block is split here, by the same rules
- * decorate uses, so that a message whose header block verifiers would
- * split differently is refused rather than signed wrongly.
+ * decorate uses; where it ends without the empty line (a stray line that
+ * is neither field nor continuation), the empty line is put in, so that
+ * every verifier splits the message as the signer did.
  *
  * Must never: put key material in an error, a note or a log line; prompt
  * on a terminal; sign bytes other than the ones returned.
@@ -679,10 +680,12 @@ field_name_length (const guint8 *line, gsize length)
 
 /* Splits a normalized message's header block into fields, the way
  * decorate does; NULL with a reason (transfer full) when there is no
- * header block or a line in it is neither field nor continuation.
+ * header block.  A later line that is neither field nor continuation
+ * ends the block without an empty line: *out_stray_line is its number
+ * and *out_body its offset (else 0, and the offset after the empty line).
  * (element-type ScDkimField) */
 static GArray *
-header_fields (GBytes *message, gsize *out_body, char **out_reason)
+header_fields (GBytes *message, gsize *out_body, guint *out_stray_line, char **out_reason)
 {
 	g_autoptr(GArray) fields = g_array_new (FALSE, FALSE, sizeof (ScDkimField));
 	gsize length = 0;
@@ -692,6 +695,7 @@ header_fields (GBytes *message, gsize *out_body, char **out_reason)
 	gboolean in_field = FALSE;
 
 	*out_body = length;
+	*out_stray_line = 0;
 	if (length == 0) {
 		*out_reason = g_strdup (_("empty message"));
 		return NULL;
@@ -724,16 +728,14 @@ header_fields (GBytes *message, gsize *out_body, char **out_reason)
 			continue;
 		}
 		name_length = field_name_length (data + pos, line_end - pos);
-		if (name_length == 0) {
-			if (line_number == 1)
-				*out_reason = g_strdup (
-				    _("not a message: the first line is not a header field"));
-			else
-				*out_reason = g_strdup_printf (
-				    _("header line %u is neither a field nor a continuation, "
-				      "and no blank line ends the header block before it"),
-				    line_number);
+		if (name_length == 0 && line_number == 1) {
+			*out_reason = g_strdup (_("not a message: the first line is not a header field"));
 			return NULL;
+		}
+		if (name_length == 0) {
+			*out_stray_line = line_number;
+			*out_body = pos;
+			return g_steal_pointer (&fields);
 		}
 		g_array_append_val (fields, ((ScDkimField){pos, line_end, name_length}));
 		in_field = TRUE;
@@ -783,6 +785,7 @@ GBytes *
 sc_dkim_sign_full (const ScListConfig *list,
 		   GBytes *message,
 		   ScDkimKeyInfo *out_info,
+		   char **out_repair,
 		   GError **error)
 {
 	g_autoptr(GError) error_local = NULL;
@@ -791,6 +794,7 @@ sc_dkim_sign_full (const ScListConfig *list,
 	g_autoptr(GArray) fields = NULL;
 	g_autoptr(GByteArray) scratch = NULL;
 	g_autofree char *reason = NULL;
+	guint stray_line = 0;
 	DKIM_LIB *lib;
 	DKIM *dkim;
 	DKIM_STAT status = DKIM_STAT_OK;
@@ -815,12 +819,34 @@ sc_dkim_sign_full (const ScListConfig *list,
 				     error_local->message);
 		return NULL;
 	}
+	if (out_repair != NULL)
+		*out_repair = NULL;
 	normalized = sc_dkim_normalize (message);
-	fields = header_fields (normalized, &body, &reason);
+	fields = header_fields (normalized, &body, &stray_line, &reason);
 	if (fields == NULL) {
 		g_set_error (error, SC_STAGE_ERROR, SC_STAGE_ERROR_PERMANENT,
 			     _("cannot be DKIM-signed: %s"), reason);
 		return NULL;
+	}
+	if (stray_line > 0) {
+		/* Verifiers would each end the header block their own way (dkimpy
+		 * refuses the message): say where it ends, with the empty line
+		 * RFC 5322 wants, as mail parsers read such a message anyway. */
+		gsize old_length = 0;
+		const guint8 *old = g_bytes_get_data (normalized, &old_length);
+		GByteArray *repaired = g_byte_array_sized_new (old_length + 2);
+
+		g_byte_array_append (repaired, old, body);
+		g_byte_array_append (repaired, (const guint8 *) "\r\n", 2);
+		g_byte_array_append (repaired, old + body, old_length - body);
+		g_bytes_unref (normalized);
+		normalized = g_byte_array_free_to_bytes (repaired);
+		body += 2;
+		if (out_repair != NULL)
+			*out_repair = g_strdup_printf (
+			    _("an empty line put before header line %u, which is neither a field "
+			      "nor a continuation: the header block ends there"),
+			    stray_line);
 	}
 	arena_init (&arena, key->info.type == SC_DKIM_KEY_ED25519);
 	dkim = dkim_sign (lib, (const u_char *) "stagecoach", &arena, (dkim_sigkey_t) key->pem_data,
@@ -902,7 +928,7 @@ sc_dkim_sign_full (const ScListConfig *list,
 GBytes *
 sc_dkim_sign (const ScListConfig *list, GBytes *message, GError **error)
 {
-	return sc_dkim_sign_full (list, message, NULL, error);
+	return sc_dkim_sign_full (list, message, NULL, NULL, error);
 }
 
 /* ---- the DNS record ------------------------------------------------------------ */

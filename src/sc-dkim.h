@@ -73,15 +73,20 @@ GBytes *sc_dkim_normalize (GBytes *message);
 /* Signs @message as @list's dkim-domain with its dkim-selector and key,
  * relaxed/relaxed, and returns the normalized message (see
  * sc_dkim_normalize) with the DKIM-Signature field in front: exactly the
- * bytes to send.  Signing the same bytes again gives the same signature
- * but for t=.  Errors are SC_STAGE_ERROR: TRANSIENT when the key or the
- * list's settings are at fault (an operator can fix them; the error names
- * the file), PERMANENT when the message cannot carry a signature (no
- * header block, or one that verifiers would split differently).
+ * bytes to send.  A header block that ends in a line that is neither
+ * field nor continuation, with no empty line, gets the empty line before
+ * that line (verifiers would otherwise split it each their own way);
+ * @out_repair (optional, transfer full) then says so, else is NULL.
+ * Signing the same bytes again gives the same signature but for t=.
+ * Errors are SC_STAGE_ERROR: TRANSIENT when the key or the list's
+ * settings are at fault (an operator can fix them; the error names the
+ * file), PERMANENT when the message cannot carry a signature (empty, or
+ * no header field on its first line).
  * @out_info: (optional) the key used. (transfer full) */
 GBytes *sc_dkim_sign_full (const ScListConfig *list,
 			   GBytes *message,
 			   ScDkimKeyInfo *out_info,
+			   char **out_repair,
 			   GError **error);
 GBytes *sc_dkim_sign (const ScListConfig *list, GBytes *message, GError **error);
 
