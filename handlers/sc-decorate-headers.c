@@ -7,7 +7,9 @@
  * field goes out byte for byte (DKIM signatures over them stay checkable).
  * New fields are encoded and folded by GMime.  A block that is not a header
  * block (first line no field, a stray line before the blank one) is
- * reported, never guessed at: the caller passes such a message through.
+ * reported, never guessed at: the caller then takes only the fields before
+ * the stray line (sc_decorate_headers_parse_leading()), puts the list
+ * fields in front of them, and copies the rest as it came.
  */
 #include "config.h"
 
@@ -81,6 +83,7 @@ sc_decorate_headers_copy (const ScDecorateHeaders *headers)
 		    field_new (field->name, strlen (field->name), g_bytes_ref (field->raw)));
 	}
 	copy->body_offset = headers->body_offset;
+	copy->open_end = headers->open_end;
 	return copy;
 }
 
@@ -104,8 +107,12 @@ field_name_length (const guint8 *line, gsize length, gsize *out_colon)
 	return name_length;
 }
 
-ScDecorateHeaders *
-sc_decorate_headers_parse (GBytes *message, char **out_reason)
+/* With @leading, a line that is neither field, continuation nor the
+ * blank one ends the block there instead of failing: the fields before it
+ * are returned with open_end set, and everything from that line on is
+ * left to follow as it came. */
+static ScDecorateHeaders *
+headers_parse (GBytes *message, gboolean leading, char **out_reason)
 {
 	g_autoptr(ScDecorateHeaders) headers = headers_new ();
 	gsize length = 0;
@@ -147,7 +154,8 @@ sc_decorate_headers_parse (GBytes *message, char **out_reason)
 			if (line_number == 1) {
 				*out_reason = g_strdup (_(
 				    "not a message: it starts with a blank line, no header block"));
-				return NULL;
+				if (!leading)
+					return NULL;
 			}
 			headers->body_offset = next;
 			block_end = pos;
@@ -157,6 +165,11 @@ sc_decorate_headers_parse (GBytes *message, char **out_reason)
 			if (!in_field) {
 				*out_reason = g_strdup (_("not a message: the first line is not a "
 							   "header field"));
+				if (leading) {
+					headers->body_offset = block_end = pos;
+					headers->open_end = TRUE;
+					break;
+				}
 				return NULL;
 			}
 			pos = next;
@@ -181,6 +194,11 @@ sc_decorate_headers_parse (GBytes *message, char **out_reason)
 				    _("header line %u is neither a field nor a continuation, "
 				       "and no blank line ends the header block before it"),
 				    line_number);
+			if (leading) {
+				headers->body_offset = block_end = pos;
+				headers->open_end = TRUE;
+				break;
+			}
 			return NULL;
 		}
 		name = (const char *) data + pos;
@@ -197,6 +215,18 @@ sc_decorate_headers_parse (GBytes *message, char **out_reason)
 			g_bytes_new_from_bytes (message, field_start, block_end - field_start)));
 	}
 	return g_steal_pointer (&headers);
+}
+
+ScDecorateHeaders *
+sc_decorate_headers_parse (GBytes *message, char **out_reason)
+{
+	return headers_parse (message, FALSE, out_reason);
+}
+
+ScDecorateHeaders *
+sc_decorate_headers_parse_leading (GBytes *message, char **out_reason)
+{
+	return headers_parse (message, TRUE, out_reason);
 }
 
 static gint
@@ -327,7 +357,8 @@ sc_decorate_headers_write (const ScDecorateHeaders *headers, GByteArray *out)
 		if (length < 2 || data[length - 2] != '\r' || data[length - 1] != '\n')
 			g_byte_array_append (out, (const guint8 *) "\r\n", 2);
 	}
-	g_byte_array_append (out, (const guint8 *) "\r\n", 2);
+	if (!headers->open_end)
+		g_byte_array_append (out, (const guint8 *) "\r\n", 2);
 }
 
 char *
@@ -564,6 +595,18 @@ format_raw_subject (const char *value)
 	}
 	g_string_append (text, "\r\n");
 	return g_string_free_to_bytes (text);
+}
+
+void
+sc_decorate_headers_prepend_list_fields (ScDecorateHeaders *headers, const ScListConfig *list)
+{
+	g_autoptr(ScDecorateHeaders) added = headers_new ();
+
+	sc_decorate_headers_set_list_fields (added, list);
+	sc_decorate_headers_remove (headers, "List-", TRUE);
+	sc_decorate_headers_remove (headers, "Precedence", FALSE);
+	for (guint i = added->fields->len; i > 0; i--)
+		g_ptr_array_insert (headers->fields, 0, g_ptr_array_steal_index (added->fields, i - 1));
 }
 
 gboolean
