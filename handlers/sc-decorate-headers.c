@@ -15,6 +15,7 @@
 
 #include "sc-decorate-private.h"
 #include "sc-i18n.h"
+#include "sc-list-unsubscribe.h"
 
 static gpointer
 format_options_init_cb (gpointer data)
@@ -361,32 +362,11 @@ sc_decorate_headers_write (const ScDecorateHeaders *headers, GByteArray *out)
 		g_byte_array_append (out, (const guint8 *) "\r\n", 2);
 }
 
-char *
-sc_decorate_angle_uri (const char *value)
-{
-	g_autofree char *trimmed = g_strstrip (g_strdup (value));
-	const char *p = trimmed;
-
-	if (trimmed[0] == '<')
-		return g_steal_pointer (&trimmed);
-	/* RFC 3986 scheme ":" */
-	if (g_ascii_isalpha (*p)) {
-		while (g_ascii_isalnum (*p) || *p == '+' || *p == '-' || *p == '.')
-			p++;
-		if (*p == ':')
-			return g_strdup_printf ("<%s>", trimmed);
-	}
-	if (strchr (trimmed, '@') != NULL)
-		return g_strdup_printf ("<mailto:%s>", trimmed);
-	return g_strdup_printf ("<%s>", trimmed);
-}
-
 void
 sc_decorate_headers_set_list_fields (ScDecorateHeaders *headers, const ScListConfig *list)
 {
 	g_autofree char *phrase = NULL;
 	g_autofree char *list_id = NULL;
-	gboolean has_https = FALSE;
 
 	g_return_if_fail (list != NULL);
 
@@ -407,40 +387,31 @@ sc_decorate_headers_set_list_fields (ScDecorateHeaders *headers, const ScListCon
 	}
 	sc_decorate_headers_append_raw (headers, "List-Id", list_id);
 
-	if (list->unsubscribe != NULL && list->unsubscribe[0] != NULL) {
-		g_autoptr(GPtrArray) uris = g_ptr_array_new_with_free_func (g_free);
-		g_autofree char *value = NULL;
+	/* A personal unsubscribe-url: deliver adds both per recipient. */
+	if (!sc_list_unsubscribe_is_personal (list)) {
+		g_autofree char *value = sc_list_unsubscribe_value (list, NULL);
 
-		for (gsize i = 0; list->unsubscribe[i] != NULL; i++) {
-			if (list->unsubscribe[i][0] == '\0')
-				continue;
-			if (g_ascii_strncasecmp (list->unsubscribe[i], "https:", 6) == 0)
-				has_https = TRUE;
-			g_ptr_array_add (uris, sc_decorate_angle_uri (list->unsubscribe[i]));
-		}
-		g_ptr_array_add (uris, NULL);
-		value = g_strjoinv (", ", (char **) uris->pdata);
-		if (value[0] != '\0')
+		if (value != NULL)
 			sc_decorate_headers_append (headers, "List-Unsubscribe", value);
+		/* RFC 8058: one-click needs an HTTPS URI to POST to. */
+		if (value != NULL && sc_list_unsubscribe_one_click (list))
+			sc_decorate_headers_append (headers,
+						    "List-Unsubscribe-Post",
+						    "List-Unsubscribe=One-Click");
 	}
-	/* RFC 8058: one-click needs an HTTPS URI to POST to. */
-	if (list->unsubscribe_one_click && has_https)
-		sc_decorate_headers_append (headers,
-					    "List-Unsubscribe-Post",
-					    "List-Unsubscribe=One-Click");
 	if (list->archive_url != NULL && list->archive_url[0] != '\0') {
-		g_autofree char *value = sc_decorate_angle_uri (list->archive_url);
+		g_autofree char *value = sc_list_uri_angled (list->archive_url);
 		sc_decorate_headers_append (headers, "List-Archive", value);
 	}
 	if (list->post != NULL && list->post[0] != '\0') {
 		/* RFC 2369: "NO" marks a list where posting is not allowed. */
 		g_autofree char *value = g_ascii_strcasecmp (list->post, "NO") == 0
 					     ? g_strdup ("NO")
-					     : sc_decorate_angle_uri (list->post);
+					     : sc_list_uri_angled (list->post);
 		sc_decorate_headers_append (headers, "List-Post", value);
 	}
 	if (list->help != NULL && list->help[0] != '\0') {
-		g_autofree char *value = sc_decorate_angle_uri (list->help);
+		g_autofree char *value = sc_list_uri_angled (list->help);
 		sc_decorate_headers_append (headers, "List-Help", value);
 	}
 	sc_decorate_headers_append (headers, "Precedence", "list");

@@ -106,8 +106,6 @@ gboolean sc_decorate_headers_prefix_subject (ScDecorateHeaders *headers, const c
  * or NULL when @subject is already in that form.  Bytes other than ASCII
  * markers are copied, so it works on raw 8-bit subjects too. */
 char *sc_decorate_subject_normalize (const char *subject, const char *prefix);
-/* "<mailto:…>" for an address, "<…>" for a URL. (transfer full) */
-char *sc_decorate_angle_uri (const char *value);
 
 /* sc-decorate-mime.c */
 

@@ -19,6 +19,7 @@
 #include "sc-decorate-private.h"
 #include "sc-gmime.h"
 #include "sc-i18n.h"
+#include "sc-list-unsubscribe.h"
 
 static void
 decorate_init (void)
@@ -475,6 +476,14 @@ decorate_check (const ScConfig *config,
 		check_value (problems, SC_KEY_LIST_UNSUBSCRIBE, list->unsubscribe[i], TRUE);
 		if (g_ascii_strncasecmp (list->unsubscribe[i], "https:", 6) == 0)
 			has_https = TRUE;
+	}
+	if (list->unsubscribe_url != NULL) {
+		g_autoptr(GError) error_local = NULL;
+
+		check_value (problems, SC_KEY_LIST_UNSUBSCRIBE_URL, list->unsubscribe_url, TRUE);
+		if (!sc_list_unsubscribe_check (list->unsubscribe_url, &error_local))
+			g_ptr_array_add (problems, g_strdup (error_local->message));
+		has_https = TRUE; /* the loader refuses any other scheme */
 	}
 	if (list->unsubscribe_one_click && !has_https)
 		g_ptr_array_add (

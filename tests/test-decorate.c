@@ -1482,6 +1482,53 @@ test_footer_if_absent_text_present (Fixture *fixture, gconstpointer user_data)
 	g_assert_nonnull (strstr (fixture->context.note, "footer-if-absent"));
 }
 
+/* unsubscribe-url without $recipient: decorate adds it, first, expanded
+ * and percent-encoded, with the one-click field. */
+static void
+test_headers_unsubscribe_url (Fixture *fixture, gconstpointer user_data)
+{
+	GBytes *output;
+	g_autoptr(GMimeMessage) parsed = NULL;
+
+	fixture->list.unsubscribe_url = (char *) "https://lists.example.org/u/$list_id?n=${list_name}";
+	fixture->list.name = (char *) "dev & co";
+	fixture->unsubscribe[0] = (char *) "mailto:dev-leave@lists.example.org";
+	fixture->unsubscribe[1] = NULL;
+	fixture->list.unsubscribe_one_click = FALSE;
+	output = decorate_text (fixture, "From: alice@example.org\r\nSubject: x\r\n\r\nhi\r\n");
+	parsed = parse_output (output);
+	g_assert_cmpstr (g_mime_object_get_header (GMIME_OBJECT (parsed), "List-Unsubscribe"),
+			 ==,
+			 "<https://lists.example.org/u/dev.lists.example.org?n=dev%20%26%20co>, "
+			 "<mailto:dev-leave@lists.example.org>");
+	g_assert_cmpstr (g_mime_object_get_header (GMIME_OBJECT (parsed), "List-Unsubscribe-Post"),
+			 ==,
+			 "List-Unsubscribe=One-Click");
+}
+
+/* With $recipient the fields are per recipient: deliver adds them, so
+ * decorate must not (a second List-Unsubscribe would be ambiguous). */
+static void
+test_headers_unsubscribe_personal (Fixture *fixture, gconstpointer user_data)
+{
+	GBytes *output;
+	g_autoptr(GError) error = NULL;
+
+	fixture->list.unsubscribe_url = (char *) "https://lists.example.org/u?who=$recipient";
+	output = decorate_text (fixture,
+				"From: alice@example.org\r\nSubject: x\r\n"
+				"List-Unsubscribe: <https://evil.example/>\r\n\r\nhi\r\n");
+	g_assert_false (bytes_contain_text (output, "List-Unsubscribe"));
+	g_assert_true (bytes_contain_text (output, "List-Id: "));
+	g_assert_true (sc_handler_decorate.check (NULL, &fixture->list, NULL, &error));
+	g_assert_no_error (error);
+
+	fixture->list.unsubscribe_url = (char *) "https://lists.example.org/u?who=$recipent";
+	g_assert_false (sc_handler_decorate.check (NULL, &fixture->list, NULL, &error));
+	g_test_message ("%s", error->message);
+	g_assert_nonnull (strstr (error->message, "unsubscribe-url: unknown variable “$recipent”"));
+}
+
 /* ---- garbage in: the list fields in front, the garbage as it came ----- */
 
 static void
@@ -1629,6 +1676,8 @@ main (int argc, char **argv)
 	ADD ("/decorate/template/check", test_template_check);
 	ADD ("/decorate/garbage", test_garbage);
 	ADD ("/decorate/stray-line", test_stray_line);
+	ADD ("/decorate/headers/unsubscribe-url", test_headers_unsubscribe_url);
+	ADD ("/decorate/headers/unsubscribe-personal", test_headers_unsubscribe_personal);
 	ADD ("/decorate/footer-if-absent/own-list-id", test_footer_if_absent_own_list_id);
 	ADD ("/decorate/footer-if-absent/text-present", test_footer_if_absent_text_present);
 #undef ADD
