@@ -11,6 +11,8 @@
  * parse — no header block, a GMime failure, nesting beyond
  * SC_DECORATE_MAX_DEPTH, a message/partial fragment that would no longer
  * reassemble — goes on exactly as it came, with the reason in the note.
+ * The one failure is transient: a from-rewrite=dmarc lookup that got no
+ * answer (sc-decorate-from.c) defers the message rather than guess.
  */
 #include "config.h"
 
@@ -175,9 +177,15 @@ decorate_choose (GMimeObject *top, const ScDecorateTexts *texts)
 
 /* The decorated message, or NULL with @out_note saying why it passes
  * through.  @out_note may also be set with a result, to say the preferred
- * placement did not work out. */
+ * placement did not work out.  NULL with @error: try again later. */
 static GBytes *
-decorate_message (GBytes *input, const ScListConfig *list, GHashTable *variables, char **out_note)
+decorate_message (GBytes *input,
+		  const ScConfig *config,
+		  const ScListConfig *list,
+		  GHashTable *variables,
+		  char **out_note,
+		  char **out_from_note,
+		  GError **error)
 {
 	g_autoptr(GBytes) message = sc_decorate_normalize (input);
 	g_autoptr(ScDecorateHeaders) headers = NULL;
@@ -230,6 +238,9 @@ decorate_message (GBytes *input, const ScListConfig *list, GHashTable *variables
 	texts.footer_text = footer_text;
 	sc_decorate_headers_set_list_fields (headers, list);
 	(void) sc_decorate_headers_prefix_subject (headers, list->subject_prefix);
+	/* DMARC (from-rewrite=): asked only of a message decorate can change */
+	if (!sc_decorate_from_rewrite (headers, config, list, out_from_note, error))
+		return NULL;
 
 	placement = decorate_choose (top, &texts);
 	if (GMIME_IS_MULTIPART (top))
@@ -269,6 +280,8 @@ decorate_run (ScStageContext *context, GError **error)
 	g_autoptr(GHashTable) variables = NULL;
 	g_autoptr(GBytes) output = NULL;
 	g_autofree char *note = NULL;
+	g_autofree char *from_note = NULL;
+	g_autoptr(GError) error_local = NULL;
 
 	if (context->current == NULL || context->list == NULL) {
 		g_set_error_literal (error,
@@ -288,7 +301,21 @@ decorate_run (ScStageContext *context, GError **error)
 
 	variables =
 	    sc_decorate_template_variables_new (context->list, context->queue_id, context->sender);
-	output = decorate_message (context->current, context->list, variables, &note);
+	output = decorate_message (context->current,
+				   context->config,
+				   context->list,
+				   variables,
+				   &note,
+				   &from_note,
+				   &error_local);
+	if (error_local != NULL) {
+		/* no policy to go by is no reason to guess: try again later */
+		g_set_error_literal (error,
+				     SC_STAGE_ERROR,
+				     SC_STAGE_ERROR_TRANSIENT,
+				     error_local->message);
+		return FALSE;
+	}
 	g_clear_pointer (&context->output, g_bytes_unref);
 	g_clear_pointer (&context->note, g_free);
 	if (output == NULL) {
@@ -300,7 +327,11 @@ decorate_run (ScStageContext *context, GError **error)
 		return TRUE;
 	}
 	context->output = g_steal_pointer (&output);
-	context->note = g_steal_pointer (&note);
+	if (from_note != NULL && note != NULL)
+		context->note = g_strdup_printf ("%s; %s", from_note, note);
+	else
+		context->note = from_note != NULL ? g_steal_pointer (&from_note)
+						  : g_steal_pointer (&note);
 	return TRUE;
 }
 
