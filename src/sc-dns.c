@@ -130,7 +130,8 @@ round_seconds (int retrans, int nscount)
 	return total;
 }
 
-static void
+/* Returns the seconds the lookup may take in all. */
+static int
 set_timing (struct __res_state *state, gint64 timeout)
 {
 	int budget = (int) CLAMP (timeout / G_USEC_PER_SEC, 1, 3600);
@@ -144,6 +145,7 @@ set_timing (struct __res_state *state, gint64 timeout)
 		retrans++;
 	state->retrans = retrans;
 	state->retry = tries;
+	return tries * round_seconds (retrans, nscount);
 }
 
 /* Puts @servers in place of resolv.conf's.  FALSE when none parses (the
@@ -419,7 +421,7 @@ query (const ScDnsOptions *options,
 	ScDnsResult result;
 	int request_length;
 	int answer_length;
-	int saved_errno;
+	int budget;
 
 	memset (&state, 0, sizeof state);
 	if (res_ninit (&state) != 0) {
@@ -441,7 +443,7 @@ query (const ScDnsOptions *options,
 			     servers);
 		return SC_DNS_FAILED;
 	}
-	set_timing (&state, options->timeout);
+	budget = set_timing (&state, options->timeout);
 	/* The name is asked as given: no search list, no default domain. */
 	state.options &= ~(RES_DEFNAMES | RES_DNSRCH);
 
@@ -463,13 +465,13 @@ query (const ScDnsOptions *options,
 	}
 	started = g_get_monotonic_time ();
 	answer_length = res_nsend (&state, request, request_length, answer, NS_MAXMSG);
-	saved_errno = errno;
 	elapsed = g_get_monotonic_time () - started;
 	res_nclose (&state);
 	if (answer_length < 0) {
-		g_autofree char *waited = sc_duration_format (elapsed - elapsed % 1000);
+		g_autofree char *waited = sc_duration_format ((gint64) budget * G_USEC_PER_SEC);
 
-		if (saved_errno == ETIMEDOUT && elapsed >= options->timeout * 9 / 10)
+		/* res_send says ETIMEDOUT for refusals as well: the time tells */
+		if (elapsed >= (gint64) budget * G_USEC_PER_SEC * 9 / 10)
 			g_set_error (error,
 				     G_RESOLVER_ERROR,
 				     G_RESOLVER_ERROR_TEMPORARY_FAILURE,
@@ -481,11 +483,10 @@ query (const ScDnsOptions *options,
 			g_set_error (error,
 				     G_RESOLVER_ERROR,
 				     G_RESOLVER_ERROR_TEMPORARY_FAILURE,
-				     _("no DNS answer for %s from %s: every server failed, refused "
-				       "or could not be reached (%s)"),
+				     _("no DNS answer for %s from %s: every server failed or "
+				       "refused the query, or could not be reached"),
 				     name,
-				     servers,
-				     g_strerror (saved_errno));
+				     servers);
 		return SC_DNS_FAILED;
 	}
 	result = parse_answer (answer, answer_length, name, records, out_ttl, error);
