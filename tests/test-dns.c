@@ -283,6 +283,43 @@ test_failover (Fixture *fixture, gconstpointer data)
 	fixture->servers[1] = NULL;
 }
 
+/* An IPv6 server address takes glibc's other slots (_u._ext.nsaddrs);
+ * an IPv4-mapped one reaches dnsmasq on 127.0.0.1 through them.  Next
+ * to an IPv4 server, and more servers than glibc asks (three). */
+static void
+test_ipv6_server (Fixture *fixture, gconstpointer data)
+{
+	g_autofree char *mapped = NULL;
+	const char *servers[5];
+	g_auto(GStrv) records = NULL;
+	g_autoptr(GError) error = NULL;
+
+	if (fixture->dns == NULL)
+		return;
+	mapped = g_strdup_printf ("[::ffff:127.0.0.1]:%u", sc_test_dns_get_port (fixture->dns));
+	servers[0] = mapped;
+	servers[1] = NULL;
+	fixture->options.servers = servers;
+	g_assert_cmpint (lookup (fixture, "txt.example.test", &records, NULL, NULL, &error),
+			 ==,
+			 SC_DNS_RECORDS);
+	g_assert_no_error (error);
+	g_assert_cmpstr (records[0], ==, "v=spf1 -all");
+	g_clear_pointer (&records, g_strfreev);
+
+	servers[0] = sc_test_dns_get_server (fixture->dns);
+	servers[1] = mapped;
+	servers[2] = mapped;
+	servers[3] = mapped;
+	servers[4] = NULL;
+	g_assert_cmpint (lookup (fixture, "two.example.test", &records, NULL, NULL, &error),
+			 ==,
+			 SC_DNS_RECORDS);
+	g_assert_no_error (error);
+	g_assert_cmpuint (g_strv_length (records), ==, 2);
+	fixture->options.servers = fixture->servers;
+}
+
 /* ttl=1: cached for a second, asked again after it. */
 static void
 test_expiry (Fixture *fixture, gconstpointer data)
@@ -398,6 +435,7 @@ main (int argc, char **argv)
 	ADD ("/dns/nxdomain", test_nxdomain, 0);
 	ADD ("/dns/refused", test_refused, 0);
 	ADD ("/dns/failover", test_failover, 0);
+	ADD ("/dns/ipv6-server", test_ipv6_server, 0);
 	ADD ("/dns/cache/expiry", test_expiry, 1);
 	ADD ("/dns/cache/clear", test_clear, 0);
 	ADD ("/dns/threads", test_threads, 0);
