@@ -204,22 +204,14 @@ rewrite (ScDecorateHeaders *headers, const ScListConfig *list, GPtrArray *author
 static void
 dmarc_options (const ScConfig *config, ScDmarcOptions *options)
 {
-	static gint64 default_timeout;
-
 	if (config != NULL) {
 		options->dns_servers = (const char *const *) config->dns_servers;
 		options->dns_timeout = config->dns_timeout;
 		options->public_suffix_list = config->public_suffix_list;
 	}
 	/* a hand-built config (tests, fuzzers) may leave these unset */
-	if (options->dns_timeout <= 0) {
-		if (g_once_init_enter (&default_timeout)) {
-			gint64 value = 0;
-			(void) sc_duration_parse (SC_DEF_DNS_TIMEOUT, &value, NULL);
-			g_once_init_leave (&default_timeout, value);
-		}
-		options->dns_timeout = default_timeout;
-	}
+	if (options->dns_timeout <= 0)
+		(void) sc_duration_parse (SC_DEF_DNS_TIMEOUT, &options->dns_timeout, NULL);
 	if (options->public_suffix_list == NULL)
 		options->public_suffix_list = SC_DEF_PUBLIC_SUFFIX_LIST;
 }

@@ -24,10 +24,8 @@
 
 #include <arpa/inet.h>
 #include <arpa/nameser.h>
-#include <errno.h>
 #include <netinet/in.h>
 #include <resolv.h>
-#include <stdlib.h>
 
 #include "sc-dns.h"
 #include "sc-duration.h"
