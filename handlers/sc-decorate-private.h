@@ -138,6 +138,21 @@ gboolean sc_decorate_texts_empty (const ScDecorateTexts *texts);
 /* Whether a decoded text body is inline-PGP signed or encrypted. */
 gboolean sc_decorate_mime_is_inline_pgp (const guint8 *data, gsize length);
 
+/* sc-decorate-from.c */
+
+/* DMARC mitigation, per the list's from-rewrite: From becomes "Author via
+ * List" <list address>, the author goes to Reply-To (or Cc) and the
+ * original field to X-Original-From.  @config (nullable: the defaults)
+ * gives dns-server, dns-timeout and public-suffix-list.  @out_note
+ * (transfer full) says what was done, or stays NULL.  FALSE with @error
+ * when the policy could not be learnt (DNS failure, no public suffix
+ * list): the stage must be tried again later, nothing was changed. */
+gboolean sc_decorate_from_rewrite (ScDecorateHeaders *headers,
+				   const ScConfig *config,
+				   const ScListConfig *list,
+				   char **out_note,
+				   GError **error);
+
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (ScDecorateHeaders, sc_decorate_headers_free)
 
 G_END_DECLS

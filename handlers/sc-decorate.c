@@ -285,9 +285,15 @@ body_unfit (ScDecorateHeaders *headers, GMimeMessage *parsed, gint64 headers_end
  * cannot follow still gets the list fields and the subject prefix, with
  * @out_note saying why the texts were left out.  @out_note may also be
  * set with a full result, e.g. to say the preferred placement did not
- * work out. */
+ * work out.  NULL with @error: try again later. */
 static GBytes *
-decorate_message (GBytes *input, const ScListConfig *list, GHashTable *variables, char **out_note)
+decorate_message (GBytes *input,
+		  const ScConfig *config,
+		  const ScListConfig *list,
+		  GHashTable *variables,
+		  char **out_note,
+		  char **out_from_note,
+		  GError **error)
 {
 	g_autoptr(GBytes) message = sc_decorate_normalize (input);
 	g_autoptr(ScDecorateHeaders) headers = NULL;
@@ -319,6 +325,8 @@ decorate_message (GBytes *input, const ScListConfig *list, GHashTable *variables
 		subject = sc_decorate_headers_get (headers, "Subject");
 		if (subject != NULL)
 			(void) sc_decorate_headers_prefix_subject (headers, list->subject_prefix);
+		if (!sc_decorate_from_rewrite (headers, config, list, out_from_note, error))
+			return NULL;
 		*out_note = g_strdup_printf (_("list fields only, the rest as it came: %s"), reason);
 		return decorate_headers_only (message, headers);
 	}
@@ -336,6 +344,9 @@ decorate_message (GBytes *input, const ScListConfig *list, GHashTable *variables
 				    out_note);
 	sc_decorate_headers_set_list_fields (headers, list);
 	(void) sc_decorate_headers_prefix_subject (headers, list->subject_prefix);
+	/* DMARC (from-rewrite=) */
+	if (!sc_decorate_from_rewrite (headers, config, list, out_from_note, error))
+		return NULL;
 	if (reason != NULL) {
 		*out_note = g_strdup_printf (_("list fields only, the body as it came: %s"), reason);
 		return decorate_headers_only (message, headers);
@@ -384,6 +395,8 @@ decorate_run (ScStageContext *context, GError **error)
 	g_autoptr(GHashTable) variables = NULL;
 	g_autoptr(GBytes) output = NULL;
 	g_autofree char *note = NULL;
+	g_autofree char *from_note = NULL;
+	g_autoptr(GError) error_local = NULL;
 
 	if (context->current == NULL || context->list == NULL) {
 		g_set_error_literal (error,
@@ -403,7 +416,21 @@ decorate_run (ScStageContext *context, GError **error)
 
 	variables =
 	    sc_decorate_template_variables_new (context->list, context->queue_id, context->sender);
-	output = decorate_message (context->current, context->list, variables, &note);
+	output = decorate_message (context->current,
+				   context->config,
+				   context->list,
+				   variables,
+				   &note,
+				   &from_note,
+				   &error_local);
+	if (error_local != NULL) {
+		/* no policy to go by is no reason to guess: try again later */
+		g_set_error_literal (error,
+				     SC_STAGE_ERROR,
+				     SC_STAGE_ERROR_TRANSIENT,
+				     error_local->message);
+		return FALSE;
+	}
 	g_clear_pointer (&context->output, g_bytes_unref);
 	g_clear_pointer (&context->note, g_free);
 	if (output == NULL) {
@@ -415,7 +442,11 @@ decorate_run (ScStageContext *context, GError **error)
 		return TRUE;
 	}
 	context->output = g_steal_pointer (&output);
-	context->note = g_steal_pointer (&note);
+	if (from_note != NULL && note != NULL)
+		context->note = g_strdup_printf ("%s; %s", from_note, note);
+	else
+		context->note = from_note != NULL ? g_steal_pointer (&from_note)
+						  : g_steal_pointer (&note);
 	return TRUE;
 }
 
