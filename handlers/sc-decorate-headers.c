@@ -7,12 +7,15 @@
  * field goes out byte for byte (DKIM signatures over them stay checkable).
  * New fields are encoded and folded by GMime.  A block that is not a header
  * block (first line no field, a stray line before the blank one) is
- * reported, never guessed at: the caller passes such a message through.
+ * reported, never guessed at: the caller then takes only the fields before
+ * the stray line (sc_decorate_headers_parse_leading()), puts the list
+ * fields in front of them, and copies the rest as it came.
  */
 #include "config.h"
 
 #include "sc-decorate-private.h"
 #include "sc-i18n.h"
+#include "sc-list-unsubscribe.h"
 
 static gpointer
 format_options_init_cb (gpointer data)
@@ -81,6 +84,7 @@ sc_decorate_headers_copy (const ScDecorateHeaders *headers)
 		    field_new (field->name, strlen (field->name), g_bytes_ref (field->raw)));
 	}
 	copy->body_offset = headers->body_offset;
+	copy->open_end = headers->open_end;
 	return copy;
 }
 
@@ -104,8 +108,12 @@ field_name_length (const guint8 *line, gsize length, gsize *out_colon)
 	return name_length;
 }
 
-ScDecorateHeaders *
-sc_decorate_headers_parse (GBytes *message, char **out_reason)
+/* With @leading, a line that is neither field, continuation nor the
+ * blank one ends the block there instead of failing: the fields before it
+ * are returned with open_end set, and everything from that line on is
+ * left to follow as it came. */
+static ScDecorateHeaders *
+headers_parse (GBytes *message, gboolean leading, char **out_reason)
 {
 	g_autoptr(ScDecorateHeaders) headers = headers_new ();
 	gsize length = 0;
@@ -147,7 +155,8 @@ sc_decorate_headers_parse (GBytes *message, char **out_reason)
 			if (line_number == 1) {
 				*out_reason = g_strdup (_(
 				    "not a message: it starts with a blank line, no header block"));
-				return NULL;
+				if (!leading)
+					return NULL;
 			}
 			headers->body_offset = next;
 			block_end = pos;
@@ -157,6 +166,11 @@ sc_decorate_headers_parse (GBytes *message, char **out_reason)
 			if (!in_field) {
 				*out_reason = g_strdup (_("not a message: the first line is not a "
 							   "header field"));
+				if (leading) {
+					headers->body_offset = block_end = pos;
+					headers->open_end = TRUE;
+					break;
+				}
 				return NULL;
 			}
 			pos = next;
@@ -181,6 +195,11 @@ sc_decorate_headers_parse (GBytes *message, char **out_reason)
 				    _("header line %u is neither a field nor a continuation, "
 				       "and no blank line ends the header block before it"),
 				    line_number);
+			if (leading) {
+				headers->body_offset = block_end = pos;
+				headers->open_end = TRUE;
+				break;
+			}
 			return NULL;
 		}
 		name = (const char *) data + pos;
@@ -197,6 +216,18 @@ sc_decorate_headers_parse (GBytes *message, char **out_reason)
 			g_bytes_new_from_bytes (message, field_start, block_end - field_start)));
 	}
 	return g_steal_pointer (&headers);
+}
+
+ScDecorateHeaders *
+sc_decorate_headers_parse (GBytes *message, char **out_reason)
+{
+	return headers_parse (message, FALSE, out_reason);
+}
+
+ScDecorateHeaders *
+sc_decorate_headers_parse_leading (GBytes *message, char **out_reason)
+{
+	return headers_parse (message, TRUE, out_reason);
 }
 
 static gint
@@ -327,27 +358,8 @@ sc_decorate_headers_write (const ScDecorateHeaders *headers, GByteArray *out)
 		if (length < 2 || data[length - 2] != '\r' || data[length - 1] != '\n')
 			g_byte_array_append (out, (const guint8 *) "\r\n", 2);
 	}
-	g_byte_array_append (out, (const guint8 *) "\r\n", 2);
-}
-
-char *
-sc_decorate_angle_uri (const char *value)
-{
-	g_autofree char *trimmed = g_strstrip (g_strdup (value));
-	const char *p = trimmed;
-
-	if (trimmed[0] == '<')
-		return g_steal_pointer (&trimmed);
-	/* RFC 3986 scheme ":" */
-	if (g_ascii_isalpha (*p)) {
-		while (g_ascii_isalnum (*p) || *p == '+' || *p == '-' || *p == '.')
-			p++;
-		if (*p == ':')
-			return g_strdup_printf ("<%s>", trimmed);
-	}
-	if (strchr (trimmed, '@') != NULL)
-		return g_strdup_printf ("<mailto:%s>", trimmed);
-	return g_strdup_printf ("<%s>", trimmed);
+	if (!headers->open_end)
+		g_byte_array_append (out, (const guint8 *) "\r\n", 2);
 }
 
 void
@@ -355,7 +367,6 @@ sc_decorate_headers_set_list_fields (ScDecorateHeaders *headers, const ScListCon
 {
 	g_autofree char *phrase = NULL;
 	g_autofree char *list_id = NULL;
-	gboolean has_https = FALSE;
 
 	g_return_if_fail (list != NULL);
 
@@ -376,40 +387,31 @@ sc_decorate_headers_set_list_fields (ScDecorateHeaders *headers, const ScListCon
 	}
 	sc_decorate_headers_append_raw (headers, "List-Id", list_id);
 
-	if (list->unsubscribe != NULL && list->unsubscribe[0] != NULL) {
-		g_autoptr(GPtrArray) uris = g_ptr_array_new_with_free_func (g_free);
-		g_autofree char *value = NULL;
+	/* A personal unsubscribe-url: deliver adds both per recipient. */
+	if (!sc_list_unsubscribe_is_personal (list)) {
+		g_autofree char *value = sc_list_unsubscribe_value (list, NULL);
 
-		for (gsize i = 0; list->unsubscribe[i] != NULL; i++) {
-			if (list->unsubscribe[i][0] == '\0')
-				continue;
-			if (g_ascii_strncasecmp (list->unsubscribe[i], "https:", 6) == 0)
-				has_https = TRUE;
-			g_ptr_array_add (uris, sc_decorate_angle_uri (list->unsubscribe[i]));
-		}
-		g_ptr_array_add (uris, NULL);
-		value = g_strjoinv (", ", (char **) uris->pdata);
-		if (value[0] != '\0')
+		if (value != NULL)
 			sc_decorate_headers_append (headers, "List-Unsubscribe", value);
+		/* RFC 8058: one-click needs an HTTPS URI to POST to. */
+		if (value != NULL && sc_list_unsubscribe_one_click (list))
+			sc_decorate_headers_append (headers,
+						    "List-Unsubscribe-Post",
+						    "List-Unsubscribe=One-Click");
 	}
-	/* RFC 8058: one-click needs an HTTPS URI to POST to. */
-	if (list->unsubscribe_one_click && has_https)
-		sc_decorate_headers_append (headers,
-					    "List-Unsubscribe-Post",
-					    "List-Unsubscribe=One-Click");
 	if (list->archive_url != NULL && list->archive_url[0] != '\0') {
-		g_autofree char *value = sc_decorate_angle_uri (list->archive_url);
+		g_autofree char *value = sc_list_uri_angled (list->archive_url);
 		sc_decorate_headers_append (headers, "List-Archive", value);
 	}
 	if (list->post != NULL && list->post[0] != '\0') {
 		/* RFC 2369: "NO" marks a list where posting is not allowed. */
 		g_autofree char *value = g_ascii_strcasecmp (list->post, "NO") == 0
 					     ? g_strdup ("NO")
-					     : sc_decorate_angle_uri (list->post);
+					     : sc_list_uri_angled (list->post);
 		sc_decorate_headers_append (headers, "List-Post", value);
 	}
 	if (list->help != NULL && list->help[0] != '\0') {
-		g_autofree char *value = sc_decorate_angle_uri (list->help);
+		g_autofree char *value = sc_list_uri_angled (list->help);
 		sc_decorate_headers_append (headers, "List-Help", value);
 	}
 	sc_decorate_headers_append (headers, "Precedence", "list");
@@ -564,6 +566,18 @@ format_raw_subject (const char *value)
 	}
 	g_string_append (text, "\r\n");
 	return g_string_free_to_bytes (text);
+}
+
+void
+sc_decorate_headers_prepend_list_fields (ScDecorateHeaders *headers, const ScListConfig *list)
+{
+	g_autoptr(ScDecorateHeaders) added = headers_new ();
+
+	sc_decorate_headers_set_list_fields (added, list);
+	sc_decorate_headers_remove (headers, "List-", TRUE);
+	sc_decorate_headers_remove (headers, "Precedence", FALSE);
+	for (guint i = added->fields->len; i > 0; i--)
+		g_ptr_array_insert (headers->fields, 0, g_ptr_array_steal_index (added->fields, i - 1));
 }
 
 gboolean

@@ -25,6 +25,7 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (GMimeDataWrapper, g_object_unref)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (GMimeHeaderList, g_object_unref)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (GMimeMessage, g_object_unref)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (GMimeParser, g_object_unref)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (GMimePartIter, g_mime_part_iter_free)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (GMimeStream, g_object_unref)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (GMimeTextPart, g_object_unref)
 
@@ -61,6 +62,9 @@ typedef struct {
 typedef struct {
 	GPtrArray *fields; /* (owned) (element-type ScDecorateField) in order */
 	gsize body_offset; /* where the body starts in the message bytes */
+	/* the block stopped at a line that is neither field nor blank: no blank
+	 * line is written after the fields, the rest follows as it came */
+	gboolean open_end;
 } ScDecorateHeaders;
 
 /* Splits the header block off a CRLF message.  Returns NULL with
@@ -68,6 +72,11 @@ typedef struct {
  * on the first line, or a line that is neither field, continuation nor
  * the blank line ending the block. */
 ScDecorateHeaders *sc_decorate_headers_parse (GBytes *message, char **out_reason);
+/* The fields before the first line that is none (no fields when the first
+ * line is none), with open_end set when such a line stopped it; never
+ * NULL but for an empty message.  @out_reason says what stopped it (NULL
+ * for a well-formed block). */
+ScDecorateHeaders *sc_decorate_headers_parse_leading (GBytes *message, char **out_reason);
 ScDecorateHeaders *sc_decorate_headers_copy (const ScDecorateHeaders *headers);
 void sc_decorate_headers_free (ScDecorateHeaders *headers);
 /* The first field named @name (any case), unfolded, trimmed; raw bytes, so
@@ -86,6 +95,9 @@ void sc_decorate_headers_write (const ScDecorateHeaders *headers, GByteArray *ou
 
 /* RFC 2369/2919/8058 fields and Precedence, replacing the poster's List-*. */
 void sc_decorate_headers_set_list_fields (ScDecorateHeaders *headers, const ScListConfig *list);
+/* The same fields at the top of the block, where they are safe whatever
+ * follows (for a block that did not parse). */
+void sc_decorate_headers_prepend_list_fields (ScDecorateHeaders *headers, const ScListConfig *list);
 /* Puts @prefix in front of the Subject exactly once.  Returns FALSE when
  * the subject already had the prefix in the right place. */
 gboolean sc_decorate_headers_prefix_subject (ScDecorateHeaders *headers, const char *prefix);
@@ -94,8 +106,6 @@ gboolean sc_decorate_headers_prefix_subject (ScDecorateHeaders *headers, const c
  * or NULL when @subject is already in that form.  Bytes other than ASCII
  * markers are copied, so it works on raw 8-bit subjects too. */
 char *sc_decorate_subject_normalize (const char *subject, const char *prefix);
-/* "<mailto:…>" for an address, "<…>" for a URL. (transfer full) */
-char *sc_decorate_angle_uri (const char *value);
 
 /* sc-decorate-mime.c */
 
@@ -127,6 +137,21 @@ GBytes *sc_decorate_mime_place (ScDecoratePlacement placement,
 gboolean sc_decorate_texts_empty (const ScDecorateTexts *texts);
 /* Whether a decoded text body is inline-PGP signed or encrypted. */
 gboolean sc_decorate_mime_is_inline_pgp (const guint8 *data, gsize length);
+
+/* sc-decorate-from.c */
+
+/* DMARC mitigation, per the list's from-rewrite: From becomes "Author via
+ * List" <list address>, the author goes to Reply-To (or Cc) and the
+ * original field to X-Original-From.  @config (nullable: the defaults)
+ * gives dns-server, dns-timeout and public-suffix-list.  @out_note
+ * (transfer full) says what was done, or stays NULL.  FALSE with @error
+ * when the policy could not be learnt (DNS failure, no public suffix
+ * list): the stage must be tried again later, nothing was changed. */
+gboolean sc_decorate_from_rewrite (ScDecorateHeaders *headers,
+				   const ScConfig *config,
+				   const ScListConfig *list,
+				   char **out_note,
+				   GError **error);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (ScDecorateHeaders, sc_decorate_headers_free)
 

@@ -1,16 +1,13 @@
 /* sc-decorate-template.c — $variables in the list's header and footer templates.
  *
- * The syntax is Python's string.Template, which Mailman operators know:
- * "$list_name" or "${list_name}", and "$$" for a literal dollar.  Unknown
- * variables are an error at config load (sc_decorate_template_check), so a
- * typo is found by check-config and not by every subscriber; at run time
- * they are copied literally, never dropped.  Values are plain text: the
- * caller encodes them for wherever the text ends up.
+ * The syntax and the substitution are sc-template.c's; this file knows the
+ * variables of header and footer texts and puts a text in whole lines.
  */
 #include "config.h"
 
 #include "sc-decorate-private.h"
 #include "sc-i18n.h"
+#include "sc-template.h"
 
 static const char *const known_variables[] = {
     "list_name",
@@ -21,65 +18,13 @@ static const char *const known_variables[] = {
     "list_unsubscribe",
     "queue_id",
     "sender",
+    NULL,
 };
-
-static gboolean
-is_name_start (char c)
-{
-	return g_ascii_isalpha (c) || c == '_';
-}
-
-static gboolean
-is_name_char (char c)
-{
-	return g_ascii_isalnum (c) || c == '_';
-}
-
-static gboolean
-is_known_variable (const char *name)
-{
-	for (gsize i = 0; i < G_N_ELEMENTS (known_variables); i++) {
-		if (strcmp (known_variables[i], name) == 0)
-			return TRUE;
-	}
-	return FALSE;
-}
-
-/* Parses the placeholder starting at text[0] == '$'.  Returns its length
- * (0 when it is not a valid placeholder) and the variable name, or NULL
- * with length 2 for "$$". */
-static gsize
-template_placeholder (const char *text, char **out_name)
-{
-	gsize i;
-
-	*out_name = NULL;
-	if (text[1] == '$')
-		return 2;
-	if (text[1] == '{') {
-		if (!is_name_start (text[2]))
-			return 0;
-		for (i = 3; is_name_char (text[i]); i++)
-			;
-		if (text[i] != '}')
-			return 0;
-		*out_name = g_strndup (text + 2, i - 2);
-		return i + 1;
-	}
-	if (!is_name_start (text[1]))
-		return 0;
-	for (i = 2; is_name_char (text[i]); i++)
-		;
-	*out_name = g_strndup (text + 1, i - 1);
-	return i;
-}
 
 gboolean
 sc_decorate_template_check (const char *text, const char *key, GError **error)
 {
 	g_autoptr(GPtrArray) problems = g_ptr_array_new_with_free_func (g_free);
-	g_autoptr(GHashTable) reported =
-	    g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
 	g_autofree char *joined = NULL;
 
 	g_return_val_if_fail (key != NULL, FALSE);
@@ -95,35 +40,8 @@ sc_decorate_template_check (const char *text, const char *key, GError **error)
 			     key);
 		return FALSE;
 	}
-	for (const char *p = text; *p != '\0'; p++) {
-		g_autofree char *name = NULL;
-		gsize length;
-
-		if (*p != '$')
-			continue;
-		length = template_placeholder (p, &name);
-		if (length == 0) {
-			if (!g_hash_table_contains (reported, "$")) {
-				g_hash_table_add (reported, g_strdup ("$"));
-				g_ptr_array_add (
-				    problems,
-				    /* TRANSLATORS: keep $$ and $list_name as they are */
-				    g_strdup (_("“$” must start a variable such as "
-						 "$list_name or be doubled as $$")));
-			}
-			continue;
-		}
-		if (name != NULL && !is_known_variable (name) &&
-		    !g_hash_table_contains (reported, name)) {
-			g_ptr_array_add (problems,
-					 g_strdup_printf (_("unknown variable “$%s”"), name));
-			g_hash_table_add (reported, g_steal_pointer (&name));
-		}
-		p += length - 1;
-	}
-	if (problems->len == 0)
+	if (sc_template_check (text, known_variables, problems))
 		return TRUE;
-
 	g_ptr_array_add (problems, NULL);
 	joined = g_strjoinv ("; ", (char **) problems->pdata);
 	g_set_error (error,
@@ -163,6 +81,7 @@ sc_decorate_template_variables_new (const ScListConfig *list,
 char *
 sc_decorate_template_expand (const char *text, GHashTable *variables)
 {
+	g_autofree char *substituted = NULL;
 	g_autoptr(GString) result = NULL;
 	gsize end;
 
@@ -170,36 +89,16 @@ sc_decorate_template_expand (const char *text, GHashTable *variables)
 
 	if (text == NULL)
 		return NULL;
-	result = g_string_sized_new (strlen (text) + 64);
-	for (const char *p = text; *p != '\0'; p++) {
-		g_autofree char *name = NULL;
-		gsize length;
-
+	substituted = sc_template_substitute (text, variables);
+	result = g_string_sized_new (strlen (substituted) + 1);
+	for (const char *p = substituted; *p != '\0'; p++) {
 		if (*p == '\r') {
 			/* CRLF and lone CR both end a line; the caller picks the wire form. */
 			if (p[1] != '\n')
 				g_string_append_c (result, '\n');
 			continue;
 		}
-		if (*p != '$') {
-			g_string_append_c (result, *p);
-			continue;
-		}
-		length = template_placeholder (p, &name);
-		if (length == 0) {
-			g_string_append_c (result, '$');
-			continue;
-		}
-		if (name == NULL) {
-			g_string_append_c (result, '$');
-		} else if (g_hash_table_contains (variables, name)) {
-			const char *value = g_hash_table_lookup (variables, name);
-			if (value != NULL)
-				g_string_append (result, value);
-		} else {
-			g_string_append_len (result, p, length);
-		}
-		p += length - 1;
+		g_string_append_c (result, *p);
 	}
 
 	/* One final newline: the text is placed as whole lines. */

@@ -7,16 +7,19 @@
  * is parsed again and must show the texts where they were put; if not, the
  * message is wrapped instead, and if that fails too it passes through.
  *
- * It must never corrupt a message and never fail one: anything it cannot
- * parse — no header block, a GMime failure, nesting beyond
+ * It must never corrupt a message and never fail one for its shape: a
+ * body it cannot follow — a GMime failure, nesting beyond
  * SC_DECORATE_MAX_DEPTH, a message/partial fragment that would no longer
- * reassemble — goes on exactly as it came, with the reason in the note.
+ * reassemble — still gets the list fields and subject prefix, and goes on
+ * otherwise as it came, with the reason in the note; so does a header
+ * block with a stray line, the list fields going in front of it.
  */
 #include "config.h"
 
 #include "sc-decorate-private.h"
 #include "sc-gmime.h"
 #include "sc-i18n.h"
+#include "sc-list-unsubscribe.h"
 
 static void
 decorate_init (void)
@@ -173,11 +176,124 @@ decorate_choose (GMimeObject *top, const ScDecorateTexts *texts)
 	return SC_DECORATE_PLACEMENT_WRAP;
 }
 
-/* The decorated message, or NULL with @out_note saying why it passes
- * through.  @out_note may also be set with a result, to say the preferred
- * placement did not work out. */
+/* The list fields and subject prefix in @headers, the body as it came:
+ * what a message gets whose body decorate cannot follow. */
 static GBytes *
-decorate_message (GBytes *input, const ScListConfig *list, GHashTable *variables, char **out_note)
+decorate_headers_only (GBytes *message, const ScDecorateHeaders *headers)
+{
+	gsize length = 0;
+	const guint8 *data = g_bytes_get_data (message, &length);
+	GByteArray *out = g_byte_array_sized_new (length + 512);
+
+	sc_decorate_headers_write (headers, out);
+	g_byte_array_append (out, data + headers->body_offset, length - headers->body_offset);
+	return g_byte_array_free_to_bytes (out);
+}
+
+/* Whether some text part of the message already holds @text. */
+static gboolean
+message_has_text (GMimeObject *top, const char *text)
+{
+	g_autoptr(GMimePartIter) iter = NULL;
+
+	if (text_part_contains (top, text))
+		return TRUE;
+	if (!GMIME_IS_MULTIPART (top))
+		return FALSE;
+	iter = g_mime_part_iter_new (top);
+	do {
+		GMimeObject *part = g_mime_part_iter_get_current (iter);
+		if (part != NULL && text_part_contains (part, text))
+			return TRUE;
+	} while (g_mime_part_iter_next (iter));
+	return FALSE;
+}
+
+/* Whether the poster's List-Id names this list: the list software
+ * (Mailman) has decorated it already. */
+static gboolean
+carries_own_list_id (const ScDecorateHeaders *headers, const ScListConfig *list)
+{
+	g_autofree char *value = sc_decorate_headers_get (headers, "List-Id");
+	const char *open = value != NULL ? strrchr (value, '<') : NULL;
+	const char *close = open != NULL ? strchr (open, '>') : NULL;
+
+	if (close == NULL)
+		return FALSE;
+	return (gsize) (close - open - 1) == strlen (list->id) &&
+	       g_ascii_strncasecmp (open + 1, list->id, close - open - 1) == 0;
+}
+
+/* footer-if-absent: drops the texts the message already has, saying so. */
+static void
+drop_present_texts (const ScDecorateHeaders *headers,
+		    GMimeObject *top,
+		    const ScListConfig *list,
+		    ScDecorateTexts *texts,
+		    char **out_note)
+{
+	gboolean header_present;
+	gboolean footer_present;
+
+	if (!list->footer_if_absent || sc_decorate_texts_empty (texts))
+		return;
+	if (carries_own_list_id (headers, list)) {
+		texts->header_text = NULL;
+		texts->footer_text = NULL;
+		*out_note = g_strdup (_("no header or footer text: the message already carries "
+					"this list's List-Id (footer-if-absent)"));
+		return;
+	}
+	header_present = texts->header_text != NULL && message_has_text (top, texts->header_text);
+	footer_present = texts->footer_text != NULL && message_has_text (top, texts->footer_text);
+	if (header_present)
+		texts->header_text = NULL;
+	if (footer_present)
+		texts->footer_text = NULL;
+	if (header_present || footer_present)
+		*out_note = g_strdup (_("a header or footer text the message already has was not "
+					"added again (footer-if-absent)"));
+}
+
+/* Why GMime's reading of the body cannot be followed, or NULL. */
+static char *
+body_unfit (ScDecorateHeaders *headers, GMimeMessage *parsed, gint64 headers_end)
+{
+	GMimeObject *top;
+
+	if (parsed == NULL)
+		return g_strdup (_("GMime could not parse it as a message"));
+	/* Both readings must agree on where the body starts, or the splice
+	 * would cut where GMime did not look. */
+	if (headers_end >= 0 && (gsize) headers_end + 2 != headers->body_offset)
+		return g_strdup (_("the end of the header block is ambiguous"));
+	top = g_mime_message_get_mime_part (parsed);
+	if (top == NULL)
+		return g_strdup (_("GMime found no body part in it"));
+	if (mime_depth (top) > SC_DECORATE_MAX_DEPTH)
+		return g_strdup_printf (_("parts are nested more than %u deep"),
+					(guint) SC_DECORATE_MAX_DEPTH);
+	if (g_mime_content_type_is_type (g_mime_object_get_content_type (top),
+					 "message",
+					 "partial"))
+		return g_strdup (_("a message/partial fragment would no longer reassemble"));
+	return NULL;
+}
+
+/* The decorated message, or NULL (an empty message) with @out_note saying
+ * why it passes through.  A message whose header block or body decorate
+ * cannot follow still gets the list fields and the subject prefix, with
+ * @out_note saying why the texts were left out.  @out_note may also be
+ * set with a full result, e.g. to say the preferred placement did not
+ * work out.  NULL with @error: try again later. */
+static GBytes *
+decorate_message (GBytes *input,
+		  const ScConfig *config,
+		  const ScListConfig *list,
+		  GHashTable *variables,
+		  char **out_note,
+		  char **out_from_note,
+		  GError **error)
 {
 	g_autoptr(GBytes) message = sc_decorate_normalize (input);
 	g_autoptr(ScDecorateHeaders) headers = NULL;
@@ -191,45 +307,51 @@ decorate_message (GBytes *input, const ScListConfig *list, GHashTable *variables
 	gint64 headers_end = -1;
 	int children_before = 0;
 
+	if (g_bytes_get_size (message) == 0) {
+		*out_note = g_strdup (_("empty message"));
+		return NULL;
+	}
 	headers = sc_decorate_headers_parse (message, &reason);
 	if (headers == NULL) {
-		*out_note = g_steal_pointer (&reason);
-		return NULL;
-	}
-	parsed = parse_message (message, &headers_end);
-	if (parsed == NULL) {
-		*out_note = g_strdup (_("GMime could not parse it as a message"));
-		return NULL;
-	}
-	/* Both readings must agree on where the body starts, or the splice
-	 * would cut where GMime did not look. */
-	if (headers_end >= 0 && (gsize) headers_end + 2 != headers->body_offset) {
-		*out_note = g_strdup (_("the end of the header block is ambiguous"));
-		return NULL;
-	}
-	top = g_mime_message_get_mime_part (parsed);
-	if (top == NULL) {
-		*out_note = g_strdup (_("GMime found no body part in it"));
-		return NULL;
-	}
-	if (mime_depth (top) > SC_DECORATE_MAX_DEPTH) {
-		*out_note = g_strdup_printf (_("parts are nested more than %u deep"),
-					     (guint) SC_DECORATE_MAX_DEPTH);
-		return NULL;
-	}
-	if (g_mime_content_type_is_type (g_mime_object_get_content_type (top),
-					 "message",
-					 "partial")) {
-		*out_note = g_strdup (_("a message/partial fragment would no longer reassemble"));
-		return NULL;
-	}
+		g_autofree char *ignored = NULL;
+		g_autofree char *subject = NULL;
 
+		/* The fields above the stray line are certainly header fields:
+		 * the list fields go in front of them, where they are safe, and
+		 * the prefix onto a Subject among them (none is made up: one
+		 * may follow the stray line). */
+		headers = sc_decorate_headers_parse_leading (message, &ignored);
+		sc_decorate_headers_prepend_list_fields (headers, list);
+		subject = sc_decorate_headers_get (headers, "Subject");
+		if (subject != NULL)
+			(void) sc_decorate_headers_prefix_subject (headers, list->subject_prefix);
+		if (!sc_decorate_from_rewrite (headers, config, list, out_from_note, error))
+			return NULL;
+		*out_note = g_strdup_printf (_("list fields only, the rest as it came: %s"), reason);
+		return decorate_headers_only (message, headers);
+	}
 	header_text = sc_decorate_template_expand (list->header_template, variables);
 	footer_text = sc_decorate_template_expand (list->footer_template, variables);
 	texts.header_text = header_text;
 	texts.footer_text = footer_text;
+	parsed = parse_message (message, &headers_end);
+	reason = body_unfit (headers, parsed, headers_end);
+	if (reason == NULL)
+		drop_present_texts (headers,
+				    g_mime_message_get_mime_part (parsed),
+				    list,
+				    &texts,
+				    out_note);
 	sc_decorate_headers_set_list_fields (headers, list);
 	(void) sc_decorate_headers_prefix_subject (headers, list->subject_prefix);
+	/* DMARC (from-rewrite=) */
+	if (!sc_decorate_from_rewrite (headers, config, list, out_from_note, error))
+		return NULL;
+	if (reason != NULL) {
+		*out_note = g_strdup_printf (_("list fields only, the body as it came: %s"), reason);
+		return decorate_headers_only (message, headers);
+	}
+	top = g_mime_message_get_mime_part (parsed);
 
 	placement = decorate_choose (top, &texts);
 	if (GMIME_IS_MULTIPART (top))
@@ -241,12 +363,14 @@ decorate_message (GBytes *input, const ScListConfig *list, GHashTable *variables
 
 		if (output != NULL &&
 		    decorate_verify (output, placement, children_before, &texts)) {
-			if (reason != NULL)
+			if (reason != NULL) {
+				g_free (*out_note);
 				*out_note = g_strdup_printf (
 				    /* TRANSLATORS: the reason follows the colon */
 				    _("texts added in a new multipart/mixed around the message: "
 				       "%s"),
 				    reason);
+			}
 			return g_steal_pointer (&output);
 		}
 		if (why == NULL)
@@ -254,8 +378,10 @@ decorate_message (GBytes *input, const ScListConfig *list, GHashTable *variables
 		g_debug ("placement %d not possible: %s", (int) placement, why);
 		if (placement == SC_DECORATE_PLACEMENT_WRAP ||
 		    placement == SC_DECORATE_PLACEMENT_NONE) {
-			*out_note = g_steal_pointer (&why);
-			return NULL;
+			g_free (*out_note);
+			*out_note = g_strdup_printf (_("list fields only, the body as it came: %s"),
+						     why);
+			return decorate_headers_only (message, headers);
 		}
 		g_free (reason);
 		reason = g_steal_pointer (&why);
@@ -269,6 +395,8 @@ decorate_run (ScStageContext *context, GError **error)
 	g_autoptr(GHashTable) variables = NULL;
 	g_autoptr(GBytes) output = NULL;
 	g_autofree char *note = NULL;
+	g_autofree char *from_note = NULL;
+	g_autoptr(GError) error_local = NULL;
 
 	if (context->current == NULL || context->list == NULL) {
 		g_set_error_literal (error,
@@ -288,7 +416,21 @@ decorate_run (ScStageContext *context, GError **error)
 
 	variables =
 	    sc_decorate_template_variables_new (context->list, context->queue_id, context->sender);
-	output = decorate_message (context->current, context->list, variables, &note);
+	output = decorate_message (context->current,
+				   context->config,
+				   context->list,
+				   variables,
+				   &note,
+				   &from_note,
+				   &error_local);
+	if (error_local != NULL) {
+		/* no policy to go by is no reason to guess: try again later */
+		g_set_error_literal (error,
+				     SC_STAGE_ERROR,
+				     SC_STAGE_ERROR_TRANSIENT,
+				     error_local->message);
+		return FALSE;
+	}
 	g_clear_pointer (&context->output, g_bytes_unref);
 	g_clear_pointer (&context->note, g_free);
 	if (output == NULL) {
@@ -300,7 +442,11 @@ decorate_run (ScStageContext *context, GError **error)
 		return TRUE;
 	}
 	context->output = g_steal_pointer (&output);
-	context->note = g_steal_pointer (&note);
+	if (from_note != NULL && note != NULL)
+		context->note = g_strdup_printf ("%s; %s", from_note, note);
+	else
+		context->note = from_note != NULL ? g_steal_pointer (&from_note)
+						  : g_steal_pointer (&note);
 	return TRUE;
 }
 
@@ -361,6 +507,14 @@ decorate_check (const ScConfig *config,
 		check_value (problems, SC_KEY_LIST_UNSUBSCRIBE, list->unsubscribe[i], TRUE);
 		if (g_ascii_strncasecmp (list->unsubscribe[i], "https:", 6) == 0)
 			has_https = TRUE;
+	}
+	if (list->unsubscribe_url != NULL) {
+		g_autoptr(GError) error_local = NULL;
+
+		check_value (problems, SC_KEY_LIST_UNSUBSCRIBE_URL, list->unsubscribe_url, TRUE);
+		if (!sc_list_unsubscribe_check (list->unsubscribe_url, &error_local))
+			g_ptr_array_add (problems, g_strdup (error_local->message));
+		has_https = TRUE; /* the loader refuses any other scheme */
 	}
 	if (list->unsubscribe_one_click && !has_https)
 		g_ptr_array_add (

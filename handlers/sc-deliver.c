@@ -24,6 +24,7 @@
 #include "sc-deliver-smtp.h"
 #include "sc-handler.h"
 #include "sc-i18n.h"
+#include "sc-list-unsubscribe.h"
 #include "sc-message-headers.h"
 
 typedef struct {
@@ -125,11 +126,43 @@ fill_update (ScRecipientUpdate *update,
 	}
 }
 
+/* Records @n recipients as not sent by any mailer: deferred (or failed
+ * when @refused), with @code and @reply. */
+static gboolean
+record_unsent (Delivery *delivery,
+	       Pending *batch,
+	       guint n,
+	       gboolean refused,
+	       guint code,
+	       const char *reply,
+	       GError **error)
+{
+	ScStageContext *context = delivery->context;
+	g_autofree ScRecipientUpdate *updates = g_new0 (ScRecipientUpdate, n);
+
+	for (guint i = 0; i < n; i++) {
+		updates[i].position = batch[i].position;
+		updates[i].status = refused ? "failed" : "deferred";
+		batch[i].status = updates[i].status;
+		g_free (batch[i].reply);
+		batch[i].reply = g_strdup (reply);
+		updates[i].code = code;
+		updates[i].reply = reply;
+		updates[i].at = sc_clock_now (context->clock);
+	}
+	return context->record_recipients (context->record_recipients_data, updates, n, error);
+}
+
 /* Sends one batch (same domain, at most max-recipients), failing over
  * across mailers; commits the recipients' new states.  FALSE only when the
  * commit failed (the lease is gone or the spool refused). */
 static gboolean
-send_batch (Delivery *delivery, Pending *batch, guint n, const char *sender, GError **error)
+send_batch (Delivery *delivery,
+	    Pending *batch,
+	    guint n,
+	    const char *sender,
+	    GBytes *message,
+	    GError **error)
 {
 	ScStageContext *context = delivery->context;
 	const ScConfig *config = context->config;
@@ -158,7 +191,7 @@ send_batch (Delivery *delivery, Pending *batch, guint n, const char *sender, GEr
 		if (connection == NULL)
 			break; /* cancelled */
 		attempt = sc_smtp_send (connection, sender, (const char *const *) addresses->pdata,
-					context->current, context->cancellable);
+					message, context->cancellable);
 		sc_mailer_state_release (state, connection, attempt->status != SC_SMTP_MAILER_FAILED &&
 								 attempt->status != SC_SMTP_DATA_UNKNOWN &&
 								 attempt->status != SC_SMTP_DATA_FAILED);
@@ -185,17 +218,13 @@ send_batch (Delivery *delivery, Pending *batch, guint n, const char *sender, GEr
 		/* refused for good by every mailer (e.g. 5xx to MAIL FROM
 		 * everywhere): no retry can help these recipients */
 		gboolean refused = tried_any && last_failure != NULL && all_permanent;
-		for (guint i = 0; i < n; i++) {
-			updates[i].position = batch[i].position;
-			updates[i].status = refused ? "failed" : "deferred";
-			batch[i].status = updates[i].status;
-			g_free (batch[i].reply);
-			batch[i].reply = g_strdup (last_failure != NULL ? last_failure->reply : reason);
-			updates[i].code = last_failure != NULL ? last_failure->code : 0;
-			updates[i].reply = last_failure != NULL ? last_failure->reply : reason;
-			updates[i].at = sc_clock_now (context->clock);
-		}
-		return context->record_recipients (context->record_recipients_data, updates, n, error);
+		return record_unsent (delivery,
+				      batch,
+				      n,
+				      refused,
+				      last_failure != NULL ? last_failure->code : 0,
+				      last_failure != NULL ? last_failure->reply : reason,
+				      error);
 	}
 	g_hash_table_add (delivery->used_mailers, (gpointer) used);
 	for (guint i = 0; i < n; i++) {
@@ -209,6 +238,31 @@ send_batch (Delivery *delivery, Pending *batch, guint n, const char *sender, GEr
 		batch[i].reply = g_strdup (updates[i].reply);
 	}
 	return context->record_recipients (context->record_recipients_data, updates, n, error);
+}
+
+/* Whether the message's pipeline (else the list's) signs it. */
+static gboolean
+pipeline_signs (const ScStageContext *context)
+{
+	const char *const *stages =
+	    context->pipeline != NULL ? context->pipeline : (const char *const *) context->list->pipeline;
+
+	return stages != NULL && g_strv_contains (stages, "sign");
+}
+
+/* The bytes for one recipient of a list whose unsubscribe-url names
+ * $recipient: its List-Unsubscribe fields on top, then (when the pipeline
+ * signs) the DKIM signature over exactly these bytes, since the sign
+ * stage left personal messages to deliver. */
+static GBytes *
+personal_message (const ScStageContext *context, const char *recipient, GError **error)
+{
+	g_autoptr(GBytes) message = sc_list_unsubscribe_add (context->current, context->list, recipient);
+
+	if (!pipeline_signs (context))
+		return g_steal_pointer (&message);
+	/* signing arrives with the sign stage */
+	return g_steal_pointer (&message);
 }
 
 static gboolean
@@ -233,6 +287,7 @@ sc_deliver_run (ScStageContext *context, GError **error)
 	guint n_failed = 0;
 	guint n_deferred = 0;
 	guint n_total = 0;
+	gboolean personal = sc_list_unsubscribe_is_personal (context->list);
 
 	g_return_val_if_fail (context->recipient_records != NULL && context->record_recipients != NULL, FALSE);
 	for (guint i = 0; i < context->recipient_records->len; i++) {
@@ -260,12 +315,15 @@ sc_deliver_run (ScStageContext *context, GError **error)
 		batch_size = MIN (batch_size, ((const ScMailerConfig *) mailers->pdata[m])->max_recipients);
 	if (context->list->verp)
 		batch_size = 1; /* one envelope sender per recipient */
+	if (personal)
+		batch_size = 1; /* one List-Unsubscribe (and signature) per recipient */
 	g_array_sort (pending, compare_by_domain);
 
 	for (guint start = 0; start < pending->len;) {
 		Pending *first = &g_array_index (pending, Pending, start);
 		guint n = 1;
 		g_autofree char *verp = NULL;
+		g_autoptr(GBytes) message = NULL;
 		g_autoptr(GError) error_local = NULL;
 
 		while (start + n < pending->len && n < batch_size &&
@@ -278,14 +336,28 @@ sc_deliver_run (ScStageContext *context, GError **error)
 			g_set_error (error, SC_STAGE_ERROR, SC_STAGE_ERROR_TRANSIENT, _("stopped"));
 			return FALSE;
 		}
-		if (!send_batch (&delivery, first, n, verp != NULL ? verp : sender, &error_local)) {
-			/* not committed: those recipients' states are unknown to the
-			 * spool, so stop; the next attempt starts from the truth */
-			g_set_error (error, SC_STAGE_ERROR, SC_STAGE_ERROR_TRANSIENT,
-				     _("cannot record delivery results: %s"), error_local->message);
-			return FALSE;
+		if (personal)
+			message = personal_message (context, first->address, &error_local);
+		else
+			message = g_bytes_ref (context->current);
+		if (message == NULL) {
+			/* e.g. the key unreadable: this recipient waits, with why */
+			g_autofree char *reply = g_strdup (error_local->message);
+			g_clear_error (&error_local);
+			if (record_unsent (&delivery, first, n, FALSE, 0, reply, &error_local)) {
+				start += n;
+				continue;
+			}
+		} else if (send_batch (&delivery, first, n, verp != NULL ? verp : sender, message,
+				       &error_local)) {
+			start += n;
+			continue;
 		}
-		start += n;
+		/* not committed: those recipients' states are unknown to the
+		 * spool, so stop; the next attempt starts from the truth */
+		g_set_error (error, SC_STAGE_ERROR, SC_STAGE_ERROR_TRANSIENT,
+			     _("cannot record delivery results: %s"), error_local->message);
+		return FALSE;
 	}
 
 	for (guint i = 0; i < pending->len; i++) {

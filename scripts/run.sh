@@ -23,8 +23,11 @@ cp data/footer.txt.example "$DEMO/footer.txt"
 # demo/delivered/ (one file per SMTP transaction).
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 smtp_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+# The demo makes no DNS lookups (a machine may have no resolver that
+# reaches the Internet): From is rewritten always instead of per DMARC.
 sed -e "s|^url=smtp://127.0.0.1:2525|url=smtp://127.0.0.1:$port|" \
-    -e "s|^smtp=127.0.0.1:2526|smtp=127.0.0.1:$smtp_port|" data/stagecoach.conf.example >"$DEMO/stagecoach.conf"
+    -e "s|^smtp=127.0.0.1:2526|smtp=127.0.0.1:$smtp_port|" \
+    -e "s|^from-rewrite=dmarc|from-rewrite=always|" data/stagecoach.conf.example >"$DEMO/stagecoach.conf"
 mkdir -p "$DEMO/delivered"
 # As root smtp-sink must drop to another user (nobody), who may not be able
 # to enter this clone (/root is 0700): it then resets every connection.  So

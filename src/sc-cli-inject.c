@@ -211,6 +211,11 @@ sc_ingress_input_new (const ScConfig *config, const ScIngressArgs *args, GBytes 
 		g_ptr_array_add (input->recipients, g_strdup (args->recipients->pdata[i]));
 	input->raw = sendmail && args->dot_ends ? cut_at_dot_line (message) : g_bytes_ref (message);
 	if (sendmail && args->from_headers) {
+		GBytes *without = sc_message_without_bom (input->raw);
+		g_bytes_unref (input->raw);
+		input->raw = without;
+	}
+	if (sendmail && args->from_headers) {
 		const char *fields[] = {"To", "Cc", "Bcc"};
 		g_autoptr(ScMessageHeaders) headers = sc_message_headers_parse (input->raw, error);
 

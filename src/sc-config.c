@@ -1159,6 +1159,36 @@ load_notify (ScConfigLoader *loader, ScConfig *config)
 }
 
 /* A list's mailers= must name [mailer:NAME] sections. */
+/* Read when a DMARC lookup needs it: a missing file defers those lists'
+ * messages (decorate), so check-config says so beforehand. */
+static void
+check_public_suffix_list (ScConfigLoader *loader, ScConfig *config)
+{
+	GHashTableIter iter;
+	gpointer value;
+
+	if (g_access (config->public_suffix_list, R_OK) == 0)
+		return;
+	g_hash_table_iter_init (&iter, config->lists);
+	while (g_hash_table_iter_next (&iter, NULL, &value)) {
+		const ScListConfig *list = value;
+
+		if (list->from_rewrite != SC_FROM_REWRITE_DMARC)
+			continue;
+		g_ptr_array_add (loader->warnings,
+				 g_strdup_printf (_("%s: [%s] %s: %s: %s (needed by %s=dmarc of "
+						    "[list:%s]; Debian package publicsuffix)"),
+						  loader->path,
+						  SC_CONFIG_SECTION_MAIN,
+						  SC_KEY_PUBLIC_SUFFIX_LIST,
+						  config->public_suffix_list,
+						  g_strerror (errno),
+						  SC_KEY_LIST_FROM_REWRITE,
+						  list->id));
+		return;
+	}
+}
+
 static void
 check_list_mailers (ScConfigLoader *loader, ScConfig *config)
 {
@@ -1335,6 +1365,7 @@ sc_config_load_full (const char *path, ScConfigFailure *out_failure, GError **er
 			     config->default_list);
 	g_ptr_array_sort (config->mailers, compare_mailers);
 	check_list_mailers (&loader, config);
+	check_public_suffix_list (&loader, config);
 	check_pipelines (&loader, config);
 
 	if (problems->len > 0) {

@@ -23,6 +23,7 @@ typedef struct {
 	const char *stage;            /* full stage name, e.g. "exec:spamcheck" */
 	const char *stage_argument;   /* (nullable) "spamcheck" for exec:spamcheck */
 	const char *list_id;
+	const char *const *pipeline;  /* (nullable) the message's stages, in order */
 	const char *sender;           /* envelope sender, may be "" */
 	const char *const *recipients; /* envelope recipients, NULL-terminated */
 	GBytes *raw;                  /* the message as injected */

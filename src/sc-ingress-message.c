@@ -112,6 +112,7 @@ sc_ingress_prepare (const ScConfig *config, const ScSubmission *submission, GErr
 {
 	g_autoptr(ScPrepared) prepared = g_new0 (ScPrepared, 1);
 	g_autoptr(ScMessageHeaders) headers = NULL;
+	g_autoptr(GBytes) raw = NULL;
 	g_autoptr(GError) error_local = NULL;
 	const ScListConfig *list;
 	const char *message_id;
@@ -138,7 +139,8 @@ sc_ingress_prepare (const ScConfig *config, const ScSubmission *submission, GErr
 			return NULL;
 		}
 	}
-	headers = sc_message_headers_parse (submission->raw, &error_local);
+	raw = sc_message_without_bom (submission->raw);
+	headers = sc_message_headers_parse (raw, &error_local);
 	if (headers == NULL) {
 		set_from (error, SC_INGRESS_ERROR_BAD_MESSAGE, error_local);
 		return NULL;
@@ -169,7 +171,7 @@ sc_ingress_prepare (const ScConfig *config, const ScSubmission *submission, GErr
 	message_id = sc_message_headers_get (headers, "Message-ID");
 	if (message_id != NULL) {
 		prepared->message_id = g_strstrip (g_utf8_make_valid (message_id, -1));
-		prepared->raw = g_bytes_ref (submission->raw);
+		prepared->raw = g_bytes_ref (raw);
 	} else {
 		/* RFC 5322 says SHOULD; every archive and dedup needs one.  A
 		 * generated id is new, so it is never looked up for resends. */

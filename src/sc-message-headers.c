@@ -58,6 +58,19 @@ field_name_length (const char *line, gsize length)
 }
 
 
+#define UTF8_BOM "\xef\xbb\xbf"
+
+GBytes *
+sc_message_without_bom (GBytes *raw)
+{
+	gsize size = 0;
+	const char *data = g_bytes_get_data (raw, &size);
+
+	if (size >= 3 && memcmp (data, UTF8_BOM, 3) == 0)
+		return g_bytes_new_from_bytes (raw, 3, size - 3);
+	return g_bytes_ref (raw);
+}
+
 ScMessageHeaders *
 sc_message_headers_parse (GBytes *raw, GError **error)
 {

@@ -11,6 +11,12 @@ G_BEGIN_DECLS
 
 typedef struct _ScMessageHeaders ScMessageHeaders;
 
+/* @raw without a UTF-8 byte-order mark in front of its first header
+ * line (some Windows tools write one; no header field can start with it,
+ * and it carries nothing): ingress stores the message without it.
+ * (transfer full) */
+GBytes *sc_message_without_bom (GBytes *raw);
+
 /* FALSE with SC_INPUT_ERROR_DATA when @raw is not a message: empty, binary,
  * no header field on the first line, NUL bytes among the headers. */
 ScMessageHeaders *sc_message_headers_parse (GBytes *raw, GError **error);

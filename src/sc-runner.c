@@ -261,6 +261,7 @@ worker_cb (gpointer data, gpointer user_data)
 		    .stage = job->stage,
 		    .stage_argument = argument,
 		    .list_id = job->message->list_id,
+		    .pipeline = (const char *const *) job->message->pipeline,
 		    .sender = job->message->sender,
 		    .recipients = (const char *const *) job->message->recipients,
 		    .raw = job->message->raw,

@@ -46,24 +46,6 @@ dns_child_setup (gpointer user_data)
 		_exit (127);
 }
 
-static gboolean
-dns_reap (ScTestDns *dns, gboolean block)
-{
-	int status = 0;
-	pid_t rc;
-
-	if (dns->pid == 0)
-		return TRUE;
-	do {
-		rc = waitpid (dns->pid, &status, block ? 0 : WNOHANG);
-	} while (rc < 0 && errno == EINTR);
-	if (rc == 0)
-		return FALSE;
-	g_spawn_close_pid (dns->pid);
-	dns->pid = 0;
-	return TRUE;
-}
-
 /* "--txt-record=NAME,part,part": on the command line dnsmasq takes each
  * comma-separated part as one character-string of the record (quotes
  * would be kept as part of the text), so a text may hold no comma. */
@@ -142,7 +124,7 @@ dns_spawn (ScTestDns *dns, const char *const *records, guint ttl)
 	/* dnsmasq listens on TCP as well: ready once that accepts */
 	deadline = g_get_monotonic_time () + DNS_READY_TIMEOUT_MS * 1000;
 	while (g_get_monotonic_time () < deadline) {
-		if (dns_reap (dns, FALSE))
+		if (sc_test_reap_child (&dns->pid, FALSE))
 			return FALSE;
 		if (sc_test_wait_port (dns->port, NULL, 20))
 			return TRUE;
@@ -229,7 +211,7 @@ sc_test_dns_stop (ScTestDns *dns)
 	if (dns->pid == 0)
 		return;
 	kill (dns->pid, SIGTERM);
-	dns_reap (dns, TRUE);
+	sc_test_reap_child (&dns->pid, TRUE);
 }
 
 void

@@ -113,25 +113,6 @@ sink_accepts (guint16 port)
 	return g_socket_connect (socket, address, NULL, NULL);
 }
 
-/* Reaps the sink if it has exited; TRUE when it has. */
-static gboolean
-sink_reap (ScTestSink *sink, gboolean block)
-{
-	int status = 0;
-	pid_t rc;
-
-	if (sink->pid == 0)
-		return TRUE;
-	do {
-		rc = waitpid (sink->pid, &status, block ? 0 : WNOHANG);
-	} while (rc < 0 && errno == EINTR);
-	if (rc == 0)
-		return FALSE;
-	g_spawn_close_pid (sink->pid);
-	sink->pid = 0;
-	return TRUE;
-}
-
 /* One attempt on sink->port; FALSE when smtp-sink exited at once (the port
  * was taken meanwhile). */
 static gboolean
@@ -170,7 +151,7 @@ sink_spawn (ScTestSink *sink, const char *const *extra_args)
 
 	deadline = g_get_monotonic_time () + SINK_READY_TIMEOUT_MS * 1000;
 	while (g_get_monotonic_time () < deadline) {
-		if (sink_reap (sink, FALSE))
+		if (sc_test_reap_child (&sink->pid, FALSE))
 			return FALSE;
 		if (sink_accepts (sink->port))
 			return TRUE;
@@ -418,10 +399,10 @@ sc_test_sink_stop (ScTestSink *sink)
 		return;
 	kill (sink->pid, SIGTERM);
 	deadline = g_get_monotonic_time () + 2 * G_USEC_PER_SEC;
-	while (!sink_reap (sink, FALSE)) {
+	while (!sc_test_reap_child (&sink->pid, FALSE)) {
 		if (g_get_monotonic_time () >= deadline) {
 			kill (sink->pid, SIGKILL);
-			sink_reap (sink, TRUE);
+			sc_test_reap_child (&sink->pid, TRUE);
 			break;
 		}
 		g_usleep (10 * 1000);

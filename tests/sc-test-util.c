@@ -1,8 +1,10 @@
 /* sc-test-util.c — corpus discovery and temp-folder helpers for tests. */
 #include "config.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include "sc-test-util.h"
 
@@ -380,4 +382,22 @@ sc_test_expect_warning (const char *pattern)
 	expected_warning_count = 0;
 	g_mutex_unlock (&expected_lock);
 	return count;
+}
+
+gboolean
+sc_test_reap_child (GPid *pid, gboolean block)
+{
+	int status = 0;
+	pid_t rc;
+
+	if (*pid == 0)
+		return TRUE;
+	do {
+		rc = waitpid (*pid, &status, block ? 0 : WNOHANG);
+	} while (rc < 0 && errno == EINTR);
+	if (rc == 0)
+		return FALSE;
+	g_spawn_close_pid (*pid);
+	*pid = 0;
+	return TRUE;
 }

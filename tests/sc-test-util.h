@@ -62,6 +62,11 @@ gboolean sc_test_wait_count (const char *config_path, const char *state, gint64 
 /* … or more than @count. */
 gboolean sc_test_wait_at_least (const char *config_path, const char *state, gint64 count, guint timeout_ms);
 
+/* Reaps the child *@pid started with G_SPAWN_DO_NOT_REAP_CHILD if it has
+ * exited (waiting for it with @block) and sets *@pid to 0; TRUE when it
+ * is gone (or *@pid was 0 already). */
+gboolean sc_test_reap_child (GPid *pid, gboolean block);
+
 /* A loopback port that was free a moment ago. */
 guint16 sc_test_free_port (void);
 /* Waits up to @timeout_ms until 127.0.0.1:@port accepts a connection;

@@ -883,6 +883,65 @@ test_error_many (void)
 	}
 }
 
+/* ---- deliverability (issue 11) ---- */
+
+static void
+test_deliverability (Fixture *fixture, gconstpointer user_data)
+{
+	g_autofree char *path = sc_test_write_file (
+	    fixture->dir, "stagecoach.conf",
+	    "[stagecoach]\ndns-server=127.0.0.1:5353;[::1]\ndns-timeout=2s\n"
+	    "public-suffix-list=/nonexistent/psl.dat\n"
+	    "[list:posted.example.org]\npost=mailto:dev@lists.example.org\n"
+	    "unsubscribe-url=https://lists.example.org/u/$recipient\ndkim-selector=s1\n"
+	    "dkim-key-file=dkim.pem\nfrom-original=cc\n"
+	    "[list:bare.example.org]\npipeline=decorate\n"
+	    "[list:own.example.org]\naddress=own@example.net\npost=NO\nfrom-rewrite=always\n"
+	    "footer-if-absent=false\ndkim-domain=sign.example.net\n");
+	g_autoptr(ScConfig) config = load_ok (path);
+	const ScListConfig *posted = sc_config_get_list (config, "posted.example.org");
+	const ScListConfig *bare = sc_config_get_list (config, "bare.example.org");
+	const ScListConfig *own = sc_config_get_list (config, "own.example.org");
+	g_autofree char *key = g_build_filename (fixture->dir, "dkim.pem", NULL);
+	g_autofree char *message = NULL;
+
+	g_assert_cmpuint (g_strv_length (config->dns_servers), ==, 2);
+	g_assert_cmpint (config->dns_timeout, ==, 2 * G_USEC_PER_SEC);
+	/* the list address from post=, and with it DMARC and the DKIM domain */
+	g_assert_cmpstr (posted->address, ==, "dev@lists.example.org");
+	g_assert_cmpint (posted->from_rewrite, ==, SC_FROM_REWRITE_DMARC);
+	g_assert_cmpint (posted->from_original, ==, SC_FROM_ORIGINAL_CC);
+	g_assert_true (posted->footer_if_absent);
+	g_assert_cmpstr (posted->dkim_domain, ==, "lists.example.org");
+	g_assert_cmpstr (posted->dkim_key_file, ==, key);
+	/* no address: the default means never */
+	g_assert_null (bare->address);
+	g_assert_cmpint (bare->from_rewrite, ==, SC_FROM_REWRITE_NEVER);
+	g_assert_null (bare->dkim_domain);
+	g_assert_cmpstr (own->address, ==, "own@example.net");
+	g_assert_cmpint (own->from_rewrite, ==, SC_FROM_REWRITE_ALWAYS);
+	g_assert_false (own->footer_if_absent);
+	g_assert_cmpstr (own->dkim_domain, ==, "sign.example.net");
+	/* a DMARC list without the public suffix list: a warning naming it */
+	g_assert_cmpuint (config->warnings->len, ==, 1);
+	g_test_message ("%s", (const char *) config->warnings->pdata[0]);
+	g_assert_nonnull (strstr (config->warnings->pdata[0], "public-suffix-list: /nonexistent/psl.dat"));
+	g_assert_nonnull (strstr (config->warnings->pdata[0], "[list:posted.example.org]"));
+
+	message = load_fails (fixture,
+			      "[stagecoach]\ndns-server=dns.example.org\n"
+			      "[list:a.example.org]\nfrom-rewrite=dmarc\nfrom-original=bcc\n"
+			      "unsubscribe-url=http://lists.example.org/u\n"
+			      "[list:b.example.org]\nfrom-rewrite=sometimes\naddress=not an address\n",
+			      &path);
+	assert_problem (message, path, "stagecoach", "dns-server", "not an IP address");
+	assert_problem (message, path, "list:a.example.org", "from-rewrite", "needs the list's address");
+	assert_problem (message, path, "list:a.example.org", "from-original", "not reply-to or cc");
+	assert_problem (message, path, "list:a.example.org", "unsubscribe-url", "https://");
+	assert_problem (message, path, "list:b.example.org", "from-rewrite", "not never, always or dmarc");
+	assert_problem (message, path, "list:b.example.org", "address", "");
+}
+
 /* ---- mailers and the deliver stage ---- */
 
 static void
@@ -1122,6 +1181,7 @@ main (int argc, char **argv)
 	g_test_add ("/config/permission-warnings", Fixture, NULL, fixture_setup, test_permission_warnings,
 		    fixture_teardown);
 	ADD ("/config/load/mailers", test_mailers);
+	ADD ("/config/load/deliverability", test_deliverability);
 	ADD ("/config/error/mailers", test_error_mailers);
 	ADD ("/config/warning/password-file", test_password_file_warning);
 	ADD ("/config/load/admin-and-notify", test_admin_and_notify);

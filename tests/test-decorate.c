@@ -466,12 +466,41 @@ assert_decorated (Fixture *fixture, GBytes *input_raw, GBytes *output_raw)
 	g_test_message ("%u parts checked byte for byte", leaves);
 }
 
-static void
-assert_passed_through (Fixture *fixture, GBytes *input, GBytes *output)
+static gboolean
+bytes_end_with (GBytes *bytes, const guint8 *tail, gsize tail_length)
 {
-	g_assert_true (g_bytes_equal (input, output));
+	gsize length = 0;
+	const guint8 *data = g_bytes_get_data (bytes, &length);
+
+	return length >= tail_length && memcmp (data + length - tail_length, tail, tail_length) == 0;
+}
+
+/* A message decorate cannot follow: the list fields in its first header
+ * block, no text added, and its body (all after the input's first blank
+ * line, CRLF form) at the end byte for byte. */
+static void
+assert_fields_only (Fixture *fixture, GBytes *input, GBytes *output)
+{
+	g_autoptr(GBytes) crlf = normalize (input);
+	gsize length = 0;
+	const char *data = g_bytes_get_data (crlf, &length);
+	const char *blank = g_strstr_len (data, length, "\r\n\r\n");
+	gsize out_length = 0;
+	const char *out = g_bytes_get_data (output, &out_length);
+	const char *out_blank = g_strstr_len (out, out_length, "\r\n\r\n");
+	g_autofree char *out_headers = NULL;
+
 	g_assert_nonnull (fixture->context.note);
 	g_test_message ("note: %s", fixture->context.note);
+	g_assert_nonnull (strstr (fixture->context.note, "list fields only"));
+	out_headers = g_strndup (out, out_blank != NULL ? (gsize) (out_blank - out) + 2 : out_length);
+	g_assert_nonnull (strstr (out_headers, "List-Id: " LIST_ID_VALUE "\r\n"));
+	g_assert_nonnull (strstr (out_headers, "Precedence: list\r\n"));
+	g_assert_null (g_strstr_len (out, out_length, FOOTER_MARKER));
+	if (blank != NULL)
+		g_assert_true (bytes_end_with (output,
+					       (const guint8 *) blank + 4,
+					       length - (blank + 4 - data)));
 }
 
 static char *
@@ -1103,8 +1132,11 @@ test_mime_partial (Fixture *fixture, gconstpointer user_data)
 
 	input = g_bytes_new_static (message, sizeof (message) - 1);
 	output = decorate_bytes (fixture, input);
-	assert_passed_through (fixture, input, output);
+	assert_fields_only (fixture, input, output);
 	g_assert_nonnull (strstr (fixture->context.note, "message/partial"));
+	g_assert_nonnull (g_strstr_len (g_bytes_get_data (output, NULL),
+					g_bytes_get_size (output),
+					"Subject: [dev] part 1\r\n"));
 }
 
 static void
@@ -1125,7 +1157,10 @@ test_mime_deep (Fixture *fixture, gconstpointer user_data)
 		g_string_append_printf (message, "--b%u--\r\n", i - 1);
 	input = g_bytes_new (message->str, message->len);
 	output = decorate_bytes (fixture, input);
-	assert_passed_through (fixture, input, output);
+	assert_fields_only (fixture, input, output);
+	g_assert_nonnull (strstr (fixture->context.note, "nested"));
+	g_assert_true (g_str_has_prefix (g_bytes_get_data (output, NULL),
+					 "From: a@example.org\r\nSubject: [dev] deep\r\n"));
 }
 
 static void
@@ -1342,7 +1377,159 @@ test_template_check (Fixture *fixture, gconstpointer user_data)
 	g_assert_true (g_str_has_prefix (error->message, "post: "));
 }
 
-/* ---- garbage in, the same garbage out --------------------------------- */
+/* A stray line in the header block: the list fields in front, the prefix
+ * on the Subject above it, every byte from the stray line on as it came. */
+static void
+test_stray_line (Fixture *fixture, gconstpointer user_data)
+{
+	static const char message[] = "From: a@example.org\r\n"
+				      "Subject: hello\r\n"
+				      "List-Id: other <other.example.net>\r\n"
+				      "this is not a header\r\n"
+				      "To: dev@lists.example.org\r\n"
+				      "\r\n"
+				      "body\r\n";
+	g_autoptr(GBytes) input = g_bytes_new_static (message, sizeof (message) - 1);
+	GBytes *output = decorate_bytes (fixture, input);
+	const char *data = g_bytes_get_data (output, NULL);
+	const char *from = g_strstr_len (data, g_bytes_get_size (output), "From: a@example.org");
+
+	assert_fields_only (fixture, input, output);
+	g_assert_nonnull (strstr (fixture->context.note, "header line 4"));
+	g_assert_true (g_str_has_prefix (data, "List-Id: " LIST_ID_VALUE "\r\n"));
+	g_autofree char *tail = NULL;
+
+	g_assert_nonnull (from);
+	tail = g_strndup (from, data + g_bytes_get_size (output) - from);
+	g_assert_cmpstr (tail, ==, "From: a@example.org\r\n"
+				    "Subject: [dev] hello\r\n"
+				    "this is not a header\r\n"
+				    "To: dev@lists.example.org\r\n"
+				    "\r\n"
+				    "body\r\n");
+	/* the poster's List-Id is gone, not doubled */
+	g_assert_null (g_strstr_len (data, g_bytes_get_size (output), "other.example.net"));
+}
+
+/* ---- footer-if-absent --------------------------------------------------- */
+
+static const char already_decorated[] = "From: alice@example.org\r\n"
+					"Subject: [dev] hello\r\n"
+					"List-Id: Dev list <dev.lists.example.org>\r\n"
+					"List-Unsubscribe: <https://mailman.example.org/leave>\r\n"
+					"\r\n"
+					"Hello list,\r\n"
+					"_______________________________________________\r\n"
+					"dev mailing list -- dev@lists.example.org\r\n";
+
+static guint
+count_text (GBytes *bytes, const char *text)
+{
+	gsize length = 0;
+	const char *data = g_bytes_get_data (bytes, &length);
+	const char *end = data + length;
+	guint count = 0;
+
+	for (const char *p = data; p < end;) {
+		const char *hit = g_strstr_len (p, end - p, text);
+		if (hit == NULL)
+			break;
+		count++;
+		p = hit + 1;
+	}
+	return count;
+}
+
+static void
+test_footer_if_absent_own_list_id (Fixture *fixture, gconstpointer user_data)
+{
+	g_autoptr(GBytes) input = NULL;
+	GBytes *output;
+
+	fixture->list.footer_if_absent = TRUE;
+	input = g_bytes_new_static (already_decorated, sizeof (already_decorated) - 1);
+	output = decorate_bytes (fixture, input);
+	g_assert_cmpuint (count_text (output, FOOTER_MARKER), ==, 0);
+	g_assert_cmpuint (count_text (output, "List-Id:"), ==, 1);
+	g_assert_cmpuint (count_text (output, "List-Unsubscribe:"), ==, 1);
+	g_assert_cmpuint (count_text (output, "[dev]"), ==, 1);
+	g_assert_cmpuint (count_text (output, "dev mailing list --"), ==, 1);
+	g_assert_nonnull (strstr (fixture->context.note, "footer-if-absent"));
+
+	/* without the rule, the list's footer goes on as well */
+	fixture->list.footer_if_absent = FALSE;
+	output = decorate_bytes (fixture, input);
+	g_assert_cmpuint (count_text (output, FOOTER_MARKER), ==, 1);
+}
+
+static void
+test_footer_if_absent_text_present (Fixture *fixture, gconstpointer user_data)
+{
+	GBytes *first;
+	g_autoptr(GBytes) again = NULL;
+	GBytes *second;
+
+	/* our own output coming back (re-injected): no second footer, even
+	 * though its List-Id was taken off on the way */
+	fixture->list.footer_if_absent = TRUE;
+	first = decorate_text (fixture, "From: alice@example.org\nSubject: hi\n\nHello\n");
+	g_assert_cmpuint (count_text (first, FOOTER_MARKER), ==, 1);
+	again = g_bytes_ref (first);
+	fixture->list.id = (char *) "other.lists.example.org";
+	fixture->list.footer_template = (char *) "-- \nfooter-marker-dev.lists.example.org\n";
+	second = decorate_bytes (fixture, again);
+	g_assert_cmpuint (count_text (second, FOOTER_MARKER), ==, 1);
+	g_assert_nonnull (strstr (fixture->context.note, "footer-if-absent"));
+}
+
+/* unsubscribe-url without $recipient: decorate adds it, first, expanded
+ * and percent-encoded, with the one-click field. */
+static void
+test_headers_unsubscribe_url (Fixture *fixture, gconstpointer user_data)
+{
+	GBytes *output;
+	g_autoptr(GMimeMessage) parsed = NULL;
+
+	fixture->list.unsubscribe_url = (char *) "https://lists.example.org/u/$list_id?n=${list_name}";
+	fixture->list.name = (char *) "dev & co";
+	fixture->unsubscribe[0] = (char *) "mailto:dev-leave@lists.example.org";
+	fixture->unsubscribe[1] = NULL;
+	fixture->list.unsubscribe_one_click = FALSE;
+	output = decorate_text (fixture, "From: alice@example.org\r\nSubject: x\r\n\r\nhi\r\n");
+	parsed = parse_output (output);
+	g_assert_cmpstr (g_mime_object_get_header (GMIME_OBJECT (parsed), "List-Unsubscribe"),
+			 ==,
+			 "<https://lists.example.org/u/dev.lists.example.org?n=dev%20%26%20co>, "
+			 "<mailto:dev-leave@lists.example.org>");
+	g_assert_cmpstr (g_mime_object_get_header (GMIME_OBJECT (parsed), "List-Unsubscribe-Post"),
+			 ==,
+			 "List-Unsubscribe=One-Click");
+}
+
+/* With $recipient the fields are per recipient: deliver adds them, so
+ * decorate must not (a second List-Unsubscribe would be ambiguous). */
+static void
+test_headers_unsubscribe_personal (Fixture *fixture, gconstpointer user_data)
+{
+	GBytes *output;
+	g_autoptr(GError) error = NULL;
+
+	fixture->list.unsubscribe_url = (char *) "https://lists.example.org/u?who=$recipient";
+	output = decorate_text (fixture,
+				"From: alice@example.org\r\nSubject: x\r\n"
+				"List-Unsubscribe: <https://evil.example/>\r\n\r\nhi\r\n");
+	g_assert_false (bytes_contain_text (output, "List-Unsubscribe"));
+	g_assert_true (bytes_contain_text (output, "List-Id: "));
+	g_assert_true (sc_handler_decorate.check (NULL, &fixture->list, NULL, &error));
+	g_assert_no_error (error);
+
+	fixture->list.unsubscribe_url = (char *) "https://lists.example.org/u?who=$recipent";
+	g_assert_false (sc_handler_decorate.check (NULL, &fixture->list, NULL, &error));
+	g_test_message ("%s", error->message);
+	g_assert_nonnull (strstr (error->message, "unsubscribe-url: unknown variable “$recipent”"));
+}
+
+/* ---- garbage in: the list fields in front, the garbage as it came ----- */
 
 static void
 test_garbage (Fixture *fixture, gconstpointer user_data)
@@ -1364,11 +1551,22 @@ test_garbage (Fixture *fixture, gconstpointer user_data)
 
 	for (gsize i = 0; i < G_N_ELEMENTS (cases); i++) {
 		g_autoptr(GBytes) input = g_bytes_new (cases[i].data, cases[i].length);
+		g_autoptr(GBytes) crlf = normalize (input);
 		GBytes *output = decorate_bytes (fixture, input);
 
-		assert_passed_through (fixture, input, output);
-		/* The very same bytes, not a normalised copy. */
-		g_assert_true (output == input || g_bytes_equal (output, input));
+		g_assert_nonnull (fixture->context.note);
+		if (g_bytes_get_size (crlf) == 0) {
+			/* nothing to put fields on: the very same bytes */
+			g_assert_true (output == input || g_bytes_equal (output, input));
+			continue;
+		}
+		assert_fields_only (fixture, input, output);
+		/* Every byte after the list fields as it came (CRLF form): they
+		 * stand in front, the rest is not touched. */
+		g_assert_true (g_str_has_prefix (g_bytes_get_data (output, NULL), "List-Id: "));
+		g_assert_true (bytes_end_with (output,
+					       g_bytes_get_data (crlf, NULL),
+					       g_bytes_get_size (crlf)));
 	}
 }
 
@@ -1412,6 +1610,10 @@ test_corpus_message (Fixture *fixture, gconstpointer user_data)
 	if (g_bytes_equal (input_crlf, output_crlf)) {
 		g_assert_nonnull (fixture->context.note);
 		g_test_message ("passed through: %s", fixture->context.note);
+		return;
+	}
+	if (fixture->context.note != NULL && strstr (fixture->context.note, "list fields only")) {
+		assert_fields_only (fixture, input, output);
 		return;
 	}
 	if (fixture->context.note != NULL)
@@ -1473,6 +1675,11 @@ main (int argc, char **argv)
 	ADD ("/decorate/template/expand", test_template_expand);
 	ADD ("/decorate/template/check", test_template_check);
 	ADD ("/decorate/garbage", test_garbage);
+	ADD ("/decorate/stray-line", test_stray_line);
+	ADD ("/decorate/headers/unsubscribe-url", test_headers_unsubscribe_url);
+	ADD ("/decorate/headers/unsubscribe-personal", test_headers_unsubscribe_personal);
+	ADD ("/decorate/footer-if-absent/own-list-id", test_footer_if_absent_own_list_id);
+	ADD ("/decorate/footer-if-absent/text-present", test_footer_if_absent_text_present);
 #undef ADD
 
 	corpus = sc_test_corpus_files ();

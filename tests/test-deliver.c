@@ -295,6 +295,54 @@ test_connections_reused (Fixture *fixture, gconstpointer data)
 	g_assert_true (sc_test_sink_wait_messages (sink, 30, 5000));
 }
 
+/* unsubscribe-url naming $recipient (RFC 8058 one-click): one
+ * transaction per recipient, each message carrying its own URL, once,
+ * with List-Unsubscribe-Post; the rest of the message is the same. */
+static void
+test_personal_unsubscribe (Fixture *fixture, gconstpointer data)
+{
+	g_autoptr(ScTestSink) sink = start_sink (NULL);
+	g_autofree char *url = NULL;
+	g_autofree char *mailer = NULL;
+	g_autoptr(GPtrArray) recipients = make_recipients (4, 2);
+	g_autofree char *queue_id = NULL;
+	g_autoptr(JsonObject) shown = NULL;
+	g_autoptr(GPtrArray) dumps = NULL;
+
+	if (sink == NULL)
+		return;
+	url = sc_test_sink_get_url (sink);
+	mailer = mailer_section ("main", url, 10, NULL);
+	write_config (fixture, mailer,
+		      "unsubscribe-url=https://lists.example.org/u?who=$recipient&l=$list_id\n"
+		      "unsubscribe=mailto:leave@test.example.org\n");
+	queue_id = inject_to (fixture, (const char *const *) recipients->pdata);
+	g_assert_cmpint (run_once (fixture), ==, 0);
+	shown = sc_test_show (fixture->config, queue_id);
+	g_assert_cmpstr (member (shown, "state"), ==, "done");
+	g_assert_true (sc_test_sink_wait_messages (sink, 4, 5000));
+	dumps = sc_test_sink_get_messages (sink);
+	g_assert_cmpuint (dumps->len, ==, 4);
+	for (guint i = 0; i < dumps->len; i++) {
+		ScTestSinkMessage *dump = dumps->pdata[i];
+		g_autofree char *body = g_strndup (g_bytes_get_data (dump->data, NULL),
+						   g_bytes_get_size (dump->data));
+		g_autofree char *escaped = NULL;
+		g_autofree char *expected = NULL;
+
+		g_assert_cmpuint (dump->recipients->len, ==, 1);
+		escaped = g_uri_escape_string (dump->recipients->pdata[0], NULL, FALSE);
+		expected = g_strdup_printf ("List-Unsubscribe: <https://lists.example.org/u?who=%s"
+					    "&l=test.example.org>,\r\n <mailto:leave@test.example.org>\r\n"
+					    "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n",
+					    escaped);
+		g_assert_nonnull (strstr (body, expected));
+		g_assert_true (strstr (body, "List-Unsubscribe:") == g_strrstr (body, "List-Unsubscribe:"));
+		g_assert_nonnull (strstr (body, "Subject: [test] deliver me\r\n"));
+		g_assert_nonnull (strstr (body, "footer of test\r\n"));
+	}
+}
+
 /* 2. The primary mailer is down (nothing listening, or 4xx to MAIL): the
  * backup takes the message in the same attempt; the attempt names both. */
 static void
@@ -1032,6 +1080,7 @@ main (int argc, char **argv)
 	if (!sc_test_backend_init ())
 		return 0;
 	g_test_add ("/deliver/happy-path/250-recipients", Fixture, NULL, setup, test_happy_path, teardown);
+	g_test_add ("/deliver/personal-unsubscribe", Fixture, NULL, setup, test_personal_unsubscribe, teardown);
 	g_test_add ("/deliver/connections/reused-across-messages", Fixture, NULL, setup, test_connections_reused, teardown);
 	g_test_add ("/deliver/failover/primary-down", Fixture, NULL, setup, test_failover, teardown);
 	g_test_add ("/deliver/failover/circuit-opens", Fixture, NULL, setup, test_circuit_opens, teardown);

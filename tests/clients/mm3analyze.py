@@ -15,6 +15,7 @@ last = 0.0
 pairs = collections.Counter()
 per_post_tx = collections.Counter()
 footers = collections.Counter()
+list_ids = collections.Counter()
 for name in os.listdir(d) if os.path.isdir(d) else []:
     path = os.path.join(d, name)
     post, rl = None, []
@@ -26,7 +27,10 @@ for name in os.listdir(d) if os.path.isdir(d) else []:
     lines = data.split(b'\n')
     end = next((i for i, line in enumerate(lines) if line in (b'', b'\r')), len(lines))
     body = b'\n'.join(lines[end:])
+    n_list_id = 0
     for line in lines[:end]:
+        if line.lower().startswith(b'list-id:'):
+            n_list_id += 1
         if line.startswith(b'X-Rcpt-Args:'):
             rl.append(line.split(b':', 1)[1].strip().lower())
         elif line.startswith(b'X-Harness-Post:'):
@@ -38,6 +42,7 @@ for name in os.listdir(d) if os.path.isdir(d) else []:
     rcpts += len(rl)
     per_post_tx[post] += 1
     footers[body.count(b'To unsubscribe send an email to')] += 1
+    list_ids[n_list_id] += 1
     for r in rl:
         pairs[(post, r)] += 1
     last = max(last, os.stat(path).st_mtime)
@@ -49,3 +54,4 @@ print('duplicates=%d' % sum(c - 1 for c in pairs.values()))
 print('other_transactions=%d' % other_tx)
 print('last_mtime=%.6f' % last)
 print('footers_per_transaction=%s' % ','.join('%dx%d' % (k, v) for k, v in sorted(footers.items())))
+print('list_ids_per_transaction=%s' % ','.join('%dx%d' % (k, v) for k, v in sorted(list_ids.items())))

@@ -8,7 +8,7 @@
 # domains; its [mta] smtp_host/smtp_port is 127.0.0.1:2525.  Posts are injected
 # with inject_text() (what `mailman inject` does) from one `mailman withlist`.
 #   1. direct:  smtp-sink on 2525 — the baseline of the hand-off time
-#   2. main:    stagecoach `run` on 2525 ([ingress] smtp=), pipeline `deliver`,
+#   2. main:    stagecoach `run` on 2525 ([ingress] smtp=), pipeline `decorate;deliver`,
 #               its mailer an smtp-sink on 2626: every member gets every post
 #               exactly once; Mailman's smtp.log shows no failure
 #   3. defer:   the sink on 2626 answers 450 to RCPT: Mailman still sees 250s,
@@ -235,10 +235,14 @@ start: no
 sleep_time: $RETRY_SLEEP
 EOF
 
-# Mailman decorates before SMTP (footer, [Test] prefix, List-* fields): stagecoach
-# only delivers.  Its List-Id <test.lists.example.org> routes the message; the
+# Mailman decorates before SMTP (footer, [Test] prefix, List-* fields), and
+# stagecoach's decorate runs too: with footer-if-absent (the default) it must
+# see Mailman's List-Id and add no second footer (its own says the same words,
+# so a second one would be counted), and replace, not double, the List-*
+# fields.  Its List-Id <test.lists.example.org> routes the message; the
 # envelope sender test-bounces@ would too.  Short retry delays so the
 # failure phases finish in seconds.
+printf -- '-- \nTo unsubscribe send an email to the list owner of $list_id\n' >"$WORK/footer.txt"
 cat >"$SC_CONF" <<EOF
 [stagecoach]
 spool=$WORK/spool
@@ -257,7 +261,9 @@ url=smtp://127.0.0.1:$SINK_PORT
 starttls=off
 timeout=10s
 [list:$LIST_ID]
-pipeline=deliver
+pipeline=decorate;deliver
+footer=$WORK/footer.txt
+from-rewrite=never
 bounces=test-bounces@lists.example.org
 EOF
 chmod -R a+rX "$PY" "$CFG"
@@ -332,7 +338,9 @@ settle() {
   ok "$([ "$(kv "$A" duplicates)" = 0 ] && [ "$(kv "$A" recipients)" = "$want" ] && echo 0 || echo 1)" \
     "$what: each exactly once" "duplicates: $(kv "$A" duplicates)"
   ok "$([ "$(kv "$A" footers_per_transaction)" = "1x$(kv "$A" transactions)" ] && echo 0 || echo 1)" \
-    "$what: one Mailman footer per message (no second decoration)" "footers: $(kv "$A" footers_per_transaction)"
+    "$what: one footer per message (no second decoration)" "footers: $(kv "$A" footers_per_transaction)"
+  ok "$([ "$(kv "$A" list_ids_per_transaction)" = "1x$(kv "$A" transactions)" ] && echo 0 || echo 1)" \
+    "$what: one List-Id field per message" "List-Id fields: $(kv "$A" list_ids_per_transaction)"
 }
 
 # ---------------------------------------------------------------- 1. direct into smtp-sink
