@@ -6,7 +6,9 @@
  * check() refuses any other order.  Its output is the signed message,
  * in CRLF form: exactly the bytes deliver sends, nothing rewrites them
  * afterwards.  The work itself is sc-dkim.c's, which deliver calls too
- * when it must sign per recipient.
+ * when it must sign per recipient: a list whose unsubscribe-url names
+ * $recipient gets its List-Unsubscribe per copy at delivery, so this stage
+ * only checks the key and leaves the signing to deliver.
  *
  * check() refuses missing or malformed dkim-* settings; a key file that
  * cannot be used is a warning (check-config fails on it, run logs it).
@@ -23,6 +25,7 @@
 #include "sc-dkim.h"
 #include "sc-handler.h"
 #include "sc-i18n.h"
+#include "sc-list-unsubscribe.h"
 
 static gboolean
 sc_sign_run (ScStageContext *context, GError **error)
@@ -31,6 +34,28 @@ sc_sign_run (ScStageContext *context, GError **error)
 	g_autofree char *repair = NULL;
 	GBytes *signed_message;
 
+	if (sc_list_unsubscribe_is_personal (context->list)) {
+		/* Each recipient's copy gets its own List-Unsubscribe at delivery,
+		 * and a signature made now would not cover it (the field is over-
+		 * signed): deliver signs every copy with sc_dkim_sign().  The key
+		 * is checked here all the same, so that a broken one holds the
+		 * message at this stage rather than failing it recipient by
+		 * recipient; the message goes on in CRLF form. */
+		g_autoptr(GError) error_local = NULL;
+
+		if (!sc_dkim_list_check (context->list, &info, &error_local)) {
+			g_set_error (error, SC_STAGE_ERROR, SC_STAGE_ERROR_TRANSIENT, "sign: %s",
+				     error_local->message);
+			return FALSE;
+		}
+		context->output = sc_dkim_normalize (context->current);
+		context->note = g_strdup_printf (
+		    _("left for deliver to sign each recipient's copy as d=%s s=%s (%s, %u-bit key): "
+		      "unsubscribe-url names $recipient"),
+		    context->list->dkim_domain, context->list->dkim_selector,
+		    sc_dkim_algorithm_name (info.type), info.bits);
+		return TRUE;
+	}
 	signed_message = sc_dkim_sign_full (context->list, context->current, &info, &repair, error);
 	if (signed_message == NULL) {
 		g_prefix_error (error, "sign: ");

@@ -24,6 +24,7 @@
 
 #include "sc-dkim.h"
 #include "sc-handler.h"
+#include "sc-list-unsubscribe.h"
 #include "sc-test-dns.h"
 #include "sc-test-sink.h"
 #include "sc-test-util.h"
@@ -520,6 +521,48 @@ test_oversign (Fixture *fixture, gconstpointer user_data)
 				 (const char *) g_hash_table_lookup (verify.results, paths->pdata[i]));
 	}
 	g_assert_false (verified (&verify, paths->pdata[G_N_ELEMENTS (cases)]));
+}
+
+/* A list whose unsubscribe-url names $recipient: the stage leaves the
+ * message unsigned (each copy gets its own List-Unsubscribe at delivery)
+ * and says so; what deliver does per recipient — the fields on top, then
+ * sc_dkim_sign() — verifies, each copy with its own List-Unsubscribe
+ * covered (over-signed). */
+static void
+test_personal (Fixture *fixture, gconstpointer user_data)
+{
+	const char *recipients[] = {"alice@example.net", "bob+lists@example.com"};
+	g_auto(ScVerify) verify = {0};
+	g_autoptr(GPtrArray) paths = g_ptr_array_new_with_free_func (g_free);
+	GBytes *output;
+
+	fixture->list.unsubscribe_url = (char *) "https://lists.example.org/leave?list=$list_id&who=$recipient";
+	output = sign_text (fixture, simple_message);
+	g_test_message ("%s", fixture->context.note);
+	g_assert_true (g_str_has_prefix (fixture->context.note, "left for deliver to sign"));
+	g_assert_false (g_str_has_prefix (g_bytes_get_data (output, NULL), "DKIM-Signature:"));
+	for (guint i = 0; i < G_N_ELEMENTS (recipients); i++) {
+		g_autoptr(GBytes) personal = sc_list_unsubscribe_add (output, &fixture->list, recipients[i]);
+		g_autoptr(GError) error = NULL;
+		g_autoptr(GBytes) copy = sc_dkim_sign (&fixture->list, personal, &error);
+		g_autofree char *signature = NULL;
+		g_autofree char *h = NULL;
+		g_autofree char *escaped = g_uri_escape_string (recipients[i], NULL, FALSE);
+
+		g_assert_no_error (error);
+		g_assert_nonnull (g_strstr_len (g_bytes_get_data (copy, NULL), g_bytes_get_size (copy),
+						escaped));
+		signature = signature_value (copy);
+		h = signature_tag (signature, "h");
+		g_assert_cmpuint (count_name (h, "List-Unsubscribe"), ==, 2);
+		g_assert_cmpuint (count_name (h, "List-Unsubscribe-Post"), ==, 2);
+		g_ptr_array_add (paths, fixture_bytes_file (fixture, "personal", copy));
+	}
+	if (!fixture_dns (fixture) || !verify_files (fixture->dns, paths, &verify))
+		return;
+	g_test_message ("%s", verify.output);
+	for (guint i = 0; i < paths->len; i++)
+		g_assert_true (verified (&verify, paths->pdata[i]));
 }
 
 /* Not CRLF, a bare CR, an mbox "From " line, no final newline: the stage
@@ -1376,6 +1419,7 @@ main (int argc, char **argv)
 	ADD ("/sign/oversign/rsa", "rsa", test_oversign);
 	ADD ("/sign/oversign/ed25519", "ed25519", test_oversign);
 	ADD ("/sign/normalize", "rsa", test_normalize);
+	ADD ("/sign/personal", "ed25519", test_personal);
 	ADD ("/sign/shapes", "ed25519", test_shapes);
 	ADD ("/sign/threads", "rsa", test_threads);
 	ADD ("/sign/memory/rsa", "rsa", test_memory);
