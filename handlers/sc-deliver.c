@@ -22,6 +22,7 @@
 #include "sc-deliver-mailer.h"
 #include "sc-deliver-reply.h"
 #include "sc-deliver-smtp.h"
+#include "sc-dkim.h"
 #include "sc-handler.h"
 #include "sc-i18n.h"
 #include "sc-list-unsubscribe.h"
@@ -261,8 +262,7 @@ personal_message (const ScStageContext *context, const char *recipient, GError *
 
 	if (!pipeline_signs (context))
 		return g_steal_pointer (&message);
-	/* signing arrives with the sign stage */
-	return g_steal_pointer (&message);
+	return sc_dkim_sign (context->list, message, error);
 }
 
 static gboolean

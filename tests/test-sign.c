@@ -565,6 +565,66 @@ test_personal (Fixture *fixture, gconstpointer user_data)
 		g_assert_true (verified (&verify, paths->pdata[i]));
 }
 
+/* Through the binary: a personal unsubscribe-url with sign in the
+ * pipeline.  Each recipient's copy, as smtp-sink received it, carries its
+ * own List-Unsubscribe and verifies (deliver signed it after adding them). */
+static void
+test_personal_delivered (Fixture *fixture, gconstpointer user_data)
+{
+	const char *const recipients[] = {"alice@example.net", "bob@example.net", "carol@example.com", NULL};
+	g_autoptr(ScTestSink) sink = NULL;
+	g_autoptr(GPtrArray) messages = NULL;
+	g_autoptr(GPtrArray) paths = g_ptr_array_new_with_free_func (g_free);
+	g_auto(ScVerify) verify = {0};
+	g_autofree char *url = NULL;
+	g_autofree char *text = NULL;
+	g_autofree char *config_path = NULL;
+	g_autofree char *err = NULL;
+	g_autoptr(GBytes) input = g_bytes_new_static (simple_message, strlen (simple_message));
+
+	if (!fixture_dns (fixture))
+		return;
+	sink = sc_test_sink_start (NULL);
+	if (sink == NULL)
+		return;
+	url = sc_test_sink_get_url (sink);
+	text = g_strdup_printf ("[stagecoach]\nspool=spool\n[admin]\nlisten=\n"
+				"[mailer:sink]\nurl=%s\nstarttls=off\n"
+				"[list:" LIST_ID "]\npipeline=decorate;sign;deliver\nsubject-prefix=[dev]\n"
+				"address=dev@" DOMAIN "\nfrom-rewrite=never\n"
+				"unsubscribe-url=https://" DOMAIN "/leave?who=$recipient\n"
+				"dkim-domain=%s\ndkim-selector=%s\ndkim-key-file=%s\n",
+				url, fixture->list.dkim_domain, fixture->list.dkim_selector,
+				fixture->list.dkim_key_file);
+	config_path = sc_test_write_file (fixture->dir, "stagecoach.conf", text);
+	g_assert_cmpint (sc_test_run (config_path, input, NULL, &err, "inject", "--list", LIST_ID,
+				      recipients[0], recipients[1], recipients[2], NULL), ==, 0);
+	g_assert_cmpint (sc_test_run (config_path, NULL, NULL, &err, "run", "--once", NULL), ==, 0);
+	g_assert_cmpint (sc_test_count (config_path, "done"), ==, 1);
+	g_assert_true (sc_test_sink_wait_messages (sink, 3, 5000));
+	messages = sc_test_sink_get_messages (sink);
+	g_assert_cmpuint (messages->len, ==, 3);
+	for (guint i = 0; i < messages->len; i++) {
+		ScTestSinkMessage *message = messages->pdata[i];
+		g_autofree char *escaped = NULL;
+		g_autofree char *expected = NULL;
+
+		g_assert_cmpuint (message->recipients->len, ==, 1);
+		escaped = g_uri_escape_string (message->recipients->pdata[0], NULL, FALSE);
+		expected = g_strdup_printf ("List-Unsubscribe: <https://" DOMAIN "/leave?who=%s>\r\n",
+					    escaped);
+		g_assert_true (g_str_has_prefix (g_bytes_get_data (message->data, NULL), "DKIM-Signature:"));
+		g_assert_nonnull (g_strstr_len (g_bytes_get_data (message->data, NULL),
+						g_bytes_get_size (message->data), expected));
+		g_ptr_array_add (paths, fixture_bytes_file (fixture, "delivered", message->data));
+	}
+	if (!verify_files (fixture->dns, paths, &verify))
+		return;
+	g_test_message ("%s", verify.output);
+	for (guint i = 0; i < paths->len; i++)
+		g_assert_true (verified (&verify, paths->pdata[i]));
+}
+
 /* Not CRLF, a bare CR, an mbox "From " line, no final newline: the stage
  * signs the CRLF form, which is also what it outputs (what deliver will
  * send). */
@@ -1206,6 +1266,7 @@ test_corpus (Fixture *fixture, gconstpointer user_data)
 	guint decorated = 0;
 	guint passed_through = 0;
 	guint passed_signed = 0;
+	guint with_list_id = 0;
 	guint dead = 0;
 	guint ok = 0;
 	gint64 deadline;
@@ -1376,6 +1437,19 @@ test_corpus (Fixture *fixture, gconstpointer user_data)
 			g_error ("%s: the sink received %" G_GSIZE_FORMAT " bytes, sign recorded %" G_GSIZE_FORMAT,
 				 (const char *) names->pdata[i], g_bytes_get_size (message->data),
 				 g_bytes_get_size (exported));
+		/* every message, those decorate could not follow included, carries the
+		 * list's List-Id in its header block (issue 11, item 4) */
+		{
+			const char *data = g_bytes_get_data (message->data, NULL);
+			gsize size = g_bytes_get_size (message->data);
+			const char *blank = g_strstr_len (data, size, "\r\n\r\n");
+			const char *list_id = g_strstr_len (data, size, "\r\nList-Id: dev <" LIST_ID ">\r\n");
+
+			if (list_id == NULL || (blank != NULL && list_id > blank))
+				g_error ("%s: no List-Id in the header block as delivered",
+					 (const char *) names->pdata[i]);
+			with_list_id++;
+		}
 		file = g_build_filename (received_dir, names->pdata[i], NULL);
 		g_assert_true (g_file_set_contents (file, g_bytes_get_data (message->data, NULL),
 						    g_bytes_get_size (message->data), NULL));
@@ -1398,7 +1472,8 @@ test_corpus (Fixture *fixture, gconstpointer user_data)
 			"(all must verify), %u passed through by decorate (%u signed, %u refused by sign)",
 			ok, paths->len, kind, corpus->len, refused_at_inject, decorated, passed_through,
 			passed_signed, dead);
-	g_print ("# %u of %u verified (%s)\n", ok, paths->len, kind);
+	g_print ("# %u of %u verified (%s); %u of %u delivered carry List-Id\n", ok, paths->len, kind,
+		 with_list_id, paths->len);
 	g_assert_cmpuint (ok, ==, paths->len);
 	g_assert_cmpuint (paths->len, ==, decorated + passed_signed);
 	g_assert_cmpuint (decorated, >, 0);
@@ -1420,6 +1495,7 @@ main (int argc, char **argv)
 	ADD ("/sign/oversign/ed25519", "ed25519", test_oversign);
 	ADD ("/sign/normalize", "rsa", test_normalize);
 	ADD ("/sign/personal", "ed25519", test_personal);
+	ADD ("/sign/personal-delivered/rsa", "rsa", test_personal_delivered);
 	ADD ("/sign/shapes", "ed25519", test_shapes);
 	ADD ("/sign/threads", "rsa", test_threads);
 	ADD ("/sign/memory/rsa", "rsa", test_memory);
