@@ -16,6 +16,7 @@
 #include "sc-decorate-private.h"
 #include "sc-i18n.h"
 #include "sc-list-unsubscribe.h"
+#include "sc-message-headers.h"
 
 static gpointer
 format_options_init_cb (gpointer data)
@@ -86,26 +87,6 @@ sc_decorate_headers_copy (const ScDecorateHeaders *headers)
 	copy->body_offset = headers->body_offset;
 	copy->open_end = headers->open_end;
 	return copy;
-}
-
-/* RFC 5322 ftext, plus obs-optional white space before the colon. */
-static gsize
-field_name_length (const guint8 *line, gsize length, gsize *out_colon)
-{
-	gsize i = 0;
-	gsize name_length;
-
-	while (i < length && line[i] >= 33 && line[i] <= 126 && line[i] != ':')
-		i++;
-	name_length = i;
-	if (name_length == 0)
-		return 0;
-	while (i < length && (line[i] == ' ' || line[i] == '\t'))
-		i++;
-	if (i >= length || line[i] != ':')
-		return 0;
-	*out_colon = i;
-	return name_length;
 }
 
 /* With @leading, a line that is neither field, continuation nor the
@@ -185,7 +166,7 @@ headers_parse (GBytes *message, gboolean leading, char **out_reason)
 				g_bytes_new_from_bytes (message, field_start, pos - field_start)));
 			in_field = FALSE;
 		}
-		name_length = field_name_length (data + pos, line_end - pos, &colon);
+		name_length = sc_header_field_name_length (data + pos, line_end - pos, &colon);
 		if (name_length == 0) {
 			if (line_number == 1)
 				*out_reason = g_strdup (_("not a message: the first line is not a "

@@ -211,7 +211,7 @@ sc_ingress_input_new (const ScConfig *config, const ScIngressArgs *args, GBytes 
 		g_ptr_array_add (input->recipients, g_strdup (args->recipients->pdata[i]));
 	input->raw = sendmail && args->dot_ends ? cut_at_dot_line (message) : g_bytes_ref (message);
 	if (sendmail && args->from_headers) {
-		GBytes *without = sc_message_without_bom (input->raw);
+		GBytes *without = sc_message_trim_leading (input->raw);
 		g_bytes_unref (input->raw);
 		input->raw = without;
 	}

@@ -43,6 +43,7 @@
 #include <dkim.h>
 
 #include "sc-dkim.h"
+#include "sc-message-headers.h"
 #include "sc-error.h"
 #include "sc-i18n.h"
 
@@ -661,23 +662,6 @@ typedef struct {
 	gsize name_length;
 } ScDkimField;
 
-/* RFC 5322 ftext, plus obs-optional white space before the colon. */
-static gsize
-field_name_length (const guint8 *line, gsize length)
-{
-	gsize i = 0;
-	gsize name_length;
-
-	while (i < length && line[i] >= 33 && line[i] <= 126 && line[i] != ':')
-		i++;
-	name_length = i;
-	if (name_length == 0)
-		return 0;
-	while (i < length && (line[i] == ' ' || line[i] == '\t'))
-		i++;
-	return i < length && line[i] == ':' ? name_length : 0;
-}
-
 /* Splits a normalized message's header block into fields, the way
  * decorate does; NULL with a reason (transfer full) when there is no
  * header block.  A later line that is neither field nor continuation
@@ -706,6 +690,7 @@ header_fields (GBytes *message, gsize *out_body, guint *out_stray_line, char **o
 		gsize line_end = lf != NULL ? (gsize) (lf - data) - 1 : length;
 		gsize next = lf != NULL ? line_end + 2 : length;
 		gsize name_length;
+		gsize colon = 0;
 
 		line_number++;
 		if (line_end == pos) {
@@ -727,7 +712,7 @@ header_fields (GBytes *message, gsize *out_body, guint *out_stray_line, char **o
 			pos = next;
 			continue;
 		}
-		name_length = field_name_length (data + pos, line_end - pos);
+		name_length = sc_header_field_name_length (data + pos, line_end - pos, &colon);
 		if (name_length == 0 && line_number == 1) {
 			*out_reason = g_strdup (_("not a message: the first line is not a header field"));
 			return NULL;
@@ -743,6 +728,40 @@ header_fields (GBytes *message, gsize *out_body, guint *out_stray_line, char **o
 	}
 	/* a header block without a body */
 	return g_steal_pointer (&fields);
+}
+
+/* @message with the white space between a field's name and its colon
+ * (RFC 5322 4.5.3 obs-optional, which must not be generated) taken out of
+ * every top-level field, or NULL when no field has any.  Relaxed
+ * canonicalization drops it anyway; strict parsers (dkimpy) refuse it. */
+static GBytes *
+without_obsolete_colon_space (GBytes *message, GArray *fields, guint *out_count)
+{
+	gsize length = 0;
+	const guint8 *data = g_bytes_get_data (message, &length);
+	GByteArray *out = NULL;
+	gsize copied = 0;
+
+	*out_count = 0;
+	for (guint i = 0; i < fields->len; i++) {
+		const ScDkimField *field = &g_array_index (fields, ScDkimField, i);
+		gsize after_name = field->start + field->name_length;
+		gsize colon = after_name;
+
+		while (data[colon] != ':')
+			colon++;
+		if (colon == after_name)
+			continue;
+		if (out == NULL)
+			out = g_byte_array_sized_new (length);
+		g_byte_array_append (out, data + copied, after_name - copied);
+		copied = colon;
+		(*out_count)++;
+	}
+	if (out == NULL)
+		return NULL;
+	g_byte_array_append (out, data + copied, length - copied);
+	return g_byte_array_free_to_bytes (out);
 }
 
 static gboolean
@@ -847,6 +866,27 @@ sc_dkim_sign_full (const ScListConfig *list,
 			    _("an empty line put before header line %u, which is neither a field "
 			      "nor a continuation: the header block ends there"),
 			    stray_line);
+	}
+	{
+		guint count = 0;
+		GBytes *cleaned = without_obsolete_colon_space (normalized, fields, &count);
+
+		if (cleaned != NULL) {
+			g_autofree char *earlier = out_repair != NULL ? *out_repair : NULL;
+			g_autofree char *note = g_strdup_printf (
+			    _("white space before the colon taken out of %u header field(s) "
+			      "(obsolete syntax)"),
+			    count);
+
+			g_bytes_unref (normalized);
+			normalized = cleaned;
+			g_array_unref (fields);
+			fields = header_fields (normalized, &body, &stray_line, &reason);
+			g_assert (fields != NULL);
+			if (out_repair != NULL)
+				*out_repair = earlier != NULL ? g_strdup_printf ("%s; %s", earlier, note)
+							      : g_steal_pointer (&note);
+		}
 	}
 	arena_init (&arena, key->info.type == SC_DKIM_KEY_ED25519);
 	dkim = dkim_sign (lib, (const u_char *) "stagecoach", &arena, (dkim_sigkey_t) key->pem_data,

@@ -139,7 +139,7 @@ sc_ingress_prepare (const ScConfig *config, const ScSubmission *submission, GErr
 			return NULL;
 		}
 	}
-	raw = sc_message_without_bom (submission->raw);
+	raw = sc_message_trim_leading (submission->raw);
 	headers = sc_message_headers_parse (raw, &error_local);
 	if (headers == NULL) {
 		set_from (error, SC_INGRESS_ERROR_BAD_MESSAGE, error_local);

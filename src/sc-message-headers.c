@@ -48,27 +48,53 @@ sc_message_headers_free (ScMessageHeaders *headers)
 	g_free (headers);
 }
 
-static gsize
-field_name_length (const char *line, gsize length)
+gsize
+sc_header_field_name_length (const guint8 *line, gsize length, gsize *out_colon)
 {
 	gsize i = 0;
-	while (i < length && line[i] > ' ' && line[i] < 127 && line[i] != ':')
-		i++;
-	return i > 0 && i < length && line[i] == ':' ? i : 0;
-}
+	gsize name_length;
 
+	while (i < length && line[i] >= 33 && line[i] <= 126 && line[i] != ':')
+		i++;
+	name_length = i;
+	/* RFC 5322 4.5.3 obs-optional: white space before the colon */
+	while (i < length && (line[i] == ' ' || line[i] == '\t'))
+		i++;
+	if (name_length == 0 || i >= length || line[i] != ':')
+		return 0;
+	*out_colon = i;
+	return name_length;
+}
 
 #define UTF8_BOM "\xef\xbb\xbf"
 
 GBytes *
-sc_message_without_bom (GBytes *raw)
+sc_message_trim_leading (GBytes *raw)
 {
 	gsize size = 0;
 	const char *data = g_bytes_get_data (raw, &size);
+	gsize start = 0;
 
 	if (size >= 3 && memcmp (data, UTF8_BOM, 3) == 0)
-		return g_bytes_new_from_bytes (raw, 3, size - 3);
-	return g_bytes_ref (raw);
+		start = 3;
+	for (;;) {
+		gsize end = start;
+
+		while (end < size && (data[end] == ' ' || data[end] == '\t'))
+			end++;
+		/* an empty line is not junk: it says the header block is empty */
+		if (end == start)
+			break;
+		if (end < size && data[end] == '\r')
+			end++;
+		/* only a whole line of white space, and not the last one */
+		if (end >= size || data[end] != '\n' || end + 1 >= size)
+			break;
+		start = end + 1;
+	}
+	if (start == 0)
+		return g_bytes_ref (raw);
+	return g_bytes_new_from_bytes (raw, start, size - start);
 }
 
 ScMessageHeaders *
@@ -98,6 +124,7 @@ sc_message_headers_parse (GBytes *raw, GError **error)
 		gsize line_length = newline != NULL ? (gsize) (newline - line) : size - offset;
 		gsize content_length = line_length;
 		gsize name_length;
+		gsize colon = 0;
 
 		if (content_length > 0 && line[content_length - 1] == '\r')
 			content_length--;
@@ -115,10 +142,12 @@ sc_message_headers_parse (GBytes *raw, GError **error)
 			g_autofree char *more = g_strndup (line, content_length);
 			current->value = g_strconcat (old, more, NULL);
 			current->end = offset + line_length + (newline != NULL ? 1 : 0);
-		} else if ((name_length = field_name_length (line, content_length)) > 0) {
+		} else if ((name_length = sc_header_field_name_length ((const guint8 *) line,
+									 content_length,
+									 &colon)) > 0) {
 			Field field = {
 			    .name = g_strndup (line, name_length),
-			    .value = g_strndup (line + name_length + 1, content_length - name_length - 1),
+			    .value = g_strndup (line + colon + 1, content_length - colon - 1),
 			    .start = offset,
 			    .end = offset + line_length + (newline != NULL ? 1 : 0),
 			};

@@ -11,11 +11,18 @@ G_BEGIN_DECLS
 
 typedef struct _ScMessageHeaders ScMessageHeaders;
 
-/* @raw without a UTF-8 byte-order mark in front of its first header
- * line (some Windows tools write one; no header field can start with it,
- * and it carries nothing): ingress stores the message without it.
+/* The length of the field name at the start of @line (RFC 5322 ftext),
+ * 0 when the line is no header field; obs-optional white space may stand
+ * before the colon, whose offset goes to @out_colon. */
+gsize sc_header_field_name_length (const guint8 *line, gsize length, gsize *out_colon);
+
+/* @raw without what some tools put in front of the first header line
+ * and that carries nothing: a UTF-8 byte-order mark, and lines of only
+ * spaces and tabs (an empty line is not one: it ends an empty header
+ * block).  No header field can start with either, so a message
+ * kept with them would read as headerless everywhere after ingress.
  * (transfer full) */
-GBytes *sc_message_without_bom (GBytes *raw);
+GBytes *sc_message_trim_leading (GBytes *raw);
 
 /* FALSE with SC_INPUT_ERROR_DATA when @raw is not a message: empty, binary,
  * no header field on the first line, NUL bytes among the headers. */

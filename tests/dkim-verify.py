@@ -71,6 +71,8 @@ def verify(path, dnsfunc):
         ok = signer.verify(dnsfunc=dnsfunc)
     except dkim.DKIMException as error:
         return False, str(error)
+    except Exception as error:  # dkimpy's parser raises others (MessageFormatError)
+        return False, "%s: %s" % (type(error).__name__, error)
     if not ok:
         reason = "; ".join(collect.lines) or "signature does not verify"
         return False, reason

@@ -241,6 +241,37 @@ test_inject_byte_order_mark (Fixture *fixture, gconstpointer data)
 	g_assert_cmpstr (raw, ==, text);
 }
 
+/* Lines of only white space before the first header (flanker's fixtures
+ * carry one, corpus 041–043 and 051) go the same way; an empty first line
+ * does not: it ends an empty header block, the rest is body. */
+static void
+test_inject_leading_white_space (Fixture *fixture, gconstpointer data)
+{
+	static const char text[] = "Message-ID: <ws@example.org>\r\nSubject: ws\r\n\r\nbody\r\n";
+	g_autofree char *padded = g_strconcat ("   \t \r\n  \n", text, NULL);
+	g_autofree char *queue_id = sc_test_inject (fixture->config, "test.example.org", padded);
+	g_autofree char *raw = NULL;
+	g_autoptr(GBytes) empty_first = g_bytes_new_static ("\nSubject: body\n\ntext\n", 22);
+
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, &raw, NULL, "export", queue_id, NULL), ==, 0);
+	g_assert_cmpstr (raw, ==, text);
+	g_assert_cmpint (inject_bytes (fixture, empty_first, NULL, "a@example.org", NULL), ==, EX_DATAERR);
+}
+
+/* RFC 5322 4.5.3 obs-optional: white space between a field's name and its
+ * colon (corpus 076) is a header field, read as such. */
+static void
+test_inject_obsolete_colon (Fixture *fixture, gconstpointer data)
+{
+	g_autofree char *queue_id = sc_test_inject (fixture->config, "test.example.org",
+						    "Subject   : old style\r\nFrom\t: a@example.org\r\n"
+						    "Message-ID  : <obs@example.org>\r\n\r\nbody\r\n");
+	g_autoptr(JsonObject) shown = sc_test_show (fixture->config, queue_id);
+
+	g_assert_cmpstr (json_object_get_string_member (shown, "subject"), ==, "old style");
+	g_assert_cmpstr (json_object_get_string_member (shown, "message_id"), ==, "<obs@example.org>");
+}
+
 static void
 test_inject_too_big (Fixture *fixture, gconstpointer data)
 {
@@ -1278,6 +1309,8 @@ main (int argc, char **argv)
 	g_test_add ("/cli/inject/adds-message-id", Fixture, NULL, setup, test_inject_adds_message_id, teardown);
 	g_test_add ("/cli/inject/odd-but-acceptable", Fixture, NULL, setup, test_inject_odd_but_acceptable, teardown);
 	g_test_add ("/cli/inject/byte-order-mark", Fixture, NULL, setup, test_inject_byte_order_mark, teardown);
+	g_test_add ("/cli/inject/leading-white-space", Fixture, NULL, setup, test_inject_leading_white_space, teardown);
+	g_test_add ("/cli/inject/obsolete-colon", Fixture, NULL, setup, test_inject_obsolete_colon, teardown);
 	g_test_add ("/cli/inject/50mb-and-too-big", Fixture, NULL, setup, test_inject_too_big, teardown);
 	g_test_add ("/cli/inject/locked-spool", Fixture, NULL, setup, test_inject_locked_spool, teardown);
 	g_test_add ("/cli/inject/concurrent-first-open", Fixture, NULL, setup,
