@@ -1424,6 +1424,14 @@ sc_config_check_permissions (const ScConfig *config)
 		check_private (warnings, generated_token);
 	check_private (warnings, config->ingress.tls_key_file);
 	check_private (warnings, config->ingress.auth_file);
+	{
+		GHashTableIter iter;
+		gpointer list;
+
+		g_hash_table_iter_init (&iter, config->lists);
+		while (g_hash_table_iter_next (&iter, NULL, &list))
+			check_private (warnings, ((const ScListConfig *) list)->dkim_key_file);
+	}
 	for (gsize i = 0; config->spool_kind == SC_SPOOL_URI_FOLDER && i < G_N_ELEMENTS (spool_files); i++) {
 		g_autofree char *path = g_build_filename (config->spool, spool_files[i], NULL);
 		check_private (warnings, path);

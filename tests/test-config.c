@@ -1113,7 +1113,9 @@ test_permission_warnings (Fixture *fixture, gconstpointer user_data)
 	g_autofree char *path = sc_test_write_file (fixture->dir, "stagecoach.conf",
 						    "[stagecoach]\nspool=spool\n"
 						    "[notify]\nwebhook=http://127.0.0.1:9/\nsecret-file=secret\n"
-						    "[mailer:m]\nurl=smtp://127.0.0.1:9\nusername=u\npassword-file=password\n");
+						    "[mailer:m]\nurl=smtp://127.0.0.1:9\nusername=u\npassword-file=password\n"
+						    "[list:l.example.org]\ndkim-key-file=dkim.pem\n");
+	g_autofree char *dkim_key = sc_test_write_file (fixture->dir, "dkim.pem", "key\n");
 	g_autoptr(ScConfig) config = load_ok (path);
 	g_autoptr(GPtrArray) warnings = NULL;
 
@@ -1122,9 +1124,18 @@ test_permission_warnings (Fixture *fixture, gconstpointer user_data)
 	g_assert_cmpint (g_chmod (password, 0600), ==, 0);
 	g_assert_cmpint (g_chmod (secret, 0640), ==, 0);
 	g_assert_cmpint (g_chmod (db, 0600), ==, 0);
+	g_assert_cmpint (g_chmod (dkim_key, 0640), ==, 0);
 	warnings = sc_config_check_permissions (config);
 	g_assert_cmpuint (warnings->len, ==, 0);
 	g_ptr_array_unref (warnings);
+
+	/* a DKIM private key (the sign stage) that everyone may read */
+	g_assert_cmpint (g_chmod (dkim_key, 0644), ==, 0);
+	warnings = sc_config_check_permissions (config);
+	g_assert_cmpuint (warnings->len, ==, 1);
+	g_assert_true (g_str_has_prefix (warnings->pdata[0], dkim_key));
+	g_ptr_array_unref (warnings);
+	g_assert_cmpint (g_chmod (dkim_key, 0640), ==, 0);
 
 	g_assert_cmpint (g_chmod (password, 0604), ==, 0);
 	g_assert_cmpint (g_chmod (db, 0644), ==, 0);
