@@ -72,7 +72,7 @@ def run_setup(work, port, key, name, url, sign, round_no):
     elapsed = time.monotonic() - started
     if done.returncode != 0:
         raise SystemExit(f"{name}: run --once failed: {done.stderr[-500:]}")
-    match = re.search(r"mailer pool: transactions=(\d+)", done.stderr)
+    match = re.search(r"mailer \S+: transactions=(\d+)", done.stderr)
     return elapsed, int(match.group(1)) if match else -1
 
 
