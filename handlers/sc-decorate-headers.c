@@ -370,7 +370,7 @@ sc_decorate_headers_set_list_fields (ScDecorateHeaders *headers, const ScListCon
 
 	/* A personal unsubscribe-url: deliver adds both per recipient. */
 	if (!sc_list_unsubscribe_is_personal (list)) {
-		g_autofree char *value = sc_list_unsubscribe_value (list, NULL);
+		g_autofree char *value = sc_list_unsubscribe_value (list, NULL, NULL);
 
 		if (value != NULL)
 			sc_decorate_headers_append (headers, "List-Unsubscribe", value);

@@ -512,7 +512,7 @@ decorate_check (const ScConfig *config,
 		g_autoptr(GError) error_local = NULL;
 
 		check_value (problems, SC_KEY_LIST_UNSUBSCRIBE_URL, list->unsubscribe_url, TRUE);
-		if (!sc_list_unsubscribe_check (list->unsubscribe_url, &error_local))
+		if (!sc_list_unsubscribe_check (list, &error_local))
 			g_ptr_array_add (problems, g_strdup (error_local->message));
 		has_https = TRUE; /* the loader refuses any other scheme */
 	}

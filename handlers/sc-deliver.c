@@ -258,8 +258,11 @@ pipeline_signs (const ScStageContext *context)
 static GBytes *
 personal_message (const ScStageContext *context, const char *recipient, GError **error)
 {
-	g_autoptr(GBytes) message = sc_list_unsubscribe_add (context->current, context->list, recipient);
+	g_autoptr(GBytes) message =
+	    sc_list_unsubscribe_add (context->current, context->list, recipient, error);
 
+	if (message == NULL)
+		return NULL;
 	if (!pipeline_signs (context))
 		return g_steal_pointer (&message);
 	return sc_dkim_sign (context->list, message, error);

@@ -216,6 +216,7 @@ list_config_free (ScListConfig *list)
 	g_free (list->archive_url);
 	g_strfreev (list->unsubscribe);
 	g_free (list->unsubscribe_url);
+	g_free (list->unsubscribe_secret_file);
 	g_free (list->address);
 	g_free (list->dkim_domain);
 	g_free (list->dkim_selector);
@@ -290,6 +291,7 @@ static const char *const list_keys[] = {
     SC_KEY_LIST_UNSUBSCRIBE,
     SC_KEY_LIST_UNSUBSCRIBE_POST,
     SC_KEY_LIST_UNSUBSCRIBE_URL,
+    SC_KEY_LIST_UNSUBSCRIBE_SECRET_FILE,
     SC_KEY_LIST_ADDRESS,
     SC_KEY_LIST_FROM_REWRITE,
     SC_KEY_LIST_FROM_ORIGINAL,
@@ -592,6 +594,20 @@ load_list_deliverability (ScConfigLoader *loader, const char *section, ScListCon
 	    g_ascii_strncasecmp (list->unsubscribe_url, "https://", 8) != 0)
 		add_problem (loader, section, SC_KEY_LIST_UNSUBSCRIBE_URL,
 			     _("must be an https:// URL (RFC 8058)"));
+	{
+		g_autofree char *secret =
+		    get_string (loader, section, SC_KEY_LIST_UNSUBSCRIBE_SECRET_FILE, NULL);
+
+		if (secret != NULL && *secret != '\0') {
+			list->unsubscribe_secret_file = resolve_path (loader, secret);
+			/* read at each use: checked here so check-config tells */
+			if (g_access (list->unsubscribe_secret_file, R_OK) != 0)
+				g_ptr_array_add (loader->warnings,
+						 g_strdup_printf ("%s: [%s] %s: %s", loader->path, section,
+								  SC_KEY_LIST_UNSUBSCRIBE_SECRET_FILE,
+								  g_strerror (errno)));
+		}
+	}
 	list->dkim_selector = get_string (loader, section, SC_KEY_LIST_DKIM_SELECTOR, NULL);
 	list->dkim_domain = get_string (loader, section, SC_KEY_LIST_DKIM_DOMAIN, NULL);
 	if (list->dkim_domain == NULL && list->address != NULL)
@@ -1430,7 +1446,10 @@ sc_config_check_permissions (const ScConfig *config)
 
 		g_hash_table_iter_init (&iter, config->lists);
 		while (g_hash_table_iter_next (&iter, NULL, &list))
+		{
 			check_private (warnings, ((const ScListConfig *) list)->dkim_key_file);
+			check_private (warnings, ((const ScListConfig *) list)->unsubscribe_secret_file);
+		}
 	}
 	for (gsize i = 0; config->spool_kind == SC_SPOOL_URI_FOLDER && i < G_N_ELEMENTS (spool_files); i++) {
 		g_autofree char *path = g_build_filename (config->spool, spool_files[i], NULL);

@@ -98,6 +98,8 @@ G_BEGIN_DECLS
 #define SC_KEY_LIST_UNSUBSCRIBE_POST "unsubscribe-one-click" /* RFC 8058 */
 /* https:// template with $recipient: List-Unsubscribe per recipient, one-click (RFC 8058) */
 #define SC_KEY_LIST_UNSUBSCRIBE_URL "unsubscribe-url"
+/* HMAC-SHA256 key for unsubscribe-url's $token; read per use, never logged */
+#define SC_KEY_LIST_UNSUBSCRIBE_SECRET_FILE "unsubscribe-secret-file"
 #define SC_KEY_LIST_ADDRESS "address" /* the list's own address; default: post when an address */
 #define SC_KEY_LIST_FROM_REWRITE "from-rewrite" /* never | always | dmarc */
 #define SC_DEF_LIST_FROM_REWRITE "dmarc"
@@ -206,6 +208,7 @@ typedef struct {
 	char **unsubscribe;    /* (nullable) */
 	gboolean unsubscribe_one_click;
 	char *unsubscribe_url; /* (nullable) https:// template; $recipient etc. */
+	char *unsubscribe_secret_file; /* (nullable) absolute: $token's HMAC key */
 	char *address;         /* (nullable) the list's address: a rewritten From */
 	ScFromRewrite from_rewrite;
 	ScFromOriginal from_original;

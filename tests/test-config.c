@@ -897,7 +897,8 @@ test_deliverability (Fixture *fixture, gconstpointer user_data)
 	    "dkim-key-file=dkim.pem\nfrom-original=cc\n"
 	    "[list:bare.example.org]\npipeline=decorate\n"
 	    "[list:own.example.org]\naddress=own@example.net\npost=NO\nfrom-rewrite=always\n"
-	    "footer-if-absent=false\ndkim-domain=sign.example.net\n");
+	    "footer-if-absent=false\ndkim-domain=sign.example.net\n"
+	    "unsubscribe-secret-file=missing.secret\n");
 	g_autoptr(ScConfig) config = load_ok (path);
 	const ScListConfig *posted = sc_config_get_list (config, "posted.example.org");
 	const ScListConfig *bare = sc_config_get_list (config, "bare.example.org");
@@ -922,11 +923,14 @@ test_deliverability (Fixture *fixture, gconstpointer user_data)
 	g_assert_cmpint (own->from_rewrite, ==, SC_FROM_REWRITE_ALWAYS);
 	g_assert_false (own->footer_if_absent);
 	g_assert_cmpstr (own->dkim_domain, ==, "sign.example.net");
-	/* a DMARC list without the public suffix list: a warning naming it */
-	g_assert_cmpuint (config->warnings->len, ==, 1);
+	/* an unreadable $token secret, and a DMARC list without the public
+	 * suffix list: a warning each, naming the file */
+	g_assert_cmpuint (config->warnings->len, ==, 2);
 	g_test_message ("%s", (const char *) config->warnings->pdata[0]);
-	g_assert_nonnull (strstr (config->warnings->pdata[0], "public-suffix-list: /nonexistent/psl.dat"));
-	g_assert_nonnull (strstr (config->warnings->pdata[0], "[list:posted.example.org]"));
+	g_test_message ("%s", (const char *) config->warnings->pdata[1]);
+	g_assert_nonnull (strstr (config->warnings->pdata[0], "unsubscribe-secret-file"));
+	g_assert_nonnull (strstr (config->warnings->pdata[1], "public-suffix-list: /nonexistent/psl.dat"));
+	g_assert_nonnull (strstr (config->warnings->pdata[1], "[list:posted.example.org]"));
 
 	message = load_fails (fixture,
 			      "[stagecoach]\ndns-server=dns.example.org\n"

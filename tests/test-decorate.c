@@ -1527,6 +1527,19 @@ test_headers_unsubscribe_personal (Fixture *fixture, gconstpointer user_data)
 	g_assert_false (sc_handler_decorate.check (NULL, &fixture->list, NULL, &error));
 	g_test_message ("%s", error->message);
 	g_assert_nonnull (strstr (error->message, "unsubscribe-url: unknown variable “$recipent”"));
+	g_clear_error (&error);
+
+	/* $token signs the address: it needs $recipient and a secret */
+	fixture->list.unsubscribe_url = (char *) "https://lists.example.org/u?who=$recipient&t=$token";
+	g_assert_false (sc_handler_decorate.check (NULL, &fixture->list, NULL, &error));
+	g_test_message ("%s", error->message);
+	g_assert_nonnull (strstr (error->message, "unsubscribe-secret-file"));
+	g_clear_error (&error);
+	fixture->list.unsubscribe_secret_file = (char *) "/etc/stagecoach/unsubscribe.secret";
+	g_assert_true (sc_handler_decorate.check (NULL, &fixture->list, NULL, &error));
+	fixture->list.unsubscribe_url = (char *) "https://lists.example.org/u?t=$token";
+	g_assert_false (sc_handler_decorate.check (NULL, &fixture->list, NULL, &error));
+	g_assert_nonnull (strstr (error->message, "$token needs $recipient"));
 }
 
 /* ---- garbage in: the list fields in front, the garbage as it came ----- */

@@ -295,9 +295,30 @@ test_connections_reused (Fixture *fixture, gconstpointer data)
 	g_assert_true (sc_test_sink_wait_messages (sink, 30, 5000));
 }
 
+/* What an unsubscribe page computes to check $token: base64url of
+ * HMAC-SHA256 over "LIST-ID\nADDRESS" (doc/deliverability.md). */
+static char *
+expected_token (const char *secret, const char *address)
+{
+	g_autoptr(GHmac) hmac = g_hmac_new (G_CHECKSUM_SHA256, (const guchar *) secret, strlen (secret));
+	g_autofree char *text = g_strdup_printf ("test.example.org\n%s", address);
+	guint8 digest[32];
+	gsize length = sizeof digest;
+	g_autofree char *base64 = NULL;
+	GString *token = g_string_new (NULL);
+
+	g_hmac_update (hmac, (const guchar *) text, -1);
+	g_hmac_get_digest (hmac, digest, &length);
+	base64 = g_base64_encode (digest, length);
+	for (const char *p = base64; *p != '\0' && *p != '='; p++)
+		g_string_append_c (token, *p == '+' ? '-' : *p == '/' ? '_' : *p);
+	return g_string_free (token, FALSE);
+}
+
 /* unsubscribe-url naming $recipient (RFC 8058 one-click): one
- * transaction per recipient, each message carrying its own URL, once,
- * with List-Unsubscribe-Post; the rest of the message is the same. */
+ * transaction per recipient, each message carrying its own URL and
+ * $token, once, with List-Unsubscribe-Post; the rest of the message is the
+ * same.  Without its secret file a copy waits, the file named. */
 static void
 test_personal_unsubscribe (Fixture *fixture, gconstpointer data)
 {
@@ -313,8 +334,10 @@ test_personal_unsubscribe (Fixture *fixture, gconstpointer data)
 		return;
 	url = sc_test_sink_get_url (sink);
 	mailer = mailer_section ("main", url, 10, NULL);
+	g_free (sc_test_write_file (fixture->dir, "unsubscribe.secret", "s3cret-for-tokens\n"));
 	write_config (fixture, mailer,
-		      "unsubscribe-url=https://lists.example.org/u?who=$recipient&l=$list_id\n"
+		      "unsubscribe-url=https://lists.example.org/u?who=$recipient&l=$list_id&t=$token\n"
+		      "unsubscribe-secret-file=unsubscribe.secret\n"
 		      "unsubscribe=mailto:leave@test.example.org\n");
 	queue_id = inject_to (fixture, (const char *const *) recipients->pdata);
 	g_assert_cmpint (run_once (fixture), ==, 0);
@@ -331,15 +354,37 @@ test_personal_unsubscribe (Fixture *fixture, gconstpointer data)
 		g_autofree char *expected = NULL;
 
 		g_assert_cmpuint (dump->recipients->len, ==, 1);
+		g_autofree char *token = expected_token ("s3cret-for-tokens", dump->recipients->pdata[0]);
+
 		escaped = g_uri_escape_string (dump->recipients->pdata[0], NULL, FALSE);
 		expected = g_strdup_printf ("List-Unsubscribe: <https://lists.example.org/u?who=%s"
-					    "&l=test.example.org>,\r\n <mailto:leave@test.example.org>\r\n"
+					    "&l=test.example.org&t=%s>,\r\n <mailto:leave@test.example.org>\r\n"
 					    "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n",
-					    escaped);
+					    escaped, token);
 		g_assert_nonnull (strstr (body, expected));
 		g_assert_true (strstr (body, "List-Unsubscribe:") == g_strrstr (body, "List-Unsubscribe:"));
 		g_assert_nonnull (strstr (body, "Subject: [test] deliver me\r\n"));
 		g_assert_nonnull (strstr (body, "footer of test\r\n"));
+	}
+
+	/* the secret gone: the next post's copies wait, saying which file */
+	{
+		g_autofree char *secret = g_build_filename (fixture->dir, "unsubscribe.secret", NULL);
+		const char *const one[] = {"late@domain9.example", NULL};
+		g_autofree char *second = NULL;
+		g_autoptr(JsonObject) waiting = NULL;
+		const char *reply;
+
+		g_assert_cmpint (g_unlink (secret), ==, 0);
+		second = inject_to (fixture, one);
+		g_assert_cmpint (run_once (fixture), ==, 0);
+		waiting = sc_test_show (fixture->config, second);
+		g_assert_cmpstr (member (waiting, "state"), !=, "done");
+		g_assert_cmpuint (count_status (waiting, "deferred"), ==, 1);
+		reply = member (recipient (waiting, "late@domain9.example"), "reply");
+		g_assert_nonnull (reply);
+		g_assert_nonnull (strstr (reply, "unsubscribe.secret"));
+		g_assert_cmpuint (sc_test_sink_count_dumps (sink), ==, 4);
 	}
 }
 

@@ -542,7 +542,7 @@ test_personal (Fixture *fixture, gconstpointer user_data)
 	g_assert_true (g_str_has_prefix (fixture->context.note, "left for deliver to sign"));
 	g_assert_false (g_str_has_prefix (g_bytes_get_data (output, NULL), "DKIM-Signature:"));
 	for (guint i = 0; i < G_N_ELEMENTS (recipients); i++) {
-		g_autoptr(GBytes) personal = sc_list_unsubscribe_add (output, &fixture->list, recipients[i]);
+		g_autoptr(GBytes) personal = sc_list_unsubscribe_add (output, &fixture->list, recipients[i], NULL);
 		g_autoptr(GError) error = NULL;
 		g_autoptr(GBytes) copy = sc_dkim_sign (&fixture->list, personal, &error);
 		g_autofree char *signature = NULL;
