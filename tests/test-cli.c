@@ -1117,10 +1117,12 @@ test_state_dir_apart (Fixture *fixture, gconstpointer data)
 	SQLITE_ONLY ();
 	write_config (fixture, extra);
 	daemon = sc_test_spawn (fixture->config, log, "--verbose", "run", NULL);
-	/* the admin server (and its token) starts after the ingress */
+	/* the admin server (and its token) starts after the ingress, and the
+	 * "running … state in" line comes after both (seen missed under ASan) */
 	for (guint i = 0; i < 600 && !(g_file_test (socket_path, G_FILE_TEST_EXISTS) &&
 				       count_in (log, "hand-off: listening") >= 1 &&
-				       g_file_test (token_path, G_FILE_TEST_EXISTS)); i++)
+				       g_file_test (token_path, G_FILE_TEST_EXISTS) &&
+				       count_in (log, "state in ") >= 1); i++)
 		g_usleep (G_USEC_PER_SEC / 20);
 	if (!g_file_test (socket_path, G_FILE_TEST_EXISTS))
 		g_error ("the daemon made no %s; see %s", socket_path, log);

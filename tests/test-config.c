@@ -905,6 +905,7 @@ test_deliverability (Fixture *fixture, gconstpointer user_data)
 	const ScListConfig *own = sc_config_get_list (config, "own.example.org");
 	g_autofree char *key = g_build_filename (fixture->dir, "dkim.pem", NULL);
 	g_autofree char *message = NULL;
+	g_autofree char *bad_path = NULL;
 
 	g_assert_cmpuint (g_strv_length (config->dns_servers), ==, 2);
 	g_assert_cmpint (config->dns_timeout, ==, 2 * G_USEC_PER_SEC);
@@ -937,13 +938,13 @@ test_deliverability (Fixture *fixture, gconstpointer user_data)
 			      "[list:a.example.org]\nfrom-rewrite=dmarc\nfrom-original=bcc\n"
 			      "unsubscribe-url=http://lists.example.org/u\n"
 			      "[list:b.example.org]\nfrom-rewrite=sometimes\naddress=not an address\n",
-			      &path);
-	assert_problem (message, path, "stagecoach", "dns-server", "not an IP address");
-	assert_problem (message, path, "list:a.example.org", "from-rewrite", "needs the list's address");
-	assert_problem (message, path, "list:a.example.org", "from-original", "not reply-to or cc");
-	assert_problem (message, path, "list:a.example.org", "unsubscribe-url", "https://");
-	assert_problem (message, path, "list:b.example.org", "from-rewrite", "not never, always or dmarc");
-	assert_problem (message, path, "list:b.example.org", "address", "");
+			      &bad_path);
+	assert_problem (message, bad_path, "stagecoach", "dns-server", "not an IP address");
+	assert_problem (message, bad_path, "list:a.example.org", "from-rewrite", "needs the list's address");
+	assert_problem (message, bad_path, "list:a.example.org", "from-original", "not reply-to or cc");
+	assert_problem (message, bad_path, "list:a.example.org", "unsubscribe-url", "https://");
+	assert_problem (message, bad_path, "list:b.example.org", "from-rewrite", "not never, always or dmarc");
+	assert_problem (message, bad_path, "list:b.example.org", "address", "");
 }
 
 /* ---- mailers and the deliver stage ---- */
