@@ -121,7 +121,7 @@ echo "==> stagecoach show ${ids[0]}"
 "$SC" show "${ids[0]}" | sed 's/^/    /'
 echo "==> what the relay received ($(ls "$delivered" | wc -l) SMTP transactions; copied to $DEMO/delivered when the demo stops)"
 grep -h '^X-Rcpt-Args' "$delivered"/* 2>/dev/null | sort | uniq -c | sed 's/^/    /' || true
-echo "==> the archived copy (decorated: subject prefix, list headers, footer)"
+echo "==> the archived copy (decorated: subject prefix, list headers, From rewritten to the list as for a DMARC p=reject author, footer)"
 first=$(ls "$DEMO"/archive/demo/new/* 2>/dev/null | head -1 || true)
 if [ -n "$first" ]; then tr -d "\r" <"$first" | head -40 | sed "s/^/    /"; else echo "    (nothing archived yet: see the log above)"; fi
 if [ "$delivered_count" -ne 4 ]; then
