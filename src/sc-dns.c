@@ -282,6 +282,14 @@ same_name (const char *a, const char *b)
 	return a_length == b_length && g_ascii_strncasecmp (a, b, a_length) == 0;
 }
 
+/* A reply that cannot be read is a failure, never "no record". */
+static ScDnsResult G_GNUC_PRINTF (2, 0)
+unreadable (GError **error, const char *format, const char *name)
+{
+	g_set_error (error, G_RESOLVER_ERROR, G_RESOLVER_ERROR_INTERNAL, format, name);
+	return SC_DNS_FAILED;
+}
+
 /* The TXT records of @name in the answer, after its CNAME chain. */
 static ScDnsResult
 parse_answer (const guchar *answer,
@@ -297,12 +305,7 @@ parse_answer (const guchar *answer,
 	int rcode;
 
 	if (ns_initparse (answer, length, &message) < 0) {
-		g_set_error (error,
-			     G_RESOLVER_ERROR,
-			     G_RESOLVER_ERROR_INTERNAL,
-			     _("the DNS reply for %s does not parse"),
-			     name);
-		return SC_DNS_FAILED;
+		return unreadable (error, _("the DNS reply for %s does not parse"), name);
 	}
 	rcode = ns_msg_getflag (message, ns_f_rcode);
 	if (rcode == ns_r_nxdomain) {
@@ -335,23 +338,13 @@ parse_answer (const guchar *answer,
 			ns_rr rr;
 
 			if (ns_parserr (&message, ns_s_an, i, &rr) < 0) {
-				g_set_error (error,
-					     G_RESOLVER_ERROR,
-					     G_RESOLVER_ERROR_INTERNAL,
-					     _("the DNS reply for %s does not parse"),
-					     name);
-				return SC_DNS_FAILED;
+				return unreadable (error, _("the DNS reply for %s does not parse"), name);
 			}
 			if (ns_rr_class (rr) != ns_c_in || !same_name (ns_rr_name (rr), target))
 				continue;
 			if (ns_rr_type (rr) == ns_t_txt) {
 				if (!txt_rdata (&rr, records)) {
-					g_set_error (error,
-						     G_RESOLVER_ERROR,
-						     G_RESOLVER_ERROR_INTERNAL,
-						     _("a TXT record of %s does not parse"),
-						     name);
-					return SC_DNS_FAILED;
+					return unreadable (error, _("a TXT record of %s does not parse"), name);
 				}
 				ttl = MIN (ttl, ns_rr_ttl (rr));
 			} else if (ns_rr_type (rr) == ns_t_cname && !moved && records->len == 0) {
@@ -362,12 +355,7 @@ parse_answer (const guchar *answer,
 							ns_rr_rdata (rr),
 							next,
 							sizeof next) < 0) {
-					g_set_error (error,
-						     G_RESOLVER_ERROR,
-						     G_RESOLVER_ERROR_INTERNAL,
-						     _("the DNS reply for %s does not parse"),
-						     name);
-					return SC_DNS_FAILED;
+					return unreadable (error, _("the DNS reply for %s does not parse"), name);
 				}
 				ttl = MIN (ttl, ns_rr_ttl (rr));
 				g_strlcpy (target, next, sizeof target);
