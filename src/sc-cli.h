@@ -122,5 +122,7 @@ int sc_cli_notify_test (ScCli *cli, int argc, char **argv);
 int sc_cli_admin_url (ScCli *cli, int argc, char **argv);
 int sc_cli_spool_copy (ScCli *cli, int argc, char **argv);
 int sc_cli_dkim_record (ScCli *cli, int argc, char **argv);
+/* --version: this build and the library versions it runs with. */
+int sc_cli_version (void);
 
 G_END_DECLS

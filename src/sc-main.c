@@ -118,8 +118,7 @@ main (int argc, char **argv)
 		goto done;
 	}
 	if (strcmp (argv[1], "--version") == 0) {
-		printf ("stagecoach %s\n", PACKAGE_VERSION);
-		status = EX_OK;
+		status = sc_cli_version ();
 		goto done;
 	}
 	for (gsize i = 0; i < G_N_ELEMENTS (commands); i++) {

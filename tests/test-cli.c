@@ -111,6 +111,40 @@ total (Fixture *fixture)
 	return sc_test_count (fixture->config, "total");
 }
 
+/* --version: the build (and its git revision: the tests run from a git
+ * checkout, CI's clone included) and each library as loaded. */
+static void
+test_version (Fixture *fixture, gconstpointer data)
+{
+	g_autofree char *out = NULL;
+	g_auto(GStrv) lines = NULL;
+	g_autofree char *sqlite_line = g_strdup_printf ("SQLite %s", sqlite3_libversion ());
+	const char *const names[] = {"GLib ", "libsoup ", "libcurl ", "GMime ", "json-glib ",
+				     "libopendkim ", "OpenSSL ", NULL};
+
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, &out, NULL, "--version", NULL), ==, 0);
+	g_test_message ("%s", out);
+	lines = g_strsplit (out, "\n", -1);
+	g_assert_true (g_regex_match_simple ("^stagecoach [0-9]+\\.[0-9]+\\.[0-9]+( \\(git [0-9a-f]{7,}(-dirty)?\\))?$",
+					     lines[0], 0, 0));
+	{
+		g_autofree char *git = g_test_build_filename (G_TEST_DIST, "..", ".git", NULL);
+		if (g_file_test (git, G_FILE_TEST_EXISTS))
+			g_assert_nonnull (strstr (lines[0], "(git "));
+	}
+	g_assert_true (g_strv_contains ((const char *const *) lines, sqlite_line));
+	for (guint i = 0; names[i] != NULL; i++) {
+		gboolean found = FALSE;
+
+		for (guint l = 1; lines[l] != NULL; l++) {
+			if (g_str_has_prefix (lines[l], names[i]) && g_ascii_isdigit (lines[l][strlen (names[i])]))
+				found = TRUE;
+		}
+		if (!found)
+			g_error ("no “%s” line with a version in: %s", names[i], out);
+	}
+}
+
 static void
 test_inject_prints_id (Fixture *fixture, gconstpointer data)
 {
@@ -1306,6 +1340,7 @@ main (int argc, char **argv)
 	g_test_init (&argc, &argv, G_TEST_OPTION_ISOLATE_DIRS, NULL);
 	if (!sc_test_backend_init ())
 		return 0;
+	g_test_add ("/cli/version", Fixture, NULL, setup, test_version, teardown);
 	g_test_add ("/cli/inject/prints-queue-id", Fixture, NULL, setup, test_inject_prints_id, teardown);
 	g_test_add ("/cli/inject/refusals-store-nothing", Fixture, NULL, setup, test_inject_refusals, teardown);
 	g_test_add ("/cli/inject/adds-message-id", Fixture, NULL, setup, test_inject_adds_message_id, teardown);
