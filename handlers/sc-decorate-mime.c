@@ -24,6 +24,7 @@
 #include "config.h"
 
 #include "sc-decorate-private.h"
+#include "sc-message-headers.h"
 #include "sc-i18n.h"
 
 /* LF → CRLF wherever the LF has no CR before it. */
@@ -63,16 +64,10 @@ sc_decorate_normalize (GBytes *message)
 {
 	gsize length = 0;
 	const guint8 *data = g_bytes_get_data (message, &length);
-	const guint8 *p = data;
+	/* an mbox "From " separator is not part of the message */
+	gsize skip = sc_message_mbox_separator_length (data, length);
 
-	/* An mbox "From " separator is not part of the message; "From :" and
-	 * "From  :" are obsolete-syntax From fields and stay. */
-	if (length > 5 && memcmp (data, "From ", 5) == 0 && data[5] != ' ' && data[5] != '\t' &&
-	    data[5] != ':') {
-		const guint8 *newline = memchr (data, '\n', length);
-		p = newline != NULL ? newline + 1 : data + length;
-	}
-	return to_crlf (p, length - (p - data));
+	return to_crlf (data + skip, length - skip);
 }
 
 gboolean

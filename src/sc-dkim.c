@@ -89,13 +89,8 @@ sc_dkim_normalize (GBytes *message)
 
 	if (length == 0)
 		return g_bytes_ref (message);
-	/* An mbox "From " separator is not part of the message; "From :" and
-	 * "From  :" are obsolete-syntax From fields and stay (as decorate). */
-	if (length > 5 && memcmp (data, "From ", 5) == 0 && data[5] != ' ' && data[5] != '\t' &&
-	    data[5] != ':') {
-		const guint8 *newline = memchr (data, '\n', length);
-		p = newline != NULL ? newline + 1 : end;
-	}
+	/* an mbox "From " separator is not part of the message */
+	p = data + sc_message_mbox_separator_length (data, length);
 	if (p == data && length >= 2 && data[length - 2] == '\r' && data[length - 1] == '\n' &&
 	    !has_bare_line_end (data, length))
 		return g_bytes_ref (message);

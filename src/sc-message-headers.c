@@ -66,6 +66,18 @@ sc_header_field_name_length (const guint8 *line, gsize length, gsize *out_colon)
 	return name_length;
 }
 
+gsize
+sc_message_mbox_separator_length (const guint8 *data, gsize length)
+{
+	const guint8 *newline;
+
+	if (length <= 5 || memcmp (data, "From ", 5) != 0 || data[5] == ' ' || data[5] == '\t' ||
+	    data[5] == ':')
+		return 0;
+	newline = memchr (data, '\n', length);
+	return newline != NULL ? (gsize) (newline - data) + 1 : length;
+}
+
 #define UTF8_BOM "\xef\xbb\xbf"
 
 GBytes *

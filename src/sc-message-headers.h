@@ -16,6 +16,11 @@ typedef struct _ScMessageHeaders ScMessageHeaders;
  * before the colon, whose offset goes to @out_colon. */
 gsize sc_header_field_name_length (const guint8 *line, gsize length, gsize *out_colon);
 
+/* The length of a leading mbox "From " separator line (its newline
+ * included), 0 when there is none.  "From :" and "From  :" are
+ * obsolete-syntax From fields, not separators. */
+gsize sc_message_mbox_separator_length (const guint8 *data, gsize length);
+
 /* @raw without what some tools put in front of the first header line
  * and that carries nothing: a UTF-8 byte-order mark, and lines of only
  * spaces and tabs (an empty line is not one: it ends an empty header
