@@ -5,7 +5,8 @@
  * dns.log in its own temporary folder).  It reads no config file, no
  * /etc/hosts and no resolv.conf, and forwards nothing: --local=/TLD/ for
  * every top-level domain of the records makes it answer those from the
- * records alone.  As root it runs as nobody.
+ * records alone.  As root it runs as nobody (switched in the child before
+ * exec, so that the parent-death signal survives).
  *
  * Must never: listen beyond 127.0.0.1, signal any process but the one it
  * started (by PID), or leave that process running after stop()/free().
@@ -15,6 +16,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <gio/gio.h>
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -35,6 +38,9 @@ struct _ScTestDns {
 	guint16 port;
 	GPid pid;     /* 0 when not running */
 	pid_t parent;
+	gboolean drop_privileges; /* running as root: dnsmasq runs as nobody */
+	uid_t uid;
+	gid_t gid;
 };
 
 static void
@@ -42,6 +48,12 @@ dns_child_setup (gpointer user_data)
 {
 	ScTestDns *dns = user_data;
 
+	/* here, not with dnsmasq's --user: its setuid() would clear the
+	 * parent-death signal, and a test that aborts would leave it running */
+	if (dns->drop_privileges) {
+		if (setgroups (0, NULL) != 0 || setgid (dns->gid) != 0 || setuid (dns->uid) != 0)
+			_exit (127);
+	}
 	if (prctl (PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid () != dns->parent)
 		_exit (127);
 }
@@ -89,10 +101,6 @@ dns_spawn (ScTestDns *dns, const char *const *records, guint ttl)
 	g_ptr_array_add (argv, g_strdup ("--cache-size=0"));
 	g_ptr_array_add (argv, g_strdup_printf ("--local-ttl=%u", ttl));
 	g_ptr_array_add (argv, g_strdup_printf ("--port=%u", dns->port));
-	if (geteuid () == 0) {
-		g_ptr_array_add (argv, g_strdup ("--user=nobody"));
-		g_ptr_array_add (argv, g_strdup ("--group=nogroup"));
-	}
 	for (guint i = 0; records != NULL && records[i] != NULL && records[i + 1] != NULL; i += 2) {
 		const char *dot = strrchr (records[i], '.');
 
@@ -150,6 +158,14 @@ sc_test_dns_start (const char *const *records, guint ttl)
 	dns->dir = sc_test_make_tmpdir ("sc-test-dns");
 	dns->log_path = g_build_filename (dns->dir, "dns.log", NULL);
 	dns->parent = getpid ();
+	if (geteuid () == 0) {
+		struct passwd *nobody = getpwnam ("nobody");
+
+		g_assert_nonnull (nobody);
+		dns->drop_privileges = TRUE;
+		dns->uid = nobody->pw_uid;
+		dns->gid = nobody->pw_gid;
+	}
 	for (guint i = 0; i < DNS_START_TRIES; i++) {
 		dns->port = sc_test_free_port ();
 		if (dns_spawn (dns, records, ttl)) {
