@@ -125,6 +125,13 @@ sc_cli_run (ScCli *cli, int argc, char **argv)
 	if (runner == NULL)
 		return sc_cli_fail (cli, error);
 	daemon.runner = runner;
+	/* Before any door opens: a SIGTERM that comes as soon as a listener
+	 * answers (a unit stopped right after its start) must stop the daemon
+	 * cleanly, not kill it with sessions open.  The callbacks run from
+	 * the main loop, when everything below exists. */
+	signal_ids[0] = g_unix_signal_add (SIGTERM, stop_cb, &daemon);
+	signal_ids[1] = g_unix_signal_add (SIGINT, stop_cb, &daemon);
+	signal_ids[2] = g_unix_signal_add (SIGHUP, reload_cb, &daemon);
 	if (!once) {
 		g_autoptr(GError) error_local = NULL;
 		ScSpool *spool = sc_runner_get_spool (runner);
@@ -137,8 +144,11 @@ sc_cli_run (ScCli *cli, int argc, char **argv)
 				   cli->config->state_dir, g_strerror (errno));
 
 		daemon.ingress = sc_ingress_new (cli->config, &error_local);
-		if (daemon.ingress == NULL)
+		if (daemon.ingress == NULL) {
+			for (gsize i = 0; i < G_N_ELEMENTS (signal_ids); i++)
+				g_source_remove (signal_ids[i]);
 			return sc_cli_fail (cli, error_local);
+		}
 		sc_ingress_set_accepted_hook (daemon.ingress, kick_runner_cb, runner);
 		daemon.notifier = sc_notifier_new (cli->config, spool, clock);
 		sc_runner_set_notify_hook (runner, kick_notifier_cb, daemon.notifier);
@@ -153,9 +163,6 @@ sc_cli_run (ScCli *cli, int argc, char **argv)
 				sc_admin_server_set_acceptor (daemon.admin, sc_ingress_get_acceptor (daemon.ingress));
 		}
 	}
-	signal_ids[0] = g_unix_signal_add (SIGTERM, stop_cb, &daemon);
-	signal_ids[1] = g_unix_signal_add (SIGINT, stop_cb, &daemon);
-	signal_ids[2] = g_unix_signal_add (SIGHUP, reload_cb, &daemon);
 	if (!once) {
 		g_autofree char *shown = sc_spool_uri_mask (cli->config->spool);
 		g_message ("stagecoach %s running on spool %s (%s), state in %s", PACKAGE_VERSION, shown,

@@ -640,6 +640,52 @@ test_stop (Fixture *fixture, gconstpointer data)
 	g_assert_null (try_connect (fixture->smtp_port));
 }
 
+/* A stop that comes as soon as the listener answers (systemd stopping a
+ * unit it just started) is a clean stop: the signal handlers are in place
+ * before any door opens, so the daemon never dies of the default SIGTERM
+ * with sessions open.  Repeated: the window was a few milliseconds. */
+static void
+test_stop_at_start (Fixture *fixture, gconstpointer data)
+{
+	g_autofree char *text = NULL;
+	g_autoptr(GSocket) smtp_socket = NULL;
+
+	fixture->smtp_port = free_port (&smtp_socket);
+	g_clear_object (&smtp_socket);
+	text = g_strdup_printf ("[stagecoach]\nspool=spool\ndefault-list=test.example.org\n"
+				"[list:test.example.org]\npipeline=decorate\n"
+				"[ingress]\nsmtp=127.0.0.1:%u\nhostname=mx.test\n",
+				fixture->smtp_port);
+	fixture->config = sc_test_write_file (fixture->dir, "stagecoach.conf", text);
+	for (guint round = 0; round < 10; round++) {
+		g_autoptr(GSubprocess) daemon = sc_test_spawn (fixture->config, fixture->log, "run", NULL);
+		g_autoptr(GSocket) probe = NULL;
+
+		for (guint i = 0; i < 20000 && probe == NULL; i++) {
+			g_autoptr(GSocketAddress) address = g_inet_socket_address_new_from_string ("127.0.0.1", fixture->smtp_port);
+			g_autoptr(GSocket) socket = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM,
+								  G_SOCKET_PROTOCOL_TCP, NULL);
+
+			g_assert_nonnull (socket);
+			if (g_socket_connect (socket, address, NULL, NULL))
+				probe = g_steal_pointer (&socket);
+			else if (g_subprocess_get_identifier (daemon) == NULL)
+				break;
+			else
+				g_usleep (200);
+		}
+		g_assert_nonnull (probe);
+		g_subprocess_send_signal (daemon, SIGTERM);
+		g_assert_true (g_subprocess_wait (daemon, NULL, NULL));
+		if (!g_subprocess_get_if_exited (daemon)) {
+			dump_log (fixture);
+			g_error ("round %u: the daemon died of signal %d instead of stopping", round,
+				 g_subprocess_get_term_sig (daemon));
+		}
+		g_assert_cmpint (g_subprocess_get_exit_status (daemon), ==, 0);
+	}
+}
+
 static void
 make_certificate (Fixture *fixture, char **out_cert, char **out_key)
 {
@@ -768,6 +814,7 @@ main (int argc, char **argv)
 	ADD ("/ingress-smtp/lmtp-unix", test_lmtp, GINT_TO_POINTER (TRUE));
 	ADD ("/ingress-smtp/no-list", test_no_list, NULL);
 	ADD ("/ingress-smtp/stop", test_stop, NULL);
+	ADD ("/ingress-smtp/stop-at-start", test_stop_at_start, NULL);
 	ADD ("/ingress-smtp/locked-spool", test_locked_spool, NULL);
 	ADD ("/ingress-smtp/starttls-auth", test_starttls_auth, NULL);
 #undef ADD
