@@ -97,6 +97,7 @@ static gboolean
 sc_archive_check (const ScConfig *config,
 		  const ScListConfig *list,
 		  const char *stage_argument,
+		  GPtrArray *warnings,
 		  GError **error)
 {
 	const char *location = NULL;

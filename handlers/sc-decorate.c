@@ -482,6 +482,7 @@ static gboolean
 decorate_check (const ScConfig *config,
 		const ScListConfig *list,
 		const char *stage_argument,
+		GPtrArray *warnings,
 		GError **error)
 {
 	g_autoptr(GPtrArray) problems = g_ptr_array_new_with_free_func (g_free);

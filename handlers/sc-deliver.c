@@ -410,7 +410,7 @@ sc_deliver_run (ScStageContext *context, GError **error)
 }
 
 static gboolean
-sc_deliver_check (const ScConfig *config, const ScListConfig *list, const char *argument, GError **error)
+sc_deliver_check (const ScConfig *config, const ScListConfig *list, const char *argument, GPtrArray *warnings, GError **error)
 {
 	g_autoptr(GPtrArray) mailers = sc_config_list_mailers (config, list);
 

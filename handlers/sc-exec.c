@@ -498,6 +498,7 @@ static gboolean
 sc_exec_check (const ScConfig *config,
 	       const ScListConfig *list,
 	       const char *stage_argument,
+	       GPtrArray *warnings,
 	       GError **error)
 {
 	if (stage_argument == NULL || sc_config_get_exec (config, stage_argument) == NULL) {

@@ -87,6 +87,7 @@ static gboolean
 sc_sign_check (const ScConfig *config,
 	       const ScListConfig *list,
 	       const char *stage_argument,
+	       GPtrArray *warnings,
 	       GError **error)
 {
 	g_autoptr(GError) error_local = NULL;
@@ -120,7 +121,7 @@ sc_sign_check (const ScConfig *config,
 	 * user that cannot read the key; signing fails transiently until it
 	 * is fixed, naming the file. */
 	if (!sc_dkim_key_load (list->dkim_key_file, NULL, &error_local))
-		g_ptr_array_add (config->warnings,
+		g_ptr_array_add (warnings,
 				 g_strdup_printf ("%s: [%s%s] %s %s",
 						  config->path != NULL ? config->path : _("(built-in defaults)"),
 						  SC_CONFIG_SECTION_LIST_PREFIX, list->id,

@@ -1252,7 +1252,7 @@ check_pipelines (ScConfigLoader *loader, ScConfig *config)
 				continue;
 			}
 			if (handler->check != NULL &&
-			    !handler->check (config, list, argument, &error_local))
+			    !handler->check (config, list, argument, loader->warnings, &error_local))
 				add_problem (loader, section, NULL, "%s", error_local->message);
 		}
 	}

@@ -59,10 +59,14 @@ typedef struct {
 	const char *name; /* "decorate"; "exec" handles every "exec:NAME" */
 	gboolean (*run) (ScStageContext *context, GError **error);
 	/* (nullable) Checks a list's settings for this stage at config load;
-	 * the error names the key and says what is wrong, without file. */
+	 * the error names the key and says what is wrong, without file.
+	 * @warnings: (element-type utf8) where a run-time problem goes (a key
+	 * file not readable now): the configuration still loads, check-config
+	 * fails on it and `run` logs it (ScConfig.warnings). */
 	gboolean (*check) (const ScConfig *config,
 			   const ScListConfig *list,
 			   const char *stage_argument,
+			   GPtrArray *warnings,
 			   GError **error);
 	/* (nullable) Called once when the runner stops, after every worker
 	 * has finished: close connections, log totals. */

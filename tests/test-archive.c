@@ -180,7 +180,7 @@ check_fails (Fixture *fixture, const char *value, const char *expected)
 
 	set_archive (fixture, "%s", value);
 	g_assert_false (
-	    sc_handler_archive.check (fixture->config, &fixture->list, NULL, &error));
+	    sc_handler_archive.check (fixture->config, &fixture->list, NULL, NULL, &error));
 	g_assert_error (error, SC_CONFIG_ERROR, SC_CONFIG_ERROR_INVALID);
 	g_test_message ("%s → %s", value, error->message);
 	g_assert_true (g_str_has_prefix (error->message, "archive: "));
@@ -193,7 +193,7 @@ check_ok (Fixture *fixture, const char *value)
 	g_autoptr(GError) error = NULL;
 
 	set_archive (fixture, "%s", value);
-	g_assert_true (sc_handler_archive.check (fixture->config, &fixture->list, NULL, &error));
+	g_assert_true (sc_handler_archive.check (fixture->config, &fixture->list, NULL, NULL, &error));
 	g_assert_no_error (error);
 }
 

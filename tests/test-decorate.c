@@ -1343,11 +1343,11 @@ test_template_check (Fixture *fixture, gconstpointer user_data)
 	g_autoptr(GError) error = NULL;
 
 	g_assert_nonnull (sc_handler_decorate.check);
-	g_assert_true (sc_handler_decorate.check (NULL, &fixture->list, NULL, &error));
+	g_assert_true (sc_handler_decorate.check (NULL, &fixture->list, NULL, NULL, &error));
 	g_assert_no_error (error);
 
 	fixture->list.footer_template = (char *) "-- \n$lsit_name costs $$5, see ${list_help}\n";
-	g_assert_false (sc_handler_decorate.check (NULL, &fixture->list, NULL, &error));
+	g_assert_false (sc_handler_decorate.check (NULL, &fixture->list, NULL, NULL, &error));
 	g_assert_error (error, SC_CONFIG_ERROR, SC_CONFIG_ERROR_INVALID);
 	g_test_message ("%s", error->message);
 	g_assert_true (g_str_has_prefix (error->message, "footer: "));
@@ -1356,7 +1356,7 @@ test_template_check (Fixture *fixture, gconstpointer user_data)
 
 	fixture->list.footer_template = NULL;
 	fixture->list.header_template = (char *) "costs $ 5 and ${list_name\n";
-	g_assert_false (sc_handler_decorate.check (NULL, &fixture->list, NULL, &error));
+	g_assert_false (sc_handler_decorate.check (NULL, &fixture->list, NULL, NULL, &error));
 	g_assert_error (error, SC_CONFIG_ERROR, SC_CONFIG_ERROR_INVALID);
 	g_test_message ("%s", error->message);
 	g_assert_true (g_str_has_prefix (error->message, "header: "));
@@ -1365,14 +1365,14 @@ test_template_check (Fixture *fixture, gconstpointer user_data)
 	fixture->list.header_template = NULL;
 	fixture->unsubscribe[0] = (char *) "mailto:dev-leave@lists.example.org";
 	fixture->unsubscribe[1] = NULL;
-	g_assert_false (sc_handler_decorate.check (NULL, &fixture->list, NULL, &error));
+	g_assert_false (sc_handler_decorate.check (NULL, &fixture->list, NULL, NULL, &error));
 	g_test_message ("%s", error->message);
 	g_assert_nonnull (strstr (error->message, "https"));
 	g_clear_error (&error);
 
 	fixture->list.unsubscribe_one_click = FALSE;
 	fixture->list.post = (char *) "dev@lists.example.org>\r\nBcc: victim@example.net";
-	g_assert_false (sc_handler_decorate.check (NULL, &fixture->list, NULL, &error));
+	g_assert_false (sc_handler_decorate.check (NULL, &fixture->list, NULL, NULL, &error));
 	g_test_message ("%s", error->message);
 	g_assert_true (g_str_has_prefix (error->message, "post: "));
 }
@@ -1520,25 +1520,25 @@ test_headers_unsubscribe_personal (Fixture *fixture, gconstpointer user_data)
 				"List-Unsubscribe: <https://evil.example/>\r\n\r\nhi\r\n");
 	g_assert_false (bytes_contain_text (output, "List-Unsubscribe"));
 	g_assert_true (bytes_contain_text (output, "List-Id: "));
-	g_assert_true (sc_handler_decorate.check (NULL, &fixture->list, NULL, &error));
+	g_assert_true (sc_handler_decorate.check (NULL, &fixture->list, NULL, NULL, &error));
 	g_assert_no_error (error);
 
 	fixture->list.unsubscribe_url = (char *) "https://lists.example.org/u?who=$recipent";
-	g_assert_false (sc_handler_decorate.check (NULL, &fixture->list, NULL, &error));
+	g_assert_false (sc_handler_decorate.check (NULL, &fixture->list, NULL, NULL, &error));
 	g_test_message ("%s", error->message);
 	g_assert_nonnull (strstr (error->message, "unsubscribe-url: unknown variable “$recipent”"));
 	g_clear_error (&error);
 
 	/* $token signs the address: it needs $recipient and a secret */
 	fixture->list.unsubscribe_url = (char *) "https://lists.example.org/u?who=$recipient&t=$token";
-	g_assert_false (sc_handler_decorate.check (NULL, &fixture->list, NULL, &error));
+	g_assert_false (sc_handler_decorate.check (NULL, &fixture->list, NULL, NULL, &error));
 	g_test_message ("%s", error->message);
 	g_assert_nonnull (strstr (error->message, "unsubscribe-secret-file"));
 	g_clear_error (&error);
 	fixture->list.unsubscribe_secret_file = (char *) "/etc/stagecoach/unsubscribe.secret";
-	g_assert_true (sc_handler_decorate.check (NULL, &fixture->list, NULL, &error));
+	g_assert_true (sc_handler_decorate.check (NULL, &fixture->list, NULL, NULL, &error));
 	fixture->list.unsubscribe_url = (char *) "https://lists.example.org/u?t=$token";
-	g_assert_false (sc_handler_decorate.check (NULL, &fixture->list, NULL, &error));
+	g_assert_false (sc_handler_decorate.check (NULL, &fixture->list, NULL, NULL, &error));
 	g_assert_nonnull (strstr (error->message, "$token needs $recipient"));
 }
 

@@ -423,9 +423,9 @@ test_exec_check (Fixture *fixture, gconstpointer user_data)
 	g_autoptr(GError) error = NULL;
 
 	add_handler (fixture, "there", "exit 0\n", FALSE, 10000 * MS);
-	g_assert_true (sc_handler_exec.check (fixture->config, &fixture->list, "there", &error));
+	g_assert_true (sc_handler_exec.check (fixture->config, &fixture->list, "there", NULL, &error));
 	g_assert_no_error (error);
-	g_assert_false (sc_handler_exec.check (fixture->config, &fixture->list, "absent", &error));
+	g_assert_false (sc_handler_exec.check (fixture->config, &fixture->list, "absent", NULL, &error));
 	g_assert_error (error, SC_CONFIG_ERROR, SC_CONFIG_ERROR_INVALID);
 	g_assert_cmpstr (error->message,
 			 ==,
