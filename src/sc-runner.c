@@ -555,6 +555,9 @@ decide (ScRunner *runner, ScJob *job, ScStageResult *result)
 static void
 log_result (ScJob *job, const ScStageResult *result)
 {
+	/* an error says why it did not go on; an ok stage may leave a note
+	 * (who was skipped, what was rewritten), which is not an error */
+	const char *label = result->error != NULL ? " error=\"" : " note=\"";
 	g_autofree char *error = escape_for_log (result->error != NULL ? result->error : result->note);
 	g_autofree char *delay = NULL;
 
@@ -572,7 +575,7 @@ log_result (ScJob *job, const ScStageResult *result)
 			  sc_message_state_to_string (result->next_state),
 			  delay != NULL ? " delay=" : "",
 			  delay != NULL ? delay : "",
-			  *error != '\0' ? " error=\"" : "",
+			  *error != '\0' ? label : "",
 			  error,
 			  *error != '\0' ? "\"" : "");
 }
