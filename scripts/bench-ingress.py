@@ -162,9 +162,22 @@ def smtp_source(port, label):
     return args.messages / (time.monotonic() - t0)
 
 
-def inject_rate(sc, callers, n):
-    argv = [binary, "inject", "--list", LIST, "rcpt@list.example"]
-    commands.append(f"inject x{callers}: " + " ".join(argv) + " < 4 KiB message")
+def start_plain_sink():
+    """smtp-sink that stores nothing: the machine's SMTP ceiling for smtp-source."""
+    port = free_port()
+    argv = ["smtp-sink"] + (["-u", "nobody"] if is_root else []) + [f"127.0.0.1:{port}", "256"]
+    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if not wait_port(port, process):
+        sys.exit("smtp-sink did not start")
+    return process, port
+
+
+def inject_rate(sc, callers, n, argv=None, label="inject"):
+    """N runs of ARGV (default: one inject per message) from CALLERS threads:
+    (msgs/s, median wall ms).  /bin/true through the same harness is what
+    this machine can start at all."""
+    argv = argv or [binary, "inject", "--list", LIST, "rcpt@list.example"]
+    commands.append(f"{label} x{callers}: " + " ".join(argv) + " < 4 KiB message")
 
     def one(_):
         t0 = time.monotonic()
@@ -239,6 +252,12 @@ def run_round(number):
                   f"({sc.status().get('total')} stored of {args.messages})", flush=True)
         if "smtp_pf" in r:
             print(f"  round {number + 1}: SMTP accept postfix {r['smtp_pf']:.0f} msgs/s", flush=True)
+        # the ceiling, in the same round: the same load into a sink that does no work
+        ceiling_sink, ceiling_port = start_plain_sink()
+        procs.append(Sink(ceiling_sink))
+        r["smtp_ceiling"] = smtp_source(ceiling_port, "ceiling (smtp-sink, no dump)")
+        print(f"  round {number + 1}: SMTP ceiling (smtp-source -> smtp-sink) {r['smtp_ceiling']:.0f} msgs/s",
+              flush=True)
         if sc:
             inject_and_http(sc, r, number)
         for p in procs:
@@ -273,8 +292,10 @@ def run_round(number):
 def inject_and_http(sc, r, number):
     r["inject1"], r["inject_wall_ms"] = inject_rate(sc, 1, args.inject)
     r["inject8"], _ = inject_rate(sc, 8, args.inject)
+    r["true8"], r["true_wall_ms"] = inject_rate(sc, 8, args.inject, ["/bin/true"], "process-start ceiling")
     print(f"  round {number + 1}: inject x1 {r['inject1']:.0f} msgs/s "
-          f"(one process {r['inject_wall_ms']:.1f} ms), x8 {r['inject8']:.0f} msgs/s", flush=True)
+          f"(one process {r['inject_wall_ms']:.1f} ms), x8 {r['inject8']:.0f} msgs/s; "
+          f"/bin/true x8 {r['true8']:.0f}/s ({r['true_wall_ms']:.1f} ms)", flush=True)
     r["http8"] = http_rate(sc, 8, args.http)
     if r["http8"] is not None:
         print(f"  round {number + 1}: HTTP inject x8 {r['http8']:.0f} msgs/s", flush=True)
@@ -304,9 +325,12 @@ def fmt(value, unit):
 rows = [
     (f"SMTP accept, smtp-source -s {args.sessions} -m {args.messages} -l 4096",
      med("smtp_sc"), med("smtp_pf"), "msgs/s"),
+    (f"ceiling: smtp-source -s {args.sessions} -> smtp-sink (stores nothing)", med("smtp_ceiling"), None, "msgs/s"),
     (f"inject, 1 caller ({args.inject} msgs)", med("inject1"), None, "msgs/s"),
     ("one inject process, wall (median)", med("inject_wall_ms"), None, "ms"),
     (f"inject, 8 parallel callers ({args.inject} msgs)", med("inject8"), None, "msgs/s"),
+    (f"ceiling: /bin/true, 8 parallel callers, same harness", med("true8"), None, "msgs/s"),
+    ("one /bin/true process, wall (median)", med("true_wall_ms"), None, "ms"),
     (f"HTTP inject, 8 clients ({args.http} msgs)", med("http8"), None, "msgs/s"),
     (f"latency floor: smtplib straight into smtp-sink, median", med("lat_direct", 0), None, "ms"),
     (f"idle latency SMTP-in -> sink, median ({args.latency} msgs)", med("lat_sc", 0), med("lat_pf", 0), "ms"),
@@ -320,6 +344,10 @@ print(f"{'what':<58} {'stagecoach':>14} {'postfix':>14} {'sc/postfix':>10}")
 for what, sc_value, pf_value, unit in rows:
     ratio = f"{sc_value / pf_value:.2f}" if sc_value and pf_value else "-"
     print(f"{what:<58} {fmt(sc_value, unit):>14} {fmt(pf_value, unit) if pf_value else '-':>14} {ratio:>10}")
+if med("smtp_pf") and med("smtp_ceiling"):
+    target = 10 * med("smtp_pf")
+    print(f"\nSMTP accept target 10x Postfix = {target:,.0f} msgs/s = {100 * target / med('smtp_ceiling'):.0f} % "
+          f"of the ceiling; stagecoach reached {100 * (med('smtp_sc') or 0) / med('smtp_ceiling'):.0f} % of it")
 print()
 print("per round: " + json.dumps([{k: (round(v, 2) if isinstance(v, float) else
                                        [round(x, 2) for x in v] if isinstance(v, tuple) else v)
