@@ -13,6 +13,7 @@ STAGECOACH_BUILD_PACKAGES=(
   libgmime-3.0-dev libjson-glib-dev
   libpq-dev    # the PostgreSQL spool backend (issue 10)
   libopendkim-dev libssl-dev libpsl-dev publicsuffix  # the sign stage, DMARC (issue 11)
+  libsystemd-dev  # sd_notify: readiness, reload, watchdog for the Type=notify unit (issue 12)
   sqlite3 ca-certificates
 )
 STAGECOACH_TEST_PACKAGES=(
@@ -25,6 +26,7 @@ STAGECOACH_TEST_PACKAGES=(
   chromium nodejs npm  # the dashboard's browser test (tests/browser/)
   postgresql-15  # initdb/postgres for the private servers of the PostgreSQL tests
   dnsmasq-base python3-dkim python3-dnspython python3-nacl  # a real DNS server; dkimpy verifies signatures (issue 11)
+  systemd bash-completion  # systemd-analyze verify/security, sysusers, tmpfiles; the completion test (issue 12)
 )
 # The reliability suites (tests/reliability/) only.
 STAGECOACH_RELIABILITY_PACKAGES=(
