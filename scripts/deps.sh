@@ -26,7 +26,7 @@ STAGECOACH_TEST_PACKAGES=(
   chromium nodejs npm  # the dashboard's browser test (tests/browser/)
   postgresql-15  # initdb/postgres for the private servers of the PostgreSQL tests
   dnsmasq-base python3-dkim python3-dnspython python3-nacl  # a real DNS server; dkimpy verifies signatures (issue 11)
-  systemd bash-completion  # systemd-analyze verify/security, sysusers, tmpfiles; the completion test (issue 12)
+  systemd bash-completion strace  # systemd-analyze verify/security, sysusers, tmpfiles; completion; the sandbox test (issue 12)
 )
 # The reliability suites (tests/reliability/) only.
 STAGECOACH_RELIABILITY_PACKAGES=(

@@ -292,6 +292,16 @@ test_lifecycle (Fixture *fixture, gconstpointer data)
 	g_assert_true (g_str_has_prefix (status, "Running on spool "));
 	g_test_message ("READY=1, STATUS=%s; SMTP: %s; admin: %s", status, banner, http);
 
+	/* mail flows: a message handed over by inject goes through the
+	 * pipeline (the workers, the spool, a stage) while systemd watches */
+	{
+		g_autofree char *id = sc_test_inject (fixture->config, "notify.example.org",
+						      "From: a@example.org\nTo: list@notify.example.org\n"
+						      "Message-ID: <systemd-1@example.org>\nSubject: notify\n\nbody\n");
+		g_assert_true (sc_test_wait_count (fixture->config, "done", 1, 20000));
+		g_test_message ("message %s done", id);
+	}
+
 	/* the watchdog: about every 250 ms, from the main loop */
 	since = g_get_monotonic_time ();
 	pings = 0;
