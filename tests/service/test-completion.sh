@@ -2,7 +2,7 @@
 # test-completion.sh — data/completion/stagecoach, sourced in bash with
 # bash-completion's helpers as the installed one is, completes what the
 # program has: its commands (from `stagecoach --help`) and every command's
-# long options (from `stagecoach COMMAND --help`).  TAP; 77 without
+# long options (from `stagecoach COMMAND --help`).  TAP; a skip plan without
 # bash-completion.
 #   test-completion.sh COMPLETION-SCRIPT   ($STAGECOACH_BIN: the program)
 set -uo pipefail
@@ -12,7 +12,7 @@ bin=${STAGECOACH_BIN:?}
 helpers=/usr/share/bash-completion/bash_completion
 if [ ! -r "$helpers" ]; then
 	echo "1..0 # SKIP bash-completion is not installed ($helpers)"
-	exit 77
+	exit 0 # TAP: the plan says skip
 fi
 # bash-completion's helpers read an interactive shell's settings
 # shellcheck disable=SC1090

@@ -8,7 +8,7 @@ against the unit's filter (systemd-analyze syscall-filter: @system-service
 without @privileged), and that none asked for memory both writable and
 executable or made memory executable (MemoryDenyWriteExecute=).  As root
 the run drops to nobody first, as the unit runs as its own user (SQLite
-fchown()s new files when it runs as root).  TAP; 77 without strace or
+fchown()s new files when it runs as root).  TAP; a skip plan without strace or
 systemd-analyze.
   test-sandbox.py TEST-PROGRAM
 """
@@ -37,7 +37,7 @@ def main():
     for tool in ("strace", "systemd-analyze"):
         if shutil.which(tool) is None:
             print(f"1..0 # SKIP {tool} is not installed")
-            return 77
+            return 0  # TAP: the plan says skip
     allowed = expand("@system-service") - expand("@privileged")
 
     with tempfile.TemporaryDirectory(prefix="sc-sandbox-") as tmp:
@@ -48,6 +48,10 @@ def main():
             command = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"] + command
         env = dict(os.environ, TMPDIR=tmp, HOME=tmp)
         run = subprocess.run(command, capture_output=True, text=True, env=env, timeout=240)
+        skipped = re.search(r"^ok \d+ /systemd/notify/lifecycle # SKIP (.*)$", run.stdout, re.M)
+        if skipped:
+            print(f"1..0 # SKIP the daemon's lifecycle test skipped: {skipped.group(1)}")
+            return 0  # TAP: the plan says skip
         n = 0
         failed = 0
 

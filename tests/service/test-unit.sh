@@ -5,7 +5,7 @@
 # pages so that Documentation= resolves), `systemd-analyze security
 # --offline=yes` rates the exposure 2.0 or less ("OK"), the unit has the
 # settings doc/install.md promises, systemd-sysusers creates the user and
-# systemd-tmpfiles the folders in a scratch root.  TAP; 77 without
+# systemd-tmpfiles the folders in a scratch root.  TAP; a skip plan without
 # systemd-analyze.
 #   test-unit.sh MESON BUILD-ROOT BINDIR MANDIR UNIT SYSUSERS TMPFILES STATEDIR CONFDIR
 set -uo pipefail
@@ -15,7 +15,7 @@ max_exposure=2.0
 
 if ! command -v systemd-analyze >/dev/null; then
 	echo "1..0 # SKIP systemd-analyze is not installed (Debian: systemd)"
-	exit 77
+	exit 0 # TAP: the plan says skip
 fi
 
 n=0
