@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# tests/package/test-package.sh — the Debian package, end to end, on this
+# machine: scripts/package.sh builds it (lintian must print no E: or W:
+# line), apt installs the .deb, the installed program runs (--version,
+# check-config on the installed configurations), the system user and the
+# unit are there, and `apt-get purge` takes every file away again.
+#
+# Needs root or passwordless sudo (apt, dpkg); otherwise it exits 77, which
+# meson shows as SKIP.  Also skips when a stagecoach package is installed
+# already: the test purges what it installs, and an operator's is not ours.
+# TAP-style lines on stdout ("ok N - ..."), so scripts/test-summary.py counts
+# every check; exit 0 when all pass, 1 when one fails.
+#
+# The package's own 'unit' tests are not run here (DEB_BUILD_OPTIONS=nocheck):
+# the unit suite runs in the same meson test run anyway.  parallel=1: the
+# build takes one of meson's test slots, not the whole machine.
+#   SC_PACKAGE_OUT=DIR   keep the build in DIR (default: a temporary folder)
+set -uo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+SRC=$(cd "$HERE/../.." && pwd)
+START=$SECONDS
+
+skip() { echo "1..0 # SKIP $*"; exit 77; }
+
+if [ "$(id -u)" -eq 0 ]; then
+  ROOT=()
+elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+  ROOT=(sudo -n)
+else
+  skip "needs root or passwordless sudo (apt-get install, apt-get purge)"
+fi
+[ -r /etc/debian_version ] && command -v apt-get >/dev/null || skip "not a Debian system"
+if dpkg-query -W -f='${Status}' stagecoach 2>/dev/null | grep -q 'ok installed\|config-files'; then
+  skip "a stagecoach package is installed already; this test would purge it"
+fi
+
+n=0
+failed=0
+ok() { n=$((n + 1)); echo "ok $n - $*"; }
+not_ok() { n=$((n + 1)); failed=$((failed + 1)); echo "not ok $n - $*"; }
+check() {  # check DESCRIPTION COMMAND...: one TAP line for the command's status
+  local what=$1; shift
+  if "$@" >"$work/out" 2>&1; then ok "$what"; else not_ok "$what"; sed 's/^/# /' "$work/out"; fi
+}
+as_root() { "${ROOT[@]}" "$@"; }
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/stagecoach-pkgtest.XXXXXX")
+out=${SC_PACKAGE_OUT:-$work/deb}
+own_policy=0
+user_before=0
+getent passwd stagecoach >/dev/null && user_before=1
+state_before=0
+[ -e /var/lib/stagecoach ] && state_before=1
+
+cleanup() {
+  # whatever the outcome: the package gone, and what the test created
+  if dpkg-query -W -f='${Status}' stagecoach 2>/dev/null | grep -q 'ok installed\|config-files'; then
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get purge -y -q -o DPkg::Lock::Timeout=300 stagecoach >/dev/null 2>&1
+  fi
+  # Debian leaves system users and their state behind on purge (policy
+  # 9.2.2); the test removes them when it created them.
+  [ $user_before = 1 ] || ! getent passwd stagecoach >/dev/null || as_root userdel stagecoach 2>/dev/null
+  [ $state_before = 1 ] || as_root rm -rf /var/lib/stagecoach
+  [ $own_policy = 0 ] || as_root rm -f /usr/sbin/policy-rc.d
+  as_root rm -rf "$work"
+}
+trap cleanup EXIT
+
+# ---------------------------------------------------------------- build
+echo "# building with scripts/package.sh (DEB_BUILD_OPTIONS=nocheck parallel=1)"
+t0=$SECONDS
+if as_root env DEB_BUILD_OPTIONS="nocheck parallel=1" OUT="$out" "$SRC/scripts/package.sh" >"$work/package.log" 2>&1; then
+  ok "scripts/package.sh builds the package and lintian reports no error ($((SECONDS - t0)) s)"
+else
+  not_ok "scripts/package.sh builds the package and lintian reports no error"
+  tail -n 60 "$work/package.log" | sed 's/^/# /'
+fi
+deb=$(tail -n 2 "$work/package.log" | sed -n 's/^==> the package: //p')
+if [ -n "$deb" ] && [ -f "$deb" ]; then ok "the .deb is $deb"; else not_ok "package.sh names a .deb that exists"; echo "1..$n"; exit 1; fi
+
+# lintian (default profile) as package.sh ran it: no error and no warning
+if grep -E '^[EW]: ' "$out/lintian.txt" | sed 's/^/# /' | grep .; then
+  not_ok "lintian prints no E: or W: line"
+else
+  ok "lintian prints no E: or W: line ($(wc -l <"$out/lintian.txt") lines in all)"
+fi
+
+# ---------------------------------------------------------------- install
+# Not booted with systemd here (a container): dh_installsystemd's postinst
+# only enables the unit (symlinks) and starts nothing without
+# /run/systemd/system.  On a machine booted with systemd a policy-rc.d that
+# says 101 keeps deb-systemd-invoke from starting the service for the test.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\n# temporary, from stagecoach tests/package/test-package.sh\nexit 101\n' |
+    as_root tee /usr/sbin/policy-rc.d >/dev/null && as_root chmod 755 /usr/sbin/policy-rc.d
+  own_policy=1
+fi
+# a path (./x.deb): apt resolves its Depends from the archive, dpkg -i would not
+check "apt-get install $deb" \
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=300 "$deb"
+check "dpkg reports stagecoach installed" \
+  sh -c "dpkg-query -W -f='\${Status}' stagecoach | grep -qx 'install ok installed'"
+
+unset STAGECOACH_CONFIG
+check "stagecoach is /usr/bin/stagecoach" test "$(command -v stagecoach)" = /usr/bin/stagecoach
+check "stagecoach --version names version 0.1.0" sh -c '/usr/bin/stagecoach --version | grep -q "^stagecoach 0\.1\.0"'
+/usr/bin/stagecoach --version 2>&1 | sed 's/^/# /'
+# the conffile, by the default path and by --config (as root: check-config
+# only reads; it does not create the spool)
+check "/etc/stagecoach/stagecoach.conf is a conffile" \
+  grep -qx /etc/stagecoach/stagecoach.conf /var/lib/dpkg/info/stagecoach.conffiles
+check "stagecoach check-config (the default /etc/stagecoach/stagecoach.conf)" /usr/bin/stagecoach check-config
+check "stagecoach --config /etc/stagecoach/stagecoach.conf check-config" \
+  /usr/bin/stagecoach --config /etc/stagecoach/stagecoach.conf check-config
+check "the man pages are installed" test -f /usr/share/man/man1/stagecoach.1.gz -a -f /usr/share/man/man5/stagecoach.conf.5.gz
+check "stagecoach-main runs" /usr/libexec/stagecoach/stagecoach-main --help
+
+# ---------------------------------------------------------------- purge
+dpkg-query -L stagecoach >"$work/files" 2>/dev/null
+check "apt-get purge stagecoach" \
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get purge -y -q -o DPkg::Lock::Timeout=300 stagecoach
+check "dpkg no longer knows stagecoach" sh -c "! dpkg-query -W stagecoach 2>/dev/null | grep -q ."
+left=$(while read -r f; do [ -f "$f" ] || [ -L "$f" ] && echo "$f"; done <"$work/files")
+if [ -z "$left" ]; then ok "every file of the package is gone ($(wc -l <"$work/files") paths)"; else not_ok "every file of the package is gone"; echo "$left" | sed 's/^/# left: /'; fi
+check "/etc/stagecoach is gone (the conffile purged)" test ! -e /etc/stagecoach
+
+echo "1..$n"
+echo "# the package test took $((SECONDS - START)) s"
+[ $failed = 0 ]
