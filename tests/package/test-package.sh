@@ -106,15 +106,49 @@ unset STAGECOACH_CONFIG
 check "stagecoach is /usr/bin/stagecoach" test "$(command -v stagecoach)" = /usr/bin/stagecoach
 check "stagecoach --version names version 0.1.0" sh -c '/usr/bin/stagecoach --version | grep -q "^stagecoach 0\.1\.0"'
 /usr/bin/stagecoach --version 2>&1 | sed 's/^/# /'
+check "stagecoach-main runs" /usr/libexec/stagecoach/stagecoach-main --help
+check "the sendmail link is /usr/libexec/stagecoach/sendmail, to the front" \
+  test "$(readlink -f /usr/libexec/stagecoach/sendmail)" = /usr/bin/stagecoach
+check "/usr/sbin/sendmail is not the package's" sh -c '! dpkg-query -S /usr/sbin/sendmail 2>/dev/null | grep -q "^stagecoach:"'
+
+# sysusers and tmpfiles ran in postinst
+check "the stagecoach system user exists (sysusers)" \
+  sh -c 'getent passwd stagecoach | awk -F: "\$3 < 1000 && \$6 == \"/var/lib/stagecoach\" { found = 1 } END { exit !found }"'
+check "/var/lib/stagecoach is 0750 stagecoach:stagecoach (tmpfiles)" \
+  test "$(stat -c '%a %U:%G' /var/lib/stagecoach 2>&1)" = "750 stagecoach:stagecoach"
+check "/etc/stagecoach is 0750 root:stagecoach (tmpfiles)" \
+  test "$(stat -c '%a %U:%G' /etc/stagecoach 2>&1)" = "750 root:stagecoach"
+
+# the unit: installed, enabled by deb-systemd-helper, valid as installed
+unit=$(dpkg-query -L stagecoach | grep -E '^(/usr)?/lib/systemd/system/stagecoach\.service$' | head -n 1)
+if [ -n "$unit" ] && [ -f "$unit" ]; then ok "the unit is installed: $unit"; else not_ok "the unit is installed"; fi
+check "the unit is enabled (multi-user.target.wants)" \
+  test -L /etc/systemd/system/multi-user.target.wants/stagecoach.service
+if command -v systemd-analyze >/dev/null && [ -n "$unit" ]; then
+  # as installed: ExecStart= names the installed binary, User= the new user
+  check "systemd-analyze verify $unit: clean" sh -c 'out=$(systemd-analyze verify "$1" 2>&1) || s=$?; echo "$out"; [ -z "$out" ] && [ "${s:-0}" = 0 ]' - "$unit"
+else
+  ok "systemd-analyze verify # SKIP no systemd-analyze"
+fi
+
 # the conffile, by the default path and by --config (as root: check-config
-# only reads; it does not create the spool)
+# only reads; it does not create the spool), and as the daemon's user
 check "/etc/stagecoach/stagecoach.conf is a conffile" \
   grep -qx /etc/stagecoach/stagecoach.conf /var/lib/dpkg/info/stagecoach.conffiles
-check "stagecoach check-config (the default /etc/stagecoach/stagecoach.conf)" /usr/bin/stagecoach check-config
+check "stagecoach check-config (the default /etc/stagecoach/stagecoach.conf)" as_root /usr/bin/stagecoach check-config
 check "stagecoach --config /etc/stagecoach/stagecoach.conf check-config" \
-  /usr/bin/stagecoach --config /etc/stagecoach/stagecoach.conf check-config
+  as_root /usr/bin/stagecoach --config /etc/stagecoach/stagecoach.conf check-config
+check "check-config as the stagecoach user (the daemon reads it through its group)" \
+  as_root setpriv --reuid=stagecoach --regid=stagecoach --init-groups /usr/bin/stagecoach check-config
+check "the spool is /var/lib/stagecoach" sh -c "${ROOT[*]} /usr/bin/stagecoach check-config | grep -q '^spool: sqlite at /var/lib/stagecoach'"
+# the full example from the documentation, as installed (its footer beside it)
+examples=/usr/share/doc/stagecoach/examples
+check "stagecoach --config $examples/stagecoach.conf.example check-config" \
+  /usr/bin/stagecoach --config $examples/stagecoach.conf.example check-config
 check "the man pages are installed" test -f /usr/share/man/man1/stagecoach.1.gz -a -f /usr/share/man/man5/stagecoach.conf.5.gz
-check "stagecoach-main runs" /usr/libexec/stagecoach/stagecoach-main --help
+check "the bash completion is installed" test -f /usr/share/bash-completion/completions/stagecoach
+check "postinst started no daemon (not booted with systemd, or policy-rc.d)" \
+  sh -c '! pgrep -u stagecoach >/dev/null'
 
 # ---------------------------------------------------------------- purge
 dpkg-query -L stagecoach >"$work/files" 2>/dev/null
@@ -125,6 +159,7 @@ check "dpkg no longer knows stagecoach" sh -c "! dpkg-query -W stagecoach 2>/dev
 left=$(while read -r f; do { [ -f "$f" ] || [ -L "$f" ]; } && [ ! -d "$f" ] && echo "$f"; done <"$work/files")
 if [ -z "$left" ]; then ok "every file of the package is gone ($(wc -l <"$work/files") paths)"; else not_ok "every file of the package is gone"; echo "$left" | sed 's/^/# left: /'; fi
 check "/etc/stagecoach is gone (the conffile purged)" test ! -e /etc/stagecoach
+check "the unit's enable link is gone" test ! -e /etc/systemd/system/multi-user.target.wants/stagecoach.service
 
 echo "1..$n"
 echo "# the package test took $((SECONDS - START)) s"
