@@ -60,7 +60,10 @@ cleanup() {
   fi
   # Debian leaves system users and their state behind on purge (policy
   # 9.2.2); the test removes them when it created them.
-  [ $user_before = 1 ] || ! getent passwd stagecoach >/dev/null || as_root userdel stagecoach 2>/dev/null
+  if [ $user_before = 0 ]; then
+    ! getent passwd stagecoach >/dev/null || as_root userdel stagecoach 2>/dev/null
+    ! getent group stagecoach >/dev/null || as_root groupdel stagecoach 2>/dev/null
+  fi
   [ $state_before = 1 ] || as_root rm -rf /var/lib/stagecoach
   [ $own_policy = 0 ] || as_root rm -f /usr/sbin/policy-rc.d
   as_root rm -rf "$work"
@@ -101,6 +104,9 @@ check "apt-get install $deb" \
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=300 "$deb"
 check "dpkg reports stagecoach installed" \
   sh -c "dpkg-query -W -f='\${Status}' stagecoach | grep -qx 'install ok installed'"
+
+check "postinst started no daemon (not booted with systemd, or policy-rc.d)" \
+  sh -c '! pgrep -u stagecoach >/dev/null'
 
 unset STAGECOACH_CONFIG
 check "stagecoach is /usr/bin/stagecoach" test "$(command -v stagecoach)" = /usr/bin/stagecoach
@@ -145,10 +151,48 @@ check "the spool is /var/lib/stagecoach" sh -c "${ROOT[*]} /usr/bin/stagecoach c
 examples=/usr/share/doc/stagecoach/examples
 check "stagecoach --config $examples/stagecoach.conf.example check-config" \
   /usr/bin/stagecoach --config $examples/stagecoach.conf.example check-config
+# The first start, as the unit makes it (less systemd's sandbox): the daemon
+# as user stagecoach on the conffile, in a private network namespace so that
+# its 127.0.0.1:8470 is nobody else's, with a NOTIFY_SOCKET of our own that
+# stands in for systemd's: ready when it says READY=1 (Type=notify), then
+# `status` as the same user, the dashboard's port answers, and SIGTERM ends
+# it with 0.  A private PID namespace too: nothing it starts outlives it.
+first_start() {
+  as_root unshare --net --pid --fork --kill-child bash -c '
+    set -u
+    ip link set lo up
+    dir=$(mktemp -d) && chmod 755 "$dir" && sock=$dir/notify
+    trap "rm -rf $dir" EXIT
+    as_sc="setpriv --reuid=stagecoach --regid=stagecoach --init-groups --"
+    python3 -c "
+import os, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1]); os.chmod(sys.argv[1], 0o777); s.settimeout(30)
+open(sys.argv[1] + \".up\", \"w\").close()
+while True:
+    lines = s.recv(4096).decode().splitlines()
+    if \"READY=1\" in lines:
+        print(\"# READY=1\"); break
+" "$sock" & listener=$!
+    for _ in $(seq 100); do [ -e "$sock.up" ] && break; sleep 0.1; done
+    NOTIFY_SOCKET=$sock $as_sc /usr/bin/stagecoach --config /etc/stagecoach/stagecoach.conf run & pid=$!
+    status=0
+    wait $listener || { echo "no READY=1 within 30 s"; status=1; }
+    [ $status != 0 ] || $as_sc /usr/bin/stagecoach status || status=1
+    [ $status != 0 ] || (exec 3<>/dev/tcp/127.0.0.1/8470) || { echo "nothing on 127.0.0.1:8470"; status=1; }
+    kill -TERM $pid
+    wait $pid || { echo "the daemon exited with $?"; status=1; }
+    exit $status'
+}
+if command -v unshare >/dev/null && command -v ip >/dev/null; then
+  check "the daemon runs on the installed configuration as user stagecoach, and stops on SIGTERM" first_start
+  check "its spool is the daemon's: /var/lib/stagecoach/spool.db owned by stagecoach" \
+    test "$(stat -c %U /var/lib/stagecoach/spool.db 2>&1)" = stagecoach
+else
+  ok "the daemon runs on the installed configuration # SKIP no unshare or ip"
+fi
 check "the man pages are installed" test -f /usr/share/man/man1/stagecoach.1.gz -a -f /usr/share/man/man5/stagecoach.conf.5.gz
 check "the bash completion is installed" test -f /usr/share/bash-completion/completions/stagecoach
-check "postinst started no daemon (not booted with systemd, or policy-rc.d)" \
-  sh -c '! pgrep -u stagecoach >/dev/null'
 
 # ---------------------------------------------------------------- purge
 dpkg-query -L stagecoach >"$work/files" 2>/dev/null
