@@ -35,12 +35,15 @@ else
     tar -C "$tree" -xf -
 fi
 
-# The package's build dependencies (debian/control) and build-essential:
-# on Debian 12 the build set of scripts/deps.sh is exactly those.
-if ! (cd "$tree" && dpkg-checkbuilddeps) 2>"$work/builddeps"; then
-  cat "$work/builddeps" >&2
-  echo "package.sh: debian/control's Build-Depends are not all installed" >&2
-  exit 1
+# debian/control's Build-Depends decide: what scripts/deps.sh did not
+# install comes through apt-get build-dep on the copy.
+if ! (cd "$tree" && dpkg-checkbuilddeps) 2>/dev/null; then
+  echo "==> installing the missing build dependencies (apt-get build-dep)"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get build-dep -y -q --no-install-recommends "$tree"
+  if ! (cd "$tree" && dpkg-checkbuilddeps); then
+    echo "package.sh: debian/control's Build-Depends are not all installed" >&2
+    exit 1
+  fi
 fi
 
 echo "==> dpkg-buildpackage in $tree (DEB_BUILD_OPTIONS=${DEB_BUILD_OPTIONS:-})"
