@@ -191,6 +191,13 @@ if command -v unshare >/dev/null && command -v ip >/dev/null; then
 else
   ok "the daemon runs on the installed configuration # SKIP no unshare or ip"
 fi
+# the translations the package ships are the ones the program finds
+mos=$(dpkg-query -L stagecoach | sed -n 's|^/usr/share/locale/\([^/]*\)/LC_MESSAGES/stagecoach\.mo$|\1|p')
+for lang in $mos; do
+  check "LANGUAGE=$lang stagecoach --help is translated (/usr/share/locale/$lang)" sh -c \
+    '[ "$(env LC_ALL=C.UTF-8 LANGUAGE=$1 /usr/bin/stagecoach --help 2>&1)" != "$(env LC_ALL=C.UTF-8 LANGUAGE=en /usr/bin/stagecoach --help 2>&1)" ]' - "$lang"
+done
+[ -n "$mos" ] || ok "translations # SKIP the package ships none (po/LINGUAS)"
 check "the man pages are installed" test -f /usr/share/man/man1/stagecoach.1.gz -a -f /usr/share/man/man5/stagecoach.conf.5.gz
 check "the bash completion is installed" test -f /usr/share/bash-completion/completions/stagecoach
 
