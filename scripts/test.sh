@@ -13,7 +13,7 @@ BUILD=${BUILD:-build}
 build_project "$BUILD"
 
 # The package suite (tests/package/) builds the .deb, installs it with apt and
-# purges it: it runs as root or with passwordless sudo (~3 min) and shows as
+# purges it: it runs as root or with passwordless sudo (1-2 min) and shows as
 # SKIP otherwise.  Leave it out with --no-suite package.
 if [ "$(id -u)" -ne 0 ] && ! { command -v sudo >/dev/null && sudo -n true 2>/dev/null; }; then
   echo "==> the package suite will be skipped: it needs root or passwordless sudo"
