@@ -31,6 +31,10 @@ else
   skip "needs root or passwordless sudo (apt-get install, apt-get purge)"
 fi
 [ -r /etc/debian_version ] && command -v apt-get >/dev/null || skip "not a Debian system"
+# one package test at a time on a machine (two build trees' test runs would
+# install and purge the same package under each other)
+exec 9>>"${SC_PACKAGE_LOCK:-/run/lock/stagecoach-package-test.lock}"
+flock -w 900 9 || { echo "Bail out! another package test held the lock for 15 min"; exit 1; }
 if dpkg-query -W -f='${Status}' stagecoach 2>/dev/null | grep -q 'ok installed\|config-files'; then
   skip "a stagecoach package is installed already; this test would purge it"
 fi
