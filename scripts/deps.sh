@@ -4,6 +4,7 @@
 #   install_deps build   — compiler, meson, libraries
 #   install_deps run     — the above plus smtp-sink (postfix) for the demo mailer
 #   install_deps test    — the above plus the real servers the tests use
+#   install_deps package — the build set plus the Debian packaging tools
 #   build_project DIR    — meson setup (once) and ninja
 set -euo pipefail
 
@@ -13,6 +14,7 @@ STAGECOACH_BUILD_PACKAGES=(
   libgmime-3.0-dev libjson-glib-dev
   libpq-dev    # the PostgreSQL spool backend (issue 10)
   libopendkim-dev libssl-dev libpsl-dev publicsuffix  # the sign stage, DMARC (issue 11)
+  libsystemd-dev  # sd_notify: readiness, reload, watchdog for the Type=notify unit (issue 12)
   sqlite3 ca-certificates
 )
 STAGECOACH_TEST_PACKAGES=(
@@ -25,10 +27,16 @@ STAGECOACH_TEST_PACKAGES=(
   chromium nodejs npm  # the dashboard's browser test (tests/browser/)
   postgresql-15  # initdb/postgres for the private servers of the PostgreSQL tests
   dnsmasq-base python3-dkim python3-dnspython python3-nacl  # a real DNS server; dkimpy verifies signatures (issue 11)
+  systemd bash-completion strace  # systemd-analyze verify/security, sysusers, tmpfiles; completion; the sandbox test (issue 12)
 )
 # The reliability suites (tests/reliability/) only.
 STAGECOACH_RELIABILITY_PACKAGES=(
   faketime     # libfaketime: the clock-step rows of the fault matrix
+)
+# The Debian package (debian/, scripts/package.sh, tests/package/):
+#   install_deps package; the package test needs them too, so also in 'test'.
+STAGECOACH_PACKAGE_PACKAGES=(
+  dpkg-dev debhelper lintian  # dpkg-buildpackage, dh with compat 13 and meson, the checks
 )
 # Fuzzing and sanitizers (scripts/fuzz.sh, scripts/test-sanitizers.sh, .ci/run):
 #   install_deps fuzz
@@ -54,8 +62,9 @@ install_deps() {
   local want=("${STAGECOACH_BUILD_PACKAGES[@]}")
   case "${1:-build}" in
     run) want+=(postfix) ;;
-    test) want+=("${STAGECOACH_TEST_PACKAGES[@]}" "${STAGECOACH_RELIABILITY_PACKAGES[@]}") ;;
-    fuzz) want+=("${STAGECOACH_TEST_PACKAGES[@]}" "${STAGECOACH_RELIABILITY_PACKAGES[@]}" "${STAGECOACH_FUZZ_PACKAGES[@]}") ;;
+    test) want+=("${STAGECOACH_TEST_PACKAGES[@]}" "${STAGECOACH_RELIABILITY_PACKAGES[@]}" "${STAGECOACH_PACKAGE_PACKAGES[@]}") ;;
+    package) want+=("${STAGECOACH_PACKAGE_PACKAGES[@]}") ;;
+    fuzz) want+=("${STAGECOACH_TEST_PACKAGES[@]}" "${STAGECOACH_RELIABILITY_PACKAGES[@]}" "${STAGECOACH_PACKAGE_PACKAGES[@]}" "${STAGECOACH_FUZZ_PACKAGES[@]}") ;;
   esac
   local missing
   missing=$(missing_packages "${want[@]}")

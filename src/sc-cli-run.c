@@ -1,7 +1,9 @@
 /* sc-cli-run.c — `run` (the daemon), `check-config` and `admin-url`.
  * Signals go through the main loop (g_unix_signal_add): SIGTERM and SIGINT
  * finish or release in-flight work, SIGHUP reloads the configuration and
- * keeps the old one if the new one has errors. */
+ * keeps the old one if the new one has errors.  Under systemd each of these
+ * is reported (sc-systemd.h): READY=1 once the loop runs with every door
+ * bound, RELOADING=1/READY=1 around a reload, STOPPING=1. */
 #include "config.h"
 
 #include <curl/curl.h>
@@ -22,6 +24,7 @@
 #include "sc-notifier.h"
 #include "sc-runner.h"
 #include "sc-spool-uri.h"
+#include "sc-systemd.h"
 
 typedef struct {
 	ScCli *cli;
@@ -29,6 +32,8 @@ typedef struct {
 	ScNotifier *notifier;     /* (nullable) */
 	ScAdminServer *admin;     /* (nullable) */
 	ScIngress *ingress;       /* (nullable) gone once stopping */
+	char *ready_status;       /* systemd's STATUS= while running */
+	guint ready_id;           /* the idle that says READY=1, until it has */
 } ScDaemon;
 
 static gboolean
@@ -49,6 +54,8 @@ static gboolean
 stop_cb (gpointer user_data)
 {
 	ScDaemon *daemon = user_data;
+
+	sc_systemd_stopping ("Stopping: finishing the stages in flight");
 	/* no new mail first: what is queued is committed and answered, later
 	 * clients get 421/451 or a refused connection and keep their mail */
 	if (daemon->admin != NULL)
@@ -64,11 +71,15 @@ reload_cb (gpointer user_data)
 	ScDaemon *daemon = user_data;
 	g_autoptr(GError) error = NULL;
 	g_autofree char *path = sc_config_find_path (daemon->cli->config_path);
-	g_autoptr(ScConfig) config = sc_config_load (path, &error);
+	g_autoptr(ScConfig) config = NULL;
 
+	sc_systemd_reloading ();
+	config = sc_config_load (path, &error);
 	if (config == NULL) {
 		g_warning ("SIGHUP: keeping the running configuration, the new one has errors:\n%s",
 			   error->message);
+		/* still serving, on the old configuration: ready again */
+		sc_systemd_ready ("Running; the last reload failed, the configuration has errors (see the log)");
 		return G_SOURCE_CONTINUE;
 	}
 	if (g_strcmp0 (config->spool, daemon->cli->config->spool) != 0)
@@ -84,7 +95,20 @@ reload_cb (gpointer user_data)
 	/* a new listen address is refused there: the socket and its rules stay together */
 	if (daemon->admin != NULL && !sc_admin_server_set_config (daemon->admin, config, &error))
 		g_warning ("SIGHUP: admin server keeps its old settings: %s", error->message);
+	sc_systemd_ready (daemon->ready_status);
 	return G_SOURCE_CONTINUE;
+}
+
+/* From inside the main loop, so that the runner runs and the admin server
+ * answers when systemd hears READY=1; the doors were bound before. */
+static gboolean
+ready_cb (gpointer user_data)
+{
+	ScDaemon *daemon = user_data;
+
+	daemon->ready_id = 0;
+	sc_systemd_ready (daemon->ready_status);
+	return G_SOURCE_REMOVE;
 }
 
 int
@@ -95,7 +119,9 @@ sc_cli_run (ScCli *cli, int argc, char **argv)
 	g_autoptr(ScClock) clock = sc_clock_new_system ();
 	g_autoptr(GError) error = NULL;
 	ScDaemon daemon = {.cli = cli};
+	gboolean ok;
 	guint signal_ids[3];
+	guint watchdog_id = 0;
 	const GOptionEntry entries[] = {
 	    {"once", 0, 0, G_OPTION_ARG_NONE, &once, N_("Process everything due now, then exit"), NULL},
 	    {NULL},
@@ -165,22 +191,27 @@ sc_cli_run (ScCli *cli, int argc, char **argv)
 	}
 	if (!once) {
 		g_autofree char *shown = sc_spool_uri_mask (cli->config->spool);
+		const char *backend = sc_spool_backend_name (sc_runner_get_spool (runner));
 		g_message ("stagecoach %s running on spool %s (%s), state in %s", PACKAGE_VERSION, shown,
-			   sc_spool_backend_name (sc_runner_get_spool (runner)), cli->config->state_dir);
+			   backend, cli->config->state_dir);
+		daemon.ready_status = g_strdup_printf ("Running on spool %s (%s)", shown, backend);
+		/* default priority: a busy runner's own sources cannot hold it back */
+		daemon.ready_id = g_idle_add_full (G_PRIORITY_DEFAULT, ready_cb, &daemon, NULL);
+		watchdog_id = sc_systemd_watchdog_start ();
 	}
-	if (!sc_runner_run (runner, once, &error)) {
-		for (gsize i = 0; i < G_N_ELEMENTS (signal_ids); i++)
-			g_source_remove (signal_ids[i]);
-		g_clear_pointer (&daemon.ingress, sc_ingress_free);
-		g_clear_pointer (&daemon.admin, sc_admin_server_free);
-		g_clear_pointer (&daemon.notifier, sc_notifier_free);
-		return sc_cli_fail (cli, error);
-	}
+	ok = sc_runner_run (runner, once, &error);
+	if (watchdog_id != 0)
+		g_source_remove (watchdog_id);
+	if (daemon.ready_id != 0)
+		g_source_remove (daemon.ready_id);
 	for (gsize i = 0; i < G_N_ELEMENTS (signal_ids); i++)
 		g_source_remove (signal_ids[i]);
 	g_clear_pointer (&daemon.ingress, sc_ingress_free);
 	g_clear_pointer (&daemon.admin, sc_admin_server_free);
 	g_clear_pointer (&daemon.notifier, sc_notifier_free);
+	g_free (daemon.ready_status);
+	if (!ok)
+		return sc_cli_fail (cli, error);
 	return EX_OK;
 }
 

@@ -13,7 +13,8 @@
  * configuration it does not read plainly, no daemon answering, a daemon
  * with another configuration — is decided before standard input is
  * touched and execv()s the full program (stagecoach-main, next to this
- * binary or in LIBEXECDIR) with the same argv: the same process id,
+ * binary, else where LIBEXECDIR is relative to BINDIR, else in LIBEXECDIR)
+ * with the same argv: the same process id,
  * exactly today's behaviour.
  */
 #include "config.h"
@@ -51,6 +52,15 @@ run_main_program (int ingress)
 		if (slash != NULL) {
 			strcpy (slash + 1, MAIN_PROGRAM);
 			execv (self, saved_argv);
+#ifdef SC_LIBEXECDIR_FROM_BINDIR
+			/* an installed tree where it is not (DESTDIR, a moved prefix):
+			 * its own stagecoach-main, not another install's */
+			if ((size_t) (slash + 1 - self) + sizeof SC_LIBEXECDIR_FROM_BINDIR "/" MAIN_PROGRAM <=
+			    sizeof self) {
+				strcpy (slash + 1, SC_LIBEXECDIR_FROM_BINDIR "/" MAIN_PROGRAM);
+				execv (self, saved_argv);
+			}
+#endif
 		}
 	}
 	execv (SC_LIBEXECDIR "/" MAIN_PROGRAM, saved_argv);
