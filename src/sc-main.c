@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <sysexits.h>
 
+#include "sc-catalog.h"
 #include "sc-cli.h"
 #include "sc-error.h"
 #include "sc-i18n.h"
@@ -45,6 +46,32 @@ print_usage (FILE *stream)
 	for (gsize i = 0; i < G_N_ELEMENTS (commands); i++)
 		fprintf (stream, "  %-14s %s\n", commands[i].name, _(commands[i].summary));
 	fprintf (stream, "\n%s\n", _("Run “stagecoach COMMAND --help” for a command's options."));
+}
+
+/* The environment's locale, and a language asked for with LANGUAGE even
+ * where none is generated: glibc ignores LANGUAGE when LC_MESSAGES is
+ * "C" (LANG unset, as under systemd, or naming a locale not generated
+ * here), but not for C.UTF-8, which glibc always has built in.  The
+ * catalogues are UTF-8, so is then the character set.  The build tree's
+ * catalogues: $STAGECOACH_LOCALEDIR (sc-catalog.h). */
+static void
+setup_locale (void)
+{
+	const char *language = g_getenv ("LANGUAGE");
+	const char *messages;
+
+	setlocale (LC_ALL, "");
+	messages = setlocale (LC_MESSAGES, NULL);
+	if (language != NULL && *language != '\0' && messages != NULL &&
+	    (strcmp (messages, "C") == 0 || strcmp (messages, "POSIX") == 0)) {
+		const char *ctype = setlocale (LC_CTYPE, NULL);
+		if (ctype != NULL && (strcmp (ctype, "C") == 0 || strcmp (ctype, "POSIX") == 0))
+			setlocale (LC_CTYPE, "C.UTF-8");
+		setlocale (LC_MESSAGES, "C.UTF-8");
+	}
+	bindtextdomain (GETTEXT_PACKAGE, sc_catalog_localedir ());
+	bind_textdomain_codeset (GETTEXT_PACKAGE, "UTF-8");
+	textdomain (GETTEXT_PACKAGE);
 }
 
 /* Takes --config/-c and --verbose/-v from before the command only: after
@@ -93,10 +120,7 @@ main (int argc, char **argv)
 	g_autofree char *program = NULL;
 	int status = EX_USAGE;
 
-	setlocale (LC_ALL, "");
-	bindtextdomain (GETTEXT_PACKAGE, LOCALEDIR);
-	bind_textdomain_codeset (GETTEXT_PACKAGE, "UTF-8");
-	textdomain (GETTEXT_PACKAGE);
+	setup_locale ();
 	/* a peer that hangs up must be an error return, never our death */
 	signal (SIGPIPE, SIG_IGN);
 
