@@ -607,9 +607,10 @@
     clear(box);
     const retryable = f.state === 'dead' || f.state === 'deferred';
     const btn = h('button', { type: 'button', id: 'bulk-retry', disabled: !retryable },
-      // TRANSLATORS: %s is a state (dead, deferred), then a list's name
-      !retryable ? _('Retry all…') : f.list ? fmt(_('Retry all %s messages of %s…'), f.state, f.list)
-        : fmt(_('Retry all %s messages…'), f.state));
+      !retryable ? _('Retry all…')
+        // TRANSLATORS: %s is a state (dead, deferred), then a list's name
+        : f.list ? fmt(_('Retry all %s messages of %s…'), f.state, f.list)
+          : fmt(_('Retry all %s messages…'), f.state));
     box.appendChild(btn);
     if (!retryable) {
       box.appendChild(h('span', { class: 'muted small' }, ' ' + _('Bulk retry works on the state filter dead or deferred.')));
@@ -750,8 +751,8 @@
 
     const del = h('button', { id: 'delete', type: 'button', class: 'danger', disabled: !allows('delete') }, _('Delete'));
     del.addEventListener('click', async () => {
-      // TRANSLATORS: the subject, then the queue id
       const ok = await ask(_('Delete this message?'),
+        // TRANSLATORS: the subject, then the queue id
         fmt(_('“%s” (%s) and all its records are removed from the spool. This cannot be undone.'), text(m.subject, _('(no subject)')), text(m.id)),
         { ok: _('Delete'), danger: true });
       if (!ok) return;
