@@ -99,8 +99,11 @@ parse_accept_language (const char *header)
 		g_auto(GStrv) parts = g_strsplit (items[i], ";", 8);
 		ScLanguageRange range = {0};
 		int quality = 1000;
-		char *name = g_strstrip (parts[0]);
+		char *name;
 
+		if (parts[0] == NULL)
+			continue; /* an empty element: "a,,b" */
+		name = g_strstrip (parts[0]);
 		if (!range_is_valid (name))
 			continue;
 		for (guint j = 1; parts[j] != NULL; j++) {
@@ -215,6 +218,17 @@ sc_admin_negotiate_language (const char *accept_language, char **out_language)
 	return NULL;
 }
 
+/* Each NUL-separated form valid UTF-8 (JSON strings must be). */
+static gboolean
+forms_are_utf8 (const char *forms, gsize length)
+{
+	for (const char *form = forms; form < forms + length; form += strlen (form) + 1) {
+		if (!g_utf8_validate (form, -1, NULL))
+			return FALSE;
+	}
+	return TRUE;
+}
+
 /* {msgid: msgstr} of every translated entry, a plural one as [forms]. */
 static JsonNode *
 strings_json (const ScCatalog *catalog)
@@ -232,7 +246,7 @@ strings_json (const ScCatalog *catalog)
 		/* the header, and entries with a msgctxt (none of app.js's) */
 		if (*msgid == '\0' || strchr (msgid, '\004') != NULL || length == 0)
 			continue;
-		if (!g_utf8_validate (msgid, -1, NULL) || !g_utf8_validate_len (forms, length, NULL))
+		if (!g_utf8_validate (msgid, -1, NULL) || !forms_are_utf8 (forms, length))
 			continue;
 		json_builder_set_member_name (builder, msgid);
 		if (plural == NULL) {
