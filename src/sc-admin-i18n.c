@@ -262,6 +262,24 @@ strings_json (const ScCatalog *catalog)
 	return json_builder_get_root (builder);
 }
 
+const char *
+sc_admin_translate (const ScCatalog *catalog, const char *msgid)
+{
+	const char *text = catalog != NULL ? sc_catalog_lookup (catalog, msgid) : NULL;
+
+	return text != NULL ? text : msgid;
+}
+
+void
+sc_admin_set_language_headers (SoupServerMessage *message, const char *language)
+{
+	SoupMessageHeaders *response = soup_server_message_get_response_headers (message);
+
+	/* one address, an answer per Accept-Language: caches must know */
+	soup_message_headers_replace (response, "Vary", "Accept-Language");
+	soup_message_headers_replace (response, "Content-Language", language != NULL ? language : "en");
+}
+
 void
 sc_admin_i18n_handle (SoupServerMessage *message)
 {
@@ -283,8 +301,6 @@ sc_admin_i18n_handle (SoupServerMessage *message)
 	json_object_set_member (object, "strings", strings_json (catalog));
 	json_node_set_object (node, object);
 	sc_admin_reply_json (message, SOUP_STATUS_OK, node);
-	/* one address, an answer per Accept-Language: caches must know */
-	soup_message_headers_replace (response, "Vary", "Accept-Language");
-	soup_message_headers_replace (response, "Content-Language", language != NULL ? language : "en");
+	sc_admin_set_language_headers (message, language);
 	soup_message_headers_replace (response, "Cache-Control", "no-cache");
 }

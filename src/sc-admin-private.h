@@ -64,6 +64,10 @@ ScCatalog *sc_admin_negotiate_language (const char *accept_language, char **out_
 /* GET /i18n.json: {"language": TAG, "strings": {msgid: msgstr | [forms]}},
  * Vary: Accept-Language, Content-Language: TAG. */
 void sc_admin_i18n_handle (SoupServerMessage *message);
+/* @msgid's text in @catalog (nullable: English), else @msgid. */
+const char *sc_admin_translate (const ScCatalog *catalog, const char *msgid);
+/* Vary: Accept-Language and Content-Language: @language (NULL: "en"). */
+void sc_admin_set_language_headers (SoupServerMessage *message, const char *language);
 
 /* sc-admin-auth.c */
 #define SC_ADMIN_SESSION_COOKIE "stagecoach_session"

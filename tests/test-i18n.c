@@ -290,11 +290,11 @@ answer_free (Answer *answer)
 }
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (Answer, answer_free)
 
-/* @accept_language: (nullable) no header */
+/* @accept_language: (nullable) no header; @form: (nullable) a form body */
 static Answer *
-fetch_strings (Fixture *fixture, const char *method, const char *accept_language)
+fetch (Fixture *fixture, const char *method, const char *path, const char *accept_language, const char *form)
 {
-	g_autofree char *url = g_strdup_printf ("http://127.0.0.1:%u/i18n.json", sc_admin_server_get_port (fixture->server));
+	g_autofree char *url = g_strdup_printf ("http://127.0.0.1:%u%s", sc_admin_server_get_port (fixture->server), path);
 	g_autoptr(SoupMessage) message = soup_message_new (method, url);
 	SoupMessageHeaders *headers = soup_message_get_response_headers (message);
 	Pending pending = {0};
@@ -305,6 +305,10 @@ fetch_strings (Fixture *fixture, const char *method, const char *accept_language
 	if (accept_language != NULL)
 		soup_message_headers_replace (soup_message_get_request_headers (message), "Accept-Language",
 					      accept_language);
+	if (form != NULL) {
+		g_autoptr(GBytes) bytes = g_bytes_new (form, strlen (form));
+		soup_message_set_request_body_from_bytes (message, "application/x-www-form-urlencoded", bytes);
+	}
 	soup_session_send_and_read_async (fixture->session, message, G_PRIORITY_DEFAULT, NULL, send_cb, &pending);
 	while (!pending.done)
 		g_main_context_iteration (NULL, TRUE);
@@ -314,7 +318,7 @@ fetch_strings (Fixture *fixture, const char *method, const char *accept_language
 	answer->vary = g_strdup (soup_message_headers_get_list (headers, "Vary"));
 	data = g_bytes_get_data (pending.body, &size);
 	answer->body = g_strndup (data, size);
-	if (answer->status == 200 && strcmp (method, "GET") == 0) {
+	if (answer->status == 200 && strcmp (method, "GET") == 0 && strcmp (path, "/i18n.json") == 0) {
 		g_autoptr(JsonParser) parser = json_parser_new ();
 		g_autoptr(GError) error = NULL;
 		JsonObject *object;
@@ -328,6 +332,8 @@ fetch_strings (Fixture *fixture, const char *method, const char *accept_language
 	g_bytes_unref (pending.body);
 	return answer;
 }
+
+#define fetch_strings(fixture, method, accept_language) fetch (fixture, method, "/i18n.json", accept_language, NULL)
 
 /* The language the server picks for @accept_language, checked against
  * the headers too. (transfer full) */
@@ -421,6 +427,30 @@ test_strings (Fixture *fixture, gconstpointer user_data)
 	g_assert_cmpuint (head->status, ==, 200);
 	g_assert_cmpstr (head->content_language, ==, "de");
 	g_assert_cmpuint (post->status, ==, 405);
+}
+
+/* The script-free login page (GET /login, and a refused POST /login,
+ * which the dashboard's form leads to) speaks the browser's language too. */
+static void
+test_login_page (Fixture *fixture, gconstpointer user_data)
+{
+	g_autoptr(Answer) german = fetch (fixture, "GET", "/login", "de-DE, en;q=0.5", NULL);
+	g_autoptr(Answer) english = fetch (fixture, "GET", "/login", NULL, NULL);
+	g_autoptr(Answer) refused = fetch (fixture, "POST", "/login", "de", "token=wrong-token-0123456789");
+
+	g_assert_cmpuint (german->status, ==, 200);
+	g_assert_cmpstr (german->content_language, ==, "de");
+	g_assert_cmpstr (german->vary, ==, "Accept-Language");
+	g_assert_nonnull (strstr (german->body, "<html lang=\"de\">"));
+	g_assert_nonnull (strstr (german->body, "<title>stagecoach-Verwaltung</title>"));
+	g_assert_nonnull (strstr (german->body, "Admin-Token"));
+	g_assert_nonnull (strstr (german->body, ">Anmelden</button>"));
+	g_assert_null (strstr (german->body, "Log in"));
+	g_assert_cmpstr (english->content_language, ==, "en");
+	g_assert_nonnull (strstr (english->body, "<html lang=\"en\">"));
+	g_assert_nonnull (strstr (english->body, ">Log in</button>"));
+	g_assert_cmpuint (refused->status, ==, 401);
+	g_assert_nonnull (strstr (refused->body, "Dieses Token ist ungültig."));
 }
 
 /* Catalogues of other languages, in a LOCALEDIR of the test's own. */
@@ -577,6 +607,7 @@ main (int argc, char **argv)
 #define ADD(path, func) g_test_add (path, Fixture, NULL, fixture_setup, func, fixture_teardown)
 	ADD ("/i18n/admin/negotiation", test_negotiation);
 	ADD ("/i18n/admin/strings", test_strings);
+	ADD ("/i18n/admin/login-page", test_login_page);
 	ADD ("/i18n/admin/other-catalogues", test_other_catalogues);
 #undef ADD
 	g_test_add_func ("/i18n/cli/german", test_cli_german);
