@@ -583,6 +583,18 @@ test_cli_german (void)
 		g_clear_pointer (&out, g_free);
 		g_clear_pointer (&err, g_free);
 
+		/* the daemon speaks English (logs, SMTP replies, the spool's
+		 * texts); its --help is German */
+		g_assert_cmpint (run_with_env (envp, &out, &err, "run", "--help", NULL), ==, 0);
+		g_assert_nonnull (strstr (out, "Die Pipeline ausführen."));
+		g_clear_pointer (&out, g_free);
+		g_clear_pointer (&err, g_free);
+		g_assert_cmpint (run_with_env (envp, &out, &err, "run", "--once", NULL), !=, 0);
+		g_assert_nonnull (strstr (err, "“soon” is not a duration"));
+		g_assert_null (strstr (err, "Dauer"));
+		g_clear_pointer (&out, g_free);
+		g_clear_pointer (&err, g_free);
+
 		/* without LANGUAGE: English */
 		g_assert_cmpint (run_with_env (english, &out, &err, "--help", NULL), ==, 0);
 		g_assert_nonnull (strstr (out, "Commands:"));
