@@ -421,7 +421,8 @@
       ul.appendChild(h('li', { class: 'count count-' + st + (n && (st === 'dead' || st === 'held') ? ' alert' : ''), dataset: { state: st } },
         h('a', { href },
           h('span', { class: 'count-n' }, String(n)),
-          h('span', { class: 'count-label' }, st))));
+          // the states are the CLI's and the API's words; the sum is a label
+          h('span', { class: 'count-label' }, st === 'total' ? _('total') : st))));
     }
     section.appendChild(ul);
   }

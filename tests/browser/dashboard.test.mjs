@@ -355,6 +355,8 @@ async function german(base, loginUrl, id, problems) {
     }
     assert((await page.locator('#view h1').textContent()) === 'Übersicht', 'the overview heading is German');
     await page.locator('#overview-lists h2').filter({ hasText: 'Je Liste' }).waitFor();
+    // the states stay the CLI's words (queued, dead …); their sum is a German label
+    await page.locator('#overview-counts li[data-state="total"] .count-label').filter({ hasText: /^gesamt$/ }).waitFor();
     let text = await page.locator('body').innerText();
     for (const english of ['Overview', 'Throughput and backlog', 'Per list', 'Notifications', 'Audit log', 'last hour']) {
       assert(!text.includes(english), `no English "${english}" on the German overview`);
