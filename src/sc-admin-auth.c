@@ -512,27 +512,34 @@ redirect_home (SoupServerMessage *message)
 }
 
 /* A page of our own, in case the dashboard is not compiled in: no script,
- * so the CSP needs no exception. */
+ * so the CSP needs no exception.  In the language the browser asks for
+ * (sc-admin-i18n.c); @problem: (nullable) a msgid. */
 static void
 reply_login_page (SoupServerMessage *message, guint status, const char *problem)
 {
-	g_autofree char *title = g_markup_escape_text (_("stagecoach administration"), -1);
-	g_autofree char *label = g_markup_escape_text (_("Admin token"), -1);
-	g_autofree char *submit = g_markup_escape_text (_("Log in"), -1);
-	g_autofree char *escaped_problem = problem != NULL ? g_markup_escape_text (problem, -1) : NULL;
+	g_autofree char *language = NULL;
+	g_autoptr(ScCatalog) catalog = sc_admin_negotiate_language (
+	    soup_message_headers_get_one (soup_server_message_get_request_headers (message), "Accept-Language"),
+	    &language);
+	g_autofree char *title = g_markup_escape_text (sc_admin_translate (catalog, N_("stagecoach administration")), -1);
+	g_autofree char *label = g_markup_escape_text (sc_admin_translate (catalog, N_("Admin token")), -1);
+	g_autofree char *submit = g_markup_escape_text (sc_admin_translate (catalog, N_("Log in")), -1);
+	g_autofree char *escaped_problem =
+	    problem != NULL ? g_markup_escape_text (sc_admin_translate (catalog, problem), -1) : NULL;
 	g_autofree char *page = g_strdup_printf (
-	    "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>%s</title></head>\n"
+	    "<!DOCTYPE html>\n<html lang=\"%s\"><head><meta charset=\"utf-8\"><title>%s</title></head>\n"
 	    "<body><h1>%s</h1>%s%s%s\n"
 	    "<form method=\"post\" action=\"/login\"><label>%s "
 	    "<input type=\"password\" name=\"token\" autocomplete=\"current-password\" autofocus></label> "
 	    "<button type=\"submit\">%s</button></form></body></html>\n",
-	    title, title,
+	    language != NULL ? language : "en", title, title,
 	    escaped_problem != NULL ? "<p role=\"alert\">" : "",
 	    escaped_problem != NULL ? escaped_problem : "",
 	    escaped_problem != NULL ? "</p>" : "",
 	    label, submit);
 
 	sc_admin_reply_text (message, status, "text/html; charset=utf-8", page);
+	sc_admin_set_language_headers (message, language);
 }
 
 void
@@ -574,15 +581,15 @@ sc_admin_auth_handle_login (ScAdminServer *server, SoupServerMessage *message)
 	g_hash_table_unref (form);
 	if (token == NULL) {
 		peer_failed (auth, soup_server_message_get_remote_host (message), "wrong login token", now);
-		reply_login_page (message, SOUP_STATUS_UNAUTHORIZED, _("That token is not valid."));
+		reply_login_page (message, SOUP_STATUS_UNAUTHORIZED, N_("That token is not valid."));
 		return;
 	}
 	/* a right token, no guess: but one for list software, not for people */
 	if (token->inject_only) {
 		peer_succeeded (auth, soup_server_message_get_remote_host (message));
 		reply_login_page (message, SOUP_STATUS_FORBIDDEN,
-				  _("That token may only hand in mail (POST /api/v1/messages); "
-				    "it cannot open the dashboard."));
+				  N_("That token may only hand in mail (POST /api/v1/messages); "
+				     "it cannot open the dashboard."));
 		return;
 	}
 	name = token->name;

@@ -6,6 +6,7 @@
 #include <libsoup/soup.h>
 
 #include "sc-admin-server.h"
+#include "sc-catalog.h"
 #include "sc-ingress.h"
 
 G_BEGIN_DECLS
@@ -51,6 +52,22 @@ typedef struct {
 
 void sc_admin_identity_free (ScAdminIdentity *identity);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (ScAdminIdentity, sc_admin_identity_free)
+
+/* sc-admin-i18n.c: the dashboard's language */
+#define SC_ADMIN_I18N_PATH "/i18n.json"
+/* The catalogue for @accept_language (an Accept-Language value, nullable):
+ * ranges by q-value ("de-DE" tries de_DE, then de; q=0 refuses; "*" and
+ * "en" are English), among those installed (sc_catalog_path()) with the
+ * plural rule n != 1.  NULL: English; else @out_language is its tag
+ * ("de", "de-AT"). (transfer full) */
+ScCatalog *sc_admin_negotiate_language (const char *accept_language, char **out_language);
+/* GET /i18n.json: {"language": TAG, "strings": {msgid: msgstr | [forms]}},
+ * Vary: Accept-Language, Content-Language: TAG. */
+void sc_admin_i18n_handle (SoupServerMessage *message);
+/* @msgid's text in @catalog (nullable: English), else @msgid. */
+const char *sc_admin_translate (const ScCatalog *catalog, const char *msgid);
+/* Vary: Accept-Language and Content-Language: @language (NULL: "en"). */
+void sc_admin_set_language_headers (SoupServerMessage *message, const char *language);
 
 /* sc-admin-auth.c */
 #define SC_ADMIN_SESSION_COOKIE "stagecoach_session"

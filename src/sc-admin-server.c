@@ -1,6 +1,7 @@
 /* sc-admin-server.c — the admin HTTP server: listening, routing, the
  * security headers every response carries, and the dashboard's assets
- * from the compiled-in GResource /org/stagecoach/dashboard/.
+ * from the compiled-in GResource /org/stagecoach/dashboard/ (its strings in
+ * the reader's language: sc-admin-i18n.c).
  *
  * One early handler sees every request once its headers are in, before
  * the body is read: the peer, the Host, the Origin, the caller's identity
@@ -455,7 +456,8 @@ static gboolean
 is_public_path (const char *path)
 {
 	return strcmp (path, "/healthz") == 0 || strcmp (path, "/login") == 0 || strcmp (path, "/") == 0 ||
-	       strcmp (path, "/index.html") == 0 || g_str_has_prefix (path, "/static/");
+	       strcmp (path, "/index.html") == 0 || g_str_has_prefix (path, "/static/") ||
+	       strcmp (path, SC_ADMIN_I18N_PATH) == 0;
 }
 
 /* Everything that can be decided from the headers is, here, before the
@@ -557,6 +559,11 @@ server_cb (SoupServer *soup,
 	}
 	if (strcmp (path, "/login") == 0) {
 		sc_admin_auth_handle_login (server, message);
+		return;
+	}
+	/* the dashboard's strings: the login page needs them too */
+	if (strcmp (path, SC_ADMIN_I18N_PATH) == 0) {
+		sc_admin_i18n_handle (message);
 		return;
 	}
 	if (strcmp (path, "/") == 0 || strcmp (path, "/index.html") == 0 ||

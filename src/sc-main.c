@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <sysexits.h>
 
+#include "sc-catalog.h"
 #include "sc-cli.h"
 #include "sc-error.h"
 #include "sc-i18n.h"
@@ -45,6 +46,48 @@ print_usage (FILE *stream)
 	for (gsize i = 0; i < G_N_ELEMENTS (commands); i++)
 		fprintf (stream, "  %-14s %s\n", commands[i].name, _(commands[i].summary));
 	fprintf (stream, "\n%s\n", _("Run “stagecoach COMMAND --help” for a command's options."));
+}
+
+/* The environment's locale, and a language asked for with LANGUAGE even
+ * where none is generated: glibc ignores LANGUAGE when LC_MESSAGES is
+ * "C" (LANG unset, as under systemd, or naming a locale not generated
+ * here), but not for C.UTF-8, which glibc always has built in.  The
+ * catalogues are UTF-8, so is then the character set.  The build tree's
+ * catalogues: $STAGECOACH_LOCALEDIR (sc-catalog.h). */
+static void
+setup_locale (void)
+{
+	const char *language = g_getenv ("LANGUAGE");
+	const char *messages;
+
+	setlocale (LC_ALL, "");
+	messages = setlocale (LC_MESSAGES, NULL);
+	if (language != NULL && *language != '\0' && messages != NULL &&
+	    (strcmp (messages, "C") == 0 || strcmp (messages, "POSIX") == 0)) {
+		const char *ctype = setlocale (LC_CTYPE, NULL);
+		if (ctype != NULL && (strcmp (ctype, "C") == 0 || strcmp (ctype, "POSIX") == 0))
+			setlocale (LC_CTYPE, "C.UTF-8");
+		setlocale (LC_MESSAGES, "C.UTF-8");
+	}
+	bindtextdomain (GETTEXT_PACKAGE, sc_catalog_localedir ());
+	bind_textdomain_codeset (GETTEXT_PACKAGE, "UTF-8");
+	textdomain (GETTEXT_PACKAGE);
+}
+
+/* The daemon speaks English whatever the terminal's language: its log
+ * lines embed error texts and are grepped and documented, its SMTP replies
+ * are protocol, and what it stores in the spool (last errors, notes) is
+ * read by every operator and program alike.  Its --help stays the
+ * reader's. */
+static void
+daemon_messages_in_english (int argc, char **argv)
+{
+	for (int i = 1; i < argc && strcmp (argv[i], "--") != 0; i++) {
+		if (g_str_has_prefix (argv[i], "--help") || strcmp (argv[i], "-h") == 0 ||
+		    strcmp (argv[i], "-?") == 0)
+			return;
+	}
+	setlocale (LC_MESSAGES, "C");
 }
 
 /* Takes --config/-c and --verbose/-v from before the command only: after
@@ -93,10 +136,7 @@ main (int argc, char **argv)
 	g_autofree char *program = NULL;
 	int status = EX_USAGE;
 
-	setlocale (LC_ALL, "");
-	bindtextdomain (GETTEXT_PACKAGE, LOCALEDIR);
-	bind_textdomain_codeset (GETTEXT_PACKAGE, "UTF-8");
-	textdomain (GETTEXT_PACKAGE);
+	setup_locale ();
 	/* a peer that hangs up must be an error return, never our death */
 	signal (SIGPIPE, SIG_IGN);
 
@@ -124,6 +164,8 @@ main (int argc, char **argv)
 	for (gsize i = 0; i < G_N_ELEMENTS (commands); i++) {
 		if (strcmp (argv[1], commands[i].name) == 0) {
 			cli.command = commands[i].name;
+			if (commands[i].func == sc_cli_run)
+				daemon_messages_in_english (argc - 1, argv + 1);
 			status = commands[i].func (&cli, argc - 1, argv + 1);
 			goto done;
 		}

@@ -15,6 +15,69 @@
   const view = document.getElementById('view');
   const flashBox = document.getElementById('flash');
 
+  // ---- translations ------------------------------------------------------
+
+  // The server's catalogue (po/*.po, compiled) for the language it chose
+  // from Accept-Language: GET /i18n.json (doc/admin-api.md) gives
+  // {msgid: msgstr}, a plural entry as [singular form, plural form].
+  // English needs none.  xgettext extracts _() and ngettext() from this
+  // file into po/stagecoach.pot; "%s" and "%d" are filled in order by fmt().
+  let strings = {};
+
+  function _(msgid) {
+    const t = strings[msgid];
+    if (typeof t === 'string' && t) return t;
+    if (Array.isArray(t) && t[0]) return t[0];
+    return msgid;
+  }
+
+  // The server offers only catalogues whose plural rule is n != 1.
+  function ngettext(one, many, n) {
+    const t = strings[one];
+    const i = n === 1 ? 0 : 1;
+    if (Array.isArray(t) && t[i]) return t[i];
+    return i ? many : one;
+  }
+
+  function fmt(template, ...args) {
+    let i = 0;
+    return template.replace(/%([sd%])/g, (m, c) => (c === '%' ? '%' : String(args[i++])));
+  }
+
+  async function loadStrings() {
+    try {
+      const res = await fetch('/i18n.json', { credentials: 'same-origin', cache: 'no-store' });
+      if (!res.ok) return;
+      const data = await res.json();
+      strings = data && typeof data.strings === 'object' && data.strings ? data.strings : {};
+      if (data && typeof data.language === 'string') document.documentElement.lang = data.language;
+    } catch (e) {
+      strings = {};
+    }
+  }
+
+  // index.html's own text, by element id
+  function translatePage() {
+    const byId = {
+      'nav-overview': _('Overview'),
+      'nav-messages': _('Messages'),
+      'nav-mailers': _('Mailers'),
+      'nav-notifications': _('Notifications'),
+      'nav-audit': _('Audit log'),
+      'loading': _('Loading…'),
+      'confirm-title': _('Are you sure?'),
+      'confirm-input-caption': _('Reason'),
+      'confirm-cancel': _('Cancel'),
+      'confirm-ok': _('OK'),
+    };
+    for (const [id, value] of Object.entries(byId)) {
+      const el = document.getElementById(id);
+      if (el) el.textContent = value;
+    }
+    const nav = document.getElementById('nav');
+    if (nav) nav.setAttribute('aria-label', _('Sections'));
+  }
+
   // ---- DOM helpers -------------------------------------------------------
 
   // h('a', {href: '#/', class: 'x', dataset: {id: 1}, onclick: fn}, 'text', node, [more])
@@ -89,7 +152,8 @@
     else if (d < 3600) out = Math.round(d / 60) + ' min';
     else if (d < 86400) out = Math.round(d / 3600) + ' h';
     else out = Math.round(d / 86400) + ' d';
-    return future ? 'in ' + out : out + ' ago';
+    // TRANSLATORS: %s is a span of time such as "5 min"
+    return future ? fmt(_('in %s'), out) : fmt(_('%s ago'), out);
   }
 
   function duration(a, b) {
@@ -171,7 +235,7 @@
       try {
         res = await fetch(path, { method, headers, body, credentials: 'same-origin', cache: 'no-store' });
       } catch (e) {
-        throw new ApiError(0, 'cannot reach the stagecoach admin server');
+        throw new ApiError(0, _('cannot reach the stagecoach admin server'));
       }
       // The token is per server process: after a restart fetch it again, once.
       if (res.status === 403 && changing && attempt === 0) continue;
@@ -184,7 +248,7 @@
         data = t ? { error: t } : null;
       }
       if (!res.ok) {
-        const msg = data && data.error ? String(data.error) : res.status + ' ' + res.statusText;
+        const msg = data && data.error ? _(String(data.error)) : res.status + ' ' + res.statusText;
         throw new ApiError(res.status, msg);
       }
       return data;
@@ -265,22 +329,22 @@
       return;
     }
     view.appendChild(h('div', { class: 'error-box', id: 'error' },
-      h('h1', null, e instanceof ApiError && e.status === 404 ? 'Not found' : 'Error'),
+      h('h1', null, e instanceof ApiError && e.status === 404 ? _('Not found') : _('Error')),
       h('p', null, e.message || String(e))));
   }
 
   function loginPage() {
-    document.title = 'Sign in · stagecoach';
+    document.title = _('Sign in') + ' · stagecoach';
     view.appendChild(h('section', { class: 'card login' },
-      h('h1', null, 'Sign in'),
-      h('p', null, 'This admin server needs a token. On the server, `stagecoach admin-url` prints a login link.'),
+      h('h1', null, _('Sign in')),
+      h('p', null, _('This admin server needs a token. On the server, `stagecoach admin-url` prints a login link.')),
       h('form', { method: 'post', action: '/login' },
-        h('label', null, 'Token ', h('input', { type: 'password', name: 'token', required: true, autocomplete: 'current-password' })),
-        h('button', { type: 'submit', class: 'primary' }, 'Sign in'))));
+        h('label', null, _('Token') + ' ', h('input', { type: 'password', name: 'token', required: true, autocomplete: 'current-password' })),
+        h('button', { type: 'submit', class: 'primary' }, _('Sign in')))));
   }
 
   function notFoundPage() {
-    view.appendChild(h('p', null, 'No such page. ', h('a', { href: '#/' }, 'Overview')));
+    view.appendChild(h('p', null, _('No such page.') + ' ', h('a', { href: '#/' }, _('Overview'))));
   }
 
   // ---- confirmation dialog (a <dialog>, not window.confirm) ------------
@@ -296,7 +360,7 @@
     input.value = '';
     if (opts.input) document.getElementById('confirm-input-caption').textContent = opts.input;
     const ok = document.getElementById('confirm-ok');
-    ok.textContent = opts.ok || 'OK';
+    ok.textContent = opts.ok || _('OK');
     ok.className = opts.danger ? 'danger' : 'primary';
     return new Promise((resolve) => {
       dlg.addEventListener('close', function onClose() {
@@ -316,12 +380,12 @@
   const backlogSamples = [];
 
   async function overviewPage(gen) {
-    document.title = 'Overview · stagecoach';
-    const counts = h('section', { class: 'card', id: 'overview-counts' }, h('h2', null, 'Messages'));
-    const lists = h('section', { class: 'card', id: 'overview-lists' }, h('h2', null, 'Per list'));
-    const chart = h('section', { class: 'card wide', id: 'overview-chart' }, h('h2', null, 'Throughput and backlog'));
-    const mailers = h('section', { class: 'card wide', id: 'overview-mailers' }, h('h2', null, 'Mailers'));
-    view.appendChild(h('h1', null, 'Overview'));
+    document.title = _('Overview') + ' · stagecoach';
+    const counts = h('section', { class: 'card', id: 'overview-counts' }, h('h2', null, _('Messages')));
+    const lists = h('section', { class: 'card', id: 'overview-lists' }, h('h2', null, _('Per list')));
+    const chart = h('section', { class: 'card wide', id: 'overview-chart' }, h('h2', null, _('Throughput and backlog')));
+    const mailers = h('section', { class: 'card wide', id: 'overview-mailers' }, h('h2', null, _('Mailers')));
+    view.appendChild(h('h1', null, _('Overview')));
     view.appendChild(h('div', { class: 'grid' }, counts, lists, chart, mailers));
 
     async function refresh() {
@@ -357,7 +421,8 @@
       ul.appendChild(h('li', { class: 'count count-' + st + (n && (st === 'dead' || st === 'held') ? ' alert' : ''), dataset: { state: st } },
         h('a', { href },
           h('span', { class: 'count-n' }, String(n)),
-          h('span', { class: 'count-label' }, st))));
+          // the states are the CLI's and the API's words; the sum is a label
+          h('span', { class: 'count-label' }, st === 'total' ? _('total') : st))));
     }
     section.appendChild(ul);
   }
@@ -367,17 +432,17 @@
     const lists = status.lists || {};
     const names = Object.keys(lists).sort();
     if (!names.length) {
-      section.appendChild(h('p', { class: 'muted' }, 'No messages yet.'));
+      section.appendChild(h('p', { class: 'muted' }, _('No messages yet.')));
       return;
     }
     const rows = names.map((name) => h('tr', { dataset: { list: name } },
-      h('th', { scope: 'row', 'data-label': 'List' }, h('a', { href: '#/messages' + qs({ list: name }) }, name)),
+      h('th', { scope: 'row', 'data-label': _('List') }, h('a', { href: '#/messages' + qs({ list: name }) }, name)),
       STATES.map((st) => {
         const n = lists[name][st] || 0;
         return td(st, n ? h('a', { href: '#/messages' + qs({ list: name, state: st }), class: 'num' }, String(n))
           : h('span', { class: 'muted num' }, '0'));
       })));
-    section.appendChild(table(['List'].concat(STATES), rows, { class: 'compact' }));
+    section.appendChild(table([_('List')].concat(STATES), rows, { class: 'compact' }));
   }
 
   function renderChart(section, throughput, backlog) {
@@ -385,7 +450,7 @@
     const W = 900, H = 180, PAD_L = 36, PAD_B = 20, PAD_T = 10, PAD_R = 36;
     const plotW = W - PAD_L - PAD_R, plotH = H - PAD_T - PAD_B;
     const svg = s('svg', { viewBox: `0 0 ${W} ${H}`, class: 'chart', role: 'img', id: 'throughput-chart',
-      'aria-label': 'Messages done and failed per minute over the last hour, and the backlog' });
+      'aria-label': _('Messages done and failed per minute over the last hour, and the backlog') });
     const points = throughput.slice(-60);
     const maxBar = Math.max(1, ...points.map((p) => (p.done || 0) + (p.failed || 0)));
     const barW = plotW / Math.max(points.length, 1);
@@ -398,7 +463,8 @@
       const done = p.done || 0, failed = p.failed || 0;
       const x = PAD_L + i * barW + barW * 0.1, w = Math.max(barW * 0.8, 1);
       const hd = (done / maxBar) * plotH, hf = (failed / maxBar) * plotH;
-      const g = s('g', {}, s('title', {}, `${text(p.at, '')}: ${done} done, ${failed} failed`));
+      // TRANSLATORS: a minute of the chart: its time, then the counts
+      const g = s('g', {}, s('title', {}, fmt(_('%s: %d done, %d failed'), text(p.at, ''), done, failed)));
       if (done) g.appendChild(s('rect', { x, y: PAD_T + plotH - hd, width: w, height: hd, class: 'bar-done' }));
       if (failed) g.appendChild(s('rect', { x, y: PAD_T + plotH - hd - hf, width: w, height: hf, class: 'bar-failed' }));
       svg.appendChild(g);
@@ -420,9 +486,9 @@
     const sum = (k) => points.reduce((a, p) => a + (p[k] || 0), 0);
     section.appendChild(svg);
     section.appendChild(h('p', { class: 'legend' },
-      h('span', { class: 'key key-done' }), `done ${sum('done')}`, ' ',
-      h('span', { class: 'key key-failed' }), `failed ${sum('failed')}`, ' (last hour, per minute) ',
-      h('span', { class: 'key key-backlog' }), `backlog ${last} (since this page opened)`));
+      h('span', { class: 'key key-done' }), fmt(_('done %d'), sum('done')), ' ',
+      h('span', { class: 'key key-failed' }), fmt(_('failed %d'), sum('failed')), ' ' + _('(last hour, per minute)') + ' ',
+      h('span', { class: 'key key-backlog' }), fmt(_('backlog %d (since this page opened)'), last)));
   }
 
   function renderMailerHealth(section, mailers) {
@@ -432,15 +498,16 @@
       return;
     }
     if (!mailers || !mailers.length) {
-      section.appendChild(h('p', { class: 'muted' }, 'No mailers configured.'));
+      section.appendChild(h('p', { class: 'muted' }, _('No mailers configured.')));
       return;
     }
     const ul = h('ul', { class: 'mailer-health' });
     for (const m of mailers) {
       ul.appendChild(h('li', { class: 'mailer circuit-' + (m.circuit === 'open' ? 'open' : 'closed'), dataset: { mailer: text(m.name, '') } },
         h('strong', null, text(m.name)), ' ', badge(m.circuit === 'open' ? 'open' : 'ok'),
-        h('span', { class: 'muted' }, ` ${m.transactions || 0} transactions, ${m.failures || 0} failures`),
-        m.circuit === 'open' && m.open_until ? h('span', null, ' until ', time(m.open_until)) : null,
+        h('span', { class: 'muted' }, ' ' + fmt(ngettext('%d transaction', '%d transactions', m.transactions || 0), m.transactions || 0) +
+          ', ' + fmt(ngettext('%d failure', '%d failures', m.failures || 0), m.failures || 0)),
+        m.circuit === 'open' && m.open_until ? h('span', null, ' ' + _('until') + ' ', time(m.open_until)) : null,
         m.last_error ? h('div', { class: 'error small' }, text(m.last_error)) : null));
     }
     section.appendChild(ul);
@@ -449,27 +516,27 @@
   // ---- message search ----------------------------------------------------
 
   async function messagesPage(gen, _parts, params) {
-    document.title = 'Messages · stagecoach';
+    document.title = _('Messages') + ' · stagecoach';
     const f = {
       state: params.get('state') || '',
       list: params.get('list') || '',
       stage: params.get('stage') || '',
       q: params.get('q') || '',
     };
-    const listSelect = h('select', { id: 'filter-list', name: 'list' }, h('option', { value: '' }, 'any list'));
+    const listSelect = h('select', { id: 'filter-list', name: 'list' }, h('option', { value: '' }, _('any list')));
     if (f.list) listSelect.appendChild(h('option', { value: f.list }, f.list));
     listSelect.value = f.list;
     const form = h('form', { class: 'filters', id: 'filters', role: 'search' },
-      h('label', null, h('span', null, 'State'),
-        h('select', { id: 'filter-state', name: 'state' }, h('option', { value: '' }, 'any state'),
+      h('label', null, h('span', null, _('State')),
+        h('select', { id: 'filter-state', name: 'state' }, h('option', { value: '' }, _('any state')),
           STATES.map((st) => h('option', { value: st, selected: st === f.state }, st)))),
-      h('label', null, h('span', null, 'List'), listSelect),
-      h('label', null, h('span', null, 'Stage'),
-        h('input', { id: 'filter-stage', name: 'stage', type: 'text', value: f.stage, placeholder: 'e.g. deliver', list: 'stage-names', autocomplete: 'off' })),
+      h('label', null, h('span', null, _('List')), listSelect),
+      h('label', null, h('span', null, _('Stage')),
+        h('input', { id: 'filter-stage', name: 'stage', type: 'text', value: f.stage, placeholder: _('e.g. deliver'), list: 'stage-names', autocomplete: 'off' })),
       h('datalist', { id: 'stage-names' }, ['decorate', 'archive', 'deliver'].map((n) => h('option', { value: n }))),
-      h('label', { class: 'grow' }, h('span', null, 'Search'),
-        h('input', { id: 'q', name: 'q', type: 'search', value: f.q, placeholder: 'subject, sender, Message-ID, error', autocomplete: 'off' })),
-      h('button', { id: 'search', type: 'submit', class: 'primary' }, 'Search'));
+      h('label', { class: 'grow' }, h('span', null, _('Search')),
+        h('input', { id: 'q', name: 'q', type: 'search', value: f.q, placeholder: _('subject, sender, Message-ID, error'), autocomplete: 'off' })),
+      h('button', { id: 'search', type: 'submit', class: 'primary' }, _('Search')));
     form.addEventListener('submit', (ev) => {
       ev.preventDefault();
       const next = '#/messages' + qs({
@@ -482,16 +549,16 @@
 
     const bulk = h('div', { class: 'bulk', id: 'bulk' });
     const tbody = h('tbody', { id: 'results' });
-    const more = h('button', { id: 'more', type: 'button', hidden: true }, 'More');
-    const summary = h('p', { class: 'muted', id: 'result-count' }, 'Searching…');
-    view.appendChild(h('h1', null, 'Messages'));
+    const more = h('button', { id: 'more', type: 'button', hidden: true }, _('More'));
+    const summary = h('p', { class: 'muted', id: 'result-count' }, _('Searching…'));
+    view.appendChild(h('h1', null, _('Messages')));
     view.appendChild(form);
     view.appendChild(bulk);
     view.appendChild(summary);
     view.appendChild(h('div', { class: 'table-wrap' },
       h('table', { class: 'messages responsive', id: 'message-table' },
         h('thead', null, h('tr', null,
-          ['State', 'Subject', 'List', 'Sender', 'Last error', 'Fails', 'Updated'].map((c) => h('th', { scope: 'col' }, c)))),
+          [_('State'), _('Subject'), _('List'), _('Sender'), _('Last error'), _('Fails'), _('Updated')].map((c) => h('th', { scope: 'col' }, c)))),
         tbody)));
     view.appendChild(h('div', { class: 'pager' }, more));
 
@@ -516,8 +583,9 @@
       cursor = page.next || null;
       more.hidden = !cursor;
       more.disabled = false;
-      summary.textContent = shown === 0 ? 'No messages match.'
-        : `${shown} message${shown === 1 ? '' : 's'} shown${cursor ? ', more available' : ''}.`;
+      summary.textContent = shown === 0 ? _('No messages match.')
+        : cursor ? fmt(ngettext('%d message shown, more available.', '%d messages shown, more available.', shown), shown)
+          : fmt(ngettext('%d message shown.', '%d messages shown.', shown), shown);
     }
     more.addEventListener('click', () => load().catch((e) => { more.disabled = false; flash(e.message, 'error'); }));
     await load();
@@ -526,24 +594,27 @@
   function messageRow(m) {
     const href = messageHref(m.id);
     return h('tr', { class: 'message-row', dataset: { id: text(m.id, ''), state: text(m.state, '') } },
-      td('State', badge(m.state)),
-      td('Subject', h('a', { href, class: 'subject-link' }, text(m.subject, '(no subject)')),
+      td(_('State'), badge(m.state)),
+      td(_('Subject'), h('a', { href, class: 'subject-link' }, text(m.subject, _('(no subject)'))),
         h('div', { class: 'muted small mono' }, text(m.id, ''))),
-      td('List', text(m.list)),
-      td('Sender', text(m.sender, '<>')),
-      td('Last error', m.hold_reason ? h('span', null, 'held: ', m.hold_reason) : h('span', { class: 'error small' }, text(m.last_error, ''))),
-      td('Fails', String(m.failures || 0)),
-      td('Updated', time(m.updated_at)));
+      td(_('List'), text(m.list)),
+      td(_('Sender'), text(m.sender, '<>')),
+      td(_('Last error'), m.hold_reason ? h('span', null, _('held:') + ' ', m.hold_reason) : h('span', { class: 'error small' }, text(m.last_error, ''))),
+      td(_('Fails'), String(m.failures || 0)),
+      td(_('Updated'), time(m.updated_at)));
   }
 
   function renderBulk(box, f) {
     clear(box);
     const retryable = f.state === 'dead' || f.state === 'deferred';
     const btn = h('button', { type: 'button', id: 'bulk-retry', disabled: !retryable },
-      retryable ? `Retry all ${f.state} messages${f.list ? ' of ' + f.list : ''}…` : 'Retry all…');
+      !retryable ? _('Retry all…')
+        // TRANSLATORS: %s is a state (dead, deferred), then a list's name
+        : f.list ? fmt(_('Retry all %s messages of %s…'), f.state, f.list)
+          : fmt(_('Retry all %s messages…'), f.state));
     box.appendChild(btn);
     if (!retryable) {
-      box.appendChild(h('span', { class: 'muted small' }, ' Bulk retry works on the state filter dead or deferred.'));
+      box.appendChild(h('span', { class: 'muted small' }, ' ' + _('Bulk retry works on the state filter dead or deferred.')));
       return;
     }
     btn.addEventListener('click', async () => {
@@ -556,17 +627,19 @@
         const dry = await api('/api/v1/retry', { method: 'POST', body });
         const n = dry.count || 0;
         if (!n) {
-          flash(`No ${f.state} messages to retry.`, 'info');
+          flash(fmt(_('No %s messages to retry.'), f.state), 'info');
           return;
         }
-        let msg = `Retry ${n} ${f.state} message${n === 1 ? '' : 's'}${f.list ? ' of list ' + f.list : ''}? ` +
-          'Each starts a new cycle and becomes due now.';
-        if (f.q || f.stage) msg += ' Only messages matching the current search are retried.';
-        const ok = await ask(`Retry ${n} message${n === 1 ? '' : 's'}?`, msg, { ok: `Retry ${n}` });
+        // TRANSLATORS: a count, a state (dead, deferred)[, a list's name]
+        let msg = (f.list ? fmt(ngettext('Retry %d %s message of list %s?', 'Retry %d %s messages of list %s?', n), n, f.state, f.list)
+          : fmt(ngettext('Retry %d %s message?', 'Retry %d %s messages?', n), n, f.state)) +
+          ' ' + _('Each starts a new cycle and becomes due now.');
+        if (f.q || f.stage) msg += ' ' + _('Only messages matching the current search are retried.');
+        const ok = await ask(fmt(ngettext('Retry %d message?', 'Retry %d messages?', n), n), msg, { ok: fmt(_('Retry %d'), n) });
         if (!ok) return;
         body.dry_run = false;
         const res = await api('/api/v1/retry', { method: 'POST', body });
-        flash(`${res.count || 0} message${res.count === 1 ? '' : 's'} queued for retry.`, 'ok');
+        flash(fmt(ngettext('%d message queued for retry.', '%d messages queued for retry.', res.count || 0), res.count || 0), 'ok');
         route();
       } catch (e) {
         flash(e.message, 'error');
@@ -601,33 +674,33 @@
     every(gen, POLL_MS, () => refresh(false).catch((e) => {
       if (e instanceof ApiError && e.status === 404) {
         clear(box);
-        box.appendChild(h('p', null, 'This message no longer exists. ', h('a', { href: '#/messages' }, 'Messages')));
+        box.appendChild(h('p', null, _('This message no longer exists.') + ' ', h('a', { href: '#/messages' }, _('Messages'))));
         generation++;
       }
     }));
   }
 
   function renderMessage(box, m, base, retryStage, reload) {
-    document.title = text(m.subject, '(no subject)') + ' · stagecoach';
+    document.title = text(m.subject, _('(no subject)')) + ' · stagecoach';
     box.dataset.id = text(m.id, '');
-    box.appendChild(h('p', { class: 'crumbs' }, h('a', { href: '#/messages' }, 'Messages'), ' / ', h('span', { class: 'mono' }, text(m.id))));
-    box.appendChild(h('h1', { id: 'subject' }, text(m.subject, '(no subject)')));
+    box.appendChild(h('p', { class: 'crumbs' }, h('a', { href: '#/messages' }, _('Messages')), ' / ', h('span', { class: 'mono' }, text(m.id))));
+    box.appendChild(h('h1', { id: 'subject' }, text(m.subject, _('(no subject)'))));
 
     // Summary.
     const dl = h('dl', { class: 'facts' });
     const fact = (k, ...v) => dl.append(h('dt', null, k), h('dd', null, ...v));
-    fact('State', h('span', { id: 'message-state', class: 'badge badge-' + text(m.state, '').replace(/[^a-z]/g, '') }, text(m.state)));
-    fact('List', m.list ? h('a', { href: '#/messages' + qs({ list: m.list }) }, m.list) : '—');
-    fact('Sender', text(m.sender, '<>'));
-    fact('Message-ID', h('span', { class: 'mono' }, text(m.message_id)));
-    fact('Pipeline', (m.pipeline || []).join(' → ') || '—');
-    fact('Created', time(m.created_at));
-    fact('Updated', time(m.updated_at));
-    fact('Next attempt', time(m.next_attempt_at));
-    fact('Failures', String(m.failures || 0), ` in cycle ${m.cycle || 1}`);
-    fact('Size', bytes(m.size));
-    if (m.hold_reason) fact('Held because', text(m.hold_reason));
-    if (m.last_error) fact('Last error', h('span', { class: 'error', id: 'last-error' }, text(m.last_error)));
+    fact(_('State'), h('span', { id: 'message-state', class: 'badge badge-' + text(m.state, '').replace(/[^a-z]/g, '') }, text(m.state)));
+    fact(_('List'), m.list ? h('a', { href: '#/messages' + qs({ list: m.list }) }, m.list) : '—');
+    fact(_('Sender'), text(m.sender, '<>'));
+    fact(_('Message-ID'), h('span', { class: 'mono' }, text(m.message_id)));
+    fact(_('Pipeline'), (m.pipeline || []).join(' → ') || '—');
+    fact(_('Created'), time(m.created_at));
+    fact(_('Updated'), time(m.updated_at));
+    fact(_('Next attempt'), time(m.next_attempt_at));
+    fact(_('Failures'), String(m.failures || 0), ' ' + fmt(_('in cycle %d'), m.cycle || 1));
+    fact(_('Size'), bytes(m.size));
+    if (m.hold_reason) fact(_('Held because'), text(m.hold_reason));
+    if (m.last_error) fact(_('Last error'), h('span', { class: 'error', id: 'last-error' }, text(m.last_error)));
     box.appendChild(h('section', { class: 'card' }, dl));
 
     box.appendChild(renderActions(m, base, retryStage, reload));
@@ -641,7 +714,7 @@
   function renderActions(m, base, retryStage, reload) {
     // the server's table of what this state allows (sc_message_state_allows)
     const allows = (action) => (m.actions || []).includes(action);
-    const section = h('section', { class: 'card actions', id: 'actions' }, h('h2', null, 'Actions'));
+    const section = h('section', { class: 'card actions', id: 'actions' }, h('h2', null, _('Actions')));
 
     async function act(label, path, body, method) {
       try {
@@ -653,37 +726,40 @@
       }
     }
 
-    const retry = h('button', { id: 'retry', type: 'button', class: 'primary', disabled: !allows('retry') }, 'Retry');
-    retry.addEventListener('click', () => act('Retry queued: the message is due now in a new cycle.', '/retry', {}));
+    const retry = h('button', { id: 'retry', type: 'button', class: 'primary', disabled: !allows('retry') }, _('Retry'));
+    retry.addEventListener('click', () => act(_('Retry queued: the message is due now in a new cycle.'), '/retry', {}));
 
     const stages = m.pipeline || [];
-    const stageSelect = h('select', { id: 'retry-stage', 'aria-label': 'Stage to retry from' },
+    const stageSelect = h('select', { id: 'retry-stage', 'aria-label': _('Stage to retry from') },
       stages.map((st) => h('option', { value: st, selected: st === retryStage }, st)));
-    const retryFrom = h('button', { id: 'retry-from', type: 'button', disabled: !allows('retry-from-stage') || !stages.length }, 'Retry from stage');
+    const retryFrom = h('button', { id: 'retry-from', type: 'button', disabled: !allows('retry-from-stage') || !stages.length }, _('Retry from stage'));
     retryFrom.addEventListener('click', async () => {
       const st = stageSelect.value;
-      const ok = await ask(`Retry from ${st}?`,
-        `The records of ${st} and every later stage are forgotten and the message runs again from ${st}.`, { ok: 'Retry from ' + st });
-      if (ok) act(`Retry from ${st} queued.`, '/retry', { from_stage: st });
+      // TRANSLATORS: %s is a stage's name (decorate, archive, deliver)
+      const ok = await ask(fmt(_('Retry from %s?'), st),
+        fmt(_('The records of %s and every later stage are forgotten and the message runs again from %s.'), st, st),
+        { ok: fmt(_('Retry from %s'), st) });
+      if (ok) act(fmt(_('Retry from %s queued.'), st), '/retry', { from_stage: st });
     });
 
-    const hold = h('button', { id: 'hold', type: 'button', disabled: !allows('hold') }, 'Hold');
+    const hold = h('button', { id: 'hold', type: 'button', disabled: !allows('hold') }, _('Hold'));
     hold.addEventListener('click', async () => {
-      const ok = await ask('Hold this message?', 'It will not be processed until it is released.', { input: 'Reason (optional)', ok: 'Hold' });
-      if (ok) act('Message held.', '/hold', ok.value ? { reason: ok.value } : {});
+      const ok = await ask(_('Hold this message?'), _('It will not be processed until it is released.'), { input: _('Reason (optional)'), ok: _('Hold') });
+      if (ok) act(_('Message held.'), '/hold', ok.value ? { reason: ok.value } : {});
     });
-    const release = h('button', { id: 'release', type: 'button', disabled: !allows('release') }, 'Release');
-    release.addEventListener('click', () => act('Message released.', '/release', {}));
+    const release = h('button', { id: 'release', type: 'button', disabled: !allows('release') }, _('Release'));
+    release.addEventListener('click', () => act(_('Message released.'), '/release', {}));
 
-    const del = h('button', { id: 'delete', type: 'button', class: 'danger', disabled: !allows('delete') }, 'Delete');
+    const del = h('button', { id: 'delete', type: 'button', class: 'danger', disabled: !allows('delete') }, _('Delete'));
     del.addEventListener('click', async () => {
-      const ok = await ask('Delete this message?',
-        `“${text(m.subject, '(no subject)')}” (${text(m.id)}) and all its records are removed from the spool. This cannot be undone.`,
-        { ok: 'Delete', danger: true });
+      const ok = await ask(_('Delete this message?'),
+        // TRANSLATORS: the subject, then the queue id
+        fmt(_('“%s” (%s) and all its records are removed from the spool. This cannot be undone.'), text(m.subject, _('(no subject)')), text(m.id)),
+        { ok: _('Delete'), danger: true });
       if (!ok) return;
       try {
         await api(base, { method: 'DELETE' });
-        flash('Message deleted.', 'ok');
+        flash(_('Message deleted.'), 'ok');
         location.hash = '#/messages';
       } catch (e) {
         flash(e.message, 'error');
@@ -692,12 +768,12 @@
 
     section.appendChild(h('div', { class: 'buttons' }, retry,
       h('span', { class: 'joined' }, stageSelect, retryFrom), hold, release, del));
-    if (m.state === 'active') section.appendChild(h('p', { class: 'muted small' }, 'A runner is working on this message right now.'));
+    if (m.state === 'active') section.appendChild(h('p', { class: 'muted small' }, _('A runner is working on this message right now.')));
     return section;
   }
 
   function renderDownloads(m, base) {
-    const links = [h('a', { href: base + '/raw', download: text(m.id, 'message') + '.eml', id: 'download-raw', class: 'button' }, 'Raw message')];
+    const links = [h('a', { href: base + '/raw', download: text(m.id, 'message') + '.eml', id: 'download-raw', class: 'button' }, _('Raw message'))];
     for (const st of m.stages || []) {
       if (st.output_size === null || st.output_size === undefined) continue;
       const name = text(st.stage, '');
@@ -706,9 +782,9 @@
         download: `${text(m.id, 'message')}-${name}.eml`, class: 'button',
         id: name === 'decorate' ? 'download-decorated' : null,
         dataset: { stage: name },
-      }, name === 'decorate' ? 'Decorated message' : `Output of ${name}`, h('span', { class: 'muted small' }, ' ' + bytes(st.output_size))));
+      }, name === 'decorate' ? _('Decorated message') : fmt(_('Output of %s'), name), h('span', { class: 'muted small' }, ' ' + bytes(st.output_size))));
     }
-    return h('section', { class: 'card', id: 'downloads' }, h('h2', null, 'Downloads'), h('div', { class: 'buttons' }, links));
+    return h('section', { class: 'card', id: 'downloads' }, h('h2', null, _('Downloads')), h('div', { class: 'buttons' }, links));
   }
 
   function renderTimeline(m) {
@@ -728,48 +804,48 @@
       ol.appendChild(h('li', { class: cls, dataset: { stage: name } },
         h('strong', null, name), ' ', badge(status), ' ',
         rec ? time(rec.completed_at) : lastA ? time(lastA.finished_at || lastA.started_at) : null,
-        mine.length ? h('span', { class: 'muted small' }, ` ${mine.length} attempt${mine.length === 1 ? '' : 's'}`) : null,
+        mine.length ? h('span', { class: 'muted small' }, ' ' + fmt(ngettext('%d attempt', '%d attempts', mine.length), mine.length)) : null,
         rec && rec.note ? h('div', { class: 'small' }, text(rec.note)) : null,
         !rec && lastA && lastA.error ? h('div', { class: 'error small' }, text(lastA.error)) : null));
     }
     if (m.state === 'done') ol.appendChild(h('li', { class: 'tl-done' }, h('strong', null, 'done'), ' ', time(m.updated_at)));
     if (m.state === 'dead') ol.appendChild(h('li', { class: 'tl-failed' }, h('strong', null, 'dead'), ' ', time(m.updated_at)));
-    return h('section', { class: 'card' }, h('h2', null, 'Stages'), ol);
+    return h('section', { class: 'card' }, h('h2', null, _('Stages')), ol);
   }
 
   function renderRecipients(m) {
     const rcpts = m.recipients || [];
     const rows = rcpts.map((r) => h('tr', { class: 'recipient-row', dataset: { status: text(r.status, '') } },
-      td('Recipient', h('span', { class: 'mono' }, text(r.address))),
-      td('Status', badge(r.status)),
-      td('Code', r.code === null || r.code === undefined ? '—' : String(r.code)),
-      td('SMTP reply', h('span', { class: 'mono reply' }, text(r.reply))),
-      td('Mailer', text(r.mailer)),
-      td('Updated', time(r.updated_at))));
+      td(_('Recipient'), h('span', { class: 'mono' }, text(r.address))),
+      td(_('Status'), badge(r.status)),
+      td(_('Code'), r.code === null || r.code === undefined ? '—' : String(r.code)),
+      td(_('SMTP reply'), h('span', { class: 'mono reply' }, text(r.reply))),
+      td(_('Mailer'), text(r.mailer)),
+      td(_('Updated'), time(r.updated_at))));
     const counts = {};
     for (const r of rcpts) counts[r.status] = (counts[r.status] || 0) + 1;
     const summary = Object.entries(counts).map(([k, v]) => `${v} ${k}`).join(', ');
     return h('section', { class: 'card wide' },
-      h('h2', null, `Recipients (${rcpts.length})`),
+      h('h2', null, fmt(_('Recipients (%d)'), rcpts.length)),
       summary ? h('p', { class: 'muted small' }, summary) : null,
-      rcpts.length ? table(['Recipient', 'Status', 'Code', 'SMTP reply', 'Mailer', 'Updated'], rows, { id: 'recipients', class: 'responsive' })
+      rcpts.length ? table([_('Recipient'), _('Status'), _('Code'), _('SMTP reply'), _('Mailer'), _('Updated')], rows, { id: 'recipients', class: 'responsive' })
         : h('table', { id: 'recipients', hidden: true }), 
-      rcpts.length ? null : h('p', { class: 'muted' }, 'No recipient has been tried yet.'));
+      rcpts.length ? null : h('p', { class: 'muted' }, _('No recipient has been tried yet.')));
   }
 
   function renderAttempts(m) {
     const attempts = (m.attempts || []).slice().reverse();
     const rows = attempts.map((a) => h('tr', { class: 'attempt-row outcome-' + text(a.outcome, '').replace(/[^a-z]/g, '') },
-      td('Cycle', String(a.cycle || '')),
-      td('Stage', text(a.stage)),
-      td('Outcome', badge(a.outcome || 'running')),
-      td('Mailer', text(a.mailer)),
-      td('Started', time(a.started_at)),
-      td('Took', a.finished_at ? duration(a.started_at, a.finished_at) : 'running'),
-      td('Error', h('span', { class: 'error small' }, text(a.error, '')))));
-    return h('section', { class: 'card wide' }, h('h2', null, `Attempts (${attempts.length})`),
-      attempts.length ? table(['Cycle', 'Stage', 'Outcome', 'Mailer', 'Started', 'Took', 'Error'], rows, { id: 'attempts', class: 'responsive' })
-        : h('p', { class: 'muted' }, 'No attempts yet.'));
+      td(_('Cycle'), String(a.cycle || '')),
+      td(_('Stage'), text(a.stage)),
+      td(_('Outcome'), badge(a.outcome || 'running')),
+      td(_('Mailer'), text(a.mailer)),
+      td(_('Started'), time(a.started_at)),
+      td(_('Took'), a.finished_at ? duration(a.started_at, a.finished_at) : _('running')),
+      td(_('Error'), h('span', { class: 'error small' }, text(a.error, '')))));
+    return h('section', { class: 'card wide' }, h('h2', null, fmt(_('Attempts (%d)'), attempts.length)),
+      attempts.length ? table([_('Cycle'), _('Stage'), _('Outcome'), _('Mailer'), _('Started'), _('Took'), _('Error')], rows, { id: 'attempts', class: 'responsive' })
+        : h('p', { class: 'muted' }, _('No attempts yet.')));
   }
 
   function renderHeaders(m) {
@@ -779,36 +855,36 @@
       h('td', { class: 'mono header-value' }, text(hd.value, ''))));
     return h('section', { class: 'card wide' },
       h('details', { id: 'headers', open: headers.length <= 12 },
-        h('summary', null, `Headers (${headers.length})`),
+        h('summary', null, fmt(_('Headers (%d)'), headers.length)),
         headers.length ? h('div', { class: 'table-wrap' }, h('table', { class: 'headers' }, h('tbody', null, rows)))
-          : h('p', { class: 'muted' }, 'No headers.')));
+          : h('p', { class: 'muted' }, _('No headers.'))));
   }
 
   // ---- mailers -----------------------------------------------------------
 
   async function mailersPage(gen) {
-    document.title = 'Mailers · stagecoach';
+    document.title = _('Mailers') + ' · stagecoach';
     const box = h('div');
-    view.appendChild(h('h1', null, 'Mailers'));
+    view.appendChild(h('h1', null, _('Mailers')));
     view.appendChild(box);
     async function refresh() {
       const mailers = await api('/api/v1/mailers');
       if (!current(gen)) return;
       clear(box);
       if (!mailers.length) {
-        box.appendChild(h('p', { class: 'muted' }, 'No mailers configured.'));
+        box.appendChild(h('p', { class: 'muted' }, _('No mailers configured.')));
         return;
       }
       const rows = mailers.map((m) => h('tr', { class: 'mailer-row', dataset: { mailer: text(m.name, ''), circuit: text(m.circuit, '') } },
-        td('Name', h('strong', null, text(m.name))),
-        td('URL', h('span', { class: 'mono' }, text(m.url))),
-        td('Priority', text(m.priority)),
-        td('Circuit', badge(m.circuit === 'open' ? 'open' : 'closed'), m.circuit === 'open' && m.open_until ? h('span', null, ' until ', time(m.open_until)) : null),
-        td('Transactions', text(m.transactions, '0')),
-        td('Connections', text(m.connections, '0')),
-        td('Failures', text(m.failures, '0')),
-        td('Last error', h('span', { class: 'error small' }, text(m.last_error, '')))));
-      box.appendChild(table(['Name', 'URL', 'Priority', 'Circuit', 'Transactions', 'Connections', 'Failures', 'Last error'], rows,
+        td(_('Name'), h('strong', null, text(m.name))),
+        td(_('URL'), h('span', { class: 'mono' }, text(m.url))),
+        td(_('Priority'), text(m.priority)),
+        td(_('Circuit'), badge(m.circuit === 'open' ? 'open' : 'closed'), m.circuit === 'open' && m.open_until ? h('span', null, ' ' + _('until') + ' ', time(m.open_until)) : null),
+        td(_('Transactions'), text(m.transactions, '0')),
+        td(_('Connections'), text(m.connections, '0')),
+        td(_('Failures'), text(m.failures, '0')),
+        td(_('Last error'), h('span', { class: 'error small' }, text(m.last_error, '')))));
+      box.appendChild(table([_('Name'), _('URL'), _('Priority'), _('Circuit'), _('Transactions'), _('Connections'), _('Failures'), _('Last error')], rows,
         { id: 'mailers', class: 'responsive' }));
     }
     await refresh();
@@ -820,7 +896,7 @@
   async function pagedPage(gen, opts) {
     document.title = opts.title + ' · stagecoach';
     const tbody = h('tbody');
-    const more = h('button', { id: 'more', type: 'button', hidden: true }, 'More');
+    const more = h('button', { id: 'more', type: 'button', hidden: true }, _('More'));
     const empty = h('p', { class: 'muted', hidden: true }, opts.empty);
     view.appendChild(h('h1', null, opts.title));
     view.appendChild(h('div', { class: 'table-wrap' },
@@ -852,33 +928,33 @@
 
   function notificationsPage(gen) {
     return pagedPage(gen, {
-      title: 'Notifications', id: 'notifications', key: 'notifications', path: '/api/v1/notifications',
-      empty: 'No notifications.',
-      headers: ['Created', 'Kind', 'Message', 'Detail', 'State', 'Attempts', 'Sent', 'Last error'],
+      title: _('Notifications'), id: 'notifications', key: 'notifications', path: '/api/v1/notifications',
+      empty: _('No notifications.'),
+      headers: [_('Created'), _('Kind'), _('Message'), _('Detail'), _('State'), _('Attempts'), _('Sent'), _('Last error')],
       row: (n) => h('tr', { class: 'notification-row', dataset: { id: text(n.id, '') } },
-        td('Created', time(n.created_at)),
-        td('Kind', text(n.kind)),
-        td('Message', queueLink(n.queue_id)),
-        td('Detail', h('span', { class: 'small' }, text(n.detail, ''))),
-        td('State', badge(n.state)),
-        td('Attempts', text(n.attempts, '0')),
-        td('Sent', time(n.sent_at)),
-        td('Last error', h('span', { class: 'error small' }, text(n.last_error, '')))),
+        td(_('Created'), time(n.created_at)),
+        td(_('Kind'), text(n.kind)),
+        td(_('Message'), queueLink(n.queue_id)),
+        td(_('Detail'), h('span', { class: 'small' }, text(n.detail, ''))),
+        td(_('State'), badge(n.state)),
+        td(_('Attempts'), text(n.attempts, '0')),
+        td(_('Sent'), time(n.sent_at)),
+        td(_('Last error'), h('span', { class: 'error small' }, text(n.last_error, '')))),
     });
   }
 
   function auditPage(gen) {
     return pagedPage(gen, {
-      title: 'Audit log', id: 'audit', key: 'entries', path: '/api/v1/audit',
-      empty: 'Nothing has been done through the admin interfaces yet.',
-      headers: ['When', 'Actor', 'From', 'Action', 'Message', 'Detail'],
+      title: _('Audit log'), id: 'audit', key: 'entries', path: '/api/v1/audit',
+      empty: _('Nothing has been done through the admin interfaces yet.'),
+      headers: [_('When'), _('Actor'), _('From'), _('Action'), _('Message'), _('Detail')],
       row: (e) => h('tr', { class: 'audit-row', dataset: { id: text(e.id, '') } },
-        td('When', time(e.at)),
-        td('Actor', text(e.actor)),
-        td('From', h('span', { class: 'mono small' }, text(e.remote))),
-        td('Action', h('strong', null, text(e.action))),
-        td('Message', queueLink(e.queue_id)),
-        td('Detail', h('span', { class: 'small' }, text(e.detail, '')))),
+        td(_('When'), time(e.at)),
+        td(_('Actor'), text(e.actor)),
+        td(_('From'), h('span', { class: 'mono small' }, text(e.remote))),
+        td(_('Action'), h('strong', null, text(e.action))),
+        td(_('Message'), queueLink(e.queue_id)),
+        td(_('Detail'), h('span', { class: 'small' }, text(e.detail, '')))),
     });
   }
 
@@ -899,20 +975,22 @@
         credentials: 'same-origin',
         cache: 'no-store',
       });
-      if (!res.ok) flash(res.status === 429 ? 'Too many failed logins: wait a little.' : 'That login link is not valid (any more).', 'error');
+      if (!res.ok) flash(res.status === 429 ? _('Too many failed logins: wait a little.') : _('That login link is not valid (any more).'), 'error');
     } catch (e) {
-      flash('cannot reach the stagecoach admin server', 'error');
+      flash(_('cannot reach the stagecoach admin server'), 'error');
     }
   }
 
   // a login link opened on a page already shown changes only the fragment
   function start() {
     loginFromFragment().finally(() => {
+      translatePage();
       if (!location.hash) history.replaceState(null, '', '#/');
       route();
     });
   }
 
   window.addEventListener('hashchange', () => (/^#token=/.test(location.hash) ? start() : route()));
-  start();
+  // the strings first: every page is rendered in the negotiated language
+  loadStrings().finally(start);
 })();

@@ -6,7 +6,8 @@
 // A message is delivered to an smtp-sink that refuses every RCPT (5xx), so
 // it dies; the dashboard must find it, show the refusal in the recipients
 // table, and retry it once the sink accepts.  A second message's Subject is
-// an HTML injection attempt that must render as text.
+// an HTML injection attempt that must render as text.  Last, a browser that
+// asks for German (Accept-Language: de) sees the dashboard in German.
 //
 // Environment: STAGECOACH_BIN (set by meson), STAGECOACH_ARTIFACTS (where
 // screenshots go; default tests/artifacts), CHROMIUM (default
@@ -292,6 +293,16 @@ async function main() {
     assert((await page.locator('#subject').textContent()) === XSS, '#subject is the literal subject');
     assert((await page.locator('body').innerText()).includes(XSS), 'the page text contains the literal subject');
     assert((await page.locator('img[src="x"]').count()) === 0, 'no <img src=x> in the page');
+
+    step = 'English without Accept-Language: de';
+    await page.goto(base + '/#/');
+    await page.locator('#overview-chart h2').filter({ hasText: 'Throughput and backlog' }).waitFor();
+    assert((await page.locator('#nav-overview').textContent()) === 'Overview', 'the nav is English');
+    assert((await page.evaluate(() => document.documentElement.lang)) === 'en', '<html lang="en">');
+
+    step = 'German with Accept-Language: de';
+    await german(base, loginUrl, id, problems);
+
     await sleep(500);
     assert(dialogs.length === 0, `no dialog fired: ${JSON.stringify(dialogs)}`);
     assert(problems.length === 0, `no page errors or CSP violations: ${problems.join('; ')}`);
@@ -304,7 +315,74 @@ async function main() {
     await context.close().catch(() => {});
     fs.rmSync(profile, { recursive: true, force: true });
   }
-  log('ok: overview, search, message page, retry, escaping');
+  log('ok: overview, search, message page, retry, escaping, German per Accept-Language');
+}
+
+// The dashboard in a browser that asks for German (a context with the
+// de-DE locale and Accept-Language: de): the strings come from po/de.po
+// through GET /i18n.json, index.html's and app.js's alike.
+async function german(base, loginUrl, id, problems) {
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-quic'],
+  });
+  try {
+    const context = await browser.newContext({
+      locale: 'de-DE',
+      extraHTTPHeaders: { 'Accept-Language': 'de' },
+      viewport: { width: 1280, height: 900 },
+    });
+    const page = await context.newPage();
+    page.setDefaultTimeout(20000);
+    page.on('pageerror', (e) => problems.push('page error (de): ' + e.message));
+
+    const strings = await (await fetch(base + '/i18n.json', { headers: { 'Accept-Language': 'de-DE,de;q=0.9' } })).json();
+    assert(strings.language === 'de' && strings.strings.Overview === 'Übersicht', `GET /i18n.json in German: ${strings.language}`);
+
+    // before logging in: the login form
+    await page.goto(base + '/');
+    await page.locator('section.login h1').filter({ hasText: 'Anmelden' }).waitFor();
+    assert((await page.locator('section.login button').textContent()) === 'Anmelden', 'the sign-in button is German');
+
+    await page.goto(loginUrl);
+    await page.locator('#overview-chart h2').filter({ hasText: 'Durchsatz und Rückstau' }).waitFor();
+    assert((await page.evaluate(() => document.documentElement.lang)) === 'de', '<html lang="de">');
+    const nav = await page.locator('#nav').innerText();
+    for (const word of ['Übersicht', 'Nachrichten', 'Mailer', 'Benachrichtigungen', 'Audit-Log']) {
+      assert(nav.includes(word), `the nav shows ${word}: ${nav}`);
+    }
+    assert((await page.locator('#view h1').textContent()) === 'Übersicht', 'the overview heading is German');
+    await page.locator('#overview-lists h2').filter({ hasText: 'Je Liste' }).waitFor();
+    // the states stay the CLI's words (queued, dead …); their sum is a German label
+    await page.locator('#overview-counts li[data-state="total"] .count-label').filter({ hasText: /^gesamt$/ }).waitFor();
+    let text = await page.locator('body').innerText();
+    for (const english of ['Overview', 'Throughput and backlog', 'Per list', 'Notifications', 'Audit log', 'last hour']) {
+      assert(!text.includes(english), `no English "${english}" on the German overview`);
+    }
+    await page.screenshot({ path: path.join(ARTIFACTS, 'overview-de.png'), fullPage: true });
+
+    await page.locator('#nav a[data-route="messages"]').click();
+    await page.locator('#search').filter({ hasText: 'Suchen' }).waitFor();
+    await page.locator('#result-count').filter({ hasText: /Nachrichten? angezeigt/ }).waitFor();
+    const heads = await page.locator('#message-table thead').innerText();
+    assert(heads.includes('Betreff') && heads.includes('Absender') && !heads.includes('Subject'), `German column heads: ${heads}`);
+
+    await page.goto(base + '/#/message/' + encodeURIComponent(id));
+    await page.locator('#retry').filter({ hasText: 'Erneut versuchen' }).waitFor();
+    text = await page.locator('#view').innerText();
+    for (const word of ['Aktionen', 'Empfänger (2)', 'Stufen', 'Kopfzeilen', 'Rohe Nachricht']) {
+      assert(text.includes(word), `the message page shows "${word}"`);
+    }
+    for (const english of ['Actions', 'Recipients (', 'Raw message', 'Next attempt']) {
+      assert(!text.includes(english), `no English "${english}" on the German message page`);
+    }
+    await page.screenshot({ path: path.join(ARTIFACTS, 'message-de.png'), fullPage: true });
+    await context.close();
+  } finally {
+    await browser.close().catch(() => {});
+  }
 }
 
 async function cleanup() {
