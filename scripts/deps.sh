@@ -28,6 +28,7 @@ STAGECOACH_TEST_PACKAGES=(
   postgresql-15  # initdb/postgres for the private servers of the PostgreSQL tests
   dnsmasq-base python3-dkim python3-dnspython python3-nacl  # a real DNS server; dkimpy verifies signatures (issue 11)
   systemd bash-completion strace  # systemd-analyze verify/security, sysusers, tmpfiles; completion; the sandbox test (issue 12)
+  graphviz python3-yaml  # doc/message-life.svg re-rendered by dot; the alert rules parsed (issue 12)
 )
 # The reliability suites (tests/reliability/) only.
 STAGECOACH_RELIABILITY_PACKAGES=(
@@ -65,6 +66,9 @@ install_deps() {
     test) want+=("${STAGECOACH_TEST_PACKAGES[@]}" "${STAGECOACH_RELIABILITY_PACKAGES[@]}" "${STAGECOACH_PACKAGE_PACKAGES[@]}") ;;
     package) want+=("${STAGECOACH_PACKAGE_PACKAGES[@]}") ;;
     fuzz) want+=("${STAGECOACH_TEST_PACKAGES[@]}" "${STAGECOACH_RELIABILITY_PACKAGES[@]}" "${STAGECOACH_PACKAGE_PACKAGES[@]}" "${STAGECOACH_FUZZ_PACKAGES[@]}") ;;
+  esac
+  case "${1:-build}" in
+    test | fuzz) install_promtool || echo "==> no promtool: the alert rules test checks them without it" >&2 ;;
   esac
   local missing
   missing=$(missing_packages "${want[@]}")
@@ -104,6 +108,23 @@ install_deps() {
   [ $own_policy = 0 ] || as_root rm -f /usr/sbin/policy-rc.d
   [ $own_createcluster = 0 ] || as_root rm -f "$createcluster"
   return $rc
+}
+
+# install_promtool — promtool for the alert rules test (doc/meson.build,
+# alert-rules), without a Prometheus server: Debian 12 ships it only in the
+# `prometheus` package, whose install starts the server.  So the package is
+# downloaded and unpacked into build-cache/ (ignored by git, like build*/),
+# where the test looks for it; nothing is installed.
+STAGECOACH_PROMTOOL_CACHE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/build-cache/prometheus"
+install_promtool() {
+  local cache=$STAGECOACH_PROMTOOL_CACHE
+  if command -v promtool >/dev/null || [ -x "$cache/usr/bin/promtool" ]; then
+    return 0
+  fi
+  echo "==> unpacking promtool from Debian's prometheus package into $cache"
+  mkdir -p "$cache"
+  (cd "$cache" && rm -f prometheus_*.deb && apt-get download -q prometheus &&
+    dpkg-deb -x prometheus_*.deb . && rm -f prometheus_*.deb usr/bin/prometheus)
 }
 
 # install_browser_deps — playwright-core for tests/browser/, pinned by its
