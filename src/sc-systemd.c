@@ -39,13 +39,20 @@ sc_systemd_available (void)
 	return TRUE;
 }
 
+/* @fields: "" or assignments each ending in a newline; then STATUS= */
+static void
+notify_with_status (const char *fields, const char *status)
+{
+	g_autofree char *line = one_line (status);
+	g_autofree char *state = g_strdup_printf ("%sSTATUS=%s", fields, line);
+
+	notify (state);
+}
+
 void
 sc_systemd_ready (const char *status)
 {
-	g_autofree char *line = one_line (status);
-	g_autofree char *state = g_strdup_printf ("READY=1\nSTATUS=%s", line);
-
-	notify (state);
+	notify_with_status ("READY=1\n", status);
 }
 
 void
@@ -61,19 +68,13 @@ sc_systemd_reloading (void)
 void
 sc_systemd_stopping (const char *status)
 {
-	g_autofree char *line = one_line (status);
-	g_autofree char *state = g_strdup_printf ("STOPPING=1\nSTATUS=%s", line);
-
-	notify (state);
+	notify_with_status ("STOPPING=1\n", status);
 }
 
 void
 sc_systemd_status (const char *status)
 {
-	g_autofree char *line = one_line (status);
-	g_autofree char *state = g_strdup_printf ("STATUS=%s", line);
-
-	notify (state);
+	notify_with_status ("", status);
 }
 
 static gboolean

@@ -93,3 +93,30 @@ sc_test_http_server_stop (ScTestHttpServer *self)
 	g_free (self->server_header);
 	g_free (self);
 }
+
+static void
+send_cb (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+	ScTestHttpPending *pending = user_data;
+
+	pending->body = soup_session_send_and_read_finish (SOUP_SESSION (source), result, &pending->error);
+	pending->done = TRUE;
+}
+
+void
+sc_test_http_send_async (SoupSession *session, SoupMessage *message, ScTestHttpPending *pending)
+{
+	soup_session_send_and_read_async (session, message, G_PRIORITY_DEFAULT, NULL, send_cb, pending);
+}
+
+GBytes *
+sc_test_http_send (SoupSession *session, SoupMessage *message)
+{
+	ScTestHttpPending pending = {0};
+
+	sc_test_http_send_async (session, message, &pending);
+	while (!pending.done)
+		g_main_context_iteration (NULL, TRUE);
+	g_assert_no_error (pending.error);
+	return pending.body;
+}

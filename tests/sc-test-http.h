@@ -16,4 +16,20 @@ guint16 sc_test_http_server_get_port (ScTestHttpServer *server);
 /* Stops the thread after the open connections close, frees everything. */
 void sc_test_http_server_stop (ScTestHttpServer *server);
 
+/* The client side, for a server on this thread's default main context
+ * (the admin server under test): a request in flight, done when its
+ * whole body has been read. */
+typedef struct {
+	gboolean done;
+	GBytes *body;   /* (transfer full) */
+	GError *error;  /* (transfer full) */
+} ScTestHttpPending;
+
+/* Starts @message on @session; iterate the default context until
+ * @pending->done. */
+void sc_test_http_send_async (SoupSession *session, SoupMessage *message, ScTestHttpPending *pending);
+/* Sends @message and waits for the whole body (asserted no transport
+ * error). (transfer full) */
+GBytes *sc_test_http_send (SoupSession *session, SoupMessage *message);
+
 G_END_DECLS

@@ -18,6 +18,7 @@
 #include "sc-sqlite-private.h"
 #include "sc-spool.h"
 #include "sc-test-backend.h"
+#include "sc-test-http.h"
 #include "sc-test-util.h"
 
 #define SEC G_GINT64_CONSTANT (1000000)
@@ -153,20 +154,6 @@ fixture_teardown (Fixture *fixture, gconstpointer user_data)
 
 /* ---- HTTP ---- */
 
-typedef struct {
-	gboolean done;
-	GBytes *body;
-	GError *error;
-} Pending;
-
-static void
-send_cb (GObject *source, GAsyncResult *result, gpointer user_data)
-{
-	Pending *pending = user_data;
-	pending->body = soup_session_send_and_read_finish (SOUP_SESSION (source), result, &pending->error);
-	pending->done = TRUE;
-}
-
 /* Extra request headers as NULL-terminated name, value pairs. */
 static Response *
 request_full (Fixture *fixture, const char *method, const char *path, const char *content_type, const char *body, ...)
@@ -174,7 +161,6 @@ request_full (Fixture *fixture, const char *method, const char *path, const char
 	g_autofree char *url = g_strdup_printf ("http://127.0.0.1:%u%s",
 						sc_admin_server_get_port (fixture->server), path);
 	g_autoptr(SoupMessage) message = soup_message_new (method, url);
-	Pending pending = {0};
 	Response *response;
 	va_list args;
 	const char *name;
@@ -203,13 +189,9 @@ request_full (Fixture *fixture, const char *method, const char *path, const char
 							  content_type != NULL ? content_type : "application/json",
 							  bytes);
 	}
-	soup_session_send_and_read_async (fixture->session, message, G_PRIORITY_DEFAULT, NULL, send_cb, &pending);
-	while (!pending.done)
-		g_main_context_iteration (NULL, TRUE);
-	g_assert_no_error (pending.error);
 	response = g_new0 (Response, 1);
+	response->body = sc_test_http_send (fixture->session, message);
 	response->status = soup_message_get_status (message);
-	response->body = pending.body;
 	response->headers = soup_message_headers_ref (soup_message_get_response_headers (message));
 	return response;
 }
@@ -800,7 +782,7 @@ test_bulk_retry_batches (Fixture *fixture, gconstpointer user_data)
 	g_autoptr(GError) error = NULL;
 	g_autofree char *detail = NULL;
 	g_autofree char *expected = NULL;
-	Pending pending = {0};
+	ScTestHttpPending pending = {0};
 	gboolean partial_seen = FALSE;
 	gboolean served_meanwhile = FALSE;
 
@@ -816,7 +798,7 @@ test_bulk_retry_batches (Fixture *fixture, gconstpointer user_data)
 	soup_message_headers_replace (soup_message_get_request_headers (bulk), "Cookie", fixture->cookie);
 	soup_message_headers_replace (soup_message_get_request_headers (bulk), "X-CSRF-Token", csrf);
 	soup_message_set_request_body_from_bytes (bulk, "application/json", body);
-	soup_session_send_and_read_async (fixture->session, bulk, G_PRIORITY_DEFAULT, NULL, send_cb, &pending);
+	sc_test_http_send_async (fixture->session, bulk, &pending);
 	while (!pending.done) {
 		gint64 queued;
 		g_main_context_iteration (NULL, TRUE);

@@ -18,6 +18,7 @@
 #include "sc-clock.h"
 #include "sc-config.h"
 #include "sc-spool.h"
+#include "sc-test-http.h"
 #include "sc-test-util.h"
 
 /* msgfmt's output for @po_text, LOCALEDIR-style under @dir:
@@ -255,21 +256,6 @@ fixture_teardown (Fixture *fixture, gconstpointer user_data)
 }
 
 typedef struct {
-	gboolean done;
-	GBytes *body;
-	GError *error;
-} Pending;
-
-static void
-send_cb (GObject *source, GAsyncResult *result, gpointer user_data)
-{
-	Pending *pending = user_data;
-
-	pending->body = soup_session_send_and_read_finish (SOUP_SESSION (source), result, &pending->error);
-	pending->done = TRUE;
-}
-
-typedef struct {
 	guint status;
 	char *language;          /* "language" of the answer */
 	char *content_language;  /* the header */
@@ -297,7 +283,7 @@ fetch (Fixture *fixture, const char *method, const char *path, const char *accep
 	g_autofree char *url = g_strdup_printf ("http://127.0.0.1:%u%s", sc_admin_server_get_port (fixture->server), path);
 	g_autoptr(SoupMessage) message = soup_message_new (method, url);
 	SoupMessageHeaders *headers = soup_message_get_response_headers (message);
-	Pending pending = {0};
+	g_autoptr(GBytes) body = NULL;
 	Answer *answer = g_new0 (Answer, 1);
 	gsize size = 0;
 	const char *data;
@@ -309,14 +295,11 @@ fetch (Fixture *fixture, const char *method, const char *path, const char *accep
 		g_autoptr(GBytes) bytes = g_bytes_new (form, strlen (form));
 		soup_message_set_request_body_from_bytes (message, "application/x-www-form-urlencoded", bytes);
 	}
-	soup_session_send_and_read_async (fixture->session, message, G_PRIORITY_DEFAULT, NULL, send_cb, &pending);
-	while (!pending.done)
-		g_main_context_iteration (NULL, TRUE);
-	g_assert_no_error (pending.error);
+	body = sc_test_http_send (fixture->session, message);
 	answer->status = soup_message_get_status (message);
 	answer->content_language = g_strdup (soup_message_headers_get_one (headers, "Content-Language"));
 	answer->vary = g_strdup (soup_message_headers_get_list (headers, "Vary"));
-	data = g_bytes_get_data (pending.body, &size);
+	data = g_bytes_get_data (body, &size);
 	answer->body = g_strndup (data, size);
 	if (answer->status == 200 && strcmp (method, "GET") == 0 && strcmp (path, "/i18n.json") == 0) {
 		g_autoptr(JsonParser) parser = json_parser_new ();
@@ -329,7 +312,6 @@ fetch (Fixture *fixture, const char *method, const char *path, const char *accep
 		answer->language = g_strdup (json_object_get_string_member (object, "language"));
 		answer->strings = json_object_ref (json_object_get_object_member (object, "strings"));
 	}
-	g_bytes_unref (pending.body);
 	return answer;
 }
 
