@@ -6,6 +6,8 @@
  * bound, RELOADING=1/READY=1 around a reload, STOPPING=1. */
 #include "config.h"
 
+#include <locale.h>
+
 #include <curl/curl.h>
 #include <errno.h>
 #include <glib-unix.h>
@@ -129,6 +131,12 @@ sc_cli_run (ScCli *cli, int argc, char **argv)
 
 	if (!sc_cli_parse (cli, "", _("Run the pipeline."), entries, &argc, &argv))
 		return EX_USAGE;
+	/* Past --help (GOption printed it in the reader's language and exited),
+	 * the daemon speaks English: its log lines embed error texts and are
+	 * grepped and documented, its SMTP replies are protocol, and what it
+	 * stores in the spool (last errors, notes) is read by every operator
+	 * and program alike. */
+	setlocale (LC_MESSAGES, "C");
 	/* Once, before any worker thread exists; only the daemon's handlers use
 	 * curl, so inject and the other short commands skip its TLS start-up
 	 * (measured: most of a short command's run time). */

@@ -74,22 +74,6 @@ setup_locale (void)
 	textdomain (GETTEXT_PACKAGE);
 }
 
-/* The daemon speaks English whatever the terminal's language: its log
- * lines embed error texts and are grepped and documented, its SMTP replies
- * are protocol, and what it stores in the spool (last errors, notes) is
- * read by every operator and program alike.  Its --help stays the
- * reader's. */
-static void
-daemon_messages_in_english (int argc, char **argv)
-{
-	for (int i = 1; i < argc && strcmp (argv[i], "--") != 0; i++) {
-		if (g_str_has_prefix (argv[i], "--help") || strcmp (argv[i], "-h") == 0 ||
-		    strcmp (argv[i], "-?") == 0)
-			return;
-	}
-	setlocale (LC_MESSAGES, "C");
-}
-
 /* Takes --config/-c and --verbose/-v from before the command only: after
  * it every argument is the command's, so a recipient spelled like an
  * option can never choose the configuration (issue 7, #15).  A "--"
@@ -164,8 +148,6 @@ main (int argc, char **argv)
 	for (gsize i = 0; i < G_N_ELEMENTS (commands); i++) {
 		if (strcmp (argv[1], commands[i].name) == 0) {
 			cli.command = commands[i].name;
-			if (commands[i].func == sc_cli_run)
-				daemon_messages_in_english (argc - 1, argv + 1);
 			status = commands[i].func (&cli, argc - 1, argv + 1);
 			goto done;
 		}
