@@ -15,6 +15,7 @@
 #include <openssl/crypto.h>
 #include <sqlite3.h>
 #include <stdio.h>
+#include <string.h>
 #include <sysexits.h>
 #ifdef HAVE_PG_SPOOL
 #include <libpq-fe.h>
@@ -29,7 +30,7 @@ sc_cli_version (void)
 	const curl_version_info_data *curl = curl_version_info (CURLVERSION_NOW);
 	guint32 dkim = dkim_libversion ();
 
-	if (SC_GIT_REVISION[0] != '\0')
+	if (strcmp (SC_GIT_REVISION, SC_GIT_REVISION_NONE) != 0)
 		printf ("stagecoach %s (git %s)\n", PACKAGE_VERSION, SC_GIT_REVISION);
 	else
 		printf ("stagecoach %s\n", PACKAGE_VERSION);

@@ -115,6 +115,8 @@ check "postinst started no daemon (not booted with systemd, or policy-rc.d)" \
 unset STAGECOACH_CONFIG
 check "stagecoach is /usr/bin/stagecoach" test "$(command -v stagecoach)" = /usr/bin/stagecoach
 check "stagecoach --version names version 0.1.0" sh -c '/usr/bin/stagecoach --version | grep -q "^stagecoach 0\.1\.0"'
+# built from a copy without .git: no revision, not the version again as one
+check "stagecoach --version names no git revision outside git" sh -c '[ "$(/usr/bin/stagecoach --version | head -n 1)" = "stagecoach 0.1.0" ]'
 /usr/bin/stagecoach --version 2>&1 | sed 's/^/# /'
 check "stagecoach-main runs" /usr/libexec/stagecoach/stagecoach-main --help
 check "the sendmail link is /usr/libexec/stagecoach/sendmail, to the front" \
