@@ -265,6 +265,15 @@ print_answer (Reader *reader, const char *command, const char *status)
 	return result;
 }
 
+static void
+drain (int in_fd, char *chunk)
+{
+	ssize_t n;
+
+	while ((n = read (in_fd, chunk, CHUNK_SIZE)) > 0 || (n < 0 && errno == EINTR))
+		;
+}
+
 int
 sc_handoff_client_run (const char *state_dir,
 		       uint64_t config_hash,
@@ -326,8 +335,14 @@ sc_handoff_client_run (const char *state_dir,
 			goto out;
 		}
 		/* the empty chunk (n == 0) ends the message and sends what is gathered */
-		if (put_netstring (&writer, chunk, n) != 0 || (n == 0 && writer_flush (&writer) != 0))
-			break; /* the daemon hung up: perhaps with an answer */
+		if (put_netstring (&writer, chunk, n) != 0 || (n == 0 && writer_flush (&writer) != 0)) {
+			/* the daemon hung up (perhaps with an answer): standard input is
+			 * read to its end all the same, as the direct path reads it, so
+			 * the list software writing it gets our exit status, not EPIPE */
+			if (n > 0)
+				drain (in_fd, chunk);
+			break;
+		}
 		if (n == 0)
 			break;
 	}

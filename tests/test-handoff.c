@@ -511,6 +511,42 @@ test_client_dies (Fixture *fixture, gconstpointer data)
 	g_assert_cmpint (total (fixture), ==, 1);
 }
 
+/* The daemon killed while inject streams a message to it: inject still
+ * reads its standard input to the end, so the list software writing it
+ * sees exit 75 (try again) rather than EPIPE or SIGPIPE — as when inject
+ * writes the spool itself.  (The crash suite met this with SIGKILLs.) */
+static void
+test_daemon_dies (Fixture *fixture, gconstpointer data)
+{
+	g_autoptr(GSubprocessLauncher) launcher =
+	    g_subprocess_launcher_new (G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_SILENCE |
+				       G_SUBPROCESS_FLAGS_STDERR_SILENCE);
+	g_autoptr(GSubprocess) process = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GString) text = g_string_new (message_text);
+	GOutputStream *in;
+	gsize first = 512 * 1024;
+
+	while (text->len < 4 * 1024 * 1024)
+		g_string_append (text, "a line of the body, long enough to be a line of a post\n");
+	start_daemon (fixture);
+	g_subprocess_launcher_setenv (launcher, "STAGECOACH_CONFIG", fixture->config, TRUE);
+	process = g_subprocess_launcher_spawn (launcher, &error, sc_test_binary (), "inject", "--list",
+					       "test.example.org", "a@example.org", NULL);
+	g_assert_no_error (error);
+	in = g_subprocess_get_stdin_pipe (process);
+	/* more than a pipe holds: inject has had the daemon's "go" and streams */
+	g_assert_true (g_output_stream_write_all (in, text->str, first, NULL, NULL, &error));
+	g_assert_no_error (error);
+	stop_daemon (fixture, SIGKILL);
+	g_output_stream_write_all (in, text->str + first, text->len - first, NULL, NULL, &error);
+	g_assert_no_error (error);
+	g_assert_true (g_output_stream_close (in, NULL, &error));
+	g_assert_true (g_subprocess_wait (process, NULL, &error));
+	g_assert_true (g_subprocess_get_if_exited (process));
+	g_assert_cmpint (g_subprocess_get_exit_status (process), ==, EX_TEMPFAIL);
+}
+
 #define CALLERS 8
 #define PER_CALLER 50
 
@@ -627,6 +663,8 @@ test_sqlite_scheme (Fixture *fixture, gconstpointer data)
 int
 main (int argc, char **argv)
 {
+	/* a write to a command that stopped reading: an error to assert on */
+	signal (SIGPIPE, SIG_IGN);
 	g_test_init (&argc, &argv, NULL);
 	g_test_add ("/handoff/inject", Fixture, NULL, setup, test_inject, teardown);
 	g_test_add ("/handoff/sendmail", Fixture, NULL, setup, test_sendmail, teardown);
@@ -635,6 +673,7 @@ main (int argc, char **argv)
 	g_test_add ("/handoff/resend-answered-with-first-queue-id", Fixture, NULL, setup, test_resend, teardown);
 	g_test_add ("/handoff/stale-socket", Fixture, NULL, setup, test_stale_socket, teardown);
 	g_test_add ("/handoff/client-dies-mid-message", Fixture, NULL, setup, test_client_dies, teardown);
+	g_test_add ("/handoff/daemon-dies-mid-message", Fixture, NULL, setup, test_daemon_dies, teardown);
 	g_test_add ("/handoff/concurrent-8x50", Fixture, NULL, setup, test_concurrent, teardown);
 	g_test_add ("/handoff/socket-permissions", Fixture, NULL, setup, test_permissions, teardown);
 	g_test_add ("/handoff/config-changed", Fixture, NULL, setup, test_config_changed, teardown);
