@@ -6,13 +6,15 @@
 
 G_BEGIN_DECLS
 
-/* Opens its own spool connection; commits on @context (the ingress
- * thread's), which must be the thread-default one of the calling thread. */
+/* Opens its own spool connection and starts the thread that commits on
+ * it; rounds are handed to it from @context (the ingress thread's);
+ * answers reach each caller on the context it submitted from. */
 ScAcceptor *sc_acceptor_new (ScConfig *config, GMainContext *context, GError **error);
 /* @hook runs on @context after each commit that stored a message. */
 void sc_acceptor_set_hook (ScAcceptor *acceptor, GMainContext *context, GSourceFunc hook, gpointer user_data);
 void sc_acceptor_set_config (ScAcceptor *acceptor, ScConfig *config);
-/* Commits and answers what is queued; refuses what comes later. */
+/* Commits what is queued (its answers wait on their callers' contexts),
+ * refuses what comes later, and joins the writer thread. */
 void sc_acceptor_stop (ScAcceptor *acceptor);
 void sc_acceptor_free (ScAcceptor *acceptor);
 

@@ -433,6 +433,76 @@ test_locked (Fixture *fixture, gconstpointer data)
 	g_assert_nonnull (later->queue_id);
 }
 
+/* A commit waiting on the spool (here: another process holds the write
+ * lock) does not stop the doors: a new SMTP connection is greeted at once,
+ * and the waiting message is stored once the lock is free.  When the
+ * ingress thread committed itself, the greeting waited out the whole
+ * busy-timeout and the message was refused. */
+typedef struct {
+	ScIngress *ingress;
+	const ScConfig *config;
+	ScAccepted *accepted;
+	GError *error;
+} Waiting;
+
+static gpointer
+waiting_thread (gpointer user_data)
+{
+	Waiting *waiting = user_data;
+	g_autoptr(GBytes) raw = g_bytes_new_static (post, strlen (post));
+	const char *rcpt[] = {"m1@example.net", NULL};
+	ScSubmission s = {.door = "test", .sender = "a-bounces@example.org", .recipients = rcpt, .raw = raw};
+
+	waiting->accepted = accept_sync (waiting->ingress, waiting->config, &s, &waiting->error, NULL);
+	return NULL;
+}
+
+static void
+test_doors_serve_while_committing (Fixture *fixture, gconstpointer data)
+{
+	guint16 port = sc_test_free_port ();
+	g_autofree char *extra = g_strdup_printf ("[ingress]\nsmtp=127.0.0.1:%u\n", port);
+	g_autoptr(ScConfig) config = load_config (fixture, extra);
+	g_autoptr(GError) error = NULL;
+	g_autoptr(ScIngress) ingress = sc_ingress_new (config, &error);
+	g_autofree char *path = g_build_filename (config->spool, "spool.db", NULL);
+	g_autoptr(GSocketClient) client = g_socket_client_new ();
+	g_autoptr(GSocketConnection) connection = NULL;
+	Waiting waiting = {.ingress = ingress, .config = config};
+	char greeting[256] = "";
+	gssize n;
+	gint64 connected, greeted;
+	GThread *thread;
+	sqlite3 *db = NULL;
+
+	g_assert_no_error (error);
+	g_assert_cmpint (sqlite3_open (path, &db), ==, SQLITE_OK);
+	g_assert_cmpint (sqlite3_exec (db, "BEGIN IMMEDIATE", NULL, NULL, NULL), ==, SQLITE_OK);
+	thread = g_thread_new ("waiting", waiting_thread, &waiting);
+	g_usleep (100 * 1000); /* its commit is now waiting for the lock (busy-timeout=1s) */
+	connected = g_get_monotonic_time ();
+	connection = g_socket_client_connect_to_host (client, "127.0.0.1", port, NULL, &error);
+	g_assert_no_error (error);
+	n = g_input_stream_read (g_io_stream_get_input_stream (G_IO_STREAM (connection)), greeting,
+				 sizeof greeting - 1, NULL, &error);
+	greeted = g_get_monotonic_time ();
+	g_assert_no_error (error);
+	g_assert_cmpint (n, >, 0);
+	g_assert_true (g_str_has_prefix (greeting, "220 "));
+	g_assert_cmpint (sqlite3_exec (db, "ROLLBACK", NULL, NULL, NULL), ==, SQLITE_OK);
+	sqlite3_close (db);
+	g_thread_join (thread);
+	/* well inside the busy-timeout: the greeting did not wait for the commit */
+	g_assert_cmpint (greeted - connected, <, 500 * 1000);
+	g_assert_no_error (waiting.error);
+	g_assert_nonnull (waiting.accepted);
+	g_assert_nonnull (waiting.accepted->queue_id);
+	sc_accepted_free (waiting.accepted);
+	g_clear_object (&connection);
+	g_clear_pointer (&ingress, sc_ingress_free);
+	g_assert_cmpint (count_rows (config, "SELECT count(*) FROM messages"), ==, 1);
+}
+
 /* A full disk is its own answer (452 4.3.1), and nothing of the batch stays. */
 static void
 test_full (Fixture *fixture, gconstpointer data)
@@ -517,6 +587,8 @@ main (int argc, char **argv)
 		    test_dedupe_off, teardown);
 	g_test_add ("/ingress/store/dedupe-window", Fixture, NULL, setup, test_dedupe_window, teardown);
 	g_test_add ("/ingress/accept/locked-spool", Fixture, NULL, setup, test_locked, teardown);
+	g_test_add ("/ingress/accept/doors-serve-while-committing", Fixture, NULL, setup,
+		    test_doors_serve_while_committing, teardown);
 	g_test_add ("/ingress/store/full-spool", Fixture, NULL, setup, test_full, teardown);
 	g_test_add ("/ingress/accept/stopping", Fixture, NULL, setup, test_stopping, teardown);
 	return g_test_run ();
