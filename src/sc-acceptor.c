@@ -35,7 +35,8 @@ struct _ScAcceptor {
 	gboolean stopping;        /* under lock */
 	GThread *writer;          /* (nullable) joined by sc_acceptor_stop() */
 	ScSpool *spool;           /* (owned) used on the writer thread only */
-	GSourceFunc hook;         /* (nullable) on @hook_context after a commit that stored; under lock */
+	ScHandover handover;      /* .reserve NULL: none; .owner owned; under lock */
+	GSourceFunc hook;         /* (nullable) on @hook_context after a commit that queued; under lock */
 	gpointer hook_data;
 	GMainContext *hook_context; /* (owned) (nullable) */
 };
@@ -51,18 +52,35 @@ commit_batch (ScAcceptor *acceptor, GPtrArray *batch, ScConfig *config)
 {
 	g_autofree ScPrepared **prepared = NULL;
 	g_autofree ScAccepted **accepted = NULL;
+	g_autofree ScMessage **claimed = g_new0 (ScMessage *, batch->len);
+	g_autoptr(GPtrArray) handed = g_ptr_array_new_with_free_func ((GDestroyNotify) sc_message_free);
 	g_autoptr(GError) error = NULL;
+	g_autofree char *owner = NULL;
+	ScHandover handover;
 	GSourceFunc hook;
 	gpointer hook_data;
 	g_autoptr(GMainContext) hook_context = NULL;
-	guint stored = 0;
+	gint64 now = g_get_real_time ();
+	ScIngressLease lease = {.claimed = claimed};
+	guint queued = 0;
 
+	g_mutex_lock (&acceptor->lock);
+	handover = acceptor->handover;
+	owner = g_strdup (handover.owner);
+	g_mutex_unlock (&acceptor->lock);
+	/* as many as the runner has room for go to it leased: no claim
+	 * transaction, no wakeup, no second read of what we hold here */
+	if (handover.reserve != NULL) {
+		lease.owner = owner;
+		lease.expires_at = now + config->lease;
+		lease.count = handover.reserve (handover.runner, batch->len);
+	}
 	prepared = g_new0 (ScPrepared *, batch->len);
 	accepted = g_new0 (ScAccepted *, batch->len);
 	for (guint i = 0; i < batch->len; i++)
 		prepared[i] = g_task_get_task_data (batch->pdata[i]);
-	if (!sc_ingress_store (acceptor->spool, prepared, batch->len, config->ingress.dedupe_window,
-			       g_get_real_time (), accepted, &error)) {
+	if (!sc_ingress_store (acceptor->spool, prepared, batch->len, config->ingress.dedupe_window, now,
+			       lease.count > 0 ? &lease : NULL, accepted, &error)) {
 		g_warning ("ingress: %u message(s) not accepted, the spool failed: %s", batch->len,
 			   error->message);
 		for (guint i = 0; i < batch->len; i++)
@@ -72,8 +90,10 @@ commit_batch (ScAcceptor *acceptor, GPtrArray *batch, ScConfig *config)
 	for (guint i = 0; i < batch->len; i++) {
 		const ScPrepared *p = prepared[i];
 		ScAccepted *a = accepted[i];
-		if (a->queue_id != NULL)
-			stored++;
+		if (claimed[i] != NULL)
+			g_ptr_array_add (handed, claimed[i]);
+		else if (a->queue_id != NULL)
+			queued++;
 		g_info ("ingress %s%s%s: %s list=%s message-id=%s size=%" G_GSIZE_FORMAT
 			" recipients=%u duplicates=%u",
 			p->door, p->peer != NULL ? " from " : "", p->peer != NULL ? p->peer : "",
@@ -81,12 +101,14 @@ commit_batch (ScAcceptor *acceptor, GPtrArray *batch, ScConfig *config)
 			a->message_id, g_bytes_get_size (p->raw), a->n_recipients, a->n_duplicates);
 		g_task_return_pointer (batch->pdata[i], a, (GDestroyNotify) sc_accepted_free);
 	}
+	if (handed->len > 0)
+		handover.take (handover.runner, g_steal_pointer (&handed));
 	g_mutex_lock (&acceptor->lock);
 	hook = acceptor->hook;
 	hook_data = acceptor->hook_data;
 	hook_context = acceptor->hook_context != NULL ? g_main_context_ref (acceptor->hook_context) : NULL;
 	g_mutex_unlock (&acceptor->lock);
-	if (stored > 0 && hook != NULL)
+	if (queued > 0 && hook != NULL)
 		g_main_context_invoke (hook_context, hook, hook_data);
 }
 
@@ -191,6 +213,16 @@ sc_acceptor_set_hook (ScAcceptor *acceptor, GMainContext *context, GSourceFunc h
 }
 
 void
+sc_acceptor_set_handover (ScAcceptor *acceptor, const ScHandover *handover)
+{
+	g_mutex_lock (&acceptor->lock);
+	g_free ((char *) acceptor->handover.owner);
+	acceptor->handover = *handover;
+	acceptor->handover.owner = g_strdup (handover->owner);
+	g_mutex_unlock (&acceptor->lock);
+}
+
+void
 sc_acceptor_set_config (ScAcceptor *acceptor, ScConfig *config)
 {
 	g_mutex_lock (&acceptor->lock);
@@ -276,6 +308,7 @@ sc_acceptor_free (ScAcceptor *acceptor)
 	g_main_context_unref (acceptor->context);
 	sc_config_unref (acceptor->config);
 	g_clear_pointer (&acceptor->hook_context, g_main_context_unref);
+	g_free ((char *) acceptor->handover.owner);
 	sc_spool_close (acceptor->spool);
 	g_cond_clear (&acceptor->wake);
 	g_mutex_clear (&acceptor->lock);

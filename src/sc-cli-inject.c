@@ -267,7 +267,7 @@ store_directly (ScCli *cli, ScIngressInput *input)
 	if (!sc_cli_open (cli, &status))
 		return status;
 	if (!sc_ingress_store (cli->spool, &prepared, 1, cli->config->ingress.dedupe_window,
-			       g_get_real_time (), &accepted, &error))
+			       g_get_real_time (), NULL, &accepted, &error))
 		return sc_cli_fail (cli, error);
 	/* sendmail prints nothing on success; list software may treat output as an
 	 * error.  A resend already accepted within dedupe-window (nothing new

@@ -184,6 +184,15 @@ sc_cli_run (ScCli *cli, int argc, char **argv)
 			return sc_cli_fail (cli, error_local);
 		}
 		sc_ingress_set_accepted_hook (daemon.ingress, kick_runner_cb, runner);
+		{
+			ScHandover handover = {
+			    .owner = sc_runner_get_owner (runner),
+			    .reserve = sc_runner_reserve,
+			    .take = sc_runner_take,
+			    .runner = runner,
+			};
+			sc_ingress_set_handover (daemon.ingress, &handover);
+		}
 		daemon.notifier = sc_notifier_new (cli->config, spool, clock);
 		sc_runner_set_notify_hook (runner, kick_notifier_cb, daemon.notifier);
 		if (cli->config->admin_listen != NULL) {

@@ -191,6 +191,7 @@ sc_ingress_store (ScSpool *spool,
 		  guint n_prepared,
 		  gint64 dedupe_window,
 		  gint64 now,
+		  const ScIngressLease *lease,
 		  ScAccepted **out_accepted,
 		  GError **error)
 {
@@ -216,11 +217,13 @@ sc_ingress_store (ScSpool *spool,
 		    .now = now,
 		    .door = p->door,
 		    .peer = p->peer,
+		    .lease_owner = lease != NULL && i < lease->count ? lease->owner : NULL,
+		    .lease_expires_at = lease != NULL ? lease->expires_at : 0,
 		};
 		pointers[i] = &messages[i];
 	}
 	if (!sc_spool_inject_batch (spool, pointers, n_prepared, dedupe_window, queue_ids, duplicates,
-				    duplicate_of, &error_local)) {
+				    duplicate_of, lease != NULL ? lease->claimed : NULL, &error_local)) {
 		g_set_error_literal (error, SC_INGRESS_ERROR,
 				     g_error_matches (error_local, SC_SPOOL_ERROR, SC_SPOOL_ERROR_NO_SPACE)
 					 ? SC_INGRESS_ERROR_SPOOL_FULL

@@ -13,6 +13,7 @@ ScAcceptor *sc_acceptor_new (ScConfig *config, GMainContext *context, GError **e
 /* @hook runs on @context after each commit that stored a message. */
 void sc_acceptor_set_hook (ScAcceptor *acceptor, GMainContext *context, GSourceFunc hook, gpointer user_data);
 void sc_acceptor_set_config (ScAcceptor *acceptor, ScConfig *config);
+void sc_acceptor_set_handover (ScAcceptor *acceptor, const ScHandover *handover);
 /* Commits what is queued (its answers wait on their callers' contexts),
  * refuses what comes later, and joins the writer thread. */
 void sc_acceptor_stop (ScAcceptor *acceptor);

@@ -159,6 +159,12 @@ sc_ingress_set_accepted_hook (ScIngress *ingress, GSourceFunc hook, gpointer use
 	sc_acceptor_set_hook (ingress->acceptor, context, hook, user_data);
 }
 
+void
+sc_ingress_set_handover (ScIngress *ingress, const ScHandover *handover)
+{
+	sc_acceptor_set_handover (ingress->acceptor, handover);
+}
+
 typedef struct {
 	ScIngress *ingress;
 	ScConfig *config;

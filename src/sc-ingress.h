@@ -97,16 +97,26 @@ ScPrepared *sc_ingress_prepare (const ScConfig *config, const ScSubmission *subm
 void sc_prepared_free (ScPrepared *prepared);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (ScPrepared, sc_prepared_free)
 
+/* Which messages of a batch are stored already leased to the runner in
+ * this process, which then takes them without a claim transaction. */
+typedef struct {
+	const char *owner;   /* the runner's lease owner name */
+	gint64 expires_at;
+	guint count;         /* the batch's first @count; the others are queued */
+	ScMessage **claimed; /* (out) [n_prepared] each as claimed, or NULL: queued */
+} ScIngressLease;
+
 /* Commits @prepared (one transaction, synchronous=FULL) with
  * deduplication over @dedupe_window (µs, 0: off); out_accepted[i] gets
  * each one's answer.  For the acceptor's group commit and for `inject`
- * when no daemon runs.  Errors are SC_INGRESS_ERROR_SPOOL_*: nothing of
- * the batch is stored. */
+ * when no daemon runs (@lease NULL).  Errors are SC_INGRESS_ERROR_SPOOL_*:
+ * nothing of the batch is stored. */
 gboolean sc_ingress_store (ScSpool *spool,
 			   ScPrepared *const *prepared,
 			   guint n_prepared,
 			   gint64 dedupe_window,
 			   gint64 now,
+			   const ScIngressLease *lease, /* (nullable) */
 			   ScAccepted **out_accepted,
 			   GError **error);
 
@@ -124,6 +134,18 @@ void sc_acceptor_accept_async (ScAcceptor *acceptor,
 /* (transfer full) NULL with an SC_INGRESS_ERROR. */
 ScAccepted *sc_acceptor_accept_finish (ScAcceptor *acceptor, GAsyncResult *result, GError **error);
 
+/* The runner in this process, as the acceptor hands it what it accepted:
+ * @reserve (any thread) says how many of @wanted messages it takes now;
+ * that many are stored leased to @owner and given to @take (any thread,
+ * after the commit; transfer full, element-type ScMessage).  The rest
+ * are queued and claimed as usual. */
+typedef struct {
+	const char *owner;
+	guint (*reserve) (gpointer runner, guint wanted);
+	void (*take) (gpointer runner, GPtrArray *messages);
+	gpointer runner;
+} ScHandover;
+
 /* The ingress thread: acceptor + listeners.  Started by `run` (not with
  * --once); binds every configured listener before returning, so a port
  * in use is an error here, not later. */
@@ -135,6 +157,9 @@ GMainContext *sc_ingress_get_context (ScIngress *ingress);
 /* Called on the main context after each group commit that stored
  * something (the daemon kicks its runner). */
 void sc_ingress_set_accepted_hook (ScIngress *ingress, GSourceFunc hook, gpointer user_data);
+/* From now on, accepted messages go to @handover's runner while it has
+ * room (copied; the runner must outlive @ingress). */
+void sc_ingress_set_handover (ScIngress *ingress, const ScHandover *handover);
 /* SIGHUP: new limits and lists for the next connections and commits;
  * listen addresses keep their sockets (a change needs a restart). */
 void sc_ingress_set_config (ScIngress *ingress, ScConfig *config);

@@ -323,8 +323,12 @@ pg_inject_batch (ScSpool *spool,
 		 char **out_queue_ids,
 		 guint *out_duplicates,
 		 char **out_duplicate_of,
+		 ScMessage **out_claimed,
 		 GError **error)
 {
+	/* out_claimed stays NULL: a lease_owner is ignored and every message
+	 * is stored queued, since runners on several hosts claim from the
+	 * shared queue in turn */
 	ScPgSpool *pg = SC_PG_SPOOL (spool);
 	g_autoptr(GPtrArray) queue_ids = g_ptr_array_new_with_free_func (g_free);
 	g_autoptr(GPtrArray) duplicate_of = g_ptr_array_new_with_free_func (g_free);

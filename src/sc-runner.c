@@ -100,6 +100,8 @@ struct _ScRunner {
 	GThreadPool *pool;         /* (owned) */
 	GAsyncQueue *finished;     /* (owned) ScJob* from workers */
 	GAsyncQueue *recipient_commits; /* (owned) ScRecipientCommit* from workers */
+	GAsyncQueue *handed;       /* (owned) ScMessage* the acceptor stored leased to us */
+	gint handover_credit;      /* atomic: how many more the acceptor may lease to us */
 	GMutex commit_lock;        /* with commit_cond: workers wait for their commit */
 	GCond commit_cond;
 	gboolean closing;          /* guarded by commit_lock: no main loop will commit again */
@@ -139,6 +141,8 @@ struct _ScRunner {
 
 static void runner_schedule (ScRunner *runner, gint64 ready_time_real);
 static void runner_claim (ScRunner *runner);
+static void take_handed (ScRunner *runner);
+static void refresh_credit (ScRunner *runner);
 
 /* ---- jobs ---- */
 
@@ -706,6 +710,8 @@ drain_cb (gpointer user_data)
 	runner->drain_id = 0;
 	g_mutex_unlock (&runner->drain_lock);
 
+	take_handed (runner);
+	refresh_credit (runner);
 	collect_finished (runner);
 	if (runner->pending_jobs->len == 0 && runner->pending_commits->len == 0)
 		return G_SOURCE_REMOVE;
@@ -869,6 +875,62 @@ reclaim_dead_owners (ScRunner *runner)
 	runner->last_rescan = sc_clock_now (runner->clock);
 }
 
+/* A message leased to this runner (claimed, or stored leased by the
+ * acceptor) starts its chain. */
+static void
+take_claimed (ScRunner *runner, ScMessage *message, gint64 now)
+{
+	if (sc_message_next_stage (message) == NULL) {
+		/* Every stage recorded but not marked done (an interrupted
+		 * commit cannot cause this, but a pipeline edit by hand
+		 * could): finish it. */
+		ScStageResult result = {
+		    .id = message->id,
+		    .lease_generation = message->lease_generation,
+		    .stage = NULL,
+		    .outcome = SC_OUTCOME_OK,
+		    .started_at = now,
+		    .finished_at = now,
+		    .next_state = SC_STATE_DONE,
+		    .attempts = message->attempts,
+		};
+		ScStageResult *one = &result;
+		(void) sc_spool_record_results (runner->spool, sc_owner_get_name (runner->owner), &one, 1,
+						NULL, NULL);
+		sc_message_free (message);
+		return;
+	}
+	claim_add (runner, message);
+	runner->in_flight_bytes += claim_cost (runner, message);
+	dispatch (runner, message, runner->config);
+}
+
+/* What the acceptor may lease to us next: the room a claim would use. */
+static void
+refresh_credit (ScRunner *runner)
+{
+	g_atomic_int_set (&runner->handover_credit,
+			  runner->stopping || runner->once ? 0 : (gint) capacity (runner));
+}
+
+/* Main thread: the messages the acceptor stored leased to us start.  Once
+ * stopping they stay as they are: sc_runner_free() releases every lease
+ * of ours, so they go back to the queue. */
+static void
+take_handed (ScRunner *runner)
+{
+	ScMessage *message;
+	gint64 now = sc_clock_now (runner->clock);
+
+	while ((message = g_async_queue_try_pop (runner->handed)) != NULL) {
+		if (runner->stopping) {
+			sc_message_free (message);
+			continue;
+		}
+		take_claimed (runner, message, now);
+	}
+}
+
 static void
 runner_claim (ScRunner *runner)
 {
@@ -877,6 +939,7 @@ runner_claim (ScRunner *runner)
 	g_autoptr(GError) error_local = NULL;
 	guint room;
 
+	take_handed (runner);
 	if (runner->stopping) {
 		maybe_quit (runner);
 		return;
@@ -904,33 +967,8 @@ runner_claim (ScRunner *runner)
 			runner_schedule (runner, now + G_USEC_PER_SEC);
 			return;
 		}
-		for (guint i = 0; i < messages->len; i++) {
-			ScMessage *message = g_steal_pointer (&messages->pdata[i]);
-			if (sc_message_next_stage (message) == NULL) {
-				/* Every stage recorded but not marked done (an
-				 * interrupted commit cannot cause this, but a
-				 * pipeline edit by hand could): finish it. */
-				ScStageResult result = {
-				    .id = message->id,
-				    .lease_generation = message->lease_generation,
-				    .stage = NULL,
-				    .outcome = SC_OUTCOME_OK,
-				    .started_at = now,
-				    .finished_at = now,
-				    .next_state = SC_STATE_DONE,
-				    .attempts = message->attempts,
-				};
-				ScStageResult *one = &result;
-				(void) sc_spool_record_results (runner->spool,
-								sc_owner_get_name (runner->owner),
-								&one, 1, NULL, NULL);
-				sc_message_free (message);
-				continue;
-			}
-			claim_add (runner, message);
-			runner->in_flight_bytes += claim_cost (runner, message);
-			dispatch (runner, message, runner->config);
-		}
+		for (guint i = 0; i < messages->len; i++)
+			take_claimed (runner, g_steal_pointer (&messages->pdata[i]), now);
 		if (messages->len < room)
 			break;
 	}
@@ -951,6 +989,7 @@ runner_claim (ScRunner *runner)
 	if (next_due <= now)
 		next_due = runner->in_flight > 0 ? G_MAXINT64 : now + G_USEC_PER_SEC;
 	runner_schedule (runner, MIN (next_due, runner->last_rescan + runner->config->rescan));
+	refresh_credit (runner);
 }
 
 static void
@@ -1142,6 +1181,7 @@ sc_runner_new (ScConfig *config, ScClock *clock, GError **error)
 	runner->cancellable = g_cancellable_new ();
 	runner->finished = g_async_queue_new ();
 	runner->recipient_commits = g_async_queue_new ();
+	runner->handed = g_async_queue_new_full ((GDestroyNotify) sc_message_free);
 	g_mutex_init (&runner->commit_lock);
 	g_cond_init (&runner->commit_cond);
 	g_mutex_init (&runner->slot_lock);
@@ -1224,6 +1264,8 @@ sc_runner_free (ScRunner *runner)
 	g_clear_pointer (&runner->claims, g_hash_table_unref);
 	if (runner->commit_retry_id != 0)
 		g_source_remove (runner->commit_retry_id);
+	/* handed over after the loop stopped: their leases go back below */
+	g_clear_pointer (&runner->handed, g_async_queue_unref);
 	/* jobs that finished after the loop stopped */
 	if (runner->finished != NULL) {
 		ScJob *job;
@@ -1300,6 +1342,7 @@ sc_runner_stop (ScRunner *runner)
 	}
 	g_message ("stopping: finishing %u stage(s) in flight", runner->in_flight);
 	runner->stopping = TRUE;
+	g_atomic_int_set (&runner->handover_credit, 0);
 	runner->stop_deadline = sc_clock_now (runner->clock) + SC_RUNNER_STOP_GRACE;
 	g_cancellable_cancel (runner->cancellable);
 	maybe_quit (runner);
@@ -1328,9 +1371,43 @@ sc_runner_kick (ScRunner *runner)
 	 * until a job ends, which claims anyway.  Skipping it spares a spool
 	 * read per commit while the doors accept faster than jobs end (it was
 	 * ~90 us of the main thread per message accepted in bench-ingress). */
-	if (runner->in_flight > 0 && capacity (runner) == 0)
+	if (runner->in_flight > 0 && capacity (runner) == 0) {
+		refresh_credit (runner);
 		return;
+	}
 	runner_schedule (runner, sc_clock_now (runner->clock));
+}
+
+guint
+sc_runner_reserve (gpointer runner_pointer, guint wanted)
+{
+	ScRunner *runner = runner_pointer;
+	gint credit;
+
+	do {
+		credit = g_atomic_int_get (&runner->handover_credit);
+		if (credit <= 0)
+			return 0;
+	} while (!g_atomic_int_compare_and_exchange (&runner->handover_credit, credit,
+						      credit - (gint) MIN ((guint) credit, wanted)));
+	return MIN ((guint) credit, wanted);
+}
+
+void
+sc_runner_take (gpointer runner_pointer, GPtrArray *messages)
+{
+	ScRunner *runner = runner_pointer;
+
+	for (guint i = 0; i < messages->len; i++)
+		g_async_queue_push (runner->handed, g_steal_pointer (&messages->pdata[i]));
+	g_ptr_array_unref (messages);
+	schedule_drain (runner);
+}
+
+const char *
+sc_runner_get_owner (ScRunner *runner)
+{
+	return sc_owner_get_name (runner->owner);
 }
 
 void

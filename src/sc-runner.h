@@ -33,6 +33,13 @@ ScSpool *sc_runner_get_spool (ScRunner *runner);
 void sc_runner_set_notify_hook (ScRunner *runner, GSourceFunc func, gpointer data);
 /* New work may be due (an operator's retry): claim now. */
 void sc_runner_kick (ScRunner *runner);
+/* The hand-over from the acceptor (ScHandover; any thread): how many of
+ * @wanted new messages the runner takes leased now (its room for a
+ * claim), and the messages stored leased to it (transfer full). */
+guint sc_runner_reserve (gpointer runner, guint wanted);
+void sc_runner_take (gpointer runner, GPtrArray *messages);
+/* Its lease owner name. */
+const char *sc_runner_get_owner (ScRunner *runner);
 
 /* Messages whose processing crashed a runner this many times are held. */
 #define SC_RUNNER_CRASH_LIMIT 3

@@ -39,6 +39,7 @@ typedef struct {
 				  char **out_queue_ids,
 				  guint *out_duplicates,
 				  char **out_duplicate_of,
+				  ScMessage **out_claimed, /* (nullable) zeroed by the caller */
 				  GError **error);
 	gboolean (*prune_accepted) (
 	    ScSpool *spool, gint64 before, guint limit, guint *out_pruned, GError **error);

@@ -99,6 +99,34 @@ sc_message_free (ScMessage *message)
 	g_free (message);
 }
 
+ScMessage *
+sc_message_new_leased (const ScNewMessage *message, gint64 id, const char *queue_id)
+{
+	ScMessage *claimed = g_new0 (ScMessage, 1);
+
+	claimed->id = id;
+	claimed->lease_generation = 1;
+	claimed->queue_id = g_strdup (queue_id);
+	claimed->list_id = g_strdup (message->list_id);
+	claimed->sender = g_strdup (message->sender != NULL ? message->sender : "");
+	claimed->recipients = g_strdupv ((char **) message->recipients);
+	claimed->pipeline = g_strsplit (message->pipeline, ";", -1);
+	claimed->completed = g_new0 (char *, 1);
+	claimed->stage_attempts = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+	claimed->cycle_started_at = message->now;
+	claimed->raw = g_bytes_ref (message->raw);
+	claimed->current = g_bytes_ref (message->raw);
+	claimed->recipient_records = g_ptr_array_new_with_free_func ((GDestroyNotify) sc_recipient_record_free);
+	for (guint i = 0; message->recipients[i] != NULL; i++) {
+		ScRecipientRecord *record = g_new0 (ScRecipientRecord, 1);
+		record->position = i;
+		record->address = g_strdup (message->recipients[i]);
+		record->status = g_strdup ("pending");
+		g_ptr_array_add (claimed->recipient_records, record);
+	}
+	return claimed;
+}
+
 const char *
 sc_message_next_stage (const ScMessage *message)
 {

@@ -22,6 +22,8 @@
  */
 #include "config.h"
 
+#include <string.h>
+
 #include "sc-i18n.h"
 #include "sc-spool-backend.h"
 #include "sc-spool-uri.h"
@@ -82,7 +84,7 @@ sc_spool_inject (ScSpool *spool, const ScNewMessage *message, GError **error)
 	char *queue_id = NULL;
 	guint duplicates = 0;
 
-	if (!sc_spool_inject_batch (spool, &message, 1, 0, &queue_id, &duplicates, NULL, error))
+	if (!sc_spool_inject_batch (spool, &message, 1, 0, &queue_id, &duplicates, NULL, NULL, error))
 		return NULL;
 	return queue_id;
 }
@@ -127,8 +129,11 @@ sc_spool_inject_batch (ScSpool *spool,
 		       char **out_queue_ids,
 		       guint *out_duplicates,
 		       char **out_duplicate_of,
+		       ScMessage **out_claimed,
 		       GError **error)
 {
+	if (out_claimed != NULL)
+		memset (out_claimed, 0, n_messages * sizeof *out_claimed);
 	return spool->backend->inject_batch (spool,
 					     messages,
 					     n_messages,
@@ -136,6 +141,7 @@ sc_spool_inject_batch (ScSpool *spool,
 					     out_queue_ids,
 					     out_duplicates,
 					     out_duplicate_of,
+					     out_claimed,
 					     error);
 }
 

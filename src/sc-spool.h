@@ -71,6 +71,8 @@ gboolean sc_spool_describe (ScSpool *spool, char **out_server, int *out_schema_v
 
 /* ---- ingress ---- */
 
+typedef struct _ScMessage ScMessage; /* a claimed message: below */
+
 typedef struct {
 	const char *list_id;
 	const char *sender;            /* "" for the null sender */
@@ -83,6 +85,10 @@ typedef struct {
 	gint64 now;
 	const char *door;              /* (nullable) "smtp", "local"… for the audit log */
 	const char *peer;              /* (nullable) */
+	/* (nullable) stored already claimed by this runner, lease until
+	 * @lease_expires_at: no claim transaction before its first stage */
+	const char *lease_owner;
+	gint64 lease_expires_at;
 } ScNewMessage;
 
 /* Commits the message, durably; returns its queue id. (transfer full) */
@@ -94,7 +100,11 @@ char *sc_spool_inject (ScSpool *spool, const ScNewMessage *message, GError **err
  * them; an "ingress-duplicate" audit row names them, and
  * out_duplicate_of[i], if asked, the queue id the first of them went to);
  * a message left with no recipient is not stored (out_queue_ids[i]
- * NULL).  On error nothing of the batch is stored. */
+ * NULL).  On error nothing of the batch is stored.
+ * out_claimed (nullable): for a message with a lease_owner that the
+ * backend stored leased to it, the message as a claim would have loaded
+ * it (transfer full); NULL where it was stored queued instead (a backend
+ * may always do that: PostgreSQL's runners claim from the shared queue). */
 gboolean sc_spool_inject_batch (ScSpool *spool,
 				const ScNewMessage *const *messages,
 				guint n_messages,
@@ -102,6 +112,7 @@ gboolean sc_spool_inject_batch (ScSpool *spool,
 				char **out_queue_ids,
 				guint *out_duplicates,
 				char **out_duplicate_of, /* (nullable) */
+				ScMessage **out_claimed, /* (nullable) */
 				GError **error);
 /* Forgets at most @limit accepted pairs from before @before. */
 gboolean sc_spool_prune_accepted (ScSpool *spool,
@@ -115,7 +126,7 @@ gboolean sc_spool_prune_accepted (ScSpool *spool,
 /* Ids: each message's key in its backend — opaque to callers, stable for
  * the message's life (kept by spool-copy), larger for later messages (the
  * keyset cursors of listings compare them), never reused. */
-typedef struct {
+struct _ScMessage {
 	gint64 id;
 	gint64 lease_generation; /* this claim's: every update it makes checks it */
 	char *queue_id;
@@ -131,9 +142,13 @@ typedef struct {
 	GBytes *raw;
 	GBytes *current;         /* latest stage output, else raw */
 	GPtrArray *recipient_records; /* (element-type ScRecipientRecord) as at claim */
-} ScMessage;
+};
 
 void sc_message_free (ScMessage *message);
+/* @message as a claim would load it right after it was stored with @id
+ * and @queue_id, leased to message->lease_owner (generation 1, no stage
+ * done, every recipient pending).  For backends storing leased. */
+ScMessage *sc_message_new_leased (const ScNewMessage *message, gint64 id, const char *queue_id);
 /* (nullable) the first pipeline stage without a record */
 const char *sc_message_next_stage (const ScMessage *message);
 /* Earlier tries of @stage, as known at claim time. */

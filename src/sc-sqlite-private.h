@@ -16,6 +16,7 @@ typedef enum {
 	SC_SQL_SYNC_FULL,
 	SC_SQL_ROLLBACK,
 	SC_SQL_INSERT_MESSAGE,
+	SC_SQL_INSERT_MESSAGE_LEASED,
 	SC_SQL_INSERT_BODY,
 	SC_SQL_INSERT_RECIPIENT,
 	SC_SQL_ACCEPTED_LOOKUP,
@@ -109,6 +110,7 @@ sc_sqlite_inject_batch (ScSpool *spool,
 			char **out_queue_ids,
 			guint *out_duplicates,
 			char **out_duplicate_of,
+			ScMessage **out_claimed,
 			GError **error);
 gboolean
 sc_sqlite_prune_accepted (

@@ -36,6 +36,14 @@ static const char *const sql_text[SC_SQL_LAST] = {
 	" created_at, updated_at, cycle_started_at, next_attempt_at, size)"
 	" VALUES (:queue_id, :list_id, :sender, :subject, :message_id, :pipeline, 'queued',"
 	" :now, :now, :now, :now, :size)",
+    /* as SC_SQL_CLAIM_ONE would leave it: the runner in this process
+     * takes it without a claim transaction */
+    [SC_SQL_INSERT_MESSAGE_LEASED] =
+	"INSERT INTO messages (queue_id, list_id, sender, subject, message_id, pipeline, state,"
+	" created_at, updated_at, cycle_started_at, next_attempt_at, size, lease_owner,"
+	" lease_expires_at, lease_generation)"
+	" VALUES (:queue_id, :list_id, :sender, :subject, :message_id, :pipeline, 'active',"
+	" :now, :now, :now, :now, :size, :owner, :lease_expires_at, 1)",
     [SC_SQL_INSERT_BODY] = "INSERT INTO bodies (message_id, raw) VALUES (:message_id, :raw)",
     [SC_SQL_INSERT_RECIPIENT] =
 	"INSERT INTO recipients (message_id, position, address) VALUES (:message_id, :position, "
@@ -563,13 +571,19 @@ new_queue_id (void)
 }
 
 static gboolean
-insert_message (ScSpool *spool, const ScNewMessage *message, const char *queue_id, GError **error)
+insert_message (ScSpool *spool, const ScNewMessage *message, const char *queue_id, gint64 *out_rowid,
+		GError **error)
 {
-	g_autoptr(ScStatement) stmt = sc_sqlite_statement (spool, SC_SQL_INSERT_MESSAGE, error);
+	g_autoptr(ScStatement) stmt = sc_sqlite_statement (
+	    spool, message->lease_owner != NULL ? SC_SQL_INSERT_MESSAGE_LEASED : SC_SQL_INSERT_MESSAGE, error);
 	gint64 rowid;
 
 	if (stmt == NULL)
 		return FALSE;
+	if (message->lease_owner != NULL) {
+		sc_bind_text (stmt, ":owner", message->lease_owner);
+		sc_bind_int64 (stmt, ":lease_expires_at", message->lease_expires_at);
+	}
 	sc_bind_text (stmt, ":queue_id", queue_id);
 	sc_bind_text (stmt, ":list_id", message->list_id);
 	sc_bind_text (stmt, ":sender", message->sender != NULL ? message->sender : "");
@@ -600,6 +614,7 @@ insert_message (ScSpool *spool, const ScNewMessage *message, const char *queue_i
 		if (!sc_sqlite_step_done (spool, rcpt, error, "inject"))
 			return FALSE;
 	}
+	*out_rowid = rowid;
 	return TRUE;
 }
 
@@ -675,10 +690,12 @@ sc_sqlite_inject_batch (ScSpool *spool,
 		       char **out_queue_ids,
 		       guint *out_duplicates,
 		       char **out_duplicate_of,
+		       ScMessage **out_claimed,
 		       GError **error)
 {
 	g_autoptr(GPtrArray) queue_ids = g_ptr_array_new_with_free_func (g_free);
 	g_autoptr(GPtrArray) duplicate_of = g_ptr_array_new_with_free_func (g_free);
+	g_autoptr(GPtrArray) claimed = g_ptr_array_new_with_free_func ((GDestroyNotify) sc_message_free);
 
 	if (!sc_sqlite_begin (spool, error))
 		return FALSE;
@@ -698,12 +715,18 @@ sc_sqlite_inject_batch (ScSpool *spool,
 				goto failed;
 			g_ptr_array_add (fresh, NULL);
 		}
+		g_ptr_array_add (claimed, NULL);
 		if (fresh == NULL || fresh->len > 1) {
 			ScNewMessage stored = *message;
+			gint64 rowid = 0;
 			if (fresh != NULL)
 				stored.recipients = (const char *const *) fresh->pdata;
-			if (!insert_message (spool, &stored, queue_id, error))
+			if (out_claimed == NULL)
+				stored.lease_owner = NULL;
+			if (!insert_message (spool, &stored, queue_id, &rowid, error))
 				goto failed;
+			if (stored.lease_owner != NULL)
+				claimed->pdata[m] = sc_message_new_leased (&stored, rowid, queue_id);
 		} else {
 			g_clear_pointer (&queue_id, g_free); /* nothing new: nothing stored */
 		}
@@ -721,6 +744,8 @@ sc_sqlite_inject_batch (ScSpool *spool,
 		out_queue_ids[m] = g_steal_pointer (&queue_ids->pdata[m]);
 		if (out_duplicate_of != NULL)
 			out_duplicate_of[m] = g_steal_pointer (&duplicate_of->pdata[m]);
+		if (out_claimed != NULL)
+			out_claimed[m] = g_steal_pointer (&claimed->pdata[m]);
 	}
 	return TRUE;
 

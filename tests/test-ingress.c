@@ -383,13 +383,13 @@ test_dedupe_window (Fixture *fixture, gconstpointer data)
 	guint pruned = 0;
 
 	g_assert_no_error (error);
-	g_assert_true (sc_ingress_store (spool, &prepared, 1, window, t0, accepted, &error));
+	g_assert_true (sc_ingress_store (spool, &prepared, 1, window, t0, NULL, accepted, &error));
 	g_assert_nonnull (accepted[0]->queue_id);
 	g_clear_pointer (&accepted[0], sc_accepted_free);
-	g_assert_true (sc_ingress_store (spool, &prepared, 1, window, t0 + window - 1, accepted, &error));
+	g_assert_true (sc_ingress_store (spool, &prepared, 1, window, t0 + window - 1, NULL, accepted, &error));
 	g_assert_null (accepted[0]->queue_id);
 	g_clear_pointer (&accepted[0], sc_accepted_free);
-	g_assert_true (sc_ingress_store (spool, &prepared, 1, window, t0 + window + 1, accepted, &error));
+	g_assert_true (sc_ingress_store (spool, &prepared, 1, window, t0 + window + 1, NULL, accepted, &error));
 	g_assert_nonnull (accepted[0]->queue_id);
 	g_clear_pointer (&accepted[0], sc_accepted_free);
 	/* pruning forgets only pairs older than the window */
@@ -503,6 +503,105 @@ test_doors_serve_while_committing (Fixture *fixture, gconstpointer data)
 	g_assert_cmpint (count_rows (config, "SELECT count(*) FROM messages"), ==, 1);
 }
 
+/* The runner in the process takes what it has room for already leased:
+ * those messages are stored active under its lease and handed to it only
+ * after the commit; the rest are queued and the runner is kicked. */
+typedef struct {
+	GMutex lock;
+	guint credit;
+	GPtrArray *taken;  /* ScMessage* */
+	guint committed_at_take; /* handed messages another connection could see then */
+	const char *spool_folder;
+} FakeRunner;
+
+static guint
+fake_reserve (gpointer runner, guint wanted)
+{
+	FakeRunner *fake = runner;
+	guint granted;
+
+	g_mutex_lock (&fake->lock);
+	granted = MIN (fake->credit, wanted);
+	fake->credit -= granted;
+	g_mutex_unlock (&fake->lock);
+	return granted;
+}
+
+static void
+fake_take (gpointer runner, GPtrArray *messages)
+{
+	FakeRunner *fake = runner;
+	g_autoptr(ScSpool) reader = sc_spool_open (fake->spool_folder, G_USEC_PER_SEC, NULL);
+
+	g_mutex_lock (&fake->lock);
+	for (guint i = 0; i < messages->len; i++) {
+		ScMessage *message = g_steal_pointer (&messages->pdata[i]);
+		g_autoptr(ScMessageSummary) summary = sc_spool_get_summary (reader, message->queue_id, NULL);
+		if (summary != NULL && summary->state == SC_STATE_ACTIVE)
+			fake->committed_at_take++;
+		g_ptr_array_add (fake->taken, message);
+	}
+	g_mutex_unlock (&fake->lock);
+	g_ptr_array_unref (messages);
+}
+
+static gboolean
+count_kick (gpointer user_data)
+{
+	(*(guint *) user_data)++;
+	return G_SOURCE_REMOVE;
+}
+
+static void
+test_handover (Fixture *fixture, gconstpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(ScIngress) ingress = sc_ingress_new (fixture->config, &error);
+	FakeRunner fake = {.credit = 2, .spool_folder = fixture->config->spool};
+	ScHandover handover = {.owner = "runner-test", .reserve = fake_reserve, .take = fake_take, .runner = &fake};
+	g_autoptr(GPtrArray) answers = g_ptr_array_new_with_free_func ((GDestroyNotify) sc_accepted_free);
+	guint kicks = 0;
+
+	g_assert_no_error (error);
+	g_mutex_init (&fake.lock);
+	fake.taken = g_ptr_array_new_with_free_func ((GDestroyNotify) sc_message_free);
+	sc_ingress_set_handover (ingress, &handover);
+	sc_ingress_set_accepted_hook (ingress, count_kick, &kicks);
+	for (guint i = 0; i < 3; i++) {
+		g_autofree char *text = g_strdup_printf ("From: a@example.org\r\nMessage-ID: <h%u@example.org>\r\n"
+							 "List-Id: <b.example.org>\r\n\r\nbody %u\r\n", i, i);
+		g_autoptr(GBytes) raw = g_bytes_new (text, strlen (text));
+		const char *rcpt[] = {"m1@example.net", "m2@example.com", NULL};
+		ScSubmission s = {.door = "test", .sender = "", .recipients = rcpt, .raw = raw};
+		ScAccepted *accepted = accept_sync (ingress, fixture->config, &s, &error, NULL);
+
+		g_assert_no_error (error);
+		g_assert_nonnull (accepted->queue_id);
+		g_ptr_array_add (answers, accepted);
+	}
+	g_clear_pointer (&ingress, sc_ingress_free);
+	while (g_main_context_iteration (NULL, FALSE))
+		;
+	/* the first two leased and handed over, after their commit */
+	g_assert_cmpuint (fake.taken->len, ==, 2);
+	g_assert_cmpuint (fake.committed_at_take, ==, 2);
+	for (guint i = 0; i < 2; i++) {
+		ScMessage *m = fake.taken->pdata[i];
+		g_assert_cmpstr (m->queue_id, ==, ((ScAccepted *) answers->pdata[i])->queue_id);
+		g_assert_cmpstr (m->list_id, ==, "b.example.org");
+		g_assert_cmpstr (sc_message_next_stage (m), ==, "decorate");
+		g_assert_cmpuint (g_strv_length (m->recipients), ==, 2);
+		g_assert_cmpint (m->lease_generation, ==, 1);
+	}
+	g_assert_cmpint (count_rows (fixture->config, "SELECT count(*) FROM messages WHERE state = 'active'"
+						      " AND lease_owner = 'runner-test'"), ==, 2);
+	/* the third found no room: queued, and only its commit kicked the runner */
+	g_assert_cmpint (count_rows (fixture->config, "SELECT count(*) FROM messages WHERE state = 'queued'"), ==, 1);
+	g_assert_cmpuint (kicks, ==, 1);
+	g_ptr_array_unref (fake.taken);
+	g_mutex_clear (&fake.lock);
+}
+
 /* A full disk is its own answer (452 4.3.1), and nothing of the batch stays. */
 static void
 test_full (Fixture *fixture, gconstpointer data)
@@ -532,7 +631,7 @@ test_full (Fixture *fixture, gconstpointer data)
 		batch[i] = sc_ingress_prepare (fixture->config, &s, &error);
 		g_assert_no_error (error);
 	}
-	g_assert_false (sc_ingress_store (spool, batch, G_N_ELEMENTS (batch), 0, g_get_real_time (), accepted, &error));
+	g_assert_false (sc_ingress_store (spool, batch, G_N_ELEMENTS (batch), 0, g_get_real_time (), NULL, accepted, &error));
 	g_assert_error (error, SC_INGRESS_ERROR, SC_INGRESS_ERROR_SPOOL_FULL);
 	for (guint i = 0; i < G_N_ELEMENTS (batch); i++) {
 		g_assert_null (accepted[i]);
@@ -589,6 +688,7 @@ main (int argc, char **argv)
 	g_test_add ("/ingress/accept/locked-spool", Fixture, NULL, setup, test_locked, teardown);
 	g_test_add ("/ingress/accept/doors-serve-while-committing", Fixture, NULL, setup,
 		    test_doors_serve_while_committing, teardown);
+	g_test_add ("/ingress/accept/handover", Fixture, NULL, setup, test_handover, teardown);
 	g_test_add ("/ingress/store/full-spool", Fixture, NULL, setup, test_full, teardown);
 	g_test_add ("/ingress/accept/stopping", Fixture, NULL, setup, test_stopping, teardown);
 	return g_test_run ();

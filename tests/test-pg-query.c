@@ -154,7 +154,7 @@ store_inject (Store *store, const ScNewMessage *message)
 	if (store->pg) {
 		guint duplicates = 0;
 		g_assert_true (store->spool->backend->inject_batch (store->spool, &message, 1, 0, &queue_id,
-								    &duplicates, NULL, &error));
+								    &duplicates, NULL, NULL, &error));
 	} else {
 		queue_id = sc_spool_inject (store->spool, message, &error);
 	}
@@ -599,7 +599,7 @@ writer_thread (gpointer data)
 		guint duplicates = 0;
 		guint action = g_rand_int_range (rand, 0, 6);
 
-		if (spool->backend->inject_batch (spool, batch, 1, 0, &queue_id, &duplicates, NULL, &error))
+		if (spool->backend->inject_batch (spool, batch, 1, 0, &queue_id, &duplicates, NULL, NULL, &error))
 			g_ptr_array_add (mine, queue_id);
 		else if (g_error_matches (error, SC_SPOOL_ERROR, SC_SPOOL_ERROR_TEMPORARY))
 			writer->temporary++;

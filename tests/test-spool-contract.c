@@ -578,6 +578,95 @@ test_inject (Fixture *fixture, gconstpointer user_data)
 	}
 }
 
+/* A message stored already leased (the acceptor hands it to the runner in
+ * its process): the backend either stores it leased and returns it as a
+ * claim would have loaded it, or (PostgreSQL) stores it queued.  Leased,
+ * it is the owner's until the lease ends, and its results apply. */
+static void
+test_inject_leased (Fixture *fixture, gconstpointer user_data)
+{
+	static const char *const recipients[] = {"a@example.org", "b@example.net", NULL};
+	g_autoptr(GBytes) raw = g_bytes_new_static ("Subject: s\r\n\r\nbody\r\n", 20);
+	g_autoptr(GError) error = NULL;
+	ScNewMessage leased = {
+	    .list_id = "l.example.org",
+	    .sender = "owner@example.org",
+	    .recipients = recipients,
+	    .pipeline = PIPELINE,
+	    .subject = "s",
+	    .message_id = "<leased@example.org>",
+	    .raw = raw,
+	    .now = T0,
+	    .lease_owner = "runner-a",
+	    .lease_expires_at = T0 + LEASE,
+	};
+	ScNewMessage queued = leased;
+	const ScNewMessage *batch[] = {&leased, &queued};
+	char *queue_ids[2] = {NULL, NULL};
+	guint duplicates[2] = {0, 0};
+	ScMessage *claimed[2] = {NULL, NULL};
+	g_autoptr(ScMessage) reference = NULL;
+	g_autoptr(ScMessage) mine = NULL;
+	ScStageResult r;
+
+	queued.lease_owner = NULL;
+	queued.message_id = "<queued@example.org>";
+	g_assert_true (sc_spool_inject_batch (fixture->spool, batch, 2, 0, queue_ids, duplicates, NULL,
+					      claimed, &error));
+	g_assert_no_error (error);
+	g_assert_null (claimed[1]);
+	g_assert_cmpint (state_of (fixture, queue_ids[1]), ==, SC_STATE_QUEUED);
+	if (strcmp (fixture->backend, "sqlite") == 0)
+		g_assert_nonnull (claimed[0]);
+	if (claimed[0] == NULL) {
+		/* declined: queued like any other, claimed as usual */
+		g_assert_cmpint (state_of (fixture, queue_ids[0]), ==, SC_STATE_QUEUED);
+		g_free (queue_ids[0]);
+		g_free (queue_ids[1]);
+		return;
+	}
+	mine = claimed[0];
+	g_assert_cmpint (state_of (fixture, queue_ids[0]), ==, SC_STATE_ACTIVE);
+	{
+		g_autofree char *owners = lease_owners (fixture, T0 + LEASE - 1);
+		g_assert_cmpstr (owners, ==, "runner-a");
+	}
+	assert_counts_match (fixture, NULL);
+	/* what a claim of the same message loads, field for field */
+	reference = claim_one (fixture, "runner-b", queue_ids[1]);
+	g_assert_cmpstr (mine->queue_id, ==, queue_ids[0]);
+	g_assert_cmpint (mine->lease_generation, ==, reference->lease_generation);
+	g_assert_cmpstr (mine->list_id, ==, reference->list_id);
+	g_assert_cmpstr (mine->sender, ==, reference->sender);
+	g_assert_true (g_strv_equal ((const char *const *) mine->recipients,
+				     (const char *const *) reference->recipients));
+	g_assert_true (g_strv_equal ((const char *const *) mine->pipeline,
+				     (const char *const *) reference->pipeline));
+	g_assert_cmpuint (g_strv_length (mine->completed), ==, 0);
+	g_assert_cmpstr (sc_message_next_stage (mine), ==, sc_message_next_stage (reference));
+	g_assert_cmpuint (g_hash_table_size (mine->stage_attempts), ==, g_hash_table_size (reference->stage_attempts));
+	g_assert_cmpuint (mine->attempts, ==, reference->attempts);
+	g_assert_cmpuint (mine->crashes, ==, reference->crashes);
+	g_assert_cmpint (mine->cycle_started_at, ==, reference->cycle_started_at);
+	g_assert_true (g_bytes_equal (mine->raw, reference->raw));
+	g_assert_true (g_bytes_equal (mine->current, reference->current));
+	g_assert_cmpuint (mine->recipient_records->len, ==, reference->recipient_records->len);
+	for (guint i = 0; i < mine->recipient_records->len; i++) {
+		ScRecipientRecord *a = mine->recipient_records->pdata[i];
+		ScRecipientRecord *b = reference->recipient_records->pdata[i];
+		g_assert_cmpuint (a->position, ==, b->position);
+		g_assert_cmpstr (a->address, ==, b->address);
+		g_assert_cmpstr (a->status, ==, b->status);
+	}
+	/* the lease is real: its owner's result applies, another's does not */
+	r = result_for (fixture, mine, SC_OUTCOME_OK, SC_STATE_ACTIVE);
+	g_assert_cmpuint (record (fixture, "runner-b", &r), ==, 1);
+	g_assert_cmpuint (record (fixture, "runner-a", &r), ==, 0);
+	assert_lease_ends (fixture, queue_ids[0], T0 + LEASE);
+	g_free (queue_ids[0]);
+	g_free (queue_ids[1]);
+}
+
 static void
 test_get_summary_not_found (Fixture *fixture, gconstpointer user_data)
 {
@@ -2195,6 +2284,7 @@ main (int argc, char **argv)
 
 	add_contract_test ("inject/basic", test_inject);
 	add_contract_test ("inject/not-found", test_get_summary_not_found);
+	add_contract_test ("inject/leased", test_inject_leased);
 	add_contract_test ("claim/order-and-limit", test_claim_order_and_limit);
 	add_contract_test ("claim/only-when-due", test_claim_limit_one_earliest);
 	add_contract_test ("claim/memory-budget", test_claim_memory_budget);

@@ -99,7 +99,7 @@ inject_one (ScSpool *spool,
 	char *queue_id = NULL;
 	guint duplicates = 0;
 
-	g_assert_true (sc_spool_inject_batch (spool, &one, 1, HOUR, &queue_id, &duplicates, NULL, &error));
+	g_assert_true (sc_spool_inject_batch (spool, &one, 1, HOUR, &queue_id, &duplicates, NULL, NULL, &error));
 	g_assert_no_error (error);
 	if (out_duplicates != NULL)
 		*out_duplicates = duplicates;

@@ -336,7 +336,7 @@ injector (gpointer data)
 		/* a TEMPORARY failure is tried again, as list software would */
 		for (guint attempt = 0; attempt < 50 && !committed; attempt++) {
 			g_clear_error (&error);
-			committed = sc_spool_inject_batch (spool, pointers, n, 0, out, duplicates, NULL, &error);
+			committed = sc_spool_inject_batch (spool, pointers, n, 0, out, duplicates, NULL, NULL, &error);
 			if (!committed && !g_error_matches (error, SC_SPOOL_ERROR, SC_SPOOL_ERROR_TEMPORARY))
 				break;
 			if (!committed)
