@@ -120,7 +120,7 @@ def start_daemon(binary, work, pipeline):
     deadline = time.time() + 30
     while time.time() < deadline:
         with open(log_path) as f:
-            found = re.search(r"admin dashboard listening on \S+ port (\d+)", f.read())
+            found = re.search(r"admin dashboard listening on http://\S+:(\d+)/", f.read())
         if found:
             return daemon, int(found.group(1)), env
         if daemon.poll() is not None:

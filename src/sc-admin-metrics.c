@@ -159,7 +159,8 @@ render_histogram_cb (gpointer key, gpointer value, gpointer user_data)
 		cumulative += histogram->buckets[i];
 		g_string_append (out, "stagecoach_stage_duration_seconds_bucket{");
 		append_label (out, "stage", key, TRUE);
-		append_label (out, "le", g_ascii_dtostr (number, sizeof number, duration_buckets[i]), FALSE);
+		/* %g: "0.05", not dtostr's round-trip "0.050000000000000003" */
+		append_label (out, "le", g_ascii_formatd (number, sizeof number, "%g", duration_buckets[i]), FALSE);
 		g_string_append_printf (out, "} %" G_GUINT64_FORMAT "\n", cumulative);
 	}
 	g_string_append (out, "stagecoach_stage_duration_seconds_bucket{");

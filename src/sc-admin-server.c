@@ -690,6 +690,7 @@ sc_admin_server_new (ScConfig *config, ScSpool *spool, ScClock *clock, GError **
 	g_autoptr(ScAdminServer) server = NULL;
 	g_autoptr(GSocketAddress) address = NULL;
 	GSList *uris;
+	g_autofree char *listening = NULL;
 
 	g_return_val_if_fail (config != NULL, NULL);
 	g_return_val_if_fail (spool != NULL, NULL);
@@ -723,13 +724,16 @@ sc_admin_server_new (ScConfig *config, ScSpool *spool, ScClock *clock, GError **
 		return NULL;
 	}
 	uris = soup_server_get_uris (server->soup);
-	if (uris != NULL)
+	if (uris != NULL) {
 		server->port = (guint16) g_uri_get_port (uris->data);
+		listening = g_uri_to_string (uris->data);
+	}
 	g_slist_free_full (uris, (GDestroyNotify) g_uri_unref);
-	/* where the token is, never the token: `stagecoach admin-url` reads it */
-	g_message ("admin dashboard listening on %s port %u; log in with a token from %s "
+	/* the address as bound (port 0 picks one); where the token is, never
+	 * the token: `stagecoach admin-url` reads it */
+	g_message ("admin dashboard listening on %s; log in with a token from %s "
 		   "(`stagecoach admin-url` prints a login link)",
-		   config->admin_listen, server->port, sc_admin_auth_token_path (server->auth));
+		   listening != NULL ? listening : config->admin_listen, sc_admin_auth_token_path (server->auth));
 	return g_steal_pointer (&server);
 }
 

@@ -985,6 +985,7 @@ test_metrics (Fixture *fixture, gconstpointer user_data)
 	    "stagecoach_messages{state=\"dead\",list=\"a.example.org\"} 1",
 	    "stagecoach_stage_outcomes_total{stage=\"decorate\",outcome=\"permanent\"} 1",
 	    "stagecoach_stage_duration_seconds_bucket{stage=\"decorate\",le=\"5\"} 1",
+	    "stagecoach_stage_duration_seconds_bucket{stage=\"decorate\",le=\"0.05\"} ",
 	    "stagecoach_stage_duration_seconds_bucket{stage=\"decorate\",le=\"+Inf\"} 1",
 	    "stagecoach_stage_duration_seconds_count{stage=\"decorate\"} 1",
 	    "# TYPE stagecoach_deliveries_total counter",

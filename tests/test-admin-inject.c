@@ -99,10 +99,15 @@ wait_for_port (Fixture *fixture)
 	for (;;) {
 		g_autofree char *log = read_log (fixture);
 		const char *line = strstr (log, "admin dashboard listening on ");
-		const char *port = line != NULL ? strstr (line, " port ") : NULL;
+		const char *end = line != NULL ? strchr (line, ';') : NULL;
 
-		if (port != NULL)
-			return (guint16) g_ascii_strtoull (port + strlen (" port "), NULL, 10);
+		if (end != NULL) {
+			const char *text = line + strlen ("admin dashboard listening on ");
+			g_autofree char *uri_text = g_strndup (text, end - text);
+			g_autoptr(GUri) uri = g_uri_parse (uri_text, G_URI_FLAGS_NONE, NULL);
+			g_assert_nonnull (uri); /* the bound address, as a URI */
+			return (guint16) g_uri_get_port (uri);
+		}
 		if (g_get_monotonic_time () > deadline || g_subprocess_get_identifier (fixture->daemon) == NULL)
 			g_error ("the daemon did not start:\n%s", log);
 		g_usleep (20 * 1000);
