@@ -184,7 +184,8 @@ writer_thread (gpointer user_data)
 ScAcceptor *
 sc_acceptor_new (ScConfig *config, GMainContext *context, GError **error)
 {
-	g_autoptr(ScSpool) spool = sc_spool_open (config->spool, config->busy_timeout, error);
+	g_autoptr(ScSpool) spool = sc_spool_open_full (config->spool, config->busy_timeout,
+							 SC_SPOOL_OPEN_FULL_SYNC_ONLY, error);
 	ScAcceptor *acceptor;
 
 	if (spool == NULL)

@@ -213,7 +213,7 @@ struct _ScSpool {
 
 /* sc-sqlite-spool.c: FOLDER/spool.db */
 ScSpool *
-sc_sqlite_spool_open (const char *folder, gint64 busy_timeout, GError **error);
+sc_sqlite_spool_open (const char *folder, gint64 busy_timeout, ScSpoolOpenFlags flags, GError **error);
 #ifdef HAVE_PG_SPOOL
 /* sc-pg-spool.c: a postgresql:// URI or a libpq key=value string.
  * @busy_timeout bounds how long a call waits for a lock or a reconnect. */

@@ -31,11 +31,17 @@
 ScSpool *
 sc_spool_open (const char *location, gint64 busy_timeout, GError **error)
 {
+	return sc_spool_open_full (location, busy_timeout, SC_SPOOL_OPEN_DEFAULT, error);
+}
+
+ScSpool *
+sc_spool_open_full (const char *location, gint64 busy_timeout, ScSpoolOpenFlags flags, GError **error)
+{
 	const char *folder = location;
 
 	switch (sc_spool_uri_parse (location, &folder)) {
 	case SC_SPOOL_URI_FOLDER:
-		return sc_sqlite_spool_open (folder, busy_timeout, error);
+		return sc_sqlite_spool_open (folder, busy_timeout, flags, error);
 	case SC_SPOOL_URI_POSTGRESQL:
 #ifdef HAVE_PG_SPOOL
 		return sc_pg_spool_open (location, busy_timeout, error);

@@ -62,6 +62,13 @@ typedef struct _ScSpool ScSpool;
  * SC_SPOOL_ERROR_TEMPORARY; a spool newer than this program knows, or a
  * backend this build lacks, is SC_SPOOL_ERROR_FAILED. */
 ScSpool *sc_spool_open (const char *location, gint64 busy_timeout, GError **error);
+typedef enum {
+	SC_SPOOL_OPEN_DEFAULT = 0,
+	/* only synchronous=FULL commits on this connection (the acceptor's):
+	 * SQLite may gather each commit's WAL writes into one */
+	SC_SPOOL_OPEN_FULL_SYNC_ONLY = 1 << 0,
+} ScSpoolOpenFlags;
+ScSpool *sc_spool_open_full (const char *location, gint64 busy_timeout, ScSpoolOpenFlags flags, GError **error);
 void sc_spool_close (ScSpool *spool);
 /* "sqlite" or "postgresql". */
 const char *sc_spool_backend_name (ScSpool *spool);

@@ -90,6 +90,7 @@ typedef struct {
 	sqlite3 *db;			  /* (owned) */
 	gboolean holds_writer;		  /* between sc_sqlite_begin and commit/rollback */
 	gboolean unsynced;		  /* synchronous=NORMAL until commit/rollback */
+	gboolean full_sync_only;	  /* never unsynced: WAL writes gathered (sc-sqlite-walbuf.c) */
 	char *folder;			  /* (owned) */
 	sqlite3_stmt *stmts[SC_SQL_LAST]; /* (owned) prepared lazily */
 } ScSqliteSpool;

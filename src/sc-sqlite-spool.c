@@ -11,6 +11,7 @@
 #include "sc-i18n.h"
 #include "sc-spool-file.h"
 #include "sc-sqlite-private.h"
+#include "sc-sqlite-walbuf.h"
 
 /* What a message summary reads (sc_sqlite_summary_from_row's columns). */
 #define SUMMARY_COLUMNS                                                                            \
@@ -473,7 +474,8 @@ sc_sqlite_begin (ScSpool *spool, GError **error)
 gboolean
 sc_sqlite_begin_unsynced (ScSpool *spool, GError **error)
 {
-	return begin (spool, TRUE, error);
+	/* such a connection's WAL writes wait for the sync (sc-sqlite-walbuf.c) */
+	return begin (spool, !sc_sqlite (spool)->full_sync_only, error);
 }
 
 gboolean
@@ -498,7 +500,7 @@ sc_sqlite_rollback (ScSpool *spool)
 static const ScSpoolBackend sqlite_backend;
 
 ScSpool *
-sc_sqlite_spool_open (const char *folder, gint64 busy_timeout, GError **error)
+sc_sqlite_spool_open (const char *folder, gint64 busy_timeout, ScSpoolOpenFlags flags, GError **error)
 {
 	g_autoptr(ScSpool) spool = (ScSpool *) g_new0 (ScSqliteSpool, 1);
 	g_autofree char *path = NULL;
@@ -510,10 +512,11 @@ sc_sqlite_spool_open (const char *folder, gint64 busy_timeout, GError **error)
 	path = g_build_filename (folder, "spool.db", NULL);
 	if (!sc_spool_file_create (folder, path, error)) /* 0600: sc-spool-file.c */
 		return NULL;
+	sc_sqlite (spool)->full_sync_only = (flags & SC_SPOOL_OPEN_FULL_SYNC_ONLY) != 0;
 	rc = sqlite3_open_v2 (path,
 			      &sc_sqlite (spool)->db,
 			      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-			      NULL);
+			      sc_sqlite (spool)->full_sync_only ? sc_sqlite_walbuf_vfs () : NULL);
 	if (rc != SQLITE_OK) {
 		sc_sqlite_set_error (spool, rc, error, "open");
 		return NULL;
