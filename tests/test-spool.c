@@ -735,17 +735,24 @@ inject_many (ScSpool *spool, guint n, gsize size)
 		g_free (queue_ids[i]);
 }
 
+/* The first column of @sql's first row, on @db. */
 static gint64
-observe_int (Fixture *fixture, const char *sql)
+query_int (sqlite3 *db, const char *sql)
 {
 	sqlite3_stmt *stmt = NULL;
 	gint64 value;
 
-	g_assert_cmpint (sqlite3_prepare_v2 (fixture->observer, sql, -1, &stmt, NULL), ==, SQLITE_OK);
+	g_assert_cmpint (sqlite3_prepare_v2 (db, sql, -1, &stmt, NULL), ==, SQLITE_OK);
 	g_assert_cmpint (sqlite3_step (stmt), ==, SQLITE_ROW);
 	value = sqlite3_column_int64 (stmt, 0);
 	sqlite3_finalize (stmt);
 	return value;
+}
+
+static gint64
+observe_int (Fixture *fixture, const char *sql)
+{
+	return query_int (fixture->observer, sql);
 }
 
 /* A commit far larger than one write (the unix VFS writes at most
@@ -765,6 +772,10 @@ test_walbuf_large_commit (Fixture *fixture, gconstpointer user_data)
 			 SQLITE_OK);
 	g_assert_true (g_str_has_prefix (vfs, "sc-walbuf/"));
 	sqlite3_free (vfs);
+	/* never an unsynced commit on it: its WAL writes wait for the sync */
+	g_assert_true (sc_sqlite_begin_unsynced (acceptor, &error));
+	g_assert_cmpint (query_int (sc_sqlite (acceptor)->db, "PRAGMA synchronous"), ==, 2 /* FULL */);
+	sc_sqlite_rollback (acceptor);
 	sc_sqlite_walbuf_counts (&gathered_before, &made_before);
 	inject_many (acceptor, 40, 8 * 1024);
 	sc_sqlite_walbuf_counts (&gathered, &made);
@@ -854,14 +865,7 @@ test_bind_unknown_parameter (Fixture *fixture, gconstpointer user_data)
 static int
 synchronous_level (ScSpool *spool)
 {
-	sqlite3_stmt *stmt = NULL;
-	int level;
-
-	g_assert_cmpint (sqlite3_prepare_v2 (sc_sqlite (spool)->db, "PRAGMA synchronous", -1, &stmt, NULL), ==, SQLITE_OK);
-	g_assert_cmpint (sqlite3_step (stmt), ==, SQLITE_ROW);
-	level = sqlite3_column_int (stmt, 0);
-	sqlite3_finalize (stmt);
-	return level;
+	return (int) query_int (sc_sqlite (spool)->db, "PRAGMA synchronous");
 }
 
 /* A claim commits without waiting for the disk (its loss only undoes
