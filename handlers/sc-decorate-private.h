@@ -138,6 +138,50 @@ gboolean sc_decorate_texts_empty (const ScDecorateTexts *texts);
 /* Whether a decoded text body is inline-PGP signed or encrypted. */
 gboolean sc_decorate_mime_is_inline_pgp (const guint8 *data, gsize length);
 
+/* sc-decorate-fast.c */
+
+/* A body the fast path can follow: one text/plain part, US-ASCII or
+ * UTF-8, 7bit, 8bit or binary, valid in its charset, no NUL. */
+typedef struct {
+	const guint8 *data; /* (not owned) the body in the message bytes; never NULL */
+	gsize length;
+	gboolean utf8;      /* charset=utf-8 (else US-ASCII) */
+	gboolean ascii;     /* no byte above 0x7f in the body */
+	gboolean seven_bit; /* no Content-Transfer-Encoding, or 7bit */
+} ScDecorateFastBody;
+
+/* Whether @message (CRLF, split as @headers) is certainly of the fast
+ * path's shape; fills @out_body (pointing into @message) when it is. */
+gboolean sc_decorate_fast_check (const ScDecorateHeaders *headers,
+				 GBytes *message,
+				 ScDecorateFastBody *out_body);
+/* Whether the body already holds @text, as the GMime path judges it. */
+gboolean sc_decorate_fast_has_text (const ScDecorateFastBody *body, const char *text);
+/* Whether the texts can go in the body as they are (same charset, same
+ * transfer encoding); FALSE: the GMime path must re-encode. */
+gboolean sc_decorate_fast_texts_fit (const ScDecorateFastBody *body, const ScDecorateTexts *texts);
+/* The whole output message, the bytes the GMime path's inline (or none)
+ * placement gives; @headers lose any Content-Length. (transfer full) */
+GBytes *sc_decorate_fast_place (ScDecorateHeaders *headers,
+				const ScDecorateFastBody *body,
+				const ScDecorateTexts *texts);
+
+/* sc-decorate.c */
+
+/* The stage without its context: the decorated message, or NULL with
+ * @out_note saying why it passes through (NULL with @error: try again
+ * later).  @allow_fast FALSE forces the GMime path (the tests compare the
+ * two); @out_fast (nullable) says whether the fast path was taken. */
+GBytes *sc_decorate_message (GBytes *input,
+			     const ScConfig *config,
+			     const ScListConfig *list,
+			     GHashTable *variables,
+			     gboolean allow_fast,
+			     gboolean *out_fast,
+			     char **out_note,
+			     char **out_from_note,
+			     GError **error);
+
 /* sc-decorate-from.c */
 
 /* DMARC mitigation, per the list's from-rewrite: From becomes "Author via

@@ -7,6 +7,11 @@
  * is parsed again and must show the texts where they were put; if not, the
  * message is wrapped instead, and if that fails too it passes through.
  *
+ * A single text/plain body in US-ASCII or UTF-8, not transfer-encoded,
+ * takes the fast path first (sc-decorate-fast.c): the same bytes without
+ * GMime's two parses.  Whatever that path cannot prove it can follow goes
+ * the GMime way, which stays the reference the tests hold it to.
+ *
  * It must never corrupt a message and never fail one for its shape: a
  * body it cannot follow — a GMime failure, nesting beyond
  * SC_DECORATE_MAX_DEPTH, a message/partial fragment that would no longer
@@ -224,10 +229,26 @@ carries_own_list_id (const ScDecorateHeaders *headers, const ScListConfig *list)
 	       g_ascii_strncasecmp (open + 1, list->id, close - open - 1) == 0;
 }
 
-/* footer-if-absent: drops the texts the message already has, saying so. */
+typedef gboolean (*HasTextFunc) (gconstpointer body, const char *text);
+
+static gboolean
+gmime_has_text_cb (gconstpointer body, const char *text)
+{
+	return message_has_text ((GMimeObject *) body, text);
+}
+
+static gboolean
+fast_has_text_cb (gconstpointer body, const char *text)
+{
+	return sc_decorate_fast_has_text (body, text);
+}
+
+/* footer-if-absent: drops the texts the message already has, saying so.
+ * @has_text asks the body, GMime's reading of it or the fast path's. */
 static void
 drop_present_texts (const ScDecorateHeaders *headers,
-		    GMimeObject *top,
+		    HasTextFunc has_text,
+		    gconstpointer body,
 		    const ScListConfig *list,
 		    ScDecorateTexts *texts,
 		    char **out_note)
@@ -244,8 +265,8 @@ drop_present_texts (const ScDecorateHeaders *headers,
 					"this list's List-Id (footer-if-absent)"));
 		return;
 	}
-	header_present = texts->header_text != NULL && message_has_text (top, texts->header_text);
-	footer_present = texts->footer_text != NULL && message_has_text (top, texts->footer_text);
+	header_present = texts->header_text != NULL && has_text (body, texts->header_text);
+	footer_present = texts->footer_text != NULL && has_text (body, texts->footer_text);
 	if (header_present)
 		texts->header_text = NULL;
 	if (footer_present)
@@ -286,14 +307,16 @@ body_unfit (ScDecorateHeaders *headers, GMimeMessage *parsed, gint64 headers_end
  * @out_note saying why the texts were left out.  @out_note may also be
  * set with a full result, e.g. to say the preferred placement did not
  * work out.  NULL with @error: try again later. */
-static GBytes *
-decorate_message (GBytes *input,
-		  const ScConfig *config,
-		  const ScListConfig *list,
-		  GHashTable *variables,
-		  char **out_note,
-		  char **out_from_note,
-		  GError **error)
+GBytes *
+sc_decorate_message (GBytes *input,
+		     const ScConfig *config,
+		     const ScListConfig *list,
+		     GHashTable *variables,
+		     gboolean allow_fast,
+		     gboolean *out_fast,
+		     char **out_note,
+		     char **out_from_note,
+		     GError **error)
 {
 	g_autoptr(GBytes) message = sc_decorate_normalize (input);
 	g_autoptr(ScDecorateHeaders) headers = NULL;
@@ -306,7 +329,10 @@ decorate_message (GBytes *input,
 	GMimeObject *top;
 	gint64 headers_end = -1;
 	int children_before = 0;
+	ScDecorateFastBody fast_body;
 
+	if (out_fast != NULL)
+		*out_fast = FALSE;
 	if (g_bytes_get_size (message) == 0) {
 		*out_note = g_strdup (_("empty message"));
 		return NULL;
@@ -334,10 +360,29 @@ decorate_message (GBytes *input,
 	footer_text = sc_decorate_template_expand (list->footer_template, variables);
 	texts.header_text = header_text;
 	texts.footer_text = footer_text;
+	if (allow_fast && sc_decorate_fast_check (headers, message, &fast_body)) {
+		ScDecorateTexts fast_texts = texts;
+		g_autofree char *fast_note = NULL;
+
+		/* decided before any field changes: past here nothing falls back */
+		drop_present_texts (headers, fast_has_text_cb, &fast_body, list, &fast_texts,
+				    &fast_note);
+		if (sc_decorate_fast_texts_fit (&fast_body, &fast_texts)) {
+			sc_decorate_headers_set_list_fields (headers, list);
+			(void) sc_decorate_headers_prefix_subject (headers, list->subject_prefix);
+			if (!sc_decorate_from_rewrite (headers, config, list, out_from_note, error))
+				return NULL;
+			if (out_fast != NULL)
+				*out_fast = TRUE;
+			*out_note = g_steal_pointer (&fast_note);
+			return sc_decorate_fast_place (headers, &fast_body, &fast_texts);
+		}
+	}
 	parsed = parse_message (message, &headers_end);
 	reason = body_unfit (headers, parsed, headers_end);
 	if (reason == NULL)
 		drop_present_texts (headers,
+				    gmime_has_text_cb,
 				    g_mime_message_get_mime_part (parsed),
 				    list,
 				    &texts,
@@ -416,13 +461,15 @@ decorate_run (ScStageContext *context, GError **error)
 
 	variables =
 	    sc_decorate_template_variables_new (context->list, context->queue_id, context->sender);
-	output = decorate_message (context->current,
-				   context->config,
-				   context->list,
-				   variables,
-				   &note,
-				   &from_note,
-				   &error_local);
+	output = sc_decorate_message (context->current,
+				      context->config,
+				      context->list,
+				      variables,
+				      TRUE,
+				      NULL,
+				      &note,
+				      &from_note,
+				      &error_local);
 	if (error_local != NULL) {
 		/* no policy to go by is no reason to guess: try again later */
 		g_set_error_literal (error,
