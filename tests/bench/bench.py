@@ -513,7 +513,7 @@ def fig8():
 
 
 GROUPS = [  # figure 9: (label, functions whose inclusive counts are added)
-    ("ingress: SMTP session + acceptor commit", ["sc_smtp_session_run", "commit_batch"]),
+    ("ingress: SMTP session + acceptor commit", ["sc_smtp_session_run", "writer_thread"]),
     ("claim (runner_claim)", ["runner_claim"]),
     ("decorate (decorate_run)", ["decorate_run"]),
     ("deliver (sc_deliver_run)", ["sc_deliver_run"]),
