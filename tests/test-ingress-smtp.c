@@ -650,8 +650,10 @@ test_write_timeout (Fixture *fixture, gconstpointer data)
 	converse (other, "EHLO c\r\nQUIT\r\n", (const char *const[]){"220 ", "250-mx.test", "221 ", NULL});
 	g_assert_null (client_reply (other));
 
-	/* the server gave up on it: what it wrote before, then the end */
-	g_usleep (1500 * 1000);
+	/* the server gives up on it, with commands of ours unread: a reset
+	 * (waited for without reading, as reading would make room) */
+	g_assert_true (g_socket_condition_timed_wait (g_socket_connection_get_socket (stuck->connection),
+						      G_IO_HUP | G_IO_ERR, 30 * G_USEC_PER_SEC, NULL, NULL));
 	for (;;) {
 		g_autoptr(GError) error = NULL;
 		g_autofree char *line = g_data_input_stream_read_line (stuck->in, NULL, NULL, &error);
@@ -665,7 +667,8 @@ test_write_timeout (Fixture *fixture, gconstpointer data)
 			replies++;
 	}
 	g_assert_cmpuint (replies, <, SLOW_READER_COMMANDS);
-	g_assert_cmpint (g_get_monotonic_time () - start, <, 20 * G_USEC_PER_SEC);
+	g_test_message ("cut off after %u replies, %.1f s", replies,
+			(double) (g_get_monotonic_time () - start) / G_USEC_PER_SEC);
 	g_thread_join (writer);
 
 	g_clear_pointer (&other, client_free);
