@@ -24,8 +24,15 @@
  * one more poll) every time, as the deadline computed in prepare() does
  * not.  This is only sound on the context's own thread, which is the only
  * one that ever touches a connection.  (Never the fd: GLib keeps its poll
- * records sorted by fd and asserts it.)  poll() still reports a hang-up
- * with no events asked; check() ignores it until we read or write again.
+ * records sorted by fd and asserts it.)  poll() still reports an error
+ * or hang-up (a reset) with no events asked: check() ignores it until we
+ * read or write again, but the loop does not sleep meanwhile, which lasts
+ * at most while the acceptor commits that connection's message.
+ *
+ * The GSource may recurse: GLib blocks one that may not while it
+ * dispatches, by taking its poll out of the context and back in, which
+ * wakes the context twice per dispatch.  Nothing in ours iterates the
+ * context.
  *
  * References: the server's list holds one; every GIO async operation in
  * flight (TLS reads and writes, the handshake, the acceptor, the TLS
@@ -610,9 +617,7 @@ on_incoming (GSocketService *service, GSocketConnection *socket_connection, GObj
 	connection->source->deadline = -1;
 	g_source_set_static_name ((GSource *) connection->source, "sc-smtp-connection");
 	g_source_set_callback ((GSource *) connection->source, on_source_ready, connection, NULL);
-	/* GLib blocks a source that cannot recurse while it dispatches, by
-	 * taking its poll out and back in: two wakeups of the context per
-	 * dispatch.  Ours never iterates the context inside. */
+	/* not blocked while it dispatches: see the top of the file */
 	g_source_set_can_recurse ((GSource *) connection->source, TRUE);
 	g_source_add_poll ((GSource *) connection->source, &connection->source->pollfd);
 	g_source_attach ((GSource *) connection->source, server->context);
