@@ -2,11 +2,43 @@
  *
  * Each connection is a pump around its ScSmtpSession: run the session,
  * write what it said, then do what it waits for (read with a timeout,
- * hand the message to the acceptor, TLS handshake, close).  One async
- * operation per connection at a time, all on the ingress thread's
- * context.  Every async operation holds a reference on its connection, so
- * a callback after sc_smtp_server_free() finds it detached and only
- * drops it. */
+ * hand the message to the acceptor, TLS handshake, close).  One operation
+ * per connection at a time, all on the ingress thread's context.
+ *
+ * A plain socket (TCP or the LMTP unix socket) is driven by hand, because
+ * the GIO async streams cost more than the dialogue itself (issue 8: a
+ * GTask, a GCancellable, a timeout GSource and a copy of the reply per
+ * read and write; ~140 us of CPU per message on our VMs): each connection
+ * has one long-lived GSource that polls its socket (for reading, for the
+ * rest of a reply that did not fit, or not at all) and carries its
+ * deadline.  Replies are written at once with a non-blocking send; only
+ * what the socket does not take waits for it to drain.  Once STARTTLS has
+ * run, the stream is a GTlsConnection and reads, writes and the handshake
+ * use the GIO async calls as before (the same GSource keeps the deadline).
+ *
+ * The connection's GSource polls a GPollFD that we own (g_source_add_poll)
+ * and whose events we change in place, 0 when we wait for nothing: GLib's
+ * main context reads them afresh at every iteration, while
+ * g_source_modify_unix_fd(), g_source_set_ready_time() and adding or
+ * removing a poll wake the context (a write and a read on its eventfd and
+ * one more poll) every time, as the deadline computed in prepare() does
+ * not.  This is only sound on the context's own thread, which is the only
+ * one that ever touches a connection.  (Never the fd: GLib keeps its poll
+ * records sorted by fd and asserts it.)  poll() still reports an error
+ * or hang-up (a reset) with no events asked: check() ignores it until we
+ * read or write again, but the loop does not sleep meanwhile, which lasts
+ * at most while the acceptor commits that connection's message.
+ *
+ * The GSource may recurse: GLib blocks one that may not while it
+ * dispatches, by taking its poll out of the context and back in, which
+ * wakes the context twice per dispatch.  Nothing in ours iterates the
+ * context.
+ *
+ * References: the server's list holds one; every GIO async operation in
+ * flight (TLS reads and writes, the handshake, the acceptor, the TLS
+ * close) holds one, so a callback after sc_smtp_server_free() finds the
+ * connection detached and only drops it; the pump and the GSource's
+ * callback hold one while they run, as they may close the connection. */
 #include "config.h"
 
 #include "sc-smtp-server.h"
@@ -44,19 +76,32 @@ struct _ScSmtpServer {
 	gboolean stopped;
 };
 
+/* The one GSource of a connection: its socket (pollfd.events is 0 when
+ * we wait for neither input nor room to write; not polled at all once TLS
+ * runs) and its deadline. */
+typedef struct {
+	GSource source;
+	GPollFD pollfd;
+	gint64 deadline;             /* monotonic, -1: none */
+} ConnectionSource;
+
 struct _Connection {
 	gint ref_count;
 	ScSmtpServer *server;        /* NULL once detached (server freed) */
 	ScSmtpProtocol protocol;
 	GSocketConnection *socket_connection;
+	GSocket *socket;             /* (owned by socket_connection) */
 	GIOStream *stream;           /* the socket, or TLS over it */
+	gboolean tls;                /* stream is a GTlsConnection: GIO async I/O */
 	ScSmtpSession *session;
 	GCancellable *cancellable;   /* the whole connection: cancelled to abort */
-	GCancellable *read_cancellable; /* this read only: timeout, shutdown */
-	GSource *timer;
+	GCancellable *read_cancellable; /* (nullable) TLS: this read only: timeout, shutdown */
+	gboolean read_interrupted;   /* this read ends without input: timeout or shutdown */
+	ConnectionSource *source;    /* (owned) attached until detached */
 	Busy busy;
 	char *peer;                  /* (nullable) */
-	GBytes *writing;
+	gsize written;               /* plain: bytes of the session's output already sent */
+	GBytes *writing;             /* (nullable) TLS: the reply being written */
 	guint8 buffer[16 * 1024];
 	GList *link;                 /* in server->connections */
 };
@@ -76,9 +121,9 @@ connection_unref (Connection *connection)
 	if (--connection->ref_count > 0)
 		return;
 	g_assert (connection->link == NULL);
-	if (connection->timer != NULL) {
-		g_source_destroy (connection->timer);
-		g_source_unref (connection->timer);
+	if (connection->source != NULL) {
+		g_source_destroy ((GSource *) connection->source);
+		g_source_unref ((GSource *) connection->source);
 	}
 	g_clear_object (&connection->read_cancellable);
 	g_clear_object (&connection->cancellable);
@@ -90,13 +135,69 @@ connection_unref (Connection *connection)
 	g_free (connection);
 }
 
-static void
-connection_stop_timer (Connection *connection)
+static const char *
+connection_door (Connection *connection)
 {
-	if (connection->timer != NULL) {
-		g_source_destroy (connection->timer);
-		g_clear_pointer (&connection->timer, g_source_unref);
+	return connection->protocol == SC_SMTP_PROTOCOL_LMTP ? "lmtp" : "smtp";
+}
+
+static const char *
+connection_peer (Connection *connection)
+{
+	return connection->peer != NULL ? connection->peer : "local socket";
+}
+
+static gboolean
+connection_source_prepare (GSource *source, gint *timeout)
+{
+	ConnectionSource *self = (ConnectionSource *) source;
+	gint64 now;
+
+	*timeout = -1;
+	if (self->deadline < 0)
+		return FALSE;
+	now = g_source_get_time (source);
+	if (now >= self->deadline) {
+		*timeout = 0;
+		return TRUE;
 	}
+	/* rounded up: a timeout never fires early */
+	*timeout = (gint) MIN ((self->deadline - now + 999) / 1000, G_MAXINT);
+	return FALSE;
+}
+
+static gboolean
+connection_source_check (GSource *source)
+{
+	ConnectionSource *self = (ConnectionSource *) source;
+
+	if (self->pollfd.events != 0 && self->pollfd.revents != 0)
+		return TRUE;
+	return self->deadline >= 0 && g_source_get_time (source) >= self->deadline;
+}
+
+static gboolean
+connection_source_dispatch (GSource *source, GSourceFunc callback, gpointer user_data)
+{
+	return callback (user_data);
+}
+
+static GSourceFuncs connection_source_funcs = {
+	.prepare = connection_source_prepare,
+	.check = connection_source_check,
+	.dispatch = connection_source_dispatch,
+};
+
+/* What the connection's GSource waits for: @events on the socket (0:
+ * nothing) and @timeout_us from now (-1: no deadline). */
+static void
+connection_wait (Connection *connection, GIOCondition events, gint64 timeout_us)
+{
+	ConnectionSource *source = connection->source;
+
+	source->pollfd.events = events;
+	source->pollfd.revents = 0;
+	source->deadline = timeout_us < 0 ? -1 : g_source_get_time ((GSource *) source) + timeout_us;
 }
 
 /* Drops the connection from the server's list (its last reference goes
@@ -104,7 +205,10 @@ connection_stop_timer (Connection *connection)
 static void
 connection_detach (Connection *connection)
 {
-	connection_stop_timer (connection);
+	if (connection->source != NULL) {
+		connection_wait (connection, 0, -1);
+		g_source_destroy ((GSource *) connection->source);
+	}
 	g_cancellable_cancel (connection->cancellable);
 	if (connection->read_cancellable != NULL)
 		g_cancellable_cancel (connection->read_cancellable);
@@ -114,34 +218,6 @@ connection_detach (Connection *connection)
 		connection->server = NULL;
 		connection_unref (connection);
 	}
-}
-
-static gboolean
-on_timeout (gpointer user_data)
-{
-	Connection *connection = user_data;
-
-	g_clear_pointer (&connection->timer, g_source_unref);
-	if (connection->busy == BUSY_READ) {
-		/* answered 421 4.4.2 once the read is cancelled */
-		g_info ("%s: timeout from %s", connection->protocol == SC_SMTP_PROTOCOL_LMTP ? "lmtp" : "smtp",
-			connection->peer != NULL ? connection->peer : "local socket");
-		sc_smtp_session_timeout (connection->session);
-		g_cancellable_cancel (connection->read_cancellable);
-	} else {
-		/* a client that does not read its replies, or stalls the handshake */
-		connection_detach (connection);
-	}
-	return G_SOURCE_REMOVE;
-}
-
-static void
-connection_start_timer (Connection *connection, gint64 timeout_us)
-{
-	connection_stop_timer (connection);
-	connection->timer = g_timeout_source_new ((guint) MIN (timeout_us / 1000, G_MAXUINT));
-	g_source_set_callback (connection->timer, on_timeout, connection, NULL);
-	g_source_attach (connection->timer, g_main_context_get_thread_default ());
 }
 
 static gint64
@@ -159,14 +235,64 @@ on_closed (GObject *source, GAsyncResult *result, gpointer user_data)
 	connection_unref (connection);
 }
 
+/* The caller must hold a reference: this drops the server's. */
 static void
 connection_close (Connection *connection)
 {
 	connection->busy = BUSY_CLOSE;
-	connection_ref (connection);
 	connection_detach (connection);
+	if (!connection->tls) {
+		/* a socket's close does not block */
+		(void) g_io_stream_close (connection->stream, NULL, NULL);
+		return;
+	}
 	/* no cancellable: detaching cancelled the connection's */
-	g_io_stream_close_async (connection->stream, G_PRIORITY_DEFAULT, NULL, on_closed, connection);
+	g_io_stream_close_async (connection->stream, G_PRIORITY_DEFAULT, NULL, on_closed, connection_ref (connection));
+}
+
+/* The end of the input: EOF, reset, or an error. */
+static void
+connection_lost (Connection *connection)
+{
+	/* gone: whatever was in DATA is not stored */
+	if (sc_smtp_session_in_data (connection->session))
+		g_info ("%s: lost connection from %s in DATA; nothing stored", connection_door (connection),
+			connection_peer (connection));
+	connection_close (connection);
+}
+
+/* A read ends without input (timeout or shutdown): the session knows
+ * what to answer. */
+static void
+connection_interrupt_read (Connection *connection)
+{
+	connection->read_interrupted = TRUE;
+	if (connection->tls) {
+		/* on_read pumps */
+		g_cancellable_cancel (connection->read_cancellable);
+		return;
+	}
+	connection->busy = BUSY_NONE;
+	connection_wait (connection, 0, -1);
+	connection_pump (connection);
+}
+
+static void
+connection_timeout (Connection *connection)
+{
+	connection->source->deadline = -1;
+	if (connection->busy == BUSY_READ && connection->read_interrupted) {
+		/* stopped (sc_smtp_server_stop) */
+		connection_interrupt_read (connection);
+	} else if (connection->busy == BUSY_READ) {
+		/* answered 421 4.4.2 */
+		g_info ("%s: timeout from %s", connection_door (connection), connection_peer (connection));
+		sc_smtp_session_timeout (connection->session);
+		connection_interrupt_read (connection);
+	} else {
+		/* a client that does not read its replies, or stalls the handshake */
+		connection_detach (connection);
+	}
 }
 
 static void
@@ -177,27 +303,42 @@ on_read (GObject *source, GAsyncResult *result, gpointer user_data)
 	gssize n = g_input_stream_read_finish (G_INPUT_STREAM (source), result, &error);
 
 	connection->busy = BUSY_NONE;
-	connection_stop_timer (connection);
 	if (connection->server == NULL) {
 		connection_unref (connection);
 		return;
 	}
+	connection_wait (connection, 0, -1);
 	if (n > 0) {
 		sc_smtp_session_feed (connection->session, connection->buffer, n);
 	} else if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED) ||
 		   g_cancellable_is_cancelled (connection->cancellable)) {
-		/* gone (EOF, reset): whatever was in DATA is not stored */
-		if (sc_smtp_session_in_data (connection->session))
-			g_info ("%s: lost connection from %s in DATA; nothing stored",
-				connection->protocol == SC_SMTP_PROTOCOL_LMTP ? "lmtp" : "smtp",
-				connection->peer != NULL ? connection->peer : "local socket");
-		connection_close (connection);
+		connection_lost (connection);
 		connection_unref (connection);
 		return;
 	}
 	/* else: cancelled by a timeout or by stopping; the session knows */
 	connection_pump (connection);
 	connection_unref (connection);
+}
+
+/* Plain socket, readable (or hung up). */
+static void
+connection_receive (Connection *connection)
+{
+	g_autoptr(GError) error = NULL;
+	gssize n = g_socket_receive_with_blocking (connection->socket, (char *) connection->buffer,
+						   sizeof connection->buffer, FALSE, NULL, &error);
+
+	if (n < 0 && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+		return; /* not yet after all: the source still waits */
+	connection->busy = BUSY_NONE;
+	connection_wait (connection, 0, -1);
+	if (n <= 0) {
+		connection_lost (connection);
+		return;
+	}
+	sc_smtp_session_feed (connection->session, connection->buffer, n);
+	connection_pump (connection);
 }
 
 static void
@@ -208,12 +349,76 @@ connection_read (Connection *connection)
 			     : connection_command_timeout (connection);
 
 	connection->busy = BUSY_READ;
+	connection->read_interrupted = FALSE;
+	if (!connection->tls) {
+		/* the session consumed all its input: wait for more */
+		connection_wait (connection, G_IO_IN | G_IO_HUP | G_IO_ERR, timeout);
+		return;
+	}
+	connection_wait (connection, 0, timeout);
 	g_clear_object (&connection->read_cancellable);
 	connection->read_cancellable = g_cancellable_new ();
-	connection_start_timer (connection, timeout);
 	g_input_stream_read_async (g_io_stream_get_input_stream (connection->stream), connection->buffer,
 				   sizeof connection->buffer, G_PRIORITY_DEFAULT, connection->read_cancellable,
 				   on_read, connection_ref (connection));
+}
+
+/* Plain socket: sends the session's output from connection->written on.
+ * TRUE when all of it went; else the rest waits for room (BUSY_WRITE)
+ * within the command timeout, or the connection is closed. */
+static gboolean
+connection_send (Connection *connection)
+{
+	GString *output = sc_smtp_session_get_output (connection->session);
+
+	while (connection->written < output->len) {
+		g_autoptr(GError) error = NULL;
+		gssize n = g_socket_send_with_blocking (connection->socket, output->str + connection->written,
+							output->len - connection->written, FALSE, NULL, &error);
+
+		if (n < 0 && g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK)) {
+			if (connection->busy != BUSY_WRITE) {
+				/* the timeout covers the whole reply, as from its start */
+				connection->busy = BUSY_WRITE;
+				connection_wait (connection, G_IO_OUT | G_IO_HUP | G_IO_ERR,
+						 connection_command_timeout (connection));
+			}
+			return FALSE;
+		}
+		if (n < 0) {
+			connection_close (connection);
+			return FALSE;
+		}
+		connection->written += n;
+	}
+	g_string_truncate (output, 0);
+	connection->written = 0;
+	if (connection->busy == BUSY_WRITE) {
+		connection->busy = BUSY_NONE;
+		connection_wait (connection, 0, -1);
+	}
+	return TRUE;
+}
+
+static gboolean
+on_source_ready (gpointer user_data)
+{
+	Connection *connection = user_data;
+	ConnectionSource *source = connection->source;
+	GIOCondition revents = source->pollfd.events != 0 ? source->pollfd.revents : 0;
+
+	source->pollfd.revents = 0;
+	connection_ref (connection);
+	if (connection->busy == BUSY_READ && revents != 0 && !connection->read_interrupted) {
+		connection_receive (connection);
+	} else if (connection->busy == BUSY_WRITE && revents != 0) {
+		if (connection_send (connection))
+			connection_pump (connection);
+	} else if (source->deadline >= 0 && g_source_get_time ((GSource *) source) >= source->deadline) {
+		connection_timeout (connection);
+	}
+	connection_unref (connection);
+	return G_SOURCE_CONTINUE;
 }
 
 static void
@@ -223,8 +428,9 @@ on_written (GObject *source, GAsyncResult *result, gpointer user_data)
 	g_autoptr(GError) error = NULL;
 
 	connection->busy = BUSY_NONE;
-	connection_stop_timer (connection);
 	g_clear_pointer (&connection->writing, g_bytes_unref);
+	if (connection->server != NULL)
+		connection_wait (connection, 0, -1);
 	if (!g_output_stream_write_all_finish (G_OUTPUT_STREAM (source), result, NULL, &error)) {
 		if (connection->server != NULL)
 			connection_close (connection);
@@ -236,6 +442,22 @@ on_written (GObject *source, GAsyncResult *result, gpointer user_data)
 	connection_unref (connection);
 }
 
+/* TLS: the session's output goes as one async write of a copy. */
+static void
+connection_write_tls (Connection *connection)
+{
+	GString *output = sc_smtp_session_get_output (connection->session);
+	gsize length = output->len;
+
+	connection->writing = g_bytes_new (output->str, length);
+	g_string_truncate (output, 0);
+	connection->busy = BUSY_WRITE;
+	connection_wait (connection, 0, connection_command_timeout (connection));
+	g_output_stream_write_all_async (g_io_stream_get_output_stream (connection->stream),
+					 g_bytes_get_data (connection->writing, NULL), length, G_PRIORITY_DEFAULT,
+					 connection->cancellable, on_written, connection_ref (connection));
+}
+
 static void
 on_accepted (GObject *source, GAsyncResult *result, gpointer user_data)
 {
@@ -243,8 +465,6 @@ on_accepted (GObject *source, GAsyncResult *result, gpointer user_data)
 	g_autoptr(GError) error = NULL;
 	g_autoptr(ScAccepted) accepted = sc_acceptor_accept_finish (NULL, result, &error);
 	const ScSubmission *submission;
-	const char *door = connection->protocol == SC_SMTP_PROTOCOL_LMTP ? "lmtp" : "smtp";
-	const char *peer = connection->peer != NULL ? connection->peer : "local socket";
 
 	connection->busy = BUSY_NONE;
 	if (connection->server == NULL) {
@@ -255,9 +475,10 @@ on_accepted (GObject *source, GAsyncResult *result, gpointer user_data)
 	/* one line per transaction, never the content: the acceptor logs
 	 * what it stored, for every door; refusals are said here */
 	if (accepted == NULL)
-		g_info ("%s: from %s: refused (%s), %" G_GSIZE_FORMAT " bytes, %u recipient(s), sender <%s>", door, peer,
-			error->message, g_bytes_get_size (submission->raw),
-			g_strv_length ((GStrv) submission->recipients), submission->sender);
+		g_info ("%s: from %s: refused (%s), %" G_GSIZE_FORMAT " bytes, %u recipient(s), sender <%s>",
+			connection_door (connection), connection_peer (connection), error->message,
+			g_bytes_get_size (submission->raw), g_strv_length ((GStrv) submission->recipients),
+			submission->sender);
 	sc_smtp_session_submitted (connection->session, accepted, error);
 	connection_pump (connection);
 	connection_unref (connection);
@@ -270,11 +491,12 @@ on_handshake (GObject *source, GAsyncResult *result, gpointer user_data)
 	g_autoptr(GError) error = NULL;
 
 	connection->busy = BUSY_NONE;
-	connection_stop_timer (connection);
+	if (connection->server != NULL)
+		connection_wait (connection, 0, -1);
 	if (!g_tls_connection_handshake_finish (G_TLS_CONNECTION (source), result, &error)) {
 		if (connection->server != NULL) {
-			g_info ("smtp: TLS handshake with %s failed: %s",
-				connection->peer != NULL ? connection->peer : "local socket", error->message);
+			g_info ("smtp: TLS handshake with %s failed: %s", connection_peer (connection),
+				error->message);
 			connection_close (connection);
 		}
 		connection_unref (connection);
@@ -304,54 +526,52 @@ connection_starttls (Connection *connection)
 	g_tls_connection_set_require_close_notify (G_TLS_CONNECTION (tls), FALSE);
 	g_object_unref (connection->stream);
 	connection->stream = tls;
+	connection->tls = TRUE;
+	/* GIO polls the socket from now on (once per connection: this wakes the context) */
+	g_source_remove_poll ((GSource *) connection->source, &connection->source->pollfd);
 	connection->busy = BUSY_HANDSHAKE;
-	connection_start_timer (connection, connection_command_timeout (connection));
+	connection_wait (connection, 0, connection_command_timeout (connection));
 	g_tls_connection_handshake_async (G_TLS_CONNECTION (tls), G_PRIORITY_DEFAULT, connection->cancellable,
 					  on_handshake, connection_ref (connection));
 }
 
+/* Runs the session and does what it says until the connection waits for
+ * something (or is closed).  A reply the socket takes at once does not
+ * wait: the session runs again, as after any write. */
 static void
 connection_pump (Connection *connection)
 {
-	ScSmtpStep step;
-	GString *output;
+	connection_ref (connection);
+	while (connection->busy == BUSY_NONE && connection->server != NULL) {
+		ScSmtpStep step = sc_smtp_session_run (connection->session);
 
-	if (connection->busy != BUSY_NONE || connection->server == NULL)
-		return;
-	step = sc_smtp_session_run (connection->session);
-	output = sc_smtp_session_get_output (connection->session);
-	if (output->len > 0) {
-		gsize length = output->len;
-
-		connection->writing = g_bytes_new_take (g_string_free (g_string_new_len (output->str, length), FALSE),
-							length);
-		g_string_truncate (output, 0);
-		connection->busy = BUSY_WRITE;
-		connection_start_timer (connection, connection_command_timeout (connection));
-		g_output_stream_write_all_async (g_io_stream_get_output_stream (connection->stream),
-						 g_bytes_get_data (connection->writing, NULL), length,
-						 G_PRIORITY_DEFAULT, connection->cancellable, on_written,
-						 connection_ref (connection));
-		return;
+		if (sc_smtp_session_get_output (connection->session)->len > 0) {
+			if (connection->tls)
+				connection_write_tls (connection);
+			else
+				(void) connection_send (connection);
+			continue;
+		}
+		switch (step) {
+		case SC_SMTP_STEP_READ:
+			connection_read (connection);
+			break;
+		case SC_SMTP_STEP_SUBMIT:
+			connection->busy = BUSY_SUBMIT;
+			sc_acceptor_accept_async (connection->server->acceptor,
+						  sc_smtp_session_get_submission (connection->session),
+						  connection->cancellable, on_accepted, connection_ref (connection));
+			break;
+		case SC_SMTP_STEP_STARTTLS:
+			connection_starttls (connection);
+			break;
+		case SC_SMTP_STEP_CLOSE:
+		default:
+			connection_close (connection);
+			break;
+		}
 	}
-	switch (step) {
-	case SC_SMTP_STEP_READ:
-		connection_read (connection);
-		break;
-	case SC_SMTP_STEP_SUBMIT:
-		connection->busy = BUSY_SUBMIT;
-		sc_acceptor_accept_async (connection->server->acceptor,
-					  sc_smtp_session_get_submission (connection->session),
-					  connection->cancellable, on_accepted, connection_ref (connection));
-		break;
-	case SC_SMTP_STEP_STARTTLS:
-		connection_starttls (connection);
-		break;
-	case SC_SMTP_STEP_CLOSE:
-	default:
-		connection_close (connection);
-		break;
-	}
+	connection_unref (connection);
 }
 
 static char *
@@ -389,8 +609,18 @@ on_incoming (GSocketService *service, GSocketConnection *socket_connection, GObj
 	connection->server = server;
 	connection->protocol = session_config.protocol;
 	connection->socket_connection = g_object_ref (socket_connection);
+	connection->socket = g_socket_connection_get_socket (socket_connection);
 	connection->stream = G_IO_STREAM (g_object_ref (socket_connection));
 	connection->cancellable = g_cancellable_new ();
+	connection->source = (ConnectionSource *) g_source_new (&connection_source_funcs, sizeof (ConnectionSource));
+	connection->source->pollfd.fd = g_socket_get_fd (connection->socket);
+	connection->source->deadline = -1;
+	g_source_set_static_name ((GSource *) connection->source, "sc-smtp-connection");
+	g_source_set_callback ((GSource *) connection->source, on_source_ready, connection, NULL);
+	/* not blocked while it dispatches: see the top of the file */
+	g_source_set_can_recurse ((GSource *) connection->source, TRUE);
+	g_source_add_poll ((GSource *) connection->source, &connection->source->pollfd);
+	g_source_attach ((GSource *) connection->source, server->context);
 	connection->peer = peer_of (socket_connection, &address);
 	session_config.peer_local = address == NULL;
 	session_config.peer_allowed = address != NULL && sc_config_ingress_allows (config, address);
@@ -570,8 +800,17 @@ sc_smtp_server_stop (ScSmtpServer *server)
 	for (GList *l = connections; l != NULL; l = l->next) {
 		Connection *connection = l->data;
 
-		if (sc_smtp_session_shutdown (connection->session) && connection->busy == BUSY_READ)
+		if (!sc_smtp_session_shutdown (connection->session) || connection->busy != BUSY_READ)
+			continue;
+		if (connection->tls) {
+			connection->read_interrupted = TRUE;
 			g_cancellable_cancel (connection->read_cancellable);
+		} else {
+			/* its source fires at the next iteration: the pump must
+			 * not run under the caller */
+			connection->read_interrupted = TRUE;
+			connection->source->deadline = 0;
+		}
 	}
 	g_list_free (connections);
 }
@@ -583,9 +822,7 @@ sc_smtp_server_is_flushing (ScSmtpServer *server)
 		Connection *connection = l->data;
 
 		/* a read cancelled by stop comes back to write its 421 */
-		if (connection->busy == BUSY_WRITE ||
-		    (connection->busy == BUSY_READ && connection->read_cancellable != NULL &&
-		     g_cancellable_is_cancelled (connection->read_cancellable)))
+		if (connection->busy == BUSY_WRITE || (connection->busy == BUSY_READ && connection->read_interrupted))
 			return TRUE;
 	}
 	return FALSE;

@@ -7,6 +7,7 @@
 
 #include <signal.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <gio/gio.h>
 #include <glib/gstdio.h>
@@ -204,6 +205,24 @@ static Client *
 client_connect (guint16 port)
 {
 	return client_wrap (try_connect (port));
+}
+
+/* A client whose receive buffer holds a few KiB: the replies it does not
+ * read soon fill it, and the server's writes must wait for room. */
+static Client *
+client_connect_small (guint16 port)
+{
+	g_autoptr(GSocket) socket = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP, NULL);
+	g_autoptr(GSocketAddress) address = g_inet_socket_address_new_from_string ("127.0.0.1", port);
+	g_autoptr(GError) error = NULL;
+
+	g_assert_nonnull (socket);
+	g_assert_true (g_socket_set_option (socket, SOL_SOCKET, SO_RCVBUF, 4096, &error));
+	g_assert_no_error (error);
+	g_assert_true (g_socket_connect (socket, address, NULL, &error));
+	g_assert_no_error (error);
+	g_socket_set_timeout (socket, 30);
+	return client_wrap (g_socket_connection_factory_create_connection (socket));
 }
 
 static void
@@ -563,6 +582,100 @@ test_disconnect_in_data (Fixture *fixture, gconstpointer data)
 	}
 }
 
+/* Pipelined commands whose replies (6 MB of EHLO answers) fill the
+ * client's receive buffer and the server's send buffer (tcp_wmem lets
+ * that grow to 4 MB). */
+#define SLOW_READER_COMMANDS 40000
+
+static gpointer
+send_ehlos_cb (gpointer user_data)
+{
+	GOutputStream *out = user_data;
+	GString *commands = g_string_new (NULL);
+
+	for (guint i = 0; i < SLOW_READER_COMMANDS; i++)
+		g_string_append (commands, "EHLO c\r\n");
+	/* it may be cut off: that is for the reader to see */
+	(void) g_output_stream_write_all (out, commands->str, commands->len, NULL, NULL, NULL);
+	g_string_free (commands, TRUE);
+	return NULL;
+}
+
+/* Writes the EHLOs from a thread, as the server stops reading while its
+ * replies wait (a GIOStream may be read and written from two threads). */
+static GThread *
+send_ehlos (Client *client)
+{
+	return g_thread_new ("ehlo-writer", send_ehlos_cb, client->out);
+}
+
+static void
+test_slow_reader (Fixture *fixture, gconstpointer data)
+{
+	g_autoptr(Client) client = NULL;
+	GThread *writer;
+
+	start_daemon (fixture, NULL, NULL);
+	client = client_connect_small (fixture->smtp_port);
+	expect_reply (client, "220 ");
+	writer = send_ehlos (client);
+	/* the server's socket fills up and its write waits */
+	g_usleep (1000 * 1000);
+	for (guint i = 0; i < SLOW_READER_COMMANDS; i++)
+		expect_reply (client, "250-mx.test\n250-PIPELINING\n");
+	g_thread_join (writer);
+	converse (client, "QUIT\r\n", (const char *const[]){"221 ", NULL});
+	g_assert_null (client_reply (client));
+}
+
+/* A client that does not read its replies is dropped when writing them
+ * takes longer than command-timeout; the other connections are served
+ * meanwhile. */
+static void
+test_write_timeout (Fixture *fixture, gconstpointer data)
+{
+	g_autoptr(Client) stuck = NULL;
+	g_autoptr(Client) other = NULL;
+	GThread *writer;
+	gint64 start;
+	guint replies = 0;
+
+	start_daemon (fixture, NULL, "command-timeout=1s\n");
+	stuck = client_connect_small (fixture->smtp_port);
+	expect_reply (stuck, "220 ");
+	start = g_get_monotonic_time ();
+	writer = send_ehlos (stuck);
+
+	other = client_connect (fixture->smtp_port);
+	converse (other, "EHLO c\r\nQUIT\r\n", (const char *const[]){"220 ", "250-mx.test", "221 ", NULL});
+	g_assert_null (client_reply (other));
+
+	/* the server gives up on it, with commands of ours unread: a reset
+	 * (waited for without reading, as reading would make room) */
+	g_assert_true (g_socket_condition_timed_wait (g_socket_connection_get_socket (stuck->connection),
+						      G_IO_HUP | G_IO_ERR, 30 * G_USEC_PER_SEC, NULL, NULL));
+	for (;;) {
+		g_autoptr(GError) error = NULL;
+		g_autofree char *line = g_data_input_stream_read_line (stuck->in, NULL, NULL, &error);
+
+		if (line == NULL) {
+			/* a reset or the end, never the client's own 30 s timeout */
+			g_assert_false (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT));
+			break;
+		}
+		if (g_str_has_prefix (line, "250 "))
+			replies++;
+	}
+	g_assert_cmpuint (replies, <, SLOW_READER_COMMANDS);
+	g_test_message ("cut off after %u replies, %.1f s", replies,
+			(double) (g_get_monotonic_time () - start) / G_USEC_PER_SEC);
+	g_thread_join (writer);
+
+	g_clear_pointer (&other, client_free);
+	other = client_connect (fixture->smtp_port);
+	converse (other, "QUIT\r\n", (const char *const[]){"220 ", "221 ", NULL});
+}
+
 static void
 test_lmtp (Fixture *fixture, gconstpointer data)
 {
@@ -809,6 +922,8 @@ main (int argc, char **argv)
 	ADD ("/ingress-smtp/pipelining", test_pipelining, NULL);
 	ADD ("/ingress-smtp/limits", test_limits, NULL);
 	ADD ("/ingress-smtp/timeouts", test_timeouts, NULL);
+	ADD ("/ingress-smtp/slow-reader", test_slow_reader, NULL);
+	ADD ("/ingress-smtp/write-timeout", test_write_timeout, NULL);
 	ADD ("/ingress-smtp/disconnect-in-data", test_disconnect_in_data, NULL);
 	ADD ("/ingress-smtp/lmtp", test_lmtp, GINT_TO_POINTER (FALSE));
 	ADD ("/ingress-smtp/lmtp-unix", test_lmtp, GINT_TO_POINTER (TRUE));
