@@ -126,14 +126,21 @@ prune (ScAcceptor *acceptor, const ScConfig *config)
 			   error->message);
 }
 
+/* Under the lock: what is queued goes to the writer. */
+static void
+hand_over_locked (ScAcceptor *acceptor)
+{
+	g_ptr_array_extend_and_steal (acceptor->handed, g_steal_pointer (&acceptor->pending));
+	acceptor->pending = g_ptr_array_new_with_free_func (g_object_unref);
+}
+
 static gboolean
 handover_cb (gpointer user_data)
 {
 	ScAcceptor *acceptor = user_data;
 
 	g_mutex_lock (&acceptor->lock);
-	g_ptr_array_extend_and_steal (acceptor->handed, g_steal_pointer (&acceptor->pending));
-	acceptor->pending = g_ptr_array_new_with_free_func (g_object_unref);
+	hand_over_locked (acceptor);
 	g_clear_pointer (&acceptor->handover_source, g_source_unref);
 	g_cond_signal (&acceptor->wake);
 	g_mutex_unlock (&acceptor->lock);
@@ -158,14 +165,11 @@ writer_thread (gpointer user_data)
 		       g_cond_wait_until (&acceptor->wake, &acceptor->lock, next_prune))
 			;
 		if (acceptor->stopping) /* what was queued before the stop is committed */
-			g_ptr_array_extend_and_steal (acceptor->handed, g_steal_pointer (&acceptor->pending));
+			hand_over_locked (acceptor);
 		if (acceptor->handed->len == 0 && acceptor->stopping) {
-			acceptor->pending = g_ptr_array_new_with_free_func (g_object_unref);
 			g_mutex_unlock (&acceptor->lock);
 			return NULL;
 		}
-		if (acceptor->pending == NULL)
-			acceptor->pending = g_ptr_array_new_with_free_func (g_object_unref);
 		batch = g_steal_pointer (&acceptor->handed);
 		acceptor->handed = g_ptr_array_new_with_free_func (g_object_unref);
 		config = sc_config_ref (acceptor->config);

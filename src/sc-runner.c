@@ -1369,8 +1369,7 @@ sc_runner_kick (ScRunner *runner)
 {
 	/* No room: runner_claim would only read the next due time and sleep
 	 * until a job ends, which claims anyway.  Skipping it spares a spool
-	 * read per commit while the doors accept faster than jobs end (it was
-	 * ~90 us of the main thread per message accepted in bench-ingress). */
+	 * read per commit while the doors accept faster than jobs end. */
 	if (runner->in_flight > 0 && capacity (runner) == 0) {
 		refresh_credit (runner);
 		return;

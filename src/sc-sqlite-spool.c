@@ -32,19 +32,17 @@ static const char *const sql_text[SC_SQL_LAST] = {
     [SC_SQL_SYNC_NORMAL] = "PRAGMA synchronous = NORMAL",
     [SC_SQL_SYNC_FULL] = "PRAGMA synchronous = FULL",
     [SC_SQL_ROLLBACK] = "ROLLBACK",
+    /* :owner unbound (NULL): queued.  Bound: already claimed by the runner
+     * in this process, as SC_SQL_CLAIM_ONE would leave it (active, leased,
+     * generation 1), which takes it without a claim transaction. */
     [SC_SQL_INSERT_MESSAGE] =
-	"INSERT INTO messages (queue_id, list_id, sender, subject, message_id, pipeline, state,"
-	" created_at, updated_at, cycle_started_at, next_attempt_at, size)"
-	" VALUES (:queue_id, :list_id, :sender, :subject, :message_id, :pipeline, 'queued',"
-	" :now, :now, :now, :now, :size)",
-    /* as SC_SQL_CLAIM_ONE would leave it: the runner in this process
-     * takes it without a claim transaction */
-    [SC_SQL_INSERT_MESSAGE_LEASED] =
 	"INSERT INTO messages (queue_id, list_id, sender, subject, message_id, pipeline, state,"
 	" created_at, updated_at, cycle_started_at, next_attempt_at, size, lease_owner,"
 	" lease_expires_at, lease_generation)"
-	" VALUES (:queue_id, :list_id, :sender, :subject, :message_id, :pipeline, 'active',"
-	" :now, :now, :now, :now, :size, :owner, :lease_expires_at, 1)",
+	" VALUES (:queue_id, :list_id, :sender, :subject, :message_id, :pipeline,"
+	" CASE WHEN :owner IS NULL THEN 'queued' ELSE 'active' END,"
+	" :now, :now, :now, :now, :size, :owner, :lease_expires_at,"
+	" CASE WHEN :owner IS NULL THEN 0 ELSE 1 END)",
     [SC_SQL_INSERT_BODY] = "INSERT INTO bodies (message_id, raw) VALUES (:message_id, :raw)",
     [SC_SQL_INSERT_RECIPIENT] =
 	"INSERT INTO recipients (message_id, position, address) VALUES (:message_id, :position, "
@@ -577,8 +575,7 @@ static gboolean
 insert_message (ScSpool *spool, const ScNewMessage *message, const char *queue_id, gint64 *out_rowid,
 		GError **error)
 {
-	g_autoptr(ScStatement) stmt = sc_sqlite_statement (
-	    spool, message->lease_owner != NULL ? SC_SQL_INSERT_MESSAGE_LEASED : SC_SQL_INSERT_MESSAGE, error);
+	g_autoptr(ScStatement) stmt = sc_sqlite_statement (spool, SC_SQL_INSERT_MESSAGE, error);
 	gint64 rowid;
 
 	if (stmt == NULL)
