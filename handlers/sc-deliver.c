@@ -9,7 +9,8 @@
  * (sent, deferred, failed, with the server's words) are committed, before
  * the next transaction starts: a crash can then repeat at most the one
  * transaction that was in flight, and a retry never sends to a recipient
- * already `sent`.
+ * already `sent`.  The last transaction's states go with the stage's
+ * result, in the same commit, when the runner allows it.
  *
  * The stage is done when every recipient is sent or failed (with a
  * recipients.failed notification when some failed); it fails transiently
@@ -127,6 +128,19 @@ fill_update (ScRecipientUpdate *update,
 	}
 }
 
+/* Commits one transaction's recipient states before the next starts; the
+ * stage's @last ones may instead go with its result when the runner
+ * allows it (ScStageContext.record_last_with_result). */
+static gboolean
+commit_recipients (ScStageContext *context, ScRecipientUpdate *updates, guint n, gboolean last, GError **error)
+{
+	if (last && context->record_last_with_result) {
+		sc_stage_context_keep_last_updates (context, updates, n);
+		return TRUE;
+	}
+	return context->record_recipients (context->record_recipients_data, updates, n, error);
+}
+
 /* Records @n recipients as not sent by any mailer: deferred (or failed
  * when @refused), with @code and @reply. */
 static gboolean
@@ -136,6 +150,7 @@ record_unsent (Delivery *delivery,
 	       gboolean refused,
 	       guint code,
 	       const char *reply,
+	       gboolean last,
 	       GError **error)
 {
 	ScStageContext *context = delivery->context;
@@ -151,7 +166,7 @@ record_unsent (Delivery *delivery,
 		updates[i].reply = reply;
 		updates[i].at = sc_clock_now (context->clock);
 	}
-	return context->record_recipients (context->record_recipients_data, updates, n, error);
+	return commit_recipients (context, updates, n, last, error);
 }
 
 /* Sends one batch (same domain, at most max-recipients), failing over
@@ -163,6 +178,7 @@ send_batch (Delivery *delivery,
 	    guint n,
 	    const char *sender,
 	    GBytes *message,
+	    gboolean last,
 	    GError **error)
 {
 	ScStageContext *context = delivery->context;
@@ -225,6 +241,7 @@ send_batch (Delivery *delivery,
 				      refused,
 				      last_failure != NULL ? last_failure->code : 0,
 				      last_failure != NULL ? last_failure->reply : reason,
+				      last,
 				      error);
 	}
 	g_hash_table_add (delivery->used_mailers, (gpointer) used);
@@ -238,7 +255,7 @@ send_batch (Delivery *delivery,
 		g_free (batch[i].reply);
 		batch[i].reply = g_strdup (updates[i].reply);
 	}
-	return context->record_recipients (context->record_recipients_data, updates, n, error);
+	return commit_recipients (context, updates, n, last, error);
 }
 
 /* Whether the message's pipeline (else the list's) signs it. */
@@ -325,6 +342,7 @@ sc_deliver_run (ScStageContext *context, GError **error)
 	for (guint start = 0; start < pending->len;) {
 		Pending *first = &g_array_index (pending, Pending, start);
 		guint n = 1;
+		gboolean last;
 		g_autofree char *verp = NULL;
 		g_autoptr(GBytes) message = NULL;
 		g_autoptr(GError) error_local = NULL;
@@ -333,6 +351,7 @@ sc_deliver_run (ScStageContext *context, GError **error)
 		       g_ascii_strcasecmp (domain_of (first->address),
 					   domain_of (g_array_index (pending, Pending, start + n).address)) == 0)
 			n++;
+		last = start + n == pending->len;
 		if (context->list->verp)
 			verp = verp_sender (bounces, first->address);
 		if (g_cancellable_is_cancelled (context->cancellable)) {
@@ -347,11 +366,11 @@ sc_deliver_run (ScStageContext *context, GError **error)
 			/* e.g. the key unreadable: this recipient waits, with why */
 			g_autofree char *reply = g_strdup (error_local->message);
 			g_clear_error (&error_local);
-			if (record_unsent (&delivery, first, n, FALSE, 0, reply, &error_local)) {
+			if (record_unsent (&delivery, first, n, FALSE, 0, reply, last, &error_local)) {
 				start += n;
 				continue;
 			}
-		} else if (send_batch (&delivery, first, n, verp != NULL ? verp : sender, message,
+		} else if (send_batch (&delivery, first, n, verp != NULL ? verp : sender, message, last,
 				       &error_local)) {
 			start += n;
 			continue;

@@ -72,4 +72,27 @@ sc_stage_context_clear_outputs (ScStageContext *context)
 	g_clear_pointer (&context->mailer, g_free);
 	g_clear_pointer (&context->notification_kind, g_free);
 	g_clear_pointer (&context->notification_detail, g_free);
+	g_clear_pointer (&context->last_updates, g_free);
+	g_clear_pointer (&context->last_update_strings, g_string_chunk_free);
+	context->n_last_updates = 0;
+}
+
+void
+sc_stage_context_keep_last_updates (ScStageContext *context, const ScRecipientUpdate *updates, guint n_updates)
+{
+	g_return_if_fail (context->last_updates == NULL);
+	context->last_update_strings = g_string_chunk_new (256);
+	context->last_updates = g_new (ScRecipientUpdate, n_updates);
+	context->n_last_updates = n_updates;
+	for (guint i = 0; i < n_updates; i++) {
+		ScRecipientUpdate *copy = &context->last_updates[i];
+		*copy = updates[i];
+		copy->status = g_string_chunk_insert_const (context->last_update_strings, updates[i].status);
+		copy->reply = updates[i].reply != NULL
+				  ? g_string_chunk_insert (context->last_update_strings, updates[i].reply)
+				  : NULL;
+		copy->mailer = updates[i].mailer != NULL
+				   ? g_string_chunk_insert_const (context->last_update_strings, updates[i].mailer)
+				   : NULL;
+	}
 }

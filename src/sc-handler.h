@@ -42,6 +42,14 @@ typedef struct {
 				       guint n_updates,
 				       GError **error);
 	gpointer record_recipients_data;
+	/* TRUE: the stage's last recipient updates may go to last_updates
+	 * (sc_stage_context_keep_last_updates) instead of record_recipients;
+	 * the runner commits them in the same transaction as the stage's
+	 * result, so the worker does not wait for a commit of its own.  As
+	 * safe as committing at once: no later transaction to those
+	 * recipients can start before that result is on disk, and a crash
+	 * before it repeats only the transaction that was in flight. */
+	gboolean record_last_with_result;
 	guint previous_attempts;      /* earlier tries of this stage for this message,
 				       * crashes included: 0 means no side effect of
 				       * this stage can exist yet, so an idempotency
@@ -53,6 +61,9 @@ typedef struct {
 	char *mailer;   /* (nullable) recorded with the attempt: the mailer(s) used */
 	char *notification_kind;   /* (nullable) ask for an admin notification, */
 	char *notification_detail; /* e.g. "recipients.failed" with who and why */
+	ScRecipientUpdate *last_updates;   /* (nullable) see record_last_with_result */
+	guint n_last_updates;
+	GStringChunk *last_update_strings; /* (nullable) owns their strings */
 } ScStageContext;
 
 typedef struct {
@@ -91,5 +102,11 @@ void sc_handler_registry_shutdown (void);
 
 /* Frees the outputs (the inputs belong to whoever filled them in). */
 void sc_stage_context_clear_outputs (ScStageContext *context);
+
+/* Copies @updates (and their strings) into the context's last_updates,
+ * to be committed with the stage's result (record_last_with_result). */
+void sc_stage_context_keep_last_updates (ScStageContext *context,
+					 const ScRecipientUpdate *updates,
+					 guint n_updates);
 
 G_END_DECLS

@@ -82,6 +82,9 @@ typedef struct {
 	char *notification_kind;   /* (owned) (nullable) */
 	char *notification_detail; /* (owned) (nullable) */
 	char *final_error;      /* (owned) (nullable) the error, and why no retry follows */
+	ScRecipientUpdate *last_updates; /* (owned) (nullable) committed with the result */
+	guint n_last_updates;
+	GStringChunk *last_update_strings; /* (owned) (nullable) their strings */
 } ScJob;
 
 /* A worker's request to commit recipient states, waited for. */
@@ -159,6 +162,8 @@ job_free (ScJob *job)
 	g_free (job->notification_kind);
 	g_free (job->notification_detail);
 	g_free (job->final_error);
+	g_free (job->last_updates);
+	g_clear_pointer (&job->last_update_strings, g_string_chunk_free);
 	g_free (job);
 }
 
@@ -278,6 +283,7 @@ worker_cb (gpointer data, gpointer user_data)
 		    .recipient_records = job->message->recipient_records,
 		    .record_recipients = record_recipients_cb,
 		    .record_recipients_data = job,
+		    .record_last_with_result = TRUE,
 		};
 		if (!handler->run (&context, &job->error) && job->error == NULL)
 			g_set_error (&job->error, SC_STAGE_ERROR, SC_STAGE_ERROR_TRANSIENT,
@@ -287,6 +293,13 @@ worker_cb (gpointer data, gpointer user_data)
 		job->mailer = g_steal_pointer (&context.mailer);
 		job->notification_kind = g_steal_pointer (&context.notification_kind);
 		job->notification_detail = g_steal_pointer (&context.notification_detail);
+		job->last_updates = g_steal_pointer (&context.last_updates);
+		job->n_last_updates = context.n_last_updates;
+		job->last_update_strings = g_steal_pointer (&context.last_update_strings);
+		for (guint i = 0; i < job->n_last_updates; i++) {
+			job->last_updates[i].id = job->message->id;
+			job->last_updates[i].lease_generation = job->message->lease_generation;
+		}
 		/* A handler that reports a non-stage error gets it classified. */
 		if (job->error != NULL && job->error->domain != SC_STAGE_ERROR) {
 			GError *foreign = job->error;
@@ -609,22 +622,34 @@ release_commits (ScRunner *runner, GPtrArray *commits, const GError *error)
 	g_mutex_unlock (&runner->commit_lock);
 }
 
-/* One transaction for every recipient commit and stage result at hand.
- * A recipient batch whose claim is gone is undone alone (its worker is
- * told); any other failure undoes everything, and all of it is tried
- * again later: the workers keep waiting, nothing is released meanwhile. */
+/* One transaction for every recipient commit and stage result at hand,
+ * each job's last recipient updates (record_last_with_result) just before
+ * the results.  A recipient batch whose claim is gone is undone alone (its
+ * worker is told); any other failure undoes everything, and all of it is
+ * tried again later: the workers keep waiting, nothing is released
+ * meanwhile. */
 static gboolean
-record_all (ScRunner *runner, GPtrArray *commits, GPtrArray *results, GError **error)
+record_all (ScRunner *runner, GPtrArray *commits, GPtrArray *jobs, GPtrArray *results, GError **error)
 {
-	g_autofree ScRecipientGroup *groups = g_new0 (ScRecipientGroup, MAX (commits->len, 1));
+	g_autofree ScRecipientGroup *groups = g_new0 (ScRecipientGroup, commits->len + jobs->len + 1);
+	guint n_groups = 0;
 
 	for (guint i = 0; i < commits->len; i++) {
 		ScRecipientCommit *commit = commits->pdata[i];
 		g_clear_error (&commit->error);
-		groups[i].updates = commit->updates;
-		groups[i].n_updates = commit->n_updates;
+		groups[n_groups].updates = commit->updates;
+		groups[n_groups++].n_updates = commit->n_updates;
 	}
-	if (!sc_spool_commit_batch (runner->spool, sc_owner_get_name (runner->owner), groups, commits->len,
+	for (guint i = 0; i < jobs->len; i++) {
+		ScJob *job = jobs->pdata[i];
+		if (job->n_last_updates == 0)
+			continue;
+		/* a lost claim undoes the group, and its result is then not
+		 * applied either: the same claim */
+		groups[n_groups].updates = job->last_updates;
+		groups[n_groups++].n_updates = job->n_last_updates;
+	}
+	if (!sc_spool_commit_batch (runner->spool, sc_owner_get_name (runner->owner), groups, n_groups,
 				    (ScStageResult *const *) results->pdata, results->len, error))
 		return FALSE;
 	for (guint i = 0; i < commits->len; i++) {
@@ -718,7 +743,7 @@ drain_cb (gpointer user_data)
 	if (runner->commit_retry_id != 0)
 		return G_SOURCE_REMOVE; /* a failing spool: wait for the retry */
 
-	if (!record_all (runner, runner->pending_commits, runner->pending_results, &error_local)) {
+	if (!record_all (runner, runner->pending_commits, runner->pending_jobs, runner->pending_results, &error_local)) {
 		/* Nothing was recorded.  Keep everything and try again: the
 		 * claims stay ours (renewed while the spool lets us), and if one
 		 * is taken back meanwhile its result is dropped then. */
@@ -1128,7 +1153,7 @@ record_until_idle (ScRunner *runner)
 
 		collect_finished (runner);
 		if (runner->pending_jobs->len > 0 || runner->pending_commits->len > 0) {
-			if (record_all (runner, runner->pending_commits, runner->pending_results, &error_local)) {
+			if (record_all (runner, runner->pending_commits, runner->pending_jobs, runner->pending_results, &error_local)) {
 				release_commits (runner, runner->pending_commits, NULL);
 				g_ptr_array_set_size (runner->pending_commits, 0);
 				for (guint i = 0; i < runner->pending_jobs->len; i++) {

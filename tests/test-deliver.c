@@ -1118,6 +1118,92 @@ test_circuit_wall_clock_steps (Fixture *fixture, gconstpointer data)
 	sc_mailer_state_reset_all ();
 }
 
+/* Counts record_recipients calls and the updates they carried. */
+static gboolean
+count_updates (gpointer data, ScRecipientUpdate *updates, guint n_updates, GError **error)
+{
+	GArray *calls = data;
+	g_array_append_val (calls, n_updates);
+	return TRUE;
+}
+
+/* With record_last_with_result, every transaction but the last is
+ * committed at once; the last one's states (copied, the server's words
+ * included) are left for the runner to commit with the stage's result. */
+static void
+test_last_transaction_with_result (Fixture *fixture, gconstpointer data)
+{
+	static const char *const rcpts[] = {"c@two.example", "a@one.example", "b@one.example", NULL};
+	g_autoptr(ScTestSink) sink = start_sink (NULL);
+	g_autofree char *text = g_strdup_printf (message_text, 0u);
+	g_autoptr(GBytes) message = g_bytes_new (text, strlen (text));
+	g_autoptr(ScClock) clock = sc_clock_new_system ();
+	g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+
+	if (sink == NULL)
+		return;
+	{
+		g_autofree char *url = sc_test_sink_get_url (sink);
+		g_autofree char *section = mailer_section ("sink", url, 1, NULL);
+		write_config (fixture, section, NULL);
+	}
+	for (guint with_result = 0; with_result < 2; with_result++) {
+		g_autoptr(ScConfig) config = sc_config_load (fixture->config, NULL);
+		g_autoptr(GPtrArray) records = g_ptr_array_new_with_free_func ((GDestroyNotify) sc_recipient_record_free);
+		g_autoptr(GArray) calls = g_array_new (FALSE, FALSE, sizeof (guint));
+		g_autoptr(GError) error = NULL;
+		ScStageContext context = {
+		    .queue_id = "q-last",
+		    .stage = "deliver",
+		    .list_id = "test.example.org",
+		    .sender = "alice@example.org",
+		    .recipients = rcpts,
+		    .raw = message,
+		    .current = message,
+		    .clock = clock,
+		    .cancellable = cancellable,
+		    .recipient_records = records,
+		    .record_recipients = count_updates,
+		    .record_recipients_data = calls,
+		    .record_last_with_result = with_result,
+		};
+
+		g_assert_nonnull (config);
+		context.config = config;
+		context.list = sc_config_get_list (config, "test.example.org");
+		for (guint i = 0; rcpts[i] != NULL; i++) {
+			ScRecipientRecord *record = g_new0 (ScRecipientRecord, 1);
+			record->position = i;
+			record->address = g_strdup (rcpts[i]);
+			record->status = g_strdup ("pending");
+			g_ptr_array_add (records, record);
+		}
+		g_assert_true (sc_handler_deliver.run (&context, &error));
+		g_assert_no_error (error);
+		/* one transaction per domain: one.example (2), then two.example (1) */
+		if (!with_result) {
+			g_assert_cmpuint (calls->len, ==, 2);
+			g_assert_cmpuint (g_array_index (calls, guint, 0), ==, 2);
+			g_assert_cmpuint (g_array_index (calls, guint, 1), ==, 1);
+			g_assert_null (context.last_updates);
+		} else {
+			g_assert_cmpuint (calls->len, ==, 1);
+			g_assert_cmpuint (g_array_index (calls, guint, 0), ==, 2);
+			g_assert_cmpuint (context.n_last_updates, ==, 1);
+			g_assert_cmpuint (context.last_updates[0].position, ==, 0); /* c@two.example */
+			g_assert_cmpstr (context.last_updates[0].status, ==, "sent");
+			g_assert_cmpstr (context.last_updates[0].mailer, ==, "sink");
+			g_assert_cmpint (context.last_updates[0].code, ==, 250);
+			g_assert_nonnull (context.last_updates[0].reply);
+			g_test_message ("last reply: %s", context.last_updates[0].reply);
+			g_assert_cmpstr (context.last_updates[0].reply, ==, "250 2.0.0 Ok");
+		}
+		sc_stage_context_clear_outputs (&context);
+		g_assert_null (context.last_updates);
+	}
+	sc_mailer_state_reset_all ();
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1141,6 +1227,7 @@ main (int argc, char **argv)
 	g_test_add ("/deliver/sigterm/after-dot-no-duplicate", Fixture, NULL, setup, test_sigterm_after_dot, teardown);
 	g_test_add ("/deliver/sigterm/before-data-aborts", Fixture, NULL, setup, test_sigterm_before_data, teardown);
 	g_test_add ("/deliver/connections/pooled-closed-by-server", Fixture, NULL, setup, test_pooled_connection_closed, teardown);
+	g_test_add ("/deliver/commit/last-transaction-with-result", Fixture, NULL, setup, test_last_transaction_with_result, teardown);
 	g_test_add ("/deliver/circuit/wall-clock-steps", Fixture, NULL, setup, test_circuit_wall_clock_steps, teardown);
 	return g_test_run ();
 }
