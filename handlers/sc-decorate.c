@@ -583,4 +583,5 @@ const ScHandler sc_handler_decorate = {
     .name = "decorate",
     .run = decorate_run,
     .check = decorate_check,
+    .inline_before_deliver = TRUE,
 };

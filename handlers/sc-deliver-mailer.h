@@ -68,6 +68,16 @@ gboolean sc_mailer_state_is_open (const ScMailerConfig *mailer);
 const ScMailerConfig *sc_deliver_mailer_key_for_list (const ScConfig *config,
 						      const ScListConfig *list);
 
+/* Whether a deliver stage for @list would send every recipient of
+ * @recipient_records (element-type ScRecipientRecord) not yet sent or
+ * failed in one SMTP transaction (one domain, within max-recipients, no
+ * VERP or personal copies): then it commits nothing before its result,
+ * and the stages just before it may run on the same thread, their results
+ * in the same commit (sc-runner.c). */
+gboolean sc_deliver_is_one_transaction (const ScConfig *config,
+					const ScListConfig *list,
+					GPtrArray *recipient_records);
+
 /* One log line per mailer used: transactions, connections, failures. */
 void sc_mailer_state_log_all (void);
 /* Drops every state and connection (tests; process exit). */

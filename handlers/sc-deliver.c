@@ -258,6 +258,41 @@ send_batch (Delivery *delivery,
 	return commit_recipients (context, updates, n, last, error);
 }
 
+/* The most recipients one transaction takes: the smallest max-recipients
+ * of the list's @mailers; one with VERP (an envelope sender each) or
+ * personal copies (a List-Unsubscribe and signature each). */
+static guint
+transaction_size (GPtrArray *mailers, const ScListConfig *list)
+{
+	guint size = G_MAXUINT;
+
+	for (guint m = 0; m < mailers->len; m++)
+		size = MIN (size, ((const ScMailerConfig *) mailers->pdata[m])->max_recipients);
+	if (list->verp || sc_list_unsubscribe_is_personal (list))
+		size = 1;
+	return size;
+}
+
+gboolean
+sc_deliver_is_one_transaction (const ScConfig *config, const ScListConfig *list, GPtrArray *recipient_records)
+{
+	g_autoptr(GPtrArray) mailers = sc_config_list_mailers (config, list);
+	const char *domain = NULL;
+	guint unsent = 0;
+
+	for (guint i = 0; i < recipient_records->len; i++) {
+		const ScRecipientRecord *record = recipient_records->pdata[i];
+		if (g_strcmp0 (record->status, "sent") == 0 || g_strcmp0 (record->status, "failed") == 0)
+			continue; /* as sc_deliver_run skips them */
+		if (domain == NULL)
+			domain = domain_of (record->address);
+		else if (g_ascii_strcasecmp (domain, domain_of (record->address)) != 0)
+			return FALSE;
+		unsent++;
+	}
+	return mailers->len > 0 && unsent <= transaction_size (mailers, list);
+}
+
 /* Whether the message's pipeline (else the list's) signs it. */
 static gboolean
 pipeline_signs (const ScStageContext *context)
@@ -303,7 +338,7 @@ sc_deliver_run (ScStageContext *context, GError **error)
 	};
 	const char *bounces = context->list->bounces;
 	const char *sender = bounces != NULL && *bounces != '\0' ? bounces : context->sender;
-	guint batch_size = G_MAXUINT;
+	guint batch_size;
 	guint n_failed = 0;
 	guint n_deferred = 0;
 	guint n_total = 0;
@@ -331,12 +366,7 @@ sc_deliver_run (ScStageContext *context, GError **error)
 			     _("no mailer configured for list %s ([mailer:NAME] sections)"), context->list_id);
 		return FALSE;
 	}
-	for (guint m = 0; m < mailers->len; m++)
-		batch_size = MIN (batch_size, ((const ScMailerConfig *) mailers->pdata[m])->max_recipients);
-	if (context->list->verp)
-		batch_size = 1; /* one envelope sender per recipient */
-	if (personal)
-		batch_size = 1; /* one List-Unsubscribe (and signature) per recipient */
+	batch_size = transaction_size (mailers, context->list);
 	g_array_sort (pending, compare_by_domain);
 
 	for (guint start = 0; start < pending->len;) {

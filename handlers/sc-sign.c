@@ -133,4 +133,5 @@ const ScHandler sc_handler_sign = {
     .name = "sign",
     .run = sc_sign_run,
     .check = sc_sign_check,
+    .inline_before_deliver = TRUE,
 };

@@ -82,6 +82,10 @@ typedef struct {
 	/* (nullable) Called once when the runner stops, after every worker
 	 * has finished: close connections, log totals. */
 	void (*shutdown) (void);
+	/* Quick and local (CPU, a local file at most; no network, no child
+	 * process): may run on deliver's thread just before it, its result
+	 * committed with deliver's (sc-runner.c, plan_group). */
+	gboolean inline_before_deliver;
 } ScHandler;
 
 /* Built-in handlers, one per file in handlers/. */

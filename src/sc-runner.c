@@ -66,8 +66,13 @@ typedef struct {
 
 typedef struct {
 	ScRunner *runner;       /* (unowned) */
-	ScLane *lane;           /* (unowned) */
-	ScMessage *message;     /* (owned) */
+	ScLane *lane;           /* (unowned) (nullable) the slot it holds, NULL once released
+				 * (or handed to the next job of its group) */
+	ScMessage *message;     /* (owned) unless handed_on */
+	char **then;            /* (owned) (nullable) stages that run right after, on the same
+				 * thread, their results in the same commit (plan_group) */
+	gboolean handed_on;     /* the next job of its group took the message */
+	gboolean after_uncommitted; /* stages of its group ran before it, not yet committed */
 	ScConfig *config;       /* (owned) snapshot taken at claim */
 	char *stage;            /* (owned) */
 	guint stage_index;      /* position in the pipeline */
@@ -152,9 +157,11 @@ static void refresh_credit (ScRunner *runner);
 static void
 job_free (ScJob *job)
 {
-	sc_message_free (job->message);
+	if (!job->handed_on)
+		sc_message_free (job->message);
 	sc_config_unref (job->config);
 	g_free (job->stage);
+	g_strfreev (job->then);
 	g_clear_error (&job->error);
 	g_clear_pointer (&job->output, g_bytes_unref);
 	g_free (job->note);
@@ -179,6 +186,15 @@ record_recipients_cb (gpointer data, ScRecipientUpdate *updates, guint n_updates
 	ScRunner *runner = job->runner;
 	ScRecipientCommit commit = {.updates = updates, .n_updates = n_updates};
 
+	if (job->after_uncommitted) {
+		/* plan_group promised one transaction: committing recipients
+		 * now would put them on disk before the stages that made the
+		 * bytes they got */
+		g_set_error (error, SC_SPOOL_ERROR, SC_SPOOL_ERROR_TEMPORARY,
+			     _("stage %s ran with the stages before it and cannot commit on its own"),
+			     job->stage);
+		return FALSE;
+	}
 	for (guint i = 0; i < n_updates; i++) {
 		updates[i].id = job->message->id;
 		updates[i].lease_generation = job->message->lease_generation;
@@ -232,26 +248,11 @@ slot_release (ScRunner *runner, guint slot)
 	g_mutex_unlock (&runner->slot_lock);
 }
 
-/* Worker thread: run one stage, hand the job back to the main thread. */
+/* Worker thread: run one job's stage; its outcome goes into the job. */
 static void
-worker_cb (gpointer data, gpointer user_data)
+run_stage (ScRunner *runner, ScJob *job)
 {
-	ScJob *job = data;
-	ScRunner *runner = user_data;
 	g_autofree char *argument = NULL;
-
-	guint slot;
-
-	/* the slot first: once the runner sees no busy slot after setting
-	 * `abandoned`, no handler can start any more */
-	slot = slot_acquire (runner);
-	if (g_atomic_int_get (&runner->abandoned)) {
-		/* the runner gave up its leases: another runner may own it now */
-		slot_release (runner, slot);
-		job_free (job);
-		return;
-	}
-	sc_owner_mark_in_handler (runner->owner, slot, job->message->id, job->message->lease_generation);
 	const ScHandler *handler;
 	const ScListConfig *list = sc_config_get_list (job->config, job->message->list_id);
 	g_autoptr(GError) error_local = NULL;
@@ -308,10 +309,70 @@ worker_cb (gpointer data, gpointer user_data)
 			g_error_free (foreign);
 		}
 	}
+	job->finished_at = sc_clock_now (runner->clock);
+}
+
+/* Worker thread: the job for the next stage of @previous's group, which
+ * takes the message (and @previous's output) over. */
+static ScJob *
+job_continue (ScJob *previous)
+{
+	ScJob *job = g_new0 (ScJob, 1);
+	ScMessage *message = previous->message;
+
+	job->runner = previous->runner;
+	job->lane = g_steal_pointer (&previous->lane); /* the group's one slot */
+	job->message = message;
+	previous->handed_on = TRUE;
+	job->config = sc_config_ref (previous->config);
+	job->stage = g_strdup (previous->then[0]);
+	job->then = previous->then[1] != NULL ? g_strdupv (previous->then + 1) : NULL;
+	job->stage_index = previous->stage_index + 1;
+	job->sequence = previous->sequence;
+	job->started_at = previous->finished_at;
+	job->after_uncommitted = TRUE;
+	/* the message is this thread's until the group is handed back */
+	if (previous->output != NULL) {
+		g_bytes_unref (message->current);
+		message->current = g_bytes_ref (previous->output);
+	}
+	return job;
+}
+
+/* Worker thread: run a job's stage (and the rest of its group), hand the
+ * jobs back to the main thread together, so one commit records them. */
+static void
+worker_cb (gpointer data, gpointer user_data)
+{
+	ScJob *job = data;
+	ScRunner *runner = user_data;
+	g_autoptr(GPtrArray) ran = g_ptr_array_new ();
+	guint slot;
+
+	/* the slot first: once the runner sees no busy slot after setting
+	 * `abandoned`, no handler can start any more */
+	slot = slot_acquire (runner);
+	if (g_atomic_int_get (&runner->abandoned)) {
+		/* the runner gave up its leases: another runner may own it now */
+		slot_release (runner, slot);
+		job_free (job);
+		return;
+	}
+	sc_owner_mark_in_handler (runner->owner, slot, job->message->id, job->message->lease_generation);
+	for (;;) {
+		run_stage (runner, job);
+		g_ptr_array_add (ran, job);
+		if (job->error != NULL || job->then == NULL || g_cancellable_is_cancelled (runner->cancellable) ||
+		    g_atomic_int_get (&runner->abandoned))
+			break;
+		job = job_continue (job);
+	}
 	sc_owner_mark_in_handler (runner->owner, slot, 0, 0);
 	slot_release (runner, slot);
-	job->finished_at = sc_clock_now (runner->clock);
-	g_async_queue_push (runner->finished, job);
+	g_async_queue_lock (runner->finished);
+	for (guint i = 0; i < ran->len; i++)
+		g_async_queue_push_unlocked (runner->finished, ran->pdata[i]);
+	g_async_queue_unlock (runner->finished);
 	schedule_drain (runner);
 }
 
@@ -373,15 +434,17 @@ lane_get (ScRunner *runner, const char *key, guint capacity)
 	return lane;
 }
 
-/* Deliver jobs wait in the lane of the mailer they will use first (the
- * first of the list's mailers whose circuit is not open); the rest share
- * the workers lane. */
+/* Deliver jobs (and groups that end with deliver) wait in the lane of the
+ * mailer they will use first (the first of the list's mailers whose
+ * circuit is not open); the rest share the workers lane. */
 static ScLane *
 lane_for_job (ScRunner *runner, ScJob *job)
 {
 	const ScListConfig *list = sc_config_get_list (job->config, job->message->list_id);
 
-	if (g_strcmp0 (job->stage, "deliver") == 0 && list != NULL) {
+	const char *runs = job->then != NULL ? job->then[g_strv_length (job->then) - 1] : job->stage;
+
+	if (g_strcmp0 (runs, "deliver") == 0 && list != NULL) {
 		const ScMailerConfig *first = sc_deliver_mailer_key_for_list (job->config, list);
 		if (first != NULL) {
 			g_autofree char *key = g_strconcat ("mailer:", first->name, NULL);
@@ -415,6 +478,19 @@ lane_pump (ScRunner *runner, ScLane *lane)
 	}
 }
 
+/* @job's slot is free: the next job of its lane may start (none once the
+ * runner gave its work up). */
+static void
+lane_release (ScRunner *runner, ScJob *job)
+{
+	if (job->lane == NULL)
+		return;
+	job->lane->running--;
+	if (!g_atomic_int_get (&runner->abandoned))
+		lane_pump (runner, job->lane);
+	job->lane = NULL;
+}
+
 /* Jobs waiting behind a mailer that is busy or hung: they hold no thread,
  * and they must not stop the runner from claiming other work. */
 static guint
@@ -433,6 +509,47 @@ blocked_jobs (ScRunner *runner)
 	return blocked;
 }
 
+/* The stages that run right after @stage on the same thread, their
+ * results committed with its own: stages that do no I/O of their own
+ * (ScHandler.inline_before_deliver) run with the deliver stage that
+ * follows them when that deliver sends in one transaction, so it commits
+ * nothing before its result.  One thread hop and one commit per message
+ * instead of one per stage; a crash before that commit runs them all
+ * again, as it would have run the deliver stage again.  NULL: @stage runs
+ * alone. */
+static char **
+plan_group (const ScMessage *message, ScConfig *config, const char *stage)
+{
+	const ScListConfig *list = sc_config_get_list (config, message->list_id);
+	g_autoptr(GStrvBuilder) then = g_strv_builder_new ();
+	const char *last = stage;
+	gboolean after = FALSE;
+
+	if (list == NULL || message->recipient_records == NULL)
+		return NULL;
+	for (guint i = 0; message->pipeline[i] != NULL; i++) {
+		const char *name = message->pipeline[i];
+		const ScHandler *handler;
+
+		if (!after) {
+			after = strcmp (name, stage) == 0;
+			continue;
+		}
+		if (message->completed != NULL && g_strv_contains ((const char *const *) message->completed, name))
+			continue;
+		handler = sc_handler_registry_lookup (last, NULL, NULL);
+		if (handler == NULL || !handler->inline_before_deliver)
+			return NULL;
+		g_strv_builder_add (then, name);
+		if (strcmp (name, "deliver") == 0)
+			return sc_deliver_is_one_transaction (config, list, message->recipient_records)
+				   ? g_strv_builder_end (then)
+				   : NULL;
+		last = name;
+	}
+	return NULL;
+}
+
 static void
 dispatch (ScRunner *runner, ScMessage *message, ScConfig *config)
 {
@@ -442,6 +559,7 @@ dispatch (ScRunner *runner, ScMessage *message, ScConfig *config)
 	job->message = message;
 	job->config = sc_config_ref (config);
 	job->stage = g_strdup (sc_message_next_stage (message));
+	job->then = plan_group (message, config, job->stage);
 	job->stage_index = g_strv_length (message->completed);
 	job->sequence = runner->next_sequence++;
 	job->started_at = sc_clock_now (runner->clock);
@@ -673,9 +791,12 @@ collect_finished (ScRunner *runner)
 		ScStageResult *result = g_new0 (ScStageResult, 1);
 		/* its thread is free: the next job of its lane may start
 		 * (none once the runner gave its work up) */
-		job->lane->running--;
-		if (!g_atomic_int_get (&runner->abandoned))
-			lane_pump (runner, job->lane);
+		/* a job whose last transaction is not committed yet keeps its
+		 * lane's slot until it is: a lane has at most its capacity of
+		 * delivered, uncommitted transactions (what a crash repeats),
+		 * and none starts while commits fail */
+		if (job->n_last_updates == 0)
+			lane_release (runner, job);
 		decide (runner, job, result);
 		g_ptr_array_add (runner->pending_jobs, job);
 		g_ptr_array_add (runner->pending_results, result);
@@ -698,6 +819,15 @@ commit_retry_cb (gpointer user_data)
 static void
 finish_job (ScRunner *runner, ScJob *job, ScStageResult *result)
 {
+	lane_release (runner, job);
+	if (job->handed_on) {
+		/* the next job of its group goes on with the message (or drops
+		 * it, when the claim was lost: the same claim) */
+		if (result->applied)
+			log_result (job, result);
+		job_free (job);
+		return;
+	}
 	if (!result->applied) {
 		/* The claim was taken back (lease expired, runner thought dead):
 		 * whoever holds it now does the work; this chain ends here. */
@@ -1161,6 +1291,7 @@ record_until_idle (ScRunner *runner)
 					ScStageResult *result = runner->pending_results->pdata[i];
 					if (result->applied)
 						log_result (done, result);
+					lane_release (runner, done);
 					job_free (done);
 				}
 				g_ptr_array_set_size (runner->pending_jobs, 0);

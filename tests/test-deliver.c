@@ -1001,6 +1001,117 @@ test_pooled_connection_closed (Fixture *fixture, gconstpointer data)
 	g_assert_cmpuint (sc_test_sink_count_dumps (backup), ==, 0);
 }
 
+/* The attempt of @stage in @shown's history. */
+static JsonObject *
+attempt_of (JsonObject *shown, const char *stage)
+{
+	JsonArray *attempts = json_object_get_array_member (shown, "attempts");
+
+	for (guint i = 0; i < json_array_get_length (attempts); i++) {
+		JsonObject *attempt = json_array_get_object_element (attempts, i);
+		if (g_strcmp0 (member (attempt, "stage"), stage) == 0)
+			return attempt;
+	}
+	g_assert_not_reached ();
+}
+
+/* decorate runs on deliver's thread right before it, one commit for both,
+ * when deliver sends in one transaction: deliver starts the moment
+ * decorate ends.  With two domains (two transactions, each committed
+ * before the next) deliver waits for decorate's own commit. */
+static void
+test_decorate_runs_with_deliver (Fixture *fixture, gconstpointer data)
+{
+	static const char *const one[] = {"a@one.example", "b@one.example", NULL};
+	static const char *const two[] = {"a@one.example", "b@two.example", NULL};
+	g_autoptr(ScTestSink) sink = start_sink (NULL);
+	g_autofree char *grouped_id = NULL;
+	g_autofree char *alone_id = NULL;
+
+	if (sink == NULL)
+		return;
+	{
+		g_autofree char *url = sc_test_sink_get_url (sink);
+		g_autofree char *mailer = mailer_section ("main", url, 10, NULL);
+		write_config (fixture, mailer, NULL);
+	}
+	grouped_id = inject_to (fixture, one);
+	alone_id = inject_to (fixture, two);
+	g_assert_cmpint (run_once (fixture), ==, 0);
+	{
+		g_autoptr(JsonObject) shown = sc_test_show (fixture->config, grouped_id);
+		JsonObject *decorate = attempt_of (shown, "decorate");
+		JsonObject *deliver = attempt_of (shown, "deliver");
+		g_assert_cmpstr (member (shown, "state"), ==, "done");
+		g_assert_cmpuint (count_status (shown, "sent"), ==, 2);
+		g_assert_cmpstr (member (decorate, "outcome"), ==, "ok");
+		g_assert_cmpstr (member (deliver, "started_at"), ==, member (decorate, "finished_at"));
+		g_assert_cmpuint (json_array_get_length (json_object_get_array_member (shown, "stages")), ==, 2);
+	}
+	{
+		g_autoptr(JsonObject) shown = sc_test_show (fixture->config, alone_id);
+		JsonObject *decorate = attempt_of (shown, "decorate");
+		JsonObject *deliver = attempt_of (shown, "deliver");
+		g_assert_cmpstr (member (shown, "state"), ==, "done");
+		g_assert_cmpuint (count_status (shown, "sent"), ==, 2);
+		g_assert_cmpint (strcmp (member (deliver, "started_at"), member (decorate, "finished_at")), >, 0);
+	}
+	/* what went out is the decorated message, once per recipient */
+	g_assert_true (sc_test_sink_wait_messages (sink, 3, 5000));
+	{
+		g_autoptr(GHashTable) counts = recipient_counts (sink);
+		g_autoptr(GPtrArray) dumps = sc_test_sink_get_messages (sink);
+		g_assert_cmpuint (GPOINTER_TO_UINT (g_hash_table_lookup (counts, "a@one.example")), ==, 2);
+		g_assert_cmpuint (GPOINTER_TO_UINT (g_hash_table_lookup (counts, "b@one.example")), ==, 1);
+		g_assert_cmpuint (GPOINTER_TO_UINT (g_hash_table_lookup (counts, "b@two.example")), ==, 1);
+		for (guint i = 0; i < dumps->len; i++) {
+			ScTestSinkMessage *dump = dumps->pdata[i];
+			g_autofree char *body = g_strndup (g_bytes_get_data (dump->data, NULL), g_bytes_get_size (dump->data));
+			g_assert_nonnull (strstr (body, "Subject: [test] deliver me\r\n"));
+		}
+	}
+}
+
+/* Which deliver stages send in one transaction (sc_deliver_is_one_transaction). */
+static void
+test_one_transaction_plan (Fixture *fixture, gconstpointer data)
+{
+	static const char *const addresses[] = {"a@one.example", "b@ONE.example", "c@two.example", NULL};
+	g_autoptr(GPtrArray) records = g_ptr_array_new_with_free_func ((GDestroyNotify) sc_recipient_record_free);
+	g_autoptr(ScConfig) config = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autofree char *mailer = mailer_section ("main", "smtp://127.0.0.1:25", 10, "max-recipients=2\n");
+	const ScListConfig *list;
+
+	write_config (fixture, mailer, NULL);
+	config = sc_config_load (fixture->config, &error);
+	g_assert_no_error (error);
+	list = sc_config_get_list (config, "test.example.org");
+	for (guint i = 0; addresses[i] != NULL; i++) {
+		ScRecipientRecord *record = g_new0 (ScRecipientRecord, 1);
+		record->position = i;
+		record->address = g_strdup (addresses[i]);
+		record->status = g_strdup ("pending");
+		g_ptr_array_add (records, record);
+	}
+	/* two domains: two transactions */
+	g_assert_false (sc_deliver_is_one_transaction (config, list, records));
+	/* the other domain's recipient already sent: one (domains compare without case) */
+	g_free (((ScRecipientRecord *) records->pdata[2])->status);
+	((ScRecipientRecord *) records->pdata[2])->status = g_strdup ("sent");
+	g_assert_true (sc_deliver_is_one_transaction (config, list, records));
+	/* three of one domain over max-recipients=2: two transactions */
+	g_free (((ScRecipientRecord *) records->pdata[2])->address);
+	((ScRecipientRecord *) records->pdata[2])->address = g_strdup ("c@one.example");
+	g_free (((ScRecipientRecord *) records->pdata[2])->status);
+	((ScRecipientRecord *) records->pdata[2])->status = g_strdup ("deferred");
+	g_assert_false (sc_deliver_is_one_transaction (config, list, records));
+	/* one failed for good is not sent again: two left, one transaction */
+	g_free (((ScRecipientRecord *) records->pdata[0])->status);
+	((ScRecipientRecord *) records->pdata[0])->status = g_strdup ("failed");
+	g_assert_true (sc_deliver_is_one_transaction (config, list, records));
+}
+
 /* ---- the handler in-process, with a wall clock the test steps ---- */
 
 static gboolean
@@ -1227,6 +1338,8 @@ main (int argc, char **argv)
 	g_test_add ("/deliver/sigterm/after-dot-no-duplicate", Fixture, NULL, setup, test_sigterm_after_dot, teardown);
 	g_test_add ("/deliver/sigterm/before-data-aborts", Fixture, NULL, setup, test_sigterm_before_data, teardown);
 	g_test_add ("/deliver/connections/pooled-closed-by-server", Fixture, NULL, setup, test_pooled_connection_closed, teardown);
+	g_test_add ("/deliver/commit/decorate-runs-with-deliver", Fixture, NULL, setup, test_decorate_runs_with_deliver, teardown);
+	g_test_add ("/deliver/commit/one-transaction-plan", Fixture, NULL, setup, test_one_transaction_plan, teardown);
 	g_test_add ("/deliver/commit/last-transaction-with-result", Fixture, NULL, setup, test_last_transaction_with_result, teardown);
 	g_test_add ("/deliver/circuit/wall-clock-steps", Fixture, NULL, setup, test_circuit_wall_clock_steps, teardown);
 	return g_test_run ();

@@ -107,6 +107,7 @@ typedef struct {
 	char owner[32];
 	GPtrArray *claimed; /* (owned) queue ids */
 	guint errors;
+	gint *ready;        /* claimers connected: all start claiming together */
 } Claimer;
 
 static gpointer
@@ -118,6 +119,11 @@ claimer_thread (gpointer data)
 	guint empty = 0;
 
 	g_assert_no_error (error);
+	/* a connection that took longer to open must not find the queue
+	 * drained already: the test is about claims that run at once */
+	g_atomic_int_inc (claimer->ready);
+	while (g_atomic_int_get (claimer->ready) < N_CLAIMERS)
+		g_usleep (1000);
 	/* until the queue stays empty: each claim takes a few, as a runner does */
 	while (empty < 3) {
 		g_autoptr(GPtrArray) messages = sc_spool_claim (spool, claimer->owner, T0, T0 + LEASE, 4, &error);
@@ -145,6 +151,7 @@ test_concurrent_claims (Fixture *fixture, gconstpointer data)
 	g_autoptr(GHashTable) seen = g_hash_table_new (g_str_hash, g_str_equal);
 	g_autoptr(GHashTable) injected = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
 	guint total = 0;
+	gint ready = 0;
 
 	fixture->spool = open_spool (fixture, BUSY_TIMEOUT);
 	for (guint i = 0; i < N_MESSAGES; i++)
@@ -155,6 +162,7 @@ test_concurrent_claims (Fixture *fixture, gconstpointer data)
 		g_snprintf (claimers[i].owner, sizeof claimers[i].owner, "runner-%u", i);
 		claimers[i].claimed = g_ptr_array_new_with_free_func (g_free);
 		claimers[i].errors = 0;
+		claimers[i].ready = &ready;
 	}
 	for (guint i = 0; i < N_CLAIMERS; i++)
 		threads[i] = g_thread_new ("claimer", claimer_thread, &claimers[i]);
