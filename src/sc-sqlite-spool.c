@@ -1001,8 +1001,10 @@ insert_notification (ScSpool *spool,
 	return sc_sqlite_step_done (spool, stmt, error, "record notification");
 }
 
+/* The message's new state after @result, only while @owner holds its
+ * claim; *@out_applied FALSE when the claim is gone. */
 static gboolean
-apply_result (ScSpool *spool, const char *owner, const ScStageResult *result, gboolean *out_applied, GError **error)
+update_state (ScSpool *spool, const char *owner, const ScStageResult *result, gboolean *out_applied, GError **error)
 {
 	const char *last_error = result->outcome == SC_OUTCOME_OK ? NULL : result->error;
 
@@ -1027,11 +1029,17 @@ apply_result (ScSpool *spool, const char *owner, const ScStageResult *result, gb
 		if (sqlite3_changes (sc_sqlite (spool)->db) == 0)
 			return TRUE; /* lease lost: the new owner's work stands */
 	}
-	if (result->stage == NULL) {
-		/* no stage ran: the message only changes state */
-		*out_applied = TRUE;
-		return TRUE;
-	}
+	*out_applied = TRUE;
+	return TRUE;
+}
+
+/* The history of @result's stage: its record (when ok), the attempt, and
+ * the notifications it asks for. */
+static gboolean
+insert_history (ScSpool *spool, const ScStageResult *result, GError **error)
+{
+	if (result->stage == NULL)
+		return TRUE; /* no stage ran: the message only changes state */
 	if (result->outcome == SC_OUTCOME_OK) {
 		g_autoptr(ScStatement) stmt = sc_sqlite_statement (spool, SC_SQL_INSERT_STAGE, error);
 		if (stmt == NULL)
@@ -1068,8 +1076,40 @@ apply_result (ScSpool *spool, const char *owner, const ScStageResult *result, gb
 	    !insert_notification (spool, result, result->notification_kind,
 				  result->notification_detail, error))
 		return FALSE;
-	*out_applied = TRUE;
 	return TRUE;
+}
+
+/* Results of one claim's stages that ran together (sc-runner.c's groups)
+ * come one after another, each but the last handing the message on: the
+ * last one's state stands for them all, so the row is updated (and the
+ * claim checked) once. */
+static gboolean
+apply_chain (ScSpool *spool, const char *owner, ScStageResult *const *results, guint n, GError **error)
+{
+	gboolean applied = FALSE;
+
+	if (!update_state (spool, owner, results[n - 1], &applied, error))
+		return FALSE;
+	for (guint i = 0; i < n; i++) {
+		results[i]->applied = applied;
+		if (applied && !insert_history (spool, results[i], error))
+			return FALSE;
+	}
+	return TRUE;
+}
+
+/* How many results from @first on belong to one chain (apply_chain). */
+static guint
+chain_length (ScStageResult *const *results, guint n_results, guint first)
+{
+	guint last = first;
+
+	while (last + 1 < n_results && results[last + 1]->id == results[first]->id &&
+	       results[last + 1]->lease_generation == results[first]->lease_generation &&
+	       results[last]->stage != NULL && results[last]->outcome == SC_OUTCOME_OK &&
+	       results[last]->next_state == SC_STATE_ACTIVE)
+		last++;
+	return last - first + 1;
 }
 
 /* SAVEPOINT names are fixed here, never from a caller. */
@@ -1167,9 +1207,11 @@ sc_sqlite_commit_batch (ScSpool *spool,
 		else
 			savepoint_release (spool);
 	}
-	for (guint i = 0; i < n_results; i++) {
-		if (!apply_result (spool, owner, results[i], &results[i]->applied, error))
+	for (guint i = 0; i < n_results;) {
+		guint n = chain_length (results, n_results, i);
+		if (!apply_chain (spool, owner, results + i, n, error))
 			goto failed;
+		i += n;
 	}
 	return sc_sqlite_commit (spool, error);
 

@@ -1023,6 +1023,73 @@ test_result_batch (Fixture *fixture, gconstpointer user_data)
 	(void) b;
 }
 
+/* One claim's stages that ran together (the runner's groups: decorate on
+ * deliver's thread) come as consecutive results, recorded in one commit:
+ * the last one's state stands, every stage and attempt is there; with
+ * the claim gone, none of them. */
+static void
+test_result_chain (Fixture *fixture, gconstpointer user_data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *a = inject (fixture, "l.example.org");
+	g_autofree char *b = inject (fixture, "l.example.org");
+	g_autoptr(ScMessage) ma = claim_one (fixture, "runner-a", NULL);
+	g_autoptr(ScMessage) mb = claim_one (fixture, "runner-a", NULL);
+	g_autofree char *c = inject (fixture, "l.example.org");
+	g_autoptr(ScMessage) mc = claim_one (fixture, "runner-a", NULL);
+	g_autoptr(GBytes) decorated = g_bytes_new_static ("Subject: [l] x\r\n\r\nbody\r\n", 25);
+	ScStageResult first = result_for (fixture, ma, SC_OUTCOME_OK, SC_STATE_ACTIVE);
+	ScStageResult second = result_for (fixture, ma, SC_OUTCOME_OK, SC_STATE_DONE);
+	ScStageResult other = result_for (fixture, mb, SC_OUTCOME_OK, SC_STATE_ACTIVE);
+	ScStageResult *chain[] = {&first, &second, &other};
+	guint stale = 99;
+
+	g_assert_cmpstr (first.stage, ==, "decorate");
+	first.output = decorated;
+	second.stage = "deliver";
+	second.mailer = "relay";
+	g_assert_true (sc_spool_record_results (fixture->spool, "runner-a", chain, 3, &stale, &error));
+	g_assert_no_error (error);
+	g_assert_cmpuint (stale, ==, 0);
+	g_assert_true (first.applied && second.applied && other.applied);
+	g_assert_cmpint (state_of (fixture, ma->queue_id), ==, SC_STATE_DONE);
+	g_assert_cmpint (state_of (fixture, mb->queue_id), ==, SC_STATE_ACTIVE);
+	g_assert_cmpuint (count_stages (fixture, ma->id), ==, 2);
+	g_assert_cmpuint (count_attempts (fixture, ma->id, SC_OUTCOME_OK, "decorate"), ==, 1);
+	g_assert_cmpuint (count_attempts (fixture, ma->id, SC_OUTCOME_OK, "deliver"), ==, 1);
+	{
+		g_autoptr(GBytes) stored = sc_spool_get_stage_output (fixture->spool, ma->id, "decorate", &error);
+		g_assert_no_error (error);
+		g_assert_true (g_bytes_equal (stored, decorated));
+	}
+	assert_counts_match (fixture, NULL);
+
+	/* mc's claim is runner-a's: runner-b's chain for it records nothing */
+	first = result_for (fixture, mc, SC_OUTCOME_OK, SC_STATE_ACTIVE);
+	second = result_for (fixture, mc, SC_OUTCOME_TRANSIENT, SC_STATE_DEFERRED);
+	second.stage = "deliver";
+	second.next_attempt_at = T0 + MINUTE;
+	g_assert_true (sc_spool_record_results (fixture->spool, "runner-b", chain, 2, &stale, &error));
+	g_assert_no_error (error);
+	g_assert_cmpuint (stale, ==, 2);
+	g_assert_false (first.applied || second.applied);
+	g_assert_cmpint (state_of (fixture, mc->queue_id), ==, SC_STATE_ACTIVE);
+	g_assert_cmpuint (count_stages (fixture, mc->id), ==, 0);
+	g_assert_cmpuint (count_all_attempts (fixture, -1, NULL), ==, 3);
+	/* its owner's chain: deferred at deliver, decorate's record kept */
+	g_assert_true (sc_spool_record_results (fixture->spool, "runner-a", chain, 2, &stale, &error));
+	g_assert_no_error (error);
+	g_assert_cmpuint (stale, ==, 0);
+	g_assert_cmpint (state_of (fixture, mc->queue_id), ==, SC_STATE_DEFERRED);
+	g_assert_cmpuint (count_stages (fixture, mc->id), ==, 1);
+	g_assert_cmpuint (count_attempts (fixture, mc->id, SC_OUTCOME_OK, "decorate"), ==, 1);
+	g_assert_cmpuint (count_attempts (fixture, mc->id, SC_OUTCOME_TRANSIENT, "deliver"), ==, 1);
+	assert_counts_match (fixture, NULL);
+	(void) c;
+	(void) a;
+	(void) b;
+}
+
 /* What the interface shows of a message: summary, stage and attempt records. */
 static char *
 message_picture (Fixture *fixture, const char *queue_id)
@@ -2293,6 +2360,7 @@ main (int argc, char **argv)
 	add_contract_test ("transition/dead", test_transition_dead);
 	add_contract_test ("result/batch", test_result_batch);
 	add_contract_test ("result/stale-owner", test_result_stale_owner);
+	add_contract_test ("result/chain", test_result_chain);
 	add_contract_test ("reclaim/dead-owner", test_reclaim_dead_owner);
 	add_contract_test ("reclaim/rules", test_reclaim_rules);
 	add_contract_test ("reclaim/crash-limit", test_reclaim_crash_limit);
