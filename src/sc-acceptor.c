@@ -47,6 +47,77 @@ return_error (GTask *task, ScIngressError code, const char *message)
 	g_task_return_new_error (task, SC_INGRESS_ERROR, code, "%s", message);
 }
 
+/* The answers of one commit for the callers on one context, given there
+ * by one source: a GTask returned from the writer thread attaches its
+ * own idle source to its context, a wakeup (eventfd write, poll, read)
+ * per message; this is one per commit and context.  Dispatched on the
+ * tasks' context, g_task_return_*() calls each callback at once. */
+typedef struct {
+	GTask *task;          /* (owned) */
+	ScAccepted *accepted; /* (owned) (nullable) */
+	GError *error;        /* (owned) (nullable) */
+} Answer;
+
+static void
+answer_clear (Answer *answer)
+{
+	g_clear_object (&answer->task);
+	g_clear_pointer (&answer->accepted, sc_accepted_free);
+	g_clear_error (&answer->error);
+}
+
+static gboolean
+answers_cb (gpointer user_data)
+{
+	GArray *answers = user_data;
+
+	for (guint i = 0; i < answers->len; i++) {
+		Answer *answer = &g_array_index (answers, Answer, i);
+		if (answer->error != NULL)
+			g_task_return_error (answer->task, g_steal_pointer (&answer->error));
+		else
+			g_task_return_pointer (answer->task, g_steal_pointer (&answer->accepted),
+					       (GDestroyNotify) sc_accepted_free);
+	}
+	return G_SOURCE_REMOVE;
+}
+
+/* Answers each task of @batch: accepted[i], or a copy of @error. */
+static void
+answer_batch (GPtrArray *batch, ScAccepted **accepted, const GError *error)
+{
+	g_autoptr(GPtrArray) contexts = g_ptr_array_new ();
+	g_autoptr(GPtrArray) groups = g_ptr_array_new_with_free_func ((GDestroyNotify) g_array_unref);
+
+	for (guint i = 0; i < batch->len; i++) {
+		GMainContext *context = g_task_get_context (batch->pdata[i]);
+		Answer answer = {.task = g_object_ref (batch->pdata[i])};
+		guint group;
+
+		for (group = 0; group < contexts->len && contexts->pdata[group] != context; group++)
+			;
+		if (group == contexts->len) {
+			GArray *answers = g_array_sized_new (FALSE, FALSE, sizeof (Answer), batch->len);
+			g_array_set_clear_func (answers, (GDestroyNotify) answer_clear);
+			g_ptr_array_add (contexts, context);
+			g_ptr_array_add (groups, answers);
+		}
+		if (error != NULL)
+			answer.error = g_error_copy (error);
+		else
+			answer.accepted = g_steal_pointer (&accepted[i]);
+		g_array_append_val ((GArray *) groups->pdata[group], answer);
+	}
+	for (guint group = 0; group < groups->len; group++) {
+		g_autoptr(GSource) source = g_idle_source_new ();
+		g_source_set_priority (source, G_PRIORITY_DEFAULT);
+		g_source_set_static_name (source, "[stagecoach] acceptor answers");
+		g_source_set_callback (source, answers_cb, g_array_ref (groups->pdata[group]),
+				       (GDestroyNotify) g_array_unref);
+		g_source_attach (source, contexts->pdata[group]);
+	}
+}
+
 static void
 commit_batch (ScAcceptor *acceptor, GPtrArray *batch, ScConfig *config)
 {
@@ -83,8 +154,7 @@ commit_batch (ScAcceptor *acceptor, GPtrArray *batch, ScConfig *config)
 			       lease.count > 0 ? &lease : NULL, accepted, &error)) {
 		g_warning ("ingress: %u message(s) not accepted, the spool failed: %s", batch->len,
 			   error->message);
-		for (guint i = 0; i < batch->len; i++)
-			g_task_return_error (batch->pdata[i], g_error_copy (error));
+		answer_batch (batch, NULL, error);
 		return;
 	}
 	for (guint i = 0; i < batch->len; i++) {
@@ -99,8 +169,8 @@ commit_batch (ScAcceptor *acceptor, GPtrArray *batch, ScConfig *config)
 			p->door, p->peer != NULL ? " from " : "", p->peer != NULL ? p->peer : "",
 			a->queue_id != NULL ? a->queue_id : "(all duplicates)", a->list_id,
 			a->message_id, g_bytes_get_size (p->raw), a->n_recipients, a->n_duplicates);
-		g_task_return_pointer (batch->pdata[i], a, (GDestroyNotify) sc_accepted_free);
 	}
+	answer_batch (batch, accepted, NULL);
 	if (handed->len > 0)
 		handover.take (handover.runner, g_steal_pointer (&handed));
 	g_mutex_lock (&acceptor->lock);

@@ -673,6 +673,66 @@ test_stopping (Fixture *fixture, gconstpointer data)
 	g_main_context_pop_thread_default (context);
 }
 
+typedef struct {
+	guint answered;
+	guint failed;
+	GSource *sources[8]; /* the source each answer came from, in order */
+} Answers;
+
+static void
+answered_in_batch_cb (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+	Answers *answers = user_data;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(ScAccepted) accepted = sc_acceptor_accept_finish (NULL, result, &error);
+
+	g_assert_cmpuint (answers->answered, <, G_N_ELEMENTS (answers->sources));
+	answers->sources[answers->answered++] = g_main_current_source ();
+	answers->failed += accepted == NULL; /* the same post: the first stored, the rest duplicates */
+}
+
+/* One commit answers its callers through one source per caller context
+ * (a wakeup per commit, not per message), each callback on its own
+ * context, in the order submitted. */
+static void
+test_answers_batched (Fixture *fixture, gconstpointer data)
+{
+	g_autoptr(GMainContext) context = g_main_context_new ();
+	g_autoptr(GMainContext) other = g_main_context_new ();
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GBytes) raw = g_bytes_new_static (post, strlen (post));
+	const char *rcpt[] = {"m1@example.net", NULL};
+	ScSubmission s = {.door = "test", .sender = "a-bounces@example.org", .recipients = rcpt, .raw = raw};
+	Answers here = {0}, there = {0};
+	ScAcceptor *acceptor;
+
+	g_main_context_push_thread_default (context);
+	acceptor = sc_acceptor_new (fixture->config, context, &error);
+	g_assert_no_error (error);
+	for (guint i = 0; i < 3; i++)
+		sc_acceptor_accept_async (acceptor, &s, NULL, answered_in_batch_cb, &here);
+	g_main_context_push_thread_default (other);
+	for (guint i = 0; i < 2; i++)
+		sc_acceptor_accept_async (acceptor, &s, NULL, answered_in_batch_cb, &there);
+	g_main_context_pop_thread_default (other);
+	/* the round goes to the writer only once this context is idle: all
+	 * five in one commit */
+	while (here.answered < 3 || there.answered < 2) {
+		g_main_context_iteration (context, FALSE);
+		g_main_context_iteration (other, FALSE);
+	}
+	g_assert_cmpuint (here.answered, ==, 3);
+	g_assert_cmpuint (there.answered, ==, 2);
+	g_assert_cmpuint (here.failed + there.failed, ==, 0);
+	g_assert_nonnull (here.sources[0]);
+	g_assert_true (here.sources[1] == here.sources[0] && here.sources[2] == here.sources[0]);
+	g_assert_true (there.sources[1] == there.sources[0]);
+	g_assert_true (here.sources[0] != there.sources[0]);
+	g_assert_cmpint (count_rows (fixture->config, "SELECT count(*) FROM messages"), ==, 1);
+	sc_acceptor_free (acceptor);
+	g_main_context_pop_thread_default (context);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -691,5 +751,6 @@ main (int argc, char **argv)
 	g_test_add ("/ingress/accept/handover", Fixture, NULL, setup, test_handover, teardown);
 	g_test_add ("/ingress/store/full-spool", Fixture, NULL, setup, test_full, teardown);
 	g_test_add ("/ingress/accept/stopping", Fixture, NULL, setup, test_stopping, teardown);
+	g_test_add ("/ingress/accept/answers-batched", Fixture, NULL, setup, test_answers_batched, teardown);
 	return g_test_run ();
 }
