@@ -134,6 +134,7 @@ commit_batch (ScAcceptor *acceptor, GPtrArray *batch, ScConfig *config)
 	gint64 now = g_get_real_time ();
 	ScIngressLease lease = {.claimed = claimed};
 	guint queued = 0;
+	gboolean log_each;
 
 	g_mutex_lock (&acceptor->lock);
 	handover = acceptor->handover;
@@ -157,6 +158,9 @@ commit_batch (ScAcceptor *acceptor, GPtrArray *batch, ScConfig *config)
 		answer_batch (batch, NULL, error);
 		return;
 	}
+	/* formatting the line costs more than the rest of the loop: skipped
+	 * when the default writer would drop it (no --verbose) */
+	log_each = !g_log_writer_default_would_drop (G_LOG_LEVEL_INFO, G_LOG_DOMAIN);
 	for (guint i = 0; i < batch->len; i++) {
 		const ScPrepared *p = prepared[i];
 		ScAccepted *a = accepted[i];
@@ -164,11 +168,12 @@ commit_batch (ScAcceptor *acceptor, GPtrArray *batch, ScConfig *config)
 			g_ptr_array_add (handed, claimed[i]);
 		else if (a->queue_id != NULL)
 			queued++;
-		g_info ("ingress %s%s%s: %s list=%s message-id=%s size=%" G_GSIZE_FORMAT
-			" recipients=%u duplicates=%u",
-			p->door, p->peer != NULL ? " from " : "", p->peer != NULL ? p->peer : "",
-			a->queue_id != NULL ? a->queue_id : "(all duplicates)", a->list_id,
-			a->message_id, g_bytes_get_size (p->raw), a->n_recipients, a->n_duplicates);
+		if (log_each)
+			g_info ("ingress %s%s%s: %s list=%s message-id=%s size=%" G_GSIZE_FORMAT
+				" recipients=%u duplicates=%u",
+				p->door, p->peer != NULL ? " from " : "", p->peer != NULL ? p->peer : "",
+				a->queue_id != NULL ? a->queue_id : "(all duplicates)", a->list_id,
+				a->message_id, g_bytes_get_size (p->raw), a->n_recipients, a->n_duplicates);
 	}
 	answer_batch (batch, accepted, NULL);
 	if (handed->len > 0)
