@@ -878,6 +878,29 @@ test_acceptor_checks_off (Fixture *fixture, gconstpointer user_data)
 			 SQLITE_CONSTRAINT);
 }
 
+/* Queue ids grow: each new one is the last entry of the queue_id index,
+ * so a batch dirties one leaf of it, not one random leaf per message. */
+static void
+test_queue_ids_grow (Fixture *fixture, gconstpointer user_data)
+{
+	g_autoptr(GPtrArray) ids = g_ptr_array_new_with_free_func (g_free);
+	sqlite3_stmt *stmt = NULL;
+
+	inject_many (fixture->spool, 20, 10);
+	inject_many (fixture->spool, 20, 10);
+	g_assert_cmpint (sqlite3_prepare_v2 (fixture->observer, "SELECT queue_id FROM messages ORDER BY id", -1, &stmt, NULL),
+			 ==, SQLITE_OK);
+	while (sqlite3_step (stmt) == SQLITE_ROW)
+		g_ptr_array_add (ids, g_strdup ((const char *) sqlite3_column_text (stmt, 0)));
+	sqlite3_finalize (stmt);
+	g_assert_cmpuint (ids->len, ==, 40);
+	for (guint i = 0; i < ids->len; i++) {
+		g_assert_true (g_regex_match_simple ("^[0-9a-f]{16}$", ids->pdata[i], 0, 0));
+		if (i > 0)
+			g_assert_cmpstr (ids->pdata[i - 1], <, ids->pdata[i]);
+	}
+}
+
 static void
 test_bind_unknown_parameter (Fixture *fixture, gconstpointer user_data)
 {
@@ -962,6 +985,7 @@ main (int argc, char **argv)
 	ADD ("/spool/walbuf/interleaved", test_walbuf_interleaved);
 	ADD ("/spool/walbuf/exit-after-commit", test_walbuf_exit_after_commit);
 	ADD ("/spool/acceptor/checks-off", test_acceptor_checks_off);
+	ADD ("/spool/inject/queue-ids-grow", test_queue_ids_grow);
 	ADD ("/spool/open/creates-and-migrates", test_open_creates_and_migrates);
 	ADD ("/spool/open/creates-folder", test_open_creates_folder);
 	ADD ("/spool/open/reopen-is-noop", test_open_reopen_noop);
