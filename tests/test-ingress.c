@@ -743,17 +743,18 @@ test_linger (Fixture *fixture, gconstpointer data)
 {
 	g_autoptr(GMainContext) context = g_main_context_new ();
 	g_autoptr(GError) error = NULL;
-	g_autofree char *texts[7] = {NULL};
+	g_autoptr(GPtrArray) texts = g_ptr_array_new_with_free_func (g_free);
 	g_autoptr(GPtrArray) raws = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
 	const char *rcpt[] = {"m1@example.net", NULL};
 	Answers first = {0}, cohort = {0}, alone = {0};
 	ScAcceptor *acceptor;
 	gint64 started;
 
-	for (guint i = 0; i < G_N_ELEMENTS (texts); i++) {
-		texts[i] = g_strdup_printf ("From: a@example.org\r\nMessage-ID: <linger%u@example.org>\r\n"
-					    "List-Id: <b.example.org>\r\n\r\nbody %u\r\n", i, i);
-		g_ptr_array_add (raws, g_bytes_new_static (texts[i], strlen (texts[i])));
+	for (guint i = 0; i < 7; i++) {
+		char *text = g_strdup_printf ("From: a@example.org\r\nMessage-ID: <linger%u@example.org>\r\n"
+					      "List-Id: <b.example.org>\r\n\r\nbody %u\r\n", i, i);
+		g_ptr_array_add (texts, text);
+		g_ptr_array_add (raws, g_bytes_new_static (text, strlen (text)));
 	}
 #define SUBMIT(i, answers)                                                                            \
 	do {                                                                                          \
