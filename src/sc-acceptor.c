@@ -32,7 +32,9 @@
 
 struct _ScAcceptor {
 	GMutex lock;
-	GCond wake;               /* something handed over, or stopping */
+	GCond wake;               /* wake_at reached, or stopping */
+	guint wake_at;            /* the writer sleeps until this many are handed
+				   * over (0: it is not sleeping); under lock */
 	GPtrArray *pending;       /* (owned) (element-type GTask) under lock; task data: ScPrepared */
 	GPtrArray *handed;        /* (owned) the same, handed to the writer; under lock */
 	GSource *handover_source; /* (nullable) (owned) under lock */
@@ -224,7 +226,10 @@ handover_cb (gpointer user_data)
 	g_mutex_lock (&acceptor->lock);
 	hand_over_locked (acceptor);
 	g_clear_pointer (&acceptor->handover_source, g_source_unref);
-	g_cond_signal (&acceptor->wake);
+	/* GCond signals with a futex call even when no one waits: only when
+	 * the writer sleeps and this is what it waits for */
+	if (acceptor->wake_at > 0 && acceptor->handed->len >= acceptor->wake_at)
+		g_cond_signal (&acceptor->wake);
 	g_mutex_unlock (&acceptor->lock);
 	return G_SOURCE_REMOVE;
 }
@@ -256,15 +261,18 @@ writer_thread (gpointer user_data)
 		gboolean prune_due;
 
 		g_mutex_lock (&acceptor->lock);
+		acceptor->wake_at = 1;
 		while (acceptor->handed->len == 0 && !acceptor->stopping &&
 		       g_cond_wait_until (&acceptor->wake, &acceptor->lock, next_prune))
 			;
 		if (acceptor->handed->len > 0 && acceptor->handed->len < last_batch) {
 			gint64 until = g_get_monotonic_time () + acceptor->linger;
+			acceptor->wake_at = last_batch;
 			while (acceptor->handed->len < last_batch && !acceptor->stopping &&
 			       g_cond_wait_until (&acceptor->wake, &acceptor->lock, until))
 				;
 		}
+		acceptor->wake_at = 0;
 		if (acceptor->stopping) /* what was queued before the stop is committed */
 			hand_over_locked (acceptor);
 		if (acceptor->handed->len == 0 && acceptor->stopping) {
