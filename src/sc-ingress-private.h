@@ -14,6 +14,9 @@ ScAcceptor *sc_acceptor_new (ScConfig *config, GMainContext *context, GError **e
 void sc_acceptor_set_hook (ScAcceptor *acceptor, GMainContext *context, GSourceFunc hook, gpointer user_data);
 void sc_acceptor_set_config (ScAcceptor *acceptor, ScConfig *config);
 void sc_acceptor_set_handover (ScAcceptor *acceptor, const ScHandover *handover);
+/* For tests: the longest wait for the rest of a cohort (µs; see
+ * sc-acceptor.c writer_thread()). */
+void sc_acceptor_set_linger (ScAcceptor *acceptor, gint64 usec);
 /* Commits what is queued (its answers wait on their callers' contexts),
  * refuses what comes later, and joins the writer thread. */
 void sc_acceptor_stop (ScAcceptor *acceptor);

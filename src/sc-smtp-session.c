@@ -77,10 +77,16 @@ reply (ScSmtpSession *session, const char *format, ...)
 {
 	va_list args;
 
+	/* most replies are fixed texts or one ready string: no printf */
 	va_start (args, format);
-	g_string_append_vprintf (session->output, format, args);
+	if (strcmp (format, "%s") == 0)
+		g_string_append (session->output, va_arg (args, const char *));
+	else if (strchr (format, '%') == NULL)
+		g_string_append (session->output, format);
+	else
+		g_string_append_vprintf (session->output, format, args);
 	va_end (args);
-	g_string_append (session->output, "\r\n");
+	g_string_append_len (session->output, "\r\n", 2);
 }
 
 /* A refused command: counts toward SC_SMTP_MAX_ERRORS. */
@@ -454,10 +460,26 @@ append_received (ScSmtpSession *session)
 	static const char *const days[] = {"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"};
 	static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
 					     "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-	g_autoptr(GDateTime) now = g_date_time_new_now (local_zone ());
-	g_autofree char *zone = g_date_time_format (now, "%z");
+	/* the date changes once a second: formatted once a second (per
+	 * thread), not for every message */
+	static __thread gint64 date_second = -1;
+	static __thread char date[64];
+	gint64 second = g_get_real_time () / G_USEC_PER_SEC;
 	g_autoptr(GString) field = g_string_new ("Received: from ");
 	const char *protocol;
+
+	if (second != date_second) {
+		g_autoptr(GDateTime) now = g_date_time_new_from_unix_utc (second);
+		g_autoptr(GDateTime) here = g_date_time_to_timezone (now, local_zone ());
+		g_autofree char *zone = g_date_time_format (here, "%z");
+
+		g_snprintf (date, sizeof date, "%s, %d %s %d %02d:%02d:%02d %s",
+			    days[g_date_time_get_day_of_week (here) - 1], g_date_time_get_day_of_month (here),
+			    months[g_date_time_get_month (here) - 1], g_date_time_get_year (here),
+			    g_date_time_get_hour (here), g_date_time_get_minute (here),
+			    g_date_time_get_second (here), zone);
+		date_second = second;
+	}
 
 	/* the client's HELO, printable ASCII only: it goes into a header */
 	for (const char *p = session->helo; p != NULL && *p != '\0' && field->len < 200; p++)
@@ -471,12 +493,13 @@ append_received (ScSmtpSession *session)
 					: (session->user != NULL ? "ESMTPA" : "ESMTP");
 	else
 		protocol = "SMTP";
-	g_string_append_printf (field, "\r\n\tby %s (stagecoach) with %s;\r\n\t%s, %d %s %d %02d:%02d:%02d %s\r\n",
-				session->hostname, protocol,
-				days[g_date_time_get_day_of_week (now) - 1], g_date_time_get_day_of_month (now),
-				months[g_date_time_get_month (now) - 1], g_date_time_get_year (now),
-				g_date_time_get_hour (now), g_date_time_get_minute (now),
-				g_date_time_get_second (now), zone);
+	g_string_append_len (field, "\r\n\tby ", 6);
+	g_string_append (field, session->hostname);
+	g_string_append_len (field, " (stagecoach) with ", 19);
+	g_string_append (field, protocol);
+	g_string_append_len (field, ";\r\n\t", 4);
+	g_string_append (field, date);
+	g_string_append_len (field, "\r\n", 2);
 	g_byte_array_append (session->message, (const guint8 *) field->str, field->len);
 	session->header_length = field->len;
 }
@@ -815,12 +838,26 @@ end_data (ScSmtpSession *session)
 	return SC_SMTP_STEP_SUBMIT;
 }
 
-/* Consumes DATA input; returns TRUE when the end was seen (*@out_step set). */
+/* Appends the plain lines input[*@run_start, @end) (each stored as
+ * received) in one piece and starts the next run at @end. */
+static void
+flush_run (ScSmtpSession *session, gsize *run_start, gsize end)
+{
+	if (end > *run_start)
+		append_data (session, session->input->data + *run_start, end - *run_start);
+	*run_start = end;
+}
+
+/* Consumes DATA input; returns TRUE when the end was seen (*@out_step set).
+ * Most lines end in CR LF and start with no dot: stored exactly as they
+ * came, so a run of them is appended at once (a 4 KiB post was ~115
+ * appends of a line and its CR LF each). */
 static gboolean
 run_data (ScSmtpSession *session, ScSmtpStep *out_step)
 {
 	/* long lines are taken in pieces of this much (accepted, as Postfix does) */
 	const gsize piece = 64 * 1024;
+	gsize run_start = session->input_pos;
 
 	while (session->input_pos < session->input->len) {
 		const guint8 *start = session->input->data + session->input_pos;
@@ -830,6 +867,7 @@ run_data (ScSmtpSession *session, ScSmtpStep *out_step)
 		gboolean crlf;
 
 		if (newline == NULL) {
+			flush_run (session, &run_start, session->input_pos);
 			if (available < piece)
 				return FALSE; /* wait for the line's end */
 			/* keep a trailing CR: its LF may follow */
@@ -843,21 +881,31 @@ run_data (ScSmtpSession *session, ScSmtpStep *out_step)
 			}
 			append_data (session, start, length);
 			session->input_pos += length;
+			run_start = session->input_pos;
 			session->at_line_start = FALSE;
 			continue;
 		}
 		length = newline - start; /* without the LF */
 		crlf = length > 0 && start[length - 1] == '\r';
-		session->input_pos += length + 1;
 		if (crlf)
 			length--;
+		if (session->config.bare_newline == SC_BARE_NEWLINE_REJECT && has_bare_cr (start, length))
+			session->bad_newline = TRUE;
+		if (crlf && !(session->at_line_start && length > 0 && start[0] == '.')) {
+			/* a plain line: part of the run */
+			session->input_pos += length + 2;
+			session->at_line_start = TRUE;
+			session->after_crlf = TRUE;
+			continue;
+		}
+		flush_run (session, &run_start, session->input_pos);
+		session->input_pos += length + (crlf ? 2 : 1);
+		run_start = session->input_pos;
 		if (session->at_line_start && session->after_crlf && crlf && length == 1 && start[0] == '.') {
 			*out_step = end_data (session);
 			return TRUE;
 		}
 		if (!crlf && session->config.bare_newline == SC_BARE_NEWLINE_REJECT)
-			session->bad_newline = TRUE;
-		if (session->config.bare_newline == SC_BARE_NEWLINE_REJECT && has_bare_cr (start, length))
 			session->bad_newline = TRUE;
 		/* dot-unstuffing; a lone "." that does not end the data (after a
 		 * bare LF) becomes an empty line, as in Postfix, so no smuggled
@@ -871,6 +919,7 @@ run_data (ScSmtpSession *session, ScSmtpStep *out_step)
 		session->at_line_start = TRUE;
 		session->after_crlf = crlf;
 	}
+	flush_run (session, &run_start, session->input_pos);
 	return FALSE;
 }
 

@@ -673,6 +673,146 @@ test_stopping (Fixture *fixture, gconstpointer data)
 	g_main_context_pop_thread_default (context);
 }
 
+typedef struct {
+	guint answered;
+	guint failed;
+	GSource *sources[8]; /* the source each answer came from, in order */
+} Answers;
+
+static void
+answered_in_batch_cb (GObject *source, GAsyncResult *result, gpointer user_data)
+{
+	Answers *answers = user_data;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(ScAccepted) accepted = sc_acceptor_accept_finish (NULL, result, &error);
+
+	g_assert_cmpuint (answers->answered, <, G_N_ELEMENTS (answers->sources));
+	answers->sources[answers->answered++] = g_main_current_source ();
+	answers->failed += accepted == NULL; /* the same post: the first stored, the rest duplicates */
+}
+
+/* One commit answers its callers through one source per caller context
+ * (a wakeup per commit, not per message), each callback on its own
+ * context, in the order submitted. */
+static void
+test_answers_batched (Fixture *fixture, gconstpointer data)
+{
+	g_autoptr(GMainContext) context = g_main_context_new ();
+	g_autoptr(GMainContext) other = g_main_context_new ();
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GBytes) raw = g_bytes_new_static (post, strlen (post));
+	const char *rcpt[] = {"m1@example.net", NULL};
+	ScSubmission s = {.door = "test", .sender = "a-bounces@example.org", .recipients = rcpt, .raw = raw};
+	Answers here = {0}, there = {0};
+	ScAcceptor *acceptor;
+
+	g_main_context_push_thread_default (context);
+	acceptor = sc_acceptor_new (fixture->config, context, &error);
+	g_assert_no_error (error);
+	for (guint i = 0; i < 3; i++)
+		sc_acceptor_accept_async (acceptor, &s, NULL, answered_in_batch_cb, &here);
+	g_main_context_push_thread_default (other);
+	for (guint i = 0; i < 2; i++)
+		sc_acceptor_accept_async (acceptor, &s, NULL, answered_in_batch_cb, &there);
+	g_main_context_pop_thread_default (other);
+	/* the round goes to the writer only once this context is idle: all
+	 * five in one commit */
+	while (here.answered < 3 || there.answered < 2) {
+		g_main_context_iteration (context, FALSE);
+		g_main_context_iteration (other, FALSE);
+	}
+	g_assert_cmpuint (here.answered, ==, 3);
+	g_assert_cmpuint (there.answered, ==, 2);
+	g_assert_cmpuint (here.failed + there.failed, ==, 0);
+	g_assert_nonnull (here.sources[0]);
+	g_assert_true (here.sources[1] == here.sources[0] && here.sources[2] == here.sources[0]);
+	g_assert_true (there.sources[1] == there.sources[0]);
+	g_assert_true (here.sources[0] != there.sources[0]);
+	g_assert_cmpint (count_rows (fixture->config, "SELECT count(*) FROM messages"), ==, 1);
+	sc_acceptor_free (acceptor);
+	g_main_context_pop_thread_default (context);
+}
+
+/* Under load the writer waits for the rest of a cohort: after a commit
+ * of three, one message handed over alone is held until two more come,
+ * and the three are committed together; one alone after a commit of one
+ * (idle) is committed at once.  (The wait is made long here so that a
+ * slow machine cannot end it first; the daemon's is 1 ms.) */
+static void
+test_linger (Fixture *fixture, gconstpointer data)
+{
+	g_autoptr(GMainContext) context = g_main_context_new ();
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GPtrArray) texts = g_ptr_array_new_with_free_func (g_free);
+	g_autoptr(GPtrArray) raws = g_ptr_array_new_with_free_func ((GDestroyNotify) g_bytes_unref);
+	const char *rcpt[] = {"m1@example.net", NULL};
+	Answers first = {0}, cohort = {0}, alone = {0};
+	ScAcceptor *acceptor;
+	gint64 started;
+
+	for (guint i = 0; i < 7; i++) {
+		char *text = g_strdup_printf ("From: a@example.org\r\nMessage-ID: <linger%u@example.org>\r\n"
+					      "List-Id: <b.example.org>\r\n\r\nbody %u\r\n", i, i);
+		g_ptr_array_add (texts, text);
+		g_ptr_array_add (raws, g_bytes_new_static (text, strlen (text)));
+	}
+#define SUBMIT(i, answers)                                                                            \
+	do {                                                                                          \
+		ScSubmission s = {.door = "test", .sender = "", .recipients = rcpt, .raw = raws->pdata[i]}; \
+		sc_acceptor_accept_async (acceptor, &s, NULL, answered_in_batch_cb, &(answers));      \
+	} while (0)
+
+	g_main_context_push_thread_default (context);
+	acceptor = sc_acceptor_new (fixture->config, context, &error);
+	g_assert_no_error (error);
+	sc_acceptor_set_linger (acceptor, 30 * G_USEC_PER_SEC);
+	/* a commit of three */
+	for (guint i = 0; i < 3; i++)
+		SUBMIT (i, first);
+	while (first.answered < 3)
+		g_main_context_iteration (context, TRUE);
+	g_assert_true (first.sources[0] == first.sources[2]);
+	/* one handed over alone: held */
+	SUBMIT (3, cohort);
+	g_main_context_iteration (context, FALSE); /* the hand-over */
+	g_usleep (G_USEC_PER_SEC / 5);
+	while (g_main_context_iteration (context, FALSE))
+		;
+	g_assert_cmpuint (cohort.answered, ==, 0);
+	/* the rest of the cohort: the three in one commit */
+	SUBMIT (4, cohort);
+	SUBMIT (5, cohort);
+	while (cohort.answered < 3)
+		g_main_context_iteration (context, TRUE);
+	g_assert_cmpuint (cohort.failed, ==, 0);
+	g_assert_true (cohort.sources[0] == cohort.sources[1] && cohort.sources[0] == cohort.sources[2]);
+	/* after that commit of three, the writer held the next one; now a
+	 * commit of one makes the next one alone go at once */
+	sc_acceptor_set_linger (acceptor, 0);
+	SUBMIT (6, alone);
+	while (alone.answered < 1)
+		g_main_context_iteration (context, TRUE);
+	sc_acceptor_set_linger (acceptor, 30 * G_USEC_PER_SEC);
+	started = g_get_monotonic_time ();
+	{
+		Answers idle = {0};
+		g_autofree char *text = g_strdup ("From: a@example.org\r\nMessage-ID: <linger-idle@example.org>\r\n"
+						  "List-Id: <b.example.org>\r\n\r\nbody\r\n");
+		g_autoptr(GBytes) raw = g_bytes_new_static (text, strlen (text));
+		ScSubmission s = {.door = "test", .sender = "", .recipients = rcpt, .raw = raw};
+
+		sc_acceptor_accept_async (acceptor, &s, NULL, answered_in_batch_cb, &idle);
+		while (idle.answered < 1)
+			g_main_context_iteration (context, TRUE);
+		g_assert_cmpuint (idle.failed, ==, 0);
+	}
+	g_assert_cmpint (g_get_monotonic_time () - started, <, 10 * G_USEC_PER_SEC);
+	g_assert_cmpint (count_rows (fixture->config, "SELECT count(*) FROM messages"), ==, 8);
+	sc_acceptor_free (acceptor);
+	g_main_context_pop_thread_default (context);
+#undef SUBMIT
+}
+
 int
 main (int argc, char **argv)
 {
@@ -691,5 +831,7 @@ main (int argc, char **argv)
 	g_test_add ("/ingress/accept/handover", Fixture, NULL, setup, test_handover, teardown);
 	g_test_add ("/ingress/store/full-spool", Fixture, NULL, setup, test_full, teardown);
 	g_test_add ("/ingress/accept/stopping", Fixture, NULL, setup, test_stopping, teardown);
+	g_test_add ("/ingress/accept/answers-batched", Fixture, NULL, setup, test_answers_batched, teardown);
+	g_test_add ("/ingress/accept/linger", Fixture, NULL, setup, test_linger, teardown);
 	return g_test_run ();
 }

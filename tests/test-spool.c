@@ -848,6 +848,59 @@ test_walbuf_exit_after_commit (Fixture *fixture, gconstpointer user_data)
 	g_assert_cmpint (observe_int (fixture, "SELECT sum(length(raw)) FROM bodies"), ==, 30 * 5000);
 }
 
+/* The acceptor's connection inserts without CHECK constraints (each
+ * `IN (…)` check built an ephemeral b-tree per row); every other
+ * connection keeps them, and what the acceptor stored still passes them. */
+static void
+test_acceptor_checks_off (Fixture *fixture, gconstpointer user_data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(ScSpool) acceptor = sc_spool_open_full (fixture->dir, BUSY_TIMEOUT, SC_SPOOL_OPEN_FULL_SYNC_ONLY, &error);
+
+	g_assert_no_error (error);
+	inject_many (acceptor, 3, 100);
+	inject_many (acceptor, 2, 100);
+	inject_many (fixture->spool, 2, 100);
+	g_assert_cmpint (query_int (sc_sqlite (acceptor)->db, "PRAGMA ignore_check_constraints"), ==, 1);
+	g_assert_cmpint (query_int (sc_sqlite (fixture->spool)->db, "PRAGMA ignore_check_constraints"), ==, 0);
+	g_assert_cmpint (observe_int (fixture, "SELECT count(*) FROM messages WHERE state = 'queued'"), ==, 7);
+	g_assert_cmpint (observe_int (fixture, "SELECT count(*) FROM recipients WHERE status = 'pending'"), ==, 7);
+	{
+		/* integrity_check verifies CHECK constraints too */
+		sqlite3_stmt *stmt = NULL;
+		g_assert_cmpint (sqlite3_prepare_v2 (fixture->observer, "PRAGMA integrity_check", -1, &stmt, NULL), ==, SQLITE_OK);
+		g_assert_cmpint (sqlite3_step (stmt), ==, SQLITE_ROW);
+		g_assert_cmpstr ((const char *) sqlite3_column_text (stmt, 0), ==, "ok");
+		sqlite3_finalize (stmt);
+	}
+	/* elsewhere a bad state is still refused */
+	g_assert_cmpint (sqlite3_exec (sc_sqlite (fixture->spool)->db, "UPDATE messages SET state = 'bogus'", NULL, NULL, NULL), ==,
+			 SQLITE_CONSTRAINT);
+}
+
+/* Queue ids grow: each new one is the last entry of the queue_id index,
+ * so a batch dirties one leaf of it, not one random leaf per message. */
+static void
+test_queue_ids_grow (Fixture *fixture, gconstpointer user_data)
+{
+	g_autoptr(GPtrArray) ids = g_ptr_array_new_with_free_func (g_free);
+	sqlite3_stmt *stmt = NULL;
+
+	inject_many (fixture->spool, 20, 10);
+	inject_many (fixture->spool, 20, 10);
+	g_assert_cmpint (sqlite3_prepare_v2 (fixture->observer, "SELECT queue_id FROM messages ORDER BY id", -1, &stmt, NULL),
+			 ==, SQLITE_OK);
+	while (sqlite3_step (stmt) == SQLITE_ROW)
+		g_ptr_array_add (ids, g_strdup ((const char *) sqlite3_column_text (stmt, 0)));
+	sqlite3_finalize (stmt);
+	g_assert_cmpuint (ids->len, ==, 40);
+	for (guint i = 0; i < ids->len; i++) {
+		g_assert_true (g_regex_match_simple ("^[0-9a-f]{16}$", ids->pdata[i], 0, 0));
+		if (i > 0)
+			g_assert_cmpstr (ids->pdata[i - 1], <, ids->pdata[i]);
+	}
+}
+
 static void
 test_bind_unknown_parameter (Fixture *fixture, gconstpointer user_data)
 {
@@ -931,6 +984,8 @@ main (int argc, char **argv)
 	ADD ("/spool/walbuf/large-commit", test_walbuf_large_commit);
 	ADD ("/spool/walbuf/interleaved", test_walbuf_interleaved);
 	ADD ("/spool/walbuf/exit-after-commit", test_walbuf_exit_after_commit);
+	ADD ("/spool/acceptor/checks-off", test_acceptor_checks_off);
+	ADD ("/spool/inject/queue-ids-grow", test_queue_ids_grow);
 	ADD ("/spool/open/creates-and-migrates", test_open_creates_and_migrates);
 	ADD ("/spool/open/creates-folder", test_open_creates_folder);
 	ADD ("/spool/open/reopen-is-noop", test_open_reopen_noop);
