@@ -153,16 +153,23 @@ count_status (JsonObject *shown, const char *status)
 	return count;
 }
 
+/* The first element of @shown's @array whose @key is @value. */
+static JsonObject *
+element_where (JsonObject *shown, const char *array, const char *key, const char *value)
+{
+	JsonArray *elements = json_object_get_array_member (shown, array);
+	for (guint i = 0; i < json_array_get_length (elements); i++) {
+		JsonObject *item = json_array_get_object_element (elements, i);
+		if (g_strcmp0 (member (item, key), value) == 0)
+			return item;
+	}
+	g_error ("no %s with %s %s", array, key, value);
+}
+
 static JsonObject *
 recipient (JsonObject *shown, const char *address)
 {
-	JsonArray *recipients = json_object_get_array_member (shown, "recipients");
-	for (guint i = 0; i < json_array_get_length (recipients); i++) {
-		JsonObject *item = json_array_get_object_element (recipients, i);
-		if (g_strcmp0 (member (item, "address"), address) == 0)
-			return item;
-	}
-	g_error ("no recipient %s", address);
+	return element_where (shown, "recipients", "address", address);
 }
 
 static ScTestSink *
@@ -1005,14 +1012,7 @@ test_pooled_connection_closed (Fixture *fixture, gconstpointer data)
 static JsonObject *
 attempt_of (JsonObject *shown, const char *stage)
 {
-	JsonArray *attempts = json_object_get_array_member (shown, "attempts");
-
-	for (guint i = 0; i < json_array_get_length (attempts); i++) {
-		JsonObject *attempt = json_array_get_object_element (attempts, i);
-		if (g_strcmp0 (member (attempt, "stage"), stage) == 0)
-			return attempt;
-	}
-	g_assert_not_reached ();
+	return element_where (shown, "attempts", "stage", stage);
 }
 
 /* decorate runs on deliver's thread right before it, one commit for both,

@@ -14,6 +14,21 @@
 /* The body a line-by-line reading stores (bare LF and bare CR kept as
  * SC_BARE_NEWLINE_NORMALIZE does: each line ends CR LF, a leading dot is
  * removed, "." after CR LF ends the data).  @data ends with the end. */
+/* A plain SMTP session taking up to @max_message_size bytes. */
+static ScSmtpSessionConfig
+session_config (gsize max_message_size)
+{
+	ScSmtpSessionConfig config = {
+	    .protocol = SC_SMTP_PROTOCOL_SMTP,
+	    .hostname = "mx.test",
+	    .max_message_size = max_message_size,
+	    .max_recipients = 3,
+	    .bare_newline = SC_BARE_NEWLINE_NORMALIZE,
+	    .peer_allowed = TRUE,
+	};
+	return config;
+}
+
 static GBytes *
 reference_body (const char *data)
 {
@@ -109,14 +124,7 @@ static const char *const shapes[] = {
 static void
 test_data_runs (void)
 {
-	ScSmtpSessionConfig config = {
-	    .protocol = SC_SMTP_PROTOCOL_SMTP,
-	    .hostname = "mx.test",
-	    .max_message_size = 1000000,
-	    .max_recipients = 3,
-	    .bare_newline = SC_BARE_NEWLINE_NORMALIZE,
-	    .peer_allowed = TRUE,
-	};
+	ScSmtpSessionConfig config = session_config (1000000);
 	g_autoptr(GRand) rand = g_rand_new_with_seed (8);
 
 	for (guint round = 0; round < 400; round++) {
@@ -154,14 +162,7 @@ test_data_runs (void)
 static void
 test_data_too_big (void)
 {
-	ScSmtpSessionConfig config = {
-	    .protocol = SC_SMTP_PROTOCOL_SMTP,
-	    .hostname = "mx.test",
-	    .max_message_size = 1000,
-	    .max_recipients = 3,
-	    .bare_newline = SC_BARE_NEWLINE_NORMALIZE,
-	    .peer_allowed = TRUE,
-	};
+	ScSmtpSessionConfig config = session_config (1000);
 	g_autoptr(GRand) rand = g_rand_new_with_seed (9);
 	g_autoptr(GString) data = g_string_new (NULL);
 
@@ -194,14 +195,7 @@ test_data_too_big (void)
 static void
 test_received_date (void)
 {
-	ScSmtpSessionConfig config = {
-	    .protocol = SC_SMTP_PROTOCOL_SMTP,
-	    .hostname = "mx.test",
-	    .max_message_size = 1000,
-	    .max_recipients = 3,
-	    .bare_newline = SC_BARE_NEWLINE_NORMALIZE,
-	    .peer_allowed = TRUE,
-	};
+	ScSmtpSessionConfig config = session_config (1000);
 	g_autoptr(GRand) rand = g_rand_new_with_seed (10);
 
 	for (guint i = 0; i < 3; i++) {
