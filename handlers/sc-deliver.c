@@ -59,6 +59,14 @@ compare_by_domain (gconstpointer a, gconstpointer b)
 	return by_domain != 0 ? by_domain : (int) pa->position - (int) pb->position;
 }
 
+/* Whether deliver still sends to @record: not sent yet, and not failed
+ * for good (only an operator's retry resets that). */
+static gboolean
+still_to_send (const ScRecipientRecord *record)
+{
+	return g_strcmp0 (record->status, "sent") != 0 && g_strcmp0 (record->status, "failed") != 0;
+}
+
 /* bounces=list-bounces@example.org, rcpt=joe@example.net →
  * list-bounces+joe=example.net@example.org */
 static char *
@@ -282,8 +290,8 @@ sc_deliver_is_one_transaction (const ScConfig *config, const ScListConfig *list,
 
 	for (guint i = 0; i < recipient_records->len; i++) {
 		const ScRecipientRecord *record = recipient_records->pdata[i];
-		if (g_strcmp0 (record->status, "sent") == 0 || g_strcmp0 (record->status, "failed") == 0)
-			continue; /* as sc_deliver_run skips them */
+		if (!still_to_send (record))
+			continue;
 		if (domain == NULL)
 			domain = domain_of (record->address);
 		else if (g_ascii_strcasecmp (domain, domain_of (record->address)) != 0)
@@ -349,13 +357,10 @@ sc_deliver_run (ScStageContext *context, GError **error)
 		const ScRecipientRecord *record = context->recipient_records->pdata[i];
 		Pending item = {.position = record->position, .address = record->address, .status = "pending"};
 		n_total++;
-		if (g_strcmp0 (record->status, "sent") == 0) {
+		if (g_strcmp0 (record->status, "sent") == 0)
 			delivery.sent_before++;
-			continue;
-		}
-		if (g_strcmp0 (record->status, "failed") == 0)
-			continue; /* permanent: only an operator's retry resets it */
-		g_array_append_val (pending, item);
+		if (still_to_send (record))
+			g_array_append_val (pending, item);
 	}
 	if (pending->len == 0 && n_total > 0) {
 		context->note = g_strdup (_("nothing left to send"));

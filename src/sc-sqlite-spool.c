@@ -547,6 +547,18 @@ sc_sqlite_spool_open (const char *folder, gint64 busy_timeout, ScSpoolOpenFlags 
 		g_prefix_error (error, _("spool %s: "), folder);
 		return NULL;
 	}
+	/* SQLite 3.40 evaluates a CHECK (x IN (…list…)) by building an
+	 * ephemeral b-tree for the list at every row: two per accepted
+	 * message (messages.state, recipients.status), ~35 % of the
+	 * acceptor's instructions (callgrind).  Its inserts write 'queued' or
+	 * 'active' and the default 'pending', so on that connection alone the
+	 * checks are off; every other connection keeps them. */
+	if ((flags & SC_SPOOL_OPEN_INSERTS_ONLY) != 0 &&
+	    sqlite3_exec (sc_sqlite (spool)->db, "PRAGMA ignore_check_constraints = ON", NULL, NULL, NULL) !=
+		SQLITE_OK) {
+		sc_sqlite_set_error (spool, sqlite3_errcode (sc_sqlite (spool)->db), error, "configure");
+		return NULL;
+	}
 	return g_steal_pointer (&spool);
 }
 
@@ -714,17 +726,6 @@ sc_sqlite_inject_batch (ScSpool *spool,
 	g_autoptr(GPtrArray) duplicate_of = g_ptr_array_new_with_free_func (g_free);
 	g_autoptr(GPtrArray) claimed = g_ptr_array_new_with_free_func ((GDestroyNotify) sc_message_free);
 
-	/* SQLite 3.40 evaluates a CHECK (x IN (…list…)) by building an
-	 * ephemeral b-tree for the list at every row: two per message here
-	 * (messages.state, recipients.status), ~35 % of the acceptor's
-	 * instructions (callgrind).  The acceptor's connection runs only
-	 * these inserts (whose state is 'queued' or 'active' and whose
-	 * status is the default 'pending') and the prune, so on it the checks
-	 * are off; every other connection keeps them.  Set before its first
-	 * insert is prepared: the pragma expires prepared statements. */
-	if (sc_sqlite (spool)->full_sync_only && sc_sqlite (spool)->stmts[SC_SQL_INSERT_MESSAGE] == NULL)
-		(void) sqlite3_exec (sc_sqlite (spool)->db, "PRAGMA ignore_check_constraints = ON", NULL, NULL,
-				     NULL);
 	if (!sc_sqlite_begin (spool, error))
 		return FALSE;
 	for (guint m = 0; m < n_messages; m++) {

@@ -763,7 +763,8 @@ static void
 test_walbuf_large_commit (Fixture *fixture, gconstpointer user_data)
 {
 	g_autoptr(GError) error = NULL;
-	g_autoptr(ScSpool) acceptor = sc_spool_open_full (fixture->dir, BUSY_TIMEOUT, SC_SPOOL_OPEN_FULL_SYNC_ONLY, &error);
+	g_autoptr(ScSpool) acceptor = sc_spool_open_full (fixture->dir, BUSY_TIMEOUT,
+							  SC_SPOOL_OPEN_FULL_SYNC_ONLY | SC_SPOOL_OPEN_INSERTS_ONLY, &error);
 	guint gathered_before, made_before, gathered, made;
 	char *vfs = NULL;
 
@@ -803,7 +804,8 @@ static void
 test_walbuf_interleaved (Fixture *fixture, gconstpointer user_data)
 {
 	g_autoptr(GError) error = NULL;
-	g_autoptr(ScSpool) acceptor = sc_spool_open_full (fixture->dir, BUSY_TIMEOUT, SC_SPOOL_OPEN_FULL_SYNC_ONLY, &error);
+	g_autoptr(ScSpool) acceptor = sc_spool_open_full (fixture->dir, BUSY_TIMEOUT,
+							  SC_SPOOL_OPEN_FULL_SYNC_ONLY | SC_SPOOL_OPEN_INSERTS_ONLY, &error);
 
 	g_assert_no_error (error);
 	for (guint i = 0; i < 60; i++) {
@@ -855,7 +857,8 @@ static void
 test_acceptor_checks_off (Fixture *fixture, gconstpointer user_data)
 {
 	g_autoptr(GError) error = NULL;
-	g_autoptr(ScSpool) acceptor = sc_spool_open_full (fixture->dir, BUSY_TIMEOUT, SC_SPOOL_OPEN_FULL_SYNC_ONLY, &error);
+	g_autoptr(ScSpool) acceptor = sc_spool_open_full (fixture->dir, BUSY_TIMEOUT,
+							  SC_SPOOL_OPEN_FULL_SYNC_ONLY | SC_SPOOL_OPEN_INSERTS_ONLY, &error);
 
 	g_assert_no_error (error);
 	inject_many (acceptor, 3, 100);
