@@ -563,7 +563,7 @@ sc_smtp_pipe_envelope (ScSmtpPipe *pipe,
 		/* no transaction: the RCPT and DATA replies are refusals too */
 		if (pipelining &&
 		    sc_smtp_pipe_drop_replies (pipe, transfer, transfer->n_rcpt + 1, &code) &&
-		    code == 354)
+		    !sc_smtp_pipe_closing (pipe, code) && code == 354)
 			sc_smtp_pipe_end_empty_data (pipe, transfer);
 		return SC_SMTP_FAILURE_NONE;
 	}
