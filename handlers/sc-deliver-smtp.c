@@ -1,5 +1,11 @@
 /* sc-deliver-smtp.c — one SMTP transaction over libcurl, every reply kept verbatim.
  *
+ * A mailer that needs neither TLS nor AUTH (smtp://, starttls=off, no
+ * username) gets the pipelined client of sc-deliver-smtp-pipe.c instead
+ * [sc_smtp_connection_new]; this file keeps what both share (the envelope
+ * checks, reply recording, the decision table sc_smtp_decide, the rule for
+ * a pooled connection the server closed) and the libcurl client.
+ *
  * sc_smtp_send() hands one message, one envelope sender and a batch of
  * recipients to libcurl's SMTP client and turns what happened into an
  * ScSmtpResult: which recipients the server took, each RCPT reply word for
