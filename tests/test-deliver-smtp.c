@@ -1047,6 +1047,7 @@ typedef struct {
 				     * between transactions only */
 	gboolean no_pipelining;     /* EHLO does not offer PIPELINING */
 	gboolean data_354_always;   /* broken: 354 to DATA even without a recipient */
+	guint mail_delay_ms;        /* a pause before the reply to MAIL */
 	gint hangup_at_mail;        /* hang up at this MAIL, counted over all connections
 				     * from 1, instead of replying; 0 never */
 	gint close_421_at_mail;     /* the same, but "421" first (an idle timeout) */
@@ -1103,6 +1104,8 @@ fake_serve (FakeServer *fake, GSocketConnection *connection)
 				fake_write (output, "421 4.4.2 fake.test Error: timeout exceeded\r\n");
 				return;
 			}
+			if (fake->mail_delay_ms > 0)
+				g_usleep (fake->mail_delay_ms * 1000);
 			mail_ok = fake->mail_reply == NULL;
 			rcpt_ok = 0;
 			fake_write (output, mail_ok ? "250 2.1.0 Ok\r\n" : fake->mail_reply);
@@ -1523,15 +1526,67 @@ test_smtp_no_pipelining_sink (void)
 	}
 }
 
-/* bodies without a last line end, or ending in a bare CR: the same bytes
- * libcurl sends ("\r\n.\r\n" after anything but CRLF) */
+/* a server that takes its time over MAIL, with RCPT and DATA queued
+ * behind it (smtp-sink's -W would answer those first): the mailer's
+ * timeout, then cancellation, each ends it as a mailer failure */
+static void
+test_smtp_pipelined_stall (void)
+{
+	g_autoptr(GBytes) message = test_message (5);
+
+	for (guint cancel = 0; cancel < 2; cancel++) {
+		g_autoptr(FakeServer) fake = fake_server_new ();
+		g_autoptr(TestMailer) mailer = test_mailer_for_fake (fake);
+		g_autoptr(ScSmtpConnection) connection = NULL;
+		g_autoptr(ScSmtpResult) result = NULL;
+		g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+		GThread *thread = NULL;
+		gint64 start;
+		gint64 elapsed;
+
+		fake->mail_delay_ms = 3000;
+		fake_server_start (fake);
+		mailer->timeout = cancel ? 10 * G_USEC_PER_SEC : G_USEC_PER_SEC;
+		connection = test_connection_new (mailer);
+		if (cancel)
+			thread = g_thread_new ("cancel", cancel_later_thread, cancellable);
+		start = g_get_monotonic_time ();
+		result = sc_smtp_send (connection,
+				       "bounces@example.org",
+				       three_recipients,
+				       message,
+				       cancellable);
+		elapsed = g_get_monotonic_time () - start;
+		g_test_message ("%s: %s after %" G_GINT64_FORMAT " ms",
+				G_STRFUNC,
+				result->reply,
+				elapsed / 1000);
+		if (thread != NULL)
+			g_thread_join (thread);
+		g_assert_cmpint (result->status, ==, SC_SMTP_MAILER_FAILED);
+		g_assert_true (result->transient);
+		g_assert_cmpint (result->code, ==, 0);
+		g_assert_nonnull (strstr (result->reply, "MAIL FROM"));
+		g_assert_nonnull (strstr (result->reply, cancel ? "cancelled" : ":"));
+		/* (the reply would have made it SENT: no bound on the time needed) */
+		g_assert_cmpint (result_recipient (result, 0)->code, ==, 0);
+	}
+}
+
+/* bodies without a last line end or ending in a bare CR: the same bytes
+ * libcurl sends ("\r\n.\r\n" after anything but CRLF).  (An empty body,
+ * ".\r\n" alone from both, leaves a dump smtp-sink never completes.) */
 static void
 test_smtp_odd_endings (void)
 {
 	g_autoptr(ScTestSink) sink = sc_test_sink_start (NULL);
 	g_autoptr(TestMailer) mailer = NULL;
 	g_autoptr(ScSmtpConnection) connection = NULL;
-	const char *const bodies[] = {"Subject: cr\r\n\r\nends in CR\r", "Subject: x\r\n\r\n.", "\n.\n..\n"};
+	const char *const bodies[] = {
+	    "Subject: cr\r\n\r\nends in CR\r",
+	    "Subject: x\r\n\r\n.",
+	    "\n.\n..\n",
+	};
 	const char *const received[] = {
 	    /* sent "CR\r\r\n": smtp-sink keeps one CR of a line end */
 	    "Subject: cr\r\n\r\nends in CR\r\n",
@@ -1597,6 +1652,7 @@ static const TestCase test_cases[] = {
     {"/pipelining/all-refused", test_smtp_pipelined_all_refused},
     {"/pipelining/not-offered", test_smtp_pipelining_not_offered},
     {"/pipelining/not-offered-sink", test_smtp_no_pipelining_sink},
+    {"/pipelining/stall", test_smtp_pipelined_stall},
     {"/mailer/mail-soft-refused", test_smtp_mail_soft_refused},
     {"/mailer/mail-hard-refused", test_smtp_mail_hard_refused},
     {"/mailer/greeting-refused", test_smtp_greeting_refused},
