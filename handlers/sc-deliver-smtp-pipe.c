@@ -150,7 +150,11 @@ sc_smtp_pipe_wait (ScSmtpPipe *pipe,
 			slice = MIN (slice, SC_SMTP_PIPE_CANCEL_SLICE);
 		/* GLib polls in whole milliseconds */
 		slice = MAX (slice, 1000);
-		if (g_socket_condition_timed_wait (pipe->socket, condition, slice, NULL, &error_local))
+		if (g_socket_condition_timed_wait (pipe->socket,
+						   condition,
+						   slice,
+						   NULL,
+						   &error_local))
 			return SC_SMTP_FAILURE_NONE;
 		if (!g_error_matches (error_local, G_IO_ERROR, G_IO_ERROR_TIMED_OUT)) {
 			g_propagate_error (error, g_steal_pointer (&error_local));
@@ -361,7 +365,9 @@ sc_smtp_pipe_offers_pipelining (const char *reply)
 		const char *keyword = line + 1;
 
 		line = strchr (keyword, '\n');
-		if (strlen (keyword) >= 4 + 10 && g_ascii_strncasecmp (keyword + 4, "PIPELINING", 10) == 0 &&
+		/* "250-PIPELINING", alone or with parameters */
+		if (strlen (keyword) >= 4 + 10 &&
+		    g_ascii_strncasecmp (keyword + 4, "PIPELINING", 10) == 0 &&
 		    (keyword[14] == '\0' || keyword[14] == '\n' || keyword[14] == ' '))
 			return TRUE;
 	}
@@ -383,7 +389,10 @@ sc_smtp_pipe_connect (ScSmtpPipe *pipe, ScSmtpTransfer *transfer, GError **error
 
 	transfer->phase = SC_SMTP_PHASE_CONNECT;
 	if (pipe->host == NULL) {
-		g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, pipe->url_error);
+		g_set_error_literal (error,
+				     G_IO_ERROR,
+				     G_IO_ERROR_INVALID_ARGUMENT,
+				     pipe->url_error);
 		return SC_SMTP_FAILURE_OTHER;
 	}
 	address = g_network_address_new (pipe->host, pipe->port);
@@ -496,7 +505,9 @@ sc_smtp_pipe_drop_replies (ScSmtpPipe *pipe, ScSmtpTransfer *transfer, guint cou
 
 		if (sc_smtp_pipe_read_reply (pipe, transfer, FALSE, out_code, &error_local) !=
 		    SC_SMTP_FAILURE_NONE) {
-			g_debug ("%s: %s, closing", pipe->name, error_local != NULL ? error_local->message : "");
+			g_debug ("%s: %s, closing",
+				 pipe->name,
+				 error_local != NULL ? error_local->message : "");
 			sc_smtp_pipe_close (pipe);
 			return FALSE;
 		}
@@ -654,7 +665,9 @@ sc_smtp_pipe_body (ScSmtpPipe *pipe, ScSmtpTransfer *transfer, GError **error)
 		vectors[0].buffer = transfer->body;
 		vectors[0].size = transfer->body_size;
 	} else {
-		stuffed = sc_smtp_pipe_stuff (transfer->body, transfer->body_size, transfer->wire_size);
+		stuffed = sc_smtp_pipe_stuff (transfer->body,
+					      transfer->body_size,
+					      transfer->wire_size);
 		vectors[0].buffer = g_bytes_get_data (stuffed, &vectors[0].size);
 		if (vectors[0].size != transfer->wire_size) {
 			g_warning ("%s: the stuffed body has %" G_GSIZE_FORMAT " bytes where "
@@ -722,8 +735,10 @@ sc_smtp_pipe_send (ScSmtpPipe *pipe,
 			sc_smtp_pipe_close (pipe);
 		/* A cached connection the server has closed is not the mailer
 		 * failing: one more try on a fresh connection. */
-		if (attempt == 0 && reused && sc_smtp_reused_connection_closed (&transfer, failure)) {
-			g_debug ("%s: reused connection was closed by the server (%s), reconnecting",
+		if (attempt == 0 && reused &&
+		    sc_smtp_reused_connection_closed (&transfer, failure)) {
+			g_debug ("%s: reused connection was closed by the server (%s), "
+				 "reconnecting",
 				 pipe->name,
 				 transfer.last_reply != NULL ? transfer.last_reply
 				 : error_local != NULL	     ? error_local->message
