@@ -1,5 +1,11 @@
 /* sc-deliver-smtp.c — one SMTP transaction over libcurl, every reply kept verbatim.
  *
+ * A mailer that needs neither TLS nor AUTH (smtp://, starttls=off, no
+ * username) gets the pipelined client of sc-deliver-smtp-pipe.c instead
+ * [sc_smtp_connection_new]; this file keeps what both share (the envelope
+ * checks, reply recording, the decision table sc_smtp_decide, the rule for
+ * a pooled connection the server closed) and the libcurl client.
+ *
  * sc_smtp_send() hands one message, one envelope sender and a batch of
  * recipients to libcurl's SMTP client and turns what happened into an
  * ScSmtpResult: which recipients the server took, each RCPT reply word for
@@ -61,14 +67,8 @@
 #include <curl/curl.h>
 
 #include "sc-deliver-reply.h"
-#include "sc-deliver-smtp.h"
+#include "sc-deliver-smtp-private.h"
 #include "sc-i18n.h"
-
-/* RFC 5321 section 4.5.3.2 asks for minutes per command; a mailer without
- * a timeout gets five */
-#define SC_SMTP_DEFAULT_TIMEOUT (300 * G_USEC_PER_SEC)
-/* a reply longer than this is cut: a hostile server must not fill the spool */
-#define SC_SMTP_REPLY_MAX 4096
 
 /* renamed in libcurl 8.2 (the old name stays, deprecated) */
 #if LIBCURL_VERSION_NUM >= 0x080200
@@ -79,6 +79,7 @@
 
 struct _ScSmtpConnection {
 	CURL *curl;          /* (owned) (nullable) its connection cache is what is reused */
+	ScSmtpPipe *pipe;    /* (owned) (nullable) set instead of curl: the pipelined client */
 	char *name;          /* (owned) the mailer's name */
 	char *url;           /* (owned) the mailer's url with the EHLO name as its path */
 	ScStartTls starttls;
@@ -86,21 +87,8 @@ struct _ScSmtpConnection {
 	char *username;      /* (owned) (nullable) */
 	char *password_file; /* (owned) (nullable) read at each send */
 	gint64 timeout;      /* µs, per command and for connecting */
-	guint connects;      /* TCP connections opened, summed over performs */
+	guint connects;      /* TCP connections opened, summed over performs (libcurl) */
 };
-
-typedef enum {
-	SC_SMTP_PHASE_CONNECT,  /* TCP, TLS for smtps://, the greeting */
-	SC_SMTP_PHASE_EHLO,
-	SC_SMTP_PHASE_STARTTLS,
-	SC_SMTP_PHASE_AUTH,
-	SC_SMTP_PHASE_MAIL,
-	SC_SMTP_PHASE_RCPT,
-	SC_SMTP_PHASE_DATA,     /* DATA sent, its 354 not yet received */
-	SC_SMTP_PHASE_BODY,     /* 354 received, the body is being written */
-	SC_SMTP_PHASE_DOT,      /* the whole body was written; "." and its reply follow */
-	SC_SMTP_PHASE_DONE,     /* the reply to "." arrived */
-} ScSmtpPhase;
 
 /* what an operator reads in "during %s: …" */
 static const char *const phase_names[] = {
@@ -115,35 +103,6 @@ static const char *const phase_names[] = {
     [SC_SMTP_PHASE_DOT] = "end of data",
     [SC_SMTP_PHASE_DONE] = "end of data",
 };
-
-/* One curl_easy_perform(): lives on sc_smtp_send()'s stack, reached by the
- * callbacks through their user data, on the calling thread only. */
-typedef struct {
-	ScSmtpResult *result;       /* (not owned) recipients[] is filled in as RCPT replies come */
-	const guint *rcpt_index;    /* (not owned) n-th RCPT sent -> index in result->recipients */
-	guint n_rcpt;               /* RCPT commands curl will send */
-	const guint8 *body;         /* (not owned) the message as given (bare LF allowed) */
-	gsize body_size;
-	gboolean has_bare_lf;       /* some LF in body lacks its CR: convert while reading */
-	gsize body_offset;          /* bytes of body handed to curl so far */
-	gboolean previous_cr;       /* body[body_offset - 1] was CR */
-	gboolean pending_lf;        /* a CR was inserted before a bare LF; the LF is still due */
-	gsize wire_size;            /* body with CRLF line ends and libcurl's dot-stuffing */
-	gsize data_out;             /* body bytes libcurl wrote to the socket (stuffed) */
-	gboolean body_eof;          /* the read callback returned EOF */
-	GCancellable *cancellable;  /* (not owned) (nullable) */
-
-	ScSmtpPhase phase;
-	gboolean quitting;          /* "QUIT" was written: later replies answer nothing of ours */
-	guint rcpt_sent;            /* RCPT commands written */
-	guint replies;              /* complete replies received */
-	GString *line;              /* (owned) a reply line not yet ended by LF */
-	GString *reply;             /* (owned) the lines of the reply being read */
-	gboolean reply_truncated;
-	int last_code;              /* the last complete reply … */
-	char *last_reply;           /* (owned) (nullable) … verbatim … */
-	ScSmtpPhase last_phase;     /* … and the phase it answered */
-} ScSmtpTransfer;
 
 static void
 sc_smtp_recipient_result_free (ScSmtpRecipientResult *recipient)
@@ -163,7 +122,7 @@ sc_smtp_result_free (ScSmtpResult *result)
 	g_free (result);
 }
 
-static void
+void
 sc_smtp_transfer_clear (ScSmtpTransfer *transfer)
 {
 	if (transfer->line != NULL)
@@ -172,8 +131,6 @@ sc_smtp_transfer_clear (ScSmtpTransfer *transfer)
 		g_string_free (transfer->reply, TRUE);
 	g_free (transfer->last_reply);
 }
-
-G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (ScSmtpTransfer, sc_smtp_transfer_clear)
 
 /* "smtp://host:port/EHLO-NAME": libcurl takes the EHLO name from the URL's
  * path (and its own host name when there is none).  An explicit helo
@@ -210,8 +167,42 @@ sc_smtp_build_url (const char *url, const char *helo)
 	return built;
 }
 
+/* The EHLO name libcurl would send for @url (built by sc_smtp_build_url):
+ * its path without the "/", URL-decoded.  NULL when it would not be a
+ * single clean word on a command line. (transfer full) */
+static char *
+sc_smtp_url_helo (const char *url)
+{
+	g_autoptr(GUri) uri = g_uri_parse (url, G_URI_FLAGS_ENCODED_PATH, NULL);
+	g_autofree char *helo = NULL;
+	const char *path;
+
+	if (uri == NULL)
+		return NULL;
+	path = g_uri_get_path (uri);
+	if (path[0] == '/')
+		path++;
+	helo = g_uri_unescape_string (path, NULL);
+	if (helo == NULL || helo[0] == '\0')
+		return NULL;
+	for (const char *c = helo; *c != '\0'; c++) {
+		if ((guchar) *c <= ' ' || *c == 0x7f)
+			return NULL;
+	}
+	return g_steal_pointer (&helo);
+}
+
+/* The pipelined client speaks plain SMTP only: no TLS (smtps:// or
+ * STARTTLS, even opportunistic) and no AUTH. */
+static gboolean
+sc_smtp_mailer_is_plain (const ScMailerConfig *mailer)
+{
+	return g_ascii_strncasecmp (mailer->url, "smtp://", 7) == 0 &&
+	       mailer->starttls == SC_STARTTLS_OFF && mailer->username == NULL;
+}
+
 ScSmtpConnection *
-sc_smtp_connection_new (const ScMailerConfig *mailer)
+sc_smtp_connection_new_with_transport (const ScMailerConfig *mailer, ScSmtpTransport transport)
 {
 	ScSmtpConnection *connection;
 
@@ -219,7 +210,6 @@ sc_smtp_connection_new (const ScMailerConfig *mailer)
 	g_return_val_if_fail (mailer->url != NULL, NULL);
 
 	connection = g_new0 (ScSmtpConnection, 1);
-	connection->curl = curl_easy_init ();
 	connection->name = g_strdup (mailer->name != NULL ? mailer->name : "");
 	connection->url = sc_smtp_build_url (mailer->url, mailer->helo);
 	connection->starttls = mailer->starttls;
@@ -227,7 +217,34 @@ sc_smtp_connection_new (const ScMailerConfig *mailer)
 	connection->username = g_strdup (mailer->username);
 	connection->password_file = g_strdup (mailer->password_file);
 	connection->timeout = mailer->timeout > 0 ? mailer->timeout : SC_SMTP_DEFAULT_TIMEOUT;
+	if (transport == SC_SMTP_TRANSPORT_AUTO)
+		transport = sc_smtp_mailer_is_plain (mailer) ? SC_SMTP_TRANSPORT_PIPE
+							     : SC_SMTP_TRANSPORT_CURL;
+	if (transport == SC_SMTP_TRANSPORT_PIPE) {
+		/* the name libcurl would say, so that switching changes nothing */
+		g_autofree char *helo = sc_smtp_url_helo (connection->url);
+
+		connection->pipe = sc_smtp_pipe_new (connection->name,
+						     mailer->url,
+						     helo != NULL ? helo : g_get_host_name (),
+						     connection->timeout);
+	} else {
+		connection->curl = curl_easy_init ();
+	}
 	return connection;
+}
+
+ScSmtpConnection *
+sc_smtp_connection_new (const ScMailerConfig *mailer)
+{
+	return sc_smtp_connection_new_with_transport (mailer, SC_SMTP_TRANSPORT_AUTO);
+}
+
+gboolean
+sc_smtp_connection_is_pipe (ScSmtpConnection *connection)
+{
+	g_return_val_if_fail (connection != NULL, FALSE);
+	return connection->pipe != NULL;
 }
 
 void
@@ -238,6 +255,7 @@ sc_smtp_connection_free (ScSmtpConnection *connection)
 	/* sends QUIT on a cached connection; no callback of ours is set any more */
 	if (connection->curl != NULL)
 		curl_easy_cleanup (connection->curl);
+	g_clear_pointer (&connection->pipe, sc_smtp_pipe_free);
 	g_free (connection->name);
 	g_free (connection->url);
 	g_free (connection->username);
@@ -256,6 +274,8 @@ guint
 sc_smtp_connection_get_connects (ScSmtpConnection *connection)
 {
 	g_return_val_if_fail (connection != NULL, 0);
+	if (connection->pipe != NULL)
+		return sc_smtp_pipe_get_connects (connection->pipe);
 	return connection->connects;
 }
 
@@ -299,7 +319,7 @@ sc_smtp_wipe_free (char *secret)
  * DATA_OUT totals by test-deliver-smtp and by the warning in
  * sc_smtp_send()); after conversion a CRLF stands exactly where the
  * message has an LF. */
-static gsize
+gsize
 sc_smtp_wire_size (const guint8 *data, gsize size, gboolean *out_has_bare_lf)
 {
 	gsize wire = size;
@@ -358,16 +378,29 @@ sc_smtp_reply_done (ScSmtpTransfer *transfer, int code, char *text)
 	}
 }
 
+gboolean
+sc_smtp_reply_line_continues (const char *line, gsize length)
+{
+	return length >= 4 && g_ascii_isdigit (line[0]) && g_ascii_isdigit (line[1]) &&
+	       g_ascii_isdigit (line[2]) && line[3] == '-';
+}
+
+int
+sc_smtp_reply_line_code (const char *line, gsize length)
+{
+	if (length >= 3 && g_ascii_isdigit (line[0]) && g_ascii_isdigit (line[1]) &&
+	    g_ascii_isdigit (line[2]))
+		return (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
+	return 0;
+}
+
 /* One reply line, CR LF stripped. */
-static void
+void
 sc_smtp_reply_line (ScSmtpTransfer *transfer, const char *line, gsize length)
 {
-	gboolean continued;
+	gboolean continued = sc_smtp_reply_line_continues (line, length);
 	char *text;
-	int code = 0;
-
-	continued = length >= 4 && g_ascii_isdigit (line[0]) && g_ascii_isdigit (line[1]) &&
-		    g_ascii_isdigit (line[2]) && line[3] == '-';
+	int code;
 	if (transfer->reply->len + length + 1 > SC_SMTP_REPLY_MAX) {
 		transfer->reply_truncated = TRUE;
 	} else {
@@ -378,9 +411,7 @@ sc_smtp_reply_line (ScSmtpTransfer *transfer, const char *line, gsize length)
 	if (continued)
 		return;
 
-	if (length >= 3 && g_ascii_isdigit (line[0]) && g_ascii_isdigit (line[1]) &&
-	    g_ascii_isdigit (line[2]))
-		code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
+	code = sc_smtp_reply_line_code (line, length);
 	if (transfer->reply_truncated)
 		g_string_append (transfer->reply, "\n[…]");
 	/* verbatim except for bytes that are not UTF-8: the reply is stored
@@ -516,7 +547,7 @@ sc_smtp_progress_cb (void *user_data,
 	return g_cancellable_is_cancelled (transfer->cancellable) ? 1 : 0;
 }
 
-static void
+void
 sc_smtp_result_set (ScSmtpResult *result,
 		    ScSmtpStatus status,
 		    int code,
@@ -532,12 +563,12 @@ sc_smtp_result_set (ScSmtpResult *result,
 
 /* "during MAIL FROM: Timeout was reached" (transfer full) */
 static char *
-sc_smtp_describe_failure (ScSmtpPhase phase, CURLcode rc, const char *error_buffer)
+sc_smtp_describe_failure (ScSmtpPhase phase, ScSmtpFailure failure, const char *what)
 {
-	const char *what = rc == CURLE_ABORTED_BY_CALLBACK ? _("cancelled")
-			   : error_buffer[0] != '\0'	    ? error_buffer
-							    : curl_easy_strerror (rc);
-
+	if (failure == SC_SMTP_FAILURE_CANCELLED)
+		what = _("cancelled");
+	else if (what == NULL)
+		what = _("the transaction ended early");
 	/* TRANSLATORS: "during MAIL FROM: Timeout was reached"; the first %s
 	 * is an SMTP command or "connect", "message body", "end of data" */
 	return g_strdup_printf (_("during %s: %s"), phase_names[phase], what);
@@ -557,15 +588,16 @@ sc_smtp_transfer_has_refusal (ScSmtpTransfer *transfer)
 	       transfer->last_code >= 400;
 }
 
-/* Turns the perform's outcome into the result's status. */
-static void
+/* Turns where the transaction stopped into the result's status: the same
+ * table for both clients. */
+void
 sc_smtp_decide (ScSmtpTransfer *transfer,
 		ScSmtpResult *result,
-		CURLcode rc,
-		const char *error_buffer)
+		ScSmtpFailure failure,
+		const char *what)
 {
-	g_autofree char *description = sc_smtp_describe_failure (transfer->phase, rc, error_buffer);
-	gboolean cancelled = rc == CURLE_ABORTED_BY_CALLBACK;
+	g_autofree char *description = sc_smtp_describe_failure (transfer->phase, failure, what);
+	gboolean cancelled = failure == SC_SMTP_FAILURE_CANCELLED;
 
 	switch (transfer->phase) {
 	case SC_SMTP_PHASE_DONE:
@@ -586,7 +618,7 @@ sc_smtp_decide (ScSmtpTransfer *transfer,
 		}
 		return;
 	case SC_SMTP_PHASE_DOT:
-		if (rc == CURLE_SEND_ERROR) {
+		if (failure == SC_SMTP_FAILURE_SEND) {
 			/* the socket refused the "." itself: no end of data arrived */
 			sc_smtp_result_set (result, SC_SMTP_DATA_FAILED, 0, description, TRUE);
 		} else {
@@ -773,7 +805,7 @@ sc_smtp_clear_options (ScSmtpConnection *connection)
 	curl_easy_setopt (curl, CURLOPT_PASSWORD, NULL);
 }
 
-static ScSmtpResult *
+ScSmtpResult *
 sc_smtp_result_new (const char *const *recipients)
 {
 	ScSmtpResult *result = g_new0 (ScSmtpResult, 1);
@@ -789,8 +821,8 @@ sc_smtp_result_new (const char *const *recipients)
 	return result;
 }
 
-/* Whether a transfer on a reused connection (no new one was opened)
- * failed because the server had closed it while it sat in the pool:
+/* Whether a transfer on a reused connection (the caller checks that no
+ * new one was opened) failed because the server had closed it while it sat in the pool:
  *  - the first command (MAIL FROM) could not be written (the phase is
  *    still CONNECT: curl shows a command only once it is written) or got
  *    no reply: the server sent FIN or RST meanwhile;
@@ -800,17 +832,17 @@ sc_smtp_result_new (const char *const *recipients)
  * Nothing was sent to anybody in either case.  A 421 from a server that
  * is really closing is asked again on the new connection, whose greeting
  * then tells. */
-static gboolean
-sc_smtp_reused_connection_closed (const ScSmtpTransfer *transfer, CURLcode rc, long connects)
+gboolean
+sc_smtp_reused_connection_closed (const ScSmtpTransfer *transfer, ScSmtpFailure failure)
 {
-	if (rc == CURLE_OK || rc == CURLE_ABORTED_BY_CALLBACK || connects != 0)
+	/* (NONE too: the pipelined client reads a 421 as a reply that decides) */
+	if (failure == SC_SMTP_FAILURE_CANCELLED)
 		return FALSE;
 	if (transfer->phase != SC_SMTP_PHASE_CONNECT && transfer->phase != SC_SMTP_PHASE_MAIL)
 		return FALSE;
 	if (transfer->replies == 0)
 		/* not a timeout: a stalled server must not cost two */
-		return rc == CURLE_SEND_ERROR || rc == CURLE_RECV_ERROR ||
-		       rc == CURLE_GOT_NOTHING || rc == CURLE_WEIRD_SERVER_REPLY;
+		return failure == SC_SMTP_FAILURE_SEND || failure == SC_SMTP_FAILURE_BROKEN;
 	return transfer->replies == 1 && transfer->last_phase == SC_SMTP_PHASE_MAIL &&
 	       transfer->last_code == 421;
 }
@@ -839,6 +871,120 @@ sc_smtp_perform (ScSmtpConnection *connection,
 	return rc;
 }
 
+/* What sc_smtp_decide() needs to know of a CURLcode. */
+static ScSmtpFailure
+sc_smtp_failure_from_curl (CURLcode rc)
+{
+	switch (rc) {
+	case CURLE_OK:
+		return SC_SMTP_FAILURE_NONE;
+	case CURLE_ABORTED_BY_CALLBACK:
+		return SC_SMTP_FAILURE_CANCELLED;
+	case CURLE_SEND_ERROR:
+		return SC_SMTP_FAILURE_SEND;
+	case CURLE_RECV_ERROR:
+	case CURLE_GOT_NOTHING:
+	case CURLE_WEIRD_SERVER_REPLY:
+		return SC_SMTP_FAILURE_BROKEN;
+	default:
+		return SC_SMTP_FAILURE_OTHER;
+	}
+}
+
+/* The transaction through libcurl; @setup: the transfer's fixed fields,
+ * copied into a fresh transfer per attempt. */
+static void
+sc_smtp_curl_send (ScSmtpConnection *connection,
+		   const char *sender,
+		   const char *const *addresses,
+		   const ScSmtpTransfer *setup,
+		   ScSmtpResult *result)
+{
+	g_autoptr(GError) error_local = NULL;
+	struct curl_slist *rcpt = NULL;
+	char *password = NULL;
+	char error_buffer[CURL_ERROR_SIZE] = "";
+	long connects = 0;
+	gboolean fresh = FALSE;
+	CURLcode rc;
+
+	if (connection->curl == NULL) {
+		sc_smtp_result_set (result,
+				    SC_SMTP_MAILER_FAILED,
+				    0,
+				    _("cannot create a libcurl handle"),
+				    TRUE);
+		return;
+	}
+	/* read at each send, so that a new password needs no reload */
+	if (connection->password_file != NULL) {
+		password = sc_smtp_read_password (connection->password_file, &error_local);
+		if (password == NULL) {
+			/* GLib's message names the file (never its contents) */
+			g_autofree char *reply =
+			    /* TRANSLATORS: %s is GLib's "Failed to open file “/etc/…”: …" */
+			    g_strdup_printf (_("cannot read the password file: %s"),
+					     error_local->message);
+			sc_smtp_result_set (result, SC_SMTP_MAILER_FAILED, 0, reply, TRUE);
+			return;
+		}
+	}
+	for (guint i = 0; addresses[i] != NULL; i++)
+		rcpt = curl_slist_append (rcpt, addresses[i]);
+
+	for (guint attempt = 0;; attempt++) {
+		g_auto(ScSmtpTransfer) transfer = *setup;
+		ScSmtpFailure failure;
+		const char *what;
+
+		transfer.line = g_string_new (NULL);
+		transfer.reply = g_string_new (NULL);
+		/* the retry must not pick the closed connection again */
+		curl_easy_setopt (connection->curl, CURLOPT_FRESH_CONNECT, fresh ? 1L : 0L);
+		rc = sc_smtp_perform (connection,
+				      &transfer,
+				      sender,
+				      rcpt,
+				      password,
+				      error_buffer,
+				      &connects);
+		curl_easy_setopt (connection->curl, CURLOPT_FRESH_CONNECT, 0L);
+		failure = sc_smtp_failure_from_curl (rc);
+		what = error_buffer[0] != '\0' ? error_buffer : curl_easy_strerror (rc);
+		/* A cached connection the server has closed is not the mailer
+		 * failing: one more try on a fresh connection. */
+		if (attempt == 0 && connects == 0 &&
+		    sc_smtp_reused_connection_closed (&transfer, failure)) {
+			g_debug ("%s: reused connection was closed by the server (%s), reconnecting",
+				 connection->name,
+				 transfer.last_reply != NULL ? transfer.last_reply : what);
+			fresh = TRUE;
+			continue;
+		}
+		if (rc == CURLE_OK && transfer.data_out != transfer.wire_size) {
+			g_warning ("%s: libcurl wrote %" G_GSIZE_FORMAT " body bytes where "
+				   "%" G_GSIZE_FORMAT " were expected: its dot-stuffing has "
+				   "changed, DATA_UNKNOWN detection is unreliable",
+				   connection->name,
+				   transfer.data_out,
+				   transfer.wire_size);
+		}
+		if (rc == CURLE_OK && transfer.phase != SC_SMTP_PHASE_DONE) {
+			/* cannot happen with curl's SMTP, but a 250 from curl
+			 * without a reply we saw must not become "sent" blindly */
+			long code = 0;
+
+			curl_easy_getinfo (connection->curl, CURLINFO_RESPONSE_CODE, &code);
+			transfer.phase = SC_SMTP_PHASE_DONE;
+			transfer.last_code = (int) code;
+		}
+		sc_smtp_decide (&transfer, result, failure, what);
+		break;
+	}
+	curl_slist_free_all (rcpt);
+	sc_smtp_wipe_free (password);
+}
+
 ScSmtpResult *
 sc_smtp_send (ScSmtpConnection *connection,
 	      const char *sender,
@@ -848,17 +994,11 @@ sc_smtp_send (ScSmtpConnection *connection,
 {
 	g_autoptr(ScSmtpResult) result = NULL;
 	g_autoptr(GArray) rcpt_index = NULL;
-	g_autoptr(GError) error_local = NULL;
-	struct curl_slist *rcpt = NULL;
-	char *password = NULL;
-	char error_buffer[CURL_ERROR_SIZE] = "";
+	g_autoptr(GPtrArray) addresses = NULL;
 	const guint8 *body_data;
 	gsize body_size = 0;
 	gboolean has_bare_lf = FALSE;
 	gsize wire_size;
-	long connects = 0;
-	gboolean fresh = FALSE;
-	CURLcode rc;
 
 	g_return_val_if_fail (connection != NULL, NULL);
 	g_return_val_if_fail (sender != NULL, NULL);
@@ -878,6 +1018,7 @@ sc_smtp_send (ScSmtpConnection *connection,
 		return g_steal_pointer (&result);
 	}
 	rcpt_index = g_array_new (FALSE, FALSE, sizeof (guint));
+	addresses = g_ptr_array_new ();
 	for (guint i = 0; i < result->recipients->len; i++) {
 		ScSmtpRecipientResult *recipient = result->recipients->pdata[i];
 
@@ -891,49 +1032,25 @@ sc_smtp_send (ScSmtpConnection *connection,
 			      "CR, LF, '<' or '>'"));
 			continue;
 		}
-		rcpt = curl_slist_append (rcpt, address);
+		g_ptr_array_add (addresses, (gpointer) address);
 		g_array_append_val (rcpt_index, i);
 	}
+	g_ptr_array_add (addresses, NULL);
 	if (rcpt_index->len == 0) {
 		ScSmtpRecipientResult *last = g_ptr_array_index (result->recipients,
 								 result->recipients->len - 1);
 		sc_smtp_result_set (result, SC_SMTP_ALL_REFUSED, last->code, last->reply, FALSE);
 		return g_steal_pointer (&result);
 	}
-
-	if (connection->curl == NULL) {
-		curl_slist_free_all (rcpt);
-		sc_smtp_result_set (result,
-				    SC_SMTP_MAILER_FAILED,
-				    0,
-				    _("cannot create a libcurl handle"),
-				    TRUE);
-		return g_steal_pointer (&result);
-	}
 	if (g_cancellable_is_cancelled (cancellable)) {
-		curl_slist_free_all (rcpt);
 		sc_smtp_result_set (result, SC_SMTP_MAILER_FAILED, 0, _("cancelled"), TRUE);
 		return g_steal_pointer (&result);
-	}
-	/* read at each send, so that a new password needs no reload */
-	if (connection->password_file != NULL) {
-		password = sc_smtp_read_password (connection->password_file, &error_local);
-		if (password == NULL) {
-			/* GLib's message names the file (never its contents) */
-			g_autofree char *reply =
-			    /* TRANSLATORS: %s is GLib's "Failed to open file “/etc/…”: …" */
-			    g_strdup_printf (_("cannot read the password file: %s"),
-					     error_local->message);
-			curl_slist_free_all (rcpt);
-			sc_smtp_result_set (result, SC_SMTP_MAILER_FAILED, 0, reply, TRUE);
-			return g_steal_pointer (&result);
-		}
 	}
 
 	body_data = g_bytes_get_data (message, &body_size);
 	wire_size = sc_smtp_wire_size (body_data, body_size, &has_bare_lf);
-	for (guint attempt = 0;; attempt++) {
-		g_auto(ScSmtpTransfer) transfer = {
+	{
+		const ScSmtpTransfer setup = {
 		    .result = result,
 		    .rcpt_index = (const guint *) rcpt_index->data,
 		    .n_rcpt = rcpt_index->len,
@@ -943,57 +1060,26 @@ sc_smtp_send (ScSmtpConnection *connection,
 		    .wire_size = wire_size,
 		    .cancellable = cancellable,
 		    .phase = SC_SMTP_PHASE_CONNECT,
-		    .line = g_string_new (NULL),
-		    .reply = g_string_new (NULL),
 		};
 
-		/* the retry must not pick the closed connection again */
-		curl_easy_setopt (connection->curl, CURLOPT_FRESH_CONNECT, fresh ? 1L : 0L);
-		rc = sc_smtp_perform (connection,
-				      &transfer,
-				      sender,
-				      rcpt,
-				      password,
-				      error_buffer,
-				      &connects);
-		curl_easy_setopt (connection->curl, CURLOPT_FRESH_CONNECT, 0L);
-		/* A cached connection the server has closed is not the mailer
-		 * failing: one more try on a fresh connection. */
-		if (attempt == 0 && sc_smtp_reused_connection_closed (&transfer, rc, connects)) {
-			g_debug ("%s: reused connection was closed by the server (%s), reconnecting",
-				 connection->name,
-				 transfer.last_reply != NULL ? transfer.last_reply
-							     : curl_easy_strerror (rc));
-			fresh = TRUE;
-			continue;
-		}
-		if (rc == CURLE_OK && transfer.data_out != wire_size) {
-			g_warning ("%s: libcurl wrote %" G_GSIZE_FORMAT " body bytes where "
-				   "%" G_GSIZE_FORMAT " were expected: its dot-stuffing has "
-				   "changed, DATA_UNKNOWN detection is unreliable",
-				   connection->name,
-				   transfer.data_out,
-				   wire_size);
-		}
-		if (rc == CURLE_OK && transfer.phase != SC_SMTP_PHASE_DONE) {
-			/* cannot happen with curl's SMTP, but a 250 from curl
-			 * without a reply we saw must not become "sent" blindly */
-			long code = 0;
-
-			curl_easy_getinfo (connection->curl, CURLINFO_RESPONSE_CODE, &code);
-			transfer.phase = SC_SMTP_PHASE_DONE;
-			transfer.last_code = (int) code;
-		}
-		sc_smtp_decide (&transfer, result, rc, error_buffer);
-		break;
+		if (connection->pipe != NULL)
+			sc_smtp_pipe_send (connection->pipe,
+					   sender,
+					   (const char *const *) addresses->pdata,
+					   &setup,
+					   result);
+		else
+			sc_smtp_curl_send (connection,
+					   sender,
+					   (const char *const *) addresses->pdata,
+					   &setup,
+					   result);
 	}
-	curl_slist_free_all (rcpt);
-	sc_smtp_wipe_free (password);
 
 	g_debug ("%s: status=%d code=%d connects=%u",
 		 connection->name,
 		 result->status,
 		 result->code,
-		 connection->connects);
+		 sc_smtp_connection_get_connects (connection));
 	return g_steal_pointer (&result);
 }

@@ -1,9 +1,12 @@
-/* sc-deliver-smtp.h — one SMTP transaction over libcurl, with the reply to
- * every RCPT kept verbatim.
+/* sc-deliver-smtp.h — one SMTP transaction, with the reply to every RCPT
+ * kept verbatim.
  *
- * An ScSmtpConnection wraps one CURL easy handle for one mailer; reusing it
- * for the next transaction reuses the TCP/TLS connection (no new EHLO) while
- * the server keeps it open.  It belongs to one thread at a time.
+ * An ScSmtpConnection holds one mailer's client: for a plain mailer
+ * (smtp://, starttls=off, no username) a pipelined SMTP client of our own
+ * (sc-deliver-smtp-pipe.c), for every other one a CURL easy handle.  Either
+ * way reusing it for the next transaction reuses the TCP (or TLS)
+ * connection (no new EHLO) while the server keeps it open, and the results
+ * are the same.  It belongs to one thread at a time.
  */
 #pragma once
 
@@ -69,7 +72,7 @@ const char *sc_smtp_connection_get_mailer_name (ScSmtpConnection *connection);
 guint sc_smtp_connection_get_connects (ScSmtpConnection *connection);
 
 /* Sends @message (CRLF line endings; bare LF are converted, leading dots
- * are libcurl's to stuff) from @sender ("" = null reverse-path) to
+ * stuffed) from @sender ("" = null reverse-path) to
  * @recipients (already validated: no CR/LF/<>).  Never fails with an
  * error: every outcome, a missing password file included, is a result.
  * @cancellable: (nullable) aborts the transfer (result MAILER_FAILED or

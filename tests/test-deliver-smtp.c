@@ -1,4 +1,10 @@
-/* test-deliver-smtp.c — one SMTP transaction over libcurl against real smtp-sink instances.
+/* test-deliver-smtp.c — one SMTP transaction against real smtp-sink instances.
+ *
+ * Every case runs twice: under /deliver-smtp/ with the client
+ * sc_smtp_connection_new() picks (the pipelined one for the plain
+ * starttls=off mailers used here, libcurl where a case asks for TLS or
+ * AUTH), and under /deliver-smtp/curl/ with libcurl forced, so that
+ * neither client loses a case.
  *
  * smtp-sink's fault options apply to every instance of a command, so each
  * failure gets its own sink.  What smtp-sink cannot do (refuse some
@@ -12,12 +18,27 @@
 #include <curl/curl.h>
 #include <glib/gstdio.h>
 
-#include "sc-deliver-smtp.h"
+#include "sc-deliver-smtp-private.h"
 #include "sc-test-postfix.h"
 #include "sc-test-sink.h"
 #include "sc-test-util.h"
 
 #define TEST_HELO "stagecoach.test"
+
+/* the client of the running case: AUTO (pipelined here) or CURL */
+static ScSmtpTransport test_transport;
+
+static ScSmtpConnection *
+test_connection_new (const ScMailerConfig *mailer)
+{
+	return sc_smtp_connection_new_with_transport (mailer, test_transport);
+}
+
+static gboolean
+test_is_pipe (void)
+{
+	return test_transport != SC_SMTP_TRANSPORT_CURL;
+}
 
 typedef ScMailerConfig TestMailer;
 
@@ -134,9 +155,10 @@ test_smtp_send_three (void)
 	if (sink == NULL)
 		return;
 	mailer = test_mailer_for_sink (sink);
-	connection = sc_smtp_connection_new (mailer);
+	connection = test_connection_new (mailer);
 	g_assert_cmpstr (sc_smtp_connection_get_mailer_name (connection), ==, "test");
 	g_assert_cmpuint (sc_smtp_connection_get_connects (connection), ==, 0);
+	g_assert_true (sc_smtp_connection_is_pipe (connection) == test_is_pipe ());
 
 	result = sc_smtp_send (connection, "bounces@example.org", three_recipients, message, NULL);
 	g_test_message ("%s: %s", G_STRFUNC, result->reply);
@@ -176,7 +198,7 @@ test_smtp_reuse (void)
 	if (sink == NULL)
 		return;
 	mailer = test_mailer_for_sink (sink);
-	connection = sc_smtp_connection_new (mailer);
+	connection = test_connection_new (mailer);
 	for (guint i = 0; i < 3; i++) {
 		g_autoptr(ScSmtpResult) result = NULL;
 
@@ -210,7 +232,7 @@ test_smtp_reuse_after_restart (void)
 	if (sink == NULL)
 		return;
 	mailer = test_mailer_for_sink (sink);
-	connection = sc_smtp_connection_new (mailer);
+	connection = test_connection_new (mailer);
 	result1 = sc_smtp_send (connection, "", recipients, message, NULL);
 	g_test_message ("%s: %s", G_STRFUNC, result1->reply);
 	g_assert_cmpint (result1->status, ==, SC_SMTP_SENT);
@@ -244,7 +266,7 @@ test_smtp_reuse_after_idle_timeout (void)
 		return;
 	url = sc_test_postfix_get_url (postfix);
 	mailer = test_mailer_new (url);
-	connection = sc_smtp_connection_new (mailer);
+	connection = test_connection_new (mailer);
 	result1 = sc_smtp_send (connection, "bounces@example.org", three_recipients, message, NULL);
 	g_test_message ("%s: %s", G_STRFUNC, result1->reply);
 	g_assert_cmpint (result1->status, ==, SC_SMTP_SENT);
@@ -276,7 +298,7 @@ test_smtp_all_refused_permanent (void)
 	if (sink == NULL)
 		return;
 	mailer = test_mailer_for_sink (sink);
-	connection = sc_smtp_connection_new (mailer);
+	connection = test_connection_new (mailer);
 	result = sc_smtp_send (connection, "bounces@example.org", three_recipients, message, NULL);
 	g_test_message ("%s: %s", G_STRFUNC, result->reply);
 	g_assert_cmpint (result->status, ==, SC_SMTP_ALL_REFUSED);
@@ -308,7 +330,7 @@ test_smtp_all_refused_transient (void)
 	if (sink == NULL)
 		return;
 	mailer = test_mailer_for_sink (sink);
-	connection = sc_smtp_connection_new (mailer);
+	connection = test_connection_new (mailer);
 	result = sc_smtp_send (connection, "bounces@example.org", three_recipients, message, NULL);
 	g_test_message ("%s: %s", G_STRFUNC, result->reply);
 	g_assert_cmpint (result->status, ==, SC_SMTP_ALL_REFUSED);
@@ -334,7 +356,7 @@ test_smtp_mail_soft_refused (void)
 	if (sink == NULL)
 		return;
 	mailer = test_mailer_for_sink (sink);
-	connection = sc_smtp_connection_new (mailer);
+	connection = test_connection_new (mailer);
 	result = sc_smtp_send (connection, "bounces@example.org", three_recipients, message, NULL);
 	g_test_message ("%s: %s", G_STRFUNC, result->reply);
 	g_assert_cmpint (result->status, ==, SC_SMTP_MAILER_FAILED);
@@ -361,7 +383,7 @@ test_smtp_mail_hard_refused (void)
 	if (sink == NULL)
 		return;
 	mailer = test_mailer_for_sink (sink);
-	connection = sc_smtp_connection_new (mailer);
+	connection = test_connection_new (mailer);
 	result = sc_smtp_send (connection, "bounces@example.org", three_recipients, message, NULL);
 	g_test_message ("%s: %s", G_STRFUNC, result->reply);
 	g_assert_cmpint (result->status, ==, SC_SMTP_MAILER_FAILED);
@@ -384,7 +406,7 @@ test_smtp_greeting_refused (void)
 	if (sink == NULL)
 		return;
 	mailer = test_mailer_for_sink (sink);
-	connection = sc_smtp_connection_new (mailer);
+	connection = test_connection_new (mailer);
 	result = sc_smtp_send (connection, "bounces@example.org", three_recipients, message, NULL);
 	g_test_message ("%s: %s", G_STRFUNC, result->reply);
 	g_assert_cmpint (result->status, ==, SC_SMTP_MAILER_FAILED);
@@ -413,7 +435,7 @@ test_smtp_starttls (void)
 		return;
 	mailer = test_mailer_for_sink (sink);
 	mailer->starttls = SC_STARTTLS_REQUIRED;
-	connection = sc_smtp_connection_new (mailer);
+	connection = test_connection_new (mailer);
 	result = sc_smtp_send (connection, "a@example.org", three_recipients, message, NULL);
 	g_test_message ("%s: %s", G_STRFUNC, result->reply);
 	g_assert_cmpint (result->status, ==, SC_SMTP_MAILER_FAILED);
@@ -422,13 +444,13 @@ test_smtp_starttls (void)
 	g_clear_pointer (&connection, sc_smtp_connection_free);
 
 	mailer->starttls = SC_STARTTLS_OPPORTUNISTIC;
-	connection = sc_smtp_connection_new (mailer);
+	connection = test_connection_new (mailer);
 	result_try = sc_smtp_send (connection, "a@example.org", three_recipients, message, NULL);
 	g_assert_cmpint (result_try->status, ==, SC_SMTP_SENT);
 
 	url_tls = g_strdup_printf ("smtps://127.0.0.1:%u", sc_test_sink_get_port (sink));
 	mailer_tls = test_mailer_new (url_tls);
-	connection_tls = sc_smtp_connection_new (mailer_tls);
+	connection_tls = test_connection_new (mailer_tls);
 	result_tls =
 	    sc_smtp_send (connection_tls, "a@example.org", three_recipients, message, NULL);
 	g_test_message ("%s: %s", G_STRFUNC, result_tls->reply);
@@ -460,7 +482,7 @@ test_smtp_nothing_listening (void)
 	url = g_strdup_printf ("smtp://127.0.0.1:%u",
 			       g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (bound)));
 	mailer = test_mailer_new (url);
-	connection = sc_smtp_connection_new (mailer);
+	connection = test_connection_new (mailer);
 	result = sc_smtp_send (connection, "bounces@example.org", three_recipients, message, NULL);
 	g_test_message ("%s: %s", G_STRFUNC, result->reply);
 	g_assert_cmpint (result->status, ==, SC_SMTP_MAILER_FAILED);
@@ -485,7 +507,7 @@ test_smtp_data_hangup (void)
 	if (sink == NULL)
 		return;
 	mailer = test_mailer_for_sink (sink);
-	connection = sc_smtp_connection_new (mailer);
+	connection = test_connection_new (mailer);
 	result = sc_smtp_send (connection, "bounces@example.org", three_recipients, message, NULL);
 	g_test_message ("%s: %s", G_STRFUNC, result->reply);
 	g_assert_cmpint (result->status, ==, SC_SMTP_DATA_FAILED);
@@ -509,7 +531,7 @@ test_smtp_data_421 (void)
 	if (sink == NULL)
 		return;
 	mailer = test_mailer_for_sink (sink);
-	connection = sc_smtp_connection_new (mailer);
+	connection = test_connection_new (mailer);
 	result = sc_smtp_send (connection, "bounces@example.org", three_recipients, message, NULL);
 	g_test_message ("%s: %s", G_STRFUNC, result->reply);
 	g_assert_cmpint (result->status, ==, SC_SMTP_DATA_FAILED);
@@ -534,7 +556,7 @@ test_smtp_body_aborted (void)
 		return;
 	mailer = test_mailer_for_sink (sink);
 	mailer->timeout = 2 * G_USEC_PER_SEC;
-	connection = sc_smtp_connection_new (mailer);
+	connection = test_connection_new (mailer);
 	result = sc_smtp_send (connection, "bounces@example.org", three_recipients, message, NULL);
 	g_test_message ("%s: %s", G_STRFUNC, result->reply);
 	g_assert_cmpint (result->status, ==, SC_SMTP_DATA_FAILED);
@@ -557,7 +579,7 @@ test_smtp_dot_hangup (void)
 	if (sink == NULL)
 		return;
 	mailer = test_mailer_for_sink (sink);
-	connection = sc_smtp_connection_new (mailer);
+	connection = test_connection_new (mailer);
 	result = sc_smtp_send (connection, "bounces@example.org", three_recipients, message, NULL);
 	g_test_message ("%s: %s", G_STRFUNC, result->reply);
 	g_assert_cmpint (result->status, ==, SC_SMTP_DATA_UNKNOWN);
@@ -583,7 +605,7 @@ test_smtp_dot_refused (void)
 		if (sink == NULL)
 			return;
 		mailer = test_mailer_for_sink (sink);
-		connection = sc_smtp_connection_new (mailer);
+		connection = test_connection_new (mailer);
 		result = sc_smtp_send (connection, "", three_recipients, message, NULL);
 		g_test_message ("%s: %s", G_STRFUNC, result->reply);
 		g_assert_cmpint (result->status, ==, SC_SMTP_DATA_FAILED);
@@ -593,11 +615,13 @@ test_smtp_dot_refused (void)
 }
 
 /* one second per command: a 5 s pause before the reply to MAIL fails in one
- * to two (libcurl 7.88 looks at the reply timeout about once a second) */
+ * to two (libcurl 7.88 looks at the reply timeout about once a second).
+ * -p: smtp-sink's -W answers the later commands of a pipelined group
+ * before the delayed one, out of order (a real server cannot). */
 static void
 test_smtp_timeout (void)
 {
-	const char *const args[] = {"-W", "mail:20", NULL};
+	const char *const args[] = {"-p", "-W", "mail:20", NULL};
 	g_autoptr(ScTestSink) sink = sc_test_sink_start (args);
 	g_autoptr(TestMailer) mailer = NULL;
 	g_autoptr(ScSmtpConnection) connection = NULL;
@@ -610,7 +634,7 @@ test_smtp_timeout (void)
 		return;
 	mailer = test_mailer_for_sink (sink);
 	mailer->timeout = G_USEC_PER_SEC;
-	connection = sc_smtp_connection_new (mailer);
+	connection = test_connection_new (mailer);
 	start = g_get_monotonic_time ();
 	result = sc_smtp_send (connection, "bounces@example.org", three_recipients, message, NULL);
 	g_test_message ("%s: %s", G_STRFUNC, result->reply);
@@ -639,7 +663,8 @@ cancel_later_thread (gpointer user_data)
 static void
 test_smtp_cancel (void)
 {
-	const char *const args[] = {"-W", "rcpt:20", NULL};
+	/* -p: see test_smtp_timeout */
+	const char *const args[] = {"-p", "-W", "rcpt:20", NULL};
 	g_autoptr(ScTestSink) sink = sc_test_sink_start (args);
 	g_autoptr(TestMailer) mailer = NULL;
 	g_autoptr(ScSmtpConnection) connection = NULL;
@@ -653,7 +678,7 @@ test_smtp_cancel (void)
 	if (sink == NULL)
 		return;
 	mailer = test_mailer_for_sink (sink);
-	connection = sc_smtp_connection_new (mailer);
+	connection = test_connection_new (mailer);
 	thread = g_thread_new ("cancel", cancel_later_thread, cancellable);
 	start = g_get_monotonic_time ();
 	result = sc_smtp_send (connection,
@@ -694,7 +719,7 @@ test_smtp_cancel_after_dot (void)
 	if (sink == NULL)
 		return;
 	mailer = test_mailer_for_sink (sink);
-	connection = sc_smtp_connection_new (mailer);
+	connection = test_connection_new (mailer);
 	thread = g_thread_new ("cancel", cancel_later_thread, cancellable);
 	result = sc_smtp_send (connection, "", three_recipients, message, cancellable);
 	g_test_message ("%s: %s", G_STRFUNC, result->reply);
@@ -724,7 +749,7 @@ test_smtp_cancel_after_dot_timeout (void)
 		return;
 	mailer = test_mailer_for_sink (sink);
 	mailer->timeout = 2 * G_USEC_PER_SEC;
-	connection = sc_smtp_connection_new (mailer);
+	connection = test_connection_new (mailer);
 	thread = g_thread_new ("cancel", cancel_later_thread, cancellable);
 	start = g_get_monotonic_time ();
 	result = sc_smtp_send (connection, "", three_recipients, message, cancellable);
@@ -750,7 +775,7 @@ test_smtp_password_missing (void)
 	mailer = test_mailer_for_sink (sink);
 	mailer->username = g_strdup ("lists");
 	mailer->password_file = g_build_filename (dir, "no-such-password", NULL);
-	connection = sc_smtp_connection_new (mailer);
+	connection = test_connection_new (mailer);
 	result = sc_smtp_send (connection, "bounces@example.org", three_recipients, message, NULL);
 	g_test_message ("%s: %s", G_STRFUNC, result->reply);
 	g_assert_cmpint (result->status, ==, SC_SMTP_MAILER_FAILED);
@@ -780,7 +805,7 @@ test_smtp_password_not_shown (void)
 	mailer = test_mailer_for_sink (sink);
 	mailer->username = g_strdup ("lists");
 	mailer->password_file = sc_test_write_file (dir, "password", "s3cret-pw\n");
-	connection = sc_smtp_connection_new (mailer);
+	connection = test_connection_new (mailer);
 	result = sc_smtp_send (connection, "bounces@example.org", three_recipients, message, NULL);
 	g_test_message ("%s: %s", G_STRFUNC, result->reply);
 	g_assert_cmpint (result->status, ==, SC_SMTP_MAILER_FAILED);
@@ -804,7 +829,7 @@ test_smtp_null_sender (void)
 	if (sink == NULL)
 		return;
 	mailer = test_mailer_for_sink (sink);
-	connection = sc_smtp_connection_new (mailer);
+	connection = test_connection_new (mailer);
 	result = sc_smtp_send (connection, "", three_recipients, message, NULL);
 	g_test_message ("%s: %s", G_STRFUNC, result->reply);
 	g_assert_cmpint (result->status, ==, SC_SMTP_SENT);
@@ -827,7 +852,7 @@ test_smtp_large (void)
 		return;
 	g_assert_cmpuint (g_bytes_get_size (message), >, 1000 * 1000);
 	mailer = test_mailer_for_sink (sink);
-	connection = sc_smtp_connection_new (mailer);
+	connection = test_connection_new (mailer);
 	result = sc_smtp_send (connection, "bounces@example.org", three_recipients, message, NULL);
 	g_test_message ("%s: %s", G_STRFUNC, result->reply);
 	g_assert_cmpint (result->status, ==, SC_SMTP_SENT);
@@ -852,7 +877,7 @@ test_smtp_bare_lf (void)
 	if (sink == NULL)
 		return;
 	mailer = test_mailer_for_sink (sink);
-	connection = sc_smtp_connection_new (mailer);
+	connection = test_connection_new (mailer);
 	result = sc_smtp_send (connection, "a@example.org", three_recipients, message, NULL);
 	g_test_message ("%s: %s", G_STRFUNC, result->reply);
 	g_assert_cmpint (result->status, ==, SC_SMTP_SENT);
@@ -892,7 +917,7 @@ test_smtp_bare_lf_large (void)
 	message = g_string_free_to_bytes (g_steal_pointer (&lf));
 	expected = g_string_free_to_bytes (g_steal_pointer (&crlf));
 	mailer = test_mailer_for_sink (sink);
-	connection = sc_smtp_connection_new (mailer);
+	connection = test_connection_new (mailer);
 	result = sc_smtp_send (connection, "a@example.org", three_recipients, message, NULL);
 	g_test_message ("%s: %s", G_STRFUNC, result->reply);
 	g_assert_cmpint (result->status, ==, SC_SMTP_SENT);
@@ -918,7 +943,7 @@ test_smtp_dots (void)
 	if (sink == NULL)
 		return;
 	mailer = test_mailer_for_sink (sink);
-	connection = sc_smtp_connection_new (mailer);
+	connection = test_connection_new (mailer);
 	result = sc_smtp_send (connection, "a@example.org", three_recipients, message, NULL);
 	g_assert_cmpint (result->status, ==, SC_SMTP_SENT);
 	dump = sink_single_message (sink);
@@ -948,7 +973,7 @@ test_smtp_unsafe_addresses (void)
 	if (sink == NULL)
 		return;
 	mailer = test_mailer_for_sink (sink);
-	connection = sc_smtp_connection_new (mailer);
+	connection = test_connection_new (mailer);
 	result = sc_smtp_send (connection, "bounces@example.org", mixed, message, NULL);
 	g_test_message ("%s: %s", G_STRFUNC, result->reply);
 	g_assert_cmpint (result->status, ==, SC_SMTP_SENT);
@@ -1001,7 +1026,7 @@ test_smtp_helo_default (void)
 		return;
 	mailer = test_mailer_for_sink (sink);
 	g_clear_pointer (&mailer->helo, g_free);
-	connection = sc_smtp_connection_new (mailer);
+	connection = test_connection_new (mailer);
 	result = sc_smtp_send (connection, "a@example.org", three_recipients, message, NULL);
 	g_test_message ("%s: %s", G_STRFUNC, result->reply);
 	g_assert_cmpint (result->status, ==, SC_SMTP_SENT);
@@ -1018,11 +1043,21 @@ typedef struct {
 	guint16 port;
 	GHashTable *rcpt_replies;   /* (owned) address -> whole reply, CRLF lines */
 	const char *dot_reply;      /* (nullable) reply to ".", default 250 */
+	const char *mail_reply;     /* (nullable) reply to MAIL, default 250; set
+				     * between transactions only */
+	gboolean no_pipelining;     /* EHLO does not offer PIPELINING */
+	gboolean data_354_always;   /* broken: 354 to DATA even without a recipient */
+	guint mail_delay_ms;        /* a pause before the reply to MAIL */
 	gint hangup_at_mail;        /* hang up at this MAIL, counted over all connections
 				     * from 1, instead of replying; 0 never */
+	gint close_421_at_mail;     /* the same, but "421" first (an idle timeout) */
 	gint connections;           /* accessed atomically */
 	gint mails;                 /* accessed atomically */
-	gint messages;              /* accessed atomically */
+	gint messages;              /* accessed atomically; with a recipient */
+	gint empty_messages;        /* accessed atomically; "." after a 354 without one */
+	gint pipelined;             /* accessed atomically; MAILs that came with more
+				     * commands behind them, unanswered */
+	gint rsets;                 /* accessed atomically */
 } FakeServer;
 
 static gboolean
@@ -1038,6 +1073,9 @@ fake_serve (FakeServer *fake, GSocketConnection *connection)
 	g_autoptr(GDataInputStream) input =
 	    g_data_input_stream_new (g_io_stream_get_input_stream (G_IO_STREAM (connection)));
 
+	gboolean mail_ok = FALSE;
+	guint rcpt_ok = 0;
+
 	g_data_input_stream_set_newline_type (input, G_DATA_STREAM_NEWLINE_TYPE_CR_LF);
 	if (!fake_write (output, "220 fake.test ESMTP\r\n"))
 		return;
@@ -1050,19 +1088,52 @@ fake_serve (FakeServer *fake, GSocketConnection *connection)
 		upper = g_ascii_strup (line, -1);
 		if (g_str_has_prefix (upper, "EHLO ")) {
 			fake_write (output,
-				    "250-fake.test\r\n"
-				    "250-PIPELINING\r\n"
-				    "250 ENHANCEDSTATUSCODES\r\n");
+				    fake->no_pipelining ? "250-fake.test\r\n"
+							  "250 ENHANCEDSTATUSCODES\r\n"
+							: "250-fake.test\r\n"
+							  "250-PIPELINING\r\n"
+							  "250 ENHANCEDSTATUSCODES\r\n");
 		} else if (g_str_has_prefix (upper, "MAIL FROM:")) {
-			if (g_atomic_int_add (&fake->mails, 1) + 1 == fake->hangup_at_mail)
+			gint mail = g_atomic_int_add (&fake->mails, 1) + 1;
+
+			if (g_buffered_input_stream_get_available (G_BUFFERED_INPUT_STREAM (input)) > 0)
+				g_atomic_int_inc (&fake->pipelined);
+			if (mail == fake->hangup_at_mail)
 				return;
-			fake_write (output, "250 2.1.0 Ok\r\n");
+			if (mail == fake->close_421_at_mail) {
+				fake_write (output, "421 4.4.2 fake.test Error: timeout exceeded\r\n");
+				return;
+			}
+			if (fake->mail_delay_ms > 0)
+				g_usleep (fake->mail_delay_ms * 1000);
+			mail_ok = fake->mail_reply == NULL;
+			rcpt_ok = 0;
+			fake_write (output, mail_ok ? "250 2.1.0 Ok\r\n" : fake->mail_reply);
 		} else if (g_str_has_prefix (upper, "RCPT TO:<")) {
 			g_autofree char *address = g_strndup (line + 9, strcspn (line + 9, ">"));
 			const char *reply = g_hash_table_lookup (fake->rcpt_replies, address);
 
+			if (!mail_ok) {
+				fake_write (output, "503 5.5.1 Error: need MAIL command\r\n");
+				continue;
+			}
+			if (reply == NULL || reply[0] == '2')
+				rcpt_ok++;
 			fake_write (output, reply != NULL ? reply : "250 2.1.5 Ok\r\n");
+		} else if (strcmp (upper, "RSET") == 0) {
+			g_atomic_int_inc (&fake->rsets);
+			mail_ok = FALSE;
+			rcpt_ok = 0;
+			fake_write (output, "250 2.0.0 Ok\r\n");
 		} else if (strcmp (upper, "DATA") == 0) {
+			if (!mail_ok && !fake->data_354_always) {
+				fake_write (output, "503 5.5.1 Error: need MAIL command\r\n");
+				continue;
+			}
+			if (rcpt_ok == 0 && !fake->data_354_always) {
+				fake_write (output, "554 5.5.1 Error: no valid recipients\r\n");
+				continue;
+			}
 			fake_write (output, "354 End data with <CR><LF>.<CR><LF>\r\n");
 			for (;;) {
 				g_autofree char *body_line =
@@ -1073,7 +1144,9 @@ fake_serve (FakeServer *fake, GSocketConnection *connection)
 				if (strcmp (body_line, ".") == 0)
 					break;
 			}
-			g_atomic_int_inc (&fake->messages);
+			g_atomic_int_inc (rcpt_ok > 0 ? &fake->messages : &fake->empty_messages);
+			mail_ok = FALSE;
+			rcpt_ok = 0;
 			fake_write (output,
 				    fake->dot_reply != NULL ? fake->dot_reply
 							    : "250 2.0.0 Ok: queued as FAKE\r\n");
@@ -1183,7 +1256,7 @@ test_smtp_partial_multiline (void)
 			     (gpointer) "busy@example.org",
 			     (gpointer) "450 4.2.1 Mailbox busy\r\n");
 	fake_server_start (fake);
-	connection = sc_smtp_connection_new (mailer);
+	connection = test_connection_new (mailer);
 	result = sc_smtp_send (connection, "bounces@example.org", recipients, message, NULL);
 	g_test_message ("%s: %s", G_STRFUNC, result->reply);
 	g_assert_cmpint (result->status, ==, SC_SMTP_SENT);
@@ -1201,6 +1274,8 @@ test_smtp_partial_multiline (void)
 	g_assert_cmpint (result_recipient (result, 2)->code, ==, 450);
 	g_assert_cmpstr (result_recipient (result, 2)->reply, ==, "450 4.2.1 Mailbox busy");
 	g_assert_cmpint (g_atomic_int_get (&fake->messages), ==, 1);
+	/* the envelope went out in one write (libcurl waits for each reply) */
+	g_assert_cmpint (g_atomic_int_get (&fake->pipelined), ==, test_is_pipe () ? 1 : 0);
 }
 
 /* a hostile server's reply is cut, and made valid UTF-8 */
@@ -1223,7 +1298,7 @@ test_smtp_reply_limits (void)
 			     (gpointer) "latin1@example.org",
 			     (gpointer) "550 5.1.1 Empf\xe4nger unbekannt\r\n");
 	fake_server_start (fake);
-	connection = sc_smtp_connection_new (mailer);
+	connection = test_connection_new (mailer);
 	result = sc_smtp_send (connection, "bounces@example.org", recipients, message, NULL);
 	g_test_message ("%s: %s", G_STRFUNC, result->reply);
 	g_assert_cmpint (result->status, ==, SC_SMTP_ALL_REFUSED);
@@ -1247,7 +1322,7 @@ test_smtp_dot_552 (void)
 
 	fake->dot_reply = "552 5.3.4 Message size exceeds fixed limit\r\n";
 	fake_server_start (fake);
-	connection = sc_smtp_connection_new (mailer);
+	connection = test_connection_new (mailer);
 	result = sc_smtp_send (connection, "bounces@example.org", three_recipients, message, NULL);
 	g_test_message ("%s: %s", G_STRFUNC, result->reply);
 	g_assert_cmpint (result->status, ==, SC_SMTP_DATA_FAILED);
@@ -1257,29 +1332,360 @@ test_smtp_dot_552 (void)
 }
 
 /* The server drops an idle connection just as it is reused, without a
- * word: one silent retry on a new connection, not a mailer failure. */
+ * word, or after "421" (an idle timeout, as Postfix's smtpd_timeout): one
+ * silent retry on a new connection, not a mailer failure. */
 static void
 test_smtp_reuse_race (void)
+{
+	g_autoptr(GBytes) message = test_message (5);
+
+	for (guint with_421 = 0; with_421 < 2; with_421++) {
+		g_autoptr(FakeServer) fake = fake_server_new ();
+		g_autoptr(TestMailer) mailer = test_mailer_for_fake (fake);
+		g_autoptr(ScSmtpConnection) connection = NULL;
+		g_autoptr(ScSmtpResult) result1 = NULL;
+		g_autoptr(ScSmtpResult) result2 = NULL;
+
+		if (with_421)
+			fake->close_421_at_mail = 2;
+		else
+			fake->hangup_at_mail = 2;
+		fake_server_start (fake);
+		connection = test_connection_new (mailer);
+		result1 = sc_smtp_send (connection, "bounces@example.org", three_recipients, message,
+					NULL);
+		g_test_message ("%s: %s", G_STRFUNC, result1->reply);
+		g_assert_cmpint (result1->status, ==, SC_SMTP_SENT);
+		result2 = sc_smtp_send (connection, "bounces@example.org", three_recipients, message,
+					NULL);
+		g_test_message ("%s: %s", G_STRFUNC, result2->reply);
+		g_assert_cmpint (result2->status, ==, SC_SMTP_SENT);
+		g_assert_cmpuint (sc_smtp_connection_get_connects (connection), ==, 2);
+		g_assert_cmpint (g_atomic_int_get (&fake->messages), ==, 2);
+		g_assert_cmpint (g_atomic_int_get (&fake->connections), ==, 2);
+	}
+}
+
+/* MAIL refused with RCPT and DATA already on their way: their replies are
+ * read and dropped, the result is MAIL's, and the connection stays in step
+ * for the next transaction. */
+static void
+test_smtp_pipelined_mail_refused (void)
 {
 	g_autoptr(FakeServer) fake = fake_server_new ();
 	g_autoptr(TestMailer) mailer = test_mailer_for_fake (fake);
 	g_autoptr(ScSmtpConnection) connection = NULL;
-	g_autoptr(ScSmtpResult) result1 = NULL;
-	g_autoptr(ScSmtpResult) result2 = NULL;
+	g_autoptr(ScSmtpResult) result = NULL;
+	g_autoptr(ScSmtpResult) next = NULL;
 	g_autoptr(GBytes) message = test_message (5);
 
-	fake->hangup_at_mail = 2;
+	fake->mail_reply = "550 5.7.1 <bounces@example.org>: Sender address rejected\r\n";
 	fake_server_start (fake);
-	connection = sc_smtp_connection_new (mailer);
-	result1 = sc_smtp_send (connection, "bounces@example.org", three_recipients, message, NULL);
-	g_test_message ("%s: %s", G_STRFUNC, result1->reply);
-	g_assert_cmpint (result1->status, ==, SC_SMTP_SENT);
-	result2 = sc_smtp_send (connection, "bounces@example.org", three_recipients, message, NULL);
-	g_test_message ("%s: %s", G_STRFUNC, result2->reply);
-	g_assert_cmpint (result2->status, ==, SC_SMTP_SENT);
-	g_assert_cmpuint (sc_smtp_connection_get_connects (connection), ==, 2);
+	connection = test_connection_new (mailer);
+	result = sc_smtp_send (connection, "bounces@example.org", three_recipients, message, NULL);
+	g_test_message ("%s: %s", G_STRFUNC, result->reply);
+	g_assert_cmpint (result->status, ==, SC_SMTP_MAILER_FAILED);
+	g_assert_false (result->transient);
+	g_assert_cmpint (result->code, ==, 550);
+	g_assert_cmpstr (result->reply,
+			 ==,
+			 "550 5.7.1 <bounces@example.org>: Sender address rejected");
+	for (guint i = 0; i < 3; i++) {
+		g_assert_cmpint (result_recipient (result, i)->code, ==, 0);
+		g_assert_null (result_recipient (result, i)->reply);
+	}
+	fake->mail_reply = NULL;
+	next = sc_smtp_send (connection, "bounces@example.org", three_recipients, message, NULL);
+	g_test_message ("%s: %s", G_STRFUNC, next->reply);
+	g_assert_cmpint (next->status, ==, SC_SMTP_SENT);
+	g_assert_cmpint (g_atomic_int_get (&fake->messages), ==, 1);
+	if (test_is_pipe ()) {
+		g_assert_cmpint (g_atomic_int_get (&fake->pipelined), ==, 2);
+		g_assert_cmpuint (sc_smtp_connection_get_connects (connection), ==, 1);
+	}
+}
+
+/* every RCPT refused under pipelining: DATA's 554 is read and dropped, the
+ * result is ALL_REFUSED with the recipients' replies, RSET ends the
+ * transaction, and the connection serves the next one */
+static void
+test_smtp_pipelined_all_refused (void)
+{
+	g_autoptr(FakeServer) fake = fake_server_new ();
+	g_autoptr(TestMailer) mailer = test_mailer_for_fake (fake);
+	g_autoptr(ScSmtpConnection) connection = NULL;
+	g_autoptr(GBytes) message = test_message (5);
+	const char *const refused[] = {"gone@example.org", "busy@example.org", NULL};
+	const char *const good[] = {"ok@example.org", NULL};
+
+	g_hash_table_insert (fake->rcpt_replies,
+			     (gpointer) "gone@example.org",
+			     (gpointer) "550 5.1.1 <gone@example.org>: Recipient address rejected\r\n");
+	g_hash_table_insert (fake->rcpt_replies,
+			     (gpointer) "busy@example.org",
+			     (gpointer) "450 4.2.1 Mailbox busy\r\n");
+	fake_server_start (fake);
+	connection = test_connection_new (mailer);
+	/* twice: the second time a broken server answers DATA with 354 */
+	for (guint round = 0; round < 2; round++) {
+		g_autoptr(ScSmtpResult) result = NULL;
+		g_autoptr(ScSmtpResult) next = NULL;
+
+		fake->data_354_always = round == 1;
+		result = sc_smtp_send (connection, "bounces@example.org", refused, message, NULL);
+		g_test_message ("%s: %s", G_STRFUNC, result->reply);
+		g_assert_cmpint (result->status, ==, SC_SMTP_ALL_REFUSED);
+		/* one of them may change */
+		g_assert_true (result->transient);
+		g_assert_cmpint (result->code, ==, 450);
+		g_assert_cmpstr (result->reply, ==, "450 4.2.1 Mailbox busy");
+		g_assert_cmpint (result_recipient (result, 0)->code, ==, 550);
+		g_assert_cmpstr (result_recipient (result, 0)->reply,
+				 ==,
+				 "550 5.1.1 <gone@example.org>: Recipient address rejected");
+		g_assert_false (result_recipient (result, 0)->accepted);
+		g_assert_cmpint (result_recipient (result, 1)->code, ==, 450);
+		g_assert_false (result_recipient (result, 1)->accepted);
+
+		next = sc_smtp_send (connection, "bounces@example.org", good, message, NULL);
+		g_test_message ("%s: %s", G_STRFUNC, next->reply);
+		g_assert_cmpint (next->status, ==, SC_SMTP_SENT);
+	}
 	g_assert_cmpint (g_atomic_int_get (&fake->messages), ==, 2);
-	g_assert_cmpint (g_atomic_int_get (&fake->connections), ==, 2);
+	if (test_is_pipe ()) {
+		g_assert_cmpint (g_atomic_int_get (&fake->empty_messages), ==, 1);
+		g_assert_cmpint (g_atomic_int_get (&fake->rsets), ==, 2);
+		g_assert_cmpint (g_atomic_int_get (&fake->pipelined), ==, 4);
+		g_assert_cmpuint (sc_smtp_connection_get_connects (connection), ==, 1);
+	}
+}
+
+/* no PIPELINING offered: one command, one reply, same results */
+static void
+test_smtp_pipelining_not_offered (void)
+{
+	g_autoptr(FakeServer) fake = fake_server_new ();
+	g_autoptr(TestMailer) mailer = test_mailer_for_fake (fake);
+	g_autoptr(ScSmtpConnection) connection = NULL;
+	g_autoptr(ScSmtpResult) result = NULL;
+	g_autoptr(ScSmtpResult) refused = NULL;
+	g_autoptr(GBytes) message = test_message (5);
+	const char *const recipients[] = {"ok@example.org", "gone@example.org", NULL};
+	const char *const gone[] = {"gone@example.org", NULL};
+
+	fake->no_pipelining = TRUE;
+	g_hash_table_insert (fake->rcpt_replies,
+			     (gpointer) "gone@example.org",
+			     (gpointer) "550 5.1.1 No such user\r\n");
+	fake_server_start (fake);
+	connection = test_connection_new (mailer);
+	result = sc_smtp_send (connection, "bounces@example.org", recipients, message, NULL);
+	g_test_message ("%s: %s", G_STRFUNC, result->reply);
+	g_assert_cmpint (result->status, ==, SC_SMTP_SENT);
+	g_assert_true (result_recipient (result, 0)->accepted);
+	g_assert_cmpint (result_recipient (result, 1)->code, ==, 550);
+	refused = sc_smtp_send (connection, "bounces@example.org", gone, message, NULL);
+	g_test_message ("%s: %s", G_STRFUNC, refused->reply);
+	g_assert_cmpint (refused->status, ==, SC_SMTP_ALL_REFUSED);
+	g_assert_false (refused->transient);
+	g_assert_cmpint (g_atomic_int_get (&fake->pipelined), ==, 0);
+	g_assert_cmpint (g_atomic_int_get (&fake->messages), ==, 1);
+	if (test_is_pipe ()) {
+		g_assert_cmpint (g_atomic_int_get (&fake->rsets), ==, 1);
+		g_assert_cmpuint (sc_smtp_connection_get_connects (connection), ==, 1);
+	}
+}
+
+/* smtp-sink -p (no PIPELINING) and -f ehlo (EHLO refused: HELO, as
+ * libcurl): the message arrives the same */
+static void
+test_smtp_no_pipelining_sink (void)
+{
+	const char *const no_pipelining[] = {"-p", NULL};
+	const char *const no_ehlo[] = {"-f", "ehlo", NULL};
+	g_autoptr(GBytes) message = test_message (40);
+
+	for (guint i = 0; i < 2; i++) {
+		g_autoptr(ScTestSink) sink = sc_test_sink_start (i == 0 ? no_pipelining : no_ehlo);
+		g_autoptr(TestMailer) mailer = NULL;
+		g_autoptr(ScSmtpConnection) connection = NULL;
+		g_autoptr(ScSmtpResult) result = NULL;
+		g_autoptr(ScTestSinkMessage) dump = NULL;
+
+		if (sink == NULL)
+			return;
+		mailer = test_mailer_for_sink (sink);
+		connection = test_connection_new (mailer);
+		result = sc_smtp_send (connection, "a@example.org", three_recipients, message, NULL);
+		g_test_message ("%s: %s", G_STRFUNC, result->reply);
+		g_assert_cmpint (result->status, ==, SC_SMTP_SENT);
+		dump = sink_single_message (sink);
+		g_assert_cmpstr (dump->helo, ==, TEST_HELO);
+		g_assert_cmpuint (dump->recipients->len, ==, 3);
+		assert_bytes_equal (dump->data, message);
+	}
+}
+
+/* a server that takes its time over MAIL, with RCPT and DATA queued
+ * behind it (smtp-sink's -W would answer those first): the mailer's
+ * timeout, then cancellation, each ends it as a mailer failure */
+static void
+test_smtp_pipelined_stall (void)
+{
+	g_autoptr(GBytes) message = test_message (5);
+
+	for (guint cancel = 0; cancel < 2; cancel++) {
+		g_autoptr(FakeServer) fake = fake_server_new ();
+		g_autoptr(TestMailer) mailer = test_mailer_for_fake (fake);
+		g_autoptr(ScSmtpConnection) connection = NULL;
+		g_autoptr(ScSmtpResult) result = NULL;
+		g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+		GThread *thread = NULL;
+		gint64 start;
+		gint64 elapsed;
+
+		fake->mail_delay_ms = 3000;
+		fake_server_start (fake);
+		mailer->timeout = cancel ? 10 * G_USEC_PER_SEC : G_USEC_PER_SEC;
+		connection = test_connection_new (mailer);
+		if (cancel)
+			thread = g_thread_new ("cancel", cancel_later_thread, cancellable);
+		start = g_get_monotonic_time ();
+		result = sc_smtp_send (connection,
+				       "bounces@example.org",
+				       three_recipients,
+				       message,
+				       cancellable);
+		elapsed = g_get_monotonic_time () - start;
+		g_test_message ("%s: %s after %" G_GINT64_FORMAT " ms",
+				G_STRFUNC,
+				result->reply,
+				elapsed / 1000);
+		if (thread != NULL)
+			g_thread_join (thread);
+		g_assert_cmpint (result->status, ==, SC_SMTP_MAILER_FAILED);
+		g_assert_true (result->transient);
+		g_assert_cmpint (result->code, ==, 0);
+		g_assert_nonnull (strstr (result->reply, "MAIL FROM"));
+		g_assert_nonnull (strstr (result->reply, cancel ? "cancelled" : ":"));
+		/* (the reply would have made it SENT: no bound on the time needed) */
+		g_assert_cmpint (result_recipient (result, 0)->code, ==, 0);
+	}
+}
+
+/* bodies without a last line end or ending in a bare CR: the same bytes
+ * libcurl sends ("\r\n.\r\n" after anything but CRLF).  (An empty body,
+ * ".\r\n" alone from both, leaves a dump smtp-sink never completes.) */
+static void
+test_smtp_odd_endings (void)
+{
+	g_autoptr(ScTestSink) sink = sc_test_sink_start (NULL);
+	g_autoptr(TestMailer) mailer = NULL;
+	g_autoptr(ScSmtpConnection) connection = NULL;
+	const char *const bodies[] = {
+	    "Subject: cr\r\n\r\nends in CR\r",
+	    "Subject: x\r\n\r\n.",
+	    "\n.\n..\n",
+	};
+	const char *const received[] = {
+	    /* sent "CR\r\r\n": smtp-sink keeps one CR of a line end */
+	    "Subject: cr\r\n\r\nends in CR\r\n",
+	    "Subject: x\r\n\r\n.\r\n",
+	    "\r\n.\r\n..\r\n",
+	};
+
+	if (sink == NULL)
+		return;
+	mailer = test_mailer_for_sink (sink);
+	connection = test_connection_new (mailer);
+	for (guint i = 0; i < G_N_ELEMENTS (bodies); i++) {
+		g_autoptr(GBytes) message = g_bytes_new_static (bodies[i], strlen (bodies[i]));
+		g_autoptr(ScSmtpResult) result = NULL;
+
+		result = sc_smtp_send (connection, "a@example.org", three_recipients, message, NULL);
+		g_test_message ("%s: %s", G_STRFUNC, result->reply);
+		g_assert_cmpint (result->status, ==, SC_SMTP_SENT);
+	}
+	g_assert_true (sc_test_sink_wait_messages (sink, G_N_ELEMENTS (bodies), 5000));
+	{
+		g_autoptr(GPtrArray) messages = sc_test_sink_get_messages (sink);
+		guint matched = 0;
+
+		for (guint i = 0; i < messages->len; i++) {
+			ScTestSinkMessage *dump = messages->pdata[i];
+			for (guint j = 0; j < G_N_ELEMENTS (received); j++) {
+				if (g_bytes_get_size (dump->data) == strlen (received[j]) &&
+				    memcmp (g_bytes_get_data (dump->data, NULL),
+					    received[j],
+					    strlen (received[j])) == 0)
+					matched++;
+			}
+		}
+		g_assert_cmpuint (matched, ==, G_N_ELEMENTS (received));
+	}
+}
+
+typedef struct {
+	const char *path;
+	GTestFunc func;
+} TestCase;
+
+static const TestCase test_cases[] = {
+    {"/send/three-recipients", test_smtp_send_three},
+    {"/send/null-sender", test_smtp_null_sender},
+    {"/send/large", test_smtp_large},
+    {"/send/bare-lf", test_smtp_bare_lf},
+    {"/send/bare-lf-large", test_smtp_bare_lf_large},
+    {"/send/dots", test_smtp_dots},
+    {"/send/odd-endings", test_smtp_odd_endings},
+    {"/send/helo-default", test_smtp_helo_default},
+    {"/send/unsafe-addresses", test_smtp_unsafe_addresses},
+    {"/reuse/same-connection", test_smtp_reuse},
+    {"/reuse/after-restart", test_smtp_reuse_after_restart},
+    {"/reuse/race", test_smtp_reuse_race},
+    {"/reuse/after-idle-timeout", test_smtp_reuse_after_idle_timeout},
+    {"/rcpt/all-refused-permanent", test_smtp_all_refused_permanent},
+    {"/rcpt/all-refused-transient", test_smtp_all_refused_transient},
+    {"/rcpt/partial-multiline", test_smtp_partial_multiline},
+    {"/rcpt/reply-limits", test_smtp_reply_limits},
+    {"/pipelining/mail-refused", test_smtp_pipelined_mail_refused},
+    {"/pipelining/all-refused", test_smtp_pipelined_all_refused},
+    {"/pipelining/not-offered", test_smtp_pipelining_not_offered},
+    {"/pipelining/not-offered-sink", test_smtp_no_pipelining_sink},
+    {"/pipelining/stall", test_smtp_pipelined_stall},
+    {"/mailer/mail-soft-refused", test_smtp_mail_soft_refused},
+    {"/mailer/mail-hard-refused", test_smtp_mail_hard_refused},
+    {"/mailer/greeting-refused", test_smtp_greeting_refused},
+    {"/mailer/nothing-listening", test_smtp_nothing_listening},
+    {"/mailer/starttls", test_smtp_starttls},
+    {"/mailer/timeout", test_smtp_timeout},
+    {"/mailer/cancel", test_smtp_cancel},
+    {"/mailer/password-missing", test_smtp_password_missing},
+    {"/mailer/password-not-shown", test_smtp_password_not_shown},
+    {"/data/hangup", test_smtp_data_hangup},
+    {"/data/421", test_smtp_data_421},
+    {"/data/body-aborted", test_smtp_body_aborted},
+    {"/data/dot-hangup", test_smtp_dot_hangup},
+    {"/data/dot-refused", test_smtp_dot_refused},
+    {"/data/dot-552", test_smtp_dot_552},
+    {"/data/cancel-after-dot", test_smtp_cancel_after_dot},
+    {"/data/cancel-after-dot-timeout", test_smtp_cancel_after_dot_timeout},
+};
+
+typedef struct {
+	ScSmtpTransport transport;
+	GTestFunc func;
+} TestRun;
+
+static TestRun test_runs[2][G_N_ELEMENTS (test_cases)];
+
+static void
+test_run (gconstpointer data)
+{
+	const TestRun *run = data;
+
+	test_transport = run->transport;
+	run->func ();
 }
 
 int
@@ -1290,42 +1696,19 @@ main (int argc, char **argv)
 	g_test_init (&argc, &argv, G_TEST_OPTION_ISOLATE_DIRS, NULL);
 	curl_global_init (CURL_GLOBAL_DEFAULT);
 
-	g_test_add_func ("/deliver-smtp/send/three-recipients", test_smtp_send_three);
-	g_test_add_func ("/deliver-smtp/send/null-sender", test_smtp_null_sender);
-	g_test_add_func ("/deliver-smtp/send/large", test_smtp_large);
-	g_test_add_func ("/deliver-smtp/send/bare-lf", test_smtp_bare_lf);
-	g_test_add_func ("/deliver-smtp/send/bare-lf-large", test_smtp_bare_lf_large);
-	g_test_add_func ("/deliver-smtp/send/dots", test_smtp_dots);
-	g_test_add_func ("/deliver-smtp/send/helo-default", test_smtp_helo_default);
-	g_test_add_func ("/deliver-smtp/send/unsafe-addresses", test_smtp_unsafe_addresses);
-	g_test_add_func ("/deliver-smtp/reuse/same-connection", test_smtp_reuse);
-	g_test_add_func ("/deliver-smtp/reuse/after-restart", test_smtp_reuse_after_restart);
-	g_test_add_func ("/deliver-smtp/reuse/race", test_smtp_reuse_race);
-	g_test_add_func ("/deliver-smtp/reuse/after-idle-timeout", test_smtp_reuse_after_idle_timeout);
-	g_test_add_func ("/deliver-smtp/rcpt/all-refused-permanent",
-			 test_smtp_all_refused_permanent);
-	g_test_add_func ("/deliver-smtp/rcpt/all-refused-transient",
-			 test_smtp_all_refused_transient);
-	g_test_add_func ("/deliver-smtp/rcpt/partial-multiline", test_smtp_partial_multiline);
-	g_test_add_func ("/deliver-smtp/rcpt/reply-limits", test_smtp_reply_limits);
-	g_test_add_func ("/deliver-smtp/mailer/mail-soft-refused", test_smtp_mail_soft_refused);
-	g_test_add_func ("/deliver-smtp/mailer/mail-hard-refused", test_smtp_mail_hard_refused);
-	g_test_add_func ("/deliver-smtp/mailer/greeting-refused", test_smtp_greeting_refused);
-	g_test_add_func ("/deliver-smtp/mailer/nothing-listening", test_smtp_nothing_listening);
-	g_test_add_func ("/deliver-smtp/mailer/starttls", test_smtp_starttls);
-	g_test_add_func ("/deliver-smtp/mailer/timeout", test_smtp_timeout);
-	g_test_add_func ("/deliver-smtp/mailer/cancel", test_smtp_cancel);
-	g_test_add_func ("/deliver-smtp/mailer/password-missing", test_smtp_password_missing);
-	g_test_add_func ("/deliver-smtp/mailer/password-not-shown", test_smtp_password_not_shown);
-	g_test_add_func ("/deliver-smtp/data/hangup", test_smtp_data_hangup);
-	g_test_add_func ("/deliver-smtp/data/421", test_smtp_data_421);
-	g_test_add_func ("/deliver-smtp/data/body-aborted", test_smtp_body_aborted);
-	g_test_add_func ("/deliver-smtp/data/dot-hangup", test_smtp_dot_hangup);
-	g_test_add_func ("/deliver-smtp/data/dot-refused", test_smtp_dot_refused);
-	g_test_add_func ("/deliver-smtp/data/dot-552", test_smtp_dot_552);
-	g_test_add_func ("/deliver-smtp/data/cancel-after-dot", test_smtp_cancel_after_dot);
-	g_test_add_func ("/deliver-smtp/data/cancel-after-dot-timeout",
-			 test_smtp_cancel_after_dot_timeout);
+	for (guint t = 0; t < 2; t++) {
+		for (guint i = 0; i < G_N_ELEMENTS (test_cases); i++) {
+			g_autofree char *path =
+			    g_strconcat (t == 0 ? "/deliver-smtp" : "/deliver-smtp/curl",
+					 test_cases[i].path,
+					 NULL);
+
+			test_runs[t][i].transport =
+			    t == 0 ? SC_SMTP_TRANSPORT_AUTO : SC_SMTP_TRANSPORT_CURL;
+			test_runs[t][i].func = test_cases[i].func;
+			g_test_add_data_func (path, &test_runs[t][i], test_run);
+		}
+	}
 	rc = g_test_run ();
 	curl_global_cleanup ();
 	return rc;
