@@ -12,6 +12,8 @@
  *	body, stuffed, and "." (or "\r\n.")  one write   [sc_smtp_pipe_body]
  *	250                                 read
  *
+ * More than SC_SMTP_PIPE_GROUP recipients go in several groups, the next
+ * written once the replies to the last are read (DATA ends the last one).
  * Without PIPELINING in the EHLO reply it is one command, one reply.
  * Replies go through the same recording (sc_smtp_reply_line) and the same
  * decision table (sc_smtp_decide) as libcurl's, with the phase set to the
@@ -56,6 +58,14 @@
 #include "sc-deliver-smtp-private.h"
 #include "sc-i18n.h"
 
+/* RCPT commands per pipelined group.  Nothing is read while a group is
+ * written, so the replies to one group must fit in our receive buffer:
+ * otherwise the server blocks writing them, stops reading, and our write
+ * waits out the timeout (RFC 2920 section 3.1 warns of exactly this).
+ * 100 replies of at most 512 bytes (RFC 5321's reply line limit) are
+ * 51 KB, under Linux's default 128 KiB; the default max-recipients is 100,
+ * so a transaction is one group unless the operator raised it. */
+#define SC_SMTP_PIPE_GROUP 100
 /* how often a wait looks at the GCancellable */
 #define SC_SMTP_PIPE_CANCEL_SLICE (200 * 1000)
 /* QUIT's reply is awaited at most this long (or the mailer's timeout) */
@@ -544,6 +554,25 @@ sc_smtp_pipe_any_accepted (ScSmtpTransfer *transfer)
 	return FALSE;
 }
 
+/* Appends the next group of RCPT commands to pipe->commands, from
+ * *@queued on, and DATA after the last one. */
+static void
+sc_smtp_pipe_queue_group (ScSmtpPipe *pipe,
+			  const char *const *addresses,
+			  guint n_rcpt,
+			  guint *queued,
+			  gboolean *data_queued)
+{
+	guint end = MIN (n_rcpt, *queued + SC_SMTP_PIPE_GROUP);
+
+	for (; *queued < end; (*queued)++)
+		g_string_append_printf (pipe->commands, "RCPT TO:<%s>\r\n", addresses[*queued]);
+	if (*queued == n_rcpt) {
+		g_string_append (pipe->commands, "DATA\r\n");
+		*data_queued = TRUE;
+	}
+}
+
 /* MAIL, RCPT…, DATA up to its 354 (phase BODY), pipelined when offered.
  * A refusal returns NONE with the phase it refused; see the top. */
 static ScSmtpFailure
@@ -554,16 +583,15 @@ sc_smtp_pipe_envelope (ScSmtpPipe *pipe,
 		       GError **error)
 {
 	gboolean pipelining = pipe->pipelining;
+	guint queued = 0;           /* RCPT commands written */
+	gboolean data_queued = FALSE;
 	ScSmtpFailure failure;
 	int code = 0;
 
 	transfer->phase = SC_SMTP_PHASE_MAIL;
 	g_string_printf (pipe->commands, "MAIL FROM:<%s>\r\n", sender);
-	if (pipelining) {
-		for (guint i = 0; addresses[i] != NULL; i++)
-			g_string_append_printf (pipe->commands, "RCPT TO:<%s>\r\n", addresses[i]);
-		g_string_append (pipe->commands, "DATA\r\n");
-	}
+	if (pipelining)
+		sc_smtp_pipe_queue_group (pipe, addresses, transfer->n_rcpt, &queued, &data_queued);
 	failure = sc_smtp_pipe_write_commands (pipe, transfer, error);
 	if (failure != SC_SMTP_FAILURE_NONE)
 		return failure;
@@ -573,7 +601,7 @@ sc_smtp_pipe_envelope (ScSmtpPipe *pipe,
 	if (code / 100 != 2) {
 		/* no transaction: the RCPT and DATA replies are refusals too */
 		if (pipelining &&
-		    sc_smtp_pipe_drop_replies (pipe, transfer, transfer->n_rcpt + 1, &code) &&
+		    sc_smtp_pipe_drop_replies (pipe, transfer, queued + (data_queued ? 1 : 0), &code) &&
 		    !sc_smtp_pipe_closing (pipe, code) && code == 354)
 			sc_smtp_pipe_end_empty_data (pipe, transfer);
 		return SC_SMTP_FAILURE_NONE;
@@ -582,10 +610,13 @@ sc_smtp_pipe_envelope (ScSmtpPipe *pipe,
 	for (guint i = 0; i < transfer->n_rcpt; i++) {
 		transfer->phase = SC_SMTP_PHASE_RCPT;
 		transfer->rcpt_sent = i + 1;
-		if (!pipelining) {
-			g_autofree char *rcpt = g_strdup_printf ("RCPT TO:<%s>\r\n", addresses[i]);
-
-			g_string_assign (pipe->commands, rcpt);
+		if (!pipelining || i == queued) {
+			g_string_truncate (pipe->commands, 0);
+			if (pipelining)
+				sc_smtp_pipe_queue_group (pipe, addresses, transfer->n_rcpt, &queued,
+							  &data_queued);
+			else
+				g_string_printf (pipe->commands, "RCPT TO:<%s>\r\n", addresses[i]);
 			failure = sc_smtp_pipe_write_commands (pipe, transfer, error);
 			if (failure != SC_SMTP_FAILURE_NONE)
 				return failure;

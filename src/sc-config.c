@@ -765,6 +765,12 @@ load_mailer (ScConfigLoader *loader, const char *section, const char *name)
 	if (mailer->username != NULL && mailer->password_file == NULL)
 		add_problem (loader, section, SC_KEY_MAILER_PASSWORD_FILE,
 			     _("needed with %s"), SC_KEY_MAILER_USERNAME);
+	/* no AUTH without a name: the file is never read (and such a plain
+	 * mailer gets the pipelined client, which has no password at all) */
+	if (mailer->username == NULL && mailer->password_file != NULL)
+		g_ptr_array_add (loader->warnings,
+				 g_strdup_printf (_("%s: [%s] %s: not used without %s"), loader->path, section,
+						  SC_KEY_MAILER_PASSWORD_FILE, SC_KEY_MAILER_USERNAME));
 	mailer->max_recipients = get_uint (loader, section, SC_KEY_MAILER_MAX_RECIPIENTS,
 					   SC_DEF_MAILER_MAX_RECIPIENTS, 1, 100000);
 	mailer->max_connections = get_uint (loader, section, SC_KEY_MAILER_MAX_CONNECTIONS,

@@ -1034,6 +1034,23 @@ test_password_file_warning (Fixture *fixture, gconstpointer user_data)
 	g_assert_nonnull (strstr (config->warnings->pdata[0], path));
 }
 
+/* A password file without a username is never read (no AUTH without a
+ * name): a warning says so rather than a silently ignored secret. */
+static void
+test_password_file_unused (Fixture *fixture, gconstpointer user_data)
+{
+	g_autofree char *secret = sc_test_write_file (fixture->dir, "secret", "s3cret\n");
+	g_autofree char *path = sc_test_write_file (fixture->dir, "stagecoach.conf",
+						    "[mailer:m]\nurl=smtp://r.example\nstarttls=off\n"
+						    "password-file=secret\n");
+	g_autoptr(ScConfig) config = load_ok (path);
+
+	g_assert_cmpuint (config->warnings->len, ==, 1);
+	g_test_message ("%s", (const char *) config->warnings->pdata[0]);
+	g_assert_nonnull (strstr (config->warnings->pdata[0], "[mailer:m] password-file: not used without username"));
+	g_assert_null (strstr (config->warnings->pdata[0], "s3cret"));
+}
+
 static void
 test_admin_and_notify (Fixture *fixture, gconstpointer user_data)
 {
@@ -1200,6 +1217,7 @@ main (int argc, char **argv)
 	ADD ("/config/load/deliverability", test_deliverability);
 	ADD ("/config/error/mailers", test_error_mailers);
 	ADD ("/config/warning/password-file", test_password_file_warning);
+	ADD ("/config/warning/password-file-unused", test_password_file_unused);
 	ADD ("/config/load/admin-and-notify", test_admin_and_notify);
 	ADD ("/config/error/admin-and-notify", test_error_admin_and_notify);
 #undef ADD

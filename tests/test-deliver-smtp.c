@@ -1625,6 +1625,63 @@ test_smtp_odd_endings (void)
 	}
 }
 
+/* More recipients than one pipelined group holds (the pipelined client
+ * writes them in groups of 100, reading each group's replies before the
+ * next, so that a server blocked writing replies never blocks our write):
+ * refusals on both sides of each group boundary keep their own replies,
+ * and a refused MAIL drops exactly the replies of what was written, so the
+ * next transaction on the same connection is in step. */
+static void
+test_smtp_pipelined_groups (void)
+{
+	g_autoptr(FakeServer) fake = fake_server_new ();
+	g_autoptr(TestMailer) mailer = test_mailer_for_fake (fake);
+	g_autoptr(ScSmtpConnection) connection = NULL;
+	g_autoptr(ScSmtpResult) result = NULL;
+	g_autoptr(ScSmtpResult) refused = NULL;
+	g_autoptr(ScSmtpResult) after = NULL;
+	g_autoptr(GBytes) message = test_message (5);
+	g_autoptr(GPtrArray) recipients = g_ptr_array_new_with_free_func (g_free);
+	const guint refused_at[] = {0, 99, 100, 199, 200, 249};
+	const char *const one[] = {"one@example.org", NULL};
+
+	for (guint i = 0; i < 250; i++)
+		g_ptr_array_add (recipients, g_strdup_printf ("r%03u@example.org", i));
+	g_ptr_array_add (recipients, NULL);
+	for (guint i = 0; i < G_N_ELEMENTS (refused_at); i++)
+		g_hash_table_insert (fake->rcpt_replies, recipients->pdata[refused_at[i]],
+				     (gpointer) "550 5.1.1 No such user\r\n");
+	fake_server_start (fake);
+	connection = test_connection_new (mailer);
+	result = sc_smtp_send (connection, "bounces@example.org", (const char *const *) recipients->pdata,
+			       message, NULL);
+	g_test_message ("%s: %s", G_STRFUNC, result->reply);
+	g_assert_cmpint (result->status, ==, SC_SMTP_SENT);
+	for (guint i = 0, r = 0; i < 250; i++) {
+		gboolean refused_here = r < G_N_ELEMENTS (refused_at) && refused_at[r] == i;
+
+		g_assert_cmpint (result_recipient (result, i)->code, ==, refused_here ? 550 : 250);
+		g_assert_true (result_recipient (result, i)->accepted == !refused_here);
+		r += refused_here ? 1 : 0;
+	}
+	g_assert_cmpint (g_atomic_int_get (&fake->messages), ==, 1);
+
+	fake->mail_reply = "550 5.7.1 Sender refused\r\n";
+	refused = sc_smtp_send (connection, "bounces@example.org", (const char *const *) recipients->pdata,
+				message, NULL);
+	g_assert_cmpint (refused->status, ==, SC_SMTP_MAILER_FAILED);
+	g_assert_cmpint (refused->code, ==, 550);
+	fake->mail_reply = NULL;
+	after = sc_smtp_send (connection, "bounces@example.org", one, message, NULL);
+	g_test_message ("%s: %s", G_STRFUNC, after->reply);
+	g_assert_cmpint (after->status, ==, SC_SMTP_SENT);
+	g_assert_cmpint (g_atomic_int_get (&fake->messages), ==, 2);
+	if (test_is_pipe ()) {
+		g_assert_cmpint (g_atomic_int_get (&fake->pipelined), ==, 3);
+		g_assert_cmpuint (sc_smtp_connection_get_connects (connection), ==, 1);
+	}
+}
+
 typedef struct {
 	const char *path;
 	GTestFunc func;
@@ -1653,6 +1710,7 @@ static const TestCase test_cases[] = {
     {"/pipelining/not-offered", test_smtp_pipelining_not_offered},
     {"/pipelining/not-offered-sink", test_smtp_no_pipelining_sink},
     {"/pipelining/stall", test_smtp_pipelined_stall},
+    {"/pipelining/groups", test_smtp_pipelined_groups},
     {"/mailer/mail-soft-refused", test_smtp_mail_soft_refused},
     {"/mailer/mail-hard-refused", test_smtp_mail_hard_refused},
     {"/mailer/greeting-refused", test_smtp_greeting_refused},
