@@ -759,7 +759,7 @@ sc_smtp_pipe_send (ScSmtpPipe *pipe,
 		gboolean reused = pipe->connection != NULL;
 		ScSmtpFailure failure;
 
-		transfer.line = g_string_new (NULL);
+		/* transfer.line stays NULL: lines are cut in pipe->line */
 		transfer.reply = g_string_new (NULL);
 		failure = sc_smtp_pipe_attempt (pipe, &transfer, sender, addresses, &error_local);
 		if (failure != SC_SMTP_FAILURE_NONE)

@@ -71,7 +71,8 @@ typedef struct {
 	gboolean quitting;          /* "QUIT" was written: later replies answer nothing of ours */
 	guint rcpt_sent;            /* RCPT replies due so far (libcurl: commands written) */
 	guint replies;              /* complete replies received */
-	GString *line;              /* (owned) a reply line not yet ended by LF */
+	GString *line;              /* (owned) (nullable) a reply line not yet ended by LF
+				     * (libcurl's debug callback; NULL for the pipelined client) */
 	GString *reply;             /* (owned) the lines of the reply being read */
 	gboolean reply_truncated;
 	int last_code;              /* the last complete reply … */
