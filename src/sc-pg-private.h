@@ -152,6 +152,7 @@ gboolean sc_pg_commit_batch (ScSpool *spool,
 			     guint n_groups,
 			     ScStageResult *const *results,
 			     guint n_results,
+			     gboolean durable,
 			     GError **error);
 gboolean sc_pg_renew_leases (ScSpool *spool,
 			     const char *owner,

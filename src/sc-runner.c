@@ -49,6 +49,9 @@
 #define SC_RUNNER_CLOCK_STEP_THRESHOLD (3 * G_USEC_PER_SEC)
 /* How soon a group commit that failed is tried again. */
 #define SC_RUNNER_COMMIT_RETRY_MS 500
+/* How long a delivered message's result may wait for the disk (see
+ * record_all): under load another commit's sync takes it sooner. */
+#define SC_RUNNER_SYNC_DELAY_MS 10
 
 /* Deliver jobs a mailer's lane runs per connection: one sending, one
  * ready to take the connection the moment it is free (with one, each
@@ -131,6 +134,8 @@ struct _ScRunner {
 	GPtrArray *pending_results; /* (owned) their ScStageResult*, same order */
 	GPtrArray *pending_commits; /* ScRecipientCommit* not yet committed (workers wait) */
 	guint commit_retry_id;     /* a failed group commit's next try */
+	guint sync_id;             /* a deferred commit's sync (record_all) */
+	guint64 sync_mark;         /* what it syncs (sc_spool_unsynced_mark) */
 	gboolean commit_failing;   /* logged once per failing streak */
 	GMutex slot_lock;          /* guards slot_busy */
 	GArray *slot_busy;         /* gboolean per in-handler slot of the owner file */
@@ -740,6 +745,60 @@ release_commits (ScRunner *runner, GPtrArray *commits, const GError *error)
 	g_mutex_unlock (&runner->commit_lock);
 }
 
+/* Whether a batch of results may reach the disk after its commit returns
+ * (sc_spool_commit_batch_deferred): only when no worker waits on it
+ * before its next transaction to the same recipients, and every result
+ * may (sc_stage_result_may_wait_for_disk).  A power cut before the sync
+ * then delivers those messages again: what a power cut during their
+ * delivery does anyway, and what Postfix risks for every message (it
+ * marks recipients done and removes delivered queue files without
+ * fsync).  Each saves the main thread an fdatasync; under load the
+ * acceptor's next durable commit syncs them before the timer does. */
+static gboolean
+commits_may_wait_for_disk (GPtrArray *commits, GPtrArray *results)
+{
+	if (commits->len > 0)
+		return FALSE;
+	for (guint i = 0; i < results->len; i++)
+		if (!sc_stage_result_may_wait_for_disk (results->pdata[i]))
+			return FALSE;
+	return TRUE;
+}
+
+/* A deferred commit's results on disk within two SC_RUNNER_SYNC_DELAY_MS:
+ * the timer syncs what was committed when it was set, unless a durable
+ * commit (the acceptor's, under load) did meanwhile, and is set again
+ * for anything committed since.  A sync that fails may have lost them,
+ * and SQLite would then read frames the kernel dropped: stop (PostgreSQL
+ * panics for the same reason); on restart the WAL's checksums bring the
+ * spool back to its last durable state. */
+static void schedule_sync (ScRunner *runner);
+
+static gboolean
+sync_cb (gpointer user_data)
+{
+	ScRunner *runner = user_data;
+	g_autoptr(GError) error = NULL;
+
+	runner->sync_id = 0;
+	if (!sc_spool_sync (runner->spool, runner->sync_mark, &error)) {
+		runner_fail (runner, error);
+		return G_SOURCE_REMOVE;
+	}
+	schedule_sync (runner);
+	return G_SOURCE_REMOVE;
+}
+
+static void
+schedule_sync (ScRunner *runner)
+{
+	if (runner->sync_id != 0)
+		return;
+	runner->sync_mark = sc_spool_unsynced_mark (runner->spool);
+	if (runner->sync_mark != 0)
+		runner->sync_id = g_timeout_add (SC_RUNNER_SYNC_DELAY_MS, sync_cb, runner);
+}
+
 /* One transaction for every recipient commit and stage result at hand,
  * each job's last recipient updates (record_last_with_result) just before
  * the results.  A recipient batch whose claim is gone is undone alone (its
@@ -767,8 +826,10 @@ record_all (ScRunner *runner, GPtrArray *commits, GPtrArray *jobs, GPtrArray *re
 		groups[n_groups].updates = job->last_updates;
 		groups[n_groups++].n_updates = job->n_last_updates;
 	}
-	if (!sc_spool_commit_batch (runner->spool, sc_owner_get_name (runner->owner), groups, n_groups,
-				    (ScStageResult *const *) results->pdata, results->len, error))
+	if (!(commits_may_wait_for_disk (commits, results) ? sc_spool_commit_batch_deferred
+							    : sc_spool_commit_batch) (
+		runner->spool, sc_owner_get_name (runner->owner), groups, n_groups,
+		(ScStageResult *const *) results->pdata, results->len, error))
 		return FALSE;
 	for (guint i = 0; i < commits->len; i++) {
 		ScRecipientCommit *commit = commits->pdata[i];
@@ -899,6 +960,7 @@ drain_cb (gpointer user_data)
 	runner->pending_results = g_ptr_array_new_with_free_func (g_free);
 	runner->pending_commits = g_ptr_array_new ();
 	release_commits (runner, commits, NULL);
+	schedule_sync (runner);
 
 	if (sc_events_drain (runner->spool, sc_clock_now (runner->clock)) > 0 && runner->notify_hook != NULL)
 		runner->notify_hook (runner->notify_hook_data);
@@ -1420,6 +1482,8 @@ sc_runner_free (ScRunner *runner)
 	g_clear_pointer (&runner->claims, g_hash_table_unref);
 	if (runner->commit_retry_id != 0)
 		g_source_remove (runner->commit_retry_id);
+	if (runner->sync_id != 0)
+		g_source_remove (runner->sync_id);
 	/* handed over after the loop stopped: their leases go back below */
 	g_clear_pointer (&runner->handed, g_async_queue_unref);
 	/* jobs that finished after the loop stopped */

@@ -53,13 +53,18 @@ typedef struct {
 				    guint64 max_bytes,
 				    gboolean take_first,
 				    GError **error);
+	/* durable FALSE: sc_spool_commit_batch_deferred */
 	gboolean (*commit_batch) (ScSpool *spool,
 				  const char *owner,
 				  ScRecipientGroup *groups,
 				  guint n_groups,
 				  ScStageResult *const *results,
 				  guint n_results,
+				  gboolean durable,
 				  GError **error);
+	/* NULL where every commit is durable when it returns */
+	guint64 (*unsynced_mark) (ScSpool *spool);
+	gboolean (*sync) (ScSpool *spool, guint64 mark, GError **error);
 	gboolean (*renew_leases) (ScSpool *spool,
 				  const char *owner,
 				  const ScLease *leases,

@@ -182,7 +182,39 @@ sc_spool_commit_batch (ScSpool *spool,
 		       GError **error)
 {
 	return spool->backend->commit_batch (
-	    spool, owner, groups, n_groups, results, n_results, error);
+	    spool, owner, groups, n_groups, results, n_results, TRUE, error);
+}
+
+gboolean
+sc_spool_commit_batch_deferred (ScSpool *spool,
+				const char *owner,
+				ScRecipientGroup *groups,
+				guint n_groups,
+				ScStageResult *const *results,
+				guint n_results,
+				GError **error)
+{
+	return spool->backend->commit_batch (
+	    spool, owner, groups, n_groups, results, n_results, FALSE, error);
+}
+
+gboolean
+sc_stage_result_may_wait_for_disk (const ScStageResult *result)
+{
+	return result->notification_kind == NULL &&
+	       (result->next_state == SC_STATE_DONE || result->next_state == SC_STATE_ACTIVE);
+}
+
+guint64
+sc_spool_unsynced_mark (ScSpool *spool)
+{
+	return spool->backend->unsynced_mark != NULL ? spool->backend->unsynced_mark (spool) : 0;
+}
+
+gboolean
+sc_spool_sync (ScSpool *spool, guint64 mark, GError **error)
+{
+	return spool->backend->sync == NULL || spool->backend->sync (spool, mark, error);
 }
 
 gboolean

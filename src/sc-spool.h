@@ -251,6 +251,36 @@ gboolean sc_spool_commit_batch (ScSpool *spool,
 				guint n_results,
 				GError **error);
 
+/* sc_spool_commit_batch without waiting for the disk (SQLite: the commit
+ * is written with synchronous=NORMAL).  What it records is seen at once
+ * and is durable after the next durable commit on the spool by any
+ * connection of this process, or after sc_spool_sync; a power cut before
+ * that undoes it, as if the work had not been done.  The caller must
+ * sync before anything relies on it being on disk.  Backends that cannot
+ * defer commit durably. */
+gboolean sc_spool_commit_batch_deferred (ScSpool *spool,
+					 const char *owner,
+					 ScRecipientGroup *groups,
+					 guint n_groups,
+					 ScStageResult *const *results,
+					 guint n_results,
+					 GError **error);
+/* Whether @result may be committed with sc_spool_commit_batch_deferred:
+ * it ends its message (done) or hands it on (active), and no one is
+ * notified of it.  A deferral (its retry is the next transaction to the
+ * same recipients, claimed from disk), a held or dead message and any
+ * notification stay durable. */
+gboolean sc_stage_result_may_wait_for_disk (const ScStageResult *result);
+/* What this connection committed and is not known to be on disk yet (a
+ * deferred commit, or a claim), as a mark for sc_spool_sync; 0 when
+ * nothing is. */
+guint64 sc_spool_unsynced_mark (ScSpool *spool);
+/* Makes what this connection committed up to @mark (G_MAXUINT64: all of
+ * it) durable: nothing to do when a durable commit came since, else one
+ * sync of the spool's log.  A failure means the disk may have lost those
+ * commits: stop. */
+gboolean sc_spool_sync (ScSpool *spool, guint64 mark, GError **error);
+
 /* One claim of one message. */
 typedef struct {
 	gint64 id;

@@ -83,6 +83,12 @@ typedef enum {
 	SC_SQL_LAST,
 } ScSql;
 
+/* What one process knows about one spool file's durability, shared by
+ * its connections to it (sc-sqlite-spool.c): commits are numbered under
+ * the process's writer lock, and a durable commit (or a sync of the WAL)
+ * makes every earlier one durable, whichever connection made it. */
+typedef struct _ScSqliteDurability ScSqliteDurability;
+
 /* The SQLite backend's connection (sc-spool-backend.h embeds ScSpool first). */
 typedef struct {
 	ScSpool parent;
@@ -90,6 +96,9 @@ typedef struct {
 	gboolean holds_writer;		  /* between sc_sqlite_begin and commit/rollback */
 	gboolean unsynced;		  /* synchronous=NORMAL until commit/rollback */
 	gboolean full_sync_only;	  /* never unsynced: WAL writes gathered (sc-sqlite-walbuf.c) */
+	ScSqliteDurability *durability;	  /* (owned, a reference) this file's, per process */
+	guint64 unsynced_through;	  /* this connection's last commit not known durable, or 0 */
+	gboolean wrote_frames;		  /* the last COMMIT wrote WAL frames (wal_committed) */
 	char *folder;			  /* (owned) */
 	sqlite3_stmt *stmts[SC_SQL_LAST]; /* (owned) prepared lazily */
 } ScSqliteSpool;
@@ -131,6 +140,7 @@ sc_sqlite_commit_batch (ScSpool *spool,
 			guint n_groups,
 			ScStageResult *const *results,
 			guint n_results,
+			gboolean durable,
 			GError **error);
 gboolean
 sc_sqlite_renew_leases (ScSpool *spool,
@@ -324,6 +334,10 @@ gboolean
 sc_sqlite_commit (ScSpool *spool, GError **error);
 gboolean
 sc_sqlite_begin_unsynced (ScSpool *spool, GError **error);
+guint64
+sc_sqlite_unsynced_mark (ScSpool *spool);
+gboolean
+sc_sqlite_sync (ScSpool *spool, guint64 mark, GError **error);
 void
 sc_sqlite_rollback (ScSpool *spool);
 

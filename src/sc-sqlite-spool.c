@@ -419,6 +419,144 @@ sc_sqlite_exec_simple (ScSpool *spool, ScSql sql, GError **error)
  * processes still wait in busy_timeout. */
 static GMutex process_writer;
 
+
+/* Durability, per spool file and process.  Commits are numbered under
+ * process_writer, so a durable commit (synchronous=FULL syncs the whole
+ * WAL before it returns) covers every commit numbered before it, on any
+ * connection to the same file: fdatasync works on the file, not on the
+ * descriptor that wrote.  Connections are matched by the folder's path
+ * as given; two spellings of one folder only cost an extra sync. */
+struct _ScSqliteDurability {
+	char *path;	    /* (owned) the key */
+	guint refs;	    /* connections of this process to it */
+	guint64 committed;  /* the last commit's number */
+	guint64 durable;    /* every commit up to this one is on disk */
+};
+
+static GMutex durability_lock;
+static GHashTable *durabilities; /* path → ScSqliteDurability, under durability_lock */
+
+static ScSqliteDurability *
+durability_ref (const char *folder)
+{
+	g_autofree char *path = g_canonicalize_filename (folder, NULL);
+	ScSqliteDurability *durability;
+
+	g_mutex_lock (&durability_lock);
+	if (durabilities == NULL)
+		durabilities = g_hash_table_new (g_str_hash, g_str_equal);
+	durability = g_hash_table_lookup (durabilities, path);
+	if (durability == NULL) {
+		durability = g_new0 (ScSqliteDurability, 1);
+		durability->path = g_steal_pointer (&path);
+		g_hash_table_insert (durabilities, durability->path, durability);
+	}
+	durability->refs++;
+	g_mutex_unlock (&durability_lock);
+	return durability;
+}
+
+static void
+durability_unref (ScSqliteDurability *durability)
+{
+	g_mutex_lock (&durability_lock);
+	if (--durability->refs == 0) {
+		g_hash_table_remove (durabilities, durability->path);
+		g_free (durability->path);
+		g_free (durability);
+	}
+	g_mutex_unlock (&durability_lock);
+}
+
+/* WAL pages between checkpoints.  A checkpoint runs inside the commit
+ * that crosses the mark, holding every writer of the spool, and copies
+ * each page once however often the WAL rewrote it; the pages a message
+ * touches are mostly the same few index and table leaves, so ten times
+ * SQLite's 1,000 copies far fewer (figure 3: +10-22 %, no more at
+ * 30,000).  The WAL file grows to ~40 MB. */
+#define SC_SQLITE_CHECKPOINT_PAGES 10000
+
+/* SQLite calls this after each commit that wrote WAL frames, and only
+ * then (a transaction that changed nothing, or whose savepoints were all
+ * undone, writes none and syncs nothing).  It replaces the hook of
+ * PRAGMA wal_autocheckpoint, so it checkpoints as that one did. */
+static int
+wal_committed (void *data, sqlite3 *db, const char *name, int n_frames)
+{
+	ScSpool *spool = data;
+
+	sc_sqlite (spool)->wrote_frames = TRUE;
+	if (n_frames >= SC_SQLITE_CHECKPOINT_PAGES)
+		(void) sqlite3_wal_checkpoint (db, name); /* passive: a reader only delays it */
+	return SQLITE_OK;
+}
+
+/* Under process_writer, just after a COMMIT went through: numbered only
+ * if it wrote frames, since only then did a FULL one sync the WAL. */
+static void
+durability_note_commit (ScSpool *spool, gboolean synced)
+{
+	ScSqliteDurability *durability = sc_sqlite (spool)->durability;
+
+	if (!sc_sqlite (spool)->wrote_frames)
+		return;
+	g_mutex_lock (&durability_lock);
+	durability->committed++;
+	if (synced)
+		durability->durable = durability->committed;
+	else
+		sc_sqlite (spool)->unsynced_through = durability->committed;
+	g_mutex_unlock (&durability_lock);
+}
+
+guint64
+sc_sqlite_unsynced_mark (ScSpool *spool)
+{
+	guint64 mark;
+
+	g_mutex_lock (&durability_lock);
+	mark = sc_sqlite (spool)->unsynced_through > sc_sqlite (spool)->durability->durable
+		   ? sc_sqlite (spool)->unsynced_through
+		   : 0;
+	g_mutex_unlock (&durability_lock);
+	return mark;
+}
+
+/* One sync of the WAL through this connection's own handle (the unix
+ * VFS's: fdatasync, and the folder too if the WAL is new), outside the
+ * writer lock: the other connection may commit meanwhile. */
+gboolean
+sc_sqlite_sync (ScSpool *spool, guint64 mark, GError **error)
+{
+	ScSqliteDurability *durability = sc_sqlite (spool)->durability;
+	sqlite3_file *wal = NULL;
+	guint64 target;
+	int rc;
+
+	g_mutex_lock (&durability_lock);
+	target = durability->committed;
+	if (MIN (mark, sc_sqlite (spool)->unsynced_through) <= durability->durable) {
+		g_mutex_unlock (&durability_lock);
+		return TRUE;
+	}
+	g_mutex_unlock (&durability_lock);
+	rc = sqlite3_file_control (sc_sqlite (spool)->db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &wal);
+	if (rc == SQLITE_OK && (wal == NULL || wal->pMethods == NULL))
+		rc = SQLITE_IOERR_FSYNC; /* no WAL open after a commit to it: cannot be */
+	if (rc == SQLITE_OK)
+		rc = wal->pMethods->xSync (wal, SQLITE_SYNC_NORMAL);
+	if (rc != SQLITE_OK) {
+		g_set_error (error, SC_SPOOL_ERROR, SC_SPOOL_ERROR_FAILED,
+			     _("spool %s: cannot write its log to disk: %s"),
+			     sc_sqlite (spool)->folder, sqlite3_errstr (rc));
+		return FALSE;
+	}
+	g_mutex_lock (&durability_lock);
+	durability->durable = MAX (durability->durable, target);
+	g_mutex_unlock (&durability_lock);
+	return TRUE;
+}
+
 static void
 release_writer (ScSpool *spool)
 {
@@ -479,10 +617,12 @@ sc_sqlite_begin_unsynced (ScSpool *spool, GError **error)
 gboolean
 sc_sqlite_commit (ScSpool *spool, GError **error)
 {
+	sc_sqlite (spool)->wrote_frames = FALSE;
 	if (!sc_sqlite_exec_simple (spool, SC_SQL_COMMIT, error)) {
 		sc_sqlite_rollback (spool);
 		return FALSE;
 	}
+	durability_note_commit (spool, !sc_sqlite (spool)->unsynced);
 	release_writer (spool);
 	return TRUE;
 }
@@ -511,6 +651,7 @@ sc_sqlite_spool_open (const char *folder, gint64 busy_timeout, ScSpoolOpenFlags 
 	if (!sc_spool_file_create (folder, path, error)) /* 0600: sc-spool-file.c */
 		return NULL;
 	sc_sqlite (spool)->full_sync_only = (flags & SC_SPOOL_OPEN_FULL_SYNC_ONLY) != 0;
+	sc_sqlite (spool)->durability = durability_ref (folder);
 	rc = sqlite3_open_v2 (path,
 			      &sc_sqlite (spool)->db,
 			      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
@@ -543,6 +684,7 @@ sc_sqlite_spool_open (const char *folder, gint64 busy_timeout, ScSpoolOpenFlags 
 		sc_sqlite_set_error (spool, rc, error, "configure");
 		return NULL;
 	}
+	sqlite3_wal_hook (sc_sqlite (spool)->db, wal_committed, spool);
 	if (!sc_sqlite_schema_migrate (sc_sqlite (spool)->db, error)) {
 		g_prefix_error (error, _("spool %s: "), folder);
 		return NULL;
@@ -567,8 +709,16 @@ sqlite_close (ScSpool *spool)
 {
 	for (guint i = 0; i < SC_SQL_LAST; i++)
 		sqlite3_finalize (sc_sqlite (spool)->stmts[i]);
-	if (sc_sqlite (spool)->db != NULL)
+	if (sc_sqlite (spool)->db != NULL) {
+		g_autoptr(GError) error = NULL;
+		/* the last connection's close would sync in its checkpoint,
+		 * but another process may still hold the spool open */
+		if (!sc_sqlite_sync (spool, G_MAXUINT64, &error))
+			g_warning ("%s", error->message);
 		sqlite3_close_v2 (sc_sqlite (spool)->db);
+	}
+	if (sc_sqlite (spool)->durability != NULL)
+		durability_unref (sc_sqlite (spool)->durability);
 	g_free (sc_sqlite (spool)->folder);
 	g_free (spool);
 }
@@ -1209,18 +1359,21 @@ sc_sqlite_commit_batch (ScSpool *spool,
 		       guint n_groups,
 		       ScStageResult *const *results,
 		       guint n_results,
+		       gboolean durable,
 		       GError **error)
 {
 	/* Only stages that went well and hand the message on to its next
 	 * stage, under the same lease: losing them to a power cut only runs
 	 * them again, and the next FULL commit (the last stage's, any
 	 * recipient's) makes them durable before anything is acknowledged or
-	 * sent twice.  Saves an fsync between stages (idle latency). */
-	gboolean unsynced = n_groups == 0;
+	 * sent twice.  Saves an fsync between stages (idle latency).  A
+	 * deferred batch (sc_spool_commit_batch_deferred) is the caller's
+	 * to sync. */
+	gboolean unsynced = n_groups == 0 || !durable;
 
 	if (n_groups == 0 && n_results == 0)
 		return TRUE;
-	for (guint i = 0; i < n_results && unsynced; i++)
+	for (guint i = 0; i < n_results && unsynced && durable; i++)
 		unsynced = results[i]->outcome == SC_OUTCOME_OK && results[i]->next_state == SC_STATE_ACTIVE &&
 			   results[i]->notification_kind == NULL;
 	if (!(unsynced ? sc_sqlite_begin_unsynced (spool, error) : sc_sqlite_begin (spool, error)))
@@ -1527,6 +1680,8 @@ static const ScSpoolBackend sqlite_backend = {
     .prune_accepted = sc_sqlite_prune_accepted,
     .claim_within = sc_sqlite_claim_within,
     .commit_batch = sc_sqlite_commit_batch,
+    .unsynced_mark = sc_sqlite_unsynced_mark,
+    .sync = sc_sqlite_sync,
     .renew_leases = sc_sqlite_renew_leases,
     .release_owner = sc_sqlite_release_owner,
     .reclaim = sc_sqlite_reclaim,

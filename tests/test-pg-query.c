@@ -203,7 +203,7 @@ store_fail_next (Store *store, gint64 now, const char *reason)
 	result.next_attempt_at = now + HOUR;
 	result.attempts = 1;
 	if (store->pg) {
-		g_assert_true (store->spool->backend->commit_batch (store->spool, "runner", NULL, 0, results, 1, &error));
+		g_assert_true (store->spool->backend->commit_batch (store->spool, "runner", NULL, 0, results, 1, TRUE, &error));
 	} else {
 		guint stale = 99;
 		g_assert_true (sc_spool_record_results (store->spool, "runner", results, 1, &stale, &error));

@@ -1409,6 +1409,40 @@ test_reclaim_held_notifies (Fixture *fixture, gconstpointer user_data)
 	g_assert_cmpuint (held, ==, 1);
 }
 
+/* A deferred commit (the runner's, for delivered messages) records what
+ * a durable one does, and a sync then leaves nothing unsynced: on
+ * SQLite at once, on PostgreSQL (always durable) trivially. */
+static void
+test_result_deferred (Fixture *fixture, gconstpointer user_data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *a = inject (fixture, "l.example.org");
+	g_autoptr(ScMessage) m = claim_one (fixture, "runner-a", a);
+	ScStageResult done = result_for (fixture, m, SC_OUTCOME_OK, SC_STATE_DONE);
+	ScStageResult *one = &done;
+	ScRecipientUpdate update = {.id = m->id, .lease_generation = m->lease_generation, .position = 0,
+				    .status = "sent", .code = 250, .at = T0};
+	ScRecipientGroup group = {&update, 1, FALSE};
+
+	done.stage = "deliver";
+	done.mailer = "relay";
+	g_assert_true (sc_spool_commit_batch_deferred (fixture->spool, "runner-a", &group, 1, &one, 1, &error));
+	g_assert_no_error (error);
+	g_assert_true (done.applied);
+	g_assert_false (group.lease_lost);
+	g_assert_cmpint (state_of (fixture, a), ==, SC_STATE_DONE);
+	g_assert_cmpuint (count_attempts (fixture, m->id, SC_OUTCOME_OK, "deliver"), ==, 1);
+	{
+		g_autoptr(GPtrArray) recipients = sc_spool_get_recipients (fixture->spool, m->id, &error);
+		g_assert_no_error (error);
+		g_assert_cmpstr (((ScRecipientRecord *) recipients->pdata[0])->status, ==, "sent");
+	}
+	assert_counts_match (fixture, NULL);
+	g_assert_true (sc_spool_sync (fixture->spool, G_MAXUINT64, &error));
+	g_assert_no_error (error);
+	g_assert_cmpuint (sc_spool_unsynced_mark (fixture->spool), ==, 0);
+}
+
 /* A stage that recorded recipient states in its claim was killed while
  * delivering, not killing the runner: the crash is recorded, not counted. */
 static void
@@ -2361,6 +2395,7 @@ main (int argc, char **argv)
 	add_contract_test ("result/batch", test_result_batch);
 	add_contract_test ("result/stale-owner", test_result_stale_owner);
 	add_contract_test ("result/chain", test_result_chain);
+	add_contract_test ("result/deferred", test_result_deferred);
 	add_contract_test ("reclaim/dead-owner", test_reclaim_dead_owner);
 	add_contract_test ("reclaim/rules", test_reclaim_rules);
 	add_contract_test ("reclaim/crash-limit", test_reclaim_crash_limit);

@@ -8,6 +8,7 @@
  */
 #include "config.h"
 
+#include <glib/gstdio.h>
 #include <sqlite3.h>
 #include <string.h>
 #include <signal.h>
@@ -977,6 +978,100 @@ test_handover_unsynced_then_full (Fixture *fixture, gconstpointer user_data)
 	g_assert_cmpint (db_int (fixture, "SELECT count(*) FROM stages"), ==, 2);
 }
 
+/* A deferred commit is seen at once and stays unsynced until a sync, or
+ * a durable commit on the same spool file by any connection of this
+ * process; one on another spool does not count.  A claim is unsynced too. */
+static void
+test_deferred_commit (Fixture *fixture, gconstpointer user_data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *queue_id = inject (fixture, "a.example.org");
+	g_autofree char *other_dir = sc_test_make_tmpdir ("sc-spool-other");
+	g_autoptr(ScSpool) other = sc_spool_open (other_dir, BUSY_TIMEOUT, &error);
+	g_autoptr(ScSpool) second = sc_spool_open (fixture->dir, BUSY_TIMEOUT, &error);
+	g_autoptr(ScMessage) message = NULL;
+	g_autofree char *state = NULL;
+	ScStageResult done;
+	ScStageResult *one = &done;
+	guint64 mark;
+
+	g_assert_no_error (error);
+	g_assert_cmpuint (sc_spool_unsynced_mark (fixture->spool), ==, 0);
+	message = claim_one (fixture, "r", queue_id);
+	g_assert_cmpuint (sc_spool_unsynced_mark (fixture->spool), !=, 0);
+	g_assert_true (sc_spool_sync (fixture->spool, G_MAXUINT64, &error));
+	g_assert_no_error (error);
+	g_assert_cmpuint (sc_spool_unsynced_mark (fixture->spool), ==, 0);
+
+	done = result_for (fixture, message, SC_OUTCOME_OK, SC_STATE_DONE);
+	g_assert_true (sc_spool_commit_batch_deferred (fixture->spool, "r", NULL, 0, &one, 1, &error));
+	g_assert_no_error (error);
+	g_assert_true (done.applied);
+	mark = sc_spool_unsynced_mark (fixture->spool);
+	g_assert_cmpuint (mark, !=, 0);
+	g_assert_cmpint (synchronous_level (fixture->spool), ==, 2);
+	state = db_text (fixture, "SELECT state FROM messages WHERE queue_id = '%s'", queue_id);
+	g_assert_cmpstr (state, ==, "done");
+
+	inject_many (other, 1, 100);
+	g_assert_cmpuint (sc_spool_unsynced_mark (fixture->spool), ==, mark);
+	/* a sync asked for an older mark has nothing to do either */
+	g_assert_true (sc_spool_sync (fixture->spool, mark - 1, &error));
+	g_assert_cmpuint (sc_spool_unsynced_mark (fixture->spool), ==, mark);
+	/* a durable commit that wrote nothing synced nothing */
+	g_assert_true (sc_sqlite_begin (second, &error));
+	g_assert_true (sc_sqlite_commit (second, &error));
+	g_assert_no_error (error);
+	g_assert_cmpuint (sc_spool_unsynced_mark (fixture->spool), ==, mark);
+	inject_many (second, 1, 100);
+	g_assert_cmpuint (sc_spool_unsynced_mark (fixture->spool), ==, 0);
+	g_clear_pointer (&other, sc_spool_close);
+	sc_test_remove_tree (other_dir);
+}
+
+/* The WAL is checkpointed every 10,000 pages, not SQLite's 1,000: past
+ * 1,000 it keeps growing, and past 10,000 it starts over (a checkpoint,
+ * then the next commit writes from the start of the file). */
+static void
+test_checkpoint_distance (Fixture *fixture, gconstpointer user_data)
+{
+	g_autofree char *wal = g_build_filename (fixture->dir, "spool.db-wal", NULL);
+	GStatBuf st;
+	const gsize frame = 4096 + 24;
+
+	for (guint i = 0; i < 12; i++)
+		inject_many (fixture->spool, 4, 128 * 1024); /* ~130 pages each */
+	g_assert_cmpint (g_stat (wal, &st), ==, 0);
+	g_assert_cmpint (st.st_size, >, 1400 * frame);
+	for (guint i = 0; i < 24; i++)
+		inject_many (fixture->spool, 4, 128 * 1024);
+	/* ~4,700 pages written in all: no checkpoint yet */
+	g_assert_cmpint (g_stat (wal, &st), ==, 0);
+	g_assert_cmpint (st.st_size, >, 4500 * frame);
+	for (guint i = 0; i < 60; i++)
+		inject_many (fixture->spool, 4, 128 * 1024);
+	/* ~12,500 pages: checkpointed once past 10,000, then written from
+	 * the start again, so the file never reached 12,500 */
+	g_assert_cmpint (g_stat (wal, &st), ==, 0);
+	g_assert_cmpint (st.st_size, <, 10800 * frame);
+	g_assert_cmpint (observe_int (fixture, "SELECT count(*) FROM messages"), ==, 384);
+}
+
+/* Which results may wait for the disk: only those that end their message
+ * or hand it on, with no one to notify. */
+static void
+test_deferred_which_results (Fixture *fixture, gconstpointer user_data)
+{
+	for (ScMessageState state = 0; state < SC_STATE_LAST; state++) {
+		ScStageResult result = {.outcome = SC_OUTCOME_OK, .next_state = state};
+		gboolean may = state == SC_STATE_DONE || state == SC_STATE_ACTIVE;
+
+		g_assert_cmpint (sc_stage_result_may_wait_for_disk (&result), ==, may);
+		result.notification_kind = "failure";
+		g_assert_false (sc_stage_result_may_wait_for_disk (&result));
+	}
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1003,6 +1098,9 @@ main (int argc, char **argv)
 	ADD ("/spool/bad/locked", test_bad_locked);
 	ADD ("/spool/bad/full", test_bad_full);
 	ADD ("/spool/claim/unsynced-then-full", test_claim_unsynced_then_full);
+	ADD ("/spool/deferred/commit-and-sync", test_deferred_commit);
+	ADD ("/spool/deferred/which-results", test_deferred_which_results);
+	ADD ("/spool/checkpoint/every-10000-pages", test_checkpoint_distance);
 #undef ADD
 	return g_test_run ();
 }
