@@ -1057,6 +1057,51 @@ test_checkpoint_distance (Fixture *fixture, gconstpointer user_data)
 	g_assert_cmpint (observe_int (fixture, "SELECT count(*) FROM messages"), ==, 384);
 }
 
+static int
+failing_sync (sqlite3_file *file, int flags)
+{
+	return SQLITE_IOERR_FSYNC;
+}
+
+/* A sync the disk refuses is a clear error, and what it was to make
+ * durable stays unsynced (the runner then stops: sc-runner.c, sync_cb). */
+static void
+test_deferred_sync_fails (Fixture *fixture, gconstpointer user_data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *queue_id = inject (fixture, "a.example.org");
+	g_autoptr(ScMessage) message = claim_one (fixture, "r", queue_id);
+	ScStageResult done = result_for (fixture, message, SC_OUTCOME_OK, SC_STATE_DONE);
+	ScStageResult *one = &done;
+	static sqlite3_io_methods failing;
+	const sqlite3_io_methods *real;
+	sqlite3_file *wal = NULL;
+	guint64 mark;
+
+	g_assert_true (sc_spool_commit_batch_deferred (fixture->spool, "r", NULL, 0, &one, 1, &error));
+	g_assert_no_error (error);
+	mark = sc_spool_unsynced_mark (fixture->spool);
+	g_assert_cmpuint (mark, !=, 0);
+	/* this connection's WAL handle, its sync made to fail */
+	g_assert_cmpint (sqlite3_file_control (sc_sqlite (fixture->spool)->db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &wal), ==,
+			 SQLITE_OK);
+	g_assert_nonnull (wal);
+	real = wal->pMethods;
+	failing = *real;
+	failing.xSync = failing_sync;
+	wal->pMethods = &failing;
+	g_assert_false (sc_spool_sync (fixture->spool, G_MAXUINT64, &error));
+	wal->pMethods = real;
+	g_assert_error (error, SC_SPOOL_ERROR, SC_SPOOL_ERROR_FAILED);
+	g_assert_nonnull (strstr (error->message, "cannot write its log to disk"));
+	g_assert_nonnull (strstr (error->message, fixture->dir));
+	g_assert_cmpuint (sc_spool_unsynced_mark (fixture->spool), ==, mark);
+	g_clear_error (&error);
+	g_assert_true (sc_spool_sync (fixture->spool, G_MAXUINT64, &error));
+	g_assert_no_error (error);
+	g_assert_cmpuint (sc_spool_unsynced_mark (fixture->spool), ==, 0);
+}
+
 /* Which results may wait for the disk: only those that end their message
  * or hand it on, with no one to notify. */
 static void
@@ -1100,6 +1145,7 @@ main (int argc, char **argv)
 	ADD ("/spool/claim/unsynced-then-full", test_claim_unsynced_then_full);
 	ADD ("/spool/deferred/commit-and-sync", test_deferred_commit);
 	ADD ("/spool/deferred/which-results", test_deferred_which_results);
+	ADD ("/spool/deferred/sync-fails", test_deferred_sync_fails);
 	ADD ("/spool/checkpoint/every-10000-pages", test_checkpoint_distance);
 #undef ADD
 	return g_test_run ();
