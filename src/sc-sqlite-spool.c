@@ -419,7 +419,6 @@ sc_sqlite_exec_simple (ScSpool *spool, ScSql sql, GError **error)
  * processes still wait in busy_timeout. */
 static GMutex process_writer;
 
-
 /* Durability, per spool file and process.  Commits are numbered under
  * process_writer, so a durable commit (synchronous=FULL syncs the whole
  * WAL before it returns) covers every commit numbered before it, on any
