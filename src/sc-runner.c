@@ -746,7 +746,7 @@ release_commits (ScRunner *runner, GPtrArray *commits, const GError *error)
 }
 
 /* Whether a batch of results may reach the disk after its commit returns
- * (sc_spool_commit_batch_deferred): only when no worker waits on it
+ * (sc_spool_commit_batch, durable FALSE): only when no worker waits on it
  * before its next transaction to the same recipients, and every result
  * may (sc_stage_result_may_wait_for_disk).  A power cut before the sync
  * then delivers those messages again: what a power cut during their
@@ -826,10 +826,9 @@ record_all (ScRunner *runner, GPtrArray *commits, GPtrArray *jobs, GPtrArray *re
 		groups[n_groups].updates = job->last_updates;
 		groups[n_groups++].n_updates = job->n_last_updates;
 	}
-	if (!(commits_may_wait_for_disk (commits, results) ? sc_spool_commit_batch_deferred
-							    : sc_spool_commit_batch) (
-		runner->spool, sc_owner_get_name (runner->owner), groups, n_groups,
-		(ScStageResult *const *) results->pdata, results->len, error))
+	if (!sc_spool_commit_batch (runner->spool, sc_owner_get_name (runner->owner), groups, n_groups,
+				    (ScStageResult *const *) results->pdata, results->len,
+				    !commits_may_wait_for_disk (commits, results), error))
 		return FALSE;
 	for (guint i = 0; i < commits->len; i++) {
 		ScRecipientCommit *commit = commits->pdata[i];

@@ -53,7 +53,6 @@ typedef struct {
 				    guint64 max_bytes,
 				    gboolean take_first,
 				    GError **error);
-	/* durable FALSE: sc_spool_commit_batch_deferred */
 	gboolean (*commit_batch) (ScSpool *spool,
 				  const char *owner,
 				  ScRecipientGroup *groups,

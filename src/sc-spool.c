@@ -115,7 +115,7 @@ sc_spool_record_results (ScSpool *spool,
 			 guint *out_stale,
 			 GError **error)
 {
-	if (!sc_spool_commit_batch (spool, owner, NULL, 0, results, n_results, error))
+	if (!sc_spool_commit_batch (spool, owner, NULL, 0, results, n_results, TRUE, error))
 		return FALSE;
 	if (out_stale != NULL) {
 		*out_stale = 0;
@@ -179,23 +179,11 @@ sc_spool_commit_batch (ScSpool *spool,
 		       guint n_groups,
 		       ScStageResult *const *results,
 		       guint n_results,
+		       gboolean durable,
 		       GError **error)
 {
 	return spool->backend->commit_batch (
-	    spool, owner, groups, n_groups, results, n_results, TRUE, error);
-}
-
-gboolean
-sc_spool_commit_batch_deferred (ScSpool *spool,
-				const char *owner,
-				ScRecipientGroup *groups,
-				guint n_groups,
-				ScStageResult *const *results,
-				guint n_results,
-				GError **error)
-{
-	return spool->backend->commit_batch (
-	    spool, owner, groups, n_groups, results, n_results, FALSE, error);
+	    spool, owner, groups, n_groups, results, n_results, durable, error);
 }
 
 gboolean

@@ -242,38 +242,31 @@ typedef struct {
 /* The runner's group commit: every recipient group and stage result at
  * hand in one transaction.  A group whose claim is gone is left out
  * alone (lease_lost), a result likewise (`applied` FALSE); any other
- * failure records nothing and returns FALSE. */
+ * failure records nothing and returns FALSE.
+ * With @durable FALSE the commit need not be on disk when it returns
+ * (SQLite: synchronous=NORMAL): what it records is seen at once and is
+ * durable after the next durable commit on the spool by any connection
+ * of this process, or after sc_spool_sync; a power cut before that undoes
+ * it, as if the work had not been done.  The caller must sync before
+ * anything relies on it being on disk.  Backends that cannot defer
+ * commit durably. */
 gboolean sc_spool_commit_batch (ScSpool *spool,
 				const char *owner,
 				ScRecipientGroup *groups,
 				guint n_groups,
 				ScStageResult *const *results,
 				guint n_results,
+				gboolean durable,
 				GError **error);
 
-/* sc_spool_commit_batch without waiting for the disk (SQLite: the commit
- * is written with synchronous=NORMAL).  What it records is seen at once
- * and is durable after the next durable commit on the spool by any
- * connection of this process, or after sc_spool_sync; a power cut before
- * that undoes it, as if the work had not been done.  The caller must
- * sync before anything relies on it being on disk.  Backends that cannot
- * defer commit durably. */
-gboolean sc_spool_commit_batch_deferred (ScSpool *spool,
-					 const char *owner,
-					 ScRecipientGroup *groups,
-					 guint n_groups,
-					 ScStageResult *const *results,
-					 guint n_results,
-					 GError **error);
-/* Whether @result may be committed with sc_spool_commit_batch_deferred:
- * it ends its message (done) or hands it on (active), and no one is
- * notified of it.  A deferral (its retry is the next transaction to the
+/* Whether @result may be committed with @durable FALSE: it ends its
+ * message (done) or hands it on (active), and no one is notified of it.  A deferral (its retry is the next transaction to the
  * same recipients, claimed from disk), a held or dead message and any
  * notification stay durable. */
 gboolean sc_stage_result_may_wait_for_disk (const ScStageResult *result);
 /* What this connection committed and is not known to be on disk yet (a
- * deferred commit, or a claim), as a mark for sc_spool_sync; 0 when
- * nothing is. */
+ * commit with @durable FALSE, or a claim), as a mark for sc_spool_sync;
+ * 0 when nothing is. */
 guint64 sc_spool_unsynced_mark (ScSpool *spool);
 /* Makes what this connection committed up to @mark (G_MAXUINT64: all of
  * it) durable: nothing to do when a durable commit came since, else one

@@ -1366,7 +1366,7 @@ sc_sqlite_commit_batch (ScSpool *spool,
 	 * them again, and the next FULL commit (the last stage's, any
 	 * recipient's) makes them durable before anything is acknowledged or
 	 * sent twice.  Saves an fsync between stages (idle latency).  A
-	 * deferred batch (sc_spool_commit_batch_deferred) is the caller's
+	 * batch committed with @durable FALSE is the caller's
 	 * to sync. */
 	gboolean unsynced = n_groups == 0 || !durable;
 

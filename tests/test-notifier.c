@@ -386,7 +386,7 @@ make_dead (Fixture *fixture, guint n)
 		}
 		g_assert_true (sc_spool_commit_batch (fixture->spool, "test", groups, claimed->len,
 						      (ScStageResult *const *) results->pdata, results->len,
-						      &error));
+						      TRUE, &error));
 		g_assert_no_error (error);
 		for (guint i = 0; i < claimed->len; i++)
 			g_assert_false (groups[i].lease_lost);

@@ -1426,7 +1426,7 @@ test_result_deferred (Fixture *fixture, gconstpointer user_data)
 
 	done.stage = "deliver";
 	done.mailer = "relay";
-	g_assert_true (sc_spool_commit_batch_deferred (fixture->spool, "runner-a", &group, 1, &one, 1, &error));
+	g_assert_true (sc_spool_commit_batch (fixture->spool, "runner-a", &group, 1, &one, 1, FALSE, &error));
 	g_assert_no_error (error);
 	g_assert_true (done.applied);
 	g_assert_false (group.lease_lost);
@@ -1467,7 +1467,7 @@ test_reclaim_progress_not_counted (Fixture *fixture, gconstpointer user_data)
 		update.at = sc_clock_now (fixture->clock) + SEC;
 		{
 			ScRecipientGroup group = {&update, 1, FALSE};
-			g_assert_true (sc_spool_commit_batch (fixture->spool, "runner-a", &group, 1, NULL, 0, &error));
+			g_assert_true (sc_spool_commit_batch (fixture->spool, "runner-a", &group, 1, NULL, 0, TRUE, &error));
 			g_assert_no_error (error);
 			g_assert_false (group.lease_lost);
 		}
@@ -1554,7 +1554,7 @@ test_lease_generation (Fixture *fixture, gconstpointer user_data)
 		 * batch itself commits */
 		ScRecipientGroup group = {&update, 1, FALSE};
 		g_autoptr(GPtrArray) recipients = NULL;
-		g_assert_true (sc_spool_commit_batch (fixture->spool, "runner-a", &group, 1, NULL, 0, &error));
+		g_assert_true (sc_spool_commit_batch (fixture->spool, "runner-a", &group, 1, NULL, 0, TRUE, &error));
 		g_assert_no_error (error);
 		g_assert_true (group.lease_lost);
 		recipients = sc_spool_get_recipients (fixture->spool, first->id, &error);

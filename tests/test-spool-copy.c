@@ -146,7 +146,7 @@ run_stage (Fixture *fixture,
 		result.notification_detail = "c@example.com: 550 5.1.1 no such user";
 	}
 	g_assert_true (sc_spool_commit_batch (spool, owner, recipients ? &group : NULL, recipients ? 1 : 0,
-					      results, 1, &error));
+					      results, 1, TRUE, &error));
 	g_assert_no_error (error);
 	g_assert_true (result.applied);
 	g_assert_false (group.lease_lost);

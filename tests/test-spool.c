@@ -965,13 +965,13 @@ test_handover_unsynced_then_full (Fixture *fixture, gconstpointer user_data)
 	ScStageResult done = result_for (fixture, message, SC_OUTCOME_OK, SC_STATE_DONE);
 	ScStageResult *one = &on;
 
-	g_assert_true (sc_spool_commit_batch (fixture->spool, "r", NULL, 0, &one, 1, &error));
+	g_assert_true (sc_spool_commit_batch (fixture->spool, "r", NULL, 0, &one, 1, TRUE, &error));
 	g_assert_no_error (error);
 	g_assert_true (on.applied);
 	g_assert_cmpint (synchronous_level (fixture->spool), ==, 2);
 	done.stage = "archive";
 	one = &done;
-	g_assert_true (sc_spool_commit_batch (fixture->spool, "r", NULL, 0, &one, 1, &error));
+	g_assert_true (sc_spool_commit_batch (fixture->spool, "r", NULL, 0, &one, 1, TRUE, &error));
 	g_assert_no_error (error);
 	g_assert_true (done.applied);
 	g_assert_cmpint (synchronous_level (fixture->spool), ==, 2);
@@ -1004,7 +1004,7 @@ test_deferred_commit (Fixture *fixture, gconstpointer user_data)
 	g_assert_cmpuint (sc_spool_unsynced_mark (fixture->spool), ==, 0);
 
 	done = result_for (fixture, message, SC_OUTCOME_OK, SC_STATE_DONE);
-	g_assert_true (sc_spool_commit_batch_deferred (fixture->spool, "r", NULL, 0, &one, 1, &error));
+	g_assert_true (sc_spool_commit_batch (fixture->spool, "r", NULL, 0, &one, 1, FALSE, &error));
 	g_assert_no_error (error);
 	g_assert_true (done.applied);
 	mark = sc_spool_unsynced_mark (fixture->spool);
@@ -1078,7 +1078,7 @@ test_deferred_sync_fails (Fixture *fixture, gconstpointer user_data)
 	sqlite3_file *wal = NULL;
 	guint64 mark;
 
-	g_assert_true (sc_spool_commit_batch_deferred (fixture->spool, "r", NULL, 0, &one, 1, &error));
+	g_assert_true (sc_spool_commit_batch (fixture->spool, "r", NULL, 0, &one, 1, FALSE, &error));
 	g_assert_no_error (error);
 	mark = sc_spool_unsynced_mark (fixture->spool);
 	g_assert_cmpuint (mark, !=, 0);
