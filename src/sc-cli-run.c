@@ -161,17 +161,21 @@ sc_cli_run (ScCli *cli, int argc, char **argv)
 	for (guint i = 0; cli->config->warnings != NULL && i < cli->config->warnings->len; i++)
 		g_warning ("configuration: %s (deliveries through it fail until fixed)",
 			   (const char *) cli->config->warnings->pdata[i]);
-	runner = sc_runner_new (cli->config, clock, &error);
-	if (runner == NULL)
-		return sc_cli_fail (cli, error);
-	daemon.runner = runner;
-	/* Before any door opens: a SIGTERM that comes as soon as a listener
-	 * answers (a unit stopped right after its start) must stop the daemon
-	 * cleanly, not kill it with sessions open.  The callbacks run from
-	 * the main loop, when everything below exists. */
+	/* Before the spool opens (it may wait for a lock, or for PostgreSQL)
+	 * and before any door opens: a SIGTERM that comes while the daemon
+	 * starts (a unit stopped right after its start) must stop it cleanly
+	 * once started, not kill it, with sessions open or not.  The
+	 * callbacks run from the main loop, when everything below exists. */
 	signal_ids[0] = g_unix_signal_add (SIGTERM, stop_cb, &daemon);
 	signal_ids[1] = g_unix_signal_add (SIGINT, stop_cb, &daemon);
 	signal_ids[2] = g_unix_signal_add (SIGHUP, reload_cb, &daemon);
+	runner = sc_runner_new (cli->config, clock, &error);
+	if (runner == NULL) {
+		for (gsize i = 0; i < G_N_ELEMENTS (signal_ids); i++)
+			g_source_remove (signal_ids[i]);
+		return sc_cli_fail (cli, error);
+	}
+	daemon.runner = runner;
 	if (!once) {
 		g_autoptr(GError) error_local = NULL;
 		ScSpool *spool = sc_runner_get_spool (runner);

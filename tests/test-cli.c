@@ -677,6 +677,39 @@ test_spool_file_modes (Fixture *fixture, gconstpointer data)
 	umask (saved);
 }
 
+/* A SIGTERM while `run` is still starting (here: waiting for a spool that
+ * another process holds locked) stops it cleanly once it has started,
+ * exit 0, instead of killing it: a unit stopped right after its start,
+ * a test stopping a daemon it just restarted. */
+static void
+test_run_sigterm_while_starting (Fixture *fixture, gconstpointer data)
+{
+	g_autofree char *log = g_build_filename (fixture->dir, "run.log", NULL);
+	g_autoptr(GSubprocess) runner = NULL;
+	g_autoptr(GError) error = NULL;
+	sqlite3 *db = NULL;
+
+	SQLITE_ONLY ();
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, NULL, NULL, "status", NULL), ==, 0); /* creates it */
+	g_free (sc_test_write_file (fixture->dir, "stagecoach.conf",
+				    "[stagecoach]\nspool=spool\nbusy-timeout=20s\n"
+				    "[list:test.example.org]\npipeline=archive\narchive=\n"));
+	/* held until closed: no other connection can even read the spool */
+	g_assert_cmpint (sqlite3_open (fixture->spool_db, &db), ==, SQLITE_OK);
+	g_assert_cmpint (sqlite3_exec (db, "PRAGMA locking_mode = EXCLUSIVE; BEGIN EXCLUSIVE; COMMIT;",
+				       NULL, NULL, NULL), ==, SQLITE_OK);
+	runner = sc_test_spawn (fixture->config, log, "run", NULL);
+	g_usleep (G_USEC_PER_SEC); /* well into its wait for the spool */
+	g_assert_nonnull (g_subprocess_get_identifier (runner)); /* still starting */
+	g_subprocess_send_signal (runner, SIGTERM);
+	g_usleep (G_USEC_PER_SEC / 10);
+	sqlite3_close (db);
+	g_assert_true (g_subprocess_wait (runner, NULL, &error));
+	g_assert_no_error (error);
+	g_assert_false (g_subprocess_get_if_signaled (runner));
+	g_assert_cmpint (g_subprocess_get_exit_status (runner), ==, 0);
+}
+
 /* check-config and run name every secret file and spool file that other
  * users can read; check-config still passes, other commands stay quiet. */
 static void
@@ -1363,6 +1396,7 @@ main (int argc, char **argv)
 	g_test_add ("/cli/terminal/escapes", Fixture, NULL, setup, test_terminal_escapes, teardown);
 	g_test_add ("/cli/terminal/notify-test", Fixture, NULL, setup, test_terminal_escapes_notify, teardown);
 	g_test_add ("/cli/permissions/spool-files", Fixture, NULL, setup, test_spool_file_modes, teardown);
+	g_test_add ("/cli/run/sigterm-while-starting", Fixture, NULL, setup, test_run_sigterm_while_starting, teardown);
 	g_test_add ("/cli/permissions/warnings", Fixture, NULL, setup, test_permission_warnings, teardown);
 	g_test_add ("/cli/usage/options-end-at-operands", Fixture, NULL, setup,
 		    test_options_end_at_operands, teardown);

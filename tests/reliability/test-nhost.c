@@ -419,6 +419,27 @@ runner_start (Runner *runner, GArray *instances, const char *uri, const char *si
 	g_array_append_val (instances, instance);
 }
 
+/* Until @instance has a session on the server (at most 30 s), or its
+ * process ended. */
+static void
+wait_connected (PGconn *conn, const Instance *instance, RelDaemon *daemon)
+{
+	const char *values[] = {instance->app};
+	gint64 deadline = g_get_monotonic_time () + 30 * G_USEC_PER_SEC;
+
+	while (rel_daemon_alive (daemon) && g_get_monotonic_time () < deadline) {
+		PGresult *result = PQexecParams (conn, "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+						 1, NULL, values, NULL, NULL, 0);
+		gboolean connected = PQresultStatus (result) == PGRES_TUPLES_OK && PQntuples (result) == 1 &&
+				     g_ascii_strtoll (PQgetvalue (result, 0, 0), NULL, 10) > 0;
+
+		PQclear (result);
+		if (connected)
+			return;
+		g_usleep (20 * 1000);
+	}
+}
+
 /* The instance whose sessions carry @app; NULL for none of ours. */
 static Instance *
 instance_of (GArray *instances, const char *app)
@@ -687,7 +708,12 @@ test_nhost_stream (void)
 	if (nhost.inject_error != NULL)
 		check_fail ("injection failed: %s", nhost.inject_error);
 
-	/* the end: every runner stops cleanly */
+	/* the end: every runner stops cleanly, once it has started (the
+	 * killed one may have been restarted just now: a SIGTERM before its
+	 * process set its handlers ends it by the signal, 143).  It sets them
+	 * before it connects, so a session under its name means it has. */
+	for (guint i = 0; i < RUNNERS; i++)
+		wait_connected (conn, &g_array_index (instances, Instance, runners[i].instance), runners[i].daemon);
 	for (guint i = 0; i < RUNNERS; i++) {
 		gboolean alive = rel_daemon_alive (runners[i].daemon);
 
