@@ -299,7 +299,7 @@ ScAcceptor *
 sc_acceptor_new (ScConfig *config, GMainContext *context, GError **error)
 {
 	g_autoptr(ScSpool) spool = sc_spool_open_full (config->spool, config->busy_timeout,
-							 SC_SPOOL_OPEN_FULL_SYNC_ONLY | SC_SPOOL_OPEN_INSERTS_ONLY,
+							 SC_SPOOL_OPEN_FULL_SYNC_ONLY,
 							 error);
 	ScAcceptor *acceptor;
 

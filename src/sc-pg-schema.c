@@ -9,6 +9,7 @@
  *   v2  messages.lease_generation; clock_anchor
  *   v3  accepted
  *   v4  handler_marks (a step that changes nothing on SQLite)
+ *   v5  nothing (SQLite's CHECK constraints without IN lists)
  *
  * v4: handler_marks is where a runner records which claims its handlers
  * are running (sc-pg-presence.c), what the SQLite spool keeps in its
@@ -222,6 +223,10 @@ static const char *const migrations[] = {
     "  generation BIGINT NOT NULL,"
     "  PRIMARY KEY (owner, slot)"
     ");",
+    /* v4 → v5: nothing here.  SQLite's CHECK constraints lose their IN
+     * lists (sc-sqlite-schema.c); PostgreSQL evaluates a constant list
+     * as one array comparison, so its constraints stay as they are */
+    "SELECT 1",
 };
 
 const int sc_pg_schema_version = G_N_ELEMENTS (migrations);

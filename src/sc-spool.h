@@ -67,11 +67,6 @@ typedef enum {
 	/* only synchronous=FULL commits on this connection (the acceptor's):
 	 * SQLite may gather each commit's WAL writes into one */
 	SC_SPOOL_OPEN_FULL_SYNC_ONLY = 1 << 0,
-	/* this connection only stores what the doors accepted (and prunes
-	 * the resend window): the values it writes are the program's own
-	 * constants, so SQLite may skip CHECK constraints on it (the
-	 * acceptor's; see sc_sqlite_spool_open) */
-	SC_SPOOL_OPEN_INSERTS_ONLY = 1 << 1,
 } ScSpoolOpenFlags;
 ScSpool *sc_spool_open_full (const char *location, gint64 busy_timeout, ScSpoolOpenFlags flags, GError **error);
 void sc_spool_close (ScSpool *spool);

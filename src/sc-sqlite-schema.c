@@ -14,6 +14,14 @@
  *       handlers are running) are slots in runners/NAME.lock on this
  *       spool (sc-owner.c); the number moves so that both backends keep
  *       one numbering
+ *   v5  the CHECK constraints on messages.state and recipients.status as
+ *       chains of `=` instead of `IN (…)` lists: SQLite 3.40 builds an
+ *       ephemeral b-tree for a constant IN list at every statement that
+ *       checks it (every insert, every state change: ~3 µs each, ~7 % of
+ *       a delivered message's instructions).  Same rule, same rows; done
+ *       by editing sqlite_schema (checks_without_in_lists()), as SQLite's
+ *       documentation describes for changes that leave the stored content
+ *       as it is, so a big spool upgrades at once
  *
  * messages      one row per accepted message; small, so scans of it never
  *               drag the bodies along.  `state` is one of queued, active,
@@ -184,9 +192,82 @@ static const char *const migrations[] = {
     "CREATE INDEX accepted_at ON accepted (accepted_at);",
     /* v3 → v4: PostgreSQL's handler_marks; no table here (see the top) */
     "",
+    /* v4 → v5: checks_without_in_lists(), in C: it must bump schema_version */
+    NULL,
 };
 
 const int sc_sqlite_schema_version = G_N_ELEMENTS (migrations);
+
+/* v5: each CHECK as SQLite 3.40 stored it, and its chain of `=`.  The
+ * text is matched exactly: a schema that differs is refused, not guessed
+ * at. */
+static const struct {
+	const char *table;
+	const char *in_list;
+	const char *chain;
+} check_rewrites[] = {
+    {"messages", "CHECK (state IN    ('queued','active','deferred','held','done','dead'))",
+     "CHECK (state = 'queued' OR state = 'active' OR state = 'deferred' OR state = 'held'"
+     " OR state = 'done' OR state = 'dead')"},
+    {"recipients", "CHECK (status IN    ('pending','sent','deferred','failed'))",
+     "CHECK (status = 'pending' OR status = 'sent' OR status = 'deferred' OR status = 'failed')"},
+};
+
+static gint64
+query_int64 (sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *stmt = NULL;
+	gint64 value = -1;
+
+	if (sqlite3_prepare_v2 (db, sql, -1, &stmt, NULL) != SQLITE_OK)
+		return -1;
+	if (sqlite3_step (stmt) == SQLITE_ROW)
+		value = sqlite3_column_int64 (stmt, 0);
+	sqlite3_finalize (stmt);
+	return value;
+}
+
+/* Inside the migration's transaction.  SQLite's recipe for a schema edit
+ * that leaves the stored content as it is: change the text in
+ * sqlite_schema with writable_schema on, then bump schema_version so
+ * that every connection parses the schema again.  NULL, or why not. */
+static char *
+checks_without_in_lists (sqlite3 *db)
+{
+	g_autofree char *why = NULL;
+	gint64 schema_version = query_int64 (db, "PRAGMA schema_version");
+	g_autofree char *bump = g_strdup_printf ("PRAGMA schema_version = %" G_GINT64_FORMAT, schema_version + 1);
+	gboolean ok = schema_version >= 0;
+
+	/* a build that turned defensive mode on by default refuses the edit */
+	(void) sqlite3_db_config (db, SQLITE_DBCONFIG_DEFENSIVE, 0, NULL);
+	ok = ok && sqlite3_exec (db, "PRAGMA writable_schema = ON", NULL, NULL, NULL) == SQLITE_OK;
+	for (guint i = 0; ok && i < G_N_ELEMENTS (check_rewrites); i++) {
+		sqlite3_stmt *stmt = NULL;
+
+		ok = sqlite3_prepare_v2 (db,
+					 "UPDATE sqlite_schema SET sql = replace (sql, ?1, ?2)"
+					 " WHERE type = 'table' AND name = ?3 AND instr (sql, ?1) > 0",
+					 -1, &stmt, NULL) == SQLITE_OK;
+		if (ok) {
+			sqlite3_bind_text (stmt, 1, check_rewrites[i].in_list, -1, SQLITE_STATIC);
+			sqlite3_bind_text (stmt, 2, check_rewrites[i].chain, -1, SQLITE_STATIC);
+			sqlite3_bind_text (stmt, 3, check_rewrites[i].table, -1, SQLITE_STATIC);
+			ok = sqlite3_step (stmt) == SQLITE_DONE;
+			if (ok && sqlite3_changes (db) != 1) {
+				why = g_strdup_printf (_("table %s is not defined as this version expects"),
+						       check_rewrites[i].table);
+				ok = FALSE;
+			}
+		}
+		sqlite3_finalize (stmt);
+	}
+	ok = ok && sqlite3_exec (db, bump, NULL, NULL, NULL) == SQLITE_OK;
+	if (!ok && why == NULL)
+		why = g_strdup (sqlite3_errmsg (db));
+	(void) sqlite3_exec (db, "PRAGMA writable_schema = OFF", NULL, NULL, NULL);
+	return g_steal_pointer (&why);
+}
 
 static int
 read_version (sqlite3 *db)
@@ -238,14 +319,21 @@ sc_sqlite_schema_migrate (sqlite3 *db, GError **error)
 	}
 	for (; version < sc_sqlite_schema_version; version++) {
 		g_autofree char *bump = g_strdup_printf ("PRAGMA user_version = %d", version + 1);
-		if (sqlite3_exec (db, migrations[version], NULL, NULL, NULL) != SQLITE_OK ||
-		    sqlite3_exec (db, bump, NULL, NULL, NULL) != SQLITE_OK) {
+		g_autofree char *why = NULL;
+
+		if (migrations[version] == NULL)
+			why = checks_without_in_lists (db);
+		else if (sqlite3_exec (db, migrations[version], NULL, NULL, NULL) != SQLITE_OK)
+			why = g_strdup (sqlite3_errmsg (db));
+		if (why == NULL && sqlite3_exec (db, bump, NULL, NULL, NULL) != SQLITE_OK)
+			why = g_strdup (sqlite3_errmsg (db));
+		if (why != NULL) {
 			g_set_error (error,
 				     SC_SPOOL_ERROR,
 				     SC_SPOOL_ERROR_FAILED,
 				     _("migrating the spool to version %d failed: %s"),
 				     version + 1,
-				     sqlite3_errmsg (db));
+				     why);
 			sqlite3_exec (db, "ROLLBACK", NULL, NULL, NULL);
 			return FALSE;
 		}

@@ -688,18 +688,6 @@ sc_sqlite_spool_open (const char *folder, gint64 busy_timeout, ScSpoolOpenFlags 
 		g_prefix_error (error, _("spool %s: "), folder);
 		return NULL;
 	}
-	/* SQLite 3.40 evaluates a CHECK (x IN (…list…)) by building an
-	 * ephemeral b-tree for the list at every row: two per accepted
-	 * message (messages.state, recipients.status), ~35 % of the
-	 * acceptor's instructions (callgrind).  Its inserts write 'queued' or
-	 * 'active' and the default 'pending', so on that connection alone the
-	 * checks are off; every other connection keeps them. */
-	if ((flags & SC_SPOOL_OPEN_INSERTS_ONLY) != 0 &&
-	    sqlite3_exec (sc_sqlite (spool)->db, "PRAGMA ignore_check_constraints = ON", NULL, NULL, NULL) !=
-		SQLITE_OK) {
-		sc_sqlite_set_error (spool, sqlite3_errcode (sc_sqlite (spool)->db), error, "configure");
-		return NULL;
-	}
 	return g_steal_pointer (&spool);
 }
 
