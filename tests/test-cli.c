@@ -677,6 +677,23 @@ test_spool_file_modes (Fixture *fixture, gconstpointer data)
 	umask (saved);
 }
 
+/* Whether process @pid holds @path open (a descriptor in /proc/PID/fd). */
+static gboolean
+holds_open (const char *pid, const char *path)
+{
+	g_autofree char *fds = g_build_filename ("/proc", pid, "fd", NULL);
+	g_autoptr(GDir) dir = g_dir_open (fds, 0, NULL);
+	const char *name;
+
+	while (dir != NULL && (name = g_dir_read_name (dir)) != NULL) {
+		g_autofree char *fd = g_build_filename (fds, name, NULL);
+		g_autofree char *target = g_file_read_link (fd, NULL);
+		if (g_strcmp0 (target, path) == 0)
+			return TRUE;
+	}
+	return FALSE;
+}
+
 /* A SIGTERM while `run` is still starting (here: waiting for a spool that
  * another process holds locked) stops it cleanly once it has started,
  * exit 0, instead of killing it: a unit stopped right after its start,
@@ -685,12 +702,14 @@ static void
 test_run_sigterm_while_starting (Fixture *fixture, gconstpointer data)
 {
 	g_autofree char *log = g_build_filename (fixture->dir, "run.log", NULL);
+	g_autofree char *spool_db = NULL;
 	g_autoptr(GSubprocess) runner = NULL;
 	g_autoptr(GError) error = NULL;
 	sqlite3 *db = NULL;
 
 	SQLITE_ONLY ();
 	g_assert_cmpint (sc_test_run (fixture->config, NULL, NULL, NULL, "status", NULL), ==, 0); /* creates it */
+	spool_db = g_canonicalize_filename (fixture->spool_db, NULL);
 	g_free (sc_test_write_file (fixture->dir, "stagecoach.conf",
 				    "[stagecoach]\nspool=spool\nbusy-timeout=20s\n"
 				    "[list:test.example.org]\npipeline=archive\narchive=\n"));
@@ -699,8 +718,13 @@ test_run_sigterm_while_starting (Fixture *fixture, gconstpointer data)
 	g_assert_cmpint (sqlite3_exec (db, "PRAGMA locking_mode = EXCLUSIVE; BEGIN EXCLUSIVE; COMMIT;",
 				       NULL, NULL, NULL), ==, SQLITE_OK);
 	runner = sc_test_spawn (fixture->config, log, "run", NULL);
-	g_usleep (G_USEC_PER_SEC); /* well into its wait for the spool */
-	g_assert_nonnull (g_subprocess_get_identifier (runner)); /* still starting */
+	/* it has opened the spool's file: it waits for the lock now */
+	for (guint i = 0; i < 3000 && !holds_open (g_subprocess_get_identifier (runner), spool_db); i++) {
+		g_assert_nonnull (g_subprocess_get_identifier (runner)); /* still starting */
+		g_usleep (10 * 1000);
+	}
+	g_assert_true (holds_open (g_subprocess_get_identifier (runner), spool_db));
+	g_usleep (G_USEC_PER_SEC / 10);
 	g_subprocess_send_signal (runner, SIGTERM);
 	g_usleep (G_USEC_PER_SEC / 10);
 	sqlite3_close (db);
