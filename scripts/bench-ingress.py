@@ -173,20 +173,13 @@ def start_plain_sink():
 
 
 def inject_rate(sc, callers, n, argv=None, label="inject"):
-    """N runs of ARGV (default: one inject per message) from CALLERS threads:
-    (msgs/s, median wall ms).  /bin/true through the same harness is what
-    this machine can start at all."""
+    """N runs of ARGV (default: one inject per message) from CALLERS caller
+    processes (benchlib.spawn_callers): (msgs/s, median wall ms).  /bin/true
+    through the same harness is what this machine can start at all."""
     argv = argv or [binary, "inject", "--list", LIST, "rcpt@list.example"]
-    commands.append(f"{label} x{callers}: " + " ".join(argv) + " < 4 KiB message")
-
-    def one(_):
-        t0 = time.monotonic()
-        subprocess.run(argv, input=BODY, env=sc.env, check=True, capture_output=True)
-        return time.monotonic() - t0
-    t0 = time.monotonic()
-    with concurrent.futures.ThreadPoolExecutor(max_workers=callers) as pool:
-        walls = list(pool.map(one, range(n)))
-    return n / (time.monotonic() - t0), statistics.median(walls) * 1000
+    commands.append(f"{label} x{callers}: " + " ".join(argv) + " < 4 KiB message, "
+                    f"{callers} caller processes")
+    return benchlib.spawn_callers(lambda i: argv, lambda i: BODY, callers, n, sc.env)
 
 
 def http_rate(sc, clients, n):
@@ -354,10 +347,10 @@ rows = [
     ("fdatasync, 4 KiB overwrite, idle disk, median (what each 250 waits for)", med("fsync", 0), None, "ms"),
     ("fdatasync, 4 KiB overwrite, idle disk, p99", med("fsync", 1), None, "ms"),
     (f"inject, 1 caller ({args.inject} msgs)", med("inject1"), None, "msgs/s"),
-    ("one inject process, wall (median)", med("inject_wall_ms"), None, "ms"),
+    ("one inject process, wall (median), 1 caller", med("inject_wall_ms"), None, "ms"),
     (f"inject, 8 parallel callers ({args.inject} msgs)", med("inject8"), None, "msgs/s"),
     (f"ceiling: /bin/true, 8 parallel callers, same harness", med("true8"), None, "msgs/s"),
-    ("one /bin/true process, wall (median)", med("true_wall_ms"), None, "ms"),
+    ("one /bin/true process, wall (median), 8 callers", med("true_wall_ms"), None, "ms"),
     (f"HTTP inject, 8 clients ({args.http} msgs)", med("http8"), None, "msgs/s"),
     (f"latency floor: smtplib straight into smtp-sink, median", med("lat_direct", 0), None, "ms"),
     (f"idle latency SMTP-in -> sink, median ({args.latency} msgs)", med("lat_sc", 0), med("lat_pf", 0), "ms"),

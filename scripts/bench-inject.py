@@ -11,7 +11,8 @@ the runner's work stays small) and times, in the same run:
 - the same with the daemon stopped: every inject writes the spool itself
   (the path without a daemon, and the one before the hand-off existed).
 Every message is 4 KiB with a Message-ID of its own.  Processes are started
-with posix_spawn, the message written to a pipe on their stdin.
+with posix_spawn, the message written to a pipe on their stdin; each
+parallel caller is a process of its own (benchlib.spawn_callers).
 
     scripts/bench-inject.py [--single N] [--callers N] [--messages N] [--build DIR]
 """
@@ -23,8 +24,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "bench"))
+from benchlib import spawn_callers, spawn_one  # noqa: E402
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--single", type=int, default=200, help="runs timed one at a time")
@@ -37,61 +40,30 @@ build = os.path.abspath(args.build)
 front = os.path.join(build, "stagecoach")
 main_program = os.path.join(build, "stagecoach-main")
 work = tempfile.mkdtemp(prefix="sc-bench-inject-")
-counter = 0
-counter_lock = threading.Lock()
 
 
-def message():
-    global counter
-    with counter_lock:
-        counter += 1
-        n = counter
-    head = (f"From: a@example.org\r\nTo: bench@example.org\r\nSubject: bench {n}\r\n"
-            f"Message-ID: <bench-{n}-{os.getpid()}@example.org>\r\n\r\n")
+def message(tag):
+    """4 KiB with a Message-ID of its own: @tag and this process's id."""
+    head = (f"From: a@example.org\r\nTo: bench@example.org\r\nSubject: bench {tag}\r\n"
+            f"Message-ID: <bench-{tag}-{os.getpid()}@example.org>\r\n\r\n")
     return (head + ("y" * 70 + "\r\n") * 56).encode()
-
-
-def run(argv, env, data=b""):
-    """Wall time (s) of one process, its stdin a pipe holding @data."""
-    r, w = os.pipe()
-    os.write(w, data)
-    os.close(w)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    t0 = time.perf_counter()
-    pid = os.posix_spawn(argv[0], argv, env, file_actions=[
-        (os.POSIX_SPAWN_DUP2, r, 0), (os.POSIX_SPAWN_DUP2, devnull, 1)])
-    _, status = os.waitpid(pid, 0)
-    elapsed = time.perf_counter() - t0
-    os.close(r)
-    os.close(devnull)
-    if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"{argv} failed: {status}")
-    return elapsed
 
 
 def single(argv, env, with_message):
     times = []
-    for _ in range(args.single):
-        times.append(run(argv, env, message() if with_message else b""))
+    for n in range(args.single):
+        times.append(spawn_one(argv, env, message(f"single-{n}") if with_message else b""))
         time.sleep(0.005)
     times.sort()
     return statistics.median(times) * 1000, times[int(len(times) * 0.9)] * 1000
 
 
 def parallel(env, argv=None):
+    """--callers processes, each starting --messages injects in turn."""
     inject = argv or [front, "inject", "--list", "bench.example.org", "r@example.net"]
-
-    def caller():
-        for _ in range(args.messages):
-            run(inject, env, message())
-
-    threads = [threading.Thread(target=caller) for _ in range(args.callers)]
-    t0 = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return args.callers * args.messages / (time.perf_counter() - t0)
+    rate, _ = spawn_callers(lambda n: inject, lambda n: message(f"parallel-{n}"), args.callers,
+                            args.callers * args.messages, env)
+    return rate
 
 
 try:

@@ -24,7 +24,6 @@ Runs as root in private PID + network namespaces (unshare): every process dies w
 it.  Without root there is no Postfix column.
 """
 import argparse
-import concurrent.futures
 import contextlib
 import datetime
 import json
@@ -278,13 +277,8 @@ def fig3():
     def feed(sc):
         argv = [BINARY, "inject", "--list", bl.LIST, "-f", "sender@bench.example"]
         note_command(3, "inject x8: " + " ".join(argv) + " rcptN@list.example < 4 KiB message, "
-                     f"{n} messages from 8 threads")
-
-        def one(i):
-            subprocess.run(argv + [f"rcpt{i}@list.example"], input=bl.BODY, env=sc.env, check=True,
-                           capture_output=True)
-        with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
-            list(pool.map(one, range(n)))
+                     f"{n} messages from 8 caller processes")
+        bl.spawn_callers(lambda i: argv + [f"rcpt{i}@list.example"], lambda i: bl.BODY, 8, n, sc.env)
     r["inject"] = e2e(3, "inject x8", lambda port: Stagecoach(f"sc3i-{time.monotonic_ns()}", port),
                       n, feed=feed)
     return r
