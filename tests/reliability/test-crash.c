@@ -16,7 +16,7 @@
  *   SC_CRASH_LISTS      lists [3]
  *   SC_CRASH_MAX_RCPTS  recipients per message, 1 to this [50]
  *   SC_CRASH_MAX_BODY   corpus files larger than this are left out [65536]
- *   SC_CRASH_KILL_MS    the longest a runner lives between kills [2000]
+ *   SC_CRASH_KILL_MS    the longest a runner lives between kills [1000]
  *   SC_CRASH_DRAIN_S    the final clean run's limit, seconds [90]
  *   SC_CRASH_KEEP       1: keep a failed run's folder (spool, archive, run.log)
  * scripts/crash-run.sh runs the long variant. */
@@ -89,7 +89,7 @@ params_load (Params *params)
 	params->lists = MAX (env_uint ("SC_CRASH_LISTS", 3), 1);
 	params->max_rcpts = CLAMP (env_uint ("SC_CRASH_MAX_RCPTS", 50), 1, POOL_SIZE);
 	params->max_body = env_uint ("SC_CRASH_MAX_BODY", 65536);
-	params->kill_ms = MAX (env_uint ("SC_CRASH_KILL_MS", 2000), 300);
+	params->kill_ms = MAX (env_uint ("SC_CRASH_KILL_MS", 1000), 300);
 	params->drain_s = env_uint ("SC_CRASH_DRAIN_S", 90);
 }
 
