@@ -255,9 +255,10 @@ gboolean sc_spool_commit_batch (ScSpool *spool,
 				GError **error);
 
 /* Whether @result may be committed with @durable FALSE: it ends its
- * message (done) or hands it on (active), and no one is notified of it.  A deferral (its retry is the next transaction to the
- * same recipients, claimed from disk), a held or dead message and any
- * notification stay durable. */
+ * message (done) or hands it on (active), and no one is notified of it.
+ * A deferral (its retry is the next transaction to the same recipients,
+ * claimed from disk), a held or dead message and any notification stay
+ * durable. */
 gboolean sc_stage_result_may_wait_for_disk (const ScStageResult *result);
 /* What this connection committed and is not known to be on disk yet (a
  * commit with @durable FALSE, or a claim), as a mark for sc_spool_sync;

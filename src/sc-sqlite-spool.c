@@ -1349,20 +1349,13 @@ sc_sqlite_commit_batch (ScSpool *spool,
 		       gboolean durable,
 		       GError **error)
 {
-	/* Only stages that went well and hand the message on to its next
-	 * stage, under the same lease: losing them to a power cut only runs
-	 * them again, and the next FULL commit (the last stage's, any
-	 * recipient's) makes them durable before anything is acknowledged or
-	 * sent twice.  Saves an fsync between stages (idle latency).  A
-	 * batch committed with @durable FALSE is the caller's
-	 * to sync. */
-	gboolean unsynced = n_groups == 0 || !durable;
+	/* Which batches may skip the fsync is the caller's rule (the
+	 * runner's: sc_stage_result_may_wait_for_disk), and so is the sync
+	 * that follows (sc_spool_sync) */
+	gboolean unsynced = !durable;
 
 	if (n_groups == 0 && n_results == 0)
 		return TRUE;
-	for (guint i = 0; i < n_results && unsynced && durable; i++)
-		unsynced = results[i]->outcome == SC_OUTCOME_OK && results[i]->next_state == SC_STATE_ACTIVE &&
-			   results[i]->notification_kind == NULL;
 	if (!(unsynced ? sc_sqlite_begin_unsynced (spool, error) : sc_sqlite_begin (spool, error)))
 		return FALSE;
 	for (guint i = 0; i < n_groups; i++) {
