@@ -5,12 +5,16 @@
  * max-recipients.  Each transaction tries the mailers in order, skipping
  * those whose circuit is open; a mailer that cannot be used at all
  * (connect, TLS, AUTH, server-wide refusal) hands the same transaction to
- * the next one.  Right after each transaction the recipients' new states
- * (sent, deferred, failed, with the server's words) are committed, before
- * the next transaction starts: a crash can then repeat at most the one
- * transaction that was in flight, and a retry never sends to a recipient
- * already `sent`.  The last transaction's states go with the stage's
- * result, in the same commit, when the runner allows it.
+ * the next one.  A message of several transactions is sent over as many
+ * connections at once as its first usable mailer's max-connections allows
+ * (senders take the next transaction in turn), as an MTA sends one
+ * message to many recipients over parallel connections.  Right after each
+ * transaction the recipients' new states (sent, deferred, failed, with
+ * the server's words) are committed, before that sender starts another:
+ * a crash can then repeat at most the transactions in flight, one per
+ * sender, and a retry never sends to a recipient already `sent`.  The
+ * last transaction to finish has its states go with the stage's result,
+ * in the same commit, when the runner allows it.
  *
  * The stage is done when every recipient is sent or failed (with a
  * recipients.failed notification when some failed); it fails transiently
@@ -81,23 +85,40 @@ verp_sender (const char *bounces, const char *recipient)
 	return g_strdup_printf ("%.*s+%s%s", (int) (at - bounces), bounces, encoded, at);
 }
 
+/* One SMTP transaction's recipients: pending[start, start + n). */
+typedef struct {
+	guint start;
+	guint n;
+} Batch;
+
+/* One deliver run, shared by its senders (the worker and its helpers). */
 typedef struct {
 	ScStageContext *context;
 	GPtrArray *mailers;       /* (element-type ScMailerConfig) in order */
+	GArray *pending;          /* (element-type Pending) a batch's items are its sender's alone */
+	GArray *batches;          /* (element-type Batch) in sending order */
+	const char *bounces;      /* (nullable) the list's, for VERP */
+	const char *sender;       /* the envelope sender without VERP */
+	gboolean personal;        /* a copy of its own for each recipient */
+	guint sent_before;        /* recipients sent by earlier attempts */
+	GMutex lock;              /* guards the fields below */
+	guint next_batch;         /* the next one a sender takes */
+	guint unfinished;         /* batches whose states are not yet handed on */
+	GError *stop_error;       /* (owned) (nullable) set: every sender stops */
 	GString *mailer_failures; /* "a: 421 …; b: connection refused" */
 	GHashTable *used_mailers; /* names of mailers that took a transaction */
 	guint sent_now;
-	guint sent_before;
-	gboolean lease_lost;
 } Delivery;
 
 static void
 note_mailer_failure (Delivery *delivery, const char *name, const ScSmtpResult *result)
 {
+	g_mutex_lock (&delivery->lock);
 	if (delivery->mailer_failures->len > 0)
 		g_string_append (delivery->mailer_failures, "; ");
 	g_string_append_printf (delivery->mailer_failures, "%s: %s", name,
 				result->reply != NULL ? result->reply : _("failed"));
+	g_mutex_unlock (&delivery->lock);
 }
 
 /* What one recipient's outcome in a transaction becomes. */
@@ -136,12 +157,19 @@ fill_update (ScRecipientUpdate *update,
 	}
 }
 
-/* Commits one transaction's recipient states before the next starts; the
- * stage's @last ones may instead go with its result when the runner
- * allows it (ScStageContext.record_last_with_result). */
+/* Commits one transaction's recipient states before its sender starts
+ * another; the last batch to finish may instead go with the stage's
+ * result when the runner allows it (ScStageContext.record_last_with_result):
+ * every other sender's commit has returned before the handler does. */
 static gboolean
-commit_recipients (ScStageContext *context, ScRecipientUpdate *updates, guint n, gboolean last, GError **error)
+commit_recipients (Delivery *delivery, ScRecipientUpdate *updates, guint n, GError **error)
 {
+	ScStageContext *context = delivery->context;
+	gboolean last;
+
+	g_mutex_lock (&delivery->lock);
+	last = --delivery->unfinished == 0;
+	g_mutex_unlock (&delivery->lock);
 	if (last && context->record_last_with_result) {
 		sc_stage_context_keep_last_updates (context, updates, n);
 		return TRUE;
@@ -158,7 +186,6 @@ record_unsent (Delivery *delivery,
 	       gboolean refused,
 	       guint code,
 	       const char *reply,
-	       gboolean last,
 	       GError **error)
 {
 	ScStageContext *context = delivery->context;
@@ -174,7 +201,7 @@ record_unsent (Delivery *delivery,
 		updates[i].reply = reply;
 		updates[i].at = sc_clock_now (context->clock);
 	}
-	return commit_recipients (context, updates, n, last, error);
+	return commit_recipients (delivery, updates, n, error);
 }
 
 /* Sends one batch (same domain, at most max-recipients), failing over
@@ -186,7 +213,6 @@ send_batch (Delivery *delivery,
 	    guint n,
 	    const char *sender,
 	    GBytes *message,
-	    gboolean last,
 	    GError **error)
 {
 	ScStageContext *context = delivery->context;
@@ -196,6 +222,7 @@ send_batch (Delivery *delivery,
 	g_autoptr(ScSmtpResult) last_failure = NULL;
 	g_autoptr(ScSmtpResult) result = NULL;
 	const char *used = NULL;
+	guint sent = 0;
 	gboolean tried_any = FALSE;
 	gboolean all_permanent = TRUE; /* every mailer tried refused for good (MAIL FROM 5xx) */
 
@@ -249,21 +276,23 @@ send_batch (Delivery *delivery,
 				      refused,
 				      last_failure != NULL ? last_failure->code : 0,
 				      last_failure != NULL ? last_failure->reply : reason,
-				      last,
 				      error);
 	}
-	g_hash_table_add (delivery->used_mailers, (gpointer) used);
 	for (guint i = 0; i < n; i++) {
 		const ScSmtpRecipientResult *recipient = result->recipients->pdata[i];
 		updates[i].position = batch[i].position;
 		fill_update (&updates[i], result, recipient, used, sc_clock_now (context->clock));
 		if (strcmp (updates[i].status, "sent") == 0)
-			delivery->sent_now++;
+			sent++;
 		batch[i].status = updates[i].status;
 		g_free (batch[i].reply);
 		batch[i].reply = g_strdup (updates[i].reply);
 	}
-	return commit_recipients (context, updates, n, last, error);
+	g_mutex_lock (&delivery->lock);
+	g_hash_table_add (delivery->used_mailers, (gpointer) used);
+	delivery->sent_now += sent;
+	g_mutex_unlock (&delivery->lock);
+	return commit_recipients (delivery, updates, n, error);
 }
 
 /* The most recipients one transaction takes: the smallest max-recipients
@@ -328,6 +357,126 @@ personal_message (const ScStageContext *context, const char *recipient, GError *
 	return sc_dkim_sign (context->list, message, error);
 }
 
+/* Sends one batch: its envelope sender and bytes, then send_batch.
+ * FALSE when its states could not be committed (the lease is gone or
+ * the spool refused): the spool no longer knows the truth, so every
+ * sender stops and the next attempt starts from what is on disk. */
+static gboolean
+deliver_batch (Delivery *delivery, const Batch *batch, GError **error)
+{
+	ScStageContext *context = delivery->context;
+	Pending *first = &g_array_index (delivery->pending, Pending, batch->start);
+	g_autofree char *verp = NULL;
+	g_autoptr(GBytes) message = NULL;
+	g_autoptr(GError) error_local = NULL;
+	gboolean committed;
+
+	if (context->list->verp)
+		verp = verp_sender (delivery->bounces, first->address);
+	if (delivery->personal)
+		message = personal_message (context, first->address, &error_local);
+	else
+		message = g_bytes_ref (context->current);
+	if (message == NULL) {
+		/* e.g. the key unreadable: this recipient waits, with why */
+		g_autofree char *reply = g_strdup (error_local->message);
+		g_clear_error (&error_local);
+		committed = record_unsent (delivery, first, batch->n, FALSE, 0, reply, &error_local);
+	} else {
+		committed = send_batch (delivery, first, batch->n, verp != NULL ? verp : delivery->sender,
+					message, &error_local);
+	}
+	if (!committed)
+		g_set_error (error, SC_STAGE_ERROR, SC_STAGE_ERROR_TRANSIENT,
+			     _("cannot record delivery results: %s"), error_local->message);
+	return committed;
+}
+
+/* A sender: takes the next batch until none is left or one sender had to
+ * stop (shutdown, a commit that failed). */
+static gpointer
+send_batches (gpointer data)
+{
+	Delivery *delivery = data;
+
+	for (;;) {
+		Batch batch;
+		GError *error = NULL;
+
+		g_mutex_lock (&delivery->lock);
+		if (delivery->stop_error != NULL || delivery->next_batch == delivery->batches->len) {
+			g_mutex_unlock (&delivery->lock);
+			return NULL;
+		}
+		batch = g_array_index (delivery->batches, Batch, delivery->next_batch++);
+		g_mutex_unlock (&delivery->lock);
+		if (g_cancellable_is_cancelled (delivery->context->cancellable))
+			g_set_error (&error, SC_STAGE_ERROR, SC_STAGE_ERROR_TRANSIENT, _("stopped"));
+		else
+			deliver_batch (delivery, &batch, &error);
+		if (error != NULL) {
+			g_mutex_lock (&delivery->lock);
+			if (delivery->stop_error == NULL)
+				delivery->stop_error = g_steal_pointer (&error);
+			g_mutex_unlock (&delivery->lock);
+			g_clear_error (&error);
+			return NULL;
+		}
+	}
+}
+
+/* Splits the domain-sorted pending recipients into transactions. */
+static GArray *
+make_batches (GArray *pending, guint batch_size)
+{
+	GArray *batches = g_array_new (FALSE, FALSE, sizeof (Batch));
+
+	for (guint start = 0; start < pending->len;) {
+		const Pending *first = &g_array_index (pending, Pending, start);
+		Batch batch = {.start = start, .n = 1};
+
+		while (start + batch.n < pending->len && batch.n < batch_size &&
+		       g_ascii_strcasecmp (domain_of (first->address),
+					   domain_of (g_array_index (pending, Pending, start + batch.n).address)) == 0)
+			batch.n++;
+		g_array_append_val (batches, batch);
+		start += batch.n;
+	}
+	return batches;
+}
+
+/* How many senders: one per connection the first usable mailer allows,
+ * no more than there are batches.  Its pool still bounds how many
+ * transactions run against it at once, whichever messages they carry. */
+static guint
+sender_count (const ScStageContext *context, guint batches)
+{
+	const ScMailerConfig *first = sc_deliver_mailer_key_for_list (context->config, context->list);
+
+	if (first == NULL)
+		return 1;
+	return MAX (1, MIN (batches, first->max_connections));
+}
+
+/* Runs send_batches on this thread and on helpers, one per extra sender,
+ * and returns when every one has. */
+static void
+send_all (Delivery *delivery)
+{
+	guint senders = sender_count (delivery->context, delivery->batches->len);
+	g_autoptr(GPtrArray) helpers = g_ptr_array_new ();
+
+	for (guint i = 1; i < senders; i++) {
+		GThread *helper = g_thread_try_new ("sc-deliver", send_batches, delivery, NULL);
+		if (helper == NULL)
+			break; /* fewer senders, same work */
+		g_ptr_array_add (helpers, helper);
+	}
+	send_batches (delivery);
+	for (guint i = 0; i < helpers->len; i++)
+		g_thread_join (helpers->pdata[i]);
+}
+
 static gboolean
 sc_deliver_run (ScStageContext *context, GError **error)
 {
@@ -336,21 +485,23 @@ sc_deliver_run (ScStageContext *context, GError **error)
 	g_autoptr(GString) mailer_failures = g_string_new (NULL);
 	g_autoptr(GHashTable) used_mailers = g_hash_table_new (g_str_hash, g_str_equal);
 	g_autoptr(GPtrArray) mailers = sc_config_list_mailers (context->config, context->list);
+	g_autoptr(GArray) batches = NULL;
 	g_autoptr(GString) failed = g_string_new (NULL);
 	g_autoptr(GString) deferred = g_string_new (NULL);
+	const char *bounces = context->list->bounces;
 	Delivery delivery = {
 	    .context = context,
 	    .mailers = mailers,
+	    .pending = pending,
+	    .bounces = bounces,
+	    .sender = bounces != NULL && *bounces != '\0' ? bounces : context->sender,
+	    .personal = sc_list_unsubscribe_is_personal (context->list),
 	    .mailer_failures = mailer_failures,
 	    .used_mailers = used_mailers,
 	};
-	const char *bounces = context->list->bounces;
-	const char *sender = bounces != NULL && *bounces != '\0' ? bounces : context->sender;
-	guint batch_size;
 	guint n_failed = 0;
 	guint n_deferred = 0;
 	guint n_total = 0;
-	gboolean personal = sc_list_unsubscribe_is_personal (context->list);
 
 	g_return_val_if_fail (context->recipient_records != NULL && context->record_recipients != NULL, FALSE);
 	for (guint i = 0; i < context->recipient_records->len; i++) {
@@ -371,49 +522,15 @@ sc_deliver_run (ScStageContext *context, GError **error)
 			     _("no mailer configured for list %s ([mailer:NAME] sections)"), context->list_id);
 		return FALSE;
 	}
-	batch_size = transaction_size (mailers, context->list);
 	g_array_sort (pending, compare_by_domain);
-
-	for (guint start = 0; start < pending->len;) {
-		Pending *first = &g_array_index (pending, Pending, start);
-		guint n = 1;
-		gboolean last;
-		g_autofree char *verp = NULL;
-		g_autoptr(GBytes) message = NULL;
-		g_autoptr(GError) error_local = NULL;
-
-		while (start + n < pending->len && n < batch_size &&
-		       g_ascii_strcasecmp (domain_of (first->address),
-					   domain_of (g_array_index (pending, Pending, start + n).address)) == 0)
-			n++;
-		last = start + n == pending->len;
-		if (context->list->verp)
-			verp = verp_sender (bounces, first->address);
-		if (g_cancellable_is_cancelled (context->cancellable)) {
-			g_set_error (error, SC_STAGE_ERROR, SC_STAGE_ERROR_TRANSIENT, _("stopped"));
-			return FALSE;
-		}
-		if (personal)
-			message = personal_message (context, first->address, &error_local);
-		else
-			message = g_bytes_ref (context->current);
-		if (message == NULL) {
-			/* e.g. the key unreadable: this recipient waits, with why */
-			g_autofree char *reply = g_strdup (error_local->message);
-			g_clear_error (&error_local);
-			if (record_unsent (&delivery, first, n, FALSE, 0, reply, last, &error_local)) {
-				start += n;
-				continue;
-			}
-		} else if (send_batch (&delivery, first, n, verp != NULL ? verp : sender, message, last,
-				       &error_local)) {
-			start += n;
-			continue;
-		}
-		/* not committed: those recipients' states are unknown to the
-		 * spool, so stop; the next attempt starts from the truth */
-		g_set_error (error, SC_STAGE_ERROR, SC_STAGE_ERROR_TRANSIENT,
-			     _("cannot record delivery results: %s"), error_local->message);
+	batches = make_batches (pending, transaction_size (mailers, context->list));
+	delivery.batches = batches;
+	delivery.unfinished = batches->len;
+	g_mutex_init (&delivery.lock);
+	send_all (&delivery);
+	g_mutex_clear (&delivery.lock);
+	if (delivery.stop_error != NULL) {
+		g_propagate_error (error, delivery.stop_error);
 		return FALSE;
 	}
 

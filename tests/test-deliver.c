@@ -765,10 +765,11 @@ test_kill9_fanout (Fixture *fixture, gconstpointer data)
 			duplicates += copies - 1;
 		}
 	}
-	/* at most the one transaction (5 recipients) in flight */
+	/* at most the transactions in flight: one of 5 recipients on each
+	 * of the mailer's 4 connections (max-connections' default) */
 	g_test_message ("duplicates after kill -9: %u (sent before the kill: %u)", duplicates, sent_before_kill);
 	g_print ("# duplicates after kill -9 in a 3000-recipient fan-out: %u\n", duplicates);
-	g_assert_cmpuint (duplicates, <=, 5);
+	g_assert_cmpuint (duplicates, <=, 4 * 5);
 }
 
 /* 9. STARTTLS required against a real Postfix with a self-signed
@@ -1114,26 +1115,50 @@ test_one_transaction_plan (Fixture *fixture, gconstpointer data)
 
 /* ---- the handler in-process, with a wall clock the test steps ---- */
 
+/* Counts record_recipients calls and the updates they carried (from
+ * every sender thread) into @data, a GArray of guint, when not NULL. */
 static gboolean
-accept_updates (gpointer data, ScRecipientUpdate *updates, guint n_updates, GError **error)
+count_updates (gpointer data, ScRecipientUpdate *updates, guint n_updates, GError **error)
 {
+	static GMutex lock;
+	GArray *calls = data;
+
+	if (calls == NULL)
+		return TRUE;
+	g_mutex_lock (&lock);
+	g_array_append_val (calls, n_updates);
+	g_mutex_unlock (&lock);
 	return TRUE;
 }
 
-/* Runs the deliver handler once for a@one.example under @config, as at
- * wall-clock time @clock.  TRUE when it delivered. */
+/* Runs the deliver handler in this process under @config, as at
+ * wall-clock time @clock, every one of @rcpts pending; record_recipients
+ * counts into @calls (nullable).  @context keeps the handler's outputs
+ * (their own copies); what else it pointed to is gone on return. */
 static gboolean
-deliver_in_process (ScConfig *config, ScClock *clock)
+run_deliver (ScConfig *config,
+	     ScClock *clock,
+	     const char *const *rcpts,
+	     GArray *calls,
+	     gboolean with_result,
+	     ScStageContext *context,
+	     GError **error)
 {
-	static const char *const rcpts[] = {"a@one.example", NULL};
 	g_autofree char *text = g_strdup_printf (message_text, 0u);
 	g_autoptr(GBytes) message = g_bytes_new (text, strlen (text));
 	g_autoptr(GPtrArray) records = g_ptr_array_new_with_free_func ((GDestroyNotify) sc_recipient_record_free);
 	g_autoptr(GCancellable) cancellable = g_cancellable_new ();
-	g_autoptr(GError) error = NULL;
-	ScRecipientRecord *record = g_new0 (ScRecipientRecord, 1);
-	ScStageContext context = {
-	    .queue_id = "q-clock",
+	gboolean ok;
+
+	for (guint i = 0; rcpts[i] != NULL; i++) {
+		ScRecipientRecord *record = g_new0 (ScRecipientRecord, 1);
+		record->position = i;
+		record->address = g_strdup (rcpts[i]);
+		record->status = g_strdup ("pending");
+		g_ptr_array_add (records, record);
+	}
+	*context = (ScStageContext) {
+	    .queue_id = "q-direct",
 	    .stage = "deliver",
 	    .list_id = "test.example.org",
 	    .sender = "alice@example.org",
@@ -1145,14 +1170,27 @@ deliver_in_process (ScConfig *config, ScClock *clock)
 	    .clock = clock,
 	    .cancellable = cancellable,
 	    .recipient_records = records,
-	    .record_recipients = accept_updates,
+	    .record_recipients = count_updates,
+	    .record_recipients_data = calls,
+	    .record_last_with_result = with_result,
 	};
-	gboolean ok;
+	ok = sc_handler_deliver.run (context, error);
+	context->raw = context->current = NULL;
+	context->cancellable = NULL;
+	context->recipient_records = NULL;
+	return ok;
+}
 
-	record->address = g_strdup (rcpts[0]);
-	record->status = g_strdup ("pending");
-	g_ptr_array_add (records, record);
-	ok = sc_handler_deliver.run (&context, &error);
+/* Runs the deliver handler once for a@one.example under @config, as at
+ * wall-clock time @clock.  TRUE when it delivered. */
+static gboolean
+deliver_in_process (ScConfig *config, ScClock *clock)
+{
+	static const char *const rcpts[] = {"a@one.example", NULL};
+	g_autoptr(GError) error = NULL;
+	ScStageContext context;
+	gboolean ok = run_deliver (config, clock, rcpts, NULL, FALSE, &context, &error);
+
 	if (!ok)
 		g_test_message ("deliver: %s", error->message);
 	sc_stage_context_clear_outputs (&context);
@@ -1229,68 +1267,56 @@ test_circuit_wall_clock_steps (Fixture *fixture, gconstpointer data)
 	sc_mailer_state_reset_all ();
 }
 
-/* Counts record_recipients calls and the updates they carried. */
-static gboolean
-count_updates (gpointer data, ScRecipientUpdate *updates, guint n_updates, GError **error)
+/* The handler in this process under the config at @fixture's path (see
+ * run_deliver), which must deliver without an error. */
+static void
+deliver_directly (Fixture *fixture,
+		  const char *const *rcpts,
+		  gboolean with_result,
+		  GArray *calls,
+		  ScStageContext *context)
 {
-	GArray *calls = data;
-	g_array_append_val (calls, n_updates);
-	return TRUE;
+	g_autoptr(ScConfig) config = sc_config_load (fixture->config, NULL);
+	g_autoptr(ScClock) clock = sc_clock_new_system ();
+	g_autoptr(GError) error = NULL;
+
+	g_assert_nonnull (config);
+	g_assert_true (run_deliver (config, clock, rcpts, calls, with_result, context, &error));
+	g_assert_no_error (error);
+	context->config = NULL;
+	context->list = NULL;
+	context->clock = NULL;
+}
+
+/* Writes the config with one mailer, the sink, and @extra mailer keys. */
+static void
+write_sink_config (Fixture *fixture, ScTestSink *sink, const char *extra)
+{
+	g_autofree char *url = sc_test_sink_get_url (sink);
+	g_autofree char *section = mailer_section ("sink", url, 1, extra);
+
+	write_config (fixture, section, NULL);
 }
 
 /* With record_last_with_result, every transaction but the last is
  * committed at once; the last one's states (copied, the server's words
- * included) are left for the runner to commit with the stage's result. */
+ * included) are left for the runner to commit with the stage's result.
+ * One connection (max-connections=1): the transactions go in domain
+ * order, so which is last is known. */
 static void
 test_last_transaction_with_result (Fixture *fixture, gconstpointer data)
 {
 	static const char *const rcpts[] = {"c@two.example", "a@one.example", "b@one.example", NULL};
 	g_autoptr(ScTestSink) sink = start_sink (NULL);
-	g_autofree char *text = g_strdup_printf (message_text, 0u);
-	g_autoptr(GBytes) message = g_bytes_new (text, strlen (text));
-	g_autoptr(ScClock) clock = sc_clock_new_system ();
-	g_autoptr(GCancellable) cancellable = g_cancellable_new ();
 
 	if (sink == NULL)
 		return;
-	{
-		g_autofree char *url = sc_test_sink_get_url (sink);
-		g_autofree char *section = mailer_section ("sink", url, 1, NULL);
-		write_config (fixture, section, NULL);
-	}
+	write_sink_config (fixture, sink, "max-connections=1\n");
 	for (guint with_result = 0; with_result < 2; with_result++) {
-		g_autoptr(ScConfig) config = sc_config_load (fixture->config, NULL);
-		g_autoptr(GPtrArray) records = g_ptr_array_new_with_free_func ((GDestroyNotify) sc_recipient_record_free);
 		g_autoptr(GArray) calls = g_array_new (FALSE, FALSE, sizeof (guint));
-		g_autoptr(GError) error = NULL;
-		ScStageContext context = {
-		    .queue_id = "q-last",
-		    .stage = "deliver",
-		    .list_id = "test.example.org",
-		    .sender = "alice@example.org",
-		    .recipients = rcpts,
-		    .raw = message,
-		    .current = message,
-		    .clock = clock,
-		    .cancellable = cancellable,
-		    .recipient_records = records,
-		    .record_recipients = count_updates,
-		    .record_recipients_data = calls,
-		    .record_last_with_result = with_result,
-		};
+		ScStageContext context;
 
-		g_assert_nonnull (config);
-		context.config = config;
-		context.list = sc_config_get_list (config, "test.example.org");
-		for (guint i = 0; rcpts[i] != NULL; i++) {
-			ScRecipientRecord *record = g_new0 (ScRecipientRecord, 1);
-			record->position = i;
-			record->address = g_strdup (rcpts[i]);
-			record->status = g_strdup ("pending");
-			g_ptr_array_add (records, record);
-		}
-		g_assert_true (sc_handler_deliver.run (&context, &error));
-		g_assert_no_error (error);
+		deliver_directly (fixture, rcpts, with_result, calls, &context);
 		/* one transaction per domain: one.example (2), then two.example (1) */
 		if (!with_result) {
 			g_assert_cmpuint (calls->len, ==, 2);
@@ -1315,6 +1341,101 @@ test_last_transaction_with_result (Fixture *fixture, gconstpointer data)
 	sc_mailer_state_reset_all ();
 }
 
+/* TCP connections open to 127.0.0.1:@port, from /proc/net/tcp: the
+ * server's side of each, local port @port in state 01 (ESTABLISHED). */
+static guint
+established_to (guint port)
+{
+	g_autofree char *table = NULL;
+	g_auto(GStrv) lines = NULL;
+	g_autofree char *local_port = g_strdup_printf (":%04X", port);
+	guint count = 0;
+
+	g_assert_true (g_file_get_contents ("/proc/net/tcp", &table, NULL, NULL));
+	lines = g_strsplit (table, "\n", -1);
+	for (guint i = 1; lines[i] != NULL; i++) {
+		char local[64], remote[64], state[8];
+		/* "  0: 0100007F:1F90 0100007F:D2A4 01 …" */
+		if (sscanf (lines[i], " %*s %63s %63s %7s", local, remote, state) == 3 &&
+		    g_str_has_suffix (local, local_port) && strcmp (state, "01") == 0)
+			count++;
+	}
+	return count;
+}
+
+/* A message of several transactions goes out over the mailer's
+ * connections at once, never more than max-connections: with the reply
+ * to every "." held a second, 9 one-recipient transactions (9 domains)
+ * open 3 connections, and each recipient gets one copy. */
+static void
+test_parallel_fan_out (Fixture *fixture, gconstpointer data)
+{
+	g_autoptr(ScTestSink) sink = start_sink ("-W", ".:1", NULL);
+	g_autoptr(GPtrArray) recipients = make_recipients (9, 9);
+	g_autofree char *log = g_build_filename (fixture->dir, "run.log", NULL);
+	g_autofree char *queue_id = NULL;
+	g_autoptr(GSubprocess) runner = NULL;
+	g_autoptr(JsonObject) shown = NULL;
+	g_autoptr(GError) error = NULL;
+	guint most = 0;
+
+	if (sink == NULL)
+		return;
+	write_sink_config (fixture, sink, "max-connections=3\n");
+	queue_id = inject_to (fixture, (const char *const *) recipients->pdata);
+	runner = sc_test_spawn (fixture->config, log, "run", "--once", NULL);
+	for (guint waited = 0; waited < 2000 && sc_test_sink_count_dumps (sink) < 9; waited++) {
+		most = MAX (most, established_to (sc_test_sink_get_port (sink)));
+		g_usleep (10 * 1000);
+	}
+	g_assert_true (g_subprocess_wait_check (runner, NULL, &error));
+	g_assert_no_error (error);
+	g_test_message ("most connections open at once: %u", most);
+	g_assert_cmpuint (most, ==, 3);
+	shown = sc_test_show (fixture->config, queue_id);
+	g_assert_cmpstr (member (shown, "state"), ==, "done");
+	g_assert_cmpuint (count_status (shown, "sent"), ==, 9);
+	{
+		g_autoptr(GHashTable) counts = recipient_counts (sink);
+		for (guint i = 0; i < 9; i++)
+			g_assert_cmpuint (GPOINTER_TO_UINT (g_hash_table_lookup (counts, recipients->pdata[i])), ==, 1);
+	}
+}
+
+/* The handler itself with senders in parallel (max-connections=2, six
+ * domains): every transaction but the one that finished last is
+ * committed through record_recipients; that last one goes with the
+ * result; together they are every recipient, once. */
+static void
+test_parallel_last_with_result (Fixture *fixture, gconstpointer data)
+{
+	static const char *const rcpts[] = {"a@one.example", "b@two.example", "c@three.example",
+					    "d@four.example", "e@five.example", "f@six.example", NULL};
+	g_autoptr(ScTestSink) sink = start_sink (NULL);
+	g_autoptr(GArray) calls = g_array_new (FALSE, FALSE, sizeof (guint));
+	ScStageContext context;
+	guint total = 0;
+
+	if (sink == NULL)
+		return;
+	write_sink_config (fixture, sink, "max-connections=2\n");
+	deliver_directly (fixture, rcpts, TRUE, calls, &context);
+	g_assert_cmpuint (calls->len, ==, 5);
+	for (guint i = 0; i < calls->len; i++)
+		total += g_array_index (calls, guint, i);
+	g_assert_cmpuint (context.n_last_updates, ==, 1);
+	g_assert_cmpuint (total + context.n_last_updates, ==, 6);
+	g_assert_cmpstr (context.last_updates[0].status, ==, "sent");
+	g_assert_true (sc_test_sink_wait_messages (sink, 6, 5000));
+	{
+		g_autoptr(GHashTable) counts = recipient_counts (sink);
+		for (guint i = 0; i < 6; i++)
+			g_assert_cmpuint (GPOINTER_TO_UINT (g_hash_table_lookup (counts, rcpts[i])), ==, 1);
+	}
+	sc_stage_context_clear_outputs (&context);
+	sc_mailer_state_reset_all ();
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1332,6 +1453,8 @@ main (int argc, char **argv)
 	g_test_add ("/deliver/partial/postfix-access-table", Fixture, NULL, setup, test_partial, teardown);
 	g_test_add ("/deliver/broken/dies-in-data", Fixture, NULL, setup, test_dies_in_data, teardown);
 	g_test_add ("/deliver/timeout/slow-server-fails-over", Fixture, NULL, setup, test_slow_server_fails_over, teardown);
+	g_test_add ("/deliver/connections/parallel-fan-out", Fixture, NULL, setup, test_parallel_fan_out, teardown);
+	g_test_add ("/deliver/commit/parallel-last-with-result", Fixture, NULL, setup, test_parallel_last_with_result, teardown);
 	g_test_add ("/deliver/crash/kill-9-fan-out", Fixture, NULL, setup, test_kill9_fanout, teardown);
 	g_test_add ("/deliver/tls/starttls-required", Fixture, NULL, setup, test_starttls, teardown);
 	g_test_add ("/deliver/config/misconfigured-mailer", Fixture, NULL, setup, test_misconfigured_mailer, teardown);

@@ -293,8 +293,9 @@ test_sigterm_during_dot (Fixture *fixture, gconstpointer data)
 	write_config (fixture, "decorate;archive;deliver", NULL, NULL);
 	start_daemon (fixture);
 	queue_id = inject (fixture);
-	/* the dump is opened at MAIL; the dot follows at once */
-	g_assert_true (sc_test_sink_wait_dumps (fixture->sink, 1, WAIT_MS));
+	/* a dump is opened at MAIL; the dot follows at once.  Two: one
+	 * transaction per domain, both sent at once over two connections */
+	g_assert_true (sc_test_sink_wait_dumps (fixture->sink, 2, WAIT_MS));
 	g_usleep (300 * 1000);
 	status = rel_daemon_stop (fixture->daemon, 40000);
 	shown = sc_test_show (fixture->config, queue_id);
