@@ -204,6 +204,27 @@ record_unsent (Delivery *delivery,
 	return commit_recipients (delivery, updates, n, error);
 }
 
+/* Whether @attempt's connection may take the next transaction: it was
+ * sent, or the server refused it with a reply (to RCPT, DATA or ".") and
+ * the session is where a new MAIL starts; not when the server said it is
+ * closing (421), nor after a broken or cut connection.  A relay that
+ * answers 4xx (greylisting, rate limits) then costs no new connection
+ * per message; one that closed it after all is reconnected by the
+ * client (a stale pooled connection is not a failure). */
+static gboolean
+connection_reusable (const ScSmtpResult *attempt)
+{
+	switch (attempt->status) {
+	case SC_SMTP_SENT:
+	case SC_SMTP_ALL_REFUSED:
+		return TRUE;
+	case SC_SMTP_DATA_FAILED:
+		return attempt->code >= 400 && attempt->code != 421;
+	default:
+		return FALSE;
+	}
+}
+
 /* Sends one batch (same domain, at most max-recipients), failing over
  * across mailers; commits the recipients' new states.  FALSE only when the
  * commit failed (the lease is gone or the spool refused). */
@@ -244,9 +265,7 @@ send_batch (Delivery *delivery,
 			break; /* cancelled */
 		attempt = sc_smtp_send (connection, sender, (const char *const *) addresses->pdata,
 					message, context->cancellable);
-		sc_mailer_state_release (state, connection, attempt->status != SC_SMTP_MAILER_FAILED &&
-								 attempt->status != SC_SMTP_DATA_UNKNOWN &&
-								 attempt->status != SC_SMTP_DATA_FAILED);
+		sc_mailer_state_release (state, connection, connection_reusable (attempt));
 		if (attempt->status == SC_SMTP_MAILER_FAILED) {
 			note_mailer_failure (delivery, mailer->name, attempt);
 			if (attempt->transient)

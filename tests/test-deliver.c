@@ -74,6 +74,16 @@ mailer_section (const char *name, const char *url, guint priority, const char *e
 				name, url, priority, extra != NULL ? extra : "");
 }
 
+/* Writes the config with one mailer, the sink, and @extra mailer keys. */
+static void
+write_sink_config (Fixture *fixture, ScTestSink *sink, const char *extra)
+{
+	g_autofree char *url = sc_test_sink_get_url (sink);
+	g_autofree char *section = mailer_section ("sink", url, 1, extra);
+
+	write_config (fixture, section, NULL);
+}
+
 static const char *message_text = "From: Alice <alice@example.org>\r\n"
 				  "To: test@example.org\r\n"
 				  "Subject: deliver me\r\n"
@@ -271,35 +281,68 @@ test_happy_path (Fixture *fixture, gconstpointer data)
 
 /* Messages flowing to one mailer share its connections: no new TCP
  * connection and EHLO per message. */
+/* "mailer NAME: transactions=N connections=M" from run --once's log. */
+static void
+pool_stats (const char *log, guint *transactions, guint *connections)
+{
+	g_autoptr(GRegex) regex = g_regex_new ("mailer \\S+: transactions=(\\d+) connections=(\\d+)", 0, 0, NULL);
+	g_autoptr(GMatchInfo) match = NULL;
+	g_autofree char *first = NULL;
+	g_autofree char *second = NULL;
+
+	g_assert_true (g_regex_match (regex, log, 0, &match));
+	first = g_match_info_fetch (match, 1);
+	second = g_match_info_fetch (match, 2);
+	*transactions = atoi (first);
+	*connections = atoi (second);
+}
+
 static void
 test_connections_reused (Fixture *fixture, gconstpointer data)
 {
 	g_autoptr(ScTestSink) sink = start_sink (NULL);
-	g_autofree char *url = NULL;
-	g_autofree char *section = NULL;
 	g_autofree char *err = NULL;
-	g_autoptr(GRegex) regex = g_regex_new ("mailer pool: transactions=(\\d+) connections=(\\d+)", 0, 0, NULL);
-	g_autoptr(GMatchInfo) match = NULL;
 	const char *const rcpts[] = {"a@one.example", NULL};
+	guint transactions, connections;
 
 	if (sink == NULL)
 		return;
-	url = sc_test_sink_get_url (sink);
-	section = mailer_section ("pool", url, 1, "max-connections=2\n");
-	write_config (fixture, section, NULL);
+	write_sink_config (fixture, sink, "max-connections=2\n");
 	for (guint i = 0; i < 30; i++)
 		g_free (inject_to (fixture, rcpts));
 	g_assert_cmpint (sc_test_run (fixture->config, NULL, NULL, &err, "run", "--once", NULL), ==, 0);
 	g_assert_cmpint (sc_test_count (fixture->config, "done"), ==, 30);
-	g_assert_true (g_regex_match (regex, err, 0, &match));
-	{
-		g_autofree char *transactions = g_match_info_fetch (match, 1);
-		g_autofree char *connections = g_match_info_fetch (match, 2);
-		g_assert_cmpstr (transactions, ==, "30");
-		g_assert_cmpint (atoi (connections), >=, 1);
-		g_assert_cmpint (atoi (connections), <=, 2); /* max-connections */
-	}
+	pool_stats (err, &transactions, &connections);
+	g_assert_cmpuint (transactions, ==, 30);
+	g_assert_cmpuint (connections, >=, 1);
+	g_assert_cmpuint (connections, <=, 2); /* max-connections */
 	g_assert_true (sc_test_sink_wait_messages (sink, 30, 5000));
+}
+
+/* A relay that answers the final "." with 4xx (greylisting, a rate
+ * limit) leaves the session where the next MAIL starts: the connection
+ * goes back to the pool, so ten refused messages cost one connection, not
+ * ten.  One that answers 421 is closing it: then a new one each time. */
+static void
+test_connections_kept_after_refusal (Fixture *fixture, gconstpointer data)
+{
+	gboolean closing = GPOINTER_TO_UINT (data);
+	g_autoptr(ScTestSink) sink = start_sink (closing ? "-Q" : "-r", ".", NULL);
+	const char *const rcpts[] = {"a@one.example", NULL};
+	g_autofree char *err = NULL;
+	guint transactions, connections;
+
+	if (sink == NULL)
+		return;
+	write_sink_config (fixture, sink, "max-connections=1\n");
+	for (guint i = 0; i < 10; i++)
+		g_free (inject_to (fixture, rcpts));
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, NULL, &err, "run", "--once", NULL), ==, 0);
+	g_assert_cmpint (sc_test_count (fixture->config, "deferred"), ==, 10);
+	pool_stats (err, &transactions, &connections);
+	g_test_message ("%s: %u transactions, %u connections", closing ? "421" : "4xx", transactions, connections);
+	g_assert_cmpuint (transactions, ==, 10);
+	g_assert_cmpuint (connections, ==, closing ? 10 : 1);
 }
 
 /* What an unsubscribe page computes to check $token: base64url of
@@ -1288,16 +1331,6 @@ deliver_directly (Fixture *fixture,
 	context->clock = NULL;
 }
 
-/* Writes the config with one mailer, the sink, and @extra mailer keys. */
-static void
-write_sink_config (Fixture *fixture, ScTestSink *sink, const char *extra)
-{
-	g_autofree char *url = sc_test_sink_get_url (sink);
-	g_autofree char *section = mailer_section ("sink", url, 1, extra);
-
-	write_config (fixture, section, NULL);
-}
-
 /* With record_last_with_result, every transaction but the last is
  * committed at once; the last one's states (copied, the server's words
  * included) are left for the runner to commit with the stage's result.
@@ -1453,6 +1486,10 @@ main (int argc, char **argv)
 	g_test_add ("/deliver/partial/postfix-access-table", Fixture, NULL, setup, test_partial, teardown);
 	g_test_add ("/deliver/broken/dies-in-data", Fixture, NULL, setup, test_dies_in_data, teardown);
 	g_test_add ("/deliver/timeout/slow-server-fails-over", Fixture, NULL, setup, test_slow_server_fails_over, teardown);
+	g_test_add ("/deliver/connections/kept-after-4xx", Fixture, GUINT_TO_POINTER (FALSE), setup,
+		    test_connections_kept_after_refusal, teardown);
+	g_test_add ("/deliver/connections/closed-after-421", Fixture, GUINT_TO_POINTER (TRUE), setup,
+		    test_connections_kept_after_refusal, teardown);
 	g_test_add ("/deliver/connections/parallel-fan-out", Fixture, NULL, setup, test_parallel_fan_out, teardown);
 	g_test_add ("/deliver/commit/parallel-last-with-result", Fixture, NULL, setup, test_parallel_last_with_result, teardown);
 	g_test_add ("/deliver/crash/kill-9-fan-out", Fixture, NULL, setup, test_kill9_fanout, teardown);
