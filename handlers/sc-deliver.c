@@ -470,8 +470,11 @@ make_batches (GArray *pending, guint batch_size)
 static guint
 sender_count (const ScStageContext *context, guint batches)
 {
-	const ScMailerConfig *first = sc_deliver_mailer_key_for_list (context->config, context->list);
+	const ScMailerConfig *first;
 
+	if (batches <= 1)
+		return 1; /* the common case: not worth a look at the mailers */
+	first = sc_deliver_mailer_key_for_list (context->config, context->list);
 	if (first == NULL)
 		return 1;
 	return MAX (1, MIN (batches, first->max_connections));
