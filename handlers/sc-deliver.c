@@ -227,7 +227,12 @@ connection_reusable (const ScSmtpResult *attempt)
 
 /* Sends one batch (same domain, at most max-recipients), failing over
  * across mailers; commits the recipients' new states.  FALSE only when the
- * commit failed (the lease is gone or the spool refused). */
+ * commit failed (the lease is gone or the spool refused).  The connection
+ * that took the transaction goes back to its pool only after that commit
+ * (or after its states were kept for the stage's result): a transaction
+ * whose outcome is not yet recorded holds a connection, so a crash
+ * repeats at most one transaction per connection, however many senders
+ * run. */
 static gboolean
 send_batch (Delivery *delivery,
 	    Pending *batch,
@@ -243,6 +248,9 @@ send_batch (Delivery *delivery,
 	g_autoptr(ScSmtpResult) last_failure = NULL;
 	g_autoptr(ScSmtpResult) result = NULL;
 	const char *used = NULL;
+	ScMailerState *used_state = NULL;
+	ScSmtpConnection *used_connection = NULL;
+	gboolean committed;
 	guint sent = 0;
 	gboolean tried_any = FALSE;
 	gboolean all_permanent = TRUE; /* every mailer tried refused for good (MAIL FROM 5xx) */
@@ -265,8 +273,8 @@ send_batch (Delivery *delivery,
 			break; /* cancelled */
 		attempt = sc_smtp_send (connection, sender, (const char *const *) addresses->pdata,
 					message, context->cancellable);
-		sc_mailer_state_release (state, connection, connection_reusable (attempt));
 		if (attempt->status == SC_SMTP_MAILER_FAILED) {
+			sc_mailer_state_release (state, connection, FALSE);
 			note_mailer_failure (delivery, mailer->name, attempt);
 			if (attempt->transient)
 				all_permanent = FALSE;
@@ -278,6 +286,8 @@ send_batch (Delivery *delivery,
 		}
 		sc_mailer_state_record_success (state);
 		used = mailer->name;
+		used_state = state;
+		used_connection = connection;
 		result = g_steal_pointer (&attempt);
 	}
 
@@ -311,7 +321,9 @@ send_batch (Delivery *delivery,
 	g_hash_table_add (delivery->used_mailers, (gpointer) used);
 	delivery->sent_now += sent;
 	g_mutex_unlock (&delivery->lock);
-	return commit_recipients (delivery, updates, n, error);
+	committed = commit_recipients (delivery, updates, n, error);
+	sc_mailer_state_release (used_state, used_connection, connection_reusable (result));
+	return committed;
 }
 
 /* The most recipients one transaction takes: the smallest max-recipients
