@@ -97,7 +97,6 @@ typedef struct {
 	GPtrArray *mailers;       /* (element-type ScMailerConfig) in order */
 	GArray *pending;          /* (element-type Pending) a batch's items are its sender's alone */
 	GArray *batches;          /* (element-type Batch) in sending order */
-	const char *bounces;      /* (nullable) the list's, for VERP */
 	const char *sender;       /* the envelope sender without VERP */
 	gboolean personal;        /* a copy of its own for each recipient */
 	guint sent_before;        /* recipients sent by earlier attempts */
@@ -403,7 +402,7 @@ deliver_batch (Delivery *delivery, const Batch *batch, GError **error)
 	gboolean committed;
 
 	if (context->list->verp)
-		verp = verp_sender (delivery->bounces, first->address);
+		verp = verp_sender (context->list->bounces, first->address);
 	if (delivery->personal)
 		message = personal_message (context, first->address, &error_local);
 	else
@@ -527,7 +526,6 @@ sc_deliver_run (ScStageContext *context, GError **error)
 	    .context = context,
 	    .mailers = mailers,
 	    .pending = pending,
-	    .bounces = bounces,
 	    .sender = bounces != NULL && *bounces != '\0' ? bounces : context->sender,
 	    .personal = sc_list_unsubscribe_is_personal (context->list),
 	    .mailer_failures = mailer_failures,
