@@ -1433,6 +1433,52 @@ test_connection_held_until_commit (Fixture *fixture, gconstpointer data)
 	sc_mailer_state_reset_all ();
 }
 
+/* VERP: one transaction per recipient, each with the list's bounces
+ * address carrying that recipient (bounces+user=domain@…), so a bounce
+ * names who bounced; four recipients of one domain go out over the
+ * mailer's connections as four transactions, each recipient once. */
+static void
+test_verp_envelope_per_recipient (Fixture *fixture, gconstpointer data)
+{
+	g_autoptr(ScTestSink) sink = start_sink (NULL);
+	g_autoptr(GPtrArray) recipients = make_recipients (4, 1);
+	g_autoptr(GPtrArray) dumps = NULL;
+	g_autofree char *queue_id = NULL;
+	g_autoptr(JsonObject) shown = NULL;
+
+	if (sink == NULL)
+		return;
+	{
+		g_autofree char *url = sc_test_sink_get_url (sink);
+		g_autofree char *section = mailer_section ("sink", url, 1, NULL);
+		write_config (fixture, section, "verp=true\n");
+	}
+	queue_id = inject_to (fixture, (const char *const *) recipients->pdata);
+	g_assert_cmpint (run_once (fixture), ==, 0);
+	shown = sc_test_show (fixture->config, queue_id);
+	g_assert_cmpstr (member (shown, "state"), ==, "done");
+	g_assert_true (sc_test_sink_wait_messages (sink, 4, 5000));
+	dumps = sc_test_sink_get_messages (sink);
+	g_assert_cmpuint (dumps->len, ==, 4);
+	for (guint i = 0; i < dumps->len; i++) {
+		ScTestSinkMessage *dump = dumps->pdata[i];
+		g_autofree char *local = NULL;
+		g_autofree char *expected = NULL;
+
+		g_assert_cmpuint (dump->recipients->len, ==, 1);
+		/* user3@domain0.example → bounces+user3=domain0.example@test.example.org */
+		local = g_strdup (dump->recipients->pdata[0]);
+		g_strdelimit (local, "@", '=');
+		expected = g_strdup_printf ("bounces+%s@test.example.org", local);
+		g_assert_cmpstr (dump->sender, ==, expected);
+	}
+	{
+		g_autoptr(GHashTable) counts = recipient_counts (sink);
+		for (guint i = 0; i < 4; i++)
+			g_assert_cmpuint (GPOINTER_TO_UINT (g_hash_table_lookup (counts, recipients->pdata[i])), ==, 1);
+	}
+}
+
 /* TCP connections open to 127.0.0.1:@port, from /proc/net/tcp: the
  * server's side of each, local port @port in state 01 (ESTABLISHED). */
 static guint
@@ -1549,6 +1595,7 @@ main (int argc, char **argv)
 		    test_connections_kept_after_refusal, teardown);
 	g_test_add ("/deliver/connections/closed-after-421", Fixture, GUINT_TO_POINTER (TRUE), setup,
 		    test_connections_kept_after_refusal, teardown);
+	g_test_add ("/deliver/verp/envelope-per-recipient", Fixture, NULL, setup, test_verp_envelope_per_recipient, teardown);
 	g_test_add ("/deliver/connections/parallel-fan-out", Fixture, NULL, setup, test_parallel_fan_out, teardown);
 	g_test_add ("/deliver/commit/connection-held-until-commit", Fixture, NULL, setup, test_connection_held_until_commit, teardown);
 	g_test_add ("/deliver/commit/parallel-last-with-result", Fixture, NULL, setup, test_parallel_last_with_result, teardown);
