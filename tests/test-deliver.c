@@ -365,6 +365,25 @@ expected_token (const char *secret, const char *address)
 	return g_string_free (token, FALSE);
 }
 
+/* Injects to @recipients, runs once, checks the message is done and
+ * @sink got @transactions dumps, and returns them.
+ * (transfer container) (element-type ScTestSinkMessage) */
+static GPtrArray *
+deliver_and_collect (Fixture *fixture, ScTestSink *sink, GPtrArray *recipients, guint transactions)
+{
+	g_autofree char *queue_id = inject_to (fixture, (const char *const *) recipients->pdata);
+	g_autoptr(JsonObject) shown = NULL;
+	GPtrArray *dumps;
+
+	g_assert_cmpint (run_once (fixture), ==, 0);
+	shown = sc_test_show (fixture->config, queue_id);
+	g_assert_cmpstr (member (shown, "state"), ==, "done");
+	g_assert_true (sc_test_sink_wait_messages (sink, transactions, 5000));
+	dumps = sc_test_sink_get_messages (sink);
+	g_assert_cmpuint (dumps->len, ==, transactions);
+	return dumps;
+}
+
 /* unsubscribe-url naming $recipient (RFC 8058 one-click): one
  * transaction per recipient, each message carrying its own URL and
  * $token, once, with List-Unsubscribe-Post; the rest of the message is the
@@ -376,8 +395,6 @@ test_personal_unsubscribe (Fixture *fixture, gconstpointer data)
 	g_autofree char *url = NULL;
 	g_autofree char *mailer = NULL;
 	g_autoptr(GPtrArray) recipients = make_recipients (4, 2);
-	g_autofree char *queue_id = NULL;
-	g_autoptr(JsonObject) shown = NULL;
 	g_autoptr(GPtrArray) dumps = NULL;
 
 	if (sink == NULL)
@@ -389,13 +406,7 @@ test_personal_unsubscribe (Fixture *fixture, gconstpointer data)
 		      "unsubscribe-url=https://lists.example.org/u?who=$recipient&l=$list_id&t=$token\n"
 		      "unsubscribe-secret-file=unsubscribe.secret\n"
 		      "unsubscribe=mailto:leave@test.example.org\n");
-	queue_id = inject_to (fixture, (const char *const *) recipients->pdata);
-	g_assert_cmpint (run_once (fixture), ==, 0);
-	shown = sc_test_show (fixture->config, queue_id);
-	g_assert_cmpstr (member (shown, "state"), ==, "done");
-	g_assert_true (sc_test_sink_wait_messages (sink, 4, 5000));
-	dumps = sc_test_sink_get_messages (sink);
-	g_assert_cmpuint (dumps->len, ==, 4);
+	dumps = deliver_and_collect (fixture, sink, recipients, 4);
 	for (guint i = 0; i < dumps->len; i++) {
 		ScTestSinkMessage *dump = dumps->pdata[i];
 		g_autofree char *body = g_strndup (g_bytes_get_data (dump->data, NULL),
@@ -1443,8 +1454,6 @@ test_verp_envelope_per_recipient (Fixture *fixture, gconstpointer data)
 	g_autoptr(ScTestSink) sink = start_sink (NULL);
 	g_autoptr(GPtrArray) recipients = make_recipients (4, 1);
 	g_autoptr(GPtrArray) dumps = NULL;
-	g_autofree char *queue_id = NULL;
-	g_autoptr(JsonObject) shown = NULL;
 
 	if (sink == NULL)
 		return;
@@ -1453,13 +1462,7 @@ test_verp_envelope_per_recipient (Fixture *fixture, gconstpointer data)
 		g_autofree char *section = mailer_section ("sink", url, 1, NULL);
 		write_config (fixture, section, "verp=true\n");
 	}
-	queue_id = inject_to (fixture, (const char *const *) recipients->pdata);
-	g_assert_cmpint (run_once (fixture), ==, 0);
-	shown = sc_test_show (fixture->config, queue_id);
-	g_assert_cmpstr (member (shown, "state"), ==, "done");
-	g_assert_true (sc_test_sink_wait_messages (sink, 4, 5000));
-	dumps = sc_test_sink_get_messages (sink);
-	g_assert_cmpuint (dumps->len, ==, 4);
+	dumps = deliver_and_collect (fixture, sink, recipients, 4);
 	for (guint i = 0; i < dumps->len; i++) {
 		ScTestSinkMessage *dump = dumps->pdata[i];
 		g_autofree char *local = NULL;
