@@ -25,6 +25,15 @@ BODY = ("From: a@example.org\r\nTo: bench@example.org\r\nSubject: ingress\r\n\r\
         + "line of text, about four kilobytes in all\r\n" * 95).encode()
 
 
+def median_ratio(numerators, denominators):
+    """The median of the round-by-round ratios numerators[i] / denominators[i], over the
+    rounds where both were measured (None or 0 is a missing figure); None if no round has
+    both.  On a machine whose speed drifts within a run, two figures taken in the same round,
+    minutes apart, compare far better than their medians over the whole run do."""
+    ratios = [a / b for a, b in zip(numerators, denominators) if a and b]
+    return statistics.median(ratios) if ratios else None
+
+
 def is_root():
     return os.geteuid() == 0
 
