@@ -330,9 +330,13 @@ for i in range(args.rounds):
 commands = first_commands
 
 
+def per_round(key, index=None):
+    """@key's value in each round (None where a round has none)."""
+    return [None if r.get(key) is None else r[key] if index is None else r[key][index] for r in rounds]
+
+
 def med(key, index=None):
-    values = [r[key] if index is None else r[key][index] for r in rounds
-              if r.get(key) is not None]
+    values = [v for v in per_round(key, index) if v is not None]
     return statistics.median(values) if values else None
 
 
@@ -340,9 +344,16 @@ def fmt(value, unit):
     return "n/a" if value is None else f"{value:,.0f} {unit}" if unit == "msgs/s" else f"{value:.2f} {unit}"
 
 
+# ratios are the median of each round's own: stagecoach and Postfix run minutes apart in
+# a round, and the machine drifts over a run (doc/DECISIONS.md, "bench.sh (issue 9)")
+ratios = {
+    "smtp": benchlib.median_ratio(per_round("smtp_sc"), per_round("smtp_pf")),
+    "lat0": benchlib.median_ratio(per_round("lat_sc", 0), per_round("lat_pf", 0)),
+    "lat1": benchlib.median_ratio(per_round("lat_sc", 1), per_round("lat_pf", 1)),
+}
 rows = [
     (f"SMTP accept, smtp-source -s {args.sessions} -m {args.messages} -l 4096",
-     med("smtp_sc"), med("smtp_pf"), "msgs/s"),
+     med("smtp_sc"), med("smtp_pf"), "msgs/s", ratios["smtp"]),
     (f"ceiling: smtp-source -s {args.sessions} -> smtp-sink (stores nothing)", med("smtp_ceiling"), None, "msgs/s"),
     ("fdatasync, 4 KiB overwrite, idle disk, median (what each 250 waits for)", med("fsync", 0), None, "ms"),
     ("fdatasync, 4 KiB overwrite, idle disk, p99", med("fsync", 1), None, "ms"),
@@ -353,16 +364,18 @@ rows = [
     ("one /bin/true process, wall (median), 8 callers", med("true_wall_ms"), None, "ms"),
     (f"HTTP inject, 8 clients ({args.http} msgs)", med("http8"), None, "msgs/s"),
     (f"latency floor: smtplib straight into smtp-sink, median", med("lat_direct", 0), None, "ms"),
-    (f"idle latency SMTP-in -> sink, median ({args.latency} msgs)", med("lat_sc", 0), med("lat_pf", 0), "ms"),
-    (f"idle latency SMTP-in -> sink, p99 ({args.latency} msgs)", med("lat_sc", 1), med("lat_pf", 1), "ms"),
+    (f"idle latency SMTP-in -> sink, median ({args.latency} msgs)", med("lat_sc", 0), med("lat_pf", 0), "ms",
+     ratios["lat0"]),
+    (f"idle latency SMTP-in -> sink, p99 ({args.latency} msgs)", med("lat_sc", 1), med("lat_pf", 1), "ms",
+     ratios["lat1"]),
 ]
 print()
-print(f"medians of {args.rounds} round(s); accept = durable 250 while the relay behind takes "
+print(f"medians of {args.rounds} round(s), sc/postfix the median of each round's own; accept = durable 250 while the relay behind takes "
       "connections and never answers (nothing delivered meanwhile); load average at the end: "
       + " ".join(f"{x:.1f}" for x in os.getloadavg()))
 print(f"{'what':<58} {'stagecoach':>14} {'postfix':>14} {'sc/postfix':>10}")
-for what, sc_value, pf_value, unit in rows:
-    ratio = f"{sc_value / pf_value:.2f}" if sc_value and pf_value else "-"
+for what, sc_value, pf_value, unit, *paired in rows:
+    ratio = f"{paired[0]:.2f}" if paired and paired[0] else "-"
     print(f"{what:<58} {fmt(sc_value, unit):>14} {fmt(pf_value, unit) if pf_value else '-':>14} {ratio:>10}")
 if med("smtp_pf") and med("smtp_ceiling"):
     target = 10 * med("smtp_pf")
