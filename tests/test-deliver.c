@@ -279,40 +279,41 @@ test_happy_path (Fixture *fixture, gconstpointer data)
 	}
 }
 
-/* Messages flowing to one mailer share its connections: no new TCP
- * connection and EHLO per message. */
-/* "mailer NAME: transactions=N connections=M" from run --once's log. */
+/* Injects @n messages to one recipient, runs `run --once`, and reads
+ * its log line "mailer NAME: transactions=N connections=M". */
 static void
-pool_stats (const char *log, guint *transactions, guint *connections)
+run_for_pool_stats (Fixture *fixture, guint n, guint *transactions, guint *connections)
 {
+	const char *const rcpts[] = {"a@one.example", NULL};
 	g_autoptr(GRegex) regex = g_regex_new ("mailer \\S+: transactions=(\\d+) connections=(\\d+)", 0, 0, NULL);
 	g_autoptr(GMatchInfo) match = NULL;
+	g_autofree char *err = NULL;
 	g_autofree char *first = NULL;
 	g_autofree char *second = NULL;
 
-	g_assert_true (g_regex_match (regex, log, 0, &match));
+	for (guint i = 0; i < n; i++)
+		g_free (inject_to (fixture, rcpts));
+	g_assert_cmpint (sc_test_run (fixture->config, NULL, NULL, &err, "run", "--once", NULL), ==, 0);
+	g_assert_true (g_regex_match (regex, err, 0, &match));
 	first = g_match_info_fetch (match, 1);
 	second = g_match_info_fetch (match, 2);
 	*transactions = atoi (first);
 	*connections = atoi (second);
 }
 
+/* Messages flowing to one mailer share its connections: no new TCP
+ * connection and EHLO per message. */
 static void
 test_connections_reused (Fixture *fixture, gconstpointer data)
 {
 	g_autoptr(ScTestSink) sink = start_sink (NULL);
-	g_autofree char *err = NULL;
-	const char *const rcpts[] = {"a@one.example", NULL};
 	guint transactions, connections;
 
 	if (sink == NULL)
 		return;
 	write_sink_config (fixture, sink, "max-connections=2\n");
-	for (guint i = 0; i < 30; i++)
-		g_free (inject_to (fixture, rcpts));
-	g_assert_cmpint (sc_test_run (fixture->config, NULL, NULL, &err, "run", "--once", NULL), ==, 0);
+	run_for_pool_stats (fixture, 30, &transactions, &connections);
 	g_assert_cmpint (sc_test_count (fixture->config, "done"), ==, 30);
-	pool_stats (err, &transactions, &connections);
 	g_assert_cmpuint (transactions, ==, 30);
 	g_assert_cmpuint (connections, >=, 1);
 	g_assert_cmpuint (connections, <=, 2); /* max-connections */
@@ -328,18 +329,13 @@ test_connections_kept_after_refusal (Fixture *fixture, gconstpointer data)
 {
 	gboolean closing = GPOINTER_TO_UINT (data);
 	g_autoptr(ScTestSink) sink = start_sink (closing ? "-Q" : "-r", ".", NULL);
-	const char *const rcpts[] = {"a@one.example", NULL};
-	g_autofree char *err = NULL;
 	guint transactions, connections;
 
 	if (sink == NULL)
 		return;
 	write_sink_config (fixture, sink, "max-connections=1\n");
-	for (guint i = 0; i < 10; i++)
-		g_free (inject_to (fixture, rcpts));
-	g_assert_cmpint (sc_test_run (fixture->config, NULL, NULL, &err, "run", "--once", NULL), ==, 0);
+	run_for_pool_stats (fixture, 10, &transactions, &connections);
 	g_assert_cmpint (sc_test_count (fixture->config, "deferred"), ==, 10);
-	pool_stats (err, &transactions, &connections);
 	g_test_message ("%s: %u transactions, %u connections", closing ? "421" : "4xx", transactions, connections);
 	g_assert_cmpuint (transactions, ==, 10);
 	g_assert_cmpuint (connections, ==, closing ? 10 : 1);
