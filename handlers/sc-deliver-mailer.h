@@ -45,6 +45,7 @@ typedef struct {
 	guint consecutive_failures;
 	gint64 open_until;  /* wall clock (µs since the epoch) when the cool-down ends, 0: closed */
 	char *last_error;   /* (nullable) */
+	guint waiting;      /* threads queued for a connection slot now */
 } ScMailerStats;
 
 /* A snapshot for logs, metrics and tests.  @out_stats->last_error: (transfer full) */

@@ -134,6 +134,110 @@ test_key_after_reconfigure (Fixture *fixture, gconstpointer data)
 	a->url = g_steal_pointer (&old_url);
 }
 
+typedef struct {
+	ScMailerState *state;
+	const ScMailerConfig *mailer;
+	GMutex lock;
+	GPtrArray *order; /* who got a slot, in order */
+} PoolRace;
+
+static void
+note_slot (PoolRace *race, const char *who)
+{
+	g_mutex_lock (&race->lock);
+	g_ptr_array_add (race->order, (gpointer) who);
+	g_mutex_unlock (&race->lock);
+}
+
+static gpointer
+waiting_thread (gpointer data)
+{
+	PoolRace *race = data;
+	ScSmtpConnection *connection = sc_mailer_state_acquire (race->state, race->mailer, NULL);
+
+	note_slot (race, "waiter");
+	g_usleep (50 * 1000);
+	sc_mailer_state_release (race->state, connection, FALSE);
+	return NULL;
+}
+
+static guint
+waiting (ScMailerState *state)
+{
+	ScMailerStats stats = {0};
+
+	sc_mailer_state_get_stats (state, &stats);
+	g_free (stats.last_error);
+	return stats.waiting;
+}
+
+/* Slots go first come, first served: a thread that gives a connection
+ * back and at once asks again (a large message's next batch) queues
+ * behind the one already waiting.  Before, it took the slot back before
+ * the waiter it woke could run, and a waiter could starve for hundreds of
+ * milliseconds under load. */
+static void
+test_pool_first_come_first_served (Fixture *fixture, gconstpointer data)
+{
+	PoolRace race = {.mailer = sc_config_get_mailer (fixture->config, "a"), .order = g_ptr_array_new ()};
+	ScSmtpConnection *held[2];
+	ScSmtpConnection *again;
+	GThread *thread;
+
+	g_mutex_init (&race.lock);
+	race.state = sc_mailer_state_get (race.mailer);
+	/* max-connections=2: both taken, the next one waits */
+	held[0] = sc_mailer_state_acquire (race.state, race.mailer, NULL);
+	held[1] = sc_mailer_state_acquire (race.state, race.mailer, NULL);
+	thread = g_thread_new ("waiter", waiting_thread, &race);
+	for (guint i = 0; i < 500 && waiting (race.state) == 0; i++)
+		g_usleep (10 * 1000);
+	g_assert_cmpuint (waiting (race.state), ==, 1);
+
+	sc_mailer_state_release (race.state, held[0], FALSE);
+	again = sc_mailer_state_acquire (race.state, race.mailer, NULL);
+	note_slot (&race, "again");
+	sc_mailer_state_release (race.state, again, FALSE);
+	sc_mailer_state_release (race.state, held[1], FALSE);
+	g_thread_join (thread);
+	g_assert_cmpuint (race.order->len, ==, 2);
+	g_assert_cmpstr (race.order->pdata[0], ==, "waiter");
+	g_assert_cmpstr (race.order->pdata[1], ==, "again");
+	g_assert_cmpuint (waiting (race.state), ==, 0);
+	g_ptr_array_unref (race.order);
+	g_mutex_clear (&race.lock);
+}
+
+/* A waiter whose job is cancelled leaves the line: the one behind it
+ * still gets the next slot. */
+static void
+test_pool_cancelled_waiter_leaves (Fixture *fixture, gconstpointer data)
+{
+	const ScMailerConfig *mailer = sc_config_get_mailer (fixture->config, "a");
+	ScMailerState *state = sc_mailer_state_get (mailer);
+	g_autoptr(GCancellable) cancellable = g_cancellable_new ();
+	PoolRace race = {.state = state, .mailer = mailer, .order = g_ptr_array_new ()};
+	ScSmtpConnection *held[2];
+	GThread *thread;
+
+	g_mutex_init (&race.lock);
+	held[0] = sc_mailer_state_acquire (state, mailer, NULL);
+	held[1] = sc_mailer_state_acquire (state, mailer, NULL);
+	g_cancellable_cancel (cancellable);
+	/* cancelled while it would wait: no slot, nobody's place taken */
+	g_assert_null (sc_mailer_state_acquire (state, mailer, cancellable));
+	g_assert_cmpuint (waiting (state), ==, 0);
+	thread = g_thread_new ("waiter", waiting_thread, &race);
+	for (guint i = 0; i < 500 && waiting (state) == 0; i++)
+		g_usleep (10 * 1000);
+	sc_mailer_state_release (state, held[0], FALSE);
+	g_thread_join (thread);
+	g_assert_cmpuint (race.order->len, ==, 1);
+	sc_mailer_state_release (state, held[1], FALSE);
+	g_ptr_array_unref (race.order);
+	g_mutex_clear (&race.lock);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -141,6 +245,10 @@ main (int argc, char **argv)
 	g_test_add ("/deliver-mailer/key/skips-open-circuits", Fixture, NULL, setup,
 		    test_key_skips_open_circuits, teardown);
 	g_test_add ("/deliver-mailer/key/half-open", Fixture, NULL, setup, test_key_half_open, teardown);
+	g_test_add ("/deliver-mailer/pool/first-come-first-served", Fixture, NULL, setup,
+		    test_pool_first_come_first_served, teardown);
+	g_test_add ("/deliver-mailer/pool/cancelled-waiter-leaves", Fixture, NULL, setup,
+		    test_pool_cancelled_waiter_leaves, teardown);
 	g_test_add ("/deliver-mailer/key/after-reconfigure", Fixture, NULL, setup,
 		    test_key_after_reconfigure, teardown);
 	return g_test_run ();

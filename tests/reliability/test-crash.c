@@ -339,6 +339,7 @@ test_crash_stream (void)
 	guint kills = 0, starts = 0, accepted = 0, refused = 0, not_messages = 0, busy_retries = 0;
 	guint not_done = 0, held = 0, dead = 0, missing = 0, missing_done = 0, duplicates = 0, dup_pairs = 0, max_extra = 0;
 	guint pairs_expected = 0, stage_twice = 0, stages_wrong = 0, not_sent = 0, crashed = 0;
+	guint blamed_twice = 0, most_blamed = 0;
 	guint archive_twice = 0, archive_missing = 0, archive_tmp = 0, archive_mid_twice = 0;
 	int final_status;
 	gint64 started = g_get_monotonic_time ();
@@ -463,7 +464,22 @@ test_crash_stream (void)
 	stages_wrong = sql_count (db, "SELECT COUNT(*) FROM messages m WHERE m.state = 'done' AND "
 				      "(SELECT COUNT(*) FROM stages s WHERE s.message_id = m.id) != 3");
 	not_sent = sql_count (db, "SELECT COUNT(*) FROM recipients WHERE status != 'sent'");
+	/* each such row, with its message's history, names the path that left it */
+	g_assert_cmpint (sqlite3_prepare_v2 (db, "SELECT m.queue_id, m.state, r.address, r.status, r.code, r.reply,"
+					     " (SELECT group_concat(a.stage || ':' || a.outcome || ':' || coalesce(a.error, ''), ' | ')"
+					     "  FROM attempts a WHERE a.message_id = m.id)"
+					     " FROM recipients r JOIN messages m ON m.id = r.message_id"
+					     " WHERE r.status != 'sent' LIMIT 20", -1, &stmt, NULL), ==, SQLITE_OK);
+	while (sqlite3_step (stmt) == SQLITE_ROW)
+		g_print ("# not sent: %s (%s) %s %s %d %s; attempts: %s\n", sqlite3_column_text (stmt, 0),
+			 sqlite3_column_text (stmt, 1), sqlite3_column_text (stmt, 2), sqlite3_column_text (stmt, 3),
+			 sqlite3_column_int (stmt, 4), (const char *) sqlite3_column_text (stmt, 5),
+			 (const char *) sqlite3_column_text (stmt, 6));
+	sqlite3_finalize (stmt);
 	crashed = sql_count (db, "SELECT COUNT(*) FROM attempts WHERE outcome = 'crashed'");
+	/* crashes counted against one message: 3 hold it as poison */
+	blamed_twice = sql_count (db, "SELECT COUNT(*) FROM messages WHERE crashes >= 2");
+	most_blamed = sql_count (db, "SELECT COALESCE(MAX(crashes), 0) FROM messages");
 	sqlite3_close (db);
 
 	/* the sink and the archive */
@@ -513,9 +529,10 @@ test_crash_stream (void)
 	}
 
 	g_print ("# crash figures: seed=%" G_GUINT64_FORMAT " messages=%u accepted=%u refused=%u "
-		 "busy-retries=%u kills=%u runner-starts=%u final-exit=%d crashed-attempts=%u\n",
+		 "busy-retries=%u kills=%u runner-starts=%u final-exit=%d crashed-attempts=%u "
+		 "messages-blamed-twice=%u most-blamed=%u\n",
 		 crash.params.seed, crash.params.messages, accepted, refused, busy_retries, kills, starts,
-		 final_status, crashed);
+		 final_status, crashed, blamed_twice, most_blamed);
 	g_print ("# crash figures: recipients=%u missing=%u (of done messages %u) duplicates=%u (pairs %u, most per pair %u) "
 		 "not-done=%u held=%u dead=%u not-sent-rows=%u\n",
 		 pairs_expected, missing, missing_done, duplicates, dup_pairs, max_extra, not_done, held, dead, not_sent);
