@@ -201,6 +201,31 @@ grant_waiters (ScMailerState *state, guint max_connections)
 		g_cond_broadcast (&state->available);
 }
 
+/* Under state->lock, with a slot taken: an idle connection, else NULL (a
+ * new one is made outside the lock). */
+static ScSmtpConnection *
+take_idle (ScMailerState *state)
+{
+	return state->idle->len > 0 ? g_ptr_array_steal_index (state->idle, state->idle->len - 1) : NULL;
+}
+
+ScSmtpConnection *
+sc_mailer_state_try_acquire (ScMailerState *state, const ScMailerConfig *mailer)
+{
+	ScSmtpConnection *connection;
+
+	g_mutex_lock (&state->lock);
+	state->max_connections = mailer->max_connections;
+	if (state->in_use >= mailer->max_connections || !g_queue_is_empty (&state->waiters)) {
+		g_mutex_unlock (&state->lock);
+		return NULL;
+	}
+	state->in_use++;
+	connection = take_idle (state);
+	g_mutex_unlock (&state->lock);
+	return connection != NULL ? connection : sc_smtp_connection_new (mailer);
+}
+
 ScSmtpConnection *
 sc_mailer_state_acquire (ScMailerState *state, const ScMailerConfig *mailer, GCancellable *cancellable)
 {
@@ -226,12 +251,9 @@ sc_mailer_state_acquire (ScMailerState *state, const ScMailerConfig *mailer, GCa
 				g_cond_wait_until (&state->available, &state->lock, until);
 		}
 	}
-	if (state->idle->len > 0)
-		connection = g_ptr_array_steal_index (state->idle, state->idle->len - 1);
+	connection = take_idle (state);
 	g_mutex_unlock (&state->lock);
-	if (connection == NULL)
-		connection = sc_smtp_connection_new (mailer);
-	return connection;
+	return connection != NULL ? connection : sc_smtp_connection_new (mailer);
 }
 
 void

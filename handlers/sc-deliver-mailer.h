@@ -23,11 +23,14 @@ gboolean sc_mailer_state_try_use (ScMailerState *state);
  * 0 if closed. */
 gint64 sc_mailer_state_get_open_until (ScMailerState *state);
 
-/* A connection to use now; waits while max-connections are busy. NULL
- * when @cancellable fires. (transfer full) give it back with release(). */
+/* A connection to use now; waits while max-connections are busy, behind
+ * the threads that asked before. NULL when @cancellable fires.
+ * (transfer full) give it back with release(). */
 ScSmtpConnection *sc_mailer_state_acquire (ScMailerState *state,
 					   const ScMailerConfig *mailer,
 					   GCancellable *cancellable);
+/* The same without waiting: NULL when acquire() would wait. */
+ScSmtpConnection *sc_mailer_state_try_acquire (ScMailerState *state, const ScMailerConfig *mailer);
 /* @reusable: FALSE after a failure, so the next use reconnects. */
 void sc_mailer_state_release (ScMailerState *state, ScSmtpConnection *connection, gboolean reusable);
 

@@ -107,7 +107,37 @@ typedef struct {
 	GString *mailer_failures; /* "a: 421 …; b: connection refused" */
 	GHashTable *used_mailers; /* names of mailers that took a transaction */
 	guint sent_now;
+	guint senders;            /* senders running */
+	guint senders_waiting;    /* of them, waiting for a connection slot */
+	gboolean said_waiting;    /* context->waiting last told TRUE */
 } Delivery;
+
+/* A sender starts (@running +1) or ends (-1), or starts or stops waiting
+ * for a connection slot (@waiting +1/-1): while every running sender
+ * waits, the runner is told the handler only waits.  (Commits are not
+ * counted: they are short, and on PostgreSQL each mark is a round trip.) */
+static void
+senders_change (Delivery *delivery, int running, int waiting)
+{
+	ScStageContext *context = delivery->context;
+	gboolean all_wait;
+
+	g_mutex_lock (&delivery->lock);
+	delivery->senders += running;
+	delivery->senders_waiting += waiting;
+	all_wait = delivery->senders > 0 && delivery->senders_waiting == delivery->senders;
+	if (all_wait != delivery->said_waiting && context->waiting != NULL) {
+		delivery->said_waiting = all_wait;
+		context->waiting (context->waiting_data, all_wait);
+	}
+	g_mutex_unlock (&delivery->lock);
+}
+
+static void
+sender_waits (Delivery *delivery, gboolean waiting)
+{
+	senders_change (delivery, 0, waiting ? 1 : -1);
+}
 
 static void
 note_mailer_failure (Delivery *delivery, const char *name, const ScSmtpResult *result)
@@ -267,7 +297,14 @@ send_batch (Delivery *delivery,
 		if (!sc_mailer_state_try_use (state))
 			continue; /* circuit open: skipped without its timeout */
 		tried_any = TRUE;
-		connection = sc_mailer_state_acquire (state, mailer, context->cancellable);
+		connection = sc_mailer_state_try_acquire (state, mailer);
+		if (connection == NULL) {
+			/* queued behind other transactions: not working on
+			 * this message meanwhile */
+			sender_waits (delivery, TRUE);
+			connection = sc_mailer_state_acquire (state, mailer, context->cancellable);
+			sender_waits (delivery, FALSE);
+		}
 		if (connection == NULL)
 			break; /* cancelled */
 		attempt = sc_smtp_send (connection, sender, (const char *const *) addresses->pdata,
@@ -429,6 +466,7 @@ send_batches (gpointer data)
 {
 	Delivery *delivery = data;
 
+	senders_change (delivery, 1, 0);
 	for (;;) {
 		Batch batch;
 		GError *error = NULL;
@@ -436,6 +474,7 @@ send_batches (gpointer data)
 		g_mutex_lock (&delivery->lock);
 		if (delivery->stop_error != NULL || delivery->next_batch == delivery->batches->len) {
 			g_mutex_unlock (&delivery->lock);
+			senders_change (delivery, -1, 0);
 			return NULL;
 		}
 		batch = g_array_index (delivery->batches, Batch, delivery->next_batch++);
@@ -450,6 +489,7 @@ send_batches (gpointer data)
 				delivery->stop_error = g_steal_pointer (&error);
 			g_mutex_unlock (&delivery->lock);
 			g_clear_error (&error);
+			senders_change (delivery, -1, 0);
 			return NULL;
 		}
 	}

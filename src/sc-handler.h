@@ -50,6 +50,12 @@ typedef struct {
 	 * recipients can start before that result is on disk, and a crash
 	 * before it repeats only the transaction that was in flight. */
 	gboolean record_last_with_result;
+	/* (nullable) Called with TRUE while the handler only waits for
+	 * something outside the message (deliver: a connection slot), FALSE
+	 * when it works on the message again: a runner that
+	 * dies meanwhile does not count it as the message's crash. */
+	void (*waiting) (gpointer data, gboolean waiting);
+	gpointer waiting_data;
 	guint previous_attempts;      /* earlier tries of this stage for this message,
 				       * crashes included: 0 means no side effect of
 				       * this stage can exist yet, so an idempotency

@@ -22,7 +22,12 @@
  * mailer's lane (at most twice its max-connections run: one per connection
  * sending, one ready), everything else in the workers lane (`workers`).
  * The pool has a thread for every lane slot, so a relay that hangs holds
- * only its own lane.
+ * only its own lane.  A suspect (a message that was in a handler when a
+ * runner died) waits its turn in its lane like any other, then also for
+ * the one suspect slot: suspects run one at a time, so when a poison
+ * message kills the runner again it is the only suspect in a handler, and
+ * the messages that merely ran beside it the first time are not held
+ * with it.
  */
 #include "config.h"
 
@@ -75,6 +80,8 @@ typedef struct {
 	char **then;            /* (owned) (nullable) stages that run right after, on the same
 				 * thread, their results in the same commit (plan_group) */
 	gboolean handed_on;     /* the next job of its group took the message */
+	gboolean suspect_slot;  /* holds the runner's one suspect slot (with its lane slot) */
+	guint owner_slot;       /* its in-handler mark in the owner file, while it runs */
 	gboolean after_uncommitted; /* stages of its group ran before it, not yet committed */
 	ScConfig *config;       /* (owned) snapshot taken at claim */
 	char *stage;            /* (owned) */
@@ -129,6 +136,8 @@ struct _ScRunner {
 	guint64 in_flight_bytes;   /* what they hold in memory, estimated (claim_cost) */
 	guint64 next_sequence;
 	GHashTable *lanes;         /* (owned) key → ScLane*, main thread */
+	gboolean suspect_running;  /* the suspect slot is taken, main thread */
+	GQueue suspects;           /* ScJob*, out of their lanes, waiting for that slot */
 	GHashTable *claims;        /* (owned) message id → generation of every claim in flight */
 	GPtrArray *pending_jobs;   /* (owned) ScJob* finished, decided, not yet committed */
 	GPtrArray *pending_results; /* (owned) their ScStageResult*, same order */
@@ -225,6 +234,17 @@ record_recipients_cb (gpointer data, ScRecipientUpdate *updates, guint n_updates
 	return TRUE;
 }
 
+/* Worker thread (ScStageContext.waiting): while the handler only waits,
+ * its mark is cleared, so a crash meanwhile is not blamed on the message. */
+static void
+handler_waiting_cb (gpointer data, gboolean waiting)
+{
+	ScJob *job = data;
+
+	sc_owner_mark_in_handler (job->runner->owner, job->owner_slot, waiting ? 0 : job->message->id,
+				  waiting ? 0 : job->message->lease_generation);
+}
+
 /* Worker threads: a slot in the owner file for the claim in a handler. */
 static guint
 slot_acquire (ScRunner *runner)
@@ -290,6 +310,8 @@ run_stage (ScRunner *runner, ScJob *job)
 		    .record_recipients = record_recipients_cb,
 		    .record_recipients_data = job,
 		    .record_last_with_result = TRUE,
+		    .waiting = handler_waiting_cb,
+		    .waiting_data = job,
 		};
 		if (!handler->run (&context, &job->error) && job->error == NULL)
 			g_set_error (&job->error, SC_STAGE_ERROR, SC_STAGE_ERROR_TRANSIENT,
@@ -327,6 +349,8 @@ job_continue (ScJob *previous)
 
 	job->runner = previous->runner;
 	job->lane = g_steal_pointer (&previous->lane); /* the group's one slot */
+	job->suspect_slot = previous->suspect_slot;
+	previous->suspect_slot = FALSE;
 	job->message = message;
 	previous->handed_on = TRUE;
 	job->config = sc_config_ref (previous->config);
@@ -365,6 +389,7 @@ worker_cb (gpointer data, gpointer user_data)
 	}
 	sc_owner_mark_in_handler (runner->owner, slot, job->message->id, job->message->lease_generation);
 	for (;;) {
+		job->owner_slot = slot;
 		run_stage (runner, job);
 		g_ptr_array_add (ran, job);
 		if (job->error != NULL || job->then == NULL || g_cancellable_is_cancelled (runner->cancellable) ||
@@ -475,12 +500,49 @@ pool_size_for (ScRunner *runner, ScConfig *config)
 }
 
 static void
+lane_start (ScRunner *runner, ScJob *job)
+{
+	job->lane->running++;
+	g_thread_pool_push (runner->pool, job, NULL);
+}
+
+/* A job whose turn came: a suspect also needs the suspect slot, and
+ * leaves its lane to wait for it (holding no slot there meanwhile). */
+static void
 lane_pump (ScRunner *runner, ScLane *lane)
 {
 	while (lane->running < lane->capacity && !g_queue_is_empty (&lane->waiting)) {
-		lane->running++;
-		g_thread_pool_push (runner->pool, g_queue_pop_head (&lane->waiting), NULL);
+		ScJob *job = g_queue_pop_head (&lane->waiting);
+
+		if (job->message->crashes > 0) {
+			if (runner->suspect_running) {
+				g_queue_insert_sorted (&runner->suspects, job, job_compare, NULL);
+				continue;
+			}
+			runner->suspect_running = TRUE;
+			job->suspect_slot = TRUE;
+		}
+		lane_start (runner, job);
 	}
+}
+
+/* The suspect slot is free: the first suspect waiting for it starts, in
+ * its own lane even when that lane is full (by one job at most). */
+static void
+suspect_release (ScRunner *runner, ScJob *job)
+{
+	ScJob *next;
+
+	if (!job->suspect_slot)
+		return;
+	job->suspect_slot = FALSE;
+	runner->suspect_running = FALSE;
+	if (g_atomic_int_get (&runner->abandoned) || g_queue_is_empty (&runner->suspects))
+		return;
+	next = g_queue_pop_head (&runner->suspects);
+	runner->suspect_running = TRUE;
+	next->suspect_slot = TRUE;
+	lane_start (runner, next);
 }
 
 /* @job's slot is free: the next job of its lane may start (none once the
@@ -491,19 +553,21 @@ lane_release (ScRunner *runner, ScJob *job)
 	if (job->lane == NULL)
 		return;
 	job->lane->running--;
+	suspect_release (runner, job);
 	if (!g_atomic_int_get (&runner->abandoned))
 		lane_pump (runner, job->lane);
 	job->lane = NULL;
 }
 
-/* Jobs waiting behind a mailer that is busy or hung: they hold no thread,
- * and they must not stop the runner from claiming other work. */
+/* Jobs waiting behind a mailer that is busy or hung, or for the suspect
+ * slot: they hold no thread, and they must not stop the runner from
+ * claiming other work. */
 static guint
 blocked_jobs (ScRunner *runner)
 {
 	GHashTableIter iter;
 	gpointer value;
-	guint blocked = 0;
+	guint blocked = g_queue_get_length (&runner->suspects);
 
 	g_hash_table_iter_init (&iter, runner->lanes);
 	while (g_hash_table_iter_next (&iter, NULL, &value)) {
@@ -1472,6 +1536,7 @@ sc_runner_free (ScRunner *runner)
 	}
 	if (runner->lanes != NULL)
 		g_hash_table_destroy (runner->lanes);
+	g_queue_clear_full (&runner->suspects, (GDestroyNotify) job_free);
 	if (runner->pending_jobs != NULL) {
 		g_ptr_array_foreach (runner->pending_jobs, (GFunc) (void (*) (void)) job_free, NULL);
 		g_ptr_array_unref (runner->pending_jobs);

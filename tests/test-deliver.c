@@ -996,6 +996,62 @@ test_sigterm_before_data (Fixture *fixture, gconstpointer data)
 		g_assert_cmpuint (sc_test_sink_count_recipient (sink, recipients->pdata[i]), ==, 1);
 }
 
+/* Attempts of @shown with @outcome. */
+static guint
+count_outcome (JsonObject *shown, const char *outcome)
+{
+	JsonArray *attempts = json_object_get_array_member (shown, "attempts");
+	guint count = 0;
+
+	for (guint i = 0; i < json_array_get_length (attempts); i++)
+		if (g_strcmp0 (member (json_array_get_object_element (attempts, i), "outcome"), outcome) == 0)
+			count++;
+	return count;
+}
+
+/* kill -9 while one message's transaction is under way (RCPT answered in
+ * 30 s) and another's deliver waits for the mailer's only connection: the
+ * one sending is blamed (crashed), the one waiting only taken back
+ * (released).  Before, both counted a crash, and a message stuck behind a
+ * busy relay at three kills was held as poison. */
+static void
+test_kill9_waiting_not_blamed (Fixture *fixture, gconstpointer data)
+{
+	g_autoptr(ScTestSink) sink = start_sink ("-W", "rcpt:30", NULL);
+	g_autofree char *log = g_build_filename (fixture->dir, "run.log", NULL);
+	const char *first_rcpt[] = {"first@one.example", NULL};
+	const char *second_rcpt[] = {"second@two.example", NULL};
+	g_autofree char *first = NULL;
+	g_autofree char *second = NULL;
+	g_autoptr(GSubprocess) runner = NULL;
+	g_autoptr(JsonObject) first_shown = NULL;
+	g_autoptr(JsonObject) second_shown = NULL;
+
+	if (sink == NULL)
+		return;
+	write_sink_config (fixture, sink, "max-connections=1\n");
+	first = inject_to (fixture, first_rcpt);
+	second = inject_to (fixture, second_rcpt);
+	runner = sc_test_spawn (fixture->config, log, "run", NULL);
+	/* smtp-sink opens a dump at MAIL; the RCPT reply then takes 30 s */
+	for (guint waited = 0; waited < 2000 && sc_test_sink_count_dumps (sink) == 0; waited++)
+		g_usleep (10 * 1000);
+	g_assert_cmpuint (sc_test_sink_count_dumps (sink), ==, 1);
+	g_usleep (500 * 1000); /* the other deliver is at the pool by now */
+	g_subprocess_force_exit (runner);
+	g_assert_true (g_subprocess_wait (runner, NULL, NULL));
+
+	sc_test_sink_restart (sink, NULL);
+	g_assert_cmpint (run_once (fixture), ==, 0);
+	first_shown = sc_test_show (fixture->config, first);
+	second_shown = sc_test_show (fixture->config, second);
+	g_assert_cmpstr (member (first_shown, "state"), ==, "done");
+	g_assert_cmpstr (member (second_shown, "state"), ==, "done");
+	/* which of the two got the connection first is the runner's choice */
+	g_assert_cmpuint (count_outcome (first_shown, "crashed") + count_outcome (second_shown, "crashed"), ==, 1);
+	g_assert_cmpuint (count_outcome (first_shown, "released") + count_outcome (second_shown, "released"), ==, 1);
+}
+
 /* Defect 6 of issue 7: the relay closes the pooled connection while it is
  * idle (Postfix smtpd_timeout: "421 4.4.2 … timeout exceeded", then close).
  * The next message reconnects to the same mailer; it neither fails over
@@ -1599,6 +1655,8 @@ main (int argc, char **argv)
 	g_test_add ("/deliver/commit/connection-held-until-commit", Fixture, NULL, setup, test_connection_held_until_commit, teardown);
 	g_test_add ("/deliver/commit/parallel-last-with-result", Fixture, NULL, setup, test_parallel_last_with_result, teardown);
 	g_test_add ("/deliver/crash/kill-9-fan-out", Fixture, NULL, setup, test_kill9_fanout, teardown);
+	g_test_add ("/deliver/crash/kill-9-waiting-not-blamed", Fixture, NULL, setup, test_kill9_waiting_not_blamed,
+		    teardown);
 	g_test_add ("/deliver/tls/starttls-required", Fixture, NULL, setup, test_starttls, teardown);
 	g_test_add ("/deliver/config/misconfigured-mailer", Fixture, NULL, setup, test_misconfigured_mailer, teardown);
 	g_test_add ("/deliver/sigterm/after-dot-no-duplicate", Fixture, NULL, setup, test_sigterm_after_dot, teardown);

@@ -511,6 +511,72 @@ test_crash_limit_holds (Fixture *fixture, gconstpointer data)
 	g_assert_cmpint (sc_test_count (fixture->config, "held"), ==, 1);
 }
 
+static guint
+count_attempts (JsonObject *shown, const char *outcome)
+{
+	JsonArray *attempts = json_object_get_array_member (shown, "attempts");
+	guint count = 0;
+
+	for (guint a = 0; a < json_array_get_length (attempts); a++)
+		if (g_strcmp0 (member (json_array_get_object_element (attempts, a), "outcome"), outcome) == 0)
+			count++;
+	return count;
+}
+
+/* A poison message and a slow one in handlers together when the poison
+ * kills the runner: both are blamed once, then run as suspects one at a
+ * time, so the later crashes find the poison alone.  It is held; the
+ * slow one, which only ran beside it, is delivered (before the suspect
+ * slot both ran together after every restart and both were held). */
+static void
+test_crash_neighbour_not_held (Fixture *fixture, gconstpointer data)
+{
+	g_autofree char *script = sc_test_write_file (fixture->dir, "killer.sh",
+						      "#!/bin/sh\n"
+						      "if grep -q '^Subject: poison'; then\n"
+						      "  sleep 0.5; kill -9 $PPID; sleep 5\n"
+						      "fi\n"
+						      "sleep 1.5\n");
+	g_auto(GStrv) parts = g_strsplit (message_text, "Subject: hello list", 2);
+	g_autofree char *poison_text = g_strjoinv ("Subject: poison", parts);
+	g_autofree char *neighbour = NULL;
+	g_autofree char *poison = NULL;
+	g_autoptr(JsonObject) neighbour_shown = NULL;
+	g_autoptr(JsonObject) poison_shown = NULL;
+	guint killed_runs = 0;
+
+	g_assert_cmpint (g_chmod (script, 0755), ==, 0);
+	write_config (fixture, "maildir:archive", "exec:killer;archive",
+		      "[handler:killer]\ncommand=./killer.sh\ntimeout=1m\n");
+	neighbour = sc_test_inject (fixture->config, "test.example.org", message_text);
+	poison = sc_test_inject (fixture->config, "test.example.org", poison_text);
+	for (guint run = 0; run < 12; run++) {
+		g_autoptr(JsonObject) n_shown = sc_test_show (fixture->config, neighbour);
+		g_autoptr(JsonObject) p_shown = sc_test_show (fixture->config, poison);
+		g_autofree char *err = NULL;
+		int status;
+
+		if (g_strcmp0 (member (p_shown, "state"), "held") == 0 &&
+		    g_strcmp0 (member (n_shown, "state"), "queued") != 0 &&
+		    g_strcmp0 (member (n_shown, "state"), "active") != 0)
+			break;
+		status = sc_test_run (fixture->config, NULL, NULL, &err, "run", "--once", NULL);
+		if (status == 128 + SIGKILL)
+			killed_runs++;
+		else
+			g_assert_cmpint (status, ==, 0);
+		g_usleep (100 * 1000);
+	}
+	poison_shown = sc_test_show (fixture->config, poison);
+	neighbour_shown = sc_test_show (fixture->config, neighbour);
+	g_assert_cmpstr (member (poison_shown, "state"), ==, "held");
+	g_assert_cmpuint (count_attempts (poison_shown, "crashed"), ==, 3);
+	g_assert_cmpuint (killed_runs, ==, 3);
+	/* blamed for the first crash only: it was in a handler then */
+	g_assert_cmpstr (member (neighbour_shown, "state"), ==, "done");
+	g_assert_cmpuint (count_attempts (neighbour_shown, "crashed"), ==, 1);
+}
+
 /* Two runners on one spool: every message processed by exactly one. */
 static void
 test_two_runners (Fixture *fixture, gconstpointer data)
@@ -687,6 +753,8 @@ main (int argc, char **argv)
 	g_test_add ("/runner/hold-release-delete", Fixture, NULL, setup, test_hold_release_delete, teardown);
 	g_test_add ("/runner/crash/kill-9-resumes", Fixture, NULL, setup, test_kill9_resumes, teardown);
 	g_test_add ("/runner/crash/limit-holds", Fixture, NULL, setup, test_crash_limit_holds, teardown);
+	g_test_add ("/runner/crash/neighbour-not-held", Fixture, NULL, setup, test_crash_neighbour_not_held,
+		    teardown);
 	g_test_add ("/runner/concurrency/two-runners", Fixture, NULL, setup, test_two_runners, teardown);
 	g_test_add ("/runner/wakeup/inject-wakes-daemon", Fixture, NULL, setup, test_wakeup, teardown);
 	g_test_add ("/runner/signal/sigterm-releases", Fixture, NULL, setup, test_sigterm_releases, teardown);
