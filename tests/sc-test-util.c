@@ -256,6 +256,20 @@ sc_test_show (const char *config_path, const char *queue_id)
 	return json_object_ref (json_node_get_object (json_parser_get_root (parser)));
 }
 
+guint
+sc_test_count_attempts (JsonObject *shown, const char *outcome)
+{
+	JsonArray *attempts = json_object_get_array_member (shown, "attempts");
+	guint count = 0;
+
+	for (guint i = 0; i < json_array_get_length (attempts); i++) {
+		JsonObject *attempt = json_array_get_object_element (attempts, i);
+		if (g_strcmp0 (json_object_get_string_member_with_default (attempt, "outcome", NULL), outcome) == 0)
+			count++;
+	}
+	return count;
+}
+
 gint64
 sc_test_count (const char *config_path, const char *state)
 {

@@ -55,6 +55,8 @@ GSubprocess *sc_test_spawn (const char *config_path, const char *log_path, const
 char *sc_test_inject (const char *config_path, const char *list, const char *message);
 /* The parsed `show ID --json` object. (transfer full) */
 JsonObject *sc_test_show (const char *config_path, const char *queue_id);
+/* How many of @shown's attempts have @outcome ("crashed", "released" …). */
+guint sc_test_count_attempts (JsonObject *shown, const char *outcome);
 /* `status --json` member @state. */
 gint64 sc_test_count (const char *config_path, const char *state);
 /* Waits up to @timeout_ms for `status --json` to report @count in @state. */

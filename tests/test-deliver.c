@@ -996,19 +996,6 @@ test_sigterm_before_data (Fixture *fixture, gconstpointer data)
 		g_assert_cmpuint (sc_test_sink_count_recipient (sink, recipients->pdata[i]), ==, 1);
 }
 
-/* Attempts of @shown with @outcome. */
-static guint
-count_outcome (JsonObject *shown, const char *outcome)
-{
-	JsonArray *attempts = json_object_get_array_member (shown, "attempts");
-	guint count = 0;
-
-	for (guint i = 0; i < json_array_get_length (attempts); i++)
-		if (g_strcmp0 (member (json_array_get_object_element (attempts, i), "outcome"), outcome) == 0)
-			count++;
-	return count;
-}
-
 /* kill -9 while one message's transaction is under way (RCPT answered in
  * 30 s) and another's deliver waits for the mailer's only connection: the
  * one sending is blamed (crashed), the one waiting only taken back
@@ -1048,8 +1035,11 @@ test_kill9_waiting_not_blamed (Fixture *fixture, gconstpointer data)
 	g_assert_cmpstr (member (first_shown, "state"), ==, "done");
 	g_assert_cmpstr (member (second_shown, "state"), ==, "done");
 	/* which of the two got the connection first is the runner's choice */
-	g_assert_cmpuint (count_outcome (first_shown, "crashed") + count_outcome (second_shown, "crashed"), ==, 1);
-	g_assert_cmpuint (count_outcome (first_shown, "released") + count_outcome (second_shown, "released"), ==, 1);
+	g_assert_cmpuint (sc_test_count_attempts (first_shown, "crashed") + sc_test_count_attempts (second_shown, "crashed"),
+			  ==, 1);
+	g_assert_cmpuint (sc_test_count_attempts (first_shown, "released") +
+			      sc_test_count_attempts (second_shown, "released"),
+			  ==, 1);
 }
 
 /* Defect 6 of issue 7: the relay closes the pooled connection while it is

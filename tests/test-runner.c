@@ -442,6 +442,20 @@ test_kill9_resumes (Fixture *fixture, gconstpointer data)
 	}
 }
 
+/* One `run --once`; a run its handler killed is counted in *@killed_runs. */
+static void
+run_once_maybe_killed (Fixture *fixture, guint *killed_runs)
+{
+	g_autofree char *err = NULL;
+	int status = sc_test_run (fixture->config, NULL, NULL, &err, "run", "--once", NULL);
+
+	if (status == 128 + SIGKILL)
+		(*killed_runs)++;
+	else
+		g_assert_cmpint (status, ==, 0);
+	g_usleep (100 * 1000);
+}
+
 /* A handler that kills its own runner (kill -9 $PPID) every time: each
  * restart blames that message alone — the runner had marked it in a
  * handler (a lock-file slot, or handler_marks on PostgreSQL) — and after
@@ -474,17 +488,10 @@ test_crash_limit_holds (Fixture *fixture, gconstpointer data)
 	 * (PostgreSQL ends it a moment after the socket) and leave it */
 	for (guint run = 0; run < 12; run++) {
 		g_autoptr(JsonObject) now_shown = sc_test_show (fixture->config, queue_id);
-		g_autofree char *err = NULL;
-		int status;
 
 		if (g_strcmp0 (member (now_shown, "state"), "held") == 0)
 			break;
-		status = sc_test_run (fixture->config, NULL, NULL, &err, "run", "--once", NULL);
-		if (status == 128 + SIGKILL)
-			killed_runs++;
-		else
-			g_assert_cmpint (status, ==, 0);
-		g_usleep (100 * 1000);
+		run_once_maybe_killed (fixture, &killed_runs);
 	}
 	shown = sc_test_show (fixture->config, queue_id);
 	g_assert_cmpstr (member (shown, "state"), ==, "held");
@@ -509,18 +516,6 @@ test_crash_limit_holds (Fixture *fixture, gconstpointer data)
 	/* held: a further run leaves it alone */
 	g_assert_cmpint (run_once (fixture), ==, 0);
 	g_assert_cmpint (sc_test_count (fixture->config, "held"), ==, 1);
-}
-
-static guint
-count_attempts (JsonObject *shown, const char *outcome)
-{
-	JsonArray *attempts = json_object_get_array_member (shown, "attempts");
-	guint count = 0;
-
-	for (guint a = 0; a < json_array_get_length (attempts); a++)
-		if (g_strcmp0 (member (json_array_get_object_element (attempts, a), "outcome"), outcome) == 0)
-			count++;
-	return count;
 }
 
 /* A poison message and a slow one in handlers together when the poison
@@ -553,28 +548,21 @@ test_crash_neighbour_not_held (Fixture *fixture, gconstpointer data)
 	for (guint run = 0; run < 12; run++) {
 		g_autoptr(JsonObject) n_shown = sc_test_show (fixture->config, neighbour);
 		g_autoptr(JsonObject) p_shown = sc_test_show (fixture->config, poison);
-		g_autofree char *err = NULL;
-		int status;
 
 		if (g_strcmp0 (member (p_shown, "state"), "held") == 0 &&
 		    g_strcmp0 (member (n_shown, "state"), "queued") != 0 &&
 		    g_strcmp0 (member (n_shown, "state"), "active") != 0)
 			break;
-		status = sc_test_run (fixture->config, NULL, NULL, &err, "run", "--once", NULL);
-		if (status == 128 + SIGKILL)
-			killed_runs++;
-		else
-			g_assert_cmpint (status, ==, 0);
-		g_usleep (100 * 1000);
+		run_once_maybe_killed (fixture, &killed_runs);
 	}
 	poison_shown = sc_test_show (fixture->config, poison);
 	neighbour_shown = sc_test_show (fixture->config, neighbour);
 	g_assert_cmpstr (member (poison_shown, "state"), ==, "held");
-	g_assert_cmpuint (count_attempts (poison_shown, "crashed"), ==, 3);
+	g_assert_cmpuint (sc_test_count_attempts (poison_shown, "crashed"), ==, 3);
 	g_assert_cmpuint (killed_runs, ==, 3);
 	/* blamed for the first crash only: it was in a handler then */
 	g_assert_cmpstr (member (neighbour_shown, "state"), ==, "done");
-	g_assert_cmpuint (count_attempts (neighbour_shown, "crashed"), ==, 1);
+	g_assert_cmpuint (sc_test_count_attempts (neighbour_shown, "crashed"), ==, 1);
 }
 
 /* Two runners on one spool: every message processed by exactly one. */
