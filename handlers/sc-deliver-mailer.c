@@ -26,7 +26,6 @@ struct _ScMailerState {
 	char *name;
 	char *fingerprint;     /* url + TLS + credentials settings: a change drops the pool */
 	GMutex lock;
-	GCond available;
 	GPtrArray *idle;       /* (element-type ScSmtpConnection) guarded by lock */
 	guint in_use;          /* slots taken, granted waiters' included */
 	guint max_connections; /* the mailer's, as its last acquire saw it */
@@ -40,8 +39,10 @@ struct _ScMailerState {
 	char *last_error;
 };
 
-/* One thread waiting for a slot of the pool, on its own stack. */
+/* One thread waiting for a slot of the pool, on its own stack: a release
+ * wakes the one it grants, not every waiter. */
 typedef struct {
+	GCond granted_cond;
 	gboolean granted; /* a slot was passed to it (counted in in_use) */
 } PoolWaiter;
 
@@ -62,7 +63,6 @@ state_free (ScMailerState *state)
 {
 	g_ptr_array_unref (state->idle);
 	g_mutex_clear (&state->lock);
-	g_cond_clear (&state->available);
 	g_free (state->name);
 	g_free (state->fingerprint);
 	g_free (state->last_error);
@@ -85,7 +85,6 @@ sc_mailer_state_get (const ScMailerConfig *mailer)
 		state->fingerprint = g_steal_pointer (&fingerprint);
 		state->idle = g_ptr_array_new_with_free_func ((GDestroyNotify) sc_smtp_connection_free);
 		g_mutex_init (&state->lock);
-		g_cond_init (&state->available);
 		g_hash_table_insert (registry, state->name, state);
 	} else {
 		g_mutex_lock (&state->lock);
@@ -189,71 +188,73 @@ sc_deliver_mailer_key_for_list (const ScConfig *config, const ScListConfig *list
 static void
 grant_waiters (ScMailerState *state, guint max_connections)
 {
-	gboolean granted = FALSE;
-
 	while (state->in_use < max_connections && !g_queue_is_empty (&state->waiters)) {
 		PoolWaiter *waiter = g_queue_pop_head (&state->waiters);
 		waiter->granted = TRUE;
 		state->in_use++;
-		granted = TRUE;
+		g_cond_signal (&waiter->granted_cond);
 	}
-	if (granted)
-		g_cond_broadcast (&state->available);
 }
 
-/* Under state->lock, with a slot taken: an idle connection, else NULL (a
- * new one is made outside the lock). */
-static ScSmtpConnection *
-take_idle (ScMailerState *state)
+/* Under state->lock: takes a slot if one is free and nobody waits. */
+static gboolean
+take_free_slot (ScMailerState *state, const ScMailerConfig *mailer)
 {
-	return state->idle->len > 0 ? g_ptr_array_steal_index (state->idle, state->idle->len - 1) : NULL;
+	state->max_connections = mailer->max_connections;
+	if (state->in_use >= mailer->max_connections || !g_queue_is_empty (&state->waiters))
+		return FALSE;
+	state->in_use++;
+	return TRUE;
+}
+
+/* With a slot taken and state->lock held, which it releases: an idle
+ * connection, else a new one (made outside the lock). */
+static ScSmtpConnection *
+connection_for_slot (ScMailerState *state, const ScMailerConfig *mailer)
+{
+	ScSmtpConnection *connection =
+	    state->idle->len > 0 ? g_ptr_array_steal_index (state->idle, state->idle->len - 1) : NULL;
+
+	g_mutex_unlock (&state->lock);
+	return connection != NULL ? connection : sc_smtp_connection_new (mailer);
 }
 
 ScSmtpConnection *
 sc_mailer_state_try_acquire (ScMailerState *state, const ScMailerConfig *mailer)
 {
-	ScSmtpConnection *connection;
-
 	g_mutex_lock (&state->lock);
-	state->max_connections = mailer->max_connections;
-	if (state->in_use >= mailer->max_connections || !g_queue_is_empty (&state->waiters)) {
+	if (!take_free_slot (state, mailer)) {
 		g_mutex_unlock (&state->lock);
 		return NULL;
 	}
-	state->in_use++;
-	connection = take_idle (state);
-	g_mutex_unlock (&state->lock);
-	return connection != NULL ? connection : sc_smtp_connection_new (mailer);
+	return connection_for_slot (state, mailer);
 }
 
 ScSmtpConnection *
 sc_mailer_state_acquire (ScMailerState *state, const ScMailerConfig *mailer, GCancellable *cancellable)
 {
-	ScSmtpConnection *connection = NULL;
-
 	g_mutex_lock (&state->lock);
-	state->max_connections = mailer->max_connections;
-	if (state->in_use < mailer->max_connections && g_queue_is_empty (&state->waiters)) {
-		state->in_use++;
-	} else {
-		PoolWaiter waiter = {FALSE};
+	if (!take_free_slot (state, mailer)) {
+		PoolWaiter waiter = {.granted = FALSE};
+
+		g_cond_init (&waiter.granted_cond);
 		g_queue_push_tail (&state->waiters, &waiter);
 		while (!waiter.granted) {
-			gint64 until = g_get_monotonic_time () + 100 * G_TIME_SPAN_MILLISECOND;
 			if (cancellable != NULL && g_cancellable_is_cancelled (cancellable)) {
 				g_queue_remove (&state->waiters, &waiter);
 				g_mutex_unlock (&state->lock);
+				g_cond_clear (&waiter.granted_cond);
 				return NULL;
 			}
 			/* max-connections raised by a reload: no release grants it */
 			grant_waiters (state, mailer->max_connections);
 			if (!waiter.granted)
-				g_cond_wait_until (&state->available, &state->lock, until);
+				g_cond_wait_until (&waiter.granted_cond, &state->lock,
+						   g_get_monotonic_time () + 100 * G_TIME_SPAN_MILLISECOND);
 		}
+		g_cond_clear (&waiter.granted_cond);
 	}
-	connection = take_idle (state);
-	g_mutex_unlock (&state->lock);
-	return connection != NULL ? connection : sc_smtp_connection_new (mailer);
+	return connection_for_slot (state, mailer);
 }
 
 void
