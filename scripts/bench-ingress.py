@@ -35,7 +35,6 @@ import json
 import os
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -331,13 +330,11 @@ commands = first_commands
 
 
 def per_round(key, index=None):
-    """@key's value in each round (None where a round has none)."""
-    return [None if r.get(key) is None else r[key] if index is None else r[key][index] for r in rounds]
+    return benchlib.column(rounds, key, index)
 
 
 def med(key, index=None):
-    values = [v for v in per_round(key, index) if v is not None]
-    return statistics.median(values) if values else None
+    return benchlib.median_of(per_round(key, index))
 
 
 def fmt(value, unit):

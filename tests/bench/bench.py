@@ -650,13 +650,7 @@ def fig10():
 
 
 def med(rounds, key, index=None):
-    values = []
-    for r in rounds:
-        v = r.get(key)
-        if v is None:
-            continue
-        values.append(v[index] if index is not None else v)
-    return statistics.median(values) if values else None
+    return bl.median_of(bl.column(rounds, key, index))
 
 
 def rate(v):
@@ -675,21 +669,12 @@ def mark(ok):
     return "" if ok is None else ("✓" if ok else "✗")
 
 
-def column(rounds, key, index=None):
-    """@key's value in each round, None where that round has none."""
-    values = []
-    for r in rounds:
-        v = r.get(key)
-        values.append(v[index] if v is not None and index is not None else v)
-    return values
-
-
 def build_rows(results):
     rows = []  # figure, what, stagecoach, postfix, ratio, ceiling, target
     ceiling = med(results.get(1, []), "ceiling")
     postfix = med(results.get(2, []), "postfix")
-    ceilings = column(results.get(1, []), "ceiling")
-    postfixes = column(results.get(2, []), "postfix")
+    ceilings = bl.column(results.get(1, []), "ceiling")
+    postfixes = bl.column(results.get(2, []), "postfix")
     n = f"{args.messages:,}"
 
     def share(values, who="sc"):
@@ -708,7 +693,7 @@ def build_rows(results):
         rows.append(("2", f"anchor: smtp-source → Postfix (fsynced queue) → smtp-sink, {n}",
                      "-", rate(postfix), "-", share(postfixes, "Postfix"), ""))
     if 3 in results:
-        scs = column(results[3], "sc")
+        scs = bl.column(results[3], "sc")
         sc = med(results[3], "sc")
         text, x = ratio(scs, postfixes)
         of_ceiling = bl.median_ratio(scs, ceilings)
@@ -719,13 +704,13 @@ def build_rows(results):
         rows.append(("3", f"decorate;deliver via `stagecoach inject`, 8 callers, {args.inject:,}",
                      rate(sc), "-", "-", "-", ""))
     if 4 in results:
-        scs = column(results[4], "sc")
+        scs = bl.column(results[4], "sc")
         text, x = ratio(scs, postfixes)
         rows.append(("4", f"decorate;archive;deliver via SMTP, end to end, {n}",
                      rate(med(results[4], "sc")), rate(postfix), text, share(scs), ""))
     if 5 in results:
         sc, pf = med(results[5], "sc"), med(results[5], "postfix")
-        text, x = ratio(column(results[5], "sc"), column(results[5], "postfix"))
+        text, x = ratio(bl.column(results[5], "sc"), bl.column(results[5], "postfix"))
         rows.append(("5", f"retry: 450 twice then 250 (Python receiver, both), {args.retry:,}; "
                      "retry delay 1 s both", rate(sc), rate(pf), text, "-",
                      f"≥10× {mark(None if x is None else x >= 10)}"))
@@ -733,14 +718,14 @@ def build_rows(results):
         floor = results[6]
         for index, what in ((0, "median"), (1, "p99")):
             sc, pf = med(floor, "sc", index), med(floor, "postfix", index)
-            text, _ = ratio(column(floor, "sc", index), column(floor, "postfix", index),
+            text, _ = ratio(bl.column(floor, "sc", index), bl.column(floor, "postfix", index),
                             lower_better=True)
             target = f"≤5 ms {mark(None if sc is None else sc <= 5)}" if index == 0 else ""
             rows.append(("6", f"idle latency SMTP-in → at the sink, {what} of {args.latency}",
                          ms(sc), ms(pf), text, "direct: " + ms(med(floor, "floor", index)), target))
     if 7 in results:
         sc, pf = med(results[7], "sc"), med(results[7], "postfix")
-        text, x = ratio(column(results[7], "sc"), column(results[7], "postfix"), lower_better=True)
+        text, x = ratio(bl.column(results[7], "sc"), bl.column(results[7], "postfix"), lower_better=True)
         rows.append(("7", f"fan-out: 1 message → {args.fanout:,} recipients / {args.domains} "
                      "domains, until all at the sink", secs(sc), secs(pf), text, "-",
                      f"≥2× {mark(None if x is None else x >= 2)}"))

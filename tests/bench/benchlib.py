@@ -25,6 +25,19 @@ BODY = ("From: a@example.org\r\nTo: bench@example.org\r\nSubject: ingress\r\n\r\
         + "line of text, about four kilobytes in all\r\n" * 95).encode()
 
 
+def column(rounds, key, index=None):
+    """@key's value (its @index-th item when given) in each round's dict, None where a
+    round has none (a figure that failed keeps its round's place)."""
+    return [None if r.get(key) is None else r[key] if index is None else r[key][index]
+            for r in rounds]
+
+
+def median_of(values):
+    """The median of the values measured (not None), None if there are none."""
+    present = [v for v in values if v is not None]
+    return statistics.median(present) if present else None
+
+
 def median_ratio(numerators, denominators):
     """The median of the round-by-round ratios numerators[i] / denominators[i], over the
     rounds where both were measured (None or 0 is a missing figure); None if no round has

@@ -31,6 +31,13 @@ check("nothing measured", bl.median_ratio([], []), None)
 # lower is better (times): the caller swaps the arguments
 check("times", bl.median_ratio([4.0, 5.0], [2.0, 2.5]), 2.0)
 
+# the columns those ratios are taken from: a failed round ({}) keeps its place
+rounds = [{"sc": 3000, "lat": (2.0, 4.0)}, {}, {"sc": 1000, "lat": (1.0, 3.0)}]
+checks.append((bl.column(rounds, "sc") == [3000, None, 1000], "column keeps a failed round's place"))
+checks.append((bl.column(rounds, "lat", 1) == [4.0, None, 3.0], "column picks an item"))
+check("median of the rounds measured", bl.median_of(bl.column(rounds, "sc")), 2000.0)
+check("median of nothing measured", bl.median_of([None, None]), None)
+
 print(f"1..{len(checks)}")
 for i, (ok, text) in enumerate(checks, 1):
     print(f"{'ok' if ok else 'not ok'} {i} {text}")
