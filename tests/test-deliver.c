@@ -1525,13 +1525,15 @@ test_verp_envelope_per_recipient (Fixture *fixture, gconstpointer data)
 }
 
 /* TCP connections open to 127.0.0.1:@port, from /proc/net/tcp: the
- * server's side of each, local port @port in state 01 (ESTABLISHED). */
+ * client's side of each, remote port @port in state 01 (ESTABLISHED).
+ * Not the server's side: smtp-sink, busy holding a reply, may not have
+ * seen a connection the client already closed, and it would count. */
 static guint
 established_to (guint port)
 {
 	g_autofree char *table = NULL;
 	g_auto(GStrv) lines = NULL;
-	g_autofree char *local_port = g_strdup_printf (":%04X", port);
+	g_autofree char *remote_port = g_strdup_printf (":%04X", port);
 	guint count = 0;
 
 	g_assert_true (g_file_get_contents ("/proc/net/tcp", &table, NULL, NULL));
@@ -1540,7 +1542,7 @@ established_to (guint port)
 		char local[64], remote[64], state[8];
 		/* "  0: 0100007F:1F90 0100007F:D2A4 01 …" */
 		if (sscanf (lines[i], " %*s %63s %63s %7s", local, remote, state) == 3 &&
-		    g_str_has_suffix (local, local_port) && strcmp (state, "01") == 0)
+		    g_str_has_suffix (remote, remote_port) && strcmp (state, "01") == 0)
 			count++;
 	}
 	return count;
