@@ -78,10 +78,10 @@ static const char mark_upsert_name[] = "sc_presence_mark";
 /* the statement prepared on the marks' own connection (not an
  * ScPgStatement: those are the spool connection's) */
 static const char mark_upsert_sql[] =
-    "INSERT INTO handler_marks (owner, slot, message_id, generation)"
-    " VALUES ($1::text, $2::integer, $3::bigint, $4::bigint)"
+    "INSERT INTO handler_marks (owner, slot, message_id, generation, stage)"
+    " VALUES ($1::text, $2::integer, $3::bigint, $4::bigint, $5::integer)"
     " ON CONFLICT (owner, slot) DO UPDATE"
-    " SET message_id = excluded.message_id, generation = excluded.generation";
+    " SET message_id = excluded.message_id, generation = excluded.generation, stage = excluded.stage";
 
 static gboolean
 mark_connect (MarkWriter *writer, GError **error)
@@ -109,7 +109,7 @@ mark_connect (MarkWriter *writer, GError **error)
 /* One upsert; FALSE with @error when it failed (the connection is then
  * dropped: the next try starts on a new one). */
 static gboolean
-mark_send (MarkWriter *writer, guint slot, gint64 id, gint64 generation, GError **error)
+mark_send (MarkWriter *writer, guint slot, gint64 id, gint64 generation, guint stage, GError **error)
 {
 	g_auto(ScPgParams) params = {0};
 	g_autoptr(PGresult) result = NULL;
@@ -118,6 +118,7 @@ mark_send (MarkWriter *writer, guint slot, gint64 id, gint64 generation, GError 
 	sc_pg_params_int64 (&params, slot);
 	sc_pg_params_int64 (&params, id);
 	sc_pg_params_int64 (&params, generation);
+	sc_pg_params_int64 (&params, stage);
 	result = PQexecPrepared (writer->conn, mark_upsert_name, (int) params.n, params.values, params.lengths,
 				 params.formats, 0);
 	if (PQresultStatus (result) == PGRES_COMMAND_OK)
@@ -134,7 +135,7 @@ mark_send (MarkWriter *writer, guint slot, gint64 id, gint64 generation, GError 
 
 /* ScOwnerMarkFunc, on a worker thread, before (and after) its handler. */
 static void
-mark_write (guint slot, gint64 id, gint64 generation, gpointer data)
+mark_write (guint slot, gint64 id, gint64 generation, guint stage, gpointer data)
 {
 	MarkWriter *writer = data;
 	g_autoptr(GError) error = NULL;
@@ -150,14 +151,14 @@ mark_write (guint slot, gint64 id, gint64 generation, gpointer data)
 			goto failed;
 		fresh = TRUE;
 	}
-	if (mark_send (writer, slot, id, generation, &error))
+	if (mark_send (writer, slot, id, generation, stage, &error))
 		goto done;
 	/* lost since the last mark: once more, on a new connection */
 	if (fresh)
 		goto failed;
 	g_debug ("%s; reconnecting", error->message);
 	g_clear_error (&error);
-	if (mark_connect (writer, &error) && mark_send (writer, slot, id, generation, &error))
+	if (mark_connect (writer, &error) && mark_send (writer, slot, id, generation, stage, &error))
 		goto done;
 failed:
 	g_debug ("runner %s: slot %u not recorded (%" G_GINT64_FORMAT "): %s", writer->owner, slot, id,
@@ -308,10 +309,11 @@ sc_pg_runner_in_handler (ScSpool *spool, const char *owner)
 {
 	static const ScPgStatement select_marks = {
 	    "sc_presence_marks",
-	    "SELECT message_id, generation FROM handler_marks WHERE owner = $1::text AND message_id <> 0",
+	    "SELECT message_id, generation, coalesce (stage, -1) FROM handler_marks"
+	    " WHERE owner = $1::text AND message_id <> 0",
 	};
 	ScPgSpool *pg = SC_PG_SPOOL (spool);
-	GHashTable *running = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+	GHashTable *running = sc_owner_marks_new ();
 	g_auto(ScPgParams) params = {0};
 	g_autoptr(PGresult) result = NULL;
 	g_autoptr(GError) error = NULL;
@@ -322,10 +324,11 @@ sc_pg_runner_in_handler (ScSpool *spool, const char *owner)
 		g_debug ("%s", error->message);
 		return running;
 	}
-	for (int row = 0; row < PQntuples (result); row++)
-		g_hash_table_add (running, g_strdup_printf ("%" G_GINT64_FORMAT ":%" G_GINT64_FORMAT,
-							    sc_pg_get_int64 (result, row, 0),
-							    sc_pg_get_int64 (result, row, 1)));
+	for (int row = 0; row < PQntuples (result); row++) {
+		gint64 stage = sc_pg_get_int64 (result, row, 2);
+		sc_owner_marks_add (running, sc_pg_get_int64 (result, row, 0), sc_pg_get_int64 (result, row, 1),
+				    stage >= 0 && stage <= G_MAXINT ? (gint) stage : SC_OWNER_STAGE_UNKNOWN);
+	}
 	return running;
 }
 

@@ -8,6 +8,7 @@
 #include "config.h"
 
 #include "sc-i18n.h"
+#include "sc-owner.h"
 #include "sc-pg-private.h"
 
 typedef struct {
@@ -82,12 +83,20 @@ select_completed_stages (ScPgSpool *pg, gint64 rowid, GError **error)
 	return g_strv_builder_end (builder);
 }
 
-/* As sc-spool.c's reclaim_one: @in_handler, the owner was running this
- * claim's stage; only then is the message blamed. */
+/* What the probe said of a claim taken back. */
+typedef struct {
+	guint row;          /* its ActiveRow */
+	gboolean in_handler;
+	gint marked_stage;  /* ScLeaseProbe.in_handler's */
+} Blame;
+
+/* As sc-sqlite-spool.c's reclaim_one: @in_handler, the owner was running
+ * this claim's stage (@marked_stage); only then is the message blamed. */
 static gboolean
 reclaim_one (ScPgSpool *pg,
 	     const ActiveRow *row,
 	     gboolean in_handler,
+	     gint marked_stage,
 	     gint64 now,
 	     guint crash_limit,
 	     gboolean *out_taken,
@@ -118,7 +127,7 @@ reclaim_one (ScPgSpool *pg,
 	hold = counted && row->crashes + 1 >= crash_limit;
 	probe.pipeline = pipeline;
 	probe.completed = completed;
-	stage = sc_message_next_stage (&probe);
+	stage = sc_message_crashed_stage (&probe, in_handler ? marked_stage : SC_OWNER_STAGE_UNKNOWN);
 	if (in_handler)
 		reason = g_strdup_printf (_("runner %s stopped while its %s stage ran"
 					    " (lease expired or process gone)"),
@@ -202,8 +211,7 @@ sc_pg_reclaim (ScSpool *spool,
 	ScPgSpool *pg = SC_PG_SPOOL (spool);
 	g_autoptr(GArray) rows = select_active_rows (pg, error);
 	g_autoptr(GHashTable) alive = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
-	g_autoptr(GArray) chosen = g_array_new (FALSE, FALSE, sizeof (guint));
-	g_autoptr(GArray) blamed = g_array_new (FALSE, FALSE, sizeof (gboolean));
+	g_autoptr(GArray) chosen = g_array_new (FALSE, FALSE, sizeof (Blame));
 	g_autoptr(GError) fold_error = NULL;
 
 	if (rows == NULL)
@@ -212,7 +220,7 @@ sc_pg_reclaim (ScSpool *spool,
 		ActiveRow *row = &g_array_index (rows, ActiveRow, i);
 		ScLease lease = {.id = row->id, .generation = row->generation};
 		gboolean owner_is_alive;
-		gboolean in_handler = FALSE;
+		Blame blame = {.row = i, .in_handler = FALSE, .marked_stage = SC_OWNER_STAGE_UNKNOWN};
 
 		if (row->owner == NULL)
 			continue;
@@ -230,10 +238,9 @@ sc_pg_reclaim (ScSpool *spool,
 			}
 			if (owner_is_alive && row->lease_expires_at > now)
 				continue;
-			in_handler = probe->in_handler (row->owner, &lease, probe->user_data);
+			blame.in_handler = probe->in_handler (row->owner, &lease, &blame.marked_stage, probe->user_data);
 		}
-		g_array_append_val (chosen, i);
-		g_array_append_val (blamed, in_handler);
+		g_array_append_val (chosen, blame);
 	}
 	if (chosen->len > 0) {
 		guint reclaimed = 0;
@@ -241,9 +248,11 @@ sc_pg_reclaim (ScSpool *spool,
 		if (!sc_pg_begin (pg, error))
 			return 0;
 		for (guint i = 0; i < chosen->len; i++) {
-			const ActiveRow *row = &g_array_index (rows, ActiveRow, g_array_index (chosen, guint, i));
+			const Blame *blame = &g_array_index (chosen, Blame, i);
+			const ActiveRow *row = &g_array_index (rows, ActiveRow, blame->row);
 			gboolean taken = FALSE;
-			if (!reclaim_one (pg, row, g_array_index (blamed, gboolean, i), now, crash_limit, &taken, error)) {
+			if (!reclaim_one (pg, row, blame->in_handler, blame->marked_stage, now, crash_limit, &taken,
+					  error)) {
 				sc_pg_rollback (pg);
 				return 0;
 			}

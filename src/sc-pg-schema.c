@@ -10,6 +10,7 @@
  *   v3  accepted
  *   v4  handler_marks (a step that changes nothing on SQLite)
  *   v5  nothing (SQLite's CHECK constraints without IN lists)
+ *   v6  handler_marks.stage
  *
  * v4: handler_marks is where a runner records which claims its handlers
  * are running (sc-pg-presence.c), what the SQLite spool keeps in its
@@ -227,6 +228,12 @@ static const char *const migrations[] = {
      * lists (sc-sqlite-schema.c); PostgreSQL evaluates a constant list
      * as one array comparison, so its constraints stay as they are */
     "SELECT 1",
+    /* v5 → v6: which stage of the claim the slot's handler runs (its
+     * position in the pipeline), so reclaim blames the stage that was
+     * running inside a group that commits together.  NULL: written by
+     * a runner from before v6 (the first stage without a record is
+     * blamed, as then) */
+    "ALTER TABLE handler_marks ADD COLUMN stage INTEGER;",
 };
 
 const int sc_pg_schema_version = G_N_ELEMENTS (migrations);

@@ -242,7 +242,7 @@ handler_waiting_cb (gpointer data, gboolean waiting)
 	ScJob *job = data;
 
 	sc_owner_mark_in_handler (job->runner->owner, job->owner_slot, waiting ? 0 : job->message->id,
-				  waiting ? 0 : job->message->lease_generation);
+				  waiting ? 0 : job->message->lease_generation, job->stage_index);
 }
 
 /* Worker threads: a slot in the owner file for the claim in a handler. */
@@ -387,8 +387,10 @@ worker_cb (gpointer data, gpointer user_data)
 		job_free (job);
 		return;
 	}
-	sc_owner_mark_in_handler (runner->owner, slot, job->message->id, job->message->lease_generation);
 	for (;;) {
+		/* each stage of a group marked: a crash is blamed on the one running */
+		sc_owner_mark_in_handler (runner->owner, slot, job->message->id, job->message->lease_generation,
+					  job->stage_index);
 		job->owner_slot = slot;
 		run_stage (runner, job);
 		g_ptr_array_add (ran, job);
@@ -397,7 +399,7 @@ worker_cb (gpointer data, gpointer user_data)
 			break;
 		job = job_continue (job);
 	}
-	sc_owner_mark_in_handler (runner->owner, slot, 0, 0);
+	sc_owner_mark_in_handler (runner->owner, slot, 0, 0, 0);
 	slot_release (runner, slot);
 	g_async_queue_lock (runner->finished);
 	for (guint i = 0; i < ran->len; i++)
@@ -1102,18 +1104,16 @@ probe_alive_cb (const char *owner, gpointer user_data)
 }
 
 static gboolean
-probe_in_handler_cb (const char *owner, const ScLease *lease, gpointer user_data)
+probe_in_handler_cb (const char *owner, const ScLease *lease, gint *out_stage, gpointer user_data)
 {
 	ReclaimProbe *probe = user_data;
 	GHashTable *running = g_hash_table_lookup (probe->in_handler, owner);
-	g_autofree char *key = NULL;
 
 	if (running == NULL) {
 		running = sc_spool_runner_in_handler (probe->runner->spool, owner);
 		g_hash_table_insert (probe->in_handler, g_strdup (owner), running);
 	}
-	key = g_strdup_printf ("%" G_GINT64_FORMAT ":%" G_GINT64_FORMAT, lease->id, lease->generation);
-	return g_hash_table_contains (running, key);
+	return sc_owner_marks_find (running, lease->id, lease->generation, out_stage);
 }
 
 static gboolean

@@ -139,6 +139,17 @@ sc_message_next_stage (const ScMessage *message)
 	return NULL;
 }
 
+const char *
+sc_message_crashed_stage (const ScMessage *message, gint marked)
+{
+	if (marked >= 0 && (guint) marked < g_strv_length (message->pipeline)) {
+		const char *stage = message->pipeline[marked];
+		if (message->completed == NULL || !g_strv_contains ((const char *const *) message->completed, stage))
+			return stage;
+	}
+	return sc_message_next_stage (message);
+}
+
 guint
 sc_message_previous_attempts (const ScMessage *message, const char *stage)
 {

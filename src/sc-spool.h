@@ -158,6 +158,12 @@ void sc_message_free (ScMessage *message);
 ScMessage *sc_message_new_leased (const ScNewMessage *message, gint64 id, const char *queue_id);
 /* (nullable) the first pipeline stage without a record */
 const char *sc_message_next_stage (const ScMessage *message);
+/* (nullable) The stage a claim taken back was in: @marked (its position in
+ * the pipeline, from its runner's in-handler mark) while it names a stage
+ * without a record, else the first stage without one.  The mark decides
+ * inside a group of stages that commit together (decorate;deliver): the
+ * first stage without a record may have ended before the crash. */
+const char *sc_message_crashed_stage (const ScMessage *message, gint marked);
 /* Earlier tries of @stage, as known at claim time. */
 guint sc_message_previous_attempts (const ScMessage *message, const char *stage);
 
@@ -293,8 +299,10 @@ gboolean sc_spool_release_owner (ScSpool *spool, const char *owner, gint64 now, 
 typedef struct {
 	/* Does @owner's process still run? (never asked about self) */
 	gboolean (*alive) (const char *owner, gpointer user_data);
-	/* Was a handler of @owner running on this claim when it stopped or hung? */
-	gboolean (*in_handler) (const char *owner, const ScLease *lease, gpointer user_data);
+	/* Was a handler of @owner running on this claim when it stopped or
+	 * hung?  If so, @out_stage: the stage's position in the message's
+	 * pipeline, or SC_OWNER_STAGE_UNKNOWN. */
+	gboolean (*in_handler) (const char *owner, const ScLease *lease, gint *out_stage, gpointer user_data);
 	/* Does this runner (self) still work on this claim? */
 	gboolean (*in_flight) (const ScLease *lease, gpointer user_data);
 	gpointer user_data;
@@ -341,8 +349,8 @@ typedef struct _ScOwner ScOwner;
 ScOwner *sc_spool_register_runner (ScSpool *spool, GError **error);
 /* Whether runner @owner still runs (its process holds its registration). */
 gboolean sc_spool_runner_is_alive (ScSpool *spool, const char *owner);
-/* The claims runner @owner had a handler running on, as
- * "ID:GENERATION" keys. (transfer full) */
+/* The claims runner @owner had a handler running on, and the stage of
+ * each (sc_owner_marks_find). (transfer full) */
 GHashTable *sc_spool_runner_in_handler (ScSpool *spool, const char *owner);
 /* Forgets a dead runner (after its messages were taken back). */
 void sc_spool_forget_runner (ScSpool *spool, const char *owner);

@@ -22,6 +22,10 @@
  *       by editing sqlite_schema (checks_without_in_lists()), as SQLite's
  *       documentation describes for changes that leave the stored content
  *       as it is, so a big spool upgrades at once
+ *   v6  nothing here: the slots in runners/NAME.lock name the stage a
+ *       handler runs (sc-owner.c), as PostgreSQL's handler_marks.stage
+ *       does; an older stagecoach, which would not write it, refuses the
+ *       spool
  *
  * messages      one row per accepted message; small, so scans of it never
  *               drag the bodies along.  `state` is one of queued, active,
@@ -194,6 +198,8 @@ static const char *const migrations[] = {
     "",
     /* v4 → v5: checks_without_in_lists(), in C: it must bump schema_version */
     NULL,
+    /* v5 → v6: the lock files' slots name the stage (see the top) */
+    "",
 };
 
 const int sc_sqlite_schema_version = G_N_ELEMENTS (migrations);

@@ -9,6 +9,7 @@
 #include "config.h"
 
 #include "sc-i18n.h"
+#include "sc-owner.h"
 #include "sc-spool-file.h"
 #include "sc-sqlite-private.h"
 #include "sc-sqlite-walbuf.h"
@@ -1442,12 +1443,14 @@ active_row_clear (gpointer data)
 	g_free (row->pipeline);
 }
 
-/* @in_handler: the owner was running this claim's stage; only then is the
- * message blamed (a crash counted, and held at the limit). */
+/* @in_handler: the owner was running this claim's stage (@marked_stage,
+ * its position, as ScLeaseProbe.in_handler); only then is the message
+ * blamed (a crash counted, and held at the limit). */
 static gboolean
 reclaim_one (ScSpool *spool,
 	     const ActiveRow *row,
 	     gboolean in_handler,
+	     gint marked_stage,
 	     gint64 now,
 	     guint crash_limit,
 	     GError **error)
@@ -1483,7 +1486,7 @@ reclaim_one (ScSpool *spool,
 	hold = counted && row->crashes + 1 >= crash_limit;
 	probe.pipeline = pipeline;
 	probe.completed = completed;
-	stage = sc_message_next_stage (&probe);
+	stage = sc_message_crashed_stage (&probe, in_handler ? marked_stage : SC_OWNER_STAGE_UNKNOWN);
 	if (in_handler)
 		reason = g_strdup_printf (_("runner %s stopped while its %s stage ran"
 					    " (lease expired or process gone)"),
@@ -1583,6 +1586,7 @@ sc_sqlite_reclaim (ScSpool *spool,
 		ScLease lease = {.id = row->id, .generation = row->generation};
 		gboolean owner_is_alive;
 		gboolean in_handler = FALSE;
+		gint marked_stage = SC_OWNER_STAGE_UNKNOWN;
 
 		if (row->owner == NULL)
 			continue;
@@ -1602,9 +1606,9 @@ sc_sqlite_reclaim (ScSpool *spool,
 			}
 			if (owner_is_alive && row->lease_expires_at > now)
 				continue;
-			in_handler = probe->in_handler (row->owner, &lease, probe->user_data);
+			in_handler = probe->in_handler (row->owner, &lease, &marked_stage, probe->user_data);
 		}
-		if (!reclaim_one (spool, row, in_handler, now, crash_limit, error)) {
+		if (!reclaim_one (spool, row, in_handler, marked_stage, now, crash_limit, error)) {
 			sc_sqlite_rollback (spool);
 			return 0;
 		}

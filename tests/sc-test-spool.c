@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+#include "sc-owner.h"
 #include "sc-test-spool.h"
 
 char *
@@ -131,9 +132,10 @@ lease_listed (GArray *leases, const ScLease *lease)
 }
 
 static gboolean
-in_handler_cb (const char *owner, const ScLease *lease, gpointer user_data)
+in_handler_cb (const char *owner, const ScLease *lease, gint *out_stage, gpointer user_data)
 {
 	ScTestOwnerCheck *check = user_data;
+	*out_stage = SC_OWNER_STAGE_UNKNOWN;
 	return lease_listed (check->in_handler, lease);
 }
 

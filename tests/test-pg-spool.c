@@ -306,13 +306,16 @@ test_liveness (Fixture *fixture, gconstpointer data)
 	g_assert_false (sc_spool_runner_is_alive (fixture->spool, "some-other-runner"));
 	/* its in-handler marks are read from another connection; a cleared
 	 * slot is not one */
-	sc_owner_mark_in_handler (owner, 0, 1, 1);
-	sc_owner_mark_in_handler (owner, 1, 2, 7);
-	sc_owner_mark_in_handler (owner, 1, 0, 0);
+	sc_owner_mark_in_handler (owner, 0, 1, 1, 2);
+	sc_owner_mark_in_handler (owner, 1, 2, 7, 0);
+	sc_owner_mark_in_handler (owner, 1, 0, 0, 0);
 	{
 		g_autoptr(GHashTable) running = sc_spool_runner_in_handler (fixture->spool, name);
+		gint stage = -2;
 		g_assert_cmpuint (g_hash_table_size (running), ==, 1);
-		g_assert_true (g_hash_table_contains (running, "1:1"));
+		g_assert_true (sc_owner_marks_find (running, 1, 1, &stage));
+		g_assert_cmpint (stage, ==, 2);
+		g_assert_false (sc_owner_marks_find (running, 2, 7, NULL));
 	}
 
 	/* its connection killed: dead until its next call reconnects and
@@ -362,11 +365,11 @@ marked_child (const char *uri, const char *poison, const char *now_text)
 	for (guint i = 0; i < claimed->len; i++) {
 		ScMessage *m = claimed->pdata[i];
 		if (strcmp (m->queue_id, poison) == 0) {
-			sc_owner_mark_in_handler (owner, 0, m->id, m->lease_generation);
+			sc_owner_mark_in_handler (owner, 0, m->id, m->lease_generation, 0);
 			marked = TRUE;
 		} else {
-			sc_owner_mark_in_handler (owner, 1, m->id, m->lease_generation);
-			sc_owner_mark_in_handler (owner, 1, 0, 0);
+			sc_owner_mark_in_handler (owner, 1, m->id, m->lease_generation, 0);
+			sc_owner_mark_in_handler (owner, 1, 0, 0, 0);
 		}
 	}
 	if (!marked) {
@@ -438,13 +441,12 @@ runner_alive_cb (const char *owner, gpointer user_data)
 }
 
 static gboolean
-runner_in_handler_cb (const char *owner, const ScLease *lease, gpointer user_data)
+runner_in_handler_cb (const char *owner, const ScLease *lease, gint *out_stage, gpointer user_data)
 {
 	RunnerProbe *probe = user_data;
 	g_autoptr(GHashTable) running = sc_spool_runner_in_handler (probe->spool, owner);
-	g_autofree char *key = g_strdup_printf ("%" G_GINT64_FORMAT ":%" G_GINT64_FORMAT, lease->id, lease->generation);
 
-	return g_hash_table_contains (running, key);
+	return sc_owner_marks_find (running, lease->id, lease->generation, out_stage);
 }
 
 static gboolean
@@ -564,18 +566,18 @@ test_mark_cost (Fixture *fixture, gconstpointer data)
 
 	g_assert_no_error (error);
 	fixture->spool = open_spool (fixture, BUSY_TIMEOUT);
-	sc_owner_mark_in_handler (owner, 0, 1, 1); /* connects */
+	sc_owner_mark_in_handler (owner, 0, 1, 1, 0); /* connects */
 	start = g_get_monotonic_time ();
 	for (guint i = 0; i < n; i++)
-		sc_owner_mark_in_handler (owner, i % 4, i % 2 == 0 ? (gint64) i + 1 : 0, 1);
+		sc_owner_mark_in_handler (owner, i % 4, i % 2 == 0 ? (gint64) i + 1 : 0, 1, 1);
 	elapsed = g_get_monotonic_time () - start;
 	g_test_message ("one in-handler mark: %.1f us (%u marks, one connection)", (double) elapsed / n, n);
 	{
 		g_autoptr(GHashTable) running = sc_spool_runner_in_handler (fixture->spool, sc_owner_get_name (owner));
 		/* slots 0 and 2 hold the last even i's marks; 1 and 3 are idle */
 		g_assert_cmpuint (g_hash_table_size (running), ==, 2);
-		g_assert_true (g_hash_table_contains (running, "1997:1"));
-		g_assert_true (g_hash_table_contains (running, "1999:1"));
+		g_assert_true (sc_owner_marks_find (running, 1997, 1, NULL));
+		g_assert_true (sc_owner_marks_find (running, 1999, 1, NULL));
 	}
 	/* a clean stop takes its rows away */
 	{
@@ -594,7 +596,7 @@ probe_alive (const char *owner, gpointer user_data)
 }
 
 static gboolean
-probe_no (const char *owner, const ScLease *lease, gpointer user_data)
+probe_no (const char *owner, const ScLease *lease, gint *out_stage, gpointer user_data)
 {
 	return FALSE;
 }
@@ -786,8 +788,9 @@ test_migrate_concurrently (Fixture *fixture, gconstpointer data)
 	g_assert_true (sc_spool_describe (fixture->spool, &server, &version, &error));
 	g_assert_no_error (error);
 	g_assert_true (g_str_has_prefix (server, "PostgreSQL "));
-	/* v4: handler_marks, PostgreSQL's own; v5 changes nothing here (sc-pg-schema.c) */
-	g_assert_cmpint (version, ==, 5);
+	/* v4: handler_marks, PostgreSQL's own; v5 changes nothing here; v6:
+	 * handler_marks.stage (sc-pg-schema.c) */
+	g_assert_cmpint (version, ==, 6);
 	{
 		PGconn *conn = raw_connect (fixture);
 		PGresult *result = PQexec (conn, "SELECT count(*) FROM schema_version");

@@ -291,11 +291,20 @@ marked_runner_stop (MarkedRunner *runner)
 	g_clear_pointer (&runner->spool, sc_spool_close);
 }
 
+/* Slot @slot runs @message's stage at @stage (its pipeline position). */
+static void
+mark_stage (MarkedRunner *runner, guint slot, const ScMessage *message, guint stage)
+{
+	sc_owner_mark_in_handler (runner->owner, slot, message != NULL ? message->id : 0,
+				  message != NULL ? message->lease_generation : 0, stage);
+}
+
+/* ... its next stage, as a worker starting a claim marks it. */
 static void
 mark (MarkedRunner *runner, guint slot, const ScMessage *message)
 {
-	sc_owner_mark_in_handler (runner->owner, slot, message != NULL ? message->id : 0,
-				  message != NULL ? message->lease_generation : 0);
+	mark_stage (runner, slot, message,
+		    message != NULL && message->completed != NULL ? g_strv_length (message->completed) : 0);
 }
 
 /* Reclaim's probe as the runner's (sc-runner.c): every other owner dead,
@@ -312,18 +321,16 @@ backend_alive_cb (const char *owner, gpointer user_data)
 }
 
 static gboolean
-backend_in_handler_cb (const char *owner, const ScLease *lease, gpointer user_data)
+backend_in_handler_cb (const char *owner, const ScLease *lease, gint *out_stage, gpointer user_data)
 {
 	BackendProbe *probe = user_data;
 	GHashTable *running = g_hash_table_lookup (probe->running, owner);
-	g_autofree char *key = NULL;
 
 	if (running == NULL) {
 		running = sc_spool_runner_in_handler (probe->spool, owner);
 		g_hash_table_insert (probe->running, g_strdup (owner), running);
 	}
-	key = g_strdup_printf ("%" G_GINT64_FORMAT ":%" G_GINT64_FORMAT, lease->id, lease->generation);
-	return g_hash_table_contains (running, key);
+	return sc_owner_marks_find (running, lease->id, lease->generation, out_stage);
 }
 
 static gboolean
@@ -1383,6 +1390,41 @@ test_reclaim_blames_in_handler_only (Fixture *fixture, gconstpointer user_data)
 	}
 }
 
+/* A crash inside a group of stages that commit together (decorate, then
+ * archive on the same thread, neither recorded yet): the stage the
+ * runner's mark names is blamed — in the attempt, the last error and the
+ * hold reason — not the first stage without a record. */
+static void
+test_reclaim_blames_marked_stage (Fixture *fixture, gconstpointer user_data)
+{
+	MarkedRunner runner = {0};
+	const char *dead = marked_runner_start (fixture, &runner);
+	g_autofree char *a = inject (fixture, "l.example.org");
+	g_autofree char *b = inject (fixture, "l.example.org");
+	g_autoptr(ScMessage) ma = claim_one (fixture, dead, a);
+	g_autoptr(ScMessage) mb = claim_one (fixture, dead, b);
+	g_autoptr(ScMessageSummary) sa = NULL;
+	g_autoptr(ScMessageSummary) sb = NULL;
+
+	g_assert_true (ma->completed == NULL || ma->completed[0] == NULL);
+	mark_stage (&runner, 0, ma, 1); /* archive, after an uncommitted decorate */
+	mark_stage (&runner, 1, mb, 0); /* decorate */
+	sc_clock_advance (fixture->clock, SEC);
+	/* a crash limit of 1: both held at once, each with its reason */
+	g_assert_cmpuint (reclaim_by_marks (fixture, "runner-b", 1), ==, 2);
+	marked_runner_stop (&runner);
+	g_assert_cmpuint (count_attempts (fixture, ma->id, SC_OUTCOME_CRASHED, "archive"), ==, 1);
+	g_assert_cmpuint (count_attempts (fixture, ma->id, SC_OUTCOME_CRASHED, NULL), ==, 1);
+	g_assert_cmpuint (count_attempts (fixture, mb->id, SC_OUTCOME_CRASHED, "decorate"), ==, 1);
+	sa = summary (fixture, a);
+	sb = summary (fixture, b);
+	g_assert_cmpint (sa->state, ==, SC_STATE_HELD);
+	g_assert_nonnull (strstr (sa->last_error, "archive stage"));
+	g_assert_nonnull (strstr (sa->hold_reason, "archive stage"));
+	g_assert_nonnull (strstr (sb->hold_reason, "decorate stage"));
+	assert_counts_match (fixture, NULL);
+}
+
 /* Issue 7, defect 3: a message held after crashes raises a notification. */
 static void
 test_reclaim_held_notifies (Fixture *fixture, gconstpointer user_data)
@@ -2400,6 +2442,7 @@ main (int argc, char **argv)
 	add_contract_test ("reclaim/rules", test_reclaim_rules);
 	add_contract_test ("reclaim/crash-limit", test_reclaim_crash_limit);
 	add_contract_test ("reclaim/blames-in-handler-only", test_reclaim_blames_in_handler_only);
+	add_contract_test ("reclaim/blames-marked-stage", test_reclaim_blames_marked_stage);
 	add_contract_test ("reclaim/held-notifies", test_reclaim_held_notifies);
 	add_contract_test ("reclaim/progress-not-counted", test_reclaim_progress_not_counted);
 	add_contract_test ("reclaim/own-dropped-claims", test_reclaim_own_dropped_claims);

@@ -928,7 +928,7 @@ test_schema_checks_without_in_lists (Fixture *fixture, gconstpointer user_data)
 
 	fixture->spool = sc_spool_open (fixture->dir, BUSY_TIMEOUT, &error);
 	g_assert_no_error (error);
-	g_assert_cmpint (db_int (fixture, "PRAGMA user_version"), ==, 5);
+	g_assert_cmpint (db_int (fixture, "PRAGMA user_version"), ==, sc_sqlite_schema_version);
 	g_assert_cmpint (ephemeral_tables (fixture->observer, update), ==, 0);
 	g_assert_cmpint (ephemeral_tables (fixture->observer, update_recipient), ==, 0);
 	kept = summary (fixture, queue_id);
