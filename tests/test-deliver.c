@@ -1042,6 +1042,44 @@ test_kill9_waiting_not_blamed (Fixture *fixture, gconstpointer data)
 			  ==, 1);
 }
 
+/* kill -9 while deliver, run right after decorate on the same thread and
+ * committed with it, waits for a RCPT reply: the crash is deliver's.
+ * Before, the in-handler mark did not say which stage of the group ran,
+ * and reclaim blamed the first stage not committed: decorate. */
+static void
+test_kill9_blamed_on_running_stage (Fixture *fixture, gconstpointer data)
+{
+	g_autoptr(ScTestSink) sink = start_sink ("-W", "rcpt:30", NULL);
+	g_autofree char *log = g_build_filename (fixture->dir, "run.log", NULL);
+	const char *rcpt[] = {"a@one.example", NULL};
+	g_autofree char *queue_id = NULL;
+	g_autoptr(GSubprocess) runner = NULL;
+	g_autoptr(JsonObject) shown = NULL;
+	JsonObject *crashed;
+
+	if (sink == NULL)
+		return;
+	write_sink_config (fixture, sink, NULL);
+	queue_id = inject_to (fixture, rcpt);
+	runner = sc_test_spawn (fixture->config, log, "run", NULL);
+	/* smtp-sink opens a dump at MAIL; the RCPT reply then takes 30 s */
+	for (guint waited = 0; waited < 2000 && sc_test_sink_count_dumps (sink) == 0; waited++)
+		g_usleep (10 * 1000);
+	g_assert_cmpuint (sc_test_sink_count_dumps (sink), ==, 1);
+	g_subprocess_force_exit (runner);
+	g_assert_true (g_subprocess_wait (runner, NULL, NULL));
+
+	sc_test_sink_restart (sink, NULL);
+	g_assert_cmpint (run_once (fixture), ==, 0);
+	shown = sc_test_show (fixture->config, queue_id);
+	g_assert_cmpstr (member (shown, "state"), ==, "done");
+	g_assert_cmpuint (sc_test_count_attempts (shown, "crashed"), ==, 1);
+	crashed = element_where (shown, "attempts", "outcome", "crashed");
+	g_test_message ("crashed attempt: stage %s, error %s", member (crashed, "stage"), member (crashed, "error"));
+	g_assert_cmpstr (member (crashed, "stage"), ==, "deliver");
+	g_assert_nonnull (strstr (member (crashed, "error"), "deliver stage"));
+}
+
 /* Defect 6 of issue 7: the relay closes the pooled connection while it is
  * idle (Postfix smtpd_timeout: "421 4.4.2 … timeout exceeded", then close).
  * The next message reconnects to the same mailer; it neither fails over
@@ -1524,25 +1562,51 @@ test_verp_envelope_per_recipient (Fixture *fixture, gconstpointer data)
 	}
 }
 
-/* TCP connections open to 127.0.0.1:@port, from /proc/net/tcp: the
- * client's side of each, remote port @port in state 01 (ESTABLISHED).
- * Not the server's side: smtp-sink, busy holding a reply, may not have
- * seen a connection the client already closed, and it would count. */
-static guint
-established_to (guint port)
+/* The socket inodes process @pid holds open, from /proc/PID/fd. */
+static GHashTable *
+socket_inodes_of (const char *pid)
 {
+	GHashTable *inodes = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+	g_autofree char *fds = g_build_filename ("/proc", pid, "fd", NULL);
+	g_autoptr(GDir) dir = g_dir_open (fds, 0, NULL);
+	const char *name;
+
+	while (dir != NULL && (name = g_dir_read_name (dir)) != NULL) {
+		g_autofree char *path = g_build_filename (fds, name, NULL);
+		g_autofree char *target = g_file_read_link (path, NULL);
+		/* "socket:[12345]" */
+		if (target != NULL && g_str_has_prefix (target, "socket:["))
+			g_hash_table_add (inodes, g_strndup (target + 8, strlen (target) - 9));
+	}
+	return inodes;
+}
+
+/* TCP connections process @pid has open to 127.0.0.1:@port, from
+ * /proc/net/tcp: remote 127.0.0.1:@port, state 01 (ESTABLISHED), the
+ * socket one of @pid's.  Not the server's side: smtp-sink, busy holding
+ * a reply, may not have seen a connection the client already closed;
+ * and only @pid's: under a parallel test run another process's socket
+ * may match the address. */
+static guint
+established_to (const char *pid, guint port)
+{
+	g_autoptr(GHashTable) inodes = NULL;
 	g_autofree char *table = NULL;
 	g_auto(GStrv) lines = NULL;
-	g_autofree char *remote_port = g_strdup_printf (":%04X", port);
+	g_autofree char *remote_address = g_strdup_printf ("0100007F:%04X", port);
 	guint count = 0;
 
+	if (pid == NULL)
+		return 0; /* it has exited */
+	inodes = socket_inodes_of (pid);
 	g_assert_true (g_file_get_contents ("/proc/net/tcp", &table, NULL, NULL));
 	lines = g_strsplit (table, "\n", -1);
 	for (guint i = 1; lines[i] != NULL; i++) {
-		char local[64], remote[64], state[8];
-		/* "  0: 0100007F:1F90 0100007F:D2A4 01 …" */
-		if (sscanf (lines[i], " %*s %63s %63s %7s", local, remote, state) == 3 &&
-		    g_str_has_suffix (remote, remote_port) && strcmp (state, "01") == 0)
+		char local[64], remote[64], state[8], inode[32];
+		/* "  0: 0100007F:1F90 0100007F:D2A4 01 00000000:00000000 00:00000000 00000000 1000 0 12345 …" */
+		if (sscanf (lines[i], " %*s %63s %63s %7s %*s %*s %*s %*s %*s %31s", local, remote, state, inode) == 4 &&
+		    strcmp (remote, remote_address) == 0 && strcmp (state, "01") == 0 &&
+		    g_hash_table_contains (inodes, inode))
 			count++;
 	}
 	return count;
@@ -1570,7 +1634,7 @@ test_parallel_fan_out (Fixture *fixture, gconstpointer data)
 	queue_id = inject_to (fixture, (const char *const *) recipients->pdata);
 	runner = sc_test_spawn (fixture->config, log, "run", "--once", NULL);
 	for (guint waited = 0; waited < 2000 && sc_test_sink_count_dumps (sink) < 9; waited++) {
-		most = MAX (most, established_to (sc_test_sink_get_port (sink)));
+		most = MAX (most, established_to (g_subprocess_get_identifier (runner), sc_test_sink_get_port (sink)));
 		g_usleep (10 * 1000);
 	}
 	g_assert_true (g_subprocess_wait_check (runner, NULL, &error));
@@ -1649,6 +1713,8 @@ main (int argc, char **argv)
 	g_test_add ("/deliver/crash/kill-9-fan-out", Fixture, NULL, setup, test_kill9_fanout, teardown);
 	g_test_add ("/deliver/crash/kill-9-waiting-not-blamed", Fixture, NULL, setup, test_kill9_waiting_not_blamed,
 		    teardown);
+	g_test_add ("/deliver/crash/kill-9-blamed-on-running-stage", Fixture, NULL, setup,
+		    test_kill9_blamed_on_running_stage, teardown);
 	g_test_add ("/deliver/tls/starttls-required", Fixture, NULL, setup, test_starttls, teardown);
 	g_test_add ("/deliver/config/misconfigured-mailer", Fixture, NULL, setup, test_misconfigured_mailer, teardown);
 	g_test_add ("/deliver/sigterm/after-dot-no-duplicate", Fixture, NULL, setup, test_sigterm_after_dot, teardown);
