@@ -234,6 +234,18 @@ record_recipients_cb (gpointer data, ScRecipientUpdate *updates, guint n_updates
 	return TRUE;
 }
 
+/* Where @job's stage is in its message's pipeline, for its in-handler
+ * mark (stage names are unique in a pipeline: UNIQUE (message, stage)). */
+static guint
+pipeline_position (const ScJob *job)
+{
+	for (guint i = 0; job->message->pipeline[i] != NULL; i++) {
+		if (strcmp (job->message->pipeline[i], job->stage) == 0)
+			return i;
+	}
+	return job->stage_index;
+}
+
 /* Worker thread (ScStageContext.waiting): while the handler only waits,
  * its mark is cleared, so a crash meanwhile is not blamed on the message. */
 static void
@@ -242,7 +254,7 @@ handler_waiting_cb (gpointer data, gboolean waiting)
 	ScJob *job = data;
 
 	sc_owner_mark_in_handler (job->runner->owner, job->owner_slot, waiting ? 0 : job->message->id,
-				  waiting ? 0 : job->message->lease_generation, job->stage_index);
+				  waiting ? 0 : job->message->lease_generation, pipeline_position (job));
 }
 
 /* Worker threads: a slot in the owner file for the claim in a handler. */
@@ -390,7 +402,7 @@ worker_cb (gpointer data, gpointer user_data)
 	for (;;) {
 		/* each stage of a group marked: a crash is blamed on the one running */
 		sc_owner_mark_in_handler (runner->owner, slot, job->message->id, job->message->lease_generation,
-					  job->stage_index);
+					  pipeline_position (job));
 		job->owner_slot = slot;
 		run_stage (runner, job);
 		g_ptr_array_add (ran, job);
