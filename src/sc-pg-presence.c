@@ -11,11 +11,12 @@
  * fail to take it back.
  *
  * In-handler marks: which claims a runner's handlers are running right
- * now, one row per worker slot in handler_marks (sc-pg-schema.c, v4), so
- * that whoever takes a dead runner's messages back — on any host — blames
- * only those (crashed, counted toward the crash limit) and gives the
- * others back `released`.  A worker writes its mark before its handler
- * starts and clears it after, each one upsert on a connection the marks
+ * now, and which stage of each, one row per worker slot in handler_marks
+ * (sc-pg-schema.c, v4; its stage since v6), so that whoever takes a dead
+ * runner's messages back — on any host — blames only those (crashed,
+ * counted toward the crash limit, recorded against that stage) and gives
+ * the others back `released`.  A worker writes its mark before each stage
+ * its handler runs and clears it after, each one upsert on a connection the marks
  * have to themselves (the spool's belongs to the runner's main thread),
  * shared by the workers under a mutex, opened at the first mark, with
  * synchronous_commit off: the mark need not survive a server crash (the
