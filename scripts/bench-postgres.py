@@ -3,7 +3,7 @@
 (issue 10, section 3).
 
 A backlog of N messages (R recipients each, one domain: one SMTP
-transaction per message, pipeline=deliver) is made once per backend and
+transaction per message, pipeline=deliver or --pipeline) is made once per backend and
 copied for every run: PostgreSQL by CREATE DATABASE ... TEMPLATE, the
 SQLite spool folder by a file copy.  The backlog: --inject messages through
 the real `stagecoach inject` (no daemon running: inject writes the spool),
@@ -30,7 +30,7 @@ the postgres user when run as root) and stopped by PID.  As root the whole
 script runs in private PID and network namespaces (benchlib).
 
     scripts/bench-postgres.py [--quick] [--messages N] [--recipients R]
-        [--runners 1,2,3] [--relays slow,fast] [--delay-ms 20] [--workers W]
+        [--runners 1,2,3] [--pipeline deliver] [--relays slow,fast] [--delay-ms 20] [--workers W]
         [--slow-connections 1] [--connections 4] [--inject M] [--repeat K]
         [--build DIR]
 """
@@ -59,6 +59,9 @@ parser.add_argument("--recipients", type=int, default=1)
 parser.add_argument("--inject", type=int, default=100,
                     help="messages through `stagecoach inject`; the rest are SQL copies of them")
 parser.add_argument("--runners", default="1,2,3", help="PostgreSQL runner counts")
+parser.add_argument("--pipeline", default="deliver",
+                    help="the list's pipeline (decorate;deliver: decorate runs on deliver's thread, "
+                    "a second in-handler mark per message)")
 parser.add_argument("--relays", default="slow,fast")
 parser.add_argument("--delay-ms", type=float, default=20.0, help="the slow relay's wait before its DATA reply")
 parser.add_argument("--workers", type=int, default=4)
@@ -182,7 +185,7 @@ def config_text(spool, state_dir, relay_port, connections):
             "[admin]\nlisten=\n"
             f"[mailer:relay]\nurl=smtp://127.0.0.1:{relay_port}\nstarttls=off\n"
             f"max-connections={connections}\nmax-recipients=1000\n"
-            f"[list:{LIST}]\npipeline=deliver\nbounces=bounces@{LIST}\n")
+            f"[list:{LIST}]\npipeline={args.pipeline}\nbounces=bounces@{LIST}\n")
     return text
 
 
@@ -346,7 +349,7 @@ try:
     print(f"# PostgreSQL {pg.version} ({pg.bindir}), stagecoach {BINARY}; {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.1f} at the start")
     print(f"# {args.messages} messages × {args.recipients} recipients (4 KiB, one transaction each), "
-          f"pipeline=deliver, workers={args.workers}",
+          f"pipeline={args.pipeline}, workers={args.workers}",
           flush=True)
 
     # the backlogs, made once; the relay port in these configs is unused
