@@ -270,6 +270,27 @@ sc_test_count_attempts (JsonObject *shown, const char *outcome)
 	return count;
 }
 
+GPtrArray *
+sc_test_open_descriptors (const char *pid)
+{
+	GPtrArray *targets = g_ptr_array_new_with_free_func (g_free);
+	g_autofree char *fds = NULL;
+	g_autoptr(GDir) dir = NULL;
+	const char *name;
+
+	if (pid == NULL)
+		return targets;
+	fds = g_build_filename ("/proc", pid, "fd", NULL);
+	dir = g_dir_open (fds, 0, NULL);
+	while (dir != NULL && (name = g_dir_read_name (dir)) != NULL) {
+		g_autofree char *fd = g_build_filename (fds, name, NULL);
+		char *target = g_file_read_link (fd, NULL);
+		if (target != NULL)
+			g_ptr_array_add (targets, target);
+	}
+	return targets;
+}
+
 gint64
 sc_test_count (const char *config_path, const char *state)
 {

@@ -57,6 +57,9 @@ char *sc_test_inject (const char *config_path, const char *list, const char *mes
 JsonObject *sc_test_show (const char *config_path, const char *queue_id);
 /* How many of @shown's attempts have @outcome ("crashed", "released" …). */
 guint sc_test_count_attempts (JsonObject *shown, const char *outcome);
+/* What each descriptor process @pid holds open points at (/proc/PID/fd
+ * links: a path, "socket:[INODE]", …); empty once it has exited. (transfer full) */
+GPtrArray *sc_test_open_descriptors (const char *pid);
 /* `status --json` member @state. */
 gint64 sc_test_count (const char *config_path, const char *state);
 /* Waits up to @timeout_ms for `status --json` to report @count in @state. */

@@ -681,17 +681,8 @@ test_spool_file_modes (Fixture *fixture, gconstpointer data)
 static gboolean
 holds_open (const char *pid, const char *path)
 {
-	g_autofree char *fds = g_build_filename ("/proc", pid, "fd", NULL);
-	g_autoptr(GDir) dir = g_dir_open (fds, 0, NULL);
-	const char *name;
-
-	while (dir != NULL && (name = g_dir_read_name (dir)) != NULL) {
-		g_autofree char *fd = g_build_filename (fds, name, NULL);
-		g_autofree char *target = g_file_read_link (fd, NULL);
-		if (g_strcmp0 (target, path) == 0)
-			return TRUE;
-	}
-	return FALSE;
+	g_autoptr(GPtrArray) targets = sc_test_open_descriptors (pid);
+	return g_ptr_array_find_with_equal_func (targets, path, g_str_equal, NULL);
 }
 
 /* A SIGTERM while `run` is still starting (here: waiting for a spool that

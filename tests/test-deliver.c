@@ -1562,20 +1562,17 @@ test_verp_envelope_per_recipient (Fixture *fixture, gconstpointer data)
 	}
 }
 
-/* The socket inodes process @pid holds open, from /proc/PID/fd. */
+/* The socket inodes process @pid holds open. */
 static GHashTable *
 socket_inodes_of (const char *pid)
 {
 	GHashTable *inodes = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
-	g_autofree char *fds = g_build_filename ("/proc", pid, "fd", NULL);
-	g_autoptr(GDir) dir = g_dir_open (fds, 0, NULL);
-	const char *name;
+	g_autoptr(GPtrArray) targets = sc_test_open_descriptors (pid);
 
-	while (dir != NULL && (name = g_dir_read_name (dir)) != NULL) {
-		g_autofree char *path = g_build_filename (fds, name, NULL);
-		g_autofree char *target = g_file_read_link (path, NULL);
+	for (guint i = 0; i < targets->len; i++) {
+		const char *target = targets->pdata[i];
 		/* "socket:[12345]" */
-		if (target != NULL && g_str_has_prefix (target, "socket:["))
+		if (g_str_has_prefix (target, "socket:[") && g_str_has_suffix (target, "]"))
 			g_hash_table_add (inodes, g_strndup (target + 8, strlen (target) - 9));
 	}
 	return inodes;
