@@ -1580,14 +1580,17 @@ socket_inodes_of (const char *pid)
 
 /* TCP connections process @pid has open to 127.0.0.1:@port, from
  * /proc/net/tcp: remote 127.0.0.1:@port, state 01 (ESTABLISHED), the
- * socket one of @pid's.  Not the server's side: smtp-sink, busy holding
- * a reply, may not have seen a connection the client already closed;
- * and only @pid's: under a parallel test run another process's socket
- * may match the address. */
+ * socket one of @pid's, each counted once.  Not the server's side:
+ * smtp-sink, busy holding a reply, may not have seen a connection the
+ * client already closed; only @pid's: under a parallel test run another
+ * process's socket may match the address; and once: the kernel writes
+ * /proc/net/tcp in pieces, and a socket table that changes between two
+ * of them (other tests' connections) can list one socket twice. */
 static guint
 established_to (const char *pid, guint port)
 {
 	g_autoptr(GHashTable) inodes = NULL;
+	g_autoptr(GHashTable) counted = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
 	g_autofree char *table = NULL;
 	g_auto(GStrv) lines = NULL;
 	g_autofree char *remote_address = g_strdup_printf ("0100007F:%04X", port);
@@ -1603,8 +1606,19 @@ established_to (const char *pid, guint port)
 		/* "  0: 0100007F:1F90 0100007F:D2A4 01 00000000:00000000 00:00000000 00000000 1000 0 12345 …" */
 		if (sscanf (lines[i], " %*s %63s %63s %7s %*s %*s %*s %*s %*s %31s", local, remote, state, inode) == 4 &&
 		    strcmp (remote, remote_address) == 0 && strcmp (state, "01") == 0 &&
-		    g_hash_table_contains (inodes, inode))
-			count++;
+		    g_hash_table_contains (inodes, inode)) {
+			if (g_hash_table_add (counted, g_strdup (inode)))
+				count++;
+			else
+				g_test_message ("/proc/net/tcp listed socket %s twice", inode);
+		}
+	}
+	if (count > 3) {
+		/* for the record: which connections, from which local ports */
+		for (guint i = 1; lines[i] != NULL; i++) {
+			if (strstr (lines[i], remote_address) != NULL)
+				g_test_message ("%s", lines[i]);
+		}
 	}
 	return count;
 }
