@@ -85,7 +85,7 @@ typedef struct {
 	gboolean after_uncommitted; /* stages of its group ran before it, not yet committed */
 	ScConfig *config;       /* (owned) snapshot taken at claim */
 	char *stage;            /* (owned) */
-	guint stage_index;      /* position in the pipeline */
+	guint stage_index;      /* position of its stage in the pipeline (its in-handler mark) */
 	guint64 sequence;       /* dispatch order */
 	gint64 started_at;
 	/* filled in by the worker */
@@ -234,18 +234,6 @@ record_recipients_cb (gpointer data, ScRecipientUpdate *updates, guint n_updates
 	return TRUE;
 }
 
-/* Where @job's stage is in its message's pipeline, for its in-handler
- * mark (stage names are unique in a pipeline: UNIQUE (message, stage)). */
-static guint
-pipeline_position (const ScJob *job)
-{
-	for (guint i = 0; job->message->pipeline[i] != NULL; i++) {
-		if (strcmp (job->message->pipeline[i], job->stage) == 0)
-			return i;
-	}
-	return job->stage_index;
-}
-
 /* Worker thread (ScStageContext.waiting): while the handler only waits,
  * its mark is cleared, so a crash meanwhile is not blamed on the message. */
 static void
@@ -254,7 +242,7 @@ handler_waiting_cb (gpointer data, gboolean waiting)
 	ScJob *job = data;
 
 	sc_owner_mark_in_handler (job->runner->owner, job->owner_slot, waiting ? 0 : job->message->id,
-				  waiting ? 0 : job->message->lease_generation, pipeline_position (job));
+				  waiting ? 0 : job->message->lease_generation, job->stage_index);
 }
 
 /* Worker threads: a slot in the owner file for the claim in a handler. */
@@ -353,6 +341,21 @@ run_stage (ScRunner *runner, ScJob *job)
 
 /* Worker thread: the job for the next stage of @previous's group, which
  * takes the message (and @previous's output) over. */
+/* Where @stage is in @message's pipeline (stage names are unique in a
+ * pipeline: UNIQUE (message, stage)).  Not the count of completed stages:
+ * a group skips a stage already done. */
+static guint
+pipeline_position (const ScMessage *message, const char *stage)
+{
+	guint i;
+
+	for (i = 0; message->pipeline[i] != NULL; i++) {
+		if (g_strcmp0 (message->pipeline[i], stage) == 0)
+			break;
+	}
+	return i;
+}
+
 static ScJob *
 job_continue (ScJob *previous)
 {
@@ -368,7 +371,7 @@ job_continue (ScJob *previous)
 	job->config = sc_config_ref (previous->config);
 	job->stage = g_strdup (previous->then[0]);
 	job->then = previous->then[1] != NULL ? g_strdupv (previous->then + 1) : NULL;
-	job->stage_index = previous->stage_index + 1;
+	job->stage_index = pipeline_position (message, job->stage);
 	job->sequence = previous->sequence;
 	job->started_at = previous->finished_at;
 	job->after_uncommitted = TRUE;
@@ -402,7 +405,7 @@ worker_cb (gpointer data, gpointer user_data)
 	for (;;) {
 		/* each stage of a group marked: a crash is blamed on the one running */
 		sc_owner_mark_in_handler (runner->owner, slot, job->message->id, job->message->lease_generation,
-					  pipeline_position (job));
+					  job->stage_index);
 		job->owner_slot = slot;
 		run_stage (runner, job);
 		g_ptr_array_add (ran, job);
@@ -643,7 +646,7 @@ dispatch (ScRunner *runner, ScMessage *message, ScConfig *config)
 	job->config = sc_config_ref (config);
 	job->stage = g_strdup (sc_message_next_stage (message));
 	job->then = plan_group (message, config, job->stage);
-	job->stage_index = g_strv_length (message->completed);
+	job->stage_index = pipeline_position (message, job->stage);
 	job->sequence = runner->next_sequence++;
 	job->started_at = sc_clock_now (runner->clock);
 	job->lane = lane_for_job (runner, job);
