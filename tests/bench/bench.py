@@ -12,7 +12,7 @@ Figures (see doc/DECISIONS.md, "bench.sh (issue 9)"):
   3 e2e         smtp-source -> stagecoach [ingress] smtp= -> decorate;deliver -> smtp-sink;
                 and `stagecoach inject` x8 callers -> the same
   4 full        the same with decorate;archive;deliver
-  5 retry       every message answered 450 twice then 250 (a Python receiver, both sides)
+  5 retry       every message answered 450 twice then 250 (one C receiver, both sides)
   6 latency     idle SMTP-in -> written at the sink, median and p99
   7 fan-out     one message to 10,000 recipients over 500 domains
   8 scale       N messages deferred: run --once claim, status, list, show, overview, RSS
@@ -105,6 +105,7 @@ START = json.loads(os.environ.get("SC_BENCH_START") or json.dumps(
 
 BINARY = os.path.abspath(os.path.join(args.build, "stagecoach"))
 MAIN = os.path.abspath(os.path.join(args.build, "stagecoach-main"))
+REFUSER = os.path.abspath(os.path.join(args.build, "tests", "bench-refuser"))
 ROOT_OK = bl.is_root()
 WORK = tempfile.mkdtemp(prefix="sc-bench-", dir="/var/tmp")  # on disk: fsync is real
 os.chmod(WORK, 0o755)
@@ -307,7 +308,7 @@ def fig4():
 
 
 def retry_run(label, make):
-    refuser = bl.Refuser(2)
+    refuser = bl.CRefuser(REFUSER, 2)
     target = None
     n = args.retry
     try:
@@ -732,7 +733,7 @@ def build_rows(results):
     if 5 in results:
         sc, pf = med(results[5], "sc"), med(results[5], "postfix")
         text, x = ratio(bl.column(results[5], "sc"), bl.column(results[5], "postfix"))
-        rows.append(("5", f"retry: 450 twice then 250 (Python receiver, both), {args.retry:,}; "
+        rows.append(("5", f"retry: 450 twice then 250 (C receiver, both), {args.retry:,}; "
                      "retry delay 1 s both", rate(sc), rate(pf), text, "-",
                      f"≥10× {mark(None if x is None else x >= 10)}"))
     if 6 in results:

@@ -334,6 +334,53 @@ class Refuser:
         self.thread.join(10)
 
 
+class CRefuser:
+    """Refuser's answers from tests/bench/bench-refuser.c (@program, built with the
+    tree): the same keys and replies, in C, so that the receiver does not take half a
+    core from the daemon it measures.  Same attributes as Refuser."""
+
+    def __init__(self, program, refusals=2):
+        self.accepted = 0
+        self.refused = 0
+        self.accept_times = []  # CLOCK_MONOTONIC, as time.monotonic()
+        self.lock = threading.Lock()
+        self.all_accepted = threading.Event()
+        self.expected = None
+        # stdin is a pipe only so that the receiver ends when we do
+        self.process = subprocess.Popen([program, str(refusals)], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, text=True)
+        first = self.process.stdout.readline().split()
+        if len(first) != 2 or first[0] != "port":
+            self.stop()
+            raise RuntimeError(f"{program} did not say its port: {first!r}")
+        self.port = int(first[1])
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self):
+        for line in self.process.stdout:
+            with self.lock:
+                if line.startswith("250 "):
+                    self.accepted += 1
+                    self.accept_times.append(float(line[4:]))
+                    if self.expected is not None and self.accepted >= self.expected:
+                        self.all_accepted.set()
+                elif line.startswith("450"):
+                    self.refused += 1
+
+    def expect(self, count):
+        with self.lock:
+            self.expected = count
+            if self.accepted >= count:
+                self.all_accepted.set()
+
+    def stop(self):
+        stop(self.process, 10)
+        self.process.stdin.close()
+        if getattr(self, "thread", None) is not None:
+            self.thread.join(10)
+
+
 class Postfix:
     """A private Postfix (as tests/sc-test-postfix.c builds it): smtpd on a loopback
     port relaying everything to [127.0.0.1]:relay_port; @extra is appended to main.cf."""
