@@ -814,10 +814,29 @@ def git_commit():
         return "unknown"
 
 
+WAKE = "thread hand-off not measured"
+
+
+def thread_wake():
+    """What one thread hand-off costs here (tests/bench/bench-wake.c): on a VM whose idle
+    CPUs halt, waking a thread on the other CPU can cost 20x waking it on the same one,
+    and the daemon's CPU per message moves with it."""
+    program = os.path.join(os.path.abspath(args.build), "tests", "bench-wake")
+    try:
+        out = subprocess.run([program, "5000"], capture_output=True, text=True, check=True,
+                             timeout=120).stdout
+        w = json.loads(out.strip().splitlines()[-1])
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        return "thread hand-off not measured (no tests/bench-wake)"
+    across = f"{w['cross_cpu']:.0f} µs of CPU across two CPUs, " if w["cross_cpu"] >= 0 else ""
+    return f"a thread hand-off round trip costs {across}{w['same_cpu']:.1f} µs on one CPU (bench-wake)"
+
+
 def machine(end_load):
     with open("/proc/meminfo") as f:
         mem = int(f.readline().split()[1]) / 1024 / 1024
     return (f"{os.cpu_count()} CPUs (nproc), {mem:.1f} GiB memory, Linux {platform.release()}; "
+            f"{WAKE}; "
             f"load average at start {' '.join(f'{x:.2f}' for x in START['load'])}, at end "
             f"{' '.join(f'{x:.2f}' for x in end_load)}; {START['date']}; git {git_commit()}")
 
@@ -826,6 +845,9 @@ def main():
     if not os.access(BINARY, os.X_OK):
         sys.exit(f"no {BINARY}: build first (scripts/bench.sh does)")
     log(f"command: {COMMAND}")
+    global WAKE
+    WAKE = thread_wake()
+    log(WAKE)
     log(f"figures: {','.join(map(str, sorted(FIGURES)))}; messages {args.messages:,}; rounds "
         f"{args.rounds}; Postfix: {'yes' if ROOT_OK else 'no (needs root)'}; work: {WORK}")
     plan = {1: fig1, 2: fig2, 3: fig3, 4: fig4, 5: fig5, 6: fig6, 7: fig7, 8: fig8, 9: fig9,
