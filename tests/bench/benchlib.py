@@ -153,6 +153,13 @@ def wait_port(port, process=None, timeout=20.0):
     return False
 
 
+def cpu_seconds(pid):
+    """Process @pid's CPU so far, every thread, user + system (/proc/PID/stat)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def stop(process, timeout=30):
     """SIGTERM, then SIGKILL after @timeout: this one process, by its PID."""
     if process is None or process.poll() is not None:
