@@ -74,6 +74,7 @@ sc_mailer_state_get (const ScMailerConfig *mailer)
 {
 	ScMailerState *state;
 	g_autofree char *fingerprint = fingerprint_for (mailer);
+	g_autoptr(GPtrArray) stale = NULL; /* freed last, outside the locks */
 
 	g_mutex_lock (&registry_lock);
 	if (registry == NULL)
@@ -89,8 +90,10 @@ sc_mailer_state_get (const ScMailerConfig *mailer)
 	} else {
 		g_mutex_lock (&state->lock);
 		if (strcmp (state->fingerprint, fingerprint) != 0) {
-			/* reconfigured: old connections go to the old place */
-			g_ptr_array_set_size (state->idle, 0);
+			/* reconfigured: old connections go to the old place,
+			 * their QUITs after the locks (below) */
+			stale = state->idle;
+			state->idle = g_ptr_array_new_with_free_func ((GDestroyNotify) sc_smtp_connection_free);
 			g_free (state->fingerprint);
 			state->fingerprint = g_steal_pointer (&fingerprint);
 			state->consecutive_failures = 0;
@@ -260,15 +263,22 @@ sc_mailer_state_acquire (ScMailerState *state, const ScMailerConfig *mailer, GCa
 void
 sc_mailer_state_release (ScMailerState *state, ScSmtpConnection *connection, gboolean reusable)
 {
-	g_mutex_lock (&state->lock);
+	if (!reusable) {
+		/* QUIT and its reply (up to a second) outside the lock, which
+		 * every other transaction to this mailer needs; the slot is
+		 * given back only once the connection is closed, so a new
+		 * one never makes more than max-connections */
+		guint connects = sc_smtp_connection_get_connects (connection);
+
+		sc_smtp_connection_free (connection);
+		g_mutex_lock (&state->lock);
+		state->connects += connects;
+	} else {
+		g_mutex_lock (&state->lock);
+		g_ptr_array_add (state->idle, connection);
+	}
 	state->in_use--;
 	state->transactions++;
-	if (reusable) {
-		g_ptr_array_add (state->idle, connection);
-	} else {
-		state->connects += sc_smtp_connection_get_connects (connection);
-		sc_smtp_connection_free (connection);
-	}
 	/* the next in line gets the slot; a max-connections lowered by a
 	 * reload lets none through until in_use is under it */
 	grant_waiters (state, state->max_connections);
@@ -367,7 +377,11 @@ sc_mailer_state_log_all (void)
 void
 sc_mailer_state_reset_all (void)
 {
+	GHashTable *states;
+
 	g_mutex_lock (&registry_lock);
-	g_clear_pointer (&registry, g_hash_table_unref);
+	states = g_steal_pointer (&registry);
 	g_mutex_unlock (&registry_lock);
+	/* the idle connections' QUITs, without holding up sc_mailer_state_get() */
+	g_clear_pointer (&states, g_hash_table_unref);
 }

@@ -18,6 +18,7 @@
 #include <curl/curl.h>
 #include <glib/gstdio.h>
 
+#include "sc-deliver-mailer.h"
 #include "sc-deliver-smtp-private.h"
 #include "sc-test-postfix.h"
 #include "sc-test-sink.h"
@@ -1746,6 +1747,65 @@ test_run (gconstpointer data)
 	run->func ();
 }
 
+typedef struct {
+	ScMailerState *state;
+	ScSmtpConnection *connection;
+	gint released;
+} QuitRace;
+
+static gpointer
+release_broken_thread (gpointer data)
+{
+	QuitRace *race = data;
+
+	/* not reusable: closed now, with a QUIT whose reply the sink holds */
+	sc_mailer_state_release (race->state, race->connection, FALSE);
+	g_atomic_int_set (&race->released, 1);
+	return NULL;
+}
+
+/* A connection given back as not reusable is closed with QUIT, and its
+ * reply awaited up to a second, outside the mailer's lock: before, every
+ * other transaction to that mailer (and the dashboard's mailer figures)
+ * waited that second.  Its slot stays taken until it is closed, so
+ * max-connections still holds. */
+static void
+test_pool_quits_outside_the_lock (void)
+{
+	static const char *const hold_quit[] = {"-W", "quit:5", NULL};
+	g_autoptr(ScTestSink) sink = sc_test_sink_start (hold_quit);
+	g_autoptr(TestMailer) mailer = NULL;
+	g_autoptr(ScSmtpResult) result = NULL;
+	g_autoptr(GBytes) message = test_message (5);
+	QuitRace race = {0};
+	ScMailerStats stats = {0};
+	ScSmtpConnection *again;
+	GThread *thread;
+
+	if (sink == NULL)
+		return;
+	mailer = test_mailer_for_sink (sink);
+	sc_mailer_state_reset_all ();
+	race.state = sc_mailer_state_get (mailer);
+	race.connection = sc_mailer_state_acquire (race.state, mailer, NULL);
+	result = sc_smtp_send (race.connection, "bounces@example.org", three_recipients, message, NULL);
+	g_assert_cmpint (result->status, ==, SC_SMTP_SENT);
+
+	thread = g_thread_new ("release", release_broken_thread, &race);
+	g_usleep (200 * 1000); /* well inside its one-second wait for 221 */
+	sc_mailer_state_get_stats (race.state, &stats);
+	g_free (stats.last_error);
+	g_assert_false (g_atomic_int_get (&race.released));
+	/* max-connections=1: the closing connection still has the slot */
+	g_assert_null (sc_mailer_state_try_acquire (race.state, mailer));
+	g_thread_join (thread);
+	g_assert_true (g_atomic_int_get (&race.released));
+	again = sc_mailer_state_try_acquire (race.state, mailer);
+	g_assert_nonnull (again);
+	sc_mailer_state_release (race.state, again, TRUE);
+	sc_mailer_state_reset_all ();
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1767,6 +1827,7 @@ main (int argc, char **argv)
 			g_test_add_data_func (path, &test_runs[t][i], test_run);
 		}
 	}
+	g_test_add_func ("/deliver-smtp/pool/quits-outside-the-lock", test_pool_quits_outside_the_lock);
 	rc = g_test_run ();
 	curl_global_cleanup ();
 	return rc;
