@@ -9,7 +9,7 @@
  * and the CPU time (both threads, user + system) per round trip, and a
  * JSON line for tests/bench/bench.py's machine line.
  *
- * Why: on the 2-vCPU VM of stop 28 a round trip across CPUs cost ~65 µs
+ * Why: on the 2-vCPU VM of stop 28 a round trip across CPUs cost 68-111 µs
  * of CPU (an idle vCPU halts, and waking it goes through the hypervisor)
  * against ~5 µs on one CPU, so a message's 7 sleeps and wake-ups between
  * the daemon's threads and its peers are a large part of its CPU
