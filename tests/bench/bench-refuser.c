@@ -126,8 +126,11 @@ command (Session *s, char *line)
 		reset_transaction (s);
 		g_string_append (s->out, "250 2.1.0 ok\r\n");
 	} else if (g_ascii_strncasecmp (line, "RCPT", 4) == 0) {
-		const char *address = strlen (line) > 8 ? line + 8 : "";
-		g_ptr_array_add (s->rcpts, g_ascii_strdown (g_strstrip (g_strdup (address)), -1));
+		char *address = g_strstrip (g_strdup (strlen (line) > 8 ? line + 8 : ""));
+
+		for (char *c = address; *c != '\0'; c++)
+			*c = g_ascii_tolower (*c);
+		g_ptr_array_add (s->rcpts, address);
 		g_string_append (s->out, "250 2.1.5 ok\r\n");
 	} else if (g_ascii_strncasecmp (line, "DATA", 4) == 0) {
 		s->in_data = TRUE;
