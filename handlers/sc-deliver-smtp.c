@@ -65,6 +65,7 @@
 #include "config.h"
 
 #include <curl/curl.h>
+#include <string.h>
 
 #include "sc-deliver-reply.h"
 #include "sc-deliver-smtp-private.h"
@@ -322,14 +323,24 @@ sc_smtp_wipe_free (char *secret)
 gsize
 sc_smtp_wire_size (const guint8 *data, gsize size, gboolean *out_has_bare_lf)
 {
+	const guint8 *end = data + size;
+	const guint8 *line = data;
+	const guint8 *lf;
 	gsize wire = size;
 	gsize bare = 0;
 
-	for (gsize i = 0; i < size; i++) {
-		if (data[i] == '\n' && (i == 0 || data[i - 1] != '\r'))
-			bare++;
-		if (data[i] == '.' && (i == 0 || data[i - 1] == '\n'))
+	/* line by line with memchr (a byte loop was ~1 % of the daemon's CPU
+	 * under figure 3): a dot that starts a line gets another, a bare LF
+	 * its CR */
+	while (line < end) {
+		if (*line == '.')
 			wire++;
+		lf = memchr (line, '\n', end - line);
+		if (lf == NULL)
+			break;
+		if (lf == data || lf[-1] != '\r')
+			bare++;
+		line = lf + 1;
 	}
 	*out_has_bare_lf = bare > 0;
 	return wire + bare;

@@ -1747,6 +1747,74 @@ test_run (gconstpointer data)
 	run->func ();
 }
 
+/* What sc_smtp_wire_size() must count, byte by byte: a dot that starts a
+ * line is doubled, a LF without its CR gets one. */
+static gsize
+wire_size_reference (const guint8 *data, gsize size, gboolean *out_has_bare_lf)
+{
+	gsize wire = size;
+	gsize bare = 0;
+
+	for (gsize i = 0; i < size; i++) {
+		if (data[i] == '\n' && (i == 0 || data[i - 1] != '\r'))
+			bare++;
+		if (data[i] == '.' && (i == 0 || data[i - 1] == '\n'))
+			wire++;
+	}
+	*out_has_bare_lf = bare > 0;
+	return wire + bare;
+}
+
+static void
+assert_wire_size (const guint8 *data, gsize size)
+{
+	gboolean bare = FALSE;
+	gboolean bare_expected = FALSE;
+	gsize got = sc_smtp_wire_size (data, size, &bare);
+
+	g_assert_cmpuint (got, ==, wire_size_reference (data, size, &bare_expected));
+	g_assert_cmpint (bare, ==, bare_expected);
+}
+
+/* The stuffed size the client announces and checks the body against
+ * (sc_smtp_wire_size, line by line with memchr) is the byte-by-byte
+ * count: edge cases, random bytes from the four that matter, and every
+ * message of the corpus. */
+static void
+test_wire_size (void)
+{
+	static const char *const cases[] = {"", ".", "\n", "\r\n", ".\n", "\n.", "a\n.b\r\n..\r\n.",
+					    "\r", "\r\r\n", "\n\n\n", "x.\n.x", "no line end at all"};
+	g_autoptr(GRand) rand = g_rand_new_with_seed (28);
+	const char *corpus = sc_test_corpus_dir ();
+	guint files = 0;
+
+	for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+		assert_wire_size ((const guint8 *) cases[i], strlen (cases[i]));
+	for (guint round = 0; round < 2000; round++) {
+		static const guint8 alphabet[] = {'.', '\n', '\r', 'a'};
+		guint8 data[64];
+		gsize size = g_rand_int_range (rand, 0, sizeof data + 1);
+
+		for (gsize i = 0; i < size; i++)
+			data[i] = alphabet[g_rand_int_range (rand, 0, G_N_ELEMENTS (alphabet))];
+		assert_wire_size (data, size);
+	}
+	if (corpus != NULL) {
+		g_autoptr(GPtrArray) names = sc_test_corpus_files ();
+		for (guint i = 0; i < names->len; i++) {
+			g_autofree char *path = g_build_filename (corpus, names->pdata[i], NULL);
+			g_autofree char *text = NULL;
+			gsize length = 0;
+			g_assert_true (g_file_get_contents (path, &text, &length, NULL));
+			assert_wire_size ((const guint8 *) text, length);
+			files++;
+		}
+	}
+	g_test_message ("corpus messages compared: %u%s", files,
+			corpus == NULL ? " (no corpus: ../shared/corpus is absent)" : "");
+}
+
 typedef struct {
 	ScMailerState *state;
 	ScSmtpConnection *connection;
@@ -1828,6 +1896,7 @@ main (int argc, char **argv)
 		}
 	}
 	g_test_add_func ("/deliver-smtp/pool/quits-outside-the-lock", test_pool_quits_outside_the_lock);
+	g_test_add_func ("/deliver-smtp/wire-size", test_wire_size);
 	rc = g_test_run ();
 	curl_global_cleanup ();
 	return rc;
