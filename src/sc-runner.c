@@ -339,8 +339,6 @@ run_stage (ScRunner *runner, ScJob *job)
 	job->finished_at = sc_clock_now (runner->clock);
 }
 
-/* Worker thread: the job for the next stage of @previous's group, which
- * takes the message (and @previous's output) over. */
 /* Where @stage is in @message's pipeline (stage names are unique in a
  * pipeline: UNIQUE (message, stage)).  Not the count of completed stages:
  * a group skips a stage already done. */
@@ -356,6 +354,8 @@ pipeline_position (const ScMessage *message, const char *stage)
 	return i;
 }
 
+/* Worker thread: the job for the next stage of @previous's group, which
+ * takes the message (and @previous's output) over. */
 static ScJob *
 job_continue (ScJob *previous)
 {
